@@ -1,0 +1,201 @@
+/**
+ * A link is one neighbour connection of the ring: ordered frames both ways, a signal when
+ * anything arrives (liveness), and a signal when it breaks. Two data planes implement it:
+ * a raw TCP socket and a gRPC Link stream.
+ */
+import type net from 'node:net';
+import { encodeHeader, FrameDecoder, type Frame, type FrameHeader, HEADER_BYTES, decodeHeader } from './frames.js';
+
+export interface LinkEvents {
+  frame(f: Frame): void;
+  /** The connection ended without a goodbye frame, or failed. */
+  broken(cause: Error): void;
+}
+
+export abstract class Link {
+  lastHeardAt = Date.now();
+  /** The peer sent a goodbye: a later disconnect is a departure, not a loss. */
+  saidGoodbye = false;
+  private pendingWrites = 0;
+  private drainWaiters: Array<() => void> = [];
+  protected events: LinkEvents | undefined;
+  protected ended = false;
+
+  constructor(
+    readonly peerRank: number,
+    readonly peerAddress: string,
+  ) {}
+
+  private early: Frame[] = [];
+  private earlyBreak: Error | undefined;
+
+  /** Starts delivering events; frames and a break that came before are delivered first. */
+  attach(events: LinkEvents): void {
+    this.events = events;
+    for (const f of this.early.splice(0)) events.frame(f);
+    if (this.earlyBreak) events.broken(this.earlyBreak);
+  }
+
+  /** Queues a frame; the payload must not change until `drained()` resolves. */
+  send(h: Omit<FrameHeader, 'length'>, payload?: Uint8Array): void {
+    if (this.ended) return;
+    this.pendingWrites++;
+    this.write(encodeHeader(h, payload?.byteLength ?? 0), payload, () => {
+      this.pendingWrites--;
+      if (this.pendingWrites === 0) for (const w of this.drainWaiters.splice(0)) w();
+    });
+  }
+
+  /** Resolves once every queued frame has been handed to the operating system. */
+  drained(): Promise<void> {
+    if (this.pendingWrites === 0 || this.ended) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  protected received(f: Frame): void {
+    this.lastHeardAt = Date.now();
+    if (this.events) this.events.frame(f);
+    else this.early.push(f);
+  }
+
+  protected heard(): void {
+    this.lastHeardAt = Date.now();
+  }
+
+  protected broke(cause: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    for (const w of this.drainWaiters.splice(0)) w();
+    if (this.events) this.events.broken(cause);
+    else this.earlyBreak = cause;
+  }
+
+  /** Stops using the link: frees the connection without reporting it broken. */
+  close(): void {
+    if (this.ended) return;
+    this.ended = true;
+    for (const w of this.drainWaiters.splice(0)) w();
+    this.shutdown();
+  }
+
+  protected abstract write(header: Buffer, payload: Uint8Array | undefined, done: () => void): void;
+  protected abstract shutdown(): void;
+}
+
+export class TcpLink extends Link {
+  private readonly decoder = new FrameDecoder((f) => this.received(f));
+
+  constructor(
+    peerRank: number,
+    peerAddress: string,
+    private readonly socket: net.Socket,
+    leftover?: Buffer,
+  ) {
+    super(peerRank, peerAddress);
+    socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => {
+      this.heard();
+      this.decoder.push(chunk);
+    });
+    socket.on('error', (err) => this.broke(err));
+    socket.on('close', () => this.broke(new Error('connection closed')));
+    socket.resume();
+    if (leftover && leftover.length > 0) queueMicrotask(() => this.decoder.push(leftover));
+  }
+
+  protected write(header: Buffer, payload: Uint8Array | undefined, done: () => void): void {
+    if (!payload || payload.byteLength === 0) {
+      this.socket.write(header, () => done());
+      return;
+    }
+    this.socket.cork();
+    this.socket.write(header);
+    this.socket.write(payload, () => done());
+    this.socket.uncork();
+  }
+
+  protected shutdown(): void {
+    this.socket.destroySoon();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+}
+
+/** A protobuf `Frame { bytes data = 1; }` message holding the header and payload. */
+export function encodeFrameMessage(header: Buffer, payload: Uint8Array | undefined): Buffer {
+  const dataLength = header.length + (payload?.byteLength ?? 0);
+  const prefix: number[] = [0x0a];
+  for (let v = dataLength; ; v = Math.floor(v / 128)) {
+    if (v < 128) {
+      prefix.push(v);
+      break;
+    }
+    prefix.push((v % 128) | 0x80);
+  }
+  const out = Buffer.allocUnsafeSlow(prefix.length + dataLength);
+  out.set(prefix, 0);
+  out.set(header, prefix.length);
+  if (payload) out.set(payload, prefix.length + header.length);
+  return out;
+}
+
+export function decodeFrameMessage(msg: Buffer): Frame {
+  if (msg.length === 0) throw new Error('empty Link message');
+  if (msg[0] !== 0x0a) throw new Error(`unexpected Link message tag ${msg[0]}`);
+  let at = 1;
+  let length = 0;
+  for (let shift = 1; ; shift *= 128) {
+    const b = msg[at++];
+    if (b === undefined) throw new Error('truncated Link message');
+    length += (b & 0x7f) * shift;
+    if (b < 128) break;
+  }
+  const h = decodeHeader(msg, at);
+  const start = at + HEADER_BYTES;
+  if (start + h.length !== msg.length || length !== HEADER_BYTES + h.length) {
+    throw new Error('Link message length does not match its frame header');
+  }
+  return { ...h, payload: msg.subarray(start, start + h.length) };
+}
+
+/** What GrpcLink needs of grpc-js's ServerDuplexStream and ClientDuplexStream. */
+export interface GrpcDuplex {
+  on(event: 'data', cb: (msg: Buffer) => void): unknown;
+  on(event: 'error', cb: (err: Error) => void): unknown;
+  on(event: 'end' | 'close', cb: () => void): unknown;
+  write(msg: Buffer, cb: () => void): unknown;
+  end(): unknown;
+  cancel?: () => void;
+}
+
+/** A gRPC Link stream, on either side (server duplex or client duplex); messages are raw bytes. */
+export class GrpcLink extends Link {
+  constructor(
+    peerRank: number,
+    peerAddress: string,
+    private readonly stream: GrpcDuplex,
+  ) {
+    super(peerRank, peerAddress);
+    stream.on('data', (msg: Buffer) => {
+      let f: Frame;
+      try {
+        f = decodeFrameMessage(msg);
+      } catch (err) {
+        this.broke(err as Error);
+        return;
+      }
+      this.received(f);
+    });
+    stream.on('error', (err: Error) => this.broke(err));
+    stream.on('end', () => this.broke(new Error('stream ended')));
+    stream.on('close', () => this.broke(new Error('stream closed')));
+  }
+
+  protected write(header: Buffer, payload: Uint8Array | undefined, done: () => void): void {
+    this.stream.write(encodeFrameMessage(header, payload), () => done());
+  }
+
+  protected shutdown(): void {
+    if (this.stream.cancel) this.stream.cancel();
+    else this.stream.end();
+  }
+}

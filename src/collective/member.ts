@@ -1,0 +1,370 @@
+/**
+ * Ring formation. `listen()` starts this rank's gRPC server (and the TCP data port) and gives
+ * the address to share; `join(peers)` dials the predecessor, proves the job secret, opens the
+ * data link, waits for the successor to do the same, and returns the formed Ring.
+ */
+import net from 'node:net';
+import { randomBytes } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { acceptProof, type HandshakeParams, joinProof, linkProof, newNonce, proofMatches } from './auth.js';
+import { CHANNEL_OPTIONS, type HelloReply, type HelloRequest, type JoinReply, type JoinRequest, type RingClient, ringService } from './control.js';
+import { RingFormationTimeoutError, RingHandshakeError, type HandshakeField } from './errors.js';
+import { CollectiveKind, FrameKind } from './frames.js';
+import { GrpcLink, type Link, TcpLink } from './link.js';
+import { parseRingOptions, type RingOptions, type RingOptionsInput } from './options.js';
+import { Ring } from './ring.js';
+
+const AUTH_BYTES = 48; // 16-byte session id + 32-byte HMAC
+const ACK = 0x01;
+
+export function splitAddress(address: string): { host: string; port: number } {
+  const at = address.lastIndexOf(':');
+  const port = Number(address.slice(at + 1));
+  if (at <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw new TypeError(`ring address "${address}" is not host:port`);
+  }
+  return { host: address.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port };
+}
+
+const joinAddress = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+
+/** A successor that completed the handshake and opened its data link. */
+type AcceptedLink = (peerAddress: string) => Link;
+
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(v: T): void;
+  settled: boolean;
+}
+function deferred<T>(): Deferred<T> {
+  let resolve!: (v: T) => void;
+  const d: Deferred<T> = {
+    promise: new Promise<T>((r) => {
+      resolve = r;
+    }),
+    resolve: (v) => {
+      if (d.settled) return;
+      d.settled = true;
+      resolve(v);
+    },
+    settled: false,
+  };
+  return d;
+}
+
+export class RingMember {
+  private readonly secret: Buffer;
+  private readonly successor = deferred<AcceptedLink>();
+  private readonly hellos = new Map<string, { serverNonce: Buffer; at: number }>();
+  private readonly sessions = new Set<string>();
+  private client: RingClient | undefined;
+  private released = false;
+
+  private constructor(
+    readonly options: RingOptions,
+    private readonly server: grpc.Server,
+    private readonly dataServer: net.Server | undefined,
+    /** host:port of this rank's ring server: the value to share with the other ranks. */
+    readonly address: string,
+  ) {
+    this.secret = Buffer.from(options.secret);
+  }
+
+  static async listen(input: RingOptionsInput): Promise<RingMember> {
+    const options = parseRingOptions(input);
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': -1,
+      'grpc.max_send_message_length': -1,
+    });
+    let member: RingMember | undefined;
+    const ready = (): RingMember => {
+      if (!member) throw new Error('ring member not ready');
+      return member;
+    };
+    server.addService(ringService().definition, {
+      Hello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) =>
+        cb(null, ready().onHello(call.request)),
+      Join: (call: grpc.ServerUnaryCall<JoinRequest, JoinReply>, cb: grpc.sendUnaryData<JoinReply>) =>
+        cb(null, ready().onJoin(call.request)),
+      Link: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => ready().onGrpcLink(call),
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(joinAddress(options.host, 0), grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
+    );
+    let dataServer: net.Server | undefined;
+    if (options.transport === 'tcp') {
+      const ds = net.createServer((socket) => ready().onTcpLink(socket));
+      dataServer = ds;
+      await new Promise<void>((resolve, reject) => {
+        ds.once('error', reject);
+        ds.listen(0, options.host, () => resolve());
+      });
+    }
+    member = new RingMember(options, server, dataServer, joinAddress(options.host, port));
+    return member;
+  }
+
+  private get successorRank(): number {
+    return (this.options.rank + 1) % this.options.worldSize;
+  }
+  private get predecessorRank(): number {
+    return (this.options.rank - 1 + this.options.worldSize) % this.options.worldSize;
+  }
+
+  private params(dialingRank: number, servedRank: number): HandshakeParams {
+    const { jobId, attempt, worldSize } = this.options;
+    return { jobId, attempt, worldSize, dialingRank, servedRank };
+  }
+
+  // ---- served side: our successor dials us ------------------------------------------------
+
+  private onHello(req: HelloRequest): HelloReply {
+    const o = this.options;
+    const refuse = (field: HandshakeField, reason: string): HelloReply => {
+      o.log?.(`ring rank ${o.rank}: refused a peer (${field}): ${reason}`);
+      return { refusedField: field, refusedReason: reason, serverNonce: Buffer.alloc(0), rank: o.rank };
+    };
+    if (req.jobId !== o.jobId) return refuse('job_id', `peer is in job "${req.jobId}", this rank in "${o.jobId}"`);
+    if (req.worldSize !== o.worldSize) return refuse('world_size', `peer has world size ${req.worldSize}, this rank ${o.worldSize}`);
+    if (req.attempt !== o.attempt) return refuse('attempt', `peer is in attempt ${req.attempt}, this rank in attempt ${o.attempt}`);
+    if (req.transport !== o.transport) return refuse('transport', `peer uses transport ${req.transport}, this rank ${o.transport}`);
+    if (req.rank !== this.successorRank) {
+      return refuse('rank', `rank ${o.rank} takes its successor rank ${this.successorRank}, not rank ${req.rank}`);
+    }
+    if (this.successor.settled) return refuse('rank', `rank ${req.rank} has already joined rank ${o.rank}`);
+    const serverNonce = newNonce();
+    const now = Date.now();
+    for (const [k, v] of this.hellos) if (now - v.at > o.formationTimeoutMs) this.hellos.delete(k);
+    this.hellos.set(req.clientNonce.toString('hex'), { serverNonce, at: now });
+    return { refusedField: '', refusedReason: '', serverNonce, rank: o.rank };
+  }
+
+  private onJoin(req: JoinRequest): JoinReply {
+    const o = this.options;
+    const refuse = (field: HandshakeField, reason: string): JoinReply => {
+      o.log?.(`ring rank ${o.rank}: refused a peer (${field}): ${reason}`);
+      return { refusedField: field, refusedReason: reason, serverProof: Buffer.alloc(0), sessionId: Buffer.alloc(0), dataPort: 0 };
+    };
+    const key = req.clientNonce.toString('hex');
+    const hello = this.hellos.get(key);
+    if (!hello) return refuse('session', 'Join without a matching Hello');
+    this.hellos.delete(key);
+    const p = this.params(this.successorRank, o.rank);
+    if (!proofMatches(joinProof(this.secret, p, req.clientNonce, hello.serverNonce), req.clientProof)) {
+      return refuse('secret', `the dialing peer's proof does not match this job's secret`);
+    }
+    const sessionId = randomBytes(16);
+    this.sessions.add(sessionId.toString('hex'));
+    const address = this.dataServer?.address();
+    return {
+      refusedField: '',
+      refusedReason: '',
+      serverProof: acceptProof(this.secret, p, req.clientNonce, hello.serverNonce),
+      sessionId,
+      dataPort: address && typeof address === 'object' ? address.port : 0,
+    };
+  }
+
+  private takeSession(sessionId: Uint8Array, proof: Uint8Array): boolean {
+    const key = Buffer.from(sessionId).toString('hex');
+    if (!this.sessions.has(key) || this.successor.settled) return false;
+    if (!proofMatches(linkProof(this.secret, Buffer.from(sessionId)), proof)) return false;
+    this.sessions.delete(key);
+    return true;
+  }
+
+  private onTcpLink(socket: net.Socket): void {
+    let got = Buffer.alloc(0);
+    const timer = setTimeout(() => socket.destroy(), this.options.formationTimeoutMs);
+    const onData = (chunk: Buffer): void => {
+      got = Buffer.concat([got, chunk]);
+      if (got.length < AUTH_BYTES) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      if (!this.takeSession(got.subarray(0, 16), got.subarray(16, AUTH_BYTES))) {
+        this.options.log?.(`ring rank ${this.options.rank}: refused a data link with an unknown session or proof`);
+        socket.destroy();
+        return;
+      }
+      socket.write(Buffer.of(ACK));
+      const leftover = got.subarray(AUTH_BYTES);
+      this.successor.resolve((addr) => new TcpLink(this.successorRank, addr, socket, leftover));
+    };
+    socket.on('data', onData);
+    socket.on('error', () => clearTimeout(timer));
+  }
+
+  private onGrpcLink(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
+    const session = String(call.metadata.get('sparkring-session')[0] ?? '');
+    const proof = String(call.metadata.get('sparkring-proof')[0] ?? '');
+    if (!this.takeSession(Buffer.from(session, 'hex'), Buffer.from(proof, 'hex'))) {
+      call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: 'unknown session or wrong link proof' });
+      return;
+    }
+    this.successor.resolve((addr) => {
+      const link = new GrpcLink(this.successorRank, addr, call);
+      link.send({ kind: FrameKind.Heartbeat, collective: CollectiveKind.None, seq: 0, index: this.options.rank });
+      return link;
+    });
+  }
+
+  // ---- dialing side: we dial our predecessor ----------------------------------------------
+
+  /**
+   * Forms the ring from every rank's address (ordered by rank, as Spark's allGather gives them).
+   * Fails with RingHandshakeError when a peer refuses, RingFormationTimeoutError when a link
+   * is still missing at the deadline.
+   */
+  async join(peers: readonly string[]): Promise<Ring> {
+    const o = this.options;
+    if (peers.length !== o.worldSize) {
+      throw new TypeError(`join needs ${o.worldSize} peer addresses (one per rank), got ${peers.length}`);
+    }
+    for (const p of peers) splitAddress(p);
+    if (o.worldSize === 1) return new Ring(o, peers, undefined, undefined, () => this.release());
+
+    const predAddress = peers[this.predecessorRank] as string;
+    const succAddress = peers[this.successorRank] as string;
+    const deadline = Date.now() + o.formationTimeoutMs;
+    const dialState = { lastError: 'no answer yet', done: false };
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const missing: Array<{ rank: number; address: string; why: string }> = [];
+        if (!dialState.done) missing.push({ rank: this.predecessorRank, address: predAddress, why: `predecessor not reached: ${dialState.lastError}` });
+        if (!this.successor.settled) missing.push({ rank: this.successorRank, address: succAddress, why: 'successor never dialed in' });
+        reject(new RingFormationTimeoutError(o.rank, missing, o.formationTimeoutMs));
+      }, o.formationTimeoutMs);
+    });
+    try {
+      const [prev, makeNext] = await Promise.race([
+        Promise.all([this.dial(predAddress, deadline, dialState), this.successor.promise]),
+        timeout,
+      ]);
+      return new Ring(o, peers, prev, makeNext(succAddress), () => this.release());
+    } catch (err) {
+      await this.release();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async dial(address: string, deadline: number, state: { lastError: string; done: boolean }): Promise<Link> {
+    const o = this.options;
+    const { Client } = ringService();
+    const client = new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+    this.client = client;
+    const predRank = this.predecessorRank;
+    const clientNonce = newNonce();
+    const refused = (field: string, reason: string): RingHandshakeError =>
+      new RingHandshakeError(field as HandshakeField, address, reason);
+
+    let hello: HelloReply | undefined;
+    while (!hello) {
+      if (this.released) throw new Error('ring member closed while dialing');
+      try {
+        hello = await unary<HelloRequest, HelloReply>((req, opts, cb) => client.Hello(req, opts, cb), {
+          jobId: o.jobId,
+          rank: o.rank,
+          worldSize: o.worldSize,
+          attempt: o.attempt,
+          clientNonce,
+          transport: o.transport,
+        }, Math.min(deadline, Date.now() + 5000));
+      } catch (err) {
+        state.lastError = (err as grpc.ServiceError).details || (err as Error).message;
+        if (Date.now() >= deadline) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    if (hello.refusedField) throw refused(hello.refusedField, hello.refusedReason);
+    if (hello.rank !== predRank) throw refused('rank', `expected rank ${predRank} at ${address}, it says it is rank ${hello.rank}`);
+
+    const p = this.params(o.rank, predRank);
+    const join = await unary<JoinRequest, JoinReply>((req, opts, cb) => client.Join(req, opts, cb), {
+      clientNonce,
+      clientProof: joinProof(this.secret, p, clientNonce, hello.serverNonce),
+    }, deadline);
+    if (join.refusedField) throw refused(join.refusedField, join.refusedReason);
+    if (!proofMatches(acceptProof(this.secret, p, clientNonce, hello.serverNonce), join.serverProof)) {
+      throw refused('secret', `the peer's proof does not match this job's secret`);
+    }
+    const proof = linkProof(this.secret, join.sessionId);
+    let link: Link;
+    if (o.transport === 'tcp') {
+      const { host } = splitAddress(address);
+      const socket = await connectData(host, join.dataPort, Buffer.concat([join.sessionId, proof]), deadline);
+      link = new TcpLink(predRank, address, socket.socket, socket.leftover);
+      client.close();
+      this.client = undefined;
+    } else {
+      const md = new grpc.Metadata();
+      md.set('sparkring-session', join.sessionId.toString('hex'));
+      md.set('sparkring-proof', proof.toString('hex'));
+      link = new GrpcLink(predRank, address, client.Link(md));
+    }
+    state.done = true;
+    return link;
+  }
+
+  /** Frees the servers and the dialing client; idempotent. */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    this.client?.close();
+    this.server.forceShutdown();
+    const ds = this.dataServer;
+    if (ds) await new Promise<void>((r) => ds.close(() => r()));
+  }
+}
+
+function unary<Q, R>(
+  call: (req: Q, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, reply?: R) => void) => unknown,
+  req: Q,
+  deadline: number,
+): Promise<R> {
+  return new Promise((resolve, reject) =>
+    call(req, { deadline }, (err, reply) => (err || !reply ? reject(err ?? new Error('empty reply')) : resolve(reply))),
+  );
+}
+
+/** Opens the raw TCP data link: sends the session id and proof, waits for the one-byte ack. */
+function connectData(host: string, port: number, auth: Buffer, deadline: number): Promise<{ socket: net.Socket; leftover: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`data link to ${host}:${port} not acknowledged in time`));
+    }, Math.max(1, deadline - Date.now()));
+    socket.once('connect', () => socket.write(auth));
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.once('close', () => {
+      clearTimeout(timer);
+      reject(new Error(`data link to ${host}:${port} was refused (session or proof)`));
+    });
+    const onData = (chunk: Buffer): void => {
+      socket.off('data', onData);
+      socket.pause();
+      clearTimeout(timer);
+      socket.removeAllListeners('close');
+      socket.removeAllListeners('error');
+      if (chunk[0] !== ACK) {
+        socket.destroy();
+        reject(new Error(`data link to ${host}:${port}: unexpected acknowledgement`));
+        return;
+      }
+      resolve({ socket, leftover: chunk.subarray(1) });
+    };
+    socket.on('data', onData);
+  });
+}
+
+/** Starts this rank's ring server; share `member.address`, then `member.join(addresses)`. */
+export const listen = (options: RingOptionsInput): Promise<RingMember> => RingMember.listen(options);

@@ -1,0 +1,46 @@
+import { z } from 'zod';
+
+export const TRANSPORTS = ['tcp', 'grpc'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+const MiB = 1024 * 1024;
+
+export const ringOptionsSchema = z
+  .object({
+    /** Identifies the job; peers of another job are refused. */
+    jobId: z.string().min(1),
+    rank: z.number().int().nonnegative(),
+    worldSize: z.number().int().positive(),
+    /** Retry counter of the job; peers of another attempt are refused. */
+    attempt: z.number().int().nonnegative().default(0),
+    /** Per-job secret that every rank proves it holds; it never crosses the wire. */
+    secret: z.union([z.string().min(1), z.instanceof(Uint8Array)]),
+    /** Address to bind and advertise. */
+    host: z.string().min(1).default('127.0.0.1'),
+    /** Data plane: raw TCP (default, fastest) or the gRPC Link stream. gRPC always does the handshake. */
+    transport: z.enum(TRANSPORTS).default('tcp'),
+    formationTimeoutMs: z.number().int().positive().default(60_000),
+    /** A neighbour silent for this long while a collective waits is reported as stalled. */
+    peerTimeoutMs: z.number().int().positive().default(30_000),
+    /** Size of the pipelined pieces of an allreduce. */
+    chunkBytes: z.number().int().min(1024).default(MiB),
+    /** Tensor fusion: many tensors are packed into buffers of up to this many bytes. */
+    fusionThresholdBytes: z.number().int().positive().default(64 * MiB),
+    log: z.custom<(message: string) => void>((v) => typeof v === 'function').optional(),
+  })
+  .refine((o) => o.rank < o.worldSize, {
+    message: 'rank must be below worldSize',
+    path: ['rank'],
+  });
+
+export type RingOptionsInput = z.input<typeof ringOptionsSchema>;
+export type RingOptions = z.output<typeof ringOptionsSchema>;
+
+export function parseRingOptions(input: RingOptionsInput): RingOptions {
+  const parsed = ringOptionsSchema.safeParse(input);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`);
+    throw new TypeError(`invalid ring options: ${issues.join('; ')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,430 @@
+/**
+ * Collectives over a formed ring: allreduce as reduce-scatter + allgather, chunked and
+ * pipelined (a chunk is forwarded as soon as it is reduced), broadcast, allgather of JSON
+ * values, barrier, and tensor fusion. Failures of a neighbour are detected here and passed
+ * around the ring so every live rank gets the same error naming the failed peer.
+ */
+import {
+  CollectiveMismatchError,
+  PeerFailedError,
+  type PeerFailure,
+  RingClosedError,
+  RingError,
+} from './errors.js';
+import { CollectiveKind, type Frame, FrameKind } from './frames.js';
+import { Inbox } from './inbox.js';
+import type { Link } from './link.js';
+import type { RingOptions } from './options.js';
+import {
+  bytesOf,
+  checkReduceOp,
+  finishReduce,
+  isNumericArray,
+  type NumericArray,
+  type NumericArrayConstructor,
+  type ReduceOp,
+  reduceInto,
+  viewAs,
+} from './reduce.js';
+import { fusionBuckets, type TensorMapLike } from './fusion.js';
+
+interface AbortMessage {
+  name: string;
+  message: string;
+  peerRank?: number;
+  peerAddress?: string;
+  failure?: PeerFailure;
+  detectedBy?: number;
+  detail?: string;
+}
+
+const mod = (a: number, n: number): number => ((a % n) + n) % n;
+
+export class Ring {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly attempt: number;
+  /** Ring addresses of every rank, by rank. */
+  readonly addresses: readonly string[];
+
+  private seq = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  private busy = false;
+  private failure: Error | undefined;
+  private closed = false;
+  private readonly inbox = new Inbox();
+  private readonly watchdog: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly options: RingOptions,
+    addresses: readonly string[],
+    private readonly prev: Link | undefined,
+    private readonly next: Link | undefined,
+    private readonly release: () => Promise<void>,
+  ) {
+    this.rank = options.rank;
+    this.worldSize = options.worldSize;
+    this.attempt = options.attempt;
+    this.addresses = addresses;
+    for (const link of [prev, next]) {
+      link?.attach({
+        frame: (f) => this.onFrame(link, f),
+        broken: (cause) => this.onBroken(link, cause),
+      });
+    }
+    if (prev && next) {
+      const every = Math.min(1000, Math.max(20, Math.floor(options.peerTimeoutMs / 4)));
+      this.watchdog = setInterval(() => this.tick(), every);
+      this.watchdog.unref();
+    }
+  }
+
+  /** The error that ended this ring, if any. */
+  get error(): Error | undefined {
+    return this.failure;
+  }
+
+  // ---- public collectives -------------------------------------------------------------
+
+  /**
+   * Reduces across all ranks and returns new arrays; the input is left untouched.
+   * Accepts one typed array, an array of them (fused), or a tfjs NamedTensorMap (fused).
+   */
+  allreduce<T extends NumericArray>(x: T, op?: ReduceOp): Promise<T>;
+  allreduce<T extends NumericArray>(x: readonly T[], op?: ReduceOp): Promise<T[]>;
+  allreduce<M extends TensorMapLike>(x: M, op?: ReduceOp): Promise<M>;
+  async allreduce(x: unknown, op: ReduceOp = 'mean'): Promise<unknown> {
+    if (isNumericArray(x)) return this.allreduceInPlace(x.slice(), op);
+    if (Array.isArray(x)) return this.allreduceMany(x as NumericArray[], op);
+    if (x !== null && typeof x === 'object') {
+      const { allreduceTensorMap } = await import('./tensors.js');
+      return allreduceTensorMap(this, x as TensorMapLike, op);
+    }
+    throw new TypeError(
+      'allreduce takes a Float32Array, Float64Array or Int32Array, an array of them, or a tfjs NamedTensorMap',
+    );
+  }
+
+  /** Reduces `x` in place across all ranks and returns it. */
+  allreduceInPlace<T extends NumericArray>(x: T, op: ReduceOp = 'mean'): Promise<T> {
+    checkReduceOp(op, x);
+    return this.run(async (seq) => {
+      if (this.worldSize === 1) return x;
+      await this.ringAllreduce(seq, x, op);
+      return x;
+    });
+  }
+
+  /** Allreduce of many arrays through fusion buffers; results equal reducing each alone. */
+  async allreduceMany<T extends NumericArray>(
+    xs: readonly T[],
+    op: ReduceOp = 'mean',
+    fusionThresholdBytes = this.options.fusionThresholdBytes,
+  ): Promise<T[]> {
+    const out: T[] = new Array(xs.length);
+    for (const bucket of fusionBuckets(xs, fusionThresholdBytes)) {
+      const first = xs[bucket[0] as number] as T;
+      const ctor = first.constructor as NumericArrayConstructor;
+      let total = 0;
+      for (const i of bucket) total += (xs[i] as T).length;
+      const buffer = new ctor(total) as T;
+      let at = 0;
+      for (const i of bucket) {
+        buffer.set(xs[i] as T, at);
+        at += (xs[i] as T).length;
+      }
+      await this.allreduceInPlace(buffer, op);
+      at = 0;
+      for (const i of bucket) {
+        const n = (xs[i] as T).length;
+        out[i] = buffer.slice(at, at + n) as T;
+        at += n;
+      }
+    }
+    return out;
+  }
+
+  /** Returns a copy of root's `x` on every rank (all ranks pass arrays of the same length). */
+  broadcast<T extends NumericArray>(x: T, root = 0): Promise<T> {
+    return this.broadcastInPlace(x.slice() as T, root);
+  }
+
+  broadcastInPlace<T extends NumericArray>(x: T, root = 0): Promise<T> {
+    this.checkRoot(root);
+    return this.run(async (seq) => {
+      if (this.worldSize === 1) return x;
+      const ctor = x.constructor as NumericArrayConstructor;
+      const next = this.next as Link;
+      const forward = mod(this.rank + 1, this.worldSize) !== root;
+      const ranges = this.chunks(0, x.length, x.BYTES_PER_ELEMENT);
+      for (let i = 0; i < ranges.length; i++) {
+        const [s, e] = ranges[i] as [number, number];
+        if (this.rank === root) {
+          next.send({ kind: FrameKind.Data, collective: CollectiveKind.Broadcast, seq, index: i }, bytesOf(x, s, e));
+          continue;
+        }
+        const bytes = await this.expect(seq, CollectiveKind.Broadcast, i, (e - s) * x.BYTES_PER_ELEMENT);
+        x.set(viewAs(ctor, bytes), s);
+        if (forward) next.send({ kind: FrameKind.Data, collective: CollectiveKind.Broadcast, seq, index: i }, bytesOf(x, s, e));
+      }
+      await next.drained();
+      return x;
+    });
+  }
+
+  /** Root's JSON-serializable value, on every rank. */
+  broadcastValue<T>(value: T, root = 0): Promise<T> {
+    this.checkRoot(root);
+    return this.run(async (seq) => {
+      if (this.worldSize === 1) return value;
+      const next = this.next as Link;
+      const h = { kind: FrameKind.Data, collective: CollectiveKind.Broadcast, seq, index: 0 };
+      if (this.rank === root) {
+        next.send(h, Buffer.from(JSON.stringify(value) ?? 'null'));
+        await next.drained();
+        return value;
+      }
+      const bytes = await this.expect(seq, CollectiveKind.Broadcast, 0, undefined);
+      if (mod(this.rank + 1, this.worldSize) !== root) next.send(h, bytes);
+      await next.drained();
+      return JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
+    });
+  }
+
+  /** Every rank's JSON-serializable value, ordered by rank. */
+  allgather<T>(value: T): Promise<T[]> {
+    return this.run(async (seq) => {
+      const out: T[] = new Array(this.worldSize);
+      out[this.rank] = value;
+      if (this.worldSize === 1) return out;
+      const next = this.next as Link;
+      const mine = Buffer.from(JSON.stringify(value) ?? 'null');
+      next.send({ kind: FrameKind.Data, collective: CollectiveKind.Allgather, seq, index: this.rank }, mine);
+      for (let s = 0; s < this.worldSize - 1; s++) {
+        const origin = mod(this.rank - 1 - s, this.worldSize);
+        const bytes = await this.expect(seq, CollectiveKind.Allgather, origin, undefined);
+        out[origin] = JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
+        if (s < this.worldSize - 2) {
+          next.send({ kind: FrameKind.Data, collective: CollectiveKind.Allgather, seq, index: origin }, bytes);
+        }
+      }
+      await next.drained();
+      return out;
+    });
+  }
+
+  /** Returns once every rank has called barrier(). */
+  async barrier(): Promise<void> {
+    await this.allgather(null);
+  }
+
+  /** Says goodbye to both neighbours and frees every socket, server and timer. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.watchdog) clearInterval(this.watchdog);
+    const links = [this.prev, this.next].filter((l): l is Link => l !== undefined);
+    if (!this.failure) {
+      for (const l of links) l.send({ kind: FrameKind.Goodbye, collective: CollectiveKind.None, seq: this.seq, index: this.rank });
+      await Promise.race([
+        Promise.all(links.map((l) => l.drained())),
+        new Promise((r) => setTimeout(r, 1000).unref()),
+      ]);
+    }
+    for (const l of links) l.close();
+    this.inbox.fail(this.failure ?? new RingClosedError());
+    await this.release();
+  }
+
+  // ---- the ring algorithm -----------------------------------------------------------
+
+  /**
+   * Reduce-scatter then allgather over N segments, each cut in chunks. Every rank sends
+   * chunks step by step (step-major), so a frame's place in the stream is known from the
+   * local layout alone; a chunk is forwarded the moment it is reduced.
+   */
+  private async ringAllreduce(seq: number, x: NumericArray, op: ReduceOp): Promise<void> {
+    const n = this.worldSize;
+    const r = this.rank;
+    const next = this.next as Link;
+    const ctor = x.constructor as NumericArrayConstructor;
+    const size = x.BYTES_PER_ELEMENT;
+    const segment = (k: number): [number, number] => [
+      Math.floor((k * x.length) / n),
+      Math.floor(((k + 1) * x.length) / n),
+    ];
+    let sent = 0;
+    let received = 0;
+    const send = (s: number, e: number): void =>
+      next.send({ kind: FrameKind.Data, collective: CollectiveKind.Allreduce, seq, index: sent++ }, bytesOf(x, s, e));
+
+    for (const [s, e] of this.chunks(...segment(r), size)) send(s, e);
+    const steps = 2 * (n - 1);
+    for (let g = 0; g < steps; g++) {
+      for (const [s, e] of this.chunks(...segment(mod(r - g - 1, n)), size)) {
+        const src = viewAs(ctor, await this.expect(seq, CollectiveKind.Allreduce, received++, (e - s) * size));
+        if (g < n - 1) {
+          reduceInto(x, s, src, op);
+          if (g === n - 2) finishReduce(x, s, e, op, n);
+        } else {
+          x.set(src, s);
+        }
+        if (g < steps - 1) send(s, e);
+      }
+    }
+    await next.drained();
+  }
+
+  /** [start, end) element ranges of at most chunkBytes; always at least one (maybe empty). */
+  private chunks(start: number, end: number, elementBytes: number): Array<[number, number]> {
+    const per = Math.max(1, Math.floor(this.options.chunkBytes / elementBytes));
+    const out: Array<[number, number]> = [];
+    for (let s = start; s < end; s += per) out.push([s, Math.min(end, s + per)]);
+    if (out.length === 0) out.push([start, start]);
+    return out;
+  }
+
+  private async expect(
+    seq: number,
+    collective: CollectiveKind,
+    index: number,
+    bytes: number | undefined,
+  ): Promise<Uint8Array> {
+    const f = await this.inbox.next();
+    const from = `rank ${mod(this.rank - 1, this.worldSize)}`;
+    let problem: string | undefined;
+    if (f.seq !== seq || f.collective !== collective) {
+      problem = `rank ${this.rank} is in ${CollectiveKind[collective]} #${seq} but ${from} sent ${
+        CollectiveKind[f.collective]
+      } #${f.seq}: ranks called collectives in different orders`;
+    } else if (f.index !== index) {
+      problem = `rank ${this.rank} expected piece ${index} of ${CollectiveKind[collective]} #${seq} from ${from}, got piece ${f.index}`;
+    } else if (bytes !== undefined && f.payload.byteLength !== bytes) {
+      problem = `rank ${this.rank} expected ${bytes} bytes in piece ${index} of ${CollectiveKind[collective]} #${seq} from ${from}, got ${f.payload.byteLength}: ranks passed arrays of different lengths or types`;
+    }
+    if (problem) {
+      const err = new CollectiveMismatchError(problem);
+      this.fail(err);
+      throw err;
+    }
+    return f.payload;
+  }
+
+  private run<T>(body: (seq: number) => Promise<T>): Promise<T> {
+    const task = this.queue.then(async () => {
+      if (this.failure) throw this.failure;
+      if (this.closed) throw new RingClosedError();
+      const seq = ++this.seq;
+      this.busy = true;
+      try {
+        return await body(seq);
+      } catch (err) {
+        throw this.failure ?? err;
+      } finally {
+        this.busy = false;
+      }
+    });
+    this.queue = task.catch(() => undefined);
+    return task;
+  }
+
+  private checkRoot(root: number): void {
+    if (!Number.isInteger(root) || root < 0 || root >= this.worldSize) {
+      throw new RangeError(`broadcast root ${root} is not a rank of this ring (0..${this.worldSize - 1})`);
+    }
+  }
+
+  // ---- failure detection and propagation -----------------------------------------------
+
+  private onFrame(link: Link, f: Frame): void {
+    switch (f.kind) {
+      case FrameKind.Data:
+        if (link === this.prev) this.inbox.push(f);
+        else this.fail(new RingError(`rank ${link.peerRank} sent data backwards on the ring`));
+        return;
+      case FrameKind.Heartbeat:
+        return;
+      case FrameKind.Abort:
+        this.fail(this.fromAbort(f.payload), link);
+        return;
+      case FrameKind.Goodbye:
+        link.saidGoodbye = true;
+        return;
+    }
+  }
+
+  private onBroken(link: Link, cause: Error): void {
+    if (this.closed || this.failure) return;
+    const left = link.saidGoodbye;
+    this.fail(
+      new PeerFailedError(
+        link.peerRank,
+        link.peerAddress,
+        left ? 'closed' : 'lost',
+        this.rank,
+        left ? 'it closed the ring while this rank still used it' : cause.message,
+      ),
+      link,
+    );
+  }
+
+  private tick(): void {
+    if (this.closed || this.failure) return;
+    for (const l of [this.prev, this.next]) {
+      l?.send({ kind: FrameKind.Heartbeat, collective: CollectiveKind.None, seq: this.seq, index: this.rank });
+    }
+    if (!this.busy) return;
+    const now = Date.now();
+    for (const l of [this.prev, this.next]) {
+      if (l && now - l.lastHeardAt > this.options.peerTimeoutMs) {
+        this.fail(
+          new PeerFailedError(
+            l.peerRank,
+            l.peerAddress,
+            'stalled',
+            this.rank,
+            `nothing heard for ${now - l.lastHeardAt} ms (peer timeout ${this.options.peerTimeoutMs} ms)`,
+          ),
+          l,
+        );
+        return;
+      }
+    }
+  }
+
+  private fromAbort(payload: Uint8Array): Error {
+    let m: AbortMessage;
+    try {
+      m = JSON.parse(Buffer.from(payload).toString('utf8')) as AbortMessage;
+    } catch {
+      return new RingError('a peer aborted the ring with an unreadable reason');
+    }
+    if (m.name === 'PeerFailedError' && m.peerRank !== undefined) {
+      return new PeerFailedError(m.peerRank, m.peerAddress ?? '?', m.failure ?? 'lost', m.detectedBy ?? -1, m.detail ?? '');
+    }
+    if (m.name === 'CollectiveMismatchError') return new CollectiveMismatchError(m.message);
+    return new RingError(m.message);
+  }
+
+  /** Ends the ring with `err` here and tells both neighbours (but the one it came from). */
+  private fail(err: Error, from?: Link): void {
+    if (this.failure) return;
+    this.failure = err;
+    const m: AbortMessage = { name: err.name, message: err.message };
+    if (err instanceof PeerFailedError) {
+      Object.assign(m, {
+        peerRank: err.peerRank,
+        peerAddress: err.peerAddress,
+        failure: err.failure,
+        detectedBy: err.detectedBy,
+        detail: err.detail,
+      });
+    }
+    const payload = Buffer.from(JSON.stringify(m));
+    for (const l of [this.prev, this.next]) {
+      if (l && l !== from) l.send({ kind: FrameKind.Abort, collective: CollectiveKind.None, seq: this.seq, index: this.rank }, payload);
+    }
+    this.inbox.fail(err);
+    this.options.log?.(`ring rank ${this.rank}: ${err.message}`);
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Allreduce of a tfjs NamedTensorMap: names sorted (every rank must agree on the order),
+ * values fused, results as new tensors of the same shapes. tfjs-core is loaded only here.
+ */
+import type { TensorMapLike } from './fusion.js';
+import type { NumericArray, ReduceOp } from './reduce.js';
+import type { Ring } from './ring.js';
+
+export async function allreduceTensorMap<M extends TensorMapLike>(ring: Ring, map: M, op: ReduceOp): Promise<M> {
+  const tf = await import('@tensorflow/tfjs-core');
+  const names = Object.keys(map).sort();
+  const arrays: NumericArray[] = [];
+  for (const name of names) {
+    const t = map[name];
+    if (!t || typeof t.data !== 'function' || !Array.isArray(t.shape)) {
+      throw new TypeError(`allreduce: "${name}" is not a tfjs tensor`);
+    }
+    if (t.dtype !== 'float32' && t.dtype !== 'int32') {
+      throw new TypeError(`allreduce: tensor "${name}" has dtype ${t.dtype}; only float32 and int32 can be reduced`);
+    }
+    arrays.push((await t.data()) as NumericArray);
+  }
+  const reduced = await ring.allreduceMany(arrays, op);
+  const out: TensorMapLike = {};
+  names.forEach((name, i) => {
+    const t = map[name] as TensorMapLike[string];
+    out[name] = tf.tensor(reduced[i] as NumericArray, t.shape, t.dtype as 'float32' | 'int32');
+  });
+  return out as M;
+}
