@@ -4,6 +4,7 @@
  * a raw TCP socket and a gRPC Link stream.
  */
 import type net from 'node:net';
+import type { DirectReader } from './direct-reader.js';
 import { encodeHeader, FrameDecoder, type Frame, type FrameHeader, HEADER_BYTES, decodeHeader } from './frames.js';
 
 export interface LinkEvents {
@@ -83,24 +84,33 @@ export abstract class Link {
 }
 
 export class TcpLink extends Link {
-  private readonly decoder = new FrameDecoder((f) => this.received(f));
-
+  /**
+   * `reader` is given for sockets opened with `onread` (the data receiving side); other sockets
+   * (which only receive small control frames) use 'data' events.
+   */
   constructor(
     peerRank: number,
     peerAddress: string,
     private readonly socket: net.Socket,
+    reader?: DirectReader,
     leftover?: Buffer,
   ) {
     super(peerRank, peerAddress);
     socket.setNoDelay(true);
-    socket.on("data", (chunk: Buffer) => {
-      this.heard();
-      this.decoder.push(chunk);
-    });
+    if (reader) {
+      reader.onBytes = () => this.heard();
+      reader.setSink((f) => this.received(f));
+    } else {
+      const decoder = new FrameDecoder((f) => this.received(f));
+      socket.on('data', (chunk: Buffer) => {
+        this.heard();
+        decoder.push(chunk);
+      });
+      if (leftover && leftover.length > 0) decoder.push(leftover);
+    }
     socket.on('error', (err) => this.broke(err));
     socket.on('close', () => this.broke(new Error('connection closed')));
     socket.resume();
-    if (leftover && leftover.length > 0) queueMicrotask(() => this.decoder.push(leftover));
   }
 
   protected write(header: Buffer, payload: Uint8Array | undefined, done: () => void): void {

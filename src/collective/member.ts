@@ -10,6 +10,7 @@ import { acceptProof, type HandshakeParams, joinProof, linkProof, newNonce, proo
 import { CHANNEL_OPTIONS, type HelloReply, type HelloRequest, type JoinReply, type JoinRequest, type RingClient, ringService } from './control.js';
 import { RingFormationTimeoutError, RingHandshakeError, type HandshakeField } from './errors.js';
 import { CollectiveKind, FrameKind } from './frames.js';
+import { DirectReader } from './direct-reader.js';
 import { GrpcLink, type Link, TcpLink } from './link.js';
 import { parseRingOptions, type RingOptions, type RingOptionsInput } from './options.js';
 import { Ring } from './ring.js';
@@ -191,7 +192,7 @@ export class RingMember {
       }
       socket.write(Buffer.of(ACK));
       const leftover = got.subarray(AUTH_BYTES);
-      this.successor.resolve((addr) => new TcpLink(this.successorRank, addr, socket, leftover));
+      this.successor.resolve((addr) => new TcpLink(this.successorRank, addr, socket, undefined, leftover));
     };
     socket.on('data', onData);
     socket.on('error', () => clearTimeout(timer));
@@ -298,7 +299,7 @@ export class RingMember {
     if (o.transport === 'tcp') {
       const { host } = splitAddress(address);
       const socket = await connectData(host, join.dataPort, Buffer.concat([join.sessionId, proof]), deadline);
-      link = new TcpLink(predRank, address, socket.socket, socket.leftover);
+      link = new TcpLink(predRank, address, socket.socket, socket.reader);
       client.close();
       this.client = undefined;
     } else {
@@ -333,36 +334,26 @@ function unary<Q, R>(
 }
 
 /** Opens the raw TCP data link: sends the session id and proof, waits for the one-byte ack. */
-function connectData(host: string, port: number, auth: Buffer, deadline: number): Promise<{ socket: net.Socket; leftover: Buffer }> {
+function connectData(host: string, port: number, auth: Buffer, deadline: number): Promise<{ socket: net.Socket; reader: DirectReader }> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    const timer = setTimeout(() => {
+    const reader = new DirectReader(1);
+    const socket = net.connect({ host, port, onread: { buffer: reader.nextBuffer, callback: reader.onRead } });
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
       socket.destroy();
-      reject(new Error(`data link to ${host}:${port} not acknowledged in time`));
-    }, Math.max(1, deadline - Date.now()));
-    socket.once('connect', () => socket.write(auth));
-    socket.once('error', (err) => {
-      clearTimeout(timer);
       reject(err);
-    });
-    socket.once('close', () => {
-      clearTimeout(timer);
-      reject(new Error(`data link to ${host}:${port} was refused (session or proof)`));
-    });
-    const onData = (chunk: Buffer): void => {
-      socket.off('data', onData);
-      socket.pause();
+    };
+    const timer = setTimeout(() => fail(new Error(`data link to ${host}:${port} not acknowledged in time`)), Math.max(1, deadline - Date.now()));
+    socket.once('connect', () => socket.write(auth));
+    socket.once('error', fail);
+    socket.once('close', () => fail(new Error(`data link to ${host}:${port} was refused (session or proof)`)));
+    reader.onPreamble = (ack) => {
       clearTimeout(timer);
       socket.removeAllListeners('close');
       socket.removeAllListeners('error');
-      if (chunk[0] !== ACK) {
-        socket.destroy();
-        reject(new Error(`data link to ${host}:${port}: unexpected acknowledgement`));
-        return;
-      }
-      resolve({ socket, leftover: chunk.subarray(1) });
+      if (ack[0] !== ACK) fail(new Error(`data link to ${host}:${port}: unexpected acknowledgement`));
+      else resolve({ socket, reader });
     };
-    socket.on('data', onData);
   });
 }
 

@@ -291,7 +291,13 @@ export class Ring {
     bytes: number | undefined,
   ): Promise<Uint8Array> {
     const f = await this.inbox.next();
-    const from = `rank ${mod(this.rank - 1, this.worldSize)}`;
+    const prev = this.prev as Link;
+    if (f.kind === FrameKind.Goodbye) {
+      const err = new PeerFailedError(prev.peerRank, prev.peerAddress, 'closed', this.rank, `it closed the ring while rank ${this.rank} waited in ${CollectiveKind[collective]} #${seq}: ranks ran different numbers of collectives`);
+      this.fail(err);
+      throw err;
+    }
+    const from = `rank ${prev.peerRank}`;
     let problem: string | undefined;
     if (f.seq !== seq || f.collective !== collective) {
       problem = `rank ${this.rank} is in ${CollectiveKind[collective]} #${seq} but ${from} sent ${
@@ -348,24 +354,17 @@ export class Ring {
         this.fail(this.fromAbort(f.payload), link);
         return;
       case FrameKind.Goodbye:
+        // The peer is done with the ring. Its data to us came before this frame on the same
+        // link, so the goodbye only matters if we wait for more: the inbox reports it then.
         link.saidGoodbye = true;
+        if (link === this.prev) this.inbox.push(f);
         return;
     }
   }
 
   private onBroken(link: Link, cause: Error): void {
-    if (this.closed || this.failure) return;
-    const left = link.saidGoodbye;
-    this.fail(
-      new PeerFailedError(
-        link.peerRank,
-        link.peerAddress,
-        left ? 'closed' : 'lost',
-        this.rank,
-        left ? 'it closed the ring while this rank still used it' : cause.message,
-      ),
-      link,
-    );
+    if (this.closed || this.failure || link.saidGoodbye) return;
+    this.fail(new PeerFailedError(link.peerRank, link.peerAddress, 'lost', this.rank, cause.message), link);
   }
 
   private tick(): void {
@@ -376,7 +375,7 @@ export class Ring {
     if (!this.busy) return;
     const now = Date.now();
     for (const l of [this.prev, this.next]) {
-      if (l && now - l.lastHeardAt > this.options.peerTimeoutMs) {
+      if (l && !l.saidGoodbye && now - l.lastHeardAt > this.options.peerTimeoutMs) {
         this.fail(
           new PeerFailedError(
             l.peerRank,

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench -- NAME [options] [--json]`: runs one benchmark and prints its figures
+ * (progress on stderr; with --json exactly one JSON object on stdout).
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { TRANSPORTS, type Transport } from '../src/collective/index.js';
+import { allreduceBench } from './allreduce.js';
+
+const MiB = 1024 * 1024;
+
+export function parseBytes(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(k|kib|m|mib|g|gib|b)?$/i.exec(v.trim());
+  if (!m) throw new InvalidArgumentError(`"${v}" is not a size (e.g. 4194304, 4MiB, 64k)`);
+  const unit = (m[2] ?? 'b').toLowerCase()[0];
+  const mult = unit === 'k' ? 1024 : unit === 'm' ? MiB : unit === 'g' ? 1024 * MiB : 1;
+  const bytes = Math.round(Number(m[1]) * mult);
+  if (bytes % 4 !== 0) throw new InvalidArgumentError(`${v}: the size must be a multiple of 4 bytes (float32)`);
+  return bytes;
+}
+
+const list = <T>(parse: (s: string) => T) => (v: string): T[] => v.split(',').map(parse);
+const positiveInt = (flag: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} takes a positive integer, not "${v}"`);
+  return n;
+};
+const transport = (v: string): Transport => {
+  if (!(TRANSPORTS as readonly string[]).includes(v)) {
+    throw new InvalidArgumentError(`--transport takes ${TRANSPORTS.join(' or ')}, not "${v}"`);
+  }
+  return v as Transport;
+};
+
+const program = new Command('bench').description('sparkring benchmarks').showHelpAfterError();
+
+program
+  .command('allreduce')
+  .description('ring allreduce bus bandwidth beside OpenMPI over TCP, plus fused vs per-tensor')
+  .option('--bytes <sizes>', 'comma-separated message sizes', list(parseBytes), [4 * MiB, 16 * MiB, 64 * MiB])
+  .option('--workers <counts>', 'comma-separated process counts', list(positiveInt('--workers')), [2, 3])
+  .option('--iters <n>', 'timed iterations per size', positiveInt('--iters'), 10)
+  .option('--transport <names>', `data planes to measure (${TRANSPORTS.join(',')})`, list(transport), [...TRANSPORTS])
+  .option('--chunk-bytes <size>', 'pipelining chunk size', parseBytes)
+  .option('--no-anchors', 'skip the OpenMPI and iperf3 reference runs')
+  .option('--json', 'print one JSON object on stdout')
+  .action(async (o: { bytes: number[]; workers: number[]; iters: number; transport: Transport[]; chunkBytes?: number; anchors: boolean; json?: boolean }) => {
+    const result = await allreduceBench(
+      { bytes: o.bytes, workers: o.workers, iters: o.iters, transports: o.transport, chunkBytes: o.chunkBytes, anchors: o.anchors },
+      (line) => process.stderr.write(`${line}\n`),
+    );
+    if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+    else printTable(result.rows as Array<Record<string, unknown>>);
+  });
+
+function printTable(rows: Array<Record<string, unknown>>): void {
+  const cols = ['impl', 'procs', 'bytes', 'time_ms', 'busbw_GBps', 'vs_mpi', 'vs_tcp_loopback', 'fused_speedup'];
+  const cells = [cols, ...rows.map((r) => cols.map((c) => String(r[c] ?? '-')))];
+  const widths = cols.map((_, i) => Math.max(...cells.map((row) => (row[i] as string).length)));
+  for (const row of cells) process.stdout.write(`${row.map((c, i) => c.padStart(widths[i] as number)).join('  ')}\n`);
+}
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,52 @@
+/** One rank of the allreduce benchmark (see bench/allreduce.ts). */
+import { createInterface } from 'node:readline';
+import { listen, type Transport } from '../src/collective/index.js';
+
+interface Config {
+  rank: number;
+  worldSize: number;
+  transport: Transport;
+  bytes: number;
+  iters: number;
+  chunkBytes?: number;
+  tensors: number;
+  tensorBytes: number;
+}
+
+const cfg = JSON.parse(process.argv[2] as string) as Config;
+const out = (o: unknown): void => {
+  process.stdout.write(`${JSON.stringify(o)}\n`);
+};
+
+const member = await listen({
+  jobId: 'bench',
+  rank: cfg.rank,
+  worldSize: cfg.worldSize,
+  secret: 'bench-secret',
+  transport: cfg.transport,
+  chunkBytes: cfg.chunkBytes,
+});
+out({ address: member.address });
+const rl = createInterface({ input: process.stdin });
+const peers = await new Promise<string[]>((resolve) => rl.once('line', (l) => resolve(JSON.parse(l) as string[])));
+rl.close();
+const ring = await member.join(peers);
+
+async function timed(iters: number, body: () => Promise<unknown>): Promise<number> {
+  await body(); // warm-up
+  await ring.barrier();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < iters; i++) await body();
+  return Number(process.hrtime.bigint() - t0) / 1e6 / iters;
+}
+
+const x = new Float32Array(cfg.bytes / 4).fill(cfg.rank + 1);
+const timeMs = await timed(cfg.iters, () => ring.allreduceInPlace(x, 'sum'));
+
+const small = Array.from({ length: cfg.tensors }, () => new Float32Array(cfg.tensorBytes / 4).fill(1));
+const fusedMs = await timed(5, () => ring.allreduceMany(small, 'sum'));
+const perTensorMs = await timed(2, async () => {
+  for (const t of small) await ring.allreduceInPlace(t, 'sum');
+});
+out({ result: { timeMs, fusedMs, perTensorMs } });
+await ring.close();

@@ -1,0 +1,94 @@
+/**
+ * Receives frames on a TCP socket through Node's `onread` user buffers: payload bytes are read
+ * by the kernel straight into the frame's own buffer (no intermediate chunk, no copy, few reads).
+ * Headers and small frames go through a scratch buffer. Written by hand: this is the hot receive
+ * path of the TCP data plane and no library reads into caller-chosen buffers.
+ */
+import { decodeHeader, type Frame, type FrameHeader, HEADER_BYTES } from './frames.js';
+
+const SCRATCH_BYTES = 64 * 1024;
+
+export class DirectReader {
+  private readonly scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
+  /** Unparsed bytes at the start of scratch (a partial header). */
+  private held = 0;
+  private header: FrameHeader | undefined;
+  private payload: Buffer | undefined;
+  private payloadFill = 0;
+  private readingPayload = false;
+  /** Bytes that belong to whoever reads the stream before frames start (the handshake ack). */
+  private preamble: number;
+  private sink: ((f: Frame) => void) | undefined;
+  private early: Frame[] = [];
+  onPreamble: ((bytes: Buffer) => void) | undefined;
+  onBytes: (() => void) | undefined;
+
+  constructor(preambleBytes: number) {
+    this.preamble = preambleBytes;
+  }
+
+  setSink(sink: (f: Frame) => void): void {
+    this.sink = sink;
+    for (const f of this.early.splice(0)) sink(f);
+  }
+
+  /** The buffer the next read goes into. */
+  nextBuffer = (): Uint8Array => {
+    if (this.payload) {
+      this.readingPayload = true;
+      return this.payload.subarray(this.payloadFill);
+    }
+    this.readingPayload = false;
+    return this.scratch.subarray(this.held);
+  };
+
+  onRead = (n: number, _buf: Uint8Array): boolean => {
+    this.onBytes?.();
+    if (this.readingPayload) {
+      this.payloadFill += n;
+      if (this.payload && this.payloadFill === this.payload.length) this.finishPayload();
+      return true;
+    }
+    this.parseScratch(this.held + n);
+    return true;
+  };
+
+  private parseScratch(end: number): void {
+    let at = 0;
+    if (this.preamble > 0) {
+      const take = Math.min(this.preamble, end);
+      this.preamble -= take;
+      this.onPreamble?.(Buffer.from(this.scratch.subarray(0, take)));
+      at = take;
+    }
+    while (at < end) {
+      if (!this.header) {
+        if (end - at < HEADER_BYTES) break;
+        this.header = decodeHeader(this.scratch, at);
+        at += HEADER_BYTES;
+      }
+      const need = this.header.length;
+      const have = Math.min(need, end - at);
+      const payload = Buffer.allocUnsafeSlow(need);
+      this.scratch.copy(payload, 0, at, at + have);
+      at += have;
+      this.payload = payload;
+      this.payloadFill = have;
+      if (have < need) break;
+      this.finishPayload();
+    }
+    // Keep a partial header at the start of scratch for the next read.
+    this.held = end - at;
+    if (this.held > 0) this.scratch.copy(this.scratch, 0, at, end);
+  }
+
+  private finishPayload(): void {
+    const h = this.header as FrameHeader;
+    const f: Frame = { ...h, payload: this.payload as Buffer };
+    this.header = undefined;
+    this.payload = undefined;
+    this.payloadFill = 0;
+    if (this.sink) this.sink(f);
+    else this.early.push(f);
+  }
+}
