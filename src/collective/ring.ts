@@ -106,7 +106,7 @@ export class Ring {
   }
 
   /** Reduces `x` in place across all ranks and returns it. */
-  allreduceInPlace<T extends NumericArray>(x: T, op: ReduceOp = 'mean'): Promise<T> {
+  async allreduceInPlace<T extends NumericArray>(x: T, op: ReduceOp = 'mean'): Promise<T> {
     checkReduceOp(op, x);
     return this.run(async (seq) => {
       if (this.worldSize === 1) return x;
@@ -149,7 +149,7 @@ export class Ring {
     return this.broadcastInPlace(x.slice() as T, root);
   }
 
-  broadcastInPlace<T extends NumericArray>(x: T, root = 0): Promise<T> {
+  async broadcastInPlace<T extends NumericArray>(x: T, root = 0): Promise<T> {
     this.checkRoot(root);
     return this.run(async (seq) => {
       if (this.worldSize === 1) return x;
@@ -173,7 +173,7 @@ export class Ring {
   }
 
   /** Root's JSON-serializable value, on every rank. */
-  broadcastValue<T>(value: T, root = 0): Promise<T> {
+  async broadcastValue<T>(value: T, root = 0): Promise<T> {
     this.checkRoot(root);
     return this.run(async (seq) => {
       if (this.worldSize === 1) return value;
