@@ -3,10 +3,11 @@
  * beside OpenMPI's MPI_Allreduce over TCP (../shared/anchors/mpi-allreduce.sh) and the loopback
  * TCP ceiling (../shared/anchors/tcp-loopback.sh), measured in the same run.
  */
-import { packageFile } from '../src/util/package-file.js';
+
 import { TRANSPORTS, type Transport } from '../src/collective/index.js';
-import { startRing } from './lib/processes.js';
+import { packageFile } from '../src/util/package-file.js';
 import { runAnchor } from './lib/anchors.js';
+import { startRing } from './lib/processes.js';
 
 export interface AllreduceBenchOptions {
   bytes: number[];
@@ -33,7 +34,10 @@ export interface AllreduceRow {
 const busbw = (bytes: number, n: number, ms: number): number => (n === 1 ? 0 : (bytes * 2 * (n - 1)) / n / (ms / 1e3) / 1e9);
 const round = (v: number, d = 3): number => Number(v.toFixed(d));
 
-export async function allreduceBench(o: AllreduceBenchOptions, progress: (line: string) => void): Promise<Record<string, unknown>> {
+export async function allreduceBench(
+  o: AllreduceBenchOptions,
+  progress: (line: string) => void,
+): Promise<Record<string, unknown>> {
   const worker = packageFile('dist/bench/ring-worker.js');
   const rows: AllreduceRow[] = [];
   const ceiling = o.anchors ? await runAnchor('tcp-loopback.sh', []) : undefined;

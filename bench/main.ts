@@ -19,12 +19,17 @@ export function parseBytes(v: string): number {
   return bytes;
 }
 
-const list = <T>(parse: (s: string) => T) => (v: string): T[] => v.split(',').map(parse);
-const positiveInt = (flag: string) => (v: string): number => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} takes a positive integer, not "${v}"`);
-  return n;
-};
+const list =
+  <T>(parse: (s: string) => T) =>
+  (v: string): T[] =>
+    v.split(',').map(parse);
+const positiveInt =
+  (flag: string) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} takes a positive integer, not "${v}"`);
+    return n;
+  };
 const transport = (v: string): Transport => {
   if (!(TRANSPORTS as readonly string[]).includes(v)) {
     throw new InvalidArgumentError(`--transport takes ${TRANSPORTS.join(' or ')}, not "${v}"`);
@@ -44,14 +49,31 @@ program
   .option('--chunk-bytes <size>', 'pipelining chunk size', parseBytes)
   .option('--no-anchors', 'skip the OpenMPI and iperf3 reference runs')
   .option('--json', 'print one JSON object on stdout')
-  .action(async (o: { bytes: number[]; workers: number[]; iters: number; transport: Transport[]; chunkBytes?: number; anchors: boolean; json?: boolean }) => {
-    const result = await allreduceBench(
-      { bytes: o.bytes, workers: o.workers, iters: o.iters, transports: o.transport, chunkBytes: o.chunkBytes, anchors: o.anchors },
-      (line) => process.stderr.write(`${line}\n`),
-    );
-    if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-    else printTable(result.rows as Array<Record<string, unknown>>);
-  });
+  .action(
+    async (o: {
+      bytes: number[];
+      workers: number[];
+      iters: number;
+      transport: Transport[];
+      chunkBytes?: number;
+      anchors: boolean;
+      json?: boolean;
+    }) => {
+      const result = await allreduceBench(
+        {
+          bytes: o.bytes,
+          workers: o.workers,
+          iters: o.iters,
+          transports: o.transport,
+          chunkBytes: o.chunkBytes,
+          anchors: o.anchors,
+        },
+        (line) => process.stderr.write(`${line}\n`),
+      );
+      if (o.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+      else printTable(result.rows as Array<Record<string, unknown>>);
+    },
+  );
 
 function printTable(rows: Array<Record<string, unknown>>): void {
   const cols = ['impl', 'procs', 'bytes', 'time_ms', 'busbw_GBps', 'vs_mpi', 'vs_tcp_loopback', 'fused_speedup'];

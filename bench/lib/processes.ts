@@ -64,8 +64,12 @@ export async function startRing(
     for (;;) {
       const m = rp.messages.find((x) => key in x);
       if (m) return m;
-      if (exitCode !== undefined) throw new Error(`rank ${rank} exited (${exitCode}) before printing "${key}": ${rp.stderr.slice(-2000)} ${JSON.stringify(rp.messages)}`);
-      if (Date.now() > until) throw new Error(`rank ${rank} printed no "${key}" within ${timeoutMs} ms: ${rp.stderr.slice(-2000)}`);
+      if (exitCode !== undefined)
+        throw new Error(
+          `rank ${rank} exited (${exitCode}) before printing "${key}": ${rp.stderr.slice(-2000)} ${JSON.stringify(rp.messages)}`,
+        );
+      if (Date.now() > until)
+        throw new Error(`rank ${rank} printed no "${key}" within ${timeoutMs} ms: ${rp.stderr.slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 10));
     }
   };

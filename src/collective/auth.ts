@@ -33,21 +33,11 @@ const paramParts = (p: HandshakeParams): string[] => [
   String(p.servedRank),
 ];
 
-export function joinProof(
-  secret: Buffer,
-  p: HandshakeParams,
-  clientNonce: Buffer,
-  serverNonce: Buffer,
-): Buffer {
+export function joinProof(secret: Buffer, p: HandshakeParams, clientNonce: Buffer, serverNonce: Buffer): Buffer {
   return mac(secret, 'join', [...paramParts(p), clientNonce, serverNonce]);
 }
 
-export function acceptProof(
-  secret: Buffer,
-  p: HandshakeParams,
-  clientNonce: Buffer,
-  serverNonce: Buffer,
-): Buffer {
+export function acceptProof(secret: Buffer, p: HandshakeParams, clientNonce: Buffer, serverNonce: Buffer): Buffer {
   return mac(secret, 'accept', [...paramParts(p), clientNonce, serverNonce]);
 }
 

@@ -53,7 +53,12 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 
 const passthrough = (b: Buffer): Buffer => b;
 
-let cached: { definition: grpc.ServiceDefinition; Client: new (address: string, creds: grpc.ChannelCredentials, opts?: grpc.ChannelOptions) => RingClient } | undefined;
+let cached:
+  | {
+      definition: grpc.ServiceDefinition;
+      Client: new (address: string, creds: grpc.ChannelCredentials, opts?: grpc.ChannelOptions) => RingClient;
+    }
+  | undefined;
 
 export function ringService(): NonNullable<typeof cached> {
   if (cached) return cached;

@@ -4,14 +4,7 @@ export class RingError extends Error {
   override readonly name: string = 'RingError';
 }
 
-export type HandshakeField =
-  | 'secret'
-  | 'job_id'
-  | 'world_size'
-  | 'attempt'
-  | 'rank'
-  | 'transport'
-  | 'session';
+export type HandshakeField = 'secret' | 'job_id' | 'world_size' | 'attempt' | 'rank' | 'transport' | 'session';
 
 /** A peer refused us, or we refused a peer, during the handshake. */
 export class RingHandshakeError extends RingError {

@@ -5,7 +5,7 @@
  */
 import type net from 'node:net';
 import type { DirectReader } from './direct-reader.js';
-import { encodeHeader, FrameDecoder, type Frame, type FrameHeader, HEADER_BYTES, decodeHeader } from './frames.js';
+import { decodeHeader, encodeHeader, type Frame, FrameDecoder, type FrameHeader, HEADER_BYTES } from './frames.js';
 
 export interface LinkEvents {
   frame(f: Frame): void;

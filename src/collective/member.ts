@@ -3,14 +3,23 @@
  * the address to share; `join(peers)` dials the predecessor, proves the job secret, opens the
  * data link, waits for the successor to do the same, and returns the formed Ring.
  */
-import net from 'node:net';
+
 import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { acceptProof, type HandshakeParams, joinProof, linkProof, newNonce, proofMatches } from './auth.js';
-import { CHANNEL_OPTIONS, type HelloReply, type HelloRequest, type JoinReply, type JoinRequest, type RingClient, ringService } from './control.js';
-import { RingFormationTimeoutError, RingHandshakeError, type HandshakeField } from './errors.js';
-import { CollectiveKind, FrameKind } from './frames.js';
+import {
+  CHANNEL_OPTIONS,
+  type HelloReply,
+  type HelloRequest,
+  type JoinReply,
+  type JoinRequest,
+  type RingClient,
+  ringService,
+} from './control.js';
 import { DirectReader } from './direct-reader.js';
+import { type HandshakeField, RingFormationTimeoutError, RingHandshakeError } from './errors.js';
+import { CollectiveKind, FrameKind } from './frames.js';
 import { GrpcLink, type Link, TcpLink } from './link.js';
 import { parseRingOptions, type RingOptions, type RingOptionsInput } from './options.js';
 import { Ring } from './ring.js';
@@ -128,9 +137,12 @@ export class RingMember {
       return { refusedField: field, refusedReason: reason, serverNonce: Buffer.alloc(0), rank: o.rank };
     };
     if (req.jobId !== o.jobId) return refuse('job_id', `peer is in job "${req.jobId}", this rank in "${o.jobId}"`);
-    if (req.worldSize !== o.worldSize) return refuse('world_size', `peer has world size ${req.worldSize}, this rank ${o.worldSize}`);
-    if (req.attempt !== o.attempt) return refuse('attempt', `peer is in attempt ${req.attempt}, this rank in attempt ${o.attempt}`);
-    if (req.transport !== o.transport) return refuse('transport', `peer uses transport ${req.transport}, this rank ${o.transport}`);
+    if (req.worldSize !== o.worldSize)
+      return refuse('world_size', `peer has world size ${req.worldSize}, this rank ${o.worldSize}`);
+    if (req.attempt !== o.attempt)
+      return refuse('attempt', `peer is in attempt ${req.attempt}, this rank in attempt ${o.attempt}`);
+    if (req.transport !== o.transport)
+      return refuse('transport', `peer uses transport ${req.transport}, this rank ${o.transport}`);
     if (req.rank !== this.successorRank) {
       return refuse('rank', `rank ${o.rank} takes its successor rank ${this.successorRank}, not rank ${req.rank}`);
     }
@@ -146,7 +158,13 @@ export class RingMember {
     const o = this.options;
     const refuse = (field: HandshakeField, reason: string): JoinReply => {
       o.log?.(`ring rank ${o.rank}: refused a peer (${field}): ${reason}`);
-      return { refusedField: field, refusedReason: reason, serverProof: Buffer.alloc(0), sessionId: Buffer.alloc(0), dataPort: 0 };
+      return {
+        refusedField: field,
+        refusedReason: reason,
+        serverProof: Buffer.alloc(0),
+        sessionId: Buffer.alloc(0),
+        dataPort: 0,
+      };
     };
     const key = req.clientNonce.toString('hex');
     const hello = this.hellos.get(key);
@@ -235,8 +253,14 @@ export class RingMember {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const missing: Array<{ rank: number; address: string; why: string }> = [];
-        if (!dialState.done) missing.push({ rank: this.predecessorRank, address: predAddress, why: `predecessor not reached: ${dialState.lastError}` });
-        if (!this.successor.settled) missing.push({ rank: this.successorRank, address: succAddress, why: 'successor never dialed in' });
+        if (!dialState.done)
+          missing.push({
+            rank: this.predecessorRank,
+            address: predAddress,
+            why: `predecessor not reached: ${dialState.lastError}`,
+          });
+        if (!this.successor.settled)
+          missing.push({ rank: this.successorRank, address: succAddress, why: 'successor never dialed in' });
         reject(new RingFormationTimeoutError(o.rank, missing, o.formationTimeoutMs));
       }, o.formationTimeoutMs);
     });
@@ -268,14 +292,18 @@ export class RingMember {
     while (!hello) {
       if (this.released) throw new Error('ring member closed while dialing');
       try {
-        hello = await unary<HelloRequest, HelloReply>((req, opts, cb) => client.Hello(req, opts, cb), {
-          jobId: o.jobId,
-          rank: o.rank,
-          worldSize: o.worldSize,
-          attempt: o.attempt,
-          clientNonce,
-          transport: o.transport,
-        }, Math.min(deadline, Date.now() + 5000));
+        hello = await unary<HelloRequest, HelloReply>(
+          (req, opts, cb) => client.Hello(req, opts, cb),
+          {
+            jobId: o.jobId,
+            rank: o.rank,
+            worldSize: o.worldSize,
+            attempt: o.attempt,
+            clientNonce,
+            transport: o.transport,
+          },
+          Math.min(deadline, Date.now() + 5000),
+        );
       } catch (err) {
         state.lastError = (err as grpc.ServiceError).details || (err as Error).message;
         if (Date.now() >= deadline) throw err;
@@ -283,13 +311,18 @@ export class RingMember {
       }
     }
     if (hello.refusedField) throw refused(hello.refusedField, hello.refusedReason);
-    if (hello.rank !== predRank) throw refused('rank', `expected rank ${predRank} at ${address}, it says it is rank ${hello.rank}`);
+    if (hello.rank !== predRank)
+      throw refused('rank', `expected rank ${predRank} at ${address}, it says it is rank ${hello.rank}`);
 
     const p = this.params(o.rank, predRank);
-    const join = await unary<JoinRequest, JoinReply>((req, opts, cb) => client.Join(req, opts, cb), {
-      clientNonce,
-      clientProof: joinProof(this.secret, p, clientNonce, hello.serverNonce),
-    }, deadline);
+    const join = await unary<JoinRequest, JoinReply>(
+      (req, opts, cb) => client.Join(req, opts, cb),
+      {
+        clientNonce,
+        clientProof: joinProof(this.secret, p, clientNonce, hello.serverNonce),
+      },
+      deadline,
+    );
     if (join.refusedField) throw refused(join.refusedField, join.refusedReason);
     if (!proofMatches(acceptProof(this.secret, p, clientNonce, hello.serverNonce), join.serverProof)) {
       throw refused('secret', `the peer's proof does not match this job's secret`);
@@ -334,7 +367,12 @@ function unary<Q, R>(
 }
 
 /** Opens the raw TCP data link: sends the session id and proof, waits for the one-byte ack. */
-function connectData(host: string, port: number, auth: Buffer, deadline: number): Promise<{ socket: net.Socket; reader: DirectReader }> {
+function connectData(
+  host: string,
+  port: number,
+  auth: Buffer,
+  deadline: number,
+): Promise<{ socket: net.Socket; reader: DirectReader }> {
   return new Promise((resolve, reject) => {
     const reader = new DirectReader(1);
     const socket = net.connect({ host, port, onread: { buffer: reader.nextBuffer, callback: reader.onRead } });
@@ -343,7 +381,10 @@ function connectData(host: string, port: number, auth: Buffer, deadline: number)
       socket.destroy();
       reject(err);
     };
-    const timer = setTimeout(() => fail(new Error(`data link to ${host}:${port} not acknowledged in time`)), Math.max(1, deadline - Date.now()));
+    const timer = setTimeout(
+      () => fail(new Error(`data link to ${host}:${port} not acknowledged in time`)),
+      Math.max(1, deadline - Date.now()),
+    );
     socket.once('connect', () => socket.write(auth));
     socket.once('error', fail);
     socket.once('close', () => fail(new Error(`data link to ${host}:${port} was refused (session or proof)`)));

@@ -25,7 +25,11 @@ export const ringOptionsSchema = z
     /** Size of the pipelined pieces of an allreduce. */
     chunkBytes: z.number().int().min(1024).default(MiB),
     /** Tensor fusion: many tensors are packed into buffers of up to this many bytes. */
-    fusionThresholdBytes: z.number().int().positive().default(64 * MiB),
+    fusionThresholdBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(64 * MiB),
     log: z.custom<(message: string) => void>((v) => typeof v === 'function').optional(),
   })
   .refine((o) => o.rank < o.worldSize, {

@@ -4,10 +4,7 @@ export type NumericArray = Float32Array | Float64Array | Int32Array;
 export type ReduceOp = 'sum' | 'mean' | 'max' | 'min';
 export const REDUCE_OPS: readonly ReduceOp[] = ['sum', 'mean', 'max', 'min'];
 
-export type NumericArrayConstructor =
-  | Float32ArrayConstructor
-  | Float64ArrayConstructor
-  | Int32ArrayConstructor;
+export type NumericArrayConstructor = Float32ArrayConstructor | Float64ArrayConstructor | Int32ArrayConstructor;
 
 export function isNumericArray(x: unknown): x is NumericArray {
   return x instanceof Float32Array || x instanceof Float64Array || x instanceof Int32Array;
@@ -18,9 +15,7 @@ export function checkReduceOp(op: string, x: NumericArray): asserts op is Reduce
     throw new TypeError(`allreduce op "${op}" is not one of ${REDUCE_OPS.join(', ')}`);
   }
   if (op === 'mean' && x instanceof Int32Array) {
-    throw new TypeError(
-      'allreduce op "mean" on an Int32Array would truncate; use "sum" and divide, or pass floats',
-    );
+    throw new TypeError('allreduce op "mean" on an Int32Array would truncate; use "sum" and divide, or pass floats');
   }
 }
 
@@ -65,13 +60,7 @@ export function reduceInto(dst: NumericArray, at: number, src: NumericArray, op:
 }
 
 /** The last touch on a fully reduced range: mean divides by the world size. */
-export function finishReduce(
-  x: NumericArray,
-  start: number,
-  end: number,
-  op: ReduceOp,
-  worldSize: number,
-): void {
+export function finishReduce(x: NumericArray, start: number, end: number, op: ReduceOp, worldSize: number): void {
   if (op !== 'mean' || worldSize === 1) return;
   for (let i = start; i < end; i++) x[i] = (x[i] as number) / worldSize;
 }

@@ -4,14 +4,9 @@
  * values, barrier, and tensor fusion. Failures of a neighbour are detected here and passed
  * around the ring so every live rank gets the same error naming the failed peer.
  */
-import {
-  CollectiveMismatchError,
-  PeerFailedError,
-  type PeerFailure,
-  RingClosedError,
-  RingError,
-} from './errors.js';
+import { CollectiveMismatchError, PeerFailedError, type PeerFailure, RingClosedError, RingError } from './errors.js';
 import { CollectiveKind, type Frame, FrameKind } from './frames.js';
+import { fusionBuckets, type TensorMapLike } from './fusion.js';
 import { Inbox } from './inbox.js';
 import type { Link } from './link.js';
 import type { RingOptions } from './options.js';
@@ -26,7 +21,6 @@ import {
   reduceInto,
   viewAs,
 } from './reduce.js';
-import { fusionBuckets, type TensorMapLike } from './fusion.js';
 
 interface AbortMessage {
   name: string;
@@ -100,9 +94,7 @@ export class Ring {
       const { allreduceTensorMap } = await import('./tensors.js');
       return allreduceTensorMap(this, x as TensorMapLike, op);
     }
-    throw new TypeError(
-      'allreduce takes a Float32Array, Float64Array or Int32Array, an array of them, or a tfjs NamedTensorMap',
-    );
+    throw new TypeError('allreduce takes a Float32Array, Float64Array or Int32Array, an array of them, or a tfjs NamedTensorMap');
   }
 
   /** Reduces `x` in place across all ranks and returns it. */
@@ -225,11 +217,9 @@ export class Ring {
     if (this.watchdog) clearInterval(this.watchdog);
     const links = [this.prev, this.next].filter((l): l is Link => l !== undefined);
     if (!this.failure) {
-      for (const l of links) l.send({ kind: FrameKind.Goodbye, collective: CollectiveKind.None, seq: this.seq, index: this.rank });
-      await Promise.race([
-        Promise.all(links.map((l) => l.drained())),
-        new Promise((r) => setTimeout(r, 1000).unref()),
-      ]);
+      for (const l of links)
+        l.send({ kind: FrameKind.Goodbye, collective: CollectiveKind.None, seq: this.seq, index: this.rank });
+      await Promise.race([Promise.all(links.map((l) => l.drained())), new Promise((r) => setTimeout(r, 1000).unref())]);
     }
     for (const l of links) l.close();
     this.inbox.fail(this.failure ?? new RingClosedError());
@@ -249,10 +239,7 @@ export class Ring {
     const next = this.next as Link;
     const ctor = x.constructor as NumericArrayConstructor;
     const size = x.BYTES_PER_ELEMENT;
-    const segment = (k: number): [number, number] => [
-      Math.floor((k * x.length) / n),
-      Math.floor(((k + 1) * x.length) / n),
-    ];
+    const segment = (k: number): [number, number] => [Math.floor((k * x.length) / n), Math.floor(((k + 1) * x.length) / n)];
     let sent = 0;
     let received = 0;
     const send = (s: number, e: number): void =>
@@ -284,16 +271,17 @@ export class Ring {
     return out;
   }
 
-  private async expect(
-    seq: number,
-    collective: CollectiveKind,
-    index: number,
-    bytes: number | undefined,
-  ): Promise<Uint8Array> {
+  private async expect(seq: number, collective: CollectiveKind, index: number, bytes: number | undefined): Promise<Uint8Array> {
     const f = await this.inbox.next();
     const prev = this.prev as Link;
     if (f.kind === FrameKind.Goodbye) {
-      const err = new PeerFailedError(prev.peerRank, prev.peerAddress, 'closed', this.rank, `it closed the ring while rank ${this.rank} waited in ${CollectiveKind[collective]} #${seq}: ranks ran different numbers of collectives`);
+      const err = new PeerFailedError(
+        prev.peerRank,
+        prev.peerAddress,
+        'closed',
+        this.rank,
+        `it closed the ring while rank ${this.rank} waited in ${CollectiveKind[collective]} #${seq}: ranks ran different numbers of collectives`,
+      );
       this.fail(err);
       throw err;
     }
@@ -421,7 +409,8 @@ export class Ring {
     }
     const payload = Buffer.from(JSON.stringify(m));
     for (const l of [this.prev, this.next]) {
-      if (l && l !== from) l.send({ kind: FrameKind.Abort, collective: CollectiveKind.None, seq: this.seq, index: this.rank }, payload);
+      if (l && l !== from)
+        l.send({ kind: FrameKind.Abort, collective: CollectiveKind.None, seq: this.seq, index: this.rank }, payload);
     }
     this.inbox.fail(err);
     this.options.log?.(`ring rank ${this.rank}: ${err.message}`);

@@ -34,4 +34,3 @@ describe('closing', () => {
     await expect(ring[0]?.allreduce(new Float32Array(1))).rejects.toThrow(/closed/);
   });
 });
-

@@ -27,13 +27,20 @@ describe('a peer that dies or stalls', () => {
     for (const r of [0, 1, 2]) await ring.waitFor(r, 'looping');
     const killedAt = Date.now();
     ring.ranks[1]?.child.kill('SIGKILL');
-    const exits = await Promise.all([0, 2].map(async (r) => {
-      await ring.ranks[r]?.exited;
-      return Date.now() - killedAt;
-    }));
+    const exits = await Promise.all(
+      [0, 2].map(async (r) => {
+        await ring.ranks[r]?.exited;
+        return Date.now() - killedAt;
+      }),
+    );
     const results = await outcomes(ring);
     for (const r of [0, 2]) {
-      expect(results[r]?.error).toMatchObject({ name: 'PeerFailedError', peerRank: 1, peerAddress: ring.addresses[1], failure: 'lost' });
+      expect(results[r]?.error).toMatchObject({
+        name: 'PeerFailedError',
+        peerRank: 1,
+        peerAddress: ring.addresses[1],
+        failure: 'lost',
+      });
     }
     for (const ms of exits) expect(ms).toBeLessThan(peerTimeoutMs + 5000);
   });
@@ -44,14 +51,21 @@ describe('a peer that dies or stalls', () => {
     for (const r of [0, 1, 2, 3]) await ring.waitFor(r, 'looping');
     ring.ranks[2]?.child.kill('SIGSTOP');
     const stoppedAt = Date.now();
-    const waits = await Promise.all([0, 1, 3].map(async (r) => {
-      await ring.ranks[r]?.exited;
-      return Date.now() - stoppedAt;
-    }));
+    const waits = await Promise.all(
+      [0, 1, 3].map(async (r) => {
+        await ring.ranks[r]?.exited;
+        return Date.now() - stoppedAt;
+      }),
+    );
     ring.ranks[2]?.child.kill('SIGKILL');
     const results = await outcomes(ring);
     for (const r of [0, 1, 3]) {
-      expect(results[r]?.error).toMatchObject({ name: 'PeerFailedError', peerRank: 2, peerAddress: ring.addresses[2], failure: 'stalled' });
+      expect(results[r]?.error).toMatchObject({
+        name: 'PeerFailedError',
+        peerRank: 2,
+        peerAddress: ring.addresses[2],
+        failure: 'stalled',
+      });
     }
     for (const ms of waits) {
       expect(ms).toBeGreaterThanOrEqual(peerTimeoutMs - 100);
@@ -70,7 +84,11 @@ describe('a peer that dies or stalls', () => {
 
 describe('the handshake', () => {
   it('refuses a peer with a wrong secret, on both sides, naming the secret', async () => {
-    const ring = await ringOf(2, (rank) => ({ scenario: 'sums', cases: [], secret: rank === 1 ? 'not-the-secret' : 'test-secret' }));
+    const ring = await ringOf(2, (rank) => ({
+      scenario: 'sums',
+      cases: [],
+      secret: rank === 1 ? 'not-the-secret' : 'test-secret',
+    }));
     for (const r of await outcomes(ring)) {
       expect(r?.error).toMatchObject({ name: 'RingHandshakeError', field: 'secret' });
     }
@@ -94,7 +112,10 @@ describe('the handshake', () => {
     await expect(refused).rejects.toBeInstanceOf(RingHandshakeError);
     await expect(refused).rejects.toMatchObject({ field: 'secret', peerAddress: a.address });
     const [ra, rb] = await Promise.all([a.join([a.address, b.address]), b.join([a.address, b.address])]);
-    const [x, y] = await Promise.all([ra.allreduce(new Float32Array([1, 2]), 'sum'), rb.allreduce(new Float32Array([3, 4]), 'sum')]);
+    const [x, y] = await Promise.all([
+      ra.allreduce(new Float32Array([1, 2]), 'sum'),
+      rb.allreduce(new Float32Array([3, 4]), 'sum'),
+    ]);
     expect(Array.from(x)).toEqual([4, 6]);
     expect(Array.from(y)).toEqual([4, 6]);
     await Promise.all([ra.close(), rb.close()]);
@@ -107,7 +128,10 @@ describe('the handshake', () => {
     const err = await m.join([m.address, p1, p2]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RingFormationTimeoutError);
     const missing = (err as RingFormationTimeoutError).missing;
-    expect(missing.map((x) => [x.rank, x.address])).toEqual([[2, p2], [1, p1]]);
+    expect(missing.map((x) => [x.rank, x.address])).toEqual([
+      [2, p2],
+      [1, p1],
+    ]);
     expect((err as Error).message).toMatch(/rank 2 at 127\.0\.0\.1:\d+ \(predecessor not reached: .*ECONNREFUSED/);
     expect((err as Error).message).toMatch(/rank 1 at 127\.0\.0\.1:\d+ \(successor never dialed in\)/);
   });

@@ -97,7 +97,7 @@ describe('the gRPC data plane', () => {
     ];
     const ring = await ringOf(3, () => ({ scenario: 'sums', cases, transport: 'grpc', chunkBytes: 128 * 1024 }));
     for (const r of await outcomes(ring)) {
-      for (const c of r?.result as Check[]) {
+      for (const c of (r?.result ?? []) as Check[]) {
         expect(c.wrongLength).toBe(false);
         expect(c.maxErr).toBeLessThan(1e-5);
       }

@@ -7,7 +7,10 @@ import { parseRingOptions } from '../../src/collective/options.js';
 import { checkReduceOp, finishReduce, reduceInto, viewAs } from '../../src/collective/reduce.js';
 
 const frame = (index: number, payload: Uint8Array): Buffer =>
-  Buffer.concat([encodeHeader({ kind: FrameKind.Data, collective: CollectiveKind.Allreduce, seq: 7, index }, payload.length), payload]);
+  Buffer.concat([
+    encodeHeader({ kind: FrameKind.Data, collective: CollectiveKind.Allreduce, seq: 7, index }, payload.length),
+    payload,
+  ]);
 
 describe('reduce', () => {
   it('sums, maxes and mins in place, and means by dividing once', () => {
@@ -59,7 +62,7 @@ describe('frame decoding', () => {
 
   const check = (got: Frame[]): void => {
     expect(got.map((f) => f.index)).toEqual([0, 1, 2]);
-    got.forEach((f, i) => expect(Buffer.from(f.payload).equals(Buffer.from(payloads[i] as Uint8Array))).toBe(true));
+    for (const [i, f] of got.entries()) expect(Buffer.from(f.payload).equals(Buffer.from(payloads[i] as Uint8Array))).toBe(true);
     expect(got.every((f) => f.seq === 7 && f.kind === FrameKind.Data)).toBe(true);
   };
 
@@ -109,7 +112,11 @@ describe('frame decoding', () => {
 
 describe('ring options', () => {
   it('names the bad field', () => {
-    expect(() => parseRingOptions({ jobId: 'j', rank: 3, worldSize: 2, secret: 's' })).toThrow(/rank: rank must be below worldSize/);
-    expect(() => parseRingOptions({ jobId: 'j', rank: 0, worldSize: 2, secret: 's', transport: 'udp' as 'tcp' })).toThrow(/transport/);
+    expect(() => parseRingOptions({ jobId: 'j', rank: 3, worldSize: 2, secret: 's' })).toThrow(
+      /rank: rank must be below worldSize/,
+    );
+    expect(() => parseRingOptions({ jobId: 'j', rank: 0, worldSize: 2, secret: 's', transport: 'udp' as 'tcp' })).toThrow(
+      /transport/,
+    );
   });
 });

@@ -23,7 +23,10 @@ export async function outcomes(ring: RingProcesses, timeoutMs = 90_000): Promise
   const all = Promise.all(ring.ranks.map((r) => r.exited));
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`ring did not finish in ${timeoutMs} ms: ${ring.ranks.map((r) => r.stderr).join('\n')}`)), timeoutMs);
+    timer = setTimeout(
+      () => reject(new Error(`ring did not finish in ${timeoutMs} ms: ${ring.ranks.map((r) => r.stderr).join('\n')}`)),
+      timeoutMs,
+    );
   });
   try {
     await Promise.race([all, timeout]);
