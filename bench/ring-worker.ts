@@ -35,18 +35,24 @@ const ring = await member.join(peers);
 async function timed(iters: number, body: () => Promise<unknown>): Promise<number> {
   await body(); // warm-up
   await ring.barrier();
+  const cpu0 = process.cpuUsage();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < iters; i++) await body();
-  return Number(process.hrtime.bigint() - t0) / 1e6 / iters;
+  const wall = Number(process.hrtime.bigint() - t0) / 1e6;
+  const cpu = process.cpuUsage(cpu0);
+  cpuShare = (cpu.user + cpu.system) / 1e3 / wall;
+  return wall / iters;
 }
 
+let cpuShare = 0;
 const x = new Float32Array(cfg.bytes / 4).fill(cfg.rank + 1);
 const timeMs = await timed(cfg.iters, () => ring.allreduceInPlace(x, 'sum'));
+const ringCpuShare = cpuShare;
 
 const small = Array.from({ length: cfg.tensors }, () => new Float32Array(cfg.tensorBytes / 4).fill(1));
 const fusedMs = await timed(5, () => ring.allreduceMany(small, 'sum'));
 const perTensorMs = await timed(2, async () => {
   for (const t of small) await ring.allreduceInPlace(t, 'sum');
 });
-out({ result: { timeMs, fusedMs, perTensorMs } });
+out({ result: { timeMs, fusedMs, perTensorMs, cpuShare: ringCpuShare } });
 await ring.close();

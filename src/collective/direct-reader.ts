@@ -7,6 +7,7 @@
 import { decodeHeader, type Frame, type FrameHeader, HEADER_BYTES } from './frames.js';
 
 const SCRATCH_BYTES = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
 
 export class DirectReader {
   private readonly scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES);
@@ -21,6 +22,8 @@ export class DirectReader {
   private sink: ((f: Frame) => void) | undefined;
   private early: Frame[] = [];
   onPreamble: ((bytes: Buffer) => void) | undefined;
+  /** Chooses where a frame's payload is read to (the receiver may know its final place). */
+  allocate: (h: FrameHeader) => Buffer = (h) => Buffer.allocUnsafeSlow(h.length);
   onBytes: (() => void) | undefined;
 
   constructor(preambleBytes: number) {
@@ -69,7 +72,7 @@ export class DirectReader {
       }
       const need = this.header.length;
       const have = Math.min(need, end - at);
-      const payload = Buffer.allocUnsafeSlow(need);
+      const payload = need === 0 ? EMPTY : this.allocate(this.header);
       this.scratch.copy(payload, 0, at, at + have);
       at += have;
       this.payload = payload;

@@ -53,6 +53,9 @@ export abstract class Link {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
+  /** Where payloads are read to, for data planes that can read in place (raw TCP). */
+  setPayloadAllocator(_allocate: (h: FrameHeader) => Buffer): void {}
+
   protected received(f: Frame): void {
     this.lastHeardAt = Date.now();
     if (this.events) this.events.frame(f);
@@ -84,6 +87,7 @@ export abstract class Link {
 }
 
 export class TcpLink extends Link {
+  private readonly reader: DirectReader | undefined;
   /**
    * `reader` is given for sockets opened with `onread` (the data receiving side); other sockets
    * (which only receive small control frames) use 'data' events.
@@ -97,6 +101,7 @@ export class TcpLink extends Link {
   ) {
     super(peerRank, peerAddress);
     socket.setNoDelay(true);
+    this.reader = reader;
     if (reader) {
       reader.onBytes = () => this.heard();
       reader.setSink((f) => this.received(f));
@@ -111,6 +116,10 @@ export class TcpLink extends Link {
     socket.on('error', (err) => this.broke(err));
     socket.on('close', () => this.broke(new Error('connection closed')));
     socket.resume();
+  }
+
+  override setPayloadAllocator(allocate: (h: FrameHeader) => Buffer): void {
+    if (this.reader) this.reader.allocate = allocate;
   }
 
   protected write(header: Buffer, payload: Uint8Array | undefined, done: () => void): void {

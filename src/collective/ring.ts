@@ -5,7 +5,8 @@
  * around the ring so every live rank gets the same error naming the failed peer.
  */
 import { CollectiveMismatchError, PeerFailedError, type PeerFailure, RingClosedError, RingError } from './errors.js';
-import { CollectiveKind, type Frame, FrameKind } from './frames.js';
+import { CollectiveKind, type Frame, type FrameHeader, FrameKind } from './frames.js';
+import { BufferPool } from './buffer-pool.js';
 import { fusionBuckets, type TensorMapLike } from './fusion.js';
 import { Inbox } from './inbox.js';
 import type { Link } from './link.js';
@@ -47,6 +48,9 @@ export class Ring {
   private failure: Error | undefined;
   private closed = false;
   private readonly inbox = new Inbox();
+  private readonly pool = new BufferPool();
+  /** The allreduce in progress: where its allgather pieces belong, so they are read in place. */
+  private inPlace: { seq: number; x: NumericArray; from: number; ranges: Array<[number, number]> } | undefined;
   private readonly watchdog: NodeJS.Timeout | undefined;
 
   constructor(
@@ -66,6 +70,7 @@ export class Ring {
         broken: (cause) => this.onBroken(link, cause),
       });
     }
+    prev?.setPayloadAllocator((h) => this.payloadBuffer(h));
     if (prev && next) {
       const every = Math.min(1000, Math.max(20, Math.floor(options.peerTimeoutMs / 4)));
       this.watchdog = setInterval(() => this.tick(), every);
@@ -107,7 +112,10 @@ export class Ring {
     });
   }
 
-  /** Allreduce of many arrays through fusion buffers; results equal reducing each alone. */
+  /**
+   * Allreduce of many arrays through fusion buffers: each bucket is packed into one new buffer,
+   * reduced once, and the results are views into it (inputs are left untouched).
+   */
   async allreduceMany<T extends NumericArray>(
     xs: readonly T[],
     op: ReduceOp = 'mean',
@@ -115,23 +123,21 @@ export class Ring {
   ): Promise<T[]> {
     const out: T[] = new Array(xs.length);
     for (const bucket of fusionBuckets(xs, fusionThresholdBytes)) {
-      const first = xs[bucket[0] as number] as T;
-      const ctor = first.constructor as NumericArrayConstructor;
-      let total = 0;
-      for (const i of bucket) total += (xs[i] as T).length;
-      const buffer = new ctor(total) as T;
+      const parts = bucket.map((i) => xs[i] as T);
+      const ctor = (parts[0] as T).constructor as NumericArrayConstructor;
+      const buffer = new ctor(parts.reduce((sum, p) => sum + p.length, 0)) as T;
       let at = 0;
-      for (const i of bucket) {
-        buffer.set(xs[i] as T, at);
-        at += (xs[i] as T).length;
+      for (const p of parts) {
+        buffer.set(p, at);
+        at += p.length;
       }
       await this.allreduceInPlace(buffer, op);
       at = 0;
-      for (const i of bucket) {
-        const n = (xs[i] as T).length;
-        out[i] = buffer.slice(at, at + n) as T;
-        at += n;
-      }
+      bucket.forEach((i, k) => {
+        const length = (parts[k] as T).length;
+        out[i] = buffer.subarray(at, at + length) as T;
+        at += length;
+      });
     }
     return out;
   }
@@ -223,6 +229,7 @@ export class Ring {
     }
     for (const l of links) l.close();
     this.inbox.fail(this.failure ?? new RingClosedError());
+    this.pool.clear();
     await this.release();
   }
 
@@ -240,26 +247,51 @@ export class Ring {
     const ctor = x.constructor as NumericArrayConstructor;
     const size = x.BYTES_PER_ELEMENT;
     const segment = (k: number): [number, number] => [Math.floor((k * x.length) / n), Math.floor(((k + 1) * x.length) / n)];
+    const steps = 2 * (n - 1);
+    // Every piece this rank will receive, in stream order (see the schedule above).
+    const incoming: Array<[number, number]> = [];
+    let reduceScatterPieces = 0;
+    for (let g = 0; g < steps; g++) {
+      for (const range of this.chunks(...segment(mod(r - g - 1, n)), size)) incoming.push(range);
+      if (g === n - 2) reduceScatterPieces = incoming.length;
+    }
+    this.inPlace = { seq, x, from: reduceScatterPieces, ranges: incoming };
     let sent = 0;
-    let received = 0;
     const send = (s: number, e: number): void =>
       next.send({ kind: FrameKind.Data, collective: CollectiveKind.Allreduce, seq, index: sent++ }, bytesOf(x, s, e));
-
-    for (const [s, e] of this.chunks(...segment(r), size)) send(s, e);
-    const steps = 2 * (n - 1);
-    for (let g = 0; g < steps; g++) {
-      for (const [s, e] of this.chunks(...segment(mod(r - g - 1, n)), size)) {
-        const src = viewAs(ctor, await this.expect(seq, CollectiveKind.Allreduce, received++, (e - s) * size));
-        if (g < n - 1) {
-          reduceInto(x, s, src, op);
-          if (g === n - 2) finishReduce(x, s, e, op, n);
-        } else {
-          x.set(src, s);
+    try {
+      for (const [s, e] of this.chunks(...segment(r), size)) send(s, e);
+      const lastForwarded = incoming.length - this.chunks(...segment(mod(r - steps, n)), size).length;
+      for (let i = 0; i < incoming.length; i++) {
+        const [s, e] = incoming[i] as [number, number];
+        const payload = await this.expect(seq, CollectiveKind.Allreduce, i, (e - s) * size);
+        if (i < reduceScatterPieces) {
+          reduceInto(x, s, viewAs(ctor, payload), op);
+          if (i >= reduceScatterPieces - this.chunks(...segment(mod(r - (n - 1), n)), size).length) finishReduce(x, s, e, op, n);
+          this.pool.give(payload);
+        } else if (payload.buffer !== x.buffer || payload.byteOffset !== x.byteOffset + s * size) {
+          x.set(viewAs(ctor, payload), s);
+          this.pool.give(payload);
         }
-        if (g < steps - 1) send(s, e);
+        if (i < lastForwarded) send(s, e);
+      }
+      await next.drained();
+    } finally {
+      this.inPlace = undefined;
+    }
+  }
+
+  /** A receive buffer for a frame: its final place in the array when known, else a pooled one. */
+  private payloadBuffer(h: FrameHeader): Buffer {
+    const p = this.inPlace;
+    if (p && h.kind === FrameKind.Data && h.collective === CollectiveKind.Allreduce && h.seq === p.seq && h.index >= p.from) {
+      const range = p.ranges[h.index];
+      const size = p.x.BYTES_PER_ELEMENT;
+      if (range && (range[1] - range[0]) * size === h.length) {
+        return Buffer.from(p.x.buffer, p.x.byteOffset + range[0] * size, h.length);
       }
     }
-    await next.drained();
+    return this.pool.take(h.length);
   }
 
   /** [start, end) element ranges of at most chunkBytes; always at least one (maybe empty). */
