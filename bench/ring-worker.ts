@@ -50,7 +50,7 @@ const timeMs = await timed(cfg.iters, () => ring.allreduceInPlace(x, 'sum'));
 const ringCpuShare = cpuShare;
 
 const small = Array.from({ length: cfg.tensors }, () => new Float32Array(cfg.tensorBytes / 4).fill(1));
-const fusedMs = await timed(5, () => ring.allreduceMany(small, 'sum'));
+const fusedMs = await timed(5, () => ring.allreduceManyInPlace(small, 'sum'));
 const perTensorMs = await timed(2, async () => {
   for (const t of small) await ring.allreduceInPlace(t, 'sum');
 });

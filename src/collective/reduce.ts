@@ -35,28 +35,52 @@ export function bytesOf(x: NumericArray, start = 0, end = x.length): Uint8Array 
   return new Uint8Array(x.buffer, x.byteOffset + start * size, (end - start) * size);
 }
 
-/** dst[at + i] = op(dst[at + i], src[i]) for every i of src. */
+type Kernel = (dst: NumericArray, at: number, src: NumericArray) => void;
+
+/**
+ * One compiled loop per element type and op. Each `new Function` gets its own type feedback,
+ * so V8 keeps every loop monomorphic (a shared loop over Float32/Float64/Int32 runs ~2x slower).
+ */
+function kernel(combine: string): Kernel {
+  return new Function(
+    'dst',
+    'at',
+    'src',
+    `const d = dst.subarray(at, at + src.length);
+     const n = src.length;
+     let i = 0;
+     for (; i + 3 < n; i += 4) {
+       { const a = d[i], b = src[i]; d[i] = ${combine}; }
+       { const a = d[i + 1], b = src[i + 1]; d[i + 1] = ${combine}; }
+       { const a = d[i + 2], b = src[i + 2]; d[i + 2] = ${combine}; }
+       { const a = d[i + 3], b = src[i + 3]; d[i + 3] = ${combine}; }
+     }
+     for (; i < n; i++) { const a = d[i], b = src[i]; d[i] = ${combine}; }`,
+  ) as Kernel;
+}
+
+const COMBINE = {
+  sum: 'a + b',
+  max: '(b > a || b !== b) ? b : a',
+  min: '(b < a || b !== b) ? b : a',
+} as const;
+
+const KERNELS = new Map<NumericArrayConstructor, Record<keyof typeof COMBINE, Kernel>>(
+  ([Float32Array, Float64Array, Int32Array] as NumericArrayConstructor[]).map((ctor) => [
+    ctor,
+    {
+      sum: kernel(ctor === Int32Array ? '(a + b) | 0' : COMBINE.sum),
+      max: kernel(COMBINE.max),
+      min: kernel(COMBINE.min),
+    },
+  ]),
+);
+
+/** dst[at + i] = op(dst[at + i], src[i]) for every i of src (NaN wins max and min). */
 export function reduceInto(dst: NumericArray, at: number, src: NumericArray, op: ReduceOp): void {
-  const n = src.length;
-  if (op === 'sum' || op === 'mean') {
-    if (dst instanceof Int32Array) {
-      for (let i = 0; i < n; i++) dst[at + i] = ((dst[at + i] as number) + (src[i] as number)) | 0;
-    } else {
-      for (let i = 0; i < n; i++) dst[at + i] = (dst[at + i] as number) + (src[i] as number);
-    }
-  } else if (op === 'max') {
-    for (let i = 0; i < n; i++) {
-      const a = dst[at + i] as number;
-      const b = src[i] as number;
-      if (b > a || Number.isNaN(b)) dst[at + i] = b;
-    }
-  } else {
-    for (let i = 0; i < n; i++) {
-      const a = dst[at + i] as number;
-      const b = src[i] as number;
-      if (b < a || Number.isNaN(b)) dst[at + i] = b;
-    }
-  }
+  const kernels = KERNELS.get(dst.constructor as NumericArrayConstructor);
+  if (!kernels) throw new TypeError(`cannot reduce a ${dst.constructor.name}`);
+  kernels[op === 'mean' ? 'sum' : op](dst, at, src);
 }
 
 /** The last touch on a fully reduced range: mean divides by the world size. */

@@ -4,9 +4,10 @@
  * values, barrier, and tensor fusion. Failures of a neighbour are detected here and passed
  * around the ring so every live rank gets the same error naming the failed peer.
  */
+
+import { BufferPool } from './buffer-pool.js';
 import { CollectiveMismatchError, PeerFailedError, type PeerFailure, RingClosedError, RingError } from './errors.js';
 import { CollectiveKind, type Frame, type FrameHeader, FrameKind } from './frames.js';
-import { BufferPool } from './buffer-pool.js';
 import { fusionBuckets, type TensorMapLike } from './fusion.js';
 import { Inbox } from './inbox.js';
 import type { Link } from './link.js';
@@ -49,6 +50,7 @@ export class Ring {
   private closed = false;
   private readonly inbox = new Inbox();
   private readonly pool = new BufferPool();
+  private readonly fusionBuffers = new Map<NumericArrayConstructor, NumericArray>();
   /** The allreduce in progress: where its allgather pieces belong, so they are read in place. */
   private inPlace: { seq: number; x: NumericArray; from: number; ranges: Array<[number, number]> } | undefined;
   private readonly watchdog: NodeJS.Timeout | undefined;
@@ -126,20 +128,53 @@ export class Ring {
       const parts = bucket.map((i) => xs[i] as T);
       const ctor = (parts[0] as T).constructor as NumericArrayConstructor;
       const buffer = new ctor(parts.reduce((sum, p) => sum + p.length, 0)) as T;
-      let at = 0;
-      for (const p of parts) {
-        buffer.set(p, at);
-        at += p.length;
-      }
+      const views = this.pack(parts, buffer);
       await this.allreduceInPlace(buffer, op);
-      at = 0;
       bucket.forEach((i, k) => {
-        const length = (parts[k] as T).length;
-        out[i] = buffer.subarray(at, at + length) as T;
-        at += length;
+        out[i] = views[k] as T;
       });
     }
     return out;
+  }
+
+  /**
+   * Allreduce of many arrays in place, through this ring's persistent fusion buffers (as
+   * Horovod does): pack, reduce once per bucket, unpack into the inputs.
+   */
+  async allreduceManyInPlace<T extends NumericArray>(
+    xs: readonly T[],
+    op: ReduceOp = 'mean',
+    fusionThresholdBytes = this.options.fusionThresholdBytes,
+  ): Promise<T[]> {
+    for (const bucket of fusionBuckets(xs, fusionThresholdBytes)) {
+      const parts = bucket.map((i) => xs[i] as T);
+      if (parts.length === 1) {
+        await this.allreduceInPlace(parts[0] as T, op);
+        continue;
+      }
+      const ctor = (parts[0] as T).constructor as NumericArrayConstructor;
+      const total = parts.reduce((sum, p) => sum + p.length, 0);
+      let fusion = this.fusionBuffers.get(ctor);
+      if (!fusion || fusion.length < total) {
+        fusion = new ctor(total);
+        this.fusionBuffers.set(ctor, fusion);
+      }
+      const buffer = fusion.subarray(0, total) as T;
+      const views = this.pack(parts, buffer);
+      await this.allreduceInPlace(buffer, op);
+      parts.forEach((p, k) => p.set(views[k] as T));
+    }
+    return xs as T[];
+  }
+
+  /** Copies parts one after another into buffer; returns the view of each part's place. */
+  private pack<T extends NumericArray>(parts: readonly T[], buffer: T): T[] {
+    let at = 0;
+    return parts.map((p) => {
+      buffer.set(p, at);
+      at += p.length;
+      return buffer.subarray(at - p.length, at) as T;
+    });
   }
 
   /** Returns a copy of root's `x` on every rank (all ranks pass arrays of the same length). */
@@ -230,6 +265,7 @@ export class Ring {
     for (const l of links) l.close();
     this.inbox.fail(this.failure ?? new RingClosedError());
     this.pool.clear();
+    this.fusionBuffers.clear();
     await this.release();
   }
 

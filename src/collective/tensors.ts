@@ -20,7 +20,8 @@ export async function allreduceTensorMap<M extends TensorMapLike>(ring: Ring, ma
     }
     arrays.push((await t.data()) as NumericArray);
   }
-  const reduced = await ring.allreduceMany(arrays, op);
+  // tfjs hands out copies from data(), so they can be reduced in place.
+  const reduced = await ring.allreduceManyInPlace(arrays, op);
   const out: TensorMapLike = {};
   names.forEach((name, i) => {
     const t = map[name] as TensorMapLike[string];

@@ -54,9 +54,17 @@ describe('fusion', () => {
   it.each([2, 3])('allreduce of many tensors through fusion buffers equals reducing each alone (%i ranks)', async (n) => {
     const ring = await ringOf(n, () => ({ scenario: 'fusion', sizes, op: 'sum', threshold: 256 * 1024 }));
     for (const r of await outcomes(ring)) {
-      const res = r?.result as { identical: boolean; identicalInts: boolean; sameShapes: boolean; maxErr: number; count: number };
+      const res = r?.result as {
+        inPlaceSame: boolean;
+        identical: boolean;
+        identicalInts: boolean;
+        sameShapes: boolean;
+        maxErr: number;
+        count: number;
+      };
       expect(res.count).toBe(sizes.length);
       expect(res.sameShapes).toBe(true);
+      expect(res.inPlaceSame).toBe(true);
       expect(res.identicalInts).toBe(true);
       // Bit-identical floats with 2 ranks (a + b is the same whichever segment holds it). With 3
       // or more, each segment's float sum starts at a different rank, so where an element lands
