@@ -1,0 +1,174 @@
+"""spark-submit entry point: runs one sparkring training job as a Spark barrier stage.
+
+    spark-submit ... spark-plugin/sparkring_submit.py spec.json
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any, Optional
+
+from sparkring.errors import JobError, find_failure
+from sparkring.events import EventSender
+from sparkring.slots import SlotNeed, SlotsError, local_cluster_shape, wait_for_slots
+from sparkring.spec import JobSpec
+
+NUMERIC = ("byte", "short", "int", "long", "float", "double", "boolean")
+
+
+def experiment_dir(spec: JobSpec, app_id: str) -> str:
+    """<experiments>/<appId>/run.<n>/<name>/ with the next free n (HopsML's layout)."""
+    base = os.path.join(spec.experiments, app_id)
+    os.makedirs(base, exist_ok=True)
+    n = 1
+    while True:
+        candidate = os.path.join(base, f"run.{n}", spec.name)
+        try:
+            os.makedirs(candidate)
+            return candidate
+        except FileExistsError:
+            n += 1
+
+
+def write_json(path: str, value: Any) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2)
+    os.replace(tmp, path)
+
+
+def executor_ids(sc: Any) -> list[str]:
+    jsc = sc._jsc.sc()
+    return [str(x) for x in sc._jvm.scala.collection.JavaConverters.seqAsJavaList(jsc.getExecutorIds())]
+
+
+def release_executors(sc: Any, timeout_s: float = 60) -> Optional[float]:
+    """Kills every executor of this application (barrier jobs cannot use dynamic allocation, so
+    we give them back ourselves); returns ms until Spark reports them gone, None if none."""
+    ids = executor_ids(sc)
+    if not ids:
+        return None
+    started = time.time()
+    sc._jsc.sc().killExecutors(sc._jvm.PythonUtils.toSeq(ids))
+    while executor_ids(sc) and time.time() - started < timeout_s:
+        time.sleep(0.02)
+    return (time.time() - started) * 1000
+
+
+def load_frame(spark: Any, spec: JobSpec) -> Any:
+    if spec.data is None:
+        return spark.range(spec.workers)
+    path = spec.data
+    fmt = "parquet"
+    for ext, f in ((".csv", "csv"), (".json", "json"), (".orc", "orc")):
+        if path.endswith(ext):
+            fmt = f
+    reader = spark.read.format(fmt)
+    if fmt == "csv":
+        reader = reader.option("header", "true").option("inferSchema", "true")
+    try:
+        return reader.load(path)
+    except Exception as e:  # AnalysisException: path does not exist, unreadable format
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise JobError(f"cannot read --data {path}: {first}") from None
+
+
+def run(spec: JobSpec) -> dict[str, Any]:
+    from pyspark.sql import SparkSession
+
+    events = EventSender(spec.events, "driver")
+    spark = SparkSession.builder.appName(f"sparkring-{spec.name}").getOrCreate()
+    sc = spark.sparkContext
+    sc.setLogLevel("ERROR")
+    conf = sc.getConf()
+    app_id = sc.applicationId
+    run_dir = experiment_dir(spec, app_id)
+    events.send("driver", stage="started", appId=app_id, dir=run_dir)
+    result: dict[str, Any] = {"appId": app_id, "dir": run_dir, "workers": spec.workers, "attempt": spec.attempt}
+    try:
+        if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
+            raise JobError(
+                "spark.dynamicAllocation.enabled=true: Spark barrier stages refuse dynamic allocation (SPARK-24942); "
+                "sparkring releases the executors itself when training ends"
+            )
+        need = SlotNeed(spec.workers, int(conf.get("spark.task.cpus", "1")), float(conf.get("spark.task.resource.gpu.amount", "0")))
+        jsc = sc._jsc.sc()
+        profile = jsc.resourceProfileManager().defaultResourceProfile()
+        master = sc.master
+        waited = wait_for_slots(
+            need,
+            master,
+            lambda: int(jsc.maxNumConcurrentTasks(profile)),
+            lambda: len(executor_ids(sc)),
+            spec.slot_wait_seconds,
+            local_cluster_shape(master, float(conf.get("spark.executor.resource.gpu.amount", "0"))),
+        )
+        events.send("driver", stage="slots", waitedMs=int(waited * 1000))
+
+        df = load_frame(spark, spec)
+        import pyarrow as pa
+        from pyspark.sql.pandas.types import to_arrow_schema
+
+        from sparkring.task import RESULT_SCHEMA, make_task
+
+        schema = to_arrow_schema(df.schema)
+        task = make_task(spec, run_dir, schema)
+        started = time.time()
+        rows = df.repartition(spec.workers).mapInArrow(task, RESULT_SCHEMA, barrier=True).collect()
+        finished = time.time()
+        per_rank = {int(r["rank"]): json.loads(r["result"]) for r in rows}
+        result["ranks"] = [per_rank[k] for k in sorted(per_rank)]
+        result["result"] = per_rank.get(0, {}).get("result")
+        result["stageMs"] = (finished - started) * 1000
+        result["trainEndAt"] = int(finished * 1000)
+        release_ms = release_executors(sc) if spec.release_executors else None
+        result["releaseMs"] = release_ms
+        events.send("driver", stage="released", releaseMs=release_ms)
+        result["ok"] = True
+        del pa
+    except SlotsError as e:
+        result.update(ok=False, error={"message": str(e), "kind": "slots"})
+    except JobError as e:
+        result.update(ok=False, error={"message": str(e), "kind": "job"})
+    except Exception as e:  # the barrier stage failed: find the worker's own report
+        text = f"{e}\n{traceback.format_exc()}"
+        failure = find_failure(text)
+        if failure is not None:
+            result.update(
+                ok=False,
+                error={
+                    "kind": "worker",
+                    "rank": failure.rank,
+                    "message": failure.message,
+                    "stack": failure.stack,
+                    "logTail": failure.log_tail,
+                },
+            )
+        else:
+            lines = [ln for ln in str(e).splitlines() if ln.strip()]
+            result.update(ok=False, error={"kind": "spark", "message": lines[0] if lines else type(e).__name__, "detail": text[-4000:]})
+    finally:
+        write_json(os.path.join(run_dir, "result.json"), result)
+        write_json(spec.result_path, result)
+        events.send("driver", stage="done", ok=result.get("ok", False))
+        events.close()
+        spark.stop()
+    return result
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: driver.py SPEC.json", file=sys.stderr)
+        return 2
+    spec = JobSpec.load(argv[1])
+    result = run(spec)
+    return 0 if result.get("ok") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,65 @@
+"""The job spec the client writes (spec.json): everything the driver and tasks need."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class EventsEndpoint:
+    host: str
+    port: int
+    token: str
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    run_id: str
+    name: str
+    entry: str
+    workers: int
+    secret: str
+    node: str
+    runtime_main: str
+    experiments: str
+    result_path: str
+    attempt: int = 0
+    data: Optional[str] = None
+    hparams: dict[str, Any] = field(default_factory=dict)
+    gpus_per_worker: float = 0
+    slot_wait_seconds: float = 30.0
+    events: Optional[EventsEndpoint] = None
+    ring_host: str = "127.0.0.1"
+    peer_timeout_ms: int = 30000
+    release_executors: bool = True
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "JobSpec":
+        events = d.get("events")
+        return JobSpec(
+            run_id=str(d["runId"]),
+            name=str(d["name"]),
+            entry=str(d["entry"]),
+            workers=int(d["workers"]),
+            secret=str(d["secret"]),
+            node=str(d["node"]),
+            runtime_main=str(d["runtimeMain"]),
+            experiments=str(d["experiments"]),
+            result_path=str(d["resultPath"]),
+            attempt=int(d.get("attempt", 0)),
+            data=d.get("data"),
+            hparams=dict(d.get("hparams") or {}),
+            gpus_per_worker=float(d.get("gpusPerWorker") or 0),
+            slot_wait_seconds=float(d.get("slotWaitSeconds", 30)),
+            events=EventsEndpoint(str(events["host"]), int(events["port"]), str(events["token"])) if events else None,
+            ring_host=str(d.get("ringHost", "127.0.0.1")),
+            peer_timeout_ms=int(d.get("peerTimeoutMs", 30000)),
+            release_executors=bool(d.get("releaseExecutors", True)),
+        )
+
+    @staticmethod
+    def load(path: str) -> "JobSpec":
+        with open(path, encoding="utf-8") as f:
+            return JobSpec.from_dict(json.load(f))

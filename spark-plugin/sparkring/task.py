@@ -1,0 +1,172 @@
+"""The barrier task: one Node training worker per Spark task.
+
+Bridges a BarrierTaskContext to a Node process the way TorchDistributor bridges to torchrun:
+spawn the worker (own process group, dies with the task), exchange ring addresses through
+allGather, hand over rank and peers, stream the partition as Arrow IPC, yield the result.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from typing import IO, Any, Callable, Iterator, Optional
+
+import pyarrow as pa
+
+from sparkring.errors import SparkringWorkerError, WorkerFailure
+from sparkring.gpus import gpu_addresses, visible_devices
+from sparkring.spec import JobSpec
+
+RESULT_SCHEMA = "rank long, result string"
+LOG_TAIL_LINES = 100
+
+
+class NodeWorker:
+    """A Node runtime process with its control pipe (fd CONTROL_FD), data pipe and log."""
+
+    def __init__(self, spec: JobSpec, rank: int, gpus: list[str], log_path: str) -> None:
+        self.rank = rank
+        control_r, control_w = os.pipe()
+        data_r, data_w = os.pipe()
+        env = dict(os.environ)
+        env["CUDA_VISIBLE_DEVICES"] = visible_devices(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        env["SPARKRING_CONTROL_FD"] = str(control_w)
+        env["SPARKRING_DATA_FD"] = str(data_r)
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        self._log = open(log_path, "ab", buffering=0)
+        self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
+        self.proc = subprocess.Popen(
+            [spec.node, spec.runtime_main],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            pass_fds=(control_w, data_r),
+            env=env,
+            start_new_session=True,
+        )
+        os.close(control_w)
+        os.close(data_r)
+        self.control: IO[bytes] = os.fdopen(control_r, "rb")
+        self.data: IO[bytes] = os.fdopen(data_w, "wb")
+        self._pump = threading.Thread(target=self._pump_output, daemon=True)
+        self._pump.start()
+
+    def _pump_output(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self._log.write(raw)
+            self.tail.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps(message) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        """The next control message; a worker error or exit becomes SparkringWorkerError."""
+        line = self.control.readline()
+        if not line:
+            code = self.proc.wait(timeout=30)
+            self._pump.join(timeout=5)
+            raise SparkringWorkerError(
+                WorkerFailure(self.rank, f"Node worker exited with status {code} before reporting", "", self.log_tail())
+            )
+        msg: dict[str, Any] = json.loads(line)
+        if msg.get("type") == "error":
+            self.proc.wait(timeout=30)
+            self._pump.join(timeout=5)
+            raise SparkringWorkerError(
+                WorkerFailure(self.rank, str(msg.get("message")), str(msg.get("stack", "")), self.log_tail())
+            )
+        return msg
+
+    def log_tail(self) -> str:
+        return "\n".join(self.tail)
+
+    def stop(self) -> None:
+        """Ends the whole process group: first politely, then for good."""
+        for f in (self.data, self.control):
+            try:
+                f.close()
+            except OSError:
+                pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=3)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        self._log.close()
+
+
+def stream_partition(batches: Iterator[pa.RecordBatch], schema: pa.Schema, sink: IO[bytes]) -> int:
+    """Writes the partition to the worker as one Arrow IPC stream; returns the row count."""
+    rows = 0
+    with pa.ipc.new_stream(sink, schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    sink.close()
+    return rows
+
+
+def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import BarrierTaskContext
+
+        ctx = BarrierTaskContext.get()
+        rank = ctx.partitionId()
+        gpus = gpu_addresses(ctx.resources())
+        worker = NodeWorker(spec, rank, gpus, os.path.join(run_dir, "logs", f"worker-{rank}.log"))
+        try:
+            worker.send(
+                {
+                    "type": "init",
+                    "runId": spec.run_id,
+                    "entry": spec.entry,
+                    "rank": rank,
+                    "worldSize": spec.workers,
+                    "attempt": spec.attempt,
+                    "secret": spec.secret,
+                    "gpus": gpus,
+                    "hparams": spec.hparams,
+                    "runDir": run_dir,
+                    "ringHost": spec.ring_host,
+                    "peerTimeoutMs": spec.peer_timeout_ms,
+                    "events": None
+                    if spec.events is None
+                    else {"host": spec.events.host, "port": spec.events.port, "token": spec.events.token},
+                }
+            )
+            listening = worker.receive()
+            peers = ctx.allGather(str(listening["address"]))
+            worker.send({"type": "ring", "peers": list(peers)})
+            stream_started = time.time()
+            try:
+                rows = stream_partition(batches, schema, worker.data)
+            except BrokenPipeError:
+                rows = -1  # the worker stopped reading; its own report says why
+            stream_seconds = time.time() - stream_started
+            result = worker.receive()
+            result["handoff"] = {"rows": rows, "seconds": stream_seconds}
+            yield pa.RecordBatch.from_pydict({"rank": [rank], "result": [json.dumps(result)]})
+        finally:
+            worker.stop()
+
+    return task

@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+/** The `sparkring` command line (see DESIGN.md, "Command line"). */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { type AllreduceResult, allreduce } from '../client/allreduce.js';
+import { RunError } from '../client/errors.js';
+import { runDemo } from './demo.js';
+
+const positiveInt =
+  (flag: string) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} takes a positive integer, not "${v}"`);
+    return n;
+  };
+const nonNegative =
+  (flag: string) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} takes a number >= 0, not "${v}"`);
+    return n;
+  };
+const keyValue =
+  (flag: string) =>
+  (v: string, acc: Record<string, string>): Record<string, string> => {
+    const at = v.indexOf('=');
+    if (at <= 0) throw new InvalidArgumentError(`${flag} takes key=value, not "${v}"`);
+    return { ...acc, [v.slice(0, at)]: v.slice(at + 1) };
+  };
+const parseValue = (v: string): unknown => {
+  try {
+    return JSON.parse(v);
+  } catch {
+    return v;
+  }
+};
+
+function printResult(r: AllreduceResult, json: boolean): void {
+  if (json) {
+    const { runId, dir, workers, attempts, result, metrics, timings } = r;
+    process.stdout.write(`${JSON.stringify({ runId, dir, workers, attempts, result, metrics, timings })}\n`);
+    return;
+  }
+  process.stdout.write(`result: ${JSON.stringify(r.result)}\n`);
+  process.stdout.write(`experiment: ${r.dir}\n`);
+  const t = r.timings;
+  process.stdout.write(
+    `timings: submit to ring ${t.submitToRingMs} ms, training ${t.trainMs} ms, executors released in ${t.releaseMs === null ? '-' : `${Math.round(t.releaseMs)} ms`}\n`,
+  );
+}
+
+function fail(err: unknown): never {
+  if (err instanceof RunError) {
+    process.stderr.write(`sparkring: ${err.message}\n`);
+    if (err.detail.workerStack) process.stderr.write(`${err.detail.workerStack}\n`);
+    if (err.detail.dir) process.stderr.write(`(experiment: ${err.detail.dir})\n`);
+  } else if (err instanceof TypeError) {
+    process.stderr.write(`sparkring: ${err.message}\n`);
+  } else {
+    process.stderr.write(`sparkring: ${(err as Error).stack ?? String(err)}\n`);
+  }
+  process.exit(1);
+}
+
+const program = new Command('sparkring')
+  .description('TypeScript (TensorFlow.js) training inside Apache Spark executors')
+  .showHelpAfterError()
+  .exitOverride((err) => {
+    process.exit(err.exitCode === 0 ? 0 : 2);
+  });
+
+program
+  .command('allreduce')
+  .description('data-parallel training of ENTRY on Spark executors (one barrier stage, ring allreduce)')
+  .argument('<entry>', 'training module (.ts or .js) whose default export is train(ctx)')
+  .option('--workers <n>', 'number of workers (Spark barrier tasks)', positiveInt('--workers'), 2)
+  .option('--data <path>', 'parquet/csv/json/orc path partitioned across the workers')
+  .option('--hp <key=value>', 'hyperparameter (repeatable); values are JSON when they parse', keyValue('--hp'), {})
+  .option('--name <name>', 'run name (default: the entry file name)')
+  .option('--master <url>', 'Spark master (default: embedded local-cluster[W,1,1024])')
+  .option('--queue <queue>', 'YARN queue')
+  .option('--gpus-per-worker <g>', 'GPUs per worker (spark.task.resource.gpu.amount)', nonNegative('--gpus-per-worker'), 0)
+  .option('--experiments <dir>', 'experiments directory (default: ./experiments or $SPARKRING_EXPERIMENTS)')
+  .option('--max-attempts <k>', 'resubmit a failed run up to K attempts in all', positiveInt('--max-attempts'), 1)
+  .option('--conf <key=value>', 'extra Spark configuration (repeatable)', keyValue('--conf'), {})
+  .addOption(new Option('--livy <url>', 'submit through Livy (not available yet)').hideHelp())
+  .option('--json', 'print one JSON object on stdout (progress stays on stderr)')
+  .action(async (entry: string, o: Record<string, unknown>) => {
+    if (o.livy) fail(new RunError('setup', '--livy is not available yet; use --master'));
+    try {
+      const hp = Object.fromEntries(Object.entries(o.hp as Record<string, string>).map(([k, v]) => [k, parseValue(v)]));
+      const r = await allreduce({
+        entry,
+        workers: o.workers as number,
+        data: o.data as string | undefined,
+        hparams: hp,
+        name: o.name as string | undefined,
+        master: o.master as string | undefined,
+        queue: o.queue as string | undefined,
+        gpusPerWorker: o.gpusPerWorker as number,
+        experiments: o.experiments as string | undefined,
+        maxAttempts: o.maxAttempts as number,
+        sparkConf: o.conf as Record<string, string>,
+      });
+      printResult(r, Boolean(o.json));
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('demo')
+  .description('train a small MLP on the digits dataset with 2 workers on the embedded local Spark')
+  .option('--experiments <dir>', 'experiments directory')
+  .option('--json', 'print one JSON object on stdout')
+  .action(async (o: { experiments?: string; json?: boolean }) => {
+    try {
+      const r = await runDemo(o);
+      if (o.json) return printResult(r, true);
+      const accuracy = (r.result as { heldOutAccuracy?: number } | null)?.heldOutAccuracy;
+      process.stdout.write(`held-out accuracy: ${accuracy === undefined ? '?' : (accuracy * 100).toFixed(1)}%\n`);
+      printResult(r, false);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+await program.parseAsync(process.argv);

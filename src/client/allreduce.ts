@@ -1,0 +1,172 @@
+/**
+ * `allreduce(options)`: runs a training module on W Spark executors in one barrier stage, with
+ * the ring formed from Spark's allGather, and returns rank 0's result.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RunEvent } from '../events/protocol.js';
+import { RunError } from './errors.js';
+import { EventServer } from './event-server.js';
+import { runSparkSubmit } from './launcher.js';
+import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from './options.js';
+import { SetupError, sparkPaths } from './paths.js';
+import { Progress } from './progress.js';
+
+export interface RankReport {
+  rank: number;
+  result: unknown;
+  ringFormedAt: number;
+  trainStartAt: number;
+  trainEndAt: number;
+  rows: number;
+  tfjs: string;
+  cudaVisibleDevices: string | null;
+  handoff: { rows: number; seconds: number };
+}
+
+export interface AllreduceResult {
+  runId: string;
+  dir: string;
+  workers: number;
+  attempts: number;
+  result: unknown;
+  metrics: Record<string, number>;
+  timings: { submitToRingMs: number; trainMs: number; releaseMs: number | null };
+  ranks: RankReport[];
+  appId: string;
+}
+
+interface DriverResult {
+  ok: boolean;
+  appId: string;
+  dir: string;
+  result?: unknown;
+  ranks?: Array<Omit<RankReport, 'rank'>>;
+  releaseMs?: number | null;
+  error?: { kind: string; message: string; rank?: number; stack?: string; logTail?: string; detail?: string };
+}
+
+function preflight(o: ResolvedAllreduceOptions): void {
+  if (!existsSync(o.entry)) throw new RunError('input', `entry file ${o.entry} does not exist`);
+  if (o.data && !/^[a-z][a-z0-9+.-]*:\/\//i.test(o.data) && !existsSync(o.data)) {
+    throw new RunError('input', `--data ${o.data} does not exist`);
+  }
+}
+
+export async function allreduce(input: AllreduceOptions): Promise<AllreduceResult> {
+  const o = resolveAllreduceOptions(input);
+  preflight(o);
+  let paths: ReturnType<typeof sparkPaths>;
+  try {
+    paths = sparkPaths();
+  } catch (err) {
+    if (err instanceof SetupError) throw new RunError('setup', err.message);
+    throw err;
+  }
+  const say = o.onProgress ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const progress = new Progress(say);
+  const events = await EventServer.start('127.0.0.1', (e: RunEvent) => progress.on(e));
+  const staging = await mkdtemp(join(tmpdir(), 'sparkring-'));
+  const runId = randomUUID();
+  const secret = randomBytes(32).toString('hex');
+  await mkdir(o.experiments, { recursive: true });
+  try {
+    let lastError: RunError | undefined;
+    for (let attempt = 0; attempt < o.maxAttempts; attempt++) {
+      const resultPath = join(staging, `result-${attempt}.json`);
+      const spec = {
+        runId,
+        name: o.name,
+        entry: o.entry,
+        workers: o.workers,
+        secret,
+        node: process.execPath,
+        runtimeMain: paths.runtimeMain,
+        experiments: o.experiments,
+        resultPath,
+        attempt,
+        data: o.data ?? null,
+        hparams: o.hparams,
+        gpusPerWorker: o.gpusPerWorker,
+        slotWaitSeconds: o.slotWaitSeconds,
+        events: events.endpoint,
+        ringHost: '127.0.0.1',
+        peerTimeoutMs: o.peerTimeoutMs,
+        releaseExecutors: o.releaseExecutors,
+        master: o.master ?? null,
+      };
+      const specPath = join(staging, `spec-${attempt}.json`);
+      await writeFile(specPath, JSON.stringify(spec, null, 2), { mode: 0o600 });
+      say(`sparkring: submitting ${o.name} with ${o.workers} workers (attempt ${attempt + 1} of ${o.maxAttempts})`);
+      const submitAt = Date.now();
+      const outcome = await runSparkSubmit(o, paths, specPath);
+      const driver = existsSync(resultPath) ? (JSON.parse(await readFile(resultPath, 'utf8')) as DriverResult) : undefined;
+      if (driver?.ok) {
+        await writeFile(
+          join(driver.dir, 'spec.json'),
+          JSON.stringify({ ...spec, secret: undefined, events: undefined }, null, 2),
+        );
+        return toResult(driver, runId, o.workers, attempt + 1, submitAt, progress);
+      }
+      lastError = toError(driver, outcome.tail, outcome.exitCode, progress);
+      if (['input', 'slots', 'job', 'setup'].includes(lastError.kind)) break;
+    }
+    throw lastError ?? new RunError('spark', 'the run failed');
+  } finally {
+    await events.close();
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+function toResult(
+  d: DriverResult,
+  runId: string,
+  workers: number,
+  attempts: number,
+  submitAt: number,
+  progress: Progress,
+): AllreduceResult {
+  const ranks = (d.ranks ?? []).map((r, rank) => ({ ...r, rank }));
+  const rank0 = ranks[0];
+  const ringFormedAt = Math.max(...ranks.map((r) => r.ringFormedAt));
+  return {
+    runId,
+    appId: d.appId,
+    dir: d.dir,
+    workers,
+    attempts,
+    result: d.result ?? null,
+    metrics: progress.lastMetrics.get(0)?.metrics ?? {},
+    timings: {
+      submitToRingMs: ringFormedAt - submitAt,
+      trainMs: rank0 ? rank0.trainEndAt - rank0.trainStartAt : 0,
+      releaseMs: d.releaseMs ?? null,
+    },
+    ranks,
+  };
+}
+
+function toError(d: DriverResult | undefined, tail: string[], exitCode: number | undefined, progress: Progress): RunError {
+  if (d?.error) {
+    const e = d.error;
+    if (e.kind === 'worker') {
+      // Prefer the worker that failed first over the ones that lost it as a peer.
+      const root = progress.errors.find((x) => !x.message.startsWith('PeerFailedError'));
+      const rank = root?.rank ?? e.rank;
+      const message = root?.message ?? e.message;
+      return new RunError('worker', `worker ${rank} failed: ${message}`, {
+        rank,
+        workerStack: root?.stack ?? e.stack,
+        logTail: e.logTail,
+        dir: d.dir,
+      });
+    }
+    const kind = e.kind === 'slots' || e.kind === 'job' ? e.kind : 'spark';
+    return new RunError(kind === 'job' && e.message.startsWith('cannot read --data') ? 'input' : kind, e.message, { dir: d.dir });
+  }
+  const meaningful = tail.filter((l) => /error|exception/i.test(l) && !/^\s+at /.test(l));
+  return new RunError('spark', `spark-submit exited with ${exitCode}: ${meaningful[0] ?? tail.at(-1) ?? 'no output'}`);
+}

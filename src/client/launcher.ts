@@ -1,0 +1,66 @@
+/** Runs the spark-plugin driver with spark-submit (client mode) for one attempt of a job. */
+import { createInterface } from 'node:readline';
+import { execa } from 'execa';
+import type { ResolvedAllreduceOptions } from './options.js';
+import type { SparkPaths } from './paths.js';
+
+export const defaultMaster = (workers: number): string => `local-cluster[${workers},1,1024]`;
+
+export function sparkSubmitArgs(o: ResolvedAllreduceOptions, paths: SparkPaths, specPath: string): string[] {
+  const master = o.master ?? defaultMaster(o.workers);
+  const conf: Record<string, string> = {
+    'spark.dynamicAllocation.enabled': 'false',
+    // Backstop only: our own slot preflight fails first and says what is missing.
+    'spark.scheduler.barrier.maxConcurrentTasksCheck.interval': '1s',
+    'spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures': '5',
+    'spark.ui.showConsoleProgress': 'false',
+    'spark.pyspark.python': paths.python,
+    'spark.pyspark.driver.python': paths.python,
+  };
+  if (master.startsWith('local-cluster')) conf['spark.executor.memory'] = '512m';
+  if (o.gpusPerWorker > 0) {
+    const g = String(o.gpusPerWorker);
+    conf['spark.task.resource.gpu.amount'] = g;
+    conf['spark.executor.resource.gpu.amount'] = String(Math.ceil(o.gpusPerWorker));
+    if (master.startsWith('local-cluster')) conf['spark.worker.resource.gpu.amount'] = String(Math.ceil(o.gpusPerWorker));
+  }
+  Object.assign(conf, o.sparkConf);
+  const args = ['--master', master];
+  if (o.queue) args.push('--queue', o.queue);
+  for (const [k, v] of Object.entries(conf)) args.push('--conf', `${k}=${v}`);
+  args.push(paths.submitFile, specPath);
+  return args;
+}
+
+export interface SubmitOutcome {
+  exitCode: number | undefined;
+  /** The last lines Spark printed (stdout and stderr), for errors without a result file. */
+  tail: string[];
+}
+
+export async function runSparkSubmit(
+  o: ResolvedAllreduceOptions,
+  paths: SparkPaths,
+  specPath: string,
+  signal?: AbortSignal,
+): Promise<SubmitOutcome> {
+  const master = o.master ?? defaultMaster(o.workers);
+  const env: Record<string, string> = { PYSPARK_PYTHON: paths.python, PYSPARK_DRIVER_PYTHON: paths.python };
+  if (master.startsWith('local')) env.SPARK_LOCAL_IP = process.env.SPARK_LOCAL_IP ?? '127.0.0.1';
+  const child = execa(paths.sparkSubmit, sparkSubmitArgs(o, paths, specPath), {
+    env,
+    reject: false,
+    stdin: 'ignore',
+    cancelSignal: signal,
+    forceKillAfterDelay: 5000,
+    buffer: false,
+  });
+  const tail: string[] = [];
+  const keep = (line: string): void => {
+    tail.push(line);
+    if (tail.length > 200) tail.shift();
+  };
+  for (const stream of [child.stdout, child.stderr]) if (stream) createInterface({ input: stream }).on('line', keep);
+  const r = await child;
+  return { exitCode: r.exitCode, tail };
+}

@@ -1,0 +1,58 @@
+import { basename, extname, resolve } from 'node:path';
+import { z } from 'zod';
+
+export const DEFAULT_EXPERIMENTS = (): string => resolve(process.env.SPARKRING_EXPERIMENTS ?? 'experiments');
+
+export const allreduceOptionsSchema = z.object({
+  /** The training module (.ts or .js) with a default export `train(ctx)`. */
+  entry: z.string().min(1),
+  workers: z.number().int().positive().default(2),
+  /** A parquet (or .csv/.json/.orc) path Spark can read; without it each worker gets one row. */
+  data: z.string().min(1).optional(),
+  hparams: z.record(z.string(), z.unknown()).default({}),
+  /** Run name (experiment folder); default: the entry's file name. */
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, ".", "_" or "-"')
+    .optional(),
+  /** Spark master; default: the embedded local-cluster[W,1,1024]. */
+  master: z.string().min(1).optional(),
+  /** YARN queue (spark-submit --queue). */
+  queue: z.string().min(1).optional(),
+  gpusPerWorker: z.number().nonnegative().default(0),
+  experiments: z.string().min(1).optional(),
+  maxAttempts: z.number().int().positive().default(1),
+  /** Extra Spark configuration, passed as --conf. */
+  sparkConf: z.record(z.string(), z.string()).default({}),
+  /** How long to wait for executors to offer the task slots before failing. */
+  slotWaitSeconds: z.number().positive().default(30),
+  peerTimeoutMs: z.number().int().positive().default(30_000),
+  /** Give the executors back to the cluster when training ends (default on). */
+  releaseExecutors: z.boolean().default(true),
+  /** Progress and log lines; default: stderr. */
+  onProgress: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
+});
+
+export type AllreduceOptions = z.input<typeof allreduceOptionsSchema>;
+export type ResolvedAllreduceOptions = z.output<typeof allreduceOptionsSchema> & {
+  name: string;
+  experiments: string;
+  entry: string;
+};
+
+export function resolveAllreduceOptions(input: AllreduceOptions): ResolvedAllreduceOptions {
+  const parsed = allreduceOptionsSchema.safeParse(input);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new TypeError(`invalid option ${i?.path.join('.') || ''}: ${i?.message}`);
+  }
+  const o = parsed.data;
+  const entry = resolve(o.entry);
+  return {
+    ...o,
+    entry,
+    name: o.name ?? basename(entry, extname(entry)),
+    experiments: resolve(o.experiments ?? DEFAULT_EXPERIMENTS()),
+    data: o.data && !/^[a-z][a-z0-9+.-]*:\/\//i.test(o.data) ? resolve(o.data) : o.data,
+  };
+}

@@ -1,0 +1,32 @@
+/** Where the pieces of an installed sparkring are: the venv's Spark, the plugin, the runtime. */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { packageFile } from '../util/package-file.js';
+
+export const packageRoot = (): string => dirname(packageFile('package.json'));
+
+export interface SparkPaths {
+  sparkSubmit: string;
+  python: string;
+  submitFile: string;
+  runtimeMain: string;
+}
+
+export class SetupError extends Error {
+  override readonly name = 'SetupError';
+}
+
+export function sparkPaths(): SparkPaths {
+  const root = packageRoot();
+  const venv = process.env.SPARKRING_VENV ?? join(root, '.venv');
+  const python = join(venv, 'bin', 'python');
+  const sparkSubmit = process.env.SPARKRING_SPARK_SUBMIT ?? join(venv, 'bin', 'spark-submit');
+  if (!existsSync(sparkSubmit)) {
+    throw new SetupError(
+      `spark-submit not found at ${sparkSubmit}; run \`make setup\` (creates ${venv} with the pinned pyspark) or set SPARKRING_SPARK_SUBMIT`,
+    );
+  }
+  const runtimeMain = join(root, 'dist', 'src', 'runtime', 'main.js');
+  if (!existsSync(runtimeMain)) throw new SetupError(`the runtime is not built (${runtimeMain}); run \`make build\``);
+  return { sparkSubmit, python, submitFile: join(root, 'spark-plugin', 'sparkring_submit.py'), runtimeMain };
+}

@@ -1,0 +1,50 @@
+/** Progress of a run on stderr: driver stages, per-worker step / metrics / samples/s, worker logs. */
+import type { RunEvent } from '../events/protocol.js';
+
+const fmt = (v: number): string =>
+  Math.abs(v) >= 1000 || Number.isInteger(v) ? String(Math.round(v * 100) / 100) : v.toPrecision(4);
+
+export class Progress {
+  private readonly lastShown = new Map<number, number>();
+  readonly lastMetrics = new Map<number, { step: number; metrics: Record<string, number> }>();
+  readonly ringFormedAt = new Map<number, number>();
+  readonly errors: Array<{ rank: number; message: string; stack?: string }> = [];
+
+  constructor(
+    private readonly write: (line: string) => void,
+    private readonly everyMs = 500,
+  ) {}
+
+  on(e: RunEvent): void {
+    switch (e.type) {
+      case 'driver':
+        if (e.stage === 'started') this.write(`sparkring: Spark application ${String(e.appId)} started`);
+        else if (e.stage === 'slots') this.write('sparkring: slots ready, starting the barrier stage');
+        else if (e.stage === 'released')
+          this.write(
+            `sparkring: executors released${typeof e.releaseMs === 'number' ? ` in ${Math.round(e.releaseMs)} ms` : ''}`,
+          );
+        return;
+      case 'ring':
+        this.ringFormedAt.set(e.rank, e.formedAt);
+        this.write(`[worker ${e.rank}] joined the ring`);
+        return;
+      case 'log':
+        this.write(`[worker ${e.rank}] ${e.line}`);
+        return;
+      case 'metrics': {
+        this.lastMetrics.set(e.rank, { step: e.step, metrics: e.metrics });
+        const now = Date.now();
+        if (now - (this.lastShown.get(e.rank) ?? 0) < this.everyMs) return;
+        this.lastShown.set(e.rank, now);
+        const parts = Object.entries(e.metrics).map(([k, v]) => `${k} ${fmt(v)}`);
+        if (e.samplesPerSec !== undefined) parts.push(`${Math.round(e.samplesPerSec)} samples/s`);
+        this.write(`[worker ${e.rank}] step ${e.step}  ${parts.join('  ')}`);
+        return;
+      }
+      case 'error':
+        this.errors.push({ rank: e.rank, message: e.message, stack: e.stack });
+        return;
+    }
+  }
+}

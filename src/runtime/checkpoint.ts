@@ -1,0 +1,60 @@
+/**
+ * Checkpoints of a run: rank 0 saves the training state (JSON, typed arrays kept exactly) into
+ * <run>/checkpoint/, atomically; any rank loads the last one. Retries resume from it.
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+const TYPED = '__sparkring_typed__';
+const CTORS = { Float32Array, Float64Array, Int32Array, Uint8Array } as const;
+
+function encode(_key: string, value: unknown): unknown {
+  for (const [name, ctor] of Object.entries(CTORS)) {
+    if (value instanceof ctor) {
+      return { [TYPED]: name, data: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') };
+    }
+  }
+  return value;
+}
+
+function decode(_key: string, value: unknown): unknown {
+  if (value && typeof value === 'object' && TYPED in value) {
+    const v = value as { [TYPED]: keyof typeof CTORS; data: string };
+    const bytes = Buffer.from(v.data, 'base64');
+    const ctor = CTORS[v[TYPED]];
+    const copy = new Uint8Array(bytes.length);
+    copy.set(bytes);
+    return new ctor(copy.buffer, 0, bytes.length / ctor.BYTES_PER_ELEMENT);
+  }
+  return value;
+}
+
+export class Checkpoints {
+  private readonly dir: string;
+
+  constructor(
+    runDir: string,
+    private readonly rank: number,
+  ) {
+    this.dir = join(runDir, 'checkpoint');
+  }
+
+  /** Saves `state` (rank 0 writes; other ranks return at once). */
+  async save(state: unknown): Promise<void> {
+    if (this.rank !== 0) return;
+    await mkdir(this.dir, { recursive: true });
+    const file = join(this.dir, 'state.json');
+    await writeFile(`${file}.tmp`, JSON.stringify(state, encode));
+    await rename(`${file}.tmp`, file);
+  }
+
+  /** The last saved state, or undefined when there is none. */
+  async load<T = unknown>(): Promise<T | undefined> {
+    try {
+      return JSON.parse(await readFile(join(this.dir, 'state.json'), 'utf8'), decode) as T;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,91 @@
+/** The TrainContext a training module receives: see DESIGN.md, "Training module". */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { format } from 'node:util';
+import type { Ring } from '../collective/index.js';
+import type { Checkpoints } from './checkpoint.js';
+import type { PartitionData } from './data.js';
+import type { EventSender } from './events.js';
+import { type DistributedOptimizer, distributedOptimizer, syncWeights, type Tf, type Weighted } from './tfjs.js';
+
+export interface TrainContext {
+  readonly rank: number;
+  readonly worldSize: number;
+  /** 0 for the first try of a run, then 1, 2, ... after failures. */
+  readonly attempt: number;
+  /** GPU addresses Spark assigned to this worker (also in CUDA_VISIBLE_DEVICES). */
+  readonly gpus: readonly string[];
+  readonly hparams: Readonly<Record<string, unknown>>;
+  /** This worker's partition of the DataFrame. */
+  readonly data: PartitionData;
+  /** TensorBoard directory of this worker. */
+  readonly logdir: string;
+  /** The TensorFlow.js this worker runs (tfjs-node(-gpu) when installed). Use it, not your own copy. */
+  readonly tf: Tf;
+  readonly ring: Ring;
+  allreduce: Ring['allreduce'];
+  broadcast<T extends Float32Array | Float64Array | Int32Array>(x: T, root?: number): Promise<T>;
+  barrier(): Promise<void>;
+  allgather<T>(value: T): Promise<T[]>;
+  /** Live metrics: progress on the client (and TensorBoard scalars with issue 4). */
+  report(metrics: Record<string, number>, step?: number): void;
+  readonly checkpoint: { save(state: unknown): Promise<void>; load<T = unknown>(): Promise<T | undefined> };
+  log(...args: unknown[]): void;
+  distributedOptimizer(optimizer: import('@tensorflow/tfjs').Optimizer): DistributedOptimizer;
+  syncWeights(target: Weighted): Promise<void>;
+}
+
+export function createContext(o: {
+  rank: number;
+  worldSize: number;
+  attempt: number;
+  gpus: string[];
+  hparams: Record<string, unknown>;
+  data: PartitionData;
+  runDir: string;
+  tf: Tf;
+  ring: Ring;
+  events: EventSender;
+  checkpoints: Checkpoints;
+}): TrainContext {
+  const logdir = join(o.runDir, 'tensorboard', `worker-${o.rank}`);
+  mkdirSync(logdir, { recursive: true });
+  let step = 0;
+  let samples = 0;
+  let since = Date.now();
+  o.data.onSamples = (n) => {
+    samples += n;
+  };
+  const ring = o.ring;
+  return {
+    rank: o.rank,
+    worldSize: o.worldSize,
+    attempt: o.attempt,
+    gpus: o.gpus,
+    hparams: o.hparams,
+    data: o.data,
+    logdir,
+    tf: o.tf,
+    ring,
+    allreduce: ring.allreduce.bind(ring) as Ring['allreduce'],
+    broadcast: (x, root = 0) => ring.broadcast(x, root),
+    barrier: () => ring.barrier(),
+    allgather: (v) => ring.allgather(v),
+    report(metrics, at) {
+      step = at ?? step + 1;
+      const now = Date.now();
+      const samplesPerSec = samples > 0 && now > since ? (samples * 1000) / (now - since) : undefined;
+      samples = 0;
+      since = now;
+      o.events.send('metrics', { rank: o.rank, step, metrics, samplesPerSec });
+    },
+    checkpoint: { save: (s) => o.checkpoints.save(s), load: () => o.checkpoints.load() },
+    log(...args) {
+      const line = format(...args);
+      process.stdout.write(`${line}\n`);
+      o.events.send('log', { rank: o.rank, line });
+    },
+    distributedOptimizer: (opt) => distributedOptimizer(o.tf, ring, opt),
+    syncWeights: (target) => syncWeights(o.tf, ring, target),
+  };
+}

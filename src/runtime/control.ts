@@ -1,0 +1,56 @@
+/**
+ * The control channel between the Spark task (Python) and this worker: JSON lines from the task
+ * on stdin, JSON lines to the task on the fd named by SPARKRING_CONTROL_FD. When stdin ends the
+ * task is gone, and so is this worker: nothing outlives its Spark task.
+ */
+import { writeSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { z } from 'zod';
+
+export const initMessage = z.object({
+  type: z.literal('init'),
+  runId: z.string(),
+  entry: z.string(),
+  rank: z.number().int().nonnegative(),
+  worldSize: z.number().int().positive(),
+  attempt: z.number().int().nonnegative(),
+  secret: z.string(),
+  gpus: z.array(z.string()),
+  hparams: z.record(z.string(), z.unknown()),
+  runDir: z.string(),
+  ringHost: z.string(),
+  peerTimeoutMs: z.number().int().positive(),
+  events: z.object({ host: z.string(), port: z.number(), token: z.string() }).nullable(),
+});
+export type InitMessage = z.infer<typeof initMessage>;
+
+export const ringMessage = z.object({ type: z.literal('ring'), peers: z.array(z.string()) });
+
+export class ControlChannel {
+  private readonly queue: unknown[] = [];
+  private waiter: ((m: unknown) => void) | undefined;
+
+  constructor(
+    private readonly fd: number,
+    onParentGone: () => void,
+  ) {
+    const rl = createInterface({ input: process.stdin });
+    rl.on('line', (line) => {
+      const m = JSON.parse(line) as unknown;
+      const w = this.waiter;
+      this.waiter = undefined;
+      if (w) w(m);
+      else this.queue.push(m);
+    });
+    rl.on('close', onParentGone);
+  }
+
+  async next<T>(schema: z.ZodType<T>): Promise<T> {
+    const m = this.queue.shift() ?? (await new Promise<unknown>((resolve) => (this.waiter = resolve)));
+    return schema.parse(m);
+  }
+
+  send(message: Record<string, unknown>): void {
+    writeSync(this.fd, `${JSON.stringify(message)}\n`);
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * The partition handed to this worker: Arrow record batches as Spark produced them, and numeric
+ * views of them ready for tf.tensor (Float32Array-backed), with epochs and shuffling.
+ */
+import { type DataType, type RecordBatch, RecordBatchReader, type Schema, Type, type Vector } from 'apache-arrow';
+
+export class DataColumnError extends Error {
+  override readonly name = 'DataColumnError';
+  constructor(
+    readonly column: string,
+    readonly batch: number,
+    reason: string,
+  ) {
+    super(`data column "${column}" in row batch ${batch}: ${reason}`);
+  }
+}
+
+export interface BatchOptions {
+  batchSize: number;
+  epochs?: number;
+  shuffle?: boolean;
+  /** Seed of the shuffle; each epoch shuffles differently. */
+  seed?: number;
+  /** Feature columns; default: every column but the label. */
+  features?: string[];
+  label?: string;
+  /** Drop the last batch of an epoch when it is smaller than batchSize. */
+  dropRemainder?: boolean;
+}
+
+export interface Batch {
+  /** Row-major [size, featureCount] features. */
+  xs: Float32Array;
+  /** [size] labels (empty when there is no label column). */
+  ys: Float32Array;
+  size: number;
+  featureCount: number;
+  epoch: number;
+  index: number;
+}
+
+/** mulberry32: a small seeded PRNG, so shuffles repeat across attempts. */
+function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const isNumeric = (t: DataType): boolean => t.typeId === Type.Int || t.typeId === Type.Float || t.typeId === Type.Bool;
+
+export class PartitionData {
+  private readonly cache = new Map<string, { values: Float32Array; width: number }>();
+  /** Called with the number of rows each time batches() yields (for samples/s). */
+  onSamples: ((n: number) => void) | undefined;
+
+  constructor(
+    readonly recordBatches: readonly RecordBatch[],
+    readonly schema: Schema,
+    /** Selected rows (indices into the concatenated batches); all rows when undefined. */
+    private readonly selection?: Int32Array,
+  ) {}
+
+  static async fromStream(source: NodeJS.ReadableStream): Promise<PartitionData> {
+    const reader = await (await RecordBatchReader.from(source as unknown as AsyncIterable<Uint8Array>)).open();
+    const schema = reader.schema;
+    const batches: RecordBatch[] = [];
+    for await (const b of reader) batches.push(b);
+    return new PartitionData(batches, schema);
+  }
+
+  get columns(): string[] {
+    return this.schema.fields.map((f) => f.name);
+  }
+
+  get totalRows(): number {
+    return this.recordBatches.reduce((n, b) => n + b.numRows, 0);
+  }
+
+  get numRows(): number {
+    return this.selection ? this.selection.length : this.totalRows;
+  }
+
+  /** A column as float32 values of every row (width > 1 for array columns), checked batch by batch. */
+  column(name: string): { values: Float32Array; width: number } {
+    const hit = this.cache.get(name);
+    if (hit) return hit;
+    const field = this.schema.fields.find((f) => f.name === name);
+    if (!field) throw new DataColumnError(name, 0, `no such column; the partition has ${this.columns.join(', ')}`);
+    let width = 1;
+    const element =
+      field.type.typeId === Type.FixedSizeList || field.type.typeId === Type.List ? field.type.children[0]?.type : field.type;
+    if (!element || !isNumeric(element)) {
+      throw new DataColumnError(name, 0, `type ${String(field.type)} is not numeric (numbers or arrays of numbers)`);
+    }
+    const parts: Float32Array[] = [];
+    this.recordBatches.forEach((batch, b) => {
+      const vec = batch.getChild(name) as Vector | null;
+      if (!vec) throw new DataColumnError(name, b, 'missing from this batch');
+      if (vec.nullCount > 0) throw new DataColumnError(name, b, `${vec.nullCount} null values; fill or drop them in Spark first`);
+      if (field.type.typeId === Type.FixedSizeList || field.type.typeId === Type.List) {
+        const rows: number[][] = [];
+        for (let i = 0; i < vec.length; i++) {
+          const row = Array.from(vec.get(i) as Iterable<number | bigint>, Number);
+          if (parts.length === 0 && rows.length === 0) width = row.length;
+          if (row.length !== width)
+            throw new DataColumnError(name, b, `row ${i} has ${row.length} values, earlier rows ${width}`);
+          rows.push(row);
+        }
+        parts.push(Float32Array.from(rows.flat()));
+      } else {
+        const arr = vec.toArray() as ArrayLike<number | bigint | boolean>;
+        const out = new Float32Array(vec.length);
+        if (typeof arr[0] === 'bigint') for (let i = 0; i < out.length; i++) out[i] = Number(arr[i]);
+        else if (element.typeId === Type.Bool) for (let i = 0; i < out.length; i++) out[i] = vec.get(i) ? 1 : 0;
+        else out.set(arr as ArrayLike<number>);
+        parts.push(out);
+      }
+    });
+    const total = parts.reduce((n, p) => n + p.length, 0);
+    let values = new Float32Array(total);
+    let at = 0;
+    for (const p of parts) {
+      values.set(p, at);
+      at += p.length;
+    }
+    if (this.selection) {
+      const picked = new Float32Array(this.selection.length * width);
+      this.selection.forEach((row, i) => picked.set(values.subarray(row * width, (row + 1) * width), i * width));
+      values = picked;
+    }
+    const out = { values, width };
+    this.cache.set(name, out);
+    return out;
+  }
+
+  /** The rows whose `column` equals `value`, as a new PartitionData. */
+  where(column: string, value: number): PartitionData {
+    const { values, width } = this.column(column);
+    if (width !== 1) throw new DataColumnError(column, 0, 'where() needs a scalar column');
+    const base = this.selection;
+    const picked: number[] = [];
+    for (let i = 0; i < values.length; i++) if (values[i] === value) picked.push(base ? (base[i] as number) : i);
+    return new PartitionData(this.recordBatches, this.schema, Int32Array.from(picked));
+  }
+
+  /** All selected rows at once: features row-major and labels. */
+  toArrays(o: { features?: string[]; label?: string } = {}): {
+    xs: Float32Array;
+    ys: Float32Array;
+    rows: number;
+    featureCount: number;
+  } {
+    const features = o.features ?? this.columns.filter((c) => c !== o.label);
+    const cols = features.map((f) => this.column(f));
+    const featureCount = cols.reduce((n, c) => n + c.width, 0);
+    const rows = this.numRows;
+    let xs: Float32Array;
+    if (cols.length === 1) {
+      xs = (cols[0] as { values: Float32Array }).values;
+    } else {
+      xs = new Float32Array(rows * featureCount);
+      let offset = 0;
+      for (const c of cols) {
+        for (let r = 0; r < rows; r++) {
+          for (let k = 0; k < c.width; k++) xs[r * featureCount + offset + k] = c.values[r * c.width + k] as number;
+        }
+        offset += c.width;
+      }
+    }
+    const ys = o.label ? this.column(o.label).values : new Float32Array(0);
+    return { xs, ys, rows, featureCount };
+  }
+
+  /** Mini-batches over `epochs` passes; without shuffle a batch's xs is a view (no copy). */
+  *batches(o: BatchOptions): Generator<Batch> {
+    if (!Number.isInteger(o.batchSize) || o.batchSize < 1)
+      throw new RangeError(`batchSize must be a positive integer, not ${o.batchSize}`);
+    const { xs, ys, rows, featureCount } = this.toArrays(o);
+    const epochs = o.epochs ?? 1;
+    const hasLabel = ys.length > 0;
+    for (let epoch = 0; epoch < epochs; epoch++) {
+      let order: Int32Array | undefined;
+      if (o.shuffle) {
+        order = Int32Array.from({ length: rows }, (_, i) => i);
+        const rnd = random((o.seed ?? 0) * 1_000_003 + epoch);
+        for (let i = rows - 1; i > 0; i--) {
+          const j = Math.floor(rnd() * (i + 1));
+          const t = order[i] as number;
+          order[i] = order[j] as number;
+          order[j] = t;
+        }
+      }
+      let index = 0;
+      for (let start = 0; start < rows; start += o.batchSize) {
+        const size = Math.min(o.batchSize, rows - start);
+        if (size < o.batchSize && o.dropRemainder) break;
+        let bx: Float32Array;
+        let by: Float32Array;
+        if (!order) {
+          bx = xs.subarray(start * featureCount, (start + size) * featureCount);
+          by = hasLabel ? ys.subarray(start, start + size) : ys;
+        } else {
+          bx = new Float32Array(size * featureCount);
+          by = new Float32Array(hasLabel ? size : 0);
+          for (let i = 0; i < size; i++) {
+            const r = order[start + i] as number;
+            bx.set(xs.subarray(r * featureCount, (r + 1) * featureCount), i * featureCount);
+            if (hasLabel) by[i] = ys[r] as number;
+          }
+        }
+        this.onSamples?.(size);
+        yield { xs: bx, ys: by, size, featureCount, epoch, index: index++ };
+      }
+    }
+  }
+}

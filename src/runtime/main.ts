@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+/**
+ * The Node training worker, started by a Spark barrier task (spark-plugin/sparkring/task.py).
+ * init (stdin) -> load entry, start ring server -> "listening" (control fd) -> peers (stdin)
+ * -> join the ring while the partition streams in (data fd) -> train(ctx) -> "result".
+ */
+import net from 'node:net';
+import { listen, type Ring } from '../collective/index.js';
+import { Checkpoints } from './checkpoint.js';
+import { createContext } from './context.js';
+import { ControlChannel, initMessage, ringMessage } from './control.js';
+import { PartitionData } from './data.js';
+import { loadEntry } from './entry.js';
+import { EventSender } from './events.js';
+import { loadTf } from './tfjs.js';
+
+const controlFd = Number(process.env.SPARKRING_CONTROL_FD);
+const dataFd = Number(process.env.SPARKRING_DATA_FD);
+if (!Number.isInteger(controlFd) || !Number.isInteger(dataFd)) {
+  process.stderr.write(
+    'sparkring runtime: started without SPARKRING_CONTROL_FD and SPARKRING_DATA_FD; it runs inside a Spark task\n',
+  );
+  process.exit(2);
+}
+
+let done = false;
+const control = new ControlChannel(controlFd, () => {
+  if (done) return;
+  process.stderr.write('sparkring runtime: the Spark task ended; stopping this worker\n');
+  process.exit(137);
+});
+
+let ring: Ring | undefined;
+let events: EventSender | undefined;
+let rank = -1;
+try {
+  const init = await control.next(initMessage);
+  rank = init.rank;
+  events = await EventSender.connect(init.events, `worker-${rank}`);
+  const data = PartitionData.fromStream(new net.Socket({ fd: dataFd, readable: true, writable: false }));
+  data.catch(() => undefined);
+  const train = await loadEntry(init.entry);
+  const tf = loadTf(init.gpus);
+  tf.catch(() => undefined);
+  const member = await listen({
+    jobId: init.runId,
+    rank,
+    worldSize: init.worldSize,
+    attempt: init.attempt,
+    secret: init.secret,
+    host: init.ringHost,
+    peerTimeoutMs: init.peerTimeoutMs,
+  });
+  control.send({ type: 'listening', address: member.address });
+  const { peers } = await control.next(ringMessage);
+  ring = await member.join(peers);
+  const ringFormedAt = Date.now();
+  events.send('ring', { rank, formedAt: ringFormedAt });
+  const ctx = createContext({
+    rank,
+    worldSize: init.worldSize,
+    attempt: init.attempt,
+    gpus: init.gpus,
+    hparams: init.hparams,
+    data: await data,
+    runDir: init.runDir,
+    tf: (await tf).tf,
+    ring,
+    events,
+    checkpoints: new Checkpoints(init.runDir, rank),
+  });
+  const trainStartAt = Date.now();
+  const result = await train(ctx);
+  const trainEndAt = Date.now();
+  await ring.barrier();
+  done = true;
+  control.send({
+    type: 'result',
+    result: result === undefined ? null : result,
+    ringFormedAt,
+    trainStartAt,
+    trainEndAt,
+    rows: ctx.data.numRows,
+    tfjs: (await tf).flavour,
+    cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null,
+  });
+  await ring.close();
+  await events.close();
+  process.exit(0);
+} catch (err) {
+  const e = err instanceof Error ? err : new Error(String(err));
+  done = true;
+  // A lost peer is a consequence: give the worker that failed first the time to be the one
+  // Spark reports (Spark ends this task as soon as it does).
+  if (e.name === 'PeerFailedError') await new Promise((r) => setTimeout(r, 3000));
+  events?.send('error', { rank, message: `${e.name}: ${e.message}`, stack: e.stack });
+  process.stderr.write(`${e.stack ?? e.message}\n`);
+  try {
+    control.send({ type: 'error', message: `${e.name}: ${e.message}`, stack: e.stack ?? '' });
+  } catch {
+    // the task is gone already
+  }
+  await ring?.close().catch(() => undefined);
+  await events?.close().catch(() => undefined);
+  process.exit(1);
+}

@@ -1,0 +1,87 @@
+/**
+ * TensorFlow.js for the worker: tfjs-node-gpu when the task has GPUs and it is installed,
+ * tfjs-node when installed, else pure-JS tfjs on its cpu backend. Plus the two data-parallel
+ * helpers: an optimizer wrapper that averages gradients across the ring, and weight sync.
+ */
+import type * as tfTypes from '@tensorflow/tfjs';
+import type { Ring } from '../collective/index.js';
+
+export type Tf = typeof tfTypes;
+
+async function tryImport(name: string): Promise<Tf | undefined> {
+  try {
+    return (await import(name)) as Tf;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return undefined;
+    throw err;
+  }
+}
+
+export async function loadTf(gpus: readonly string[]): Promise<{ tf: Tf; flavour: string }> {
+  if (gpus.length > 0) {
+    const gpu = await tryImport('@tensorflow/tfjs-node-gpu');
+    if (gpu) return { tf: gpu, flavour: 'tfjs-node-gpu' };
+  }
+  const node = await tryImport('@tensorflow/tfjs-node');
+  if (node) return { tf: node, flavour: 'tfjs-node' };
+  const tf = (await import('@tensorflow/tfjs')) as Tf;
+  await tf.setBackend('cpu');
+  await tf.ready();
+  return { tf, flavour: 'tfjs-cpu' };
+}
+
+type Variables = tfTypes.Variable[];
+
+/** Things whose weights can be synced: a LayersModel or a list of variables. */
+export type Weighted = { getWeights(): tfTypes.Tensor[]; setWeights(w: tfTypes.Tensor[]): void } | Variables;
+
+export interface DistributedOptimizer {
+  /**
+   * Computes the gradients of `loss` on this worker, averages them across every worker, and
+   * applies the average. Returns the local loss (dispose it, or pass returnCost = false).
+   */
+  minimize(loss: () => tfTypes.Scalar, returnCost?: boolean, varList?: Variables): Promise<tfTypes.Scalar | null>;
+  readonly optimizer: tfTypes.Optimizer;
+}
+
+export function distributedOptimizer(tf: Tf, ring: Ring, optimizer: tfTypes.Optimizer): DistributedOptimizer {
+  return {
+    optimizer,
+    async minimize(loss, returnCost = true, varList) {
+      const { value, grads } = optimizer.computeGradients(loss, varList);
+      const averaged = await ring.allreduce(grads, 'mean');
+      optimizer.applyGradients(averaged);
+      tf.dispose([grads, averaged]);
+      if (returnCost) return value;
+      value.dispose();
+      return null;
+    },
+  };
+}
+
+/** Makes every worker's weights equal to rank 0's (one fused broadcast). */
+export async function syncWeights(tf: Tf, ring: Ring, target: Weighted): Promise<void> {
+  const tensors = Array.isArray(target) ? target : target.getWeights();
+  const sizes = tensors.map((t) => t.size);
+  const flat = new Float32Array(sizes.reduce((a, b) => a + b, 0));
+  let at = 0;
+  for (const t of tensors) {
+    flat.set(t.dataSync() as Float32Array, at);
+    at += t.size;
+  }
+  await ring.broadcastInPlace(flat, 0);
+  at = 0;
+  const values = tensors.map((t, i) => {
+    const v = tf.tensor(flat.subarray(at, at + (sizes[i] as number)), t.shape, t.dtype);
+    at += sizes[i] as number;
+    return v;
+  });
+  if (Array.isArray(target)) {
+    target.forEach((v, i) => v.assign(values[i] as tfTypes.Tensor));
+    tf.dispose(values);
+  } else {
+    target.setWeights(values);
+    tf.dispose(values);
+  }
+}
