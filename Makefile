@@ -4,10 +4,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 NODE_STAMP := node_modules/.package-lock.json
+VENV := .venv
+VENV_STAMP := $(VENV)/.installed
+PYTHON ?= python3
 BUILD_STAMP := dist/.tsbuildinfo
 TS_SOURCES := $(shell find src bench -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: help deps build test demo bench lint clean
+.PHONY: help setup deps venv build test demo bench lint clean
 
 help:
 	@echo "make demo   run the main job end to end"
@@ -21,16 +24,27 @@ $(NODE_STAMP): package.json package-lock.json
 
 deps: $(NODE_STAMP)
 
+# The pinned pyspark (with its own spark-submit and jars), pyarrow, pytest and the demo's data source.
+$(VENV_STAMP): spark-plugin/pyproject.toml
+	@command -v java >/dev/null || { echo "sparkring needs Java 17 (e.g. apt-get install openjdk-17-jre-headless)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e 'spark-plugin[test,demo]'
+	@touch $@
+
+venv: $(VENV_STAMP)
+
+setup: build venv
+
 $(BUILD_STAMP): $(NODE_STAMP) $(TS_SOURCES)
 	npx tsc -p tsconfig.json
 	@touch $@
 
 build: $(BUILD_STAMP)
 
-test: build
+test: setup
 	node scripts/run-tests.mjs
 
-demo: build
+demo: setup
 	node dist/src/cli/main.js demo
 
 bench: build

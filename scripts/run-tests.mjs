@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Runs every suite of the project and ends with one line: "N passed, N failed, N skipped".
+// Runs every suite of the project (pytest for spark-plugin, vitest for the rest) and ends with
+// one line: "N passed, N failed, N skipped".
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,24 @@ import { join } from 'node:path';
 
 const out = mkdtempSync(join(tmpdir(), 'sparkring-tests-'));
 const totals = { passed: 0, failed: 0, skipped: 0 };
-let failedToRun = false;
+const broken = [];
+
+function pytest() {
+  const report = join(out, 'pytest.xml');
+  const r = spawnSync('.venv/bin/pytest', ['-q', 'spark-plugin/tests', `--junitxml=${report}`], { stdio: 'inherit' });
+  try {
+    const xml = readFileSync(report, 'utf8');
+    const suite = /<testsuite\b[^>]*>/.exec(xml)?.[0] ?? '';
+    const attr = (name) => Number(new RegExp(`${name}="(\\d+)"`).exec(suite)?.[1] ?? 0);
+    const failed = attr('failures') + attr('errors');
+    totals.failed += failed;
+    totals.skipped += attr('skipped');
+    totals.passed += attr('tests') - failed - attr('skipped');
+    if (r.status !== 0 && failed === 0) broken.push('pytest');
+  } catch {
+    broken.push('pytest');
+  }
+}
 
 function vitest() {
   const report = join(out, 'vitest.json');
@@ -19,12 +37,14 @@ function vitest() {
     totals.passed += j.numPassedTests;
     totals.failed += j.numFailedTests;
     totals.skipped += j.numPendingTests + j.numTodoTests;
-    if (r.status !== 0 && j.numFailedTests === 0) failedToRun = true;
+    if (r.status !== 0 && j.numFailedTests === 0) broken.push('vitest');
   } catch {
-    failedToRun = true;
+    broken.push('vitest');
   }
 }
 
+pytest();
 vitest();
+if (broken.length > 0) console.log(`\nsuites that did not run to the end: ${broken.join(', ')}`);
 console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
-process.exit(totals.failed > 0 || failedToRun ? 1 : 0);
+process.exit(totals.failed > 0 || broken.length > 0 ? 1 : 0);

@@ -75,13 +75,13 @@ def wait_for_slots(
     fixed = slots_of(shape, need) if shape is not None else local_slots(master)
     if fixed is not None and fixed < need.workers:
         what = (
-            f"{shape.executors} executors x {shape.cores_per_executor} cores"
+            f"{shape.executors} executors x {shape.cores_per_executor} core{'s' if shape.cores_per_executor != 1 else ''}"
             + (f", {shape.gpus_per_executor:g} GPUs" if need.gpus_per_task > 0 else "")
             if shape is not None
             else "local mode"
         )
         raise SlotsError(
-            f"sparkring needs {describe_need(need)}, but {master} can only ever offer {fixed} ({what}); "
+            f"the job needs {describe_need(need)}, but {master} can only ever offer {fixed} ({what}); "
             f"lower --workers to {fixed} or use a bigger cluster"
         )
     started = time.time()
@@ -91,7 +91,7 @@ def wait_for_slots(
             return time.time() - started
         if time.time() - started >= timeout_s:
             raise SlotsError(
-                f"sparkring needs {describe_need(need)}, but after {timeout_s:g}s the cluster offers {free} "
+                f"the job needs {describe_need(need)}, but after {timeout_s:g}s the cluster offers {free} "
                 f"({executor_count()} executors registered); lower --workers, free or add executors, "
                 "or check that executors can start (spark.executor.memory, GPUs)"
             )

@@ -1,0 +1,93 @@
+"""Unit tests of the plugin's pure logic (the Spark integration is tested from test/bridge)."""
+
+from __future__ import annotations
+
+import pytest
+
+from sparkring.errors import MARKER, SparkringWorkerError, WorkerFailure, find_failure
+from sparkring.gpus import gpu_addresses, visible_devices
+from sparkring.slots import ClusterShape, SlotNeed, SlotsError, local_cluster_shape, local_slots, slots_of, wait_for_slots
+from sparkring.spec import JobSpec
+
+
+class FakeResource:
+    def __init__(self, addresses: list[str]) -> None:
+        self.addresses = addresses
+
+
+def test_visible_devices_are_spark_addresses_without_an_inherited_list() -> None:
+    assert visible_devices(["1", "3"], None) == "1,3"
+    assert visible_devices([], "0,1") == ""
+
+
+def test_visible_devices_index_into_an_inherited_list() -> None:
+    assert visible_devices(["0", "1"], "4,5,6") == "4,5"
+
+
+def test_visible_devices_name_an_address_outside_the_inherited_list() -> None:
+    with pytest.raises(ValueError, match="GPU address '3'.*CUDA_VISIBLE_DEVICES='4,5'"):
+        visible_devices(["3"], "4,5")
+
+
+def test_gpu_addresses_reads_task_resources() -> None:
+    assert gpu_addresses({"gpu": FakeResource(["2"])}) == ["2"]
+    assert gpu_addresses({}) == []
+
+
+def test_master_shapes() -> None:
+    assert local_cluster_shape("local-cluster[2, 3, 1024]", 1) == ClusterShape(2, 3, 1)
+    assert local_cluster_shape("spark://h:7077", 0) is None
+    assert local_slots("local[4]") == 4
+    assert local_slots("local[2,3]") == 2
+    assert local_slots("local") == 1
+    assert local_slots("yarn") is None
+
+
+def test_slots_count_cpus_and_gpus() -> None:
+    assert slots_of(ClusterShape(2, 4, 1), SlotNeed(2, 1, 0)) == 8
+    assert slots_of(ClusterShape(2, 4, 1), SlotNeed(2, 1, 1)) == 2
+    assert slots_of(ClusterShape(2, 4, 2), SlotNeed(2, 2, 0.5)) == 4
+
+
+def test_impossible_slots_fail_at_once_with_what_is_missing() -> None:
+    with pytest.raises(SlotsError, match=r"needs 3 barrier task slots .* can only ever offer 2 \(2 executors x 1 core, 1 GPUs\)"):
+        wait_for_slots(SlotNeed(3, 1, 1), "local-cluster[2,1,1024]", lambda: 0, lambda: 0, 60, ClusterShape(2, 1, 1))
+
+
+def test_slots_that_never_come_fail_after_the_timeout() -> None:
+    with pytest.raises(SlotsError, match=r"after 0.3s the cluster offers 1 \(1 executors registered\)"):
+        wait_for_slots(SlotNeed(2, 1, 0), "spark://h:7077", lambda: 1, lambda: 1, 0.3)
+
+
+def test_slots_that_come_end_the_wait() -> None:
+    free = iter([0, 1, 2])
+    assert wait_for_slots(SlotNeed(2, 1, 0), "spark://h:7077", lambda: next(free), lambda: 2, 30) < 5
+
+
+def test_worker_failures_survive_spark_exception_text() -> None:
+    err = SparkringWorkerError(WorkerFailure(1, "Error: boom", "Error: boom\n    at f (x.ts:3:9)", "log"))
+    text = f"py4j.protocol.Py4JJavaError: ...\n  File \"task.py\"\nsparkring.errors.SparkringWorkerError: {err}\n\tat org.apache..."
+    found = find_failure(text)
+    assert found == WorkerFailure(1, "Error: boom", "Error: boom\n    at f (x.ts:3:9)", "log")
+    assert find_failure("no marker here") is None
+    assert find_failure(MARKER + "{not json") is None
+
+
+def test_spec_reads_the_client_json() -> None:
+    spec = JobSpec.from_dict(
+        {
+            "runId": "r",
+            "name": "n",
+            "entry": "/e.ts",
+            "workers": 2,
+            "secret": "s",
+            "node": "node",
+            "runtimeMain": "/m.js",
+            "experiments": "/x",
+            "resultPath": "/r.json",
+            "events": {"host": "127.0.0.1", "port": 5, "token": "t"},
+            "gpusPerWorker": 1,
+        }
+    )
+    assert spec.workers == 2 and spec.events is not None and spec.events.port == 5 and spec.gpus_per_worker == 1
+    assert spec.data is None and spec.attempt == 0

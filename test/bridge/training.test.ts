@@ -1,0 +1,101 @@
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type AllreduceResult, allreduce } from '../../src/index.js';
+import { FEATURES, LR, makeModel, rowOf } from '../fixtures/entries/linear-model.js';
+import { entry, gpuDiscoveryScript, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+
+interface LinearResult {
+  rank: number;
+  batches: number[][];
+  gpus: string[];
+  cudaVisibleDevices: string | null;
+  weights: number[];
+}
+
+const WORKERS = 2;
+const BATCH = 8;
+const ROWS = WORKERS * BATCH * 10;
+
+/** One worker, batch W*b: batch k is the union of every worker's batch k. */
+async function singleWorkerReference(workers: LinearResult[]): Promise<number[]> {
+  await tf.setBackend('cpu');
+  const { w, b } = makeModel(tf);
+  const opt = tf.train.sgd(LR);
+  const steps = (workers[0] as LinearResult).batches.length;
+  for (let k = 0; k < steps; k++) {
+    const ids = workers.flatMap((r) => r.batches[k] as number[]);
+    const rows = ids.map(rowOf);
+    const xs = tf.tensor2d(
+      rows.map((r) => r.x),
+      [ids.length, FEATURES.length],
+    );
+    const ys = tf.tensor2d(
+      rows.map((r) => [r.y]),
+      [ids.length, 1],
+    );
+    opt.minimize(() => tf.losses.meanSquaredError(ys, xs.matMul(w).add(b)) as tf.Scalar, false, [w, b]);
+    tf.dispose([xs, ys]);
+  }
+  return [...(await w.data()), ...(await b.data())];
+}
+
+describe(`allreduce on local-cluster[${WORKERS},1,1024] with fake GPUs`, () => {
+  let run: AllreduceResult;
+  let ranks: LinearResult[];
+  const lines: string[] = [];
+
+  beforeAll(async () => {
+    const dir = tempDir('train');
+    run = await allreduce({
+      entry: entry('linear.ts'),
+      workers: WORKERS,
+      data: writeTable(dir, 'linear', ROWS),
+      hparams: { batchSize: BATCH },
+      experiments: `${dir}/experiments`,
+      gpusPerWorker: 1,
+      sparkConf: { 'spark.worker.resource.gpu.discoveryScript': gpuDiscoveryScript(dir) },
+      onProgress: (l) => lines.push(l),
+    });
+    ranks = run.ranks.map((r) => r.result as LinearResult);
+  }, 240_000);
+
+  afterAll(async () => {
+    expect(await waitForNoLeftovers()).toEqual([]);
+  });
+
+  it('delivers every input row to exactly one worker, exactly once', () => {
+    const seen = ranks.flatMap((r) => r.batches.flat()).sort((a, b) => a - b);
+    expect(seen).toEqual(Array.from({ length: ROWS }, (_, i) => i));
+    expect(run.ranks.map((r) => r.rows).reduce((a, b) => a + b, 0)).toBe(ROWS);
+  });
+
+  it("gives each worker's Node process its own CUDA_VISIBLE_DEVICES, as Spark assigned", () => {
+    for (const r of ranks) {
+      expect(r.gpus).toHaveLength(1);
+      expect(r.cudaVisibleDevices).toBe(r.gpus.join(','));
+    }
+    expect(new Set(ranks.map((r) => r.cudaVisibleDevices)).size).toBe(WORKERS);
+  });
+
+  it('ends with identical weights on every rank', () => {
+    for (const r of ranks) expect(r.weights).toEqual((ranks[0] as LinearResult).weights);
+  });
+
+  it('ends with the weights of one worker training with batch W*b on the same data', async () => {
+    const reference = await singleWorkerReference(ranks);
+    const got = (ranks[0] as LinearResult).weights;
+    expect(got).toHaveLength(reference.length);
+    got.forEach((v, i) => expect(v).toBeCloseTo(reference[i] as number, 5));
+  });
+
+  it('reports the result, timings, progress and the experiment directory', () => {
+    expect(run.result).toMatchObject({ rank: 0 });
+    expect(run.attempts).toBe(1);
+    expect(run.timings.submitToRingMs).toBeGreaterThan(0);
+    expect(run.timings.trainMs).toBeGreaterThanOrEqual(0);
+    expect(run.timings.releaseMs).toBeGreaterThan(0);
+    expect(run.dir).toMatch(/experiments\/app-[\w-]+\/run\.1\/linear$/);
+    expect(lines.some((l) => /^\[worker 1\] joined the ring/.test(l))).toBe(true);
+    expect(lines.some((l) => /executors released/.test(l))).toBe(true);
+  });
+});

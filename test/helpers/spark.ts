@@ -1,0 +1,73 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const PYTHON = join(ROOT, '.venv', 'bin', 'python');
+export const FIXTURES = join(ROOT, 'test', 'fixtures');
+export const entry = (name: string): string => join(FIXTURES, 'entries', name);
+
+export const tempDir = (prefix: string): string => mkdtempSync(join(tmpdir(), `sparkring-${prefix}-`));
+
+/** Writes a test table (see test/fixtures/write-table.py) and returns its path. */
+export function writeTable(dir: string, kind: 'linear' | 'text', rows = 0): string {
+  const out = join(dir, `${kind}.parquet`);
+  execFileSync(PYTHON, [join(FIXTURES, 'write-table.py'), kind, String(rows), out]);
+  return out;
+}
+
+/**
+ * A GPU discovery script that hands each standalone Worker distinct fake addresses, as Spark's
+ * own TorchDistributor tests fake GPUs on local-cluster.
+ */
+export function gpuDiscoveryScript(dir: string, perWorker = 1): string {
+  const claims = join(dir, 'gpu-claims');
+  mkdirSync(claims, { recursive: true });
+  const path = join(dir, 'discover-gpus.sh');
+  writeFileSync(
+    path,
+    `#!/usr/bin/env bash
+# Claims ${perWorker} unused fake GPU address(es) for the calling Worker.
+got=()
+for i in $(seq 0 15); do
+  if mkdir "${claims}/$i" 2>/dev/null; then got+=("\\"$i\\""); fi
+  [ "\${#got[@]}" -ge ${perWorker} ] && break
+done
+echo "{\\"name\\":\\"gpu\\",\\"addresses\\":[$(IFS=,; echo "\${got[*]}")]}"
+`,
+  );
+  chmodSync(path, 0o755);
+  return path;
+}
+
+/** Processes a run may have left behind: drivers, executors, Node workers. */
+export function leftoverProcesses(): string[] {
+  const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  return ps
+    .split('\n')
+    .filter((l) =>
+      /sparkring_submit\.py|runtime\/main\.js|CoarseGrainedExecutorBackend|deploy\.SparkSubmit|pyspark\/daemon|pyspark\.worker/.test(
+        l,
+      ),
+    );
+}
+
+export async function waitForNoLeftovers(timeoutMs = 20_000): Promise<string[]> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const left = leftoverProcesses();
+    if (left.length === 0 || Date.now() > until) return left;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export async function sparkring(args: string[], env: Record<string, string> = {}) {
+  return execa(process.execPath, [join(ROOT, 'dist', 'src', 'cli', 'main.js'), ...args], {
+    reject: false,
+    env,
+    timeout: 300_000,
+  });
+}
