@@ -6,6 +6,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { TRANSPORTS, type Transport } from '../src/collective/index.js';
 import { allreduceBench } from './allreduce.js';
+import { handoffBench } from './handoff.js';
+import { startupBench } from './startup.js';
 
 const MiB = 1024 * 1024;
 
@@ -74,6 +76,30 @@ program
       else printTable(result.rows as Array<Record<string, unknown>>);
     },
   );
+
+const emit = (result: Record<string, unknown>, json?: boolean): void => {
+  process.stdout.write(json ? `${JSON.stringify(result)}\n` : `${JSON.stringify(result, null, 2)}\n`);
+};
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+program
+  .command('startup')
+  .description('submit to ring formed, beside a no-op barrier job with one allGather')
+  .option('--workers <n>', 'workers', positiveInt('--workers'), 2)
+  .option('--rounds <n>', 'rounds (medians are reported)', positiveInt('--rounds'), 3)
+  .option('--json', 'print one JSON object on stdout')
+  .action(async (o: { workers: number; rounds: number; json?: boolean }) => emit(await startupBench(o, log), o.json));
+
+program
+  .command('handoff')
+  .description('rows/s from a Spark DataFrame into Node workers, beside a no-op mapInArrow')
+  .option('--workers <n>', 'workers', positiveInt('--workers'), 2)
+  .option('--rows <n>', 'rows', positiveInt('--rows'), 2_000_000)
+  .option('--columns <n>', 'float32 columns', positiveInt('--columns'), 16)
+  .option('--json', 'print one JSON object on stdout')
+  .action(async (o: { workers: number; rows: number; columns: number; json?: boolean }) => emit(await handoffBench(o, log), o.json));
 
 function printTable(rows: Array<Record<string, unknown>>): void {
   const cols = ['impl', 'procs', 'bytes', 'time_ms', 'busbw_GBps', 'vs_mpi', 'vs_tcp_loopback', 'fused_speedup'];

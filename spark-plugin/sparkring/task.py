@@ -26,6 +26,19 @@ RESULT_SCHEMA = "rank long, result string"
 LOG_TAIL_LINES = 100
 
 
+F_SETPIPE_SZ = 1031  # Linux fcntl; not exported by Python's fcntl module before 3.10 on all builds
+
+
+def _widen_pipe(fd: int) -> None:
+    """Raises the data pipe to 1 MiB (from 64 KiB) where Linux allows: far fewer wake-ups per batch."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", F_SETPIPE_SZ), 1 << 20)
+    except (ImportError, OSError):
+        pass
+
+
 class NodeWorker:
     """A Node runtime process with its control pipe (fd CONTROL_FD), data pipe and log."""
 
@@ -33,6 +46,7 @@ class NodeWorker:
         self.rank = rank
         control_r, control_w = os.pipe()
         data_r, data_w = os.pipe()
+        _widen_pipe(data_w)
         env = dict(os.environ)
         env["CUDA_VISIBLE_DEVICES"] = visible_devices(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
         env["SPARKRING_CONTROL_FD"] = str(control_w)
@@ -115,13 +129,28 @@ class NodeWorker:
         self._log.close()
 
 
+EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while len(data) > 0:
+        data = data[os.write(fd, data) :]
+
+
 def stream_partition(batches: Iterator[pa.RecordBatch], schema: pa.Schema, sink: IO[bytes]) -> int:
-    """Writes the partition to the worker as one Arrow IPC stream; returns the row count."""
+    """Writes the partition to the worker as one Arrow IPC stream; returns the row count.
+
+    The stream is the schema message, each batch's message and the end-of-stream marker,
+    written with os.write from Arrow's own buffers: pyarrow's writer on a Python file object
+    passes every buffer through Python and halves the throughput.
+    """
     rows = 0
-    with pa.ipc.new_stream(sink, schema) as writer:
-        for batch in batches:
-            writer.write_batch(batch)
-            rows += batch.num_rows
+    fd = sink.fileno()
+    _write_all(fd, memoryview(schema.serialize()))
+    for batch in batches:
+        _write_all(fd, memoryview(batch.serialize()))
+        rows += batch.num_rows
+    _write_all(fd, memoryview(EOS))
     sink.close()
     return rows
 
@@ -162,9 +191,10 @@ def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Itera
                 rows = stream_partition(batches, schema, worker.data)
             except BrokenPipeError:
                 rows = -1  # the worker stopped reading; its own report says why
-            stream_seconds = time.time() - stream_started
             result = worker.receive()
-            result["handoff"] = {"rows": rows, "seconds": stream_seconds}
+            # From the first batch pulled from Spark to the partition parsed and usable in Node.
+            ready = float(result.get("dataReadyAt") or 0) / 1000
+            result["handoff"] = {"rows": rows, "seconds": (ready if ready > 0 else time.time()) - stream_started}
             yield pa.RecordBatch.from_pydict({"rank": [rank], "result": [json.dumps(result)]})
         finally:
             worker.stop()

@@ -7,12 +7,12 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { RunEvent } from '../events/protocol.js';
+import type { EventsEndpoint, RunEvent } from '../events/protocol.js';
 import { RunError } from './errors.js';
 import { EventServer } from './event-server.js';
 import { runSparkSubmit } from './launcher.js';
 import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from './options.js';
-import { SetupError, sparkPaths } from './paths.js';
+import { SetupError, type SparkPaths, sparkPaths } from './paths.js';
 import { Progress } from './progress.js';
 
 export interface RankReport {
@@ -49,6 +49,35 @@ interface DriverResult {
   error?: { kind: string; message: string; rank?: number; stack?: string; logTail?: string; detail?: string };
 }
 
+/** The spec.json the driver and tasks read (spark-plugin/sparkring/spec.py). */
+export function jobSpec(
+  o: ResolvedAllreduceOptions,
+  paths: SparkPaths,
+  run: { runId: string; secret: string; attempt: number; resultPath: string; events: EventsEndpoint | null },
+): Record<string, unknown> {
+  return {
+    runId: run.runId,
+    name: o.name,
+    entry: o.entry,
+    workers: o.workers,
+    secret: run.secret,
+    node: process.execPath,
+    runtimeMain: paths.runtimeMain,
+    experiments: o.experiments,
+    resultPath: run.resultPath,
+    attempt: run.attempt,
+    data: o.data ?? null,
+    hparams: o.hparams,
+    gpusPerWorker: o.gpusPerWorker,
+    slotWaitSeconds: o.slotWaitSeconds,
+    events: run.events,
+    ringHost: '127.0.0.1',
+    peerTimeoutMs: o.peerTimeoutMs,
+    releaseExecutors: o.releaseExecutors,
+    master: o.master ?? null,
+  };
+}
+
 function preflight(o: ResolvedAllreduceOptions): void {
   if (!existsSync(o.entry)) throw new RunError('input', `entry file ${o.entry} does not exist`);
   if (o.data && !/^[a-z][a-z0-9+.-]*:\/\//i.test(o.data) && !existsSync(o.data)) {
@@ -77,32 +106,12 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
     let lastError: RunError | undefined;
     for (let attempt = 0; attempt < o.maxAttempts; attempt++) {
       const resultPath = join(staging, `result-${attempt}.json`);
-      const spec = {
-        runId,
-        name: o.name,
-        entry: o.entry,
-        workers: o.workers,
-        secret,
-        node: process.execPath,
-        runtimeMain: paths.runtimeMain,
-        experiments: o.experiments,
-        resultPath,
-        attempt,
-        data: o.data ?? null,
-        hparams: o.hparams,
-        gpusPerWorker: o.gpusPerWorker,
-        slotWaitSeconds: o.slotWaitSeconds,
-        events: events.endpoint,
-        ringHost: '127.0.0.1',
-        peerTimeoutMs: o.peerTimeoutMs,
-        releaseExecutors: o.releaseExecutors,
-        master: o.master ?? null,
-      };
+      const spec = jobSpec(o, paths, { runId, secret, attempt, resultPath, events: events.endpoint });
       const specPath = join(staging, `spec-${attempt}.json`);
       await writeFile(specPath, JSON.stringify(spec, null, 2), { mode: 0o600 });
       say(`sparkring: submitting ${o.name} with ${o.workers} workers (attempt ${attempt + 1} of ${o.maxAttempts})`);
       const submitAt = Date.now();
-      const outcome = await runSparkSubmit(o, paths, specPath);
+      const outcome = await runSparkSubmit(o, paths, [paths.submitFile, specPath]);
       const driver = existsSync(resultPath) ? (JSON.parse(await readFile(resultPath, 'utf8')) as DriverResult) : undefined;
       if (driver?.ok) {
         await writeFile(

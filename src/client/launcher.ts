@@ -6,7 +6,8 @@ import type { SparkPaths } from './paths.js';
 
 export const defaultMaster = (workers: number): string => `local-cluster[${workers},1,1024]`;
 
-export function sparkSubmitArgs(o: ResolvedAllreduceOptions, paths: SparkPaths, specPath: string): string[] {
+/** spark-submit arguments: our Spark settings, then `program` (a file and its arguments). */
+export function sparkSubmitArgs(o: ResolvedAllreduceOptions, paths: SparkPaths, program: string[]): string[] {
   const master = o.master ?? defaultMaster(o.workers);
   const conf: Record<string, string> = {
     'spark.dynamicAllocation.enabled': 'false',
@@ -28,7 +29,7 @@ export function sparkSubmitArgs(o: ResolvedAllreduceOptions, paths: SparkPaths, 
   const args = ['--master', master];
   if (o.queue) args.push('--queue', o.queue);
   for (const [k, v] of Object.entries(conf)) args.push('--conf', `${k}=${v}`);
-  args.push(paths.submitFile, specPath);
+  args.push(...program);
   return args;
 }
 
@@ -41,13 +42,13 @@ export interface SubmitOutcome {
 export async function runSparkSubmit(
   o: ResolvedAllreduceOptions,
   paths: SparkPaths,
-  specPath: string,
+  program: string[],
   signal?: AbortSignal,
 ): Promise<SubmitOutcome> {
   const master = o.master ?? defaultMaster(o.workers);
   const env: Record<string, string> = { PYSPARK_PYTHON: paths.python, PYSPARK_DRIVER_PYTHON: paths.python };
   if (master.startsWith('local')) env.SPARK_LOCAL_IP = process.env.SPARK_LOCAL_IP ?? '127.0.0.1';
-  const child = execa(paths.sparkSubmit, sparkSubmitArgs(o, paths, specPath), {
+  const child = execa(paths.sparkSubmit, sparkSubmitArgs(o, paths, program), {
     env,
     reject: false,
     stdin: 'ignore',

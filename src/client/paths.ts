@@ -9,6 +9,8 @@ export interface SparkPaths {
   sparkSubmit: string;
   python: string;
   submitFile: string;
+  /** spark-submit entry of the benchmarks' Spark side. */
+  benchFile: string;
   runtimeMain: string;
 }
 
@@ -28,5 +30,11 @@ export function sparkPaths(): SparkPaths {
   }
   const runtimeMain = join(root, 'dist', 'src', 'runtime', 'main.js');
   if (!existsSync(runtimeMain)) throw new SetupError(`the runtime is not built (${runtimeMain}); run \`make build\``);
-  return { sparkSubmit, python, submitFile: join(root, 'spark-plugin', 'sparkring_submit.py'), runtimeMain };
+  return {
+    sparkSubmit,
+    python,
+    submitFile: join(root, 'spark-plugin', 'sparkring_submit.py'),
+    benchFile: join(root, 'spark-plugin', 'sparkring_bench.py'),
+    runtimeMain,
+  };
 }

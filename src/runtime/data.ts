@@ -65,12 +65,16 @@ export class PartitionData {
     private readonly selection?: Int32Array,
   ) {}
 
-  static async fromStream(source: NodeJS.ReadableStream): Promise<PartitionData> {
-    const reader = await (await RecordBatchReader.from(source as unknown as AsyncIterable<Uint8Array>)).open();
-    const schema = reader.schema;
-    const batches: RecordBatch[] = [];
-    for await (const b of reader) batches.push(b);
-    return new PartitionData(batches, schema);
+  /**
+   * Reads a whole Arrow IPC stream: bytes are gathered first and parsed once at the end, since
+   * parsing message by message from a stream costs more than the copy (see bench handoff).
+   */
+  static async fromStream(source: AsyncIterable<Buffer>): Promise<PartitionData> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of source) chunks.push(chunk);
+    const reader = RecordBatchReader.from(Buffer.concat(chunks));
+    const batches = reader.readAll();
+    return new PartitionData(batches, reader.schema);
   }
 
   get columns(): string[] {

@@ -37,7 +37,11 @@ try {
   const init = await control.next(initMessage);
   rank = init.rank;
   events = await EventSender.connect(init.events, `worker-${rank}`);
-  const data = PartitionData.fromStream(new net.Socket({ fd: dataFd, readable: true, writable: false }));
+  let dataReadyAt = 0;
+  const data = PartitionData.fromStream(new net.Socket({ fd: dataFd, readable: true, writable: false })).then((d) => {
+    dataReadyAt = Date.now();
+    return d;
+  });
   data.catch(() => undefined);
   const train = await loadEntry(init.entry);
   const tf = loadTf(init.gpus);
@@ -81,6 +85,7 @@ try {
     trainStartAt,
     trainEndAt,
     rows: ctx.data.numRows,
+    dataReadyAt,
     tfjs: (await tf).flavour,
     cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null,
   });
