@@ -13,7 +13,13 @@ export async function handoffBench(o: { workers: number; rows: number; columns: 
   const dir = await mkdtemp(join(tmpdir(), 'sparkring-handoff-'));
   const { o: opts, paths } = benchOptions(o.workers, join(dir, 'experiments'));
   const specPath = join(dir, 'spec.json');
-  const spec = jobSpec(opts, paths, { runId: randomUUID(), secret: randomBytes(16).toString('hex'), attempt: 0, resultPath: join(dir, 'r.json'), events: null });
+  const spec = jobSpec(opts, paths, {
+    runId: randomUUID(),
+    secret: randomBytes(16).toString('hex'),
+    attempt: 0,
+    resultPath: join(dir, 'r.json'),
+    events: null,
+  });
   await writeFile(specPath, JSON.stringify(spec));
   progress(`handing ${o.rows} rows x ${o.columns} float columns to ${o.workers} workers`);
   const r = await sparkBench(opts, paths, (out) => ['handoff', specPath, out, String(o.rows), String(o.columns)]);
@@ -28,8 +34,17 @@ export async function handoffBench(o: { workers: number; rows: number; columns: 
     rows: o.rows,
     columns: o.columns,
     arrow_MB: Number(mb.toFixed(1)),
-    noop_mapInArrow: { rows_per_s: Math.round(noopRows), MB_per_s: Number((mb / noop.seconds).toFixed(1)), seconds: noop.seconds },
-    sparkring: { rows_per_s: Math.round(ourRows), MB_per_s: Number((mb / ours.seconds).toFixed(1)), seconds: ours.seconds, rows_delivered: ours.rows },
+    noop_mapInArrow: {
+      rows_per_s: Math.round(noopRows),
+      MB_per_s: Number((mb / noop.seconds).toFixed(1)),
+      seconds: noop.seconds,
+    },
+    sparkring: {
+      rows_per_s: Math.round(ourRows),
+      MB_per_s: Number((mb / ours.seconds).toFixed(1)),
+      seconds: ours.seconds,
+      rows_delivered: ours.rows,
+    },
     ratio: Number((ourRows / noopRows).toFixed(2)),
   };
 }

@@ -99,7 +99,9 @@ program
   .option('--rows <n>', 'rows', positiveInt('--rows'), 2_000_000)
   .option('--columns <n>', 'float32 columns', positiveInt('--columns'), 16)
   .option('--json', 'print one JSON object on stdout')
-  .action(async (o: { workers: number; rows: number; columns: number; json?: boolean }) => emit(await handoffBench(o, log), o.json));
+  .action(async (o: { workers: number; rows: number; columns: number; json?: boolean }) =>
+    emit(await handoffBench(o, log), o.json),
+  );
 
 function printTable(rows: Array<Record<string, unknown>>): void {
   const cols = ['impl', 'procs', 'bytes', 'time_ms', 'busbw_GBps', 'vs_mpi', 'vs_tcp_loopback', 'fused_speedup'];

@@ -17,11 +17,19 @@ export async function startupBench(o: { workers: number; rounds: number }, progr
   for (let round = 0; round < o.rounds; round++) {
     const submitAt = Date.now();
     const r = await sparkBench(opts, paths, (out) => ['noop-barrier', out, String(o.workers)]);
-    noop.push((r.allGatherAt as number) - submitAt);
-    const run = await allreduce({ entry: noopEntry(), workers: o.workers, experiments, name: 'startup', onProgress: () => undefined });
+    noop.push(Math.round((r.allGatherAt as number) - submitAt));
+    const run = await allreduce({
+      entry: noopEntry(),
+      workers: o.workers,
+      experiments,
+      name: 'startup',
+      onProgress: () => undefined,
+    });
     ours.push(run.timings.submitToRingMs);
     if (run.timings.releaseMs !== null) release.push(run.timings.releaseMs);
-    progress(`round ${round + 1}: no-op barrier + allGather ${noop.at(-1)} ms, sparkring submit to ring ${ours.at(-1)} ms, release ${Math.round(release.at(-1) ?? 0)} ms`);
+    progress(
+      `round ${round + 1}: no-op barrier + allGather ${noop.at(-1)} ms, sparkring submit to ring ${ours.at(-1)} ms, release ${Math.round(release.at(-1) ?? 0)} ms`,
+    );
   }
   const noopMs = median(noop);
   const submitToRingMs = median(ours);
