@@ -18,8 +18,10 @@ help:
 	@echo "make bench NAME=allreduce ARGS='--json'   run one benchmark"
 	@echo "make lint   biome check"
 
+# `npm install` honours the lockfile; `npm ci` (npm 11) rejects it because @biomejs/biome lists
+# optional platform packages that are not published for its version.
 $(NODE_STAMP): package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 	@touch $@
 
 deps: $(NODE_STAMP)

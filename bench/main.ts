@@ -4,6 +4,7 @@
  * (progress on stderr; with --json exactly one JSON object on stdout).
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { positiveInt } from '../src/cli/args.js';
 import { TRANSPORTS, type Transport } from '../src/collective/index.js';
 import { allreduceBench } from './allreduce.js';
 import { handoffBench } from './handoff.js';
@@ -25,13 +26,6 @@ const list =
   <T>(parse: (s: string) => T) =>
   (v: string): T[] =>
     v.split(',').map(parse);
-const positiveInt =
-  (flag: string) =>
-  (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} takes a positive integer, not "${v}"`);
-    return n;
-  };
 const transport = (v: string): Transport => {
   if (!(TRANSPORTS as readonly string[]).includes(v)) {
     throw new InvalidArgumentError(`--transport takes ${TRANSPORTS.join(' or ')}, not "${v}"`);

@@ -1,31 +1,11 @@
 #!/usr/bin/env node
 /** The `sparkring` command line (see DESIGN.md, "Command line"). */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { type AllreduceResult, allreduce } from '../client/allreduce.js';
 import { RunError } from '../client/errors.js';
+import { keyValue, nonNegative, positiveInt } from './args.js';
 import { runDemo } from './demo.js';
 
-const positiveInt =
-  (flag: string) =>
-  (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${flag} takes a positive integer, not "${v}"`);
-    return n;
-  };
-const nonNegative =
-  (flag: string) =>
-  (v: string): number => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} takes a number >= 0, not "${v}"`);
-    return n;
-  };
-const keyValue =
-  (flag: string) =>
-  (v: string, acc: Record<string, string>): Record<string, string> => {
-    const at = v.indexOf('=');
-    if (at <= 0) throw new InvalidArgumentError(`${flag} takes key=value, not "${v}"`);
-    return { ...acc, [v.slice(0, at)]: v.slice(at + 1) };
-  };
 const parseValue = (v: string): unknown => {
   try {
     return JSON.parse(v);

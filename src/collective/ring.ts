@@ -162,7 +162,7 @@ export class Ring {
       const buffer = fusion.subarray(0, total) as T;
       const views = this.pack(parts, buffer);
       await this.allreduceInPlace(buffer, op);
-      parts.forEach((p, k) => p.set(views[k] as T));
+      for (const [k, p] of parts.entries()) p.set(views[k] as T);
     }
     return xs as T[];
   }

@@ -134,7 +134,7 @@ export class PartitionData {
     }
     if (this.selection) {
       const picked = new Float32Array(this.selection.length * width);
-      this.selection.forEach((row, i) => picked.set(values.subarray(row * width, (row + 1) * width), i * width));
+      for (const [i, row] of this.selection.entries()) picked.set(values.subarray(row * width, (row + 1) * width), i * width);
       values = picked;
     }
     const out = { values, width };

@@ -77,11 +77,7 @@ export async function syncWeights(tf: Tf, ring: Ring, target: Weighted): Promise
     at += sizes[i] as number;
     return v;
   });
-  if (Array.isArray(target)) {
-    target.forEach((v, i) => v.assign(values[i] as tfTypes.Tensor));
-    tf.dispose(values);
-  } else {
-    target.setWeights(values);
-    tf.dispose(values);
-  }
+  if (Array.isArray(target)) for (const [i, v] of target.entries()) v.assign(values[i] as tfTypes.Tensor);
+  else target.setWeights(values);
+  tf.dispose(values);
 }

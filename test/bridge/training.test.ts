@@ -85,7 +85,7 @@ describe(`allreduce on local-cluster[${WORKERS},1,1024] with fake GPUs`, () => {
     const reference = await singleWorkerReference(ranks);
     const got = (ranks[0] as LinearResult).weights;
     expect(got).toHaveLength(reference.length);
-    got.forEach((v, i) => expect(v).toBeCloseTo(reference[i] as number, 5));
+    for (const [i, v] of got.entries()) expect(v).toBeCloseTo(reference[i] as number, 5);
   });
 
   it('reports the result, timings, progress and the experiment directory', () => {
