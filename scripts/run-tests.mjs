@@ -34,9 +34,17 @@ function vitest() {
   });
   try {
     const j = JSON.parse(readFileSync(report, 'utf8'));
+    // A file whose beforeAll failed reports its tests as skipped: they count as failed here.
+    let unrun = 0;
+    for (const file of j.testResults) {
+      const asserts = file.assertionResults ?? [];
+      if (file.status === 'failed' && !asserts.some((a) => a.status === 'failed')) {
+        unrun += asserts.filter((a) => a.status !== 'passed').length || 1;
+      }
+    }
     totals.passed += j.numPassedTests;
-    totals.failed += j.numFailedTests;
-    totals.skipped += j.numPendingTests + j.numTodoTests;
+    totals.failed += j.numFailedTests + unrun;
+    totals.skipped += Math.max(0, j.numPendingTests + j.numTodoTests - unrun);
     if (r.status !== 0 && j.numFailedTests === 0) broken.push('vitest');
   } catch {
     broken.push('vitest');

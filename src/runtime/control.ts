@@ -26,6 +26,15 @@ export type InitMessage = z.infer<typeof initMessage>;
 
 export const ringMessage = z.object({ type: z.literal('ring'), peers: z.array(z.string()) });
 
+/**
+ * The partition, written by the task as an Arrow IPC stream file (in shared memory when it can):
+ * "chunk" after each message it wrote, "data" once the stream is complete.
+ */
+export const partitionMessage = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('chunk'), path: z.string(), end: z.number().int() }),
+  z.object({ type: z.literal('data'), path: z.string(), end: z.number().int(), rows: z.number().int() }),
+]);
+
 export class ControlChannel {
   private readonly queue: unknown[] = [];
   private waiter: ((m: unknown) => void) | undefined;

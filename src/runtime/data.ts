@@ -2,6 +2,7 @@
  * The partition handed to this worker: Arrow record batches as Spark produced them, and numeric
  * views of them ready for tf.tensor (Float32Array-backed), with epochs and shuffling.
  */
+import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { type DataType, type RecordBatch, RecordBatchReader, type Schema, Type, type Vector } from 'apache-arrow';
 
 export class DataColumnError extends Error {
@@ -66,15 +67,38 @@ export class PartitionData {
   ) {}
 
   /**
-   * Reads a whole Arrow IPC stream: bytes are gathered first and parsed once at the end, since
-   * parsing message by message from a stream costs more than the copy (see bench handoff).
+   * Reads the Arrow IPC stream file the task writes, message by message as the task reports
+   * them (so reading overlaps writing), then removes it: it is this worker's copy.
    */
-  static async fromStream(source: AsyncIterable<Buffer>): Promise<PartitionData> {
+  static async fromGrowingFile(
+    next: () => Promise<{ type: 'chunk' | 'data'; path: string; end: number }>,
+  ): Promise<PartitionData> {
     const chunks: Buffer[] = [];
-    for await (const chunk of source) chunks.push(chunk);
-    const reader = RecordBatchReader.from(Buffer.concat(chunks));
-    const batches = reader.readAll();
-    return new PartitionData(batches, reader.schema);
+    let file: FileHandle | undefined;
+    let path = '';
+    let at = 0;
+    try {
+      for (;;) {
+        const m = await next();
+        path = m.path;
+        file ??= await open(m.path, 'r');
+        if (m.end > at) {
+          const chunk = Buffer.allocUnsafeSlow(m.end - at);
+          const { bytesRead } = await file.read(chunk, 0, chunk.length, at);
+          if (bytesRead !== chunk.length)
+            throw new Error(`partition file ${m.path} ended at ${at + bytesRead}, expected ${m.end}`);
+          chunks.push(chunk);
+          at = m.end;
+        }
+        if (m.type === 'data') break;
+      }
+    } finally {
+      await file?.close();
+      if (path) await unlink(path).catch(() => undefined);
+    }
+    const reader = RecordBatchReader.from(chunks[Symbol.iterator]()).open();
+    const schema = reader.schema;
+    return new PartitionData(reader.readAll(), schema);
   }
 
   get columns(): string[] {

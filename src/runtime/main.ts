@@ -2,24 +2,21 @@
 /**
  * The Node training worker, started by a Spark barrier task (spark-plugin/sparkring/task.py).
  * init (stdin) -> load entry, start ring server -> "listening" (control fd) -> peers (stdin)
- * -> join the ring while the partition streams in (data fd) -> train(ctx) -> "result".
+ * -> join the ring while the task writes the partition -> data path (stdin) -> train(ctx)
+ * -> "result".
  */
-import net from 'node:net';
 import { listen, type Ring } from '../collective/index.js';
 import { Checkpoints } from './checkpoint.js';
 import { createContext } from './context.js';
-import { ControlChannel, initMessage, ringMessage } from './control.js';
+import { ControlChannel, initMessage, partitionMessage, ringMessage } from './control.js';
 import { PartitionData } from './data.js';
 import { loadEntry } from './entry.js';
 import { EventSender } from './events.js';
 import { loadTf } from './tfjs.js';
 
 const controlFd = Number(process.env.SPARKRING_CONTROL_FD);
-const dataFd = Number(process.env.SPARKRING_DATA_FD);
-if (!Number.isInteger(controlFd) || !Number.isInteger(dataFd)) {
-  process.stderr.write(
-    'sparkring runtime: started without SPARKRING_CONTROL_FD and SPARKRING_DATA_FD; it runs inside a Spark task\n',
-  );
+if (!Number.isInteger(controlFd)) {
+  process.stderr.write('sparkring runtime: started without SPARKRING_CONTROL_FD; it runs inside a Spark task\n');
   process.exit(2);
 }
 
@@ -37,12 +34,6 @@ try {
   const init = await control.next(initMessage);
   rank = init.rank;
   events = await EventSender.connect(init.events, `worker-${rank}`);
-  let dataReadyAt = 0;
-  const data = PartitionData.fromStream(new net.Socket({ fd: dataFd, readable: true, writable: false })).then((d) => {
-    dataReadyAt = Date.now();
-    return d;
-  });
-  data.catch(() => undefined);
   const train = await loadEntry(init.entry);
   const tf = loadTf(init.gpus);
   tf.catch(() => undefined);
@@ -57,8 +48,19 @@ try {
   });
   control.send({ type: 'listening', address: member.address });
   const { peers } = await control.next(ringMessage);
-  ring = await member.join(peers);
-  const ringFormedAt = Date.now();
+  let ringFormedAt = 0;
+  let dataReadyAt = 0;
+  const [joined, data] = await Promise.all([
+    member.join(peers).then((r) => {
+      ringFormedAt = Date.now();
+      return r;
+    }),
+    PartitionData.fromGrowingFile(() => control.next(partitionMessage)).then((d) => {
+      dataReadyAt = Date.now();
+      return d;
+    }),
+  ]);
+  ring = joined;
   events.send('ring', { rank, formedAt: ringFormedAt });
   const ctx = createContext({
     rank,
@@ -66,7 +68,7 @@ try {
     attempt: init.attempt,
     gpus: init.gpus,
     hparams: init.hparams,
-    data: await data,
+    data,
     runDir: init.runDir,
     tf: (await tf).tf,
     ring,
