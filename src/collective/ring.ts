@@ -284,26 +284,29 @@ export class Ring {
     const size = x.BYTES_PER_ELEMENT;
     const segment = (k: number): [number, number] => [Math.floor((k * x.length) / n), Math.floor(((k + 1) * x.length) / n)];
     const steps = 2 * (n - 1);
-    // Every piece this rank will receive, in stream order (see the schedule above).
+    // Every piece this rank will receive, in stream order (see the schedule above), and where
+    // each step starts in that order.
     const incoming: Array<[number, number]> = [];
-    let reduceScatterPieces = 0;
+    const stepStart: number[] = [];
     for (let g = 0; g < steps; g++) {
+      stepStart.push(incoming.length);
       for (const range of this.chunks(...segment(mod(r - g - 1, n)), size)) incoming.push(range);
-      if (g === n - 2) reduceScatterPieces = incoming.length;
     }
-    this.inPlace = { seq, x, from: reduceScatterPieces, ranges: incoming };
+    const lastReduceStep = stepStart[n - 2] as number; // its pieces come out fully reduced
+    const allgatherFrom = stepStart[n - 1] as number;
+    const lastForwarded = stepStart[steps - 1] as number; // the last step's pieces stay here
+    this.inPlace = { seq, x, from: allgatherFrom, ranges: incoming };
     let sent = 0;
     const send = (s: number, e: number): void =>
       next.send({ kind: FrameKind.Data, collective: CollectiveKind.Allreduce, seq, index: sent++ }, bytesOf(x, s, e));
     try {
       for (const [s, e] of this.chunks(...segment(r), size)) send(s, e);
-      const lastForwarded = incoming.length - this.chunks(...segment(mod(r - steps, n)), size).length;
       for (let i = 0; i < incoming.length; i++) {
         const [s, e] = incoming[i] as [number, number];
         const payload = await this.expect(seq, CollectiveKind.Allreduce, i, (e - s) * size);
-        if (i < reduceScatterPieces) {
+        if (i < allgatherFrom) {
           reduceInto(x, s, viewAs(ctor, payload), op);
-          if (i >= reduceScatterPieces - this.chunks(...segment(mod(r - (n - 1), n)), size).length) finishReduce(x, s, e, op, n);
+          if (i >= lastReduceStep) finishReduce(x, s, e, op, n);
           this.pool.give(payload);
         } else if (payload.buffer !== x.buffer || payload.byteOffset !== x.byteOffset + s * size) {
           x.set(viewAs(ctor, payload), s);

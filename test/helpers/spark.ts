@@ -49,7 +49,7 @@ export function leftoverProcesses(): string[] {
   return ps
     .split('\n')
     .filter((l) =>
-      /sparkring_submit\.py|runtime\/main\.js|CoarseGrainedExecutorBackend|deploy\.SparkSubmit|pyspark\/daemon|pyspark\.worker/.test(
+      /sparkring_submit\.py|runtime\/main\.js|CoarseGrainedExecutorBackend|deploy\.SparkSubmit|deploy\.master\.Master|deploy\.worker\.Worker|pyspark\/daemon|pyspark\.worker/.test(
         l,
       ),
     );

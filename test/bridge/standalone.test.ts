@@ -1,0 +1,42 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { entry, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+import { StandaloneCluster } from '../helpers/standalone.js';
+
+describe('a standalone Spark cluster through --master spark://', () => {
+  let cluster: StandaloneCluster;
+
+  beforeAll(async () => {
+    cluster = await StandaloneCluster.start(2);
+  }, 90_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+    expect(await waitForNoLeftovers()).toEqual([]);
+  }, 60_000);
+
+  it('trains, prints exactly one JSON object with --json, and gives the executors back', async () => {
+    const dir = tempDir('standalone');
+    const r = await sparkring([
+      'allreduce',
+      entry('linear.ts'),
+      '--workers',
+      '2',
+      '--master',
+      cluster.masterUrl,
+      '--data',
+      writeTable(dir, 'linear', 64),
+      '--hp',
+      'batchSize=8',
+      '--experiments',
+      dir,
+      '--json',
+    ]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(Object.keys(out).sort()).toEqual(['attempts', 'dir', 'metrics', 'result', 'runId', 'timings', 'workers']);
+    expect(out).toMatchObject({ workers: 2, attempts: 1, result: { rank: 0 } });
+    const timings = out.timings as { submitToRingMs: number; trainMs: number; releaseMs: number };
+    expect(timings.releaseMs).toBeGreaterThan(0);
+    expect(r.stderr).toMatch(/\[worker 1\] joined the ring/);
+  }, 180_000);
+});
