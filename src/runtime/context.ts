@@ -3,6 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { format } from 'node:util';
 import type { Ring } from '../collective/index.js';
+import { EventWriter } from '../experiments/tensorboard.js';
 import type { Checkpoints } from './checkpoint.js';
 import type { PartitionData } from './data.js';
 import type { EventSender } from './events.js';
@@ -27,7 +28,7 @@ export interface TrainContext {
   broadcast<T extends Float32Array | Float64Array | Int32Array>(x: T, root?: number): Promise<T>;
   barrier(): Promise<void>;
   allgather<T>(value: T): Promise<T[]>;
-  /** Live metrics: progress on the client (and TensorBoard scalars with issue 4). */
+  /** Live metrics: progress on the client and TensorBoard scalars in logdir. */
   report(metrics: Record<string, number>, step?: number): void;
   readonly checkpoint: { save(state: unknown): Promise<void>; load<T = unknown>(): Promise<T | undefined> };
   log(...args: unknown[]): void;
@@ -35,6 +36,7 @@ export interface TrainContext {
   syncWeights(target: Weighted): Promise<void>;
 }
 
+/** The context, and what the runtime must close once train() returned. */
 export function createContext(o: {
   rank: number;
   worldSize: number;
@@ -47,9 +49,11 @@ export function createContext(o: {
   ring: Ring;
   events: EventSender;
   checkpoints: Checkpoints;
-}): TrainContext {
+}): { ctx: TrainContext; close(): void } {
   const logdir = join(o.runDir, 'tensorboard', `worker-${o.rank}`);
   mkdirSync(logdir, { recursive: true });
+  const board = new EventWriter(logdir);
+  if (o.rank === 0) board.hparams(o.hparams);
   let step = 0;
   let samples = 0;
   let since = Date.now();
@@ -57,7 +61,7 @@ export function createContext(o: {
     samples += n;
   };
   const ring = o.ring;
-  return {
+  const ctx: TrainContext = {
     rank: o.rank,
     worldSize: o.worldSize,
     attempt: o.attempt,
@@ -77,6 +81,7 @@ export function createContext(o: {
       const samplesPerSec = samples > 0 && now > since ? (samples * 1000) / (now - since) : undefined;
       samples = 0;
       since = now;
+      board.scalars(samplesPerSec === undefined ? metrics : { ...metrics, samples_per_sec: samplesPerSec }, step);
       o.events.send('metrics', { rank: o.rank, step, metrics, samplesPerSec });
     },
     checkpoint: { save: (s) => o.checkpoints.save(s), load: () => o.checkpoints.load() },
@@ -88,4 +93,5 @@ export function createContext(o: {
     distributedOptimizer: (opt) => distributedOptimizer(o.tf, ring, opt),
     syncWeights: (target) => syncWeights(o.tf, ring, target),
   };
+  return { ctx, close: () => board.close() };
 }

@@ -62,7 +62,7 @@ try {
   ]);
   ring = joined;
   events.send('ring', { rank, formedAt: ringFormedAt });
-  const ctx = createContext({
+  const { ctx, close: closeContext } = createContext({
     rank,
     worldSize: init.worldSize,
     attempt: init.attempt,
@@ -78,6 +78,7 @@ try {
   const trainStartAt = Date.now();
   const result = await train(ctx);
   const trainEndAt = Date.now();
+  closeContext();
   await ring.barrier();
   done = true;
   control.send({

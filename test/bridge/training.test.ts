@@ -1,8 +1,10 @@
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AllreduceResult, allreduce } from '../../src/index.js';
 import { FEATURES, LR, makeModel, rowOf } from '../fixtures/entries/linear-model.js';
 import { entry, gpuDiscoveryScript, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+import { readTensorBoard } from '../helpers/tensorboard.js';
 
 interface LinearResult {
   rank: number;
@@ -86,6 +88,15 @@ describe(`allreduce on local-cluster[${WORKERS},1,1024] with fake GPUs`, () => {
     const got = (ranks[0] as LinearResult).weights;
     expect(got).toHaveLength(reference.length);
     for (const [i, v] of got.entries()) expect(v).toBeCloseTo(reference[i] as number, 5);
+  });
+
+  it("writes each worker's reported metrics where TensorBoard's reader finds them, with the hparams", () => {
+    for (const rank of [0, 1]) {
+      const got = readTensorBoard(join(run.dir, 'tensorboard', `worker-${rank}`));
+      const steps = (ranks[rank] as LinearResult).batches.length;
+      expect(got.scalars.step).toEqual(Array.from({ length: steps }, (_, i) => [i + 1, i + 1]));
+      if (rank === 0) expect(got.hparams).toEqual({ batchSize: BATCH });
+    }
   });
 
   it('reports the result, timings, progress and the experiment directory', () => {

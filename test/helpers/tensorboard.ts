@@ -1,0 +1,11 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { FIXTURES, PYTHON } from './spark.js';
+
+/** What TensorBoard's own EventAccumulator reads from a log directory (test/fixtures/read-tensorboard.py). */
+export function readTensorBoard(logdir: string): {
+  scalars: Record<string, Array<[number, number]>>;
+  hparams: Record<string, unknown>;
+} {
+  return JSON.parse(execFileSync(PYTHON, [join(FIXTURES, 'read-tensorboard.py'), logdir], { encoding: 'utf8' }));
+}
