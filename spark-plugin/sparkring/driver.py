@@ -89,7 +89,13 @@ def run(spec: JobSpec) -> dict[str, Any]:
     app_id = sc.applicationId
     run_dir = experiment_dir(spec, app_id)
     events.send("driver", stage="started", appId=app_id, dir=run_dir)
-    result: dict[str, Any] = {"appId": app_id, "dir": run_dir, "workers": spec.workers, "attempt": spec.attempt}
+    result: dict[str, Any] = {
+        "appId": app_id,
+        "dir": run_dir,
+        "workers": spec.workers,
+        "attempt": spec.attempt,
+        "versions": {"spark": spark.version, "python": sys.version.split()[0], "master": sc.master},
+    }
     try:
         if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
             raise JobError(

@@ -5,6 +5,7 @@ import { type AllreduceResult, allreduce } from '../client/allreduce.js';
 import { RunError } from '../client/errors.js';
 import { keyValue, nonNegative, positiveInt } from './args.js';
 import { runDemo } from './demo.js';
+import { experimentsList, experimentsShow } from './experiments.js';
 
 const parseValue = (v: string): unknown => {
   try {
@@ -101,6 +102,29 @@ program
       printResult(r, false);
     } catch (err) {
       fail(err);
+    }
+  });
+
+const experiments = program.command('experiments').description('runs recorded under the experiments directory');
+experiments
+  .command('list')
+  .description('every run: id, status, workers, attempts, start, result')
+  .option('--experiments <dir>', 'experiments directory (default: ./experiments or $SPARKRING_EXPERIMENTS)')
+  .option('--json', 'print one JSON array on stdout')
+  .action((o: { experiments?: string; json?: boolean }) => {
+    process.stdout.write(`${experimentsList(o)}\n`);
+  });
+experiments
+  .command('show')
+  .description('one run: summary, last metrics per worker, and its curves.svg')
+  .argument('<run>', 'run id (<appId>/run.<n>/<name>), a unique suffix of it, its app id or name')
+  .option('--experiments <dir>', 'experiments directory')
+  .option('--json', 'print one JSON object on stdout')
+  .action((run: string, o: { experiments?: string; json?: boolean }) => {
+    try {
+      process.stdout.write(`${experimentsShow(run, o)}\n`);
+    } catch (err) {
+      fail(new RunError('input', (err as Error).message));
     }
   });
 

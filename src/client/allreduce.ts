@@ -8,11 +8,13 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EventsEndpoint, RunEvent } from '../events/protocol.js';
+import { curvesSvg } from '../experiments/curves.js';
+import { writeMetrics, writeVersioned } from '../experiments/layout.js';
 import { RunError } from './errors.js';
 import { EventServer } from './event-server.js';
 import { runSparkSubmit } from './launcher.js';
 import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from './options.js';
-import { SetupError, type SparkPaths, sparkPaths } from './paths.js';
+import { packageRoot, SetupError, type SparkPaths, sparkPaths } from './paths.js';
 import { Progress } from './progress.js';
 
 export interface RankReport {
@@ -46,6 +48,7 @@ interface DriverResult {
   result?: unknown;
   ranks?: Array<Omit<RankReport, 'rank'>>;
   releaseMs?: number | null;
+  versions?: { spark?: string; python?: string; master?: string };
   error?: { kind: string; message: string; rank?: number; stack?: string; logTail?: string; detail?: string };
 }
 
@@ -113,12 +116,12 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
       const submitAt = Date.now();
       const outcome = await runSparkSubmit(o, paths, [paths.submitFile, specPath]);
       const driver = existsSync(resultPath) ? (JSON.parse(await readFile(resultPath, 'utf8')) as DriverResult) : undefined;
+      if (driver?.dir) await recordRun(driver, o, spec, progress);
       if (driver?.ok) {
-        await writeFile(
-          join(driver.dir, 'spec.json'),
-          JSON.stringify({ ...spec, secret: undefined, events: undefined }, null, 2),
-        );
-        return toResult(driver, runId, o.workers, attempt + 1, submitAt, progress);
+        const result = toResult(driver, runId, o.workers, attempt + 1, submitAt, progress);
+        const { ranks: _ranks, ...summary } = result;
+        await writeFile(join(driver.dir, 'result.json'), JSON.stringify({ ...driver, ...summary, ok: true }, null, 2));
+        return result;
       }
       lastError = toError(driver, outcome.tail, outcome.exitCode, progress);
       if (['input', 'slots', 'job', 'setup'].includes(lastError.kind)) break;
@@ -128,6 +131,23 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
     await events.close();
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+/** What the client adds to the run directory: spec.json, versioned/, metrics.jsonl, curves.svg. */
+async function recordRun(
+  driver: DriverResult,
+  o: ResolvedAllreduceOptions,
+  spec: Record<string, unknown>,
+  progress: Progress,
+): Promise<void> {
+  const { secret: _secret, events: _events, resultPath: _resultPath, ...rerunnable } = spec;
+  await writeFile(
+    join(driver.dir, 'spec.json'),
+    JSON.stringify({ ...rerunnable, sparkConf: o.sparkConf, queue: o.queue ?? null }, null, 2),
+  );
+  await writeVersioned(driver.dir, o.entry, packageRoot(), driver.versions ?? {});
+  await writeMetrics(driver.dir, progress.records);
+  await writeFile(join(driver.dir, 'curves.svg'), curvesSvg(progress.records, `${o.name} (${driver.appId})`));
 }
 
 function toResult(

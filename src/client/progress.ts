@@ -1,5 +1,6 @@
 /** Progress of a run on stderr: driver stages, per-worker step / metrics / samples/s, worker logs. */
 import type { RunEvent } from '../events/protocol.js';
+import type { MetricRecord } from '../experiments/layout.js';
 
 const fmt = (v: number): string =>
   Math.abs(v) >= 1000 || Number.isInteger(v) ? String(Math.round(v * 100) / 100) : v.toPrecision(4);
@@ -9,6 +10,8 @@ export class Progress {
   readonly lastMetrics = new Map<number, { step: number; metrics: Record<string, number> }>();
   readonly ringFormedAt = new Map<number, number>();
   readonly errors: Array<{ rank: number; message: string; stack?: string }> = [];
+  /** Every metrics event, in arrival order. */
+  readonly records: MetricRecord[] = [];
 
   constructor(
     private readonly write: (line: string) => void,
@@ -34,6 +37,7 @@ export class Progress {
         return;
       case 'metrics': {
         this.lastMetrics.set(e.rank, { step: e.step, metrics: e.metrics });
+        this.records.push({ rank: e.rank, step: e.step, at: e.at, metrics: e.metrics });
         const now = Date.now();
         if (now - (this.lastShown.get(e.rank) ?? 0) < this.everyMs) return;
         this.lastShown.set(e.rank, now);

@@ -1,9 +1,10 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AllreduceResult, allreduce } from '../../src/index.js';
 import { FEATURES, LR, makeModel, rowOf } from '../fixtures/entries/linear-model.js';
-import { entry, gpuDiscoveryScript, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+import { entry, gpuDiscoveryScript, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
 import { readTensorBoard } from '../helpers/tensorboard.js';
 
 interface LinearResult {
@@ -97,6 +98,37 @@ describe(`allreduce on local-cluster[${WORKERS},1,1024] with fake GPUs`, () => {
       expect(got.scalars.step).toEqual(Array.from({ length: steps }, (_, i) => [i + 1, i + 1]));
       if (rank === 0) expect(got.hparams).toEqual({ batchSize: BATCH });
     }
+  });
+
+  it('writes a complete experiment directory that `experiments list` and `show` read', async () => {
+    for (const f of [
+      'spec.json',
+      'result.json',
+      'metrics.jsonl',
+      'curves.svg',
+      'logs/worker-0.log',
+      'logs/worker-1.log',
+      'versioned/linear.ts',
+    ]) {
+      expect(existsSync(join(run.dir, f)), f).toBe(true);
+    }
+    const env = JSON.parse(readFileSync(join(run.dir, 'versioned', 'environment.json'), 'utf8'));
+    expect(env).toMatchObject({ node: process.version, spark: '3.5.6', sparkring: '0.1.0' });
+    expect(Object.keys(env.lockfiles).some((p: string) => p.endsWith('package-lock.json'))).toBe(true);
+    const spec = JSON.parse(readFileSync(join(run.dir, 'spec.json'), 'utf8'));
+    expect(spec).toMatchObject({ workers: WORKERS, hparams: { batchSize: BATCH }, gpusPerWorker: 1 });
+    expect(spec.secret).toBeUndefined();
+    const experiments = join(run.dir, '..', '..', '..');
+    const list = await sparkring(['experiments', 'list', '--experiments', experiments, '--json']);
+    const runs = JSON.parse(list.stdout) as Array<{ id: string; ok: boolean; attempts: number }>;
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ ok: true, attempts: 1 });
+    const show = await sparkring(['experiments', 'show', 'linear', '--experiments', experiments]);
+    expect(show.exitCode).toBe(0);
+    expect(show.stdout).toMatch(/status:\s+ok/);
+    const svg = readFileSync(join(run.dir, 'curves.svg'), 'utf8');
+    expect(svg).toMatch(/^<svg /);
+    expect(svg.match(/<polyline data-rank="\d"/g)).toHaveLength(WORKERS);
   });
 
   it('reports the result, timings, progress and the experiment directory', () => {
