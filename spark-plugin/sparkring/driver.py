@@ -87,7 +87,8 @@ def run(spec: JobSpec) -> dict[str, Any]:
     sc.setLogLevel("ERROR")
     conf = sc.getConf()
     app_id = sc.applicationId
-    run_dir = experiment_dir(spec, app_id)
+    run_dir = spec.run_dir or experiment_dir(spec, app_id)
+    os.makedirs(run_dir, exist_ok=True)
     events.send("driver", stage="started", appId=app_id, dir=run_dir)
     result: dict[str, Any] = {
         "appId": app_id,

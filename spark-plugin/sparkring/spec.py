@@ -34,6 +34,9 @@ class JobSpec:
     ring_host: str = "127.0.0.1"
     peer_timeout_ms: int = 30000
     release_executors: bool = True
+    # Set from the second attempt on: every attempt of a run shares one experiment directory
+    # (and so its checkpoints).
+    run_dir: Optional[str] = None
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "JobSpec":
@@ -57,6 +60,7 @@ class JobSpec:
             ring_host=str(d.get("ringHost", "127.0.0.1")),
             peer_timeout_ms=int(d.get("peerTimeoutMs", 30000)),
             release_executors=bool(d.get("releaseExecutors", True)),
+            run_dir=d.get("runDir"),
         )
 
     @staticmethod

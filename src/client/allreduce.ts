@@ -56,7 +56,7 @@ interface DriverResult {
 export function jobSpec(
   o: ResolvedAllreduceOptions,
   paths: SparkPaths,
-  run: { runId: string; secret: string; attempt: number; resultPath: string; events: EventsEndpoint | null },
+  run: { runId: string; secret: string; attempt: number; resultPath: string; events: EventsEndpoint | null; runDir?: string },
 ): Record<string, unknown> {
   return {
     runId: run.runId,
@@ -78,6 +78,7 @@ export function jobSpec(
     peerTimeoutMs: o.peerTimeoutMs,
     releaseExecutors: o.releaseExecutors,
     master: o.master ?? null,
+    runDir: run.runDir ?? null,
   };
 }
 
@@ -107,15 +108,19 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
   await mkdir(o.experiments, { recursive: true });
   try {
     let lastError: RunError | undefined;
+    let runDir: string | undefined;
     for (let attempt = 0; attempt < o.maxAttempts; attempt++) {
       const resultPath = join(staging, `result-${attempt}.json`);
-      const spec = jobSpec(o, paths, { runId, secret, attempt, resultPath, events: events.endpoint });
+      const spec = jobSpec(o, paths, { runId, secret, attempt, resultPath, events: events.endpoint, runDir });
+      progress.startAttempt(attempt);
       const specPath = join(staging, `spec-${attempt}.json`);
       await writeFile(specPath, JSON.stringify(spec, null, 2), { mode: 0o600 });
       say(`sparkring: submitting ${o.name} with ${o.workers} workers (attempt ${attempt + 1} of ${o.maxAttempts})`);
       const submitAt = Date.now();
       const outcome = await runSparkSubmit(o, paths, [paths.submitFile, specPath]);
       const driver = existsSync(resultPath) ? (JSON.parse(await readFile(resultPath, 'utf8')) as DriverResult) : undefined;
+      // Later attempts resume in the same directory, from its checkpoints.
+      runDir ??= driver?.dir ?? progress.runDir;
       if (driver?.dir) await recordRun(driver, o, spec, progress);
       if (driver?.ok) {
         const result = toResult(driver, runId, o.workers, attempt + 1, submitAt, progress);
@@ -140,14 +145,15 @@ async function recordRun(
   spec: Record<string, unknown>,
   progress: Progress,
 ): Promise<void> {
-  const { secret: _secret, events: _events, resultPath: _resultPath, ...rerunnable } = spec;
+  const { secret: _secret, events: _events, resultPath: _resultPath, runDir: _runDir, attempt: _attempt, ...rerunnable } = spec;
   await writeFile(
     join(driver.dir, 'spec.json'),
     JSON.stringify({ ...rerunnable, sparkConf: o.sparkConf, queue: o.queue ?? null }, null, 2),
   );
   await writeVersioned(driver.dir, o.entry, packageRoot(), driver.versions ?? {});
-  await writeMetrics(driver.dir, progress.records);
-  await writeFile(join(driver.dir, 'curves.svg'), curvesSvg(progress.records, `${o.name} (${driver.appId})`));
+  const records = progress.committedRecords();
+  await writeMetrics(driver.dir, records);
+  await writeFile(join(driver.dir, 'curves.svg'), curvesSvg(records, `${o.name} (${driver.appId})`));
 }
 
 function toResult(

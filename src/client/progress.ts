@@ -10,8 +10,37 @@ export class Progress {
   readonly lastMetrics = new Map<number, { step: number; metrics: Record<string, number> }>();
   readonly ringFormedAt = new Map<number, number>();
   readonly errors: Array<{ rank: number; message: string; stack?: string }> = [];
-  /** Every metrics event, in arrival order. */
-  readonly records: MetricRecord[] = [];
+  /** Every metrics event, in arrival order, with the attempt it came from. */
+  readonly records: Array<MetricRecord & { attempt: number }> = [];
+  /** The run directory, once the driver said it. */
+  runDir: string | undefined;
+  private attempt = 0;
+
+  /** A new attempt: errors of the earlier ones no longer count. */
+  startAttempt(attempt: number): void {
+    this.attempt = attempt;
+    this.errors.length = 0;
+  }
+
+  /**
+   * One record per worker and step: where a retried attempt reported a step again (it resumed
+   * from a checkpoint taken before the failure), its record replaces the failed attempt's.
+   */
+  committedRecords(): MetricRecord[] {
+    const latest = new Map<string, MetricRecord & { attempt: number }>();
+    for (const r of this.records) {
+      const key = `${r.rank}/${r.step}`;
+      const seen = latest.get(key);
+      if (!seen || r.attempt >= seen.attempt) latest.set(key, r);
+    }
+    const lastAttemptSteps = new Map<number, number>();
+    for (const r of latest.values())
+      if (r.attempt === this.attempt) lastAttemptSteps.set(r.rank, Math.min(lastAttemptSteps.get(r.rank) ?? Infinity, r.step));
+    return [...latest.values()]
+      .filter((r) => r.attempt === this.attempt || r.step < (lastAttemptSteps.get(r.rank) ?? Infinity))
+      .sort((a, b) => a.rank - b.rank || a.step - b.step)
+      .map(({ attempt: _attempt, ...r }) => r);
+  }
 
   constructor(
     private readonly write: (line: string) => void,
@@ -21,8 +50,10 @@ export class Progress {
   on(e: RunEvent): void {
     switch (e.type) {
       case 'driver':
-        if (e.stage === 'started') this.write(`sparkring: Spark application ${String(e.appId)} started`);
-        else if (e.stage === 'slots') this.write('sparkring: slots ready, starting the barrier stage');
+        if (e.stage === 'started') {
+          this.runDir ??= typeof e.dir === 'string' ? e.dir : undefined;
+          this.write(`sparkring: Spark application ${String(e.appId)} started`);
+        } else if (e.stage === 'slots') this.write('sparkring: slots ready, starting the barrier stage');
         else if (e.stage === 'released')
           this.write(
             `sparkring: executors released${typeof e.releaseMs === 'number' ? ` in ${Math.round(e.releaseMs)} ms` : ''}`,
@@ -37,7 +68,7 @@ export class Progress {
         return;
       case 'metrics': {
         this.lastMetrics.set(e.rank, { step: e.step, metrics: e.metrics });
-        this.records.push({ rank: e.rank, step: e.step, at: e.at, metrics: e.metrics });
+        this.records.push({ rank: e.rank, step: e.step, at: e.at, metrics: e.metrics, attempt: this.attempt });
         const now = Date.now();
         if (now - (this.lastShown.get(e.rank) ?? 0) < this.everyMs) return;
         this.lastShown.set(e.rank, now);

@@ -1,0 +1,86 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type AllreduceResult, allreduce } from '../../src/index.js';
+import { entry, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+
+interface Resumed {
+  attempt: number;
+  resumedFrom: number;
+  steps: number;
+  weights: number[];
+}
+
+const STEPS = 40;
+
+/** The pid of the first process whose command line matches. */
+function pidOf(pattern: RegExp): number | undefined {
+  const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  const line = ps.split('\n').find((l) => pattern.test(l));
+  return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
+}
+
+/** Runs the resumable entry; once a worker reports `killAt`, kills -9 what `victim` matches. */
+async function run(dir: string, data: string, victim?: RegExp): Promise<AllreduceResult> {
+  let killed = false;
+  return allreduce({
+    entry: entry('resumable.ts'),
+    workers: 2,
+    data,
+    experiments: join(dir, 'experiments'),
+    hparams: { steps: STEPS, stepMs: 150 },
+    maxAttempts: victim ? 2 : 1,
+    onProgress: (line) => {
+      const m = /^\[worker \d\] step (\d+)/.exec(line);
+      if (victim && !killed && m && Number(m[1]) >= 12) {
+        const pid = pidOf(victim);
+        if (pid) {
+          killed = true;
+          process.kill(pid, 'SIGKILL');
+        }
+      }
+    },
+  });
+}
+
+describe('a run that loses a worker or an executor resumes from its checkpoint', () => {
+  let dir: string;
+  let data: string;
+  let baseline: Resumed;
+
+  beforeAll(async () => {
+    dir = tempDir('retries');
+    data = writeTable(dir, 'linear', 160);
+    baseline = (await run(dir, data)).result as Resumed;
+  }, 240_000);
+
+  afterEach(async () => {
+    expect(await waitForNoLeftovers()).toEqual([]);
+  });
+
+  it.each([
+    ['a Node worker', /node .*runtime\/main\.js/],
+    ['an executor JVM', /CoarseGrainedExecutorBackend/],
+  ])(
+    'kill -9 of %s: 2 attempts, the weights of a run that never failed',
+    async (_what, victim) => {
+      const r = await run(dir, data, victim);
+      const result = r.result as Resumed;
+      expect(r.attempts).toBe(2);
+      expect(result.attempt).toBe(1);
+      expect(result.resumedFrom).toBeGreaterThanOrEqual(10);
+      expect(result.steps).toBe(STEPS);
+      for (const [i, v] of result.weights.entries()) expect(v).toBeCloseTo(baseline.weights[i] as number, 5);
+      // Every step recorded once per worker, none lost, none doubled.
+      const records = readFileSync(join(r.dir, 'metrics.jsonl'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { rank: number; step: number });
+      for (const rank of [0, 1]) {
+        expect(records.filter((x) => x.rank === rank).map((x) => x.step)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
+      }
+    },
+    240_000,
+  );
+});
