@@ -10,7 +10,7 @@ PYTHON ?= python3
 BUILD_STAMP := dist/.tsbuildinfo
 TS_SOURCES := $(shell find src bench -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: help setup deps venv build test demo bench lint clean
+.PHONY: help setup deps venv redis build test demo bench lint clean
 
 help:
 	@echo "make demo   run the main job end to end"
@@ -35,7 +35,11 @@ $(VENV_STAMP): spark-plugin/pyproject.toml
 
 venv: $(VENV_STAMP)
 
-setup: build venv
+# redis-server (the embedded default's private Redis, and the tests' own) from Debian.
+redis:
+	@command -v redis-server >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null || { echo "sparkring needs redis-server (apt-get install redis-server)"; exit 1; }; }
+
+setup: build venv redis
 
 $(BUILD_STAMP): $(NODE_STAMP) $(TS_SOURCES)
 	npx tsc -p tsconfig.json

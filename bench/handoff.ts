@@ -18,7 +18,7 @@ export async function handoffBench(o: { workers: number; rows: number; columns: 
     secret: randomBytes(16).toString('hex'),
     attempt: 0,
     resultPath: join(dir, 'r.json'),
-    events: null,
+    redis: null,
   });
   await writeFile(specPath, JSON.stringify(spec));
   progress(`handing ${o.rows} rows x ${o.columns} float columns to ${o.workers} workers`);

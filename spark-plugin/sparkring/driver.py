@@ -81,7 +81,7 @@ def load_frame(spark: Any, spec: JobSpec) -> Any:
 def run(spec: JobSpec) -> dict[str, Any]:
     from pyspark.sql import SparkSession
 
-    events = EventSender(spec.events, "driver")
+    events = EventSender(spec.redis, "driver")
     spark = SparkSession.builder.appName(f"sparkring-{spec.name}").getOrCreate()
     sc = spark.sparkContext
     sc.setLogLevel("ERROR")

@@ -1,44 +1,44 @@
-"""Best-effort JSON-lines events to the client's event server (progress, stages, timings)."""
+"""Best-effort run events from the driver: entries on the run's Redis stream (see src/events/redis.ts)."""
 
 from __future__ import annotations
 
 import json
-import socket
 import sys
-import threading
 import time
 from typing import Any, Optional
 
-from sparkring.spec import EventsEndpoint
+from sparkring.spec import RedisEndpoint
 
 
 class EventSender:
-    def __init__(self, endpoint: Optional[EventsEndpoint], source: str) -> None:
-        self._sock: Optional[socket.socket] = None
-        self._lock = threading.Lock()
+    def __init__(self, endpoint: Optional[RedisEndpoint], source: str) -> None:
+        self._redis: Any = None
+        self._stream = ""
         self._source = source
         if endpoint is None:
             return
-        try:
-            self._sock = socket.create_connection((endpoint.host, endpoint.port), timeout=10)
-            self._sock.sendall((json.dumps({"token": endpoint.token}) + "\n").encode())
-        except OSError as e:
-            print(f"sparkring: events to {endpoint.host}:{endpoint.port} unavailable ({e}); progress will not be shown", file=sys.stderr)
-            self._sock = None
+        import redis
+
+        kwargs: dict[str, Any] = {"socket_timeout": 10, "socket_connect_timeout": 10}
+        if endpoint.url.startswith("rediss://") and endpoint.ca:
+            kwargs["ssl_ca_certs"] = endpoint.ca
+        self._redis = redis.Redis.from_url(endpoint.url, **kwargs)
+        self._stream = endpoint.stream
 
     def send(self, kind: str, **fields: Any) -> None:
-        if self._sock is None:
+        if self._redis is None:
             return
-        line = json.dumps({"type": kind, "source": self._source, "at": int(time.time() * 1000), **fields}) + "\n"
-        with self._lock:
+        event = json.dumps({"type": kind, "source": self._source, "at": int(time.time() * 1000), **fields})
+        for attempt in range(3):  # rides out a Redis restart
             try:
-                self._sock.sendall(line.encode())
-            except OSError:
-                self._sock = None
+                self._redis.xadd(self._stream, {"e": event}, maxlen=1_000_000, approximate=True)
+                return
+            except Exception as e:  # redis.exceptions.ConnectionError and friends
+                if attempt == 2:
+                    print(f"sparkring: could not send a run event to Redis ({e})", file=sys.stderr)
+                time.sleep(0.5)
 
     def close(self) -> None:
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            finally:
-                self._sock = None
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None

@@ -8,10 +8,10 @@ from typing import Any, Optional
 
 
 @dataclass(frozen=True)
-class EventsEndpoint:
-    host: str
-    port: int
-    token: str
+class RedisEndpoint:
+    url: str
+    stream: str
+    ca: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ class JobSpec:
     hparams: dict[str, Any] = field(default_factory=dict)
     gpus_per_worker: float = 0
     slot_wait_seconds: float = 30.0
-    events: Optional[EventsEndpoint] = None
+    redis: Optional[RedisEndpoint] = None
     ring_host: str = "127.0.0.1"
     peer_timeout_ms: int = 30000
     release_executors: bool = True
@@ -40,7 +40,7 @@ class JobSpec:
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "JobSpec":
-        events = d.get("events")
+        redis = d.get("redis")
         return JobSpec(
             run_id=str(d["runId"]),
             name=str(d["name"]),
@@ -56,7 +56,7 @@ class JobSpec:
             hparams=dict(d.get("hparams") or {}),
             gpus_per_worker=float(d.get("gpusPerWorker") or 0),
             slot_wait_seconds=float(d.get("slotWaitSeconds", 30)),
-            events=EventsEndpoint(str(events["host"]), int(events["port"]), str(events["token"])) if events else None,
+            redis=RedisEndpoint(str(redis["url"]), str(redis["stream"]), redis.get("ca")) if redis else None,
             ring_host=str(d.get("ringHost", "127.0.0.1")),
             peer_timeout_ms=int(d.get("peerTimeoutMs", 30000)),
             release_executors=bool(d.get("releaseExecutors", True)),

@@ -188,9 +188,9 @@ def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Itera
                     "runDir": run_dir,
                     "ringHost": spec.ring_host,
                     "peerTimeoutMs": spec.peer_timeout_ms,
-                    "events": None
-                    if spec.events is None
-                    else {"host": spec.events.host, "port": spec.events.port, "token": spec.events.token},
+                    "redis": None
+                    if spec.redis is None
+                    else {"url": spec.redis.url, "stream": spec.redis.stream, "ca": spec.redis.ca},
                 }
             )
             listening = worker.receive()

@@ -85,9 +85,9 @@ def test_spec_reads_the_client_json() -> None:
             "runtimeMain": "/m.js",
             "experiments": "/x",
             "resultPath": "/r.json",
-            "events": {"host": "127.0.0.1", "port": 5, "token": "t"},
+            "redis": {"url": "redis://127.0.0.1:5", "stream": "s"},
             "gpusPerWorker": 1,
         }
     )
-    assert spec.workers == 2 and spec.events is not None and spec.events.port == 5 and spec.gpus_per_worker == 1
+    assert spec.workers == 2 and spec.redis is not None and spec.redis.url == "redis://127.0.0.1:5" and spec.gpus_per_worker == 1
     assert spec.data is None and spec.attempt == 0

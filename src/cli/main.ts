@@ -63,6 +63,12 @@ program
   .option('--experiments <dir>', 'experiments directory (default: ./experiments or $SPARKRING_EXPERIMENTS)')
   .option('--max-attempts <k>', 'resubmit a failed run up to K attempts in all', positiveInt('--max-attempts'), 1)
   .option('--conf <key=value>', 'extra Spark configuration (repeatable)', keyValue('--conf'), {})
+  .option(
+    '--redis <url>',
+    'Redis for the run events: redis://[:password@]host:port or rediss:// (default: a private redis-server)',
+  )
+  .option('--redis-ca <pem>', 'CA certificate for a rediss:// server')
+  .option('--heartbeat-timeout <seconds>', 'a worker silent this long fails its attempt', positiveInt('--heartbeat-timeout'), 60)
   .addOption(new Option('--livy <url>', 'submit through Livy (not available yet)').hideHelp())
   .option('--json', 'print one JSON object on stdout (progress stays on stderr)')
   .action(async (entry: string, o: Record<string, unknown>) => {
@@ -81,6 +87,9 @@ program
         experiments: o.experiments as string | undefined,
         maxAttempts: o.maxAttempts as number,
         sparkConf: o.conf as Record<string, string>,
+        redis: o.redis as string | undefined,
+        redisCa: o.redisCa as string | undefined,
+        heartbeatTimeoutMs: (o.heartbeatTimeout as number) * 1000,
       });
       printResult(r, Boolean(o.json));
     } catch (err) {

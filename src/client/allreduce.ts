@@ -7,15 +7,17 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { EventsEndpoint, RunEvent } from '../events/protocol.js';
+import type { RunEvent } from '../events/protocol.js';
+import { pingRedis, type RedisEndpoint, redactUrl, runStream } from '../events/redis.js';
 import { curvesSvg } from '../experiments/curves.js';
 import { writeMetrics, writeVersioned } from '../experiments/layout.js';
 import { RunError } from './errors.js';
-import { EventServer } from './event-server.js';
+import { EventFollower } from './event-stream.js';
 import { runSparkSubmit } from './launcher.js';
 import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from './options.js';
 import { packageRoot, SetupError, type SparkPaths, sparkPaths } from './paths.js';
 import { Progress } from './progress.js';
+import { PrivateRedis } from './redis-server.js';
 
 export interface RankReport {
   rank: number;
@@ -56,7 +58,7 @@ interface DriverResult {
 export function jobSpec(
   o: ResolvedAllreduceOptions,
   paths: SparkPaths,
-  run: { runId: string; secret: string; attempt: number; resultPath: string; events: EventsEndpoint | null; runDir?: string },
+  run: { runId: string; secret: string; attempt: number; resultPath: string; redis: RedisEndpoint | null; runDir?: string },
 ): Record<string, unknown> {
   return {
     runId: run.runId,
@@ -73,7 +75,7 @@ export function jobSpec(
     hparams: o.hparams,
     gpusPerWorker: o.gpusPerWorker,
     slotWaitSeconds: o.slotWaitSeconds,
-    events: run.events,
+    redis: run.redis,
     ringHost: '127.0.0.1',
     peerTimeoutMs: o.peerTimeoutMs,
     releaseExecutors: o.releaseExecutors,
@@ -101,9 +103,16 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
   }
   const say = o.onProgress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const progress = new Progress(say);
-  const events = await EventServer.start('127.0.0.1', (e: RunEvent) => progress.on(e));
-  const staging = await mkdtemp(join(tmpdir(), 'sparkring-'));
   const runId = randomUUID();
+  const redis = await openRedis(o, runId);
+  const follower = new EventFollower(redis.endpoint, (e: RunEvent) => progress.on(e));
+  let lastTrouble = 0;
+  follower.onTrouble = (message) => {
+    if (Date.now() - lastTrouble < 10_000) return;
+    lastTrouble = Date.now();
+    say(`sparkring: Redis at ${redactUrl(redis.endpoint.url)}: ${message}; following the run resumes when it is back`);
+  };
+  const staging = await mkdtemp(join(tmpdir(), 'sparkring-'));
   const secret = randomBytes(32).toString('hex');
   await mkdir(o.experiments, { recursive: true });
   try {
@@ -111,13 +120,25 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
     let runDir: string | undefined;
     for (let attempt = 0; attempt < o.maxAttempts; attempt++) {
       const resultPath = join(staging, `result-${attempt}.json`);
-      const spec = jobSpec(o, paths, { runId, secret, attempt, resultPath, events: events.endpoint, runDir });
+      const spec = jobSpec(o, paths, { runId, secret, attempt, resultPath, redis: redis.endpoint, runDir });
       progress.startAttempt(attempt);
       const specPath = join(staging, `spec-${attempt}.json`);
       await writeFile(specPath, JSON.stringify(spec, null, 2), { mode: 0o600 });
       say(`sparkring: submitting ${o.name} with ${o.workers} workers (attempt ${attempt + 1} of ${o.maxAttempts})`);
       const submitAt = Date.now();
-      const outcome = await runSparkSubmit(o, paths, [paths.submitFile, specPath]);
+      const silent = new AbortController();
+      const watch = setInterval(() => {
+        const now = Date.now();
+        for (const [rank, at] of progress.heartbeats) {
+          if (now - at > o.heartbeatTimeoutMs)
+            silent.abort(
+              new RunError('worker', `worker ${rank} sent no heartbeat for ${Math.round((now - at) / 1000)} s`, { rank }),
+            );
+        }
+      }, 500);
+      const outcome = await runSparkSubmit(o, paths, [paths.submitFile, specPath], silent.signal).finally(() =>
+        clearInterval(watch),
+      );
       const driver = existsSync(resultPath) ? (JSON.parse(await readFile(resultPath, 'utf8')) as DriverResult) : undefined;
       // Later attempts resume in the same directory, from its checkpoints.
       runDir ??= driver?.dir ?? progress.runDir;
@@ -128,14 +149,38 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
         await writeFile(join(driver.dir, 'result.json'), JSON.stringify({ ...driver, ...summary, ok: true }, null, 2));
         return result;
       }
-      lastError = toError(driver, outcome.tail, outcome.exitCode, progress);
+      lastError = silent.signal.aborted
+        ? (silent.signal.reason as RunError)
+        : toError(driver, outcome.tail, outcome.exitCode, progress);
       if (['input', 'slots', 'job', 'setup'].includes(lastError.kind)) break;
+      if (attempt + 1 < o.maxAttempts)
+        say(`sparkring: attempt ${attempt + 1} failed: ${lastError.message}; resubmitting from the last checkpoint`);
     }
     throw lastError ?? new RunError('spark', 'the run failed');
   } finally {
-    await events.close();
+    await follower.stop();
+    await redis.stop();
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+/** The run's Redis: the one given (checked before anything is submitted), or a private one. */
+async function openRedis(
+  o: ResolvedAllreduceOptions,
+  runId: string,
+): Promise<{ endpoint: RedisEndpoint; stop(): Promise<void> }> {
+  const own = o.redis ? undefined : await PrivateRedis.start();
+  const endpoint: RedisEndpoint = { url: o.redis ?? (own as PrivateRedis).url, stream: runStream(runId), ca: o.redisCa ?? null };
+  try {
+    await pingRedis(endpoint);
+  } catch (err) {
+    await own?.stop();
+    throw new RunError(
+      'setup',
+      `Redis at ${redactUrl(endpoint.url)} is unreachable (${(err as Error).message}); start it or pass another --redis URL`,
+    );
+  }
+  return { endpoint, stop: async () => own?.stop() };
 }
 
 /** What the client adds to the run directory: spec.json, versioned/, metrics.jsonl, curves.svg. */
@@ -145,7 +190,7 @@ async function recordRun(
   spec: Record<string, unknown>,
   progress: Progress,
 ): Promise<void> {
-  const { secret: _secret, events: _events, resultPath: _resultPath, runDir: _runDir, attempt: _attempt, ...rerunnable } = spec;
+  const { secret: _secret, redis: _redis, resultPath: _resultPath, runDir: _runDir, attempt: _attempt, ...rerunnable } = spec;
   await writeFile(
     join(driver.dir, 'spec.json'),
     JSON.stringify({ ...rerunnable, sparkConf: o.sparkConf, queue: o.queue ?? null }, null, 2),

@@ -27,6 +27,15 @@ export const allreduceOptionsSchema = z.object({
   /** How long to wait for executors to offer the task slots before failing. */
   slotWaitSeconds: z.number().positive().default(30),
   peerTimeoutMs: z.number().int().positive().default(30_000),
+  /** Redis for the run's events (redis:// or rediss://); default: a private redis-server. */
+  redis: z
+    .string()
+    .regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL')
+    .optional(),
+  /** CA certificate (PEM file) for a rediss:// server with a private CA. */
+  redisCa: z.string().min(1).optional(),
+  /** A worker silent this long on the run's stream counts as failed (its attempt is ended). */
+  heartbeatTimeoutMs: z.number().int().positive().default(60_000),
   /** Give the executors back to the cluster when training ends (default on). */
   releaseExecutors: z.boolean().default(true),
   /** Progress and log lines; default: stderr. */

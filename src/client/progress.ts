@@ -12,6 +12,9 @@ export class Progress {
   readonly errors: Array<{ rank: number; message: string; stack?: string }> = [];
   /** Every metrics event, in arrival order, with the attempt it came from. */
   readonly records: Array<MetricRecord & { attempt: number }> = [];
+  /** When each worker still training was last heard from (client clock). */
+  readonly heartbeats = new Map<number, number>();
+  private readonly finished = new Set<number>();
   /** The run directory, once the driver said it. */
   runDir: string | undefined;
   private attempt = 0;
@@ -20,6 +23,8 @@ export class Progress {
   startAttempt(attempt: number): void {
     this.attempt = attempt;
     this.errors.length = 0;
+    this.heartbeats.clear();
+    this.finished.clear();
   }
 
   /**
@@ -77,6 +82,13 @@ export class Progress {
         this.write(`[worker ${e.rank}] step ${e.step}  ${parts.join('  ')}`);
         return;
       }
+      case 'heartbeat':
+        if (!this.finished.has(e.rank)) this.heartbeats.set(e.rank, Date.now());
+        return;
+      case 'done':
+        this.finished.add(e.rank);
+        this.heartbeats.delete(e.rank);
+        return;
       case 'error':
         this.errors.push({ rank: e.rank, message: e.message, stack: e.stack });
         return;

@@ -1,13 +1,4 @@
-/**
- * Run events: JSON lines from the driver and the workers to the client over TCP. The first line
- * of a connection carries the run's token. (Issue 4 moves this onto a Redis stream.)
- */
-
-export interface EventsEndpoint {
-  host: string;
-  port: number;
-  token: string;
-}
+/** Run events: what the driver and the workers append to the run's Redis stream (see redis.ts). */
 
 interface Base {
   source: string;
@@ -16,9 +7,9 @@ interface Base {
 
 export type RunEvent =
   | (Base & { type: 'driver'; stage: string; [k: string]: unknown })
+  | (Base & { type: 'heartbeat'; rank: number })
+  | (Base & { type: 'done'; rank: number })
   | (Base & { type: 'log'; rank: number; line: string })
   | (Base & { type: 'metrics'; rank: number; step: number; metrics: Record<string, number>; samplesPerSec?: number })
   | (Base & { type: 'ring'; rank: number; formedAt: number })
   | (Base & { type: 'error'; rank: number; message: string; stack?: string });
-
-export const encodeEvent = (e: Record<string, unknown>): string => `${JSON.stringify(e)}\n`;

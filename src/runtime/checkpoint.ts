@@ -29,6 +29,11 @@ function decode(_key: string, value: unknown): unknown {
   return value;
 }
 
+export interface Saved {
+  state: unknown;
+  reportedStep: number;
+}
+
 export class Checkpoints {
   private readonly dir: string;
 
@@ -39,19 +44,23 @@ export class Checkpoints {
     this.dir = join(runDir, 'checkpoint');
   }
 
-  /** Saves `state` (rank 0 writes; other ranks return at once). */
-  async save(state: unknown): Promise<void> {
+  /**
+   * Saves `state` (rank 0 writes; other ranks return at once) with the metrics step reported
+   * so far, which a resumed attempt continues from.
+   */
+  async save(state: unknown, reportedStep: number): Promise<void> {
     if (this.rank !== 0) return;
     await mkdir(this.dir, { recursive: true });
     const file = join(this.dir, 'state.json');
-    await writeFile(`${file}.tmp`, JSON.stringify(state, encode));
+    const saved: Saved = { state, reportedStep };
+    await writeFile(`${file}.tmp`, JSON.stringify(saved, encode));
     await rename(`${file}.tmp`, file);
   }
 
-  /** The last saved state, or undefined when there is none. */
-  async load<T = unknown>(): Promise<T | undefined> {
+  /** The last saved state and its step, or undefined when there is none. */
+  async load(): Promise<Saved | undefined> {
     try {
-      return JSON.parse(await readFile(join(this.dir, 'state.json'), 'utf8'), decode) as T;
+      return JSON.parse(await readFile(join(this.dir, 'state.json'), 'utf8'), decode) as Saved;
     } catch (err) {
       if ((err as { code?: string }).code === 'ENOENT') return undefined;
       throw err;

@@ -49,12 +49,14 @@ export function createContext(o: {
   ring: Ring;
   events: EventSender;
   checkpoints: Checkpoints;
+  /** The metrics step of the checkpoint this attempt resumes from (0 for a fresh start). */
+  resumedStep: number;
 }): { ctx: TrainContext; close(): void } {
   const logdir = join(o.runDir, 'tensorboard', `worker-${o.rank}`);
   mkdirSync(logdir, { recursive: true });
   const board = new EventWriter(logdir);
   if (o.rank === 0) board.hparams(o.hparams);
-  let step = 0;
+  let step = o.resumedStep;
   let samples = 0;
   let since = Date.now();
   o.data.onSamples = (n) => {
@@ -84,7 +86,10 @@ export function createContext(o: {
       board.scalars(samplesPerSec === undefined ? metrics : { ...metrics, samples_per_sec: samplesPerSec }, step);
       o.events.send('metrics', { rank: o.rank, step, metrics, samplesPerSec });
     },
-    checkpoint: { save: (s) => o.checkpoints.save(s), load: () => o.checkpoints.load() },
+    checkpoint: {
+      save: (s) => o.checkpoints.save(s, step),
+      load: async <T>() => (await o.checkpoints.load())?.state as T | undefined,
+    },
     log(...args) {
       const line = format(...args);
       process.stdout.write(`${line}\n`);

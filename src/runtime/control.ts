@@ -20,7 +20,7 @@ export const initMessage = z.object({
   runDir: z.string(),
   ringHost: z.string(),
   peerTimeoutMs: z.number().int().positive(),
-  events: z.object({ host: z.string(), port: z.number(), token: z.string() }).nullable(),
+  redis: z.object({ url: z.string(), stream: z.string(), ca: z.string().nullable().optional() }).nullable(),
 });
 export type InitMessage = z.infer<typeof initMessage>;
 

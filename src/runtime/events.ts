@@ -1,40 +1,69 @@
-/** The worker's side of the event channel: best effort, never blocks training. */
-import net from 'node:net';
-import { type EventsEndpoint, encodeEvent } from '../events/protocol.js';
+/**
+ * The worker's side of the run events: metrics, logs and heartbeats appended to the run's Redis
+ * stream. Best effort and never awaited by training; while Redis restarts, ioredis queues the
+ * entries and sends them once it is back.
+ */
+import type { Redis } from 'ioredis';
+import { connectRedis, type RedisEndpoint } from '../events/redis.js';
+
+const HEARTBEAT_MS = 2000;
+const MAX_STREAM_LENGTH = 1_000_000;
 
 export class EventSender {
-  private socket: net.Socket | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
 
-  private constructor(private readonly source: string) {}
+  private constructor(
+    private readonly redis: Redis | undefined,
+    private readonly stream: string,
+    private readonly source: string,
+  ) {}
 
-  static async connect(endpoint: EventsEndpoint | null | undefined, source: string): Promise<EventSender> {
-    const sender = new EventSender(source);
-    if (!endpoint) return sender;
-    await new Promise<void>((resolve) => {
-      const s = net.connect({ host: endpoint.host, port: endpoint.port }, () => {
-        s.write(encodeEvent({ token: endpoint.token }));
-        sender.socket = s;
-        resolve();
-      });
-      s.on('error', (err) => {
-        if (!sender.socket) process.stderr.write(`sparkring: events unavailable (${err.message})\n`);
-        sender.socket = undefined;
-        resolve();
-      });
-      s.setTimeout(10_000, () => s.destroy());
-    });
-    sender.socket?.setTimeout(0);
-    sender.socket?.unref();
+  static async connect(endpoint: RedisEndpoint | null | undefined, source: string, rank: number): Promise<EventSender> {
+    if (!endpoint) return new EventSender(undefined, '', source);
+    const redis = connectRedis(endpoint, { maxRetriesPerRequest: null });
+    redis.on('error', () => undefined); // reconnects by itself; entries wait in its offline queue
+    redis.connect().catch(() => undefined);
+    const sender = new EventSender(redis, endpoint.stream, source);
+    sender.heartbeat = setInterval(() => sender.send('heartbeat', { rank }), HEARTBEAT_MS);
+    sender.heartbeat.unref();
+    sender.send('heartbeat', { rank });
     return sender;
   }
 
   send(type: string, fields: Record<string, unknown>): void {
-    this.socket?.write(encodeEvent({ type, source: this.source, at: Date.now(), ...fields }));
+    if (!this.redis) return;
+    const event = JSON.stringify({ type, source: this.source, at: Date.now(), ...fields });
+    this.redis.xadd(this.stream, 'MAXLEN', '~', MAX_STREAM_LENGTH, '*', 'e', event).catch(() => undefined);
   }
 
+  /**
+   * Takes this rank's metrics after `afterStep` out of the stream: a retried attempt resumes from
+   * the checkpoint taken at that step and reports those steps again, so each stays once.
+   */
+  async retractMetrics(rank: number, afterStep: number): Promise<number> {
+    if (!this.redis) return 0;
+    const stale: string[] = [];
+    let start = '-';
+    for (;;) {
+      const page = (await this.redis.xrange(this.stream, start, '+', 'COUNT', 1000)) as Array<[string, string[]]>;
+      for (const [id, fields] of page) {
+        const at = fields.indexOf('e');
+        const e = at >= 0 ? (JSON.parse(fields[at + 1] as string) as { type?: string; rank?: number; step?: number }) : {};
+        if (e.type === 'metrics' && e.rank === rank && (e.step ?? 0) > afterStep) stale.push(id);
+      }
+      if (page.length < 1000) break;
+      start = `(${(page.at(-1) as [string, string[]])[0]}`;
+    }
+    if (stale.length > 0) await this.redis.xdel(this.stream, ...stale);
+    return stale.length;
+  }
+
+  /** Stops the heartbeat and waits (a little) for queued entries to reach Redis. */
   async close(): Promise<void> {
-    const s = this.socket;
-    this.socket = undefined;
-    if (s) await new Promise<void>((resolve) => s.end(resolve));
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (!this.redis) return;
+    const r = this.redis;
+    await Promise.race([r.quit().catch(() => undefined), new Promise((done) => setTimeout(done, 3000).unref())]);
+    r.disconnect();
   }
 }

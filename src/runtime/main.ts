@@ -33,7 +33,7 @@ let rank = -1;
 try {
   const init = await control.next(initMessage);
   rank = init.rank;
-  events = await EventSender.connect(init.events, `worker-${rank}`);
+  events = await EventSender.connect(init.redis, `worker-${rank}`, rank);
   const train = await loadEntry(init.entry);
   const tf = loadTf(init.gpus);
   tf.catch(() => undefined);
@@ -62,6 +62,14 @@ try {
   ]);
   ring = joined;
   events.send('ring', { rank, formedAt: ringFormedAt });
+  const checkpoints = new Checkpoints(init.runDir, rank);
+  const resumedStep = init.attempt > 0 ? ((await checkpoints.load())?.reportedStep ?? 0) : 0;
+  if (init.attempt > 0) {
+    await Promise.race([
+      events.retractMetrics(rank, resumedStep).catch(() => 0),
+      new Promise((r) => setTimeout(r, 5000).unref()),
+    ]);
+  }
   const { ctx, close: closeContext } = createContext({
     rank,
     worldSize: init.worldSize,
@@ -73,7 +81,8 @@ try {
     tf: (await tf).tf,
     ring,
     events,
-    checkpoints: new Checkpoints(init.runDir, rank),
+    checkpoints,
+    resumedStep,
   });
   const trainStartAt = Date.now();
   const result = await train(ctx);
@@ -92,6 +101,7 @@ try {
     tfjs: (await tf).flavour,
     cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null,
   });
+  events.send('done', { rank });
   await ring.close();
   await events.close();
   process.exit(0);
@@ -102,6 +112,7 @@ try {
   // Spark reports (Spark ends this task as soon as it does).
   if (e.name === 'PeerFailedError') await new Promise((r) => setTimeout(r, 3000));
   events?.send('error', { rank, message: `${e.name}: ${e.message}`, stack: e.stack });
+  events?.send('done', { rank });
   process.stderr.write(`${e.stack ?? e.message}\n`);
   try {
     control.send({ type: 'error', message: `${e.name}: ${e.message}`, stack: e.stack ?? '' });

@@ -1,8 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { runStream } from '../../src/events/redis.js';
 import { type AllreduceResult, allreduce } from '../../src/index.js';
+import { TestRedis } from '../helpers/redis.js';
 import { entry, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
 
 interface Resumed {
@@ -21,7 +24,23 @@ function pidOf(pattern: RegExp): number | undefined {
   return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
 }
 
-/** Runs the resumable entry; once a worker reports `killAt`, kills -9 what `victim` matches. */
+let redis: TestRedis;
+
+/** This run's metrics entries on its Redis stream: [rank, step] in stream order. */
+async function streamedSteps(runId: string): Promise<Array<[number, number]>> {
+  const client = new Redis(`redis://127.0.0.1:${redis.port}`);
+  try {
+    const entries = (await client.xrange(runStream(runId), '-', '+')) as Array<[string, string[]]>;
+    return entries
+      .map(([, f]) => JSON.parse(f[f.indexOf('e') + 1] as string) as { type: string; rank: number; step: number })
+      .filter((e) => e.type === 'metrics')
+      .map((e) => [e.rank, e.step]);
+  } finally {
+    client.disconnect();
+  }
+}
+
+/** Runs the resumable entry; once a worker reports step 12, kills -9 what `victim` matches. */
 async function run(dir: string, data: string, victim?: RegExp): Promise<AllreduceResult> {
   let killed = false;
   return allreduce({
@@ -31,6 +50,7 @@ async function run(dir: string, data: string, victim?: RegExp): Promise<Allreduc
     experiments: join(dir, 'experiments'),
     hparams: { steps: STEPS, stepMs: 150 },
     maxAttempts: victim ? 2 : 1,
+    redis: `redis://127.0.0.1:${redis.port}`,
     onProgress: (line) => {
       const m = /^\[worker \d\] step (\d+)/.exec(line);
       if (victim && !killed && m && Number(m[1]) >= 12) {
@@ -50,10 +70,15 @@ describe('a run that loses a worker or an executor resumes from its checkpoint',
   let baseline: Resumed;
 
   beforeAll(async () => {
+    redis = await TestRedis.start();
     dir = tempDir('retries');
     data = writeTable(dir, 'linear', 160);
     baseline = (await run(dir, data)).result as Resumed;
   }, 240_000);
+
+  afterAll(async () => {
+    await redis?.stop();
+  });
 
   afterEach(async () => {
     expect(await waitForNoLeftovers()).toEqual([]);
@@ -72,7 +97,12 @@ describe('a run that loses a worker or an executor resumes from its checkpoint',
       expect(result.resumedFrom).toBeGreaterThanOrEqual(10);
       expect(result.steps).toBe(STEPS);
       for (const [i, v] of result.weights.entries()) expect(v).toBeCloseTo(baseline.weights[i] as number, 5);
-      // Every step recorded once per worker, none lost, none doubled.
+      // Every step once per worker on the run's stream, and in metrics.jsonl: none lost, none doubled.
+      const streamed = await streamedSteps(r.runId);
+      for (const rank of [0, 1]) {
+        const steps = streamed.filter(([k]) => k === rank).map(([, step]) => step);
+        expect(steps.sort((a, b) => a - b)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
+      }
       const records = readFileSync(join(r.dir, 'metrics.jsonl'), 'utf8')
         .trim()
         .split('\n')

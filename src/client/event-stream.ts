@@ -1,0 +1,50 @@
+/** Follows a run's Redis stream (XREAD BLOCK from the last id seen), surviving Redis restarts. */
+import type { Redis } from 'ioredis';
+import type { RunEvent } from '../events/protocol.js';
+import { connectRedis, type RedisEndpoint } from '../events/redis.js';
+
+export class EventFollower {
+  private stopped = false;
+  private lastId = '0-0';
+  private readonly redis: Redis;
+  private readonly loop: Promise<void>;
+  /** Connection problems while following, for the client to show once. */
+  onTrouble: ((message: string) => void) | undefined;
+
+  constructor(
+    private readonly endpoint: RedisEndpoint,
+    private readonly onEvent: (e: RunEvent) => void,
+  ) {
+    this.redis = connectRedis(endpoint, { maxRetriesPerRequest: null });
+    this.redis.on('error', (err: Error) => this.onTrouble?.(err.message));
+    this.loop = this.follow();
+  }
+
+  private async follow(): Promise<void> {
+    await this.redis.connect().catch(() => undefined);
+    while (!this.stopped) {
+      try {
+        const res = (await this.redis.xread('BLOCK', 500, 'STREAMS', this.endpoint.stream, this.lastId)) as Array<
+          [string, Array<[string, string[]]>]
+        > | null;
+        for (const [, entries] of res ?? []) {
+          for (const [id, fields] of entries) {
+            this.lastId = id;
+            const at = fields.indexOf('e');
+            if (at >= 0) this.onEvent(JSON.parse(fields[at + 1] as string) as RunEvent);
+          }
+        }
+      } catch {
+        if (!this.stopped) await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  /** Reads what is left in the stream, then stops. */
+  async stop(): Promise<void> {
+    await new Promise((r) => setTimeout(r, 600));
+    this.stopped = true;
+    await this.loop;
+    this.redis.disconnect();
+  }
+}

@@ -1,0 +1,55 @@
+/** The embedded default's private redis-server: loopback, a free port, no persistence. */
+import { type ChildProcess, spawn } from 'node:child_process';
+import net from 'node:net';
+import { RunError } from './errors.js';
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+export class PrivateRedis {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  static async start(): Promise<PrivateRedis> {
+    const port = await freePort();
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const ready = await new Promise<string | undefined>((resolve) => {
+      let out = '';
+      const onData = (b: Buffer): void => {
+        out += b.toString();
+        if (out.includes('Ready to accept connections')) resolve(undefined);
+      };
+      child.stdout?.on('data', onData);
+      child.on('error', (err) =>
+        resolve(`cannot start redis-server (${err.message}); install it (apt-get install redis-server) or pass --redis URL`),
+      );
+      child.on('exit', (code) => resolve(`redis-server exited (${code}) at start: ${out.trim().split('\n').at(-1) ?? ''}`));
+      setTimeout(() => resolve('redis-server did not become ready in 10 s'), 10_000).unref();
+    });
+    if (ready) {
+      child.kill('SIGKILL');
+      throw new RunError('setup', ready);
+    }
+    child.stdout?.resume();
+    child.stderr?.resume();
+    return new PrivateRedis(child, `redis://127.0.0.1:${port}`);
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      this.child.once('exit', () => resolve());
+      this.child.kill('SIGTERM');
+      setTimeout(() => this.child.kill('SIGKILL'), 3000).unref();
+    });
+  }
+}

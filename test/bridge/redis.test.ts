@@ -1,0 +1,137 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { allreduce } from '../../src/index.js';
+import { freePort, makeTlsFiles, TestRedis } from '../helpers/redis.js';
+import { entry, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+
+const redises: TestRedis[] = [];
+afterEach(async () => {
+  for (const r of redises.splice(0)) await r.stop();
+  expect(await waitForNoLeftovers()).toEqual([]);
+});
+
+const stepOf = (line: string): number | undefined => {
+  const m = /^\[worker \d\] step (\d+)/.exec(line);
+  return m ? Number(m[1]) : undefined;
+};
+
+describe('run events through Redis', () => {
+  it('an unreachable Redis is a clear error before any Spark job starts', async () => {
+    const url = `redis://127.0.0.1:${await freePort()}`;
+    const started = Date.now();
+    const r = await sparkring(['allreduce', entry('linear.ts'), '--redis', url]);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toMatch(
+      new RegExp(`^sparkring: Redis at ${url} is unreachable \\(.*\\); start it or pass another --redis URL$`, 'm'),
+    );
+    expect(r.stderr).not.toMatch(/submitting/);
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
+  it('a Redis with a password restarted in the middle of a run: the run completes and the client follows again', async () => {
+    const redis = await TestRedis.start(['--requirepass', 's3cret']);
+    redises.push(redis);
+    const dir = tempDir('redis-restart');
+    const lines: string[] = [];
+    let restarted = -1;
+    const run = await allreduce({
+      entry: entry('resumable.ts'),
+      workers: 2,
+      data: writeTable(dir, 'linear', 160),
+      experiments: join(dir, 'experiments'),
+      hparams: { steps: 40, stepMs: 150 },
+      redis: `redis://:s3cret@127.0.0.1:${redis.port}`,
+      onProgress: (line) => {
+        lines.push(line);
+        if (restarted < 0 && (stepOf(line) ?? 0) >= 8) {
+          restarted = lines.length;
+          void redis.crash().then(() => new Promise((r) => setTimeout(r, 1000)).then(() => redis.up()));
+        }
+      },
+    });
+    expect(restarted).toBeGreaterThan(0);
+    expect((run.result as { steps: number }).steps).toBe(40);
+    const after = lines
+      .slice(restarted)
+      .map(stepOf)
+      .filter((s): s is number => s !== undefined);
+    expect(Math.max(...after)).toBeGreaterThanOrEqual(30);
+    expect(lines.every((l) => !l.includes('s3cret'))).toBe(true);
+  }, 240_000);
+
+  it('rediss:// (TLS, private CA) with a password', async () => {
+    const dir = tempDir('redis-tls');
+    const tls = makeTlsFiles(dir);
+    const port = await freePort();
+    const redis = await TestRedis.start(
+      [
+        '--port',
+        '0',
+        '--tls-port',
+        String(port),
+        '--tls-cert-file',
+        tls.cert,
+        '--tls-key-file',
+        tls.key,
+        '--tls-ca-cert-file',
+        tls.ca,
+        '--tls-auth-clients',
+        'no',
+        '--requirepass',
+        'pw',
+      ],
+      port,
+    );
+    redises.push(redis);
+    const lines: string[] = [];
+    const run = await allreduce({
+      entry: entry('linear.ts'),
+      workers: 2,
+      data: writeTable(dir, 'linear', 64),
+      experiments: join(dir, 'experiments'),
+      redis: `rediss://:pw@127.0.0.1:${port}`,
+      redisCa: tls.ca,
+      onProgress: (l) => lines.push(l),
+    });
+    expect(run.result).toMatchObject({ rank: 0 });
+    expect(lines).toContain('[worker 1] joined the ring');
+    expect(lines.some((l) => /^sparkring: Spark application .* started$/.test(l))).toBe(true);
+  }, 240_000);
+
+  it('a worker without heartbeats for the timeout fails its attempt, and the run resumes in the next', async () => {
+    const dir = tempDir('heartbeat');
+    const lines: string[] = [];
+    let stopped: number | undefined;
+    const run = await allreduce({
+      entry: entry('resumable.ts'),
+      workers: 2,
+      data: writeTable(dir, 'linear', 160),
+      experiments: join(dir, 'experiments'),
+      hparams: { steps: 40, stepMs: 150 },
+      maxAttempts: 2,
+      heartbeatTimeoutMs: 4000,
+      peerTimeoutMs: 120_000,
+      onProgress: (line) => {
+        lines.push(line);
+        if (stopped === undefined && (stepOf(line) ?? 0) >= 8) {
+          const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+          stopped = Number(
+            ps
+              .split('\n')
+              .find((l) => /node .*runtime\/main\.js/.test(l))
+              ?.trim()
+              .split(/\s+/)[0],
+          );
+          process.kill(stopped, 'SIGSTOP');
+        }
+        if (stopped !== undefined && /attempt 2 of 2/.test(line)) process.kill(stopped, 'SIGKILL');
+      },
+    });
+    expect(run.attempts).toBe(2);
+    expect((run.result as { steps: number }).steps).toBe(40);
+    expect(lines.some((l) => /^sparkring: attempt 1 failed: worker \d sent no heartbeat for \d+ s; resubmitting/.test(l))).toBe(
+      true,
+    );
+  }, 240_000);
+});
