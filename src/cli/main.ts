@@ -3,6 +3,8 @@
 import { Command, Option } from 'commander';
 import { type AllreduceResult, allreduce } from '../client/allreduce.js';
 import { RunError } from '../client/errors.js';
+import { DEFAULT_EXPERIMENTS } from '../client/options.js';
+import { rerun } from '../client/rerun.js';
 import { keyValue, nonNegative, positiveInt } from './args.js';
 import { runDemo } from './demo.js';
 import { experimentsList, experimentsShow } from './experiments.js';
@@ -134,6 +136,21 @@ experiments
       process.stdout.write(`${experimentsShow(run, o)}\n`);
     } catch (err) {
       fail(new RunError('input', (err as Error).message));
+    }
+  });
+
+experiments
+  .command('rerun')
+  .description('run a recorded run again, from its spec.json alone')
+  .argument('<run>', 'run id (<appId>/run.<n>/<name>), a unique suffix of it, its app id or name')
+  .option('--experiments <dir>', 'experiments directory')
+  .option('--redis <url>', 'Redis for the run events (default: a private redis-server)')
+  .option('--json', 'print one JSON object on stdout')
+  .action(async (run: string, o: { experiments?: string; redis?: string; json?: boolean }) => {
+    try {
+      printResult(await rerun(run, o.experiments ?? DEFAULT_EXPERIMENTS(), { redis: o.redis }), Boolean(o.json));
+    } catch (err) {
+      fail(err);
     }
   });
 

@@ -81,6 +81,8 @@ export function jobSpec(
     releaseExecutors: o.releaseExecutors,
     master: o.master ?? null,
     runDir: run.runDir ?? null,
+    maxAttempts: o.maxAttempts,
+    heartbeatTimeoutMs: o.heartbeatTimeoutMs,
   };
 }
 

@@ -55,6 +55,7 @@ export function createContext(o: {
   const logdir = join(o.runDir, 'tensorboard', `worker-${o.rank}`);
   mkdirSync(logdir, { recursive: true });
   const board = new EventWriter(logdir);
+  if (o.attempt > 0) board.sessionStart(o.resumedStep + 1);
   if (o.rank === 0) board.hparams(o.hparams);
   let step = o.resumedStep;
   let samples = 0;

@@ -1,12 +1,13 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runStream } from '../../src/events/redis.js';
 import { type AllreduceResult, allreduce } from '../../src/index.js';
 import { TestRedis } from '../helpers/redis.js';
-import { entry, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+import { entry, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+import { readTensorBoard } from '../helpers/tensorboard.js';
 
 interface Resumed {
   attempt: number;
@@ -80,6 +81,18 @@ describe('a run that loses a worker or an executor resumes from its checkpoint',
     await redis?.stop();
   });
 
+  it('`experiments rerun` of the finished run, from its spec.json alone, gives the same result', async () => {
+    const experiments = join(dir, 'experiments');
+    const runs = JSON.parse((await sparkring(['experiments', 'list', '--experiments', experiments, '--json'])).stdout) as Array<{
+      id: string;
+    }>;
+    const r = await sparkring(['experiments', 'rerun', (runs[0] as { id: string }).id, '--experiments', experiments, '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const again = JSON.parse(r.stdout) as { result: Resumed; dir: string };
+    expect(again.dir).not.toBe((runs[0] as { id: string }).id);
+    expect(again.result.weights).toEqual(baseline.weights);
+  }, 240_000);
+
   afterEach(async () => {
     expect(await waitForNoLeftovers()).toEqual([]);
   });
@@ -102,6 +115,23 @@ describe('a run that loses a worker or an executor resumes from its checkpoint',
       for (const rank of [0, 1]) {
         const steps = streamed.filter(([k]) => k === rank).map(([, step]) => step);
         expect(steps.sort((a, b) => a - b)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
+      }
+      // One complete experiment directory for both attempts.
+      for (const f of [
+        'spec.json',
+        'result.json',
+        'checkpoint/state.json',
+        'versioned/environment.json',
+        'logs/worker-0.log',
+        'logs/worker-1.log',
+      ]) {
+        expect(existsSync(join(r.dir, f)), f).toBe(true);
+      }
+      expect(JSON.parse(readFileSync(join(r.dir, 'result.json'), 'utf8'))).toMatchObject({ ok: true, attempts: 2 });
+      // TensorBoard's reader drops what the failed attempt wrote past the checkpoint.
+      for (const rank of [0, 1]) {
+        const board = readTensorBoard(join(r.dir, 'tensorboard', `worker-${rank}`));
+        expect(board.scalars.loss?.map(([step]) => step)).toEqual(Array.from({ length: STEPS }, (_, i) => i + 1));
       }
       const records = readFileSync(join(r.dir, 'metrics.jsonl'), 'utf8')
         .trim()
