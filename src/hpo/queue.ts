@@ -1,0 +1,196 @@
+/**
+ * The trial queue of a search, on Redis: trials wait in a list, an executor claims one with a
+ * lease it renews by heartbeat, and completes or fails it. Every step is one Lua script, so a
+ * trial has exactly one final result: a lease that expired (its executor died) puts the trial
+ * back, and the late report of a previous owner is refused.
+ */
+import type { Redis } from 'ioredis';
+import type { Hparams } from './space.js';
+
+export type TrialStatus = 'pending' | 'running' | 'done' | 'failed';
+
+export interface TrialRecord {
+  id: string;
+  hparams: Hparams;
+  status: TrialStatus;
+  attempts: number;
+  owner: string | null;
+  result: unknown;
+  error: string | null;
+}
+
+export interface Claim {
+  id: string;
+  hparams: Hparams;
+  attempt: number;
+}
+
+const CLAIM = `
+local id = redis.call('LPOP', KEYS[1])
+if not id then return false end
+local t = ARGV[3] .. id
+local attempts = redis.call('HINCRBY', t, 'attempts', 1)
+redis.call('HSET', t, 'status', 'running', 'owner', ARGV[1])
+redis.call('SADD', KEYS[2], id)
+redis.call('SET', ARGV[4] .. id, ARGV[1], 'PX', ARGV[2])
+return {id, redis.call('HGET', t, 'hparams'), attempts}`;
+
+const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+
+// KEYS: trial hash, lease, running set, pending list; ARGV: owner, outcome, payload, maxAttempts, id
+const FINISH = `
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[5])
+if ARGV[2] == 'done' then
+  redis.call('HSET', KEYS[1], 'status', 'done', 'result', ARGV[3])
+  return 1
+end
+redis.call('HSET', KEYS[1], 'error', ARGV[3])
+if tonumber(redis.call('HGET', KEYS[1], 'attempts')) >= tonumber(ARGV[4]) then
+  redis.call('HSET', KEYS[1], 'status', 'failed')
+  return 2
+end
+redis.call('HSET', KEYS[1], 'status', 'pending', 'owner', '')
+redis.call('LPUSH', KEYS[4], ARGV[5])
+return 3`;
+
+// KEYS: running set, pending list; ARGV: trial prefix, lease prefix, maxAttempts
+const REAP = `
+local back = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[2] .. id) == 0 then
+    local t = ARGV[1] .. id
+    redis.call('SREM', KEYS[1], id)
+    redis.call('HSET', t, 'error', 'its executor stopped renewing the lease (lost)')
+    if tonumber(redis.call('HGET', t, 'attempts')) >= tonumber(ARGV[3]) then
+      redis.call('HSET', t, 'status', 'failed')
+    else
+      redis.call('HSET', t, 'status', 'pending', 'owner', '')
+      redis.call('LPUSH', KEYS[2], id)
+    end
+    table.insert(back, id)
+  end
+end
+return back`;
+
+export class TrialQueue {
+  private readonly prefix: string;
+
+  constructor(
+    private readonly redis: Redis,
+    searchId: string,
+    private readonly o: { leaseMs: number; maxAttempts: number },
+  ) {
+    this.prefix = `sparkring:search:${searchId}`;
+  }
+
+  private key(part: string): string {
+    return `${this.prefix}:${part}`;
+  }
+
+  async enqueue(trials: ReadonlyArray<{ id: string; hparams: Hparams }>): Promise<void> {
+    const m = this.redis.multi();
+    for (const t of trials) {
+      m.hset(this.key(`trial:${t.id}`), { hparams: JSON.stringify(t.hparams), status: 'pending', attempts: 0, owner: '' });
+      m.rpush(this.key('pending'), t.id);
+      m.sadd(this.key('all'), t.id);
+    }
+    await m.exec();
+  }
+
+  /** The next pending trial for `owner` (an executor), leased for leaseMs; null when none waits. */
+  async claim(owner: string): Promise<Claim | null> {
+    const r = (await this.redis.eval(
+      CLAIM,
+      2,
+      this.key('pending'),
+      this.key('running'),
+      owner,
+      this.o.leaseMs,
+      this.key('trial:'),
+      this.key('lease:'),
+    )) as [string, string, number] | null;
+    return r ? { id: r[0], hparams: JSON.parse(r[1]) as Hparams, attempt: Number(r[2]) } : null;
+  }
+
+  /** Extends the lease; false when it was lost (the trial went back to the queue): stop the trial. */
+  async renew(id: string, owner: string): Promise<boolean> {
+    return (await this.redis.eval(RENEW, 1, this.key(`lease:${id}`), owner, this.o.leaseMs)) === 1;
+  }
+
+  /** Records the final result; false when `owner` no longer holds the trial (refused). */
+  async complete(id: string, owner: string, result: unknown): Promise<boolean> {
+    return (await this.finish(id, owner, 'done', JSON.stringify(result ?? null))) === 1;
+  }
+
+  /** A failed try: back to the queue, or failed for good after maxAttempts. */
+  async fail(id: string, owner: string, error: string): Promise<'requeued' | 'failed' | 'refused'> {
+    const r = await this.finish(id, owner, 'failed', error);
+    if (r > 0) await this.redis.hincrby(this.key('failures'), owner, 1);
+    return r === 2 ? 'failed' : r === 3 ? 'requeued' : 'refused';
+  }
+
+  private async finish(id: string, owner: string, outcome: string, payload: string): Promise<number> {
+    return Number(
+      await this.redis.eval(
+        FINISH,
+        4,
+        this.key(`trial:${id}`),
+        this.key(`lease:${id}`),
+        this.key('running'),
+        this.key('pending'),
+        owner,
+        outcome,
+        payload,
+        this.o.maxAttempts,
+        id,
+      ),
+    );
+  }
+
+  /** Puts back every running trial whose lease expired; returns their ids. */
+  async reap(): Promise<string[]> {
+    return (await this.redis.eval(
+      REAP,
+      2,
+      this.key('running'),
+      this.key('pending'),
+      this.key('trial:'),
+      this.key('lease:'),
+      this.o.maxAttempts,
+    )) as string[];
+  }
+
+  /** Trial failures per executor (for excluding executors that keep failing trials). */
+  async failuresByOwner(): Promise<Record<string, number>> {
+    const h = await this.redis.hgetall(this.key('failures'));
+    return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Number(v)]));
+  }
+
+  async trials(): Promise<TrialRecord[]> {
+    const ids = (await this.redis.smembers(this.key('all'))).sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+    const out: TrialRecord[] = [];
+    for (const id of ids) {
+      const h = await this.redis.hgetall(this.key(`trial:${id}`));
+      out.push({
+        id,
+        hparams: JSON.parse(h.hparams ?? '{}') as Hparams,
+        status: (h.status ?? 'pending') as TrialStatus,
+        attempts: Number(h.attempts ?? 0),
+        owner: h.owner || null,
+        result: h.result === undefined ? null : (JSON.parse(h.result) as unknown),
+        error: h.error ?? null,
+      });
+    }
+    return out;
+  }
+
+  /** True when no trial waits or runs. */
+  async drained(): Promise<boolean> {
+    const [pending, running] = await Promise.all([this.redis.llen(this.key('pending')), this.redis.scard(this.key('running'))]);
+    return pending === 0 && running === 0;
+  }
+}

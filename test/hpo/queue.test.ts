@@ -1,0 +1,84 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TrialQueue } from '../../src/hpo/queue.js';
+import { expandGrid } from '../../src/hpo/space.js';
+import { TestRedis } from '../helpers/redis.js';
+
+let server: TestRedis;
+let redis: Redis;
+let searches = 0;
+
+beforeAll(async () => {
+  server = await TestRedis.start();
+  redis = new Redis(`redis://127.0.0.1:${server.port}`);
+});
+afterAll(async () => {
+  redis.disconnect();
+  await server.stop();
+});
+
+const queueOf = async (n: number, o = { leaseMs: 10_000, maxAttempts: 3 }) => {
+  const q = new TrialQueue(redis, `s${++searches}`, o);
+  await q.enqueue(Array.from({ length: n }, (_, i) => ({ id: String(i), hparams: { i } })));
+  return q;
+};
+
+describe('the trial queue on Redis', () => {
+  it('hands each trial to one executor and records one final result, even with executors racing', async () => {
+    const trials = expandGrid({ lr: [0.1, 0.01, 0.001], layers: [1, 2], act: ['relu', 'tanh'] });
+    const q = new TrialQueue(redis, `s${++searches}`, { leaseMs: 10_000, maxAttempts: 3 });
+    await q.enqueue(trials.map((hparams, i) => ({ id: String(i), hparams })));
+    const seen: string[] = [];
+    await Promise.all(
+      ['exec-1', 'exec-2', 'exec-3'].map(async (owner) => {
+        for (let c = await q.claim(owner); c; c = await q.claim(owner)) {
+          seen.push(c.id);
+          expect(await q.complete(c.id, owner, { metric: c.hparams.lr })).toBe(true);
+        }
+      }),
+    );
+    expect(seen.sort((a, b) => Number(a) - Number(b))).toEqual(trials.map((_, i) => String(i)));
+    const all = await q.trials();
+    expect(all).toHaveLength(12);
+    expect(all.every((t) => t.status === 'done' && t.attempts === 1)).toBe(true);
+    expect(await q.drained()).toBe(true);
+  });
+
+  it('a lost executor (its lease expires) gives the trial back; its late report is refused', async () => {
+    const q = await queueOf(1, { leaseMs: 200, maxAttempts: 3 });
+    const first = await q.claim('exec-1');
+    expect(first?.attempt).toBe(1);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(await q.renew('0', 'exec-1')).toBe(false);
+    expect(await q.reap()).toEqual(['0']);
+    const again = await q.claim('exec-2');
+    expect(again).toMatchObject({ id: '0', attempt: 2 });
+    expect(await q.complete('0', 'exec-1', 'late')).toBe(false);
+    expect(await q.complete('0', 'exec-2', 'final')).toBe(true);
+    expect(await q.complete('0', 'exec-2', 'twice')).toBe(false);
+    expect((await q.trials())[0]).toMatchObject({ status: 'done', result: 'final', attempts: 2 });
+  });
+
+  it('a trial that fails K times is failed with its error; executors that fail are counted', async () => {
+    const q = await queueOf(1, { leaseMs: 10_000, maxAttempts: 2 });
+    const a = await q.claim('exec-1');
+    expect(await q.fail(a?.id as string, 'exec-1', 'Error: boom 1')).toBe('requeued');
+    const b = await q.claim('exec-2');
+    expect(await q.fail(b?.id as string, 'exec-2', 'Error: boom 2')).toBe('failed');
+    expect(await q.claim('exec-1')).toBeNull();
+    expect((await q.trials())[0]).toMatchObject({ status: 'failed', attempts: 2, error: 'Error: boom 2' });
+    expect(await q.failuresByOwner()).toEqual({ 'exec-1': 1, 'exec-2': 1 });
+    expect(await q.drained()).toBe(true);
+  });
+
+  it('a renewed lease keeps the trial with its executor', async () => {
+    const q = await queueOf(1, { leaseMs: 300, maxAttempts: 3 });
+    await q.claim('exec-1');
+    for (let i = 0; i < 4; i++) {
+      await new Promise((r) => setTimeout(r, 150));
+      expect(await q.renew('0', 'exec-1')).toBe(true);
+    }
+    expect(await q.reap()).toEqual([]);
+    expect(await q.complete('0', 'exec-1', 1)).toBe(true);
+  });
+});
