@@ -1,15 +1,7 @@
 /** The embedded default's private redis-server: loopback, a free port, no persistence. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import net from 'node:net';
+import { freePort } from '../util/net.js';
 import { RunError } from './errors.js';
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 export class PrivateRedis {
   private constructor(

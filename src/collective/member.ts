@@ -26,6 +26,7 @@ import { Ring } from './ring.js';
 
 const AUTH_BYTES = 48; // 16-byte session id + 32-byte HMAC
 const ACK = 0x01;
+const REFUSAL_LINGER_MS = 3000;
 
 export function splitAddress(address: string): { host: string; port: number } {
   const at = address.lastIndexOf(':');
@@ -271,7 +272,13 @@ export class RingMember {
       ]);
       return new Ring(o, peers, prev, makeNext(succAddress), () => this.release());
     } catch (err) {
-      await this.release();
+      if (err instanceof RingHandshakeError) {
+        // Keep answering a little longer, so the other neighbour learns it was refused (and why)
+        // instead of waiting out its formation timeout.
+        setTimeout(() => void this.release(), REFUSAL_LINGER_MS).unref();
+      } else {
+        await this.release();
+      }
       throw err;
     } finally {
       clearTimeout(timer);

@@ -3,6 +3,7 @@
  * random search over distributions. Malformed spaces are refused before anything runs, naming the
  * key and the reason.
  */
+import { seededRandom } from '../util/random.js';
 
 export type Distribution =
   | { kind: 'uniform'; low: number; high: number }
@@ -98,18 +99,6 @@ export function expandGrid(grid: Record<string, unknown[]>): Hparams[] {
   return Object.keys(grid).length === 0 ? [] : out;
 }
 
-/** mulberry32: seeded, so a search repeats. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function sample(d: Distribution, u: () => number): unknown {
   switch (d.kind) {
     case 'uniform':
@@ -127,6 +116,6 @@ export function sample(d: Distribution, u: () => number): unknown {
 export function sampleRandom(space: Record<string, Distribution>, trials: number, seed = 0): Hparams[] {
   if (!Number.isInteger(trials) || trials < 1) throw new SearchSpaceError('trials', `must be a positive integer, got ${trials}`);
   for (const [k, d] of Object.entries(space)) checkDistribution(k, d);
-  const u = random(seed);
+  const u = seededRandom(seed);
   return Array.from({ length: trials }, () => Object.fromEntries(Object.entries(space).map(([k, d]) => [k, sample(d, u)])));
 }

@@ -2,8 +2,10 @@
  * The partition handed to this worker: Arrow record batches as Spark produced them, and numeric
  * views of them ready for tf.tensor (Float32Array-backed), with epochs and shuffling.
  */
+
 import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { type DataType, type RecordBatch, RecordBatchReader, type Schema, Type, type Vector } from 'apache-arrow';
+import { seededRandom } from '../util/random.js';
 
 export class DataColumnError extends Error {
   override readonly name = 'DataColumnError';
@@ -38,18 +40,6 @@ export interface Batch {
   featureCount: number;
   epoch: number;
   index: number;
-}
-
-/** mulberry32: a small seeded PRNG, so shuffles repeat across attempts. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const isNumeric = (t: DataType): boolean => t.typeId === Type.Int || t.typeId === Type.Float || t.typeId === Type.Bool;
@@ -215,7 +205,7 @@ export class PartitionData {
       let order: Int32Array | undefined;
       if (o.shuffle) {
         order = Int32Array.from({ length: rows }, (_, i) => i);
-        const rnd = random((o.seed ?? 0) * 1_000_003 + epoch);
+        const rnd = seededRandom((o.seed ?? 0) * 1_000_003 + epoch);
         for (let i = rows - 1; i > 0; i--) {
           const j = Math.floor(rnd() * (i + 1));
           const t = order[i] as number;

@@ -1,4 +1,3 @@
-import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   CollectiveMismatchError,
@@ -8,17 +7,10 @@ import {
   RingFormationTimeoutError,
   RingHandshakeError,
 } from '../../src/collective/index.js';
+import { freePort } from '../../src/util/net.js';
 import { killRings, outcomes, ringInProcess, ringOf } from '../helpers/ring.js';
 
 afterEach(killRings);
-
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 describe('a peer that dies or stalls', () => {
   it('kill -9 of one rank in the middle of an allreduce gives every other rank a typed error naming it', async () => {
@@ -123,8 +115,8 @@ describe('the handshake', () => {
 
   it('times out forming the ring with the missing ranks and their addresses', async () => {
     const m = await listen({ jobId: 'j', rank: 0, worldSize: 3, secret: 's', formationTimeoutMs: 1500 });
-    const p1 = `127.0.0.1:${await closedPort()}`;
-    const p2 = `127.0.0.1:${await closedPort()}`;
+    const p1 = `127.0.0.1:${await freePort()}`;
+    const p2 = `127.0.0.1:${await freePort()}`;
     const err = await m.join([m.address, p1, p2]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(RingFormationTimeoutError);
     const missing = (err as RingFormationTimeoutError).missing;

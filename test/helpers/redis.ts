@@ -1,14 +1,8 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import net from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '../../src/util/net.js';
 
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort };
 
 /** A real redis-server on loopback, which a test may stop and start again on the same port. */
 export class TestRedis {

@@ -1,19 +1,12 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import net from 'node:net';
 import { join } from 'node:path';
+import { freePort } from '../../src/util/net.js';
 import { PYTHON } from './spark.js';
 
 /** The pyspark package directory: a Spark home with bin/ and jars/. */
 const sparkHome = (): string =>
   execFileSync(PYTHON, ['-c', 'import os, pyspark; print(os.path.dirname(pyspark.__file__))'], { encoding: 'utf8' }).trim();
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
