@@ -106,6 +106,7 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
   const say = o.onProgress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const progress = new Progress(say);
   const runId = randomUUID();
+  await mkdir(o.experiments, { recursive: true });
   const redis = await openRedis(o, runId);
   const follower = new EventFollower(redis.endpoint, (e: RunEvent) => progress.on(e));
   let lastTrouble = 0;
@@ -114,10 +115,10 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
     lastTrouble = Date.now();
     say(`sparkring: Redis at ${redactUrl(redis.endpoint.url)}: ${message}; following the run resumes when it is back`);
   };
-  const staging = await mkdtemp(join(tmpdir(), 'sparkring-'));
   const secret = randomBytes(32).toString('hex');
-  await mkdir(o.experiments, { recursive: true });
+  let staging: string | undefined;
   try {
+    staging = await mkdtemp(join(tmpdir(), 'sparkring-'));
     let lastError: RunError | undefined;
     let runDir: string | undefined;
     for (let attempt = 0; attempt < o.maxAttempts; attempt++) {
@@ -162,7 +163,7 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
   } finally {
     await follower.stop();
     await redis.stop();
-    await rm(staging, { recursive: true, force: true });
+    if (staging) await rm(staging, { recursive: true, force: true });
   }
 }
 
