@@ -7,9 +7,12 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jobSpec } from '../src/client/allreduce.js';
-import { benchOptions, sparkBench } from './lib/spark.js';
+import { benchOptions, median, sparkBench } from './lib/spark.js';
 
-export async function handoffBench(o: { workers: number; rows: number; columns: number }, progress: (l: string) => void) {
+export async function handoffBench(
+  o: { workers: number; rows: number; columns: number; rounds: number },
+  progress: (l: string) => void,
+) {
   const dir = await mkdtemp(join(tmpdir(), 'sparkring-handoff-'));
   const { o: opts, paths } = benchOptions(o.workers, join(dir, 'experiments'));
   const specPath = join(dir, 'spec.json');
@@ -22,29 +25,39 @@ export async function handoffBench(o: { workers: number; rows: number; columns: 
   });
   await writeFile(specPath, JSON.stringify(spec));
   progress(`handing ${o.rows} rows x ${o.columns} float columns to ${o.workers} workers`);
-  const r = await sparkBench(opts, paths, (out) => ['handoff', specPath, out, String(o.rows), String(o.columns)]);
-  const noop = r.noop as { seconds: number; bytes: number };
-  const ours = r.sparkring as { seconds: number; rows: number };
-  const mb = noop.bytes / 1e6;
-  const noopRows = o.rows / noop.seconds;
-  const ourRows = o.rows / ours.seconds;
+  const r = await sparkBench(opts, paths, (out) => [
+    'handoff',
+    specPath,
+    out,
+    String(o.rows),
+    String(o.columns),
+    String(o.rounds),
+  ]);
+  const noop = r.noop as Array<{ seconds: number; bytes: number }>;
+  const ours = r.sparkring as Array<{ seconds: number; rows: number }>;
+  const mb = (noop[0]?.bytes ?? 0) / 1e6;
+  // Rounds alternate the two paths in one application; the ratio of medians is the figure.
+  const noopSeconds = median(noop.map((x) => x.seconds));
+  const ourSeconds = median(ours.map((x) => x.seconds));
   return {
     bench: 'handoff',
     workers: o.workers,
     rows: o.rows,
     columns: o.columns,
+    rounds: o.rounds,
     arrow_MB: Number(mb.toFixed(1)),
     noop_mapInArrow: {
-      rows_per_s: Math.round(noopRows),
-      MB_per_s: Number((mb / noop.seconds).toFixed(1)),
-      seconds: noop.seconds,
+      rows_per_s: Math.round(o.rows / noopSeconds),
+      MB_per_s: Number((mb / noopSeconds).toFixed(1)),
+      median_seconds: noopSeconds,
     },
     sparkring: {
-      rows_per_s: Math.round(ourRows),
-      MB_per_s: Number((mb / ours.seconds).toFixed(1)),
-      seconds: ours.seconds,
-      rows_delivered: ours.rows,
+      rows_per_s: Math.round(o.rows / ourSeconds),
+      MB_per_s: Number((mb / ourSeconds).toFixed(1)),
+      median_seconds: ourSeconds,
+      rows_delivered: ours.map((x) => x.rows),
     },
-    ratio: Number((ourRows / noopRows).toFixed(2)),
+    ratio: Number((noopSeconds / ourSeconds).toFixed(2)),
+    samples: { noop_seconds: noop.map((x) => x.seconds), sparkring_seconds: ours.map((x) => x.seconds) },
   };
 }

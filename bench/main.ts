@@ -92,8 +92,9 @@ program
   .option('--workers <n>', 'workers', positiveInt('--workers'), 2)
   .option('--rows <n>', 'rows', positiveInt('--rows'), 2_000_000)
   .option('--columns <n>', 'float32 columns', positiveInt('--columns'), 16)
+  .option('--rounds <n>', 'rounds of each path (medians are reported)', positiveInt('--rounds'), 5)
   .option('--json', 'print one JSON object on stdout')
-  .action(async (o: { workers: number; rows: number; columns: number; json?: boolean }) =>
+  .action(async (o: { workers: number; rows: number; columns: number; rounds: number; json?: boolean }) =>
     emit(await handoffBench(o, log), o.json),
   );
 

@@ -33,7 +33,7 @@ def noop_barrier(out: str, workers: int) -> None:
     spark.stop()
 
 
-def handoff(spec_path: str, out: str, rows: int, columns: int) -> None:
+def handoff(spec_path: str, out: str, rows: int, columns: int, rounds: int = 5) -> None:
     """Per-task seconds to pull a cached DataFrame partition: without Node (a no-op mapInArrow),
     then handed to Node workers through sparkring's task."""
     from pyspark.sql import SparkSession
@@ -60,17 +60,18 @@ def handoff(spec_path: str, out: str, rows: int, columns: int) -> None:
             nbytes += b.nbytes
         yield pa.RecordBatch.from_pydict({"rows": [n], "bytes": [nbytes], "seconds": [time.time() - started]})
 
-    results: dict[str, Any] = {"rows": rows, "columns": columns, "workers": spec.workers}
-    for attempt in range(2):  # the first round warms both paths up
+    results: dict[str, Any] = {"rows": rows, "columns": columns, "workers": spec.workers, "noop": [], "sparkring": []}
+    run_dir = experiment_dir(spec, spark.sparkContext.applicationId)
+    task = make_task(spec, run_dir, to_arrow_schema(df.schema))
+    for round in range(rounds + 1):  # round 0 warms both paths up
         base = df.mapInArrow(noop, "rows long, bytes long, seconds double", barrier=True).collect()
-        run_dir = experiment_dir(spec, spark.sparkContext.applicationId)
-        task = make_task(spec, run_dir, to_arrow_schema(df.schema))
         ours = [json.loads(r["result"]) for r in df.mapInArrow(task, RESULT_SCHEMA, barrier=True).collect()]
-        results["noop"] = {"seconds": max(r["seconds"] for r in base), "bytes": sum(r["bytes"] for r in base)}
-        results["sparkring"] = {
-            "seconds": max(r["handoff"]["seconds"] for r in ours),
-            "rows": sum(r["rows"] for r in ours),
-        }
+        if round == 0:
+            continue
+        results["noop"].append({"seconds": max(r["seconds"] for r in base), "bytes": sum(r["bytes"] for r in base)})
+        results["sparkring"].append(
+            {"seconds": max(r["handoff"]["seconds"] for r in ours), "rows": sum(r["rows"] for r in ours)}
+        )
     with open(out, "w") as f:
         json.dump(results, f)
     spark.stop()
@@ -80,7 +81,7 @@ if __name__ == "__main__":
     if sys.argv[1] == "noop-barrier":
         noop_barrier(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1] == "handoff":
-        handoff(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))
+        handoff(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]) if len(sys.argv) > 6 else 5)
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

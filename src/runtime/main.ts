@@ -35,8 +35,6 @@ try {
   rank = init.rank;
   events = await EventSender.connect(init.redis, `worker-${rank}`, rank);
   const train = await loadEntry(init.entry);
-  const tf = loadTf(init.gpus);
-  tf.catch(() => undefined);
   const member = await listen({
     jobId: init.runId,
     rank,
@@ -61,6 +59,9 @@ try {
     }),
   ]);
   ring = joined;
+  // Loaded once the partition is in: importing tfjs costs a core for a while, which would slow the
+  // handoff running beside it (bench handoff), while nothing before train() needs it.
+  const tf = await loadTf(init.gpus);
   events.send('ring', { rank, formedAt: ringFormedAt });
   const checkpoints = new Checkpoints(init.runDir, rank);
   const resumedStep = init.attempt > 0 ? ((await checkpoints.load())?.reportedStep ?? 0) : 0;
@@ -78,7 +79,7 @@ try {
     hparams: init.hparams,
     data,
     runDir: init.runDir,
-    tf: (await tf).tf,
+    tf: tf.tf,
     ring,
     events,
     checkpoints,
@@ -98,7 +99,7 @@ try {
     trainEndAt,
     rows: ctx.data.numRows,
     dataReadyAt,
-    tfjs: (await tf).flavour,
+    tfjs: tf.flavour,
     cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null,
   });
   events.send('done', { rank });
