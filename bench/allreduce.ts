@@ -4,7 +4,7 @@
  * TCP ceiling (../shared/anchors/tcp-loopback.sh), measured in the same run.
  */
 
-import { TRANSPORTS, type Transport } from '../src/collective/index.js';
+import type { Transport } from '../src/collective/index.js';
 import { packageFile } from '../src/util/package-file.js';
 import { runAnchor } from './lib/anchors.js';
 import { startRing } from './lib/processes.js';
@@ -86,5 +86,3 @@ export async function allreduceBench(
   }
   return { bench: 'allreduce', rows, anchors: { mpi: anchorsOut, tcp_loopback: ceiling ?? null } };
 }
-
-export const ALLREDUCE_TRANSPORTS = TRANSPORTS;

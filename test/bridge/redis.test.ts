@@ -1,15 +1,27 @@
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { allreduce } from '../../src/index.js';
+import { type AllreduceOptions, type AllreduceResult, allreduce } from '../../src/index.js';
 import { freePort, makeTlsFiles, TestRedis } from '../helpers/redis.js';
-import { entry, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+import { entry, pidOf, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
 
 const redises: TestRedis[] = [];
 afterEach(async () => {
   for (const r of redises.splice(0)) await r.stop();
   expect(await waitForNoLeftovers()).toEqual([]);
 });
+
+/** The slow, checkpointing entry of test/fixtures/entries/resumable.ts, 40 steps on 2 workers. */
+function resumableRun(prefix: string, extra: Partial<AllreduceOptions>): Promise<AllreduceResult> {
+  const dir = tempDir(prefix);
+  return allreduce({
+    entry: entry('resumable.ts'),
+    workers: 2,
+    data: writeTable(dir, 'linear', 160),
+    experiments: join(dir, 'experiments'),
+    hparams: { steps: 40, stepMs: 150 },
+    ...extra,
+  });
+}
 
 const stepOf = (line: string): number | undefined => {
   const m = /^\[worker \d\] step (\d+)/.exec(line);
@@ -32,15 +44,9 @@ describe('run events through Redis', () => {
   it('a Redis with a password restarted in the middle of a run: the run completes and the client follows again', async () => {
     const redis = await TestRedis.start(['--requirepass', 's3cret']);
     redises.push(redis);
-    const dir = tempDir('redis-restart');
     const lines: string[] = [];
     let restarted = -1;
-    const run = await allreduce({
-      entry: entry('resumable.ts'),
-      workers: 2,
-      data: writeTable(dir, 'linear', 160),
-      experiments: join(dir, 'experiments'),
-      hparams: { steps: 40, stepMs: 150 },
+    const run = await resumableRun('redis-restart', {
       redis: `redis://:s3cret@127.0.0.1:${redis.port}`,
       onProgress: (line) => {
         lines.push(line);
@@ -100,29 +106,16 @@ describe('run events through Redis', () => {
   }, 240_000);
 
   it('a worker without heartbeats for the timeout fails its attempt, and the run resumes in the next', async () => {
-    const dir = tempDir('heartbeat');
     const lines: string[] = [];
     let stopped: number | undefined;
-    const run = await allreduce({
-      entry: entry('resumable.ts'),
-      workers: 2,
-      data: writeTable(dir, 'linear', 160),
-      experiments: join(dir, 'experiments'),
-      hparams: { steps: 40, stepMs: 150 },
+    const run = await resumableRun('heartbeat', {
       maxAttempts: 2,
       heartbeatTimeoutMs: 4000,
       peerTimeoutMs: 120_000,
       onProgress: (line) => {
         lines.push(line);
         if (stopped === undefined && (stepOf(line) ?? 0) >= 8) {
-          const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-          stopped = Number(
-            ps
-              .split('\n')
-              .find((l) => /node .*runtime\/main\.js/.test(l))
-              ?.trim()
-              .split(/\s+/)[0],
-          );
+          stopped = pidOf(/node .*runtime\/main\.js/) as number;
           process.kill(stopped, 'SIGSTOP');
         }
         if (stopped !== undefined && /attempt 2 of 2/.test(line)) process.kill(stopped, 'SIGKILL');

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -6,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runStream } from '../../src/events/redis.js';
 import { type AllreduceResult, allreduce } from '../../src/index.js';
 import { TestRedis } from '../helpers/redis.js';
-import { entry, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+import { entry, pidOf, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
 import { readTensorBoard } from '../helpers/tensorboard.js';
 
 interface Resumed {
@@ -17,13 +16,6 @@ interface Resumed {
 }
 
 const STEPS = 40;
-
-/** The pid of the first process whose command line matches. */
-function pidOf(pattern: RegExp): number | undefined {
-  const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-  const line = ps.split('\n').find((l) => pattern.test(l));
-  return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
-}
 
 let redis: TestRedis;
 

@@ -43,6 +43,13 @@ echo "{\\"name\\":\\"gpu\\",\\"addresses\\":[$(IFS=,; echo "\${got[*]}")]}"
   return path;
 }
 
+/** The pid of the first process whose command line matches. */
+export function pidOf(pattern: RegExp): number | undefined {
+  const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
+  const line = ps.split('\n').find((l) => pattern.test(l));
+  return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
+}
+
 /** Processes a run may have left behind: drivers, executors, Node workers. */
 export function leftoverProcesses(): string[] {
   const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
