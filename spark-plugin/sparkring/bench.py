@@ -61,7 +61,7 @@ def handoff(spec_path: str, out: str, rows: int, columns: int, rounds: int = 5) 
         yield pa.RecordBatch.from_pydict({"rows": [n], "bytes": [nbytes], "seconds": [time.time() - started]})
 
     results: dict[str, Any] = {"rows": rows, "columns": columns, "workers": spec.workers, "noop": [], "sparkring": []}
-    run_dir = experiment_dir(spec, spark.sparkContext.applicationId)
+    run_dir = experiment_dir(spec.experiments, spark.sparkContext.applicationId, spec.name)
     task = make_task(spec, run_dir, to_arrow_schema(df.schema))
     for round in range(rounds + 1):  # round 0 warms both paths up
         base = df.mapInArrow(noop, "rows long, bytes long, seconds double", barrier=True).collect()

@@ -20,13 +20,13 @@ from sparkring.spec import JobSpec
 NUMERIC = ("byte", "short", "int", "long", "float", "double", "boolean")
 
 
-def experiment_dir(spec: JobSpec, app_id: str) -> str:
+def experiment_dir(experiments: str, app_id: str, name: str) -> str:
     """<experiments>/<appId>/run.<n>/<name>/ with the next free n (HopsML's layout)."""
-    base = os.path.join(spec.experiments, app_id)
+    base = os.path.join(experiments, app_id)
     os.makedirs(base, exist_ok=True)
     n = 1
     while True:
-        candidate = os.path.join(base, f"run.{n}", spec.name)
+        candidate = os.path.join(base, f"run.{n}", name)
         try:
             os.makedirs(candidate)
             return candidate
@@ -87,7 +87,7 @@ def run(spec: JobSpec) -> dict[str, Any]:
     sc.setLogLevel("ERROR")
     conf = sc.getConf()
     app_id = sc.applicationId
-    run_dir = spec.run_dir or experiment_dir(spec, app_id)
+    run_dir = spec.run_dir or experiment_dir(spec.experiments, app_id, spec.name)
     os.makedirs(run_dir, exist_ok=True)
     events.send("driver", stage="started", appId=app_id, dir=run_dir)
     result: dict[str, Any] = {
@@ -172,8 +172,14 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: driver.py SPEC.json", file=sys.stderr)
         return 2
-    spec = JobSpec.load(argv[1])
-    result = run(spec)
+    with open(argv[1], encoding="utf-8") as f:
+        raw = json.load(f)
+    if raw.get("kind") == "search":
+        from sparkring import search
+
+        result = search.run(search.SearchSpec.from_dict(raw))
+    else:
+        result = run(JobSpec.from_dict(raw))
     return 0 if result.get("ok") else 1
 
 

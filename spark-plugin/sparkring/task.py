@@ -29,9 +29,10 @@ LOG_TAIL_LINES = 100
 
 
 class NodeWorker:
-    """A Node runtime process with its control pipe (fd SPARKRING_CONTROL_FD) and its log."""
+    """A Node process (the training runtime, or a search agent) with its control pipe (fd
+    SPARKRING_CONTROL_FD) and its log."""
 
-    def __init__(self, spec: JobSpec, rank: int, gpus: list[str], log_path: str) -> None:
+    def __init__(self, node: str, script: str, rank: int, gpus: list[str], log_path: str) -> None:
         self.rank = rank
         control_r, control_w = os.pipe()
         env = dict(os.environ)
@@ -41,7 +42,7 @@ class NodeWorker:
         self._log = open(log_path, "ab", buffering=0)
         self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         self.proc = subprocess.Popen(
-            [spec.node, spec.runtime_main],
+            [node, script],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -170,7 +171,7 @@ def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Itera
         ctx = BarrierTaskContext.get()
         rank = ctx.partitionId()
         gpus = gpu_addresses(ctx.resources())
-        worker = NodeWorker(spec, rank, gpus, os.path.join(run_dir, "logs", f"worker-{rank}.log"))
+        worker = NodeWorker(spec.node, spec.runtime_main, rank, gpus, os.path.join(run_dir, "logs", f"worker-{rank}.log"))
         data_path = os.path.join(handoff_dir(), f"sparkring-{spec.run_id}-{spec.attempt}-{rank}-{os.getpid()}.arrow")
         try:
             worker.send(

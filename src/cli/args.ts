@@ -15,6 +15,40 @@ export const nonNegative =
     if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} takes a number >= 0, not "${v}"`);
     return n;
   };
+export const collect = (v: string, acc: string[]): string[] => [...acc, v];
+
+const numberList = (flag: string, text: string, keys: readonly string[]): Record<string, number> => {
+  const out: Record<string, number> = {};
+  for (const part of text.split(',').filter((p) => p.trim() !== '')) {
+    const [k, v] = part.split('=').map((x) => x.trim());
+    const n = Number(v);
+    if (!k || !keys.includes(k) || v === undefined || !Number.isFinite(n))
+      throw new InvalidArgumentError(`${flag} takes ${keys.map((key) => `${key}=N`).join(',')}, not "${text}"`);
+    out[k] = n;
+  }
+  return out;
+};
+
+/** `--asha [min=1,eta=3,max=81]` or `--median [grace=1,trials=3]` (not both) as launch()'s earlyStop. */
+export function earlyStopFlag(
+  asha: unknown,
+  median: unknown,
+):
+  | { kind: 'asha'; minSteps?: number; eta?: number; maxSteps?: number }
+  | { kind: 'median'; graceSteps?: number; minTrials?: number }
+  | undefined {
+  if (asha !== undefined && median !== undefined) throw new InvalidArgumentError('give --asha or --median, not both');
+  if (asha !== undefined) {
+    const a = numberList('--asha', asha === true ? '' : String(asha), ['min', 'eta', 'max']);
+    return { kind: 'asha', minSteps: a.min, eta: a.eta, maxSteps: a.max };
+  }
+  if (median !== undefined) {
+    const m = numberList('--median', median === true ? '' : String(median), ['grace', 'trials']);
+    return { kind: 'median', graceSteps: m.grace, minTrials: m.trials };
+  }
+  return undefined;
+}
+
 export const keyValue =
   (flag: string) =>
   (v: string, acc: Record<string, string>): Record<string, string> => {

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 /** The `sparkring` command line (see DESIGN.md, "Command line"). */
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { type AllreduceResult, allreduce } from '../client/allreduce.js';
 import { RunError } from '../client/errors.js';
+import { type LaunchResult, launch } from '../client/launch.js';
 import { DEFAULT_EXPERIMENTS } from '../client/options.js';
 import { rerun } from '../client/rerun.js';
-import { keyValue, nonNegative, positiveInt } from './args.js';
+import { parseGridFlag, parseRandomFlag, SearchSpaceError } from '../hpo/space.js';
+import { collect, earlyStopFlag, keyValue, nonNegative, positiveInt } from './args.js';
 import { runDemo } from './demo.js';
 import { experimentsList, experimentsShow } from './experiments.js';
 
@@ -31,12 +33,42 @@ function printResult(r: AllreduceResult, json: boolean): void {
   );
 }
 
+function printLaunchResult(r: LaunchResult, json: boolean): void {
+  const trials = r.trials.map(({ id, hparams, status, metric, attempts, steps, stoppedEarly, error }) => ({
+    id,
+    hparams,
+    status,
+    metric,
+    attempts,
+    steps,
+    stoppedEarly,
+    error,
+  }));
+  const best = r.best ? { id: r.best.id, hparams: r.best.hparams, metric: r.best.metric } : null;
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ runId: r.runId, dir: r.dir, trials, best, timings: r.timings })}\n`);
+    return;
+  }
+  for (const t of trials) {
+    const how = t.status === 'done' ? (t.stoppedEarly ? 'stopped early' : 'done') : `${t.status}: ${t.error}`;
+    process.stdout.write(`trial ${t.id}: ${JSON.stringify(t.hparams)} metric ${t.metric ?? '-'} (${how}, ${t.steps} steps)\n`);
+  }
+  process.stdout.write(`best: ${best ? `trial ${best.id} ${JSON.stringify(best.hparams)} metric ${best.metric}` : 'none'}\n`);
+  process.stdout.write(`experiment: ${r.dir}\n`);
+  const release = r.timings.releaseMs === null ? '-' : `${Math.round(r.timings.releaseMs)} ms`;
+  process.stdout.write(`timings: search ${r.timings.searchMs} ms, executors released ${release} after the last trial\n`);
+}
+
 function fail(err: unknown): never {
+  if (err instanceof SearchSpaceError) {
+    process.stderr.write(`sparkring: ${err.message}\n`);
+    process.exit(2);
+  }
   if (err instanceof RunError) {
     process.stderr.write(`sparkring: ${err.message}\n`);
     if (err.detail.workerStack) process.stderr.write(`${err.detail.workerStack}\n`);
     if (err.detail.dir) process.stderr.write(`(experiment: ${err.detail.dir})\n`);
-  } else if (err instanceof TypeError) {
+  } else if (err instanceof TypeError || err instanceof RangeError || err instanceof InvalidArgumentError) {
     process.stderr.write(`sparkring: ${err.message}\n`);
   } else {
     process.stderr.write(`sparkring: ${(err as Error).stack ?? String(err)}\n`);
@@ -111,6 +143,71 @@ program
       const accuracy = (r.result as { heldOutAccuracy?: number } | null)?.heldOutAccuracy;
       process.stdout.write(`held-out accuracy: ${accuracy === undefined ? '?' : (accuracy * 100).toFixed(1)}%\n`);
       printResult(r, false);
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+program
+  .command('launch')
+  .description('hyperparameter search: trials of ENTRY spread over Spark executors, each in a fresh Node process')
+  .argument('<entry>', 'training module (.ts or .js) whose default export is train(ctx)')
+  .option('--grid <key=v1,v2,...>', 'grid search values of one key (repeatable; every combination runs)', collect, [])
+  .option(
+    '--random <key=dist>',
+    'random search distribution of one key (repeatable): uniform(a,b) loguniform(a,b) int(a,b) choice(x,y,...)',
+    collect,
+    [],
+  )
+  .option('--trials <n>', 'number of random trials', positiveInt('--trials'))
+  .option('--seed <n>', 'seed of the random search', Number, 0)
+  .option('--hp <key=value>', 'hyperparameter every trial gets (repeatable)', keyValue('--hp'), {})
+  .option('--metric <key>', 'the metric that decides the best trial', 'loss')
+  .addOption(
+    new Option('--direction <dir>', 'whether a lower or a higher metric is better').choices(['min', 'max']).default('min'),
+  )
+  .option('--asha [min=1,eta=3,max=81]', 'stop poor trials early by asynchronous successive halving (steps)')
+  .option('--median [grace=1,trials=3]', 'stop trials worse than the median of the others at the same step')
+  .option('--executors <n>', 'executors running trials', positiveInt('--executors'), 2)
+  .option('--max-trial-attempts <k>', 'a trial that fails K times is failed', positiveInt('--max-trial-attempts'), 3)
+  .option('--exclude-after <n>', 'exclude an executor after N failed trials in a row', positiveInt('--exclude-after'), 3)
+  .option('--name <name>', 'search name (default: the entry file name)')
+  .option('--master <url>', 'Spark master (default: embedded local-cluster[E,1,1024])')
+  .option('--queue <queue>', 'YARN queue')
+  .option('--gpus-per-trial <g>', 'GPUs per trial', nonNegative('--gpus-per-trial'), 0)
+  .option('--experiments <dir>', 'experiments directory (default: ./experiments or $SPARKRING_EXPERIMENTS)')
+  .option('--conf <key=value>', 'extra Spark configuration (repeatable)', keyValue('--conf'), {})
+  .option('--redis <url>', 'Redis for the queue and events (default: a private redis-server)')
+  .option('--redis-ca <pem>', 'CA certificate for a rediss:// server')
+  .option('--json', 'print one JSON object on stdout (progress stays on stderr)')
+  .action(async (entry: string, o: Record<string, unknown>) => {
+    try {
+      const grid = (o.grid as string[]).length ? Object.fromEntries((o.grid as string[]).map(parseGridFlag)) : undefined;
+      const random = (o.random as string[]).length ? Object.fromEntries((o.random as string[]).map(parseRandomFlag)) : undefined;
+      const hp = Object.fromEntries(Object.entries(o.hp as Record<string, string>).map(([k, v]) => [k, parseValue(v)]));
+      const r = await launch({
+        entry,
+        grid,
+        random,
+        trials: o.trials as number | undefined,
+        seed: o.seed as number,
+        hparams: hp,
+        metric: o.metric as string,
+        direction: o.direction as 'min' | 'max',
+        earlyStop: earlyStopFlag(o.asha, o.median),
+        executors: o.executors as number,
+        maxTrialAttempts: o.maxTrialAttempts as number,
+        excludeAfter: o.excludeAfter as number,
+        name: o.name as string | undefined,
+        master: o.master as string | undefined,
+        queue: o.queue as string | undefined,
+        gpusPerTrial: o.gpusPerTrial as number,
+        experiments: o.experiments as string | undefined,
+        sparkConf: o.conf as Record<string, string>,
+        redis: o.redis as string | undefined,
+        redisCa: o.redisCa as string | undefined,
+      });
+      printLaunchResult(r, Boolean(o.json));
     } catch (err) {
       fail(err);
     }

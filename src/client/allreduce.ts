@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RunEvent } from '../events/protocol.js';
-import { pingRedis, type RedisEndpoint, redactUrl, runStream } from '../events/redis.js';
+import { type RedisEndpoint, redactUrl } from '../events/redis.js';
 import { curvesSvg } from '../experiments/curves.js';
 import { writeMetrics, writeVersioned } from '../experiments/layout.js';
 import { RunError } from './errors.js';
@@ -17,7 +17,7 @@ import { runSparkSubmit } from './launcher.js';
 import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from './options.js';
 import { packageRoot, SetupError, type SparkPaths, sparkPaths } from './paths.js';
 import { Progress } from './progress.js';
-import { PrivateRedis } from './redis-server.js';
+import { openRunRedis } from './redis-server.js';
 
 export interface RankReport {
   rank: number;
@@ -107,7 +107,7 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
   const progress = new Progress(say);
   const runId = randomUUID();
   await mkdir(o.experiments, { recursive: true });
-  const redis = await openRedis(o, runId);
+  const redis = await openRunRedis(o, runId);
   const follower = new EventFollower(redis.endpoint, (e: RunEvent) => progress.on(e));
   let lastTrouble = 0;
   follower.onTrouble = (message) => {
@@ -165,25 +165,6 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
     await redis.stop();
     if (staging) await rm(staging, { recursive: true, force: true });
   }
-}
-
-/** The run's Redis: the one given (checked before anything is submitted), or a private one. */
-async function openRedis(
-  o: ResolvedAllreduceOptions,
-  runId: string,
-): Promise<{ endpoint: RedisEndpoint; stop(): Promise<void> }> {
-  const own = o.redis ? undefined : await PrivateRedis.start();
-  const endpoint: RedisEndpoint = { url: o.redis ?? (own as PrivateRedis).url, stream: runStream(runId), ca: o.redisCa ?? null };
-  try {
-    await pingRedis(endpoint);
-  } catch (err) {
-    await own?.stop();
-    throw new RunError(
-      'setup',
-      `Redis at ${redactUrl(endpoint.url)} is unreachable (${(err as Error).message}); start it or pass another --redis URL`,
-    );
-  }
-  return { endpoint, stop: async () => own?.stop() };
 }
 
 /** What the client adds to the run directory: spec.json, versioned/, metrics.jsonl, curves.svg. */

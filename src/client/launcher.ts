@@ -1,19 +1,53 @@
 /** Runs the spark-plugin driver with spark-submit (client mode) for one attempt of a job. */
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
-import type { ResolvedAllreduceOptions } from './options.js';
 import type { SparkPaths } from './paths.js';
 
 export const defaultMaster = (workers: number): string => `local-cluster[${workers},1,1024]`;
 
+/** What the launcher needs of a run's options (allreduce or launch). */
+export interface SubmitSettings {
+  /** Executors wanted: barrier tasks (allreduce) or search agents (launch). */
+  workers: number;
+  master?: string;
+  queue?: string;
+  gpusPerWorker: number;
+  sparkConf: Record<string, string>;
+  /** A search: dynamic allocation on (executors go back as the queue drains), no barrier stage. */
+  search?: boolean;
+}
+
+/** Spark settings of the job kind: barrier stages need dynamic allocation off; a search keeps it on. */
+function jobConf(o: SubmitSettings): Record<string, string> {
+  if (!o.search) {
+    return {
+      'spark.dynamicAllocation.enabled': 'false',
+      // Backstop only: our own slot preflight fails first and says what is missing.
+      'spark.scheduler.barrier.maxConcurrentTasksCheck.interval': '1s',
+      'spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures': '5',
+    };
+  }
+  const n = String(o.workers);
+  return {
+    'spark.dynamicAllocation.enabled': 'true',
+    // Without an external shuffle service; a search has no shuffle to keep.
+    'spark.dynamicAllocation.shuffleTracking.enabled': 'true',
+    'spark.dynamicAllocation.minExecutors': '0',
+    'spark.dynamicAllocation.initialExecutors': n,
+    'spark.dynamicAllocation.maxExecutors': n,
+    'spark.dynamicAllocation.executorIdleTimeout': '2s',
+    'spark.dynamicAllocation.schedulerBacklogTimeout': '1s',
+    'spark.excludeOnFailure.enabled': 'true',
+    // A lost executor's task runs again elsewhere; only repeated failures of one task end the search.
+    'spark.task.maxFailures': '8',
+  };
+}
+
 /** spark-submit arguments: our Spark settings, then `program` (a file and its arguments). */
-export function sparkSubmitArgs(o: ResolvedAllreduceOptions, paths: SparkPaths, program: string[]): string[] {
+export function sparkSubmitArgs(o: SubmitSettings, paths: SparkPaths, program: string[]): string[] {
   const master = o.master ?? defaultMaster(o.workers);
   const conf: Record<string, string> = {
-    'spark.dynamicAllocation.enabled': 'false',
-    // Backstop only: our own slot preflight fails first and says what is missing.
-    'spark.scheduler.barrier.maxConcurrentTasksCheck.interval': '1s',
-    'spark.scheduler.barrier.maxConcurrentTasksCheck.maxFailures': '5',
+    ...jobConf(o),
     'spark.ui.showConsoleProgress': 'false',
     'spark.pyspark.python': paths.python,
     'spark.pyspark.driver.python': paths.python,
@@ -40,7 +74,7 @@ export interface SubmitOutcome {
 }
 
 export async function runSparkSubmit(
-  o: ResolvedAllreduceOptions,
+  o: SubmitSettings,
   paths: SparkPaths,
   program: string[],
   signal?: AbortSignal,

@@ -12,6 +12,9 @@ export interface SparkPaths {
   /** spark-submit entry of the benchmarks' Spark side. */
   benchFile: string;
   runtimeMain: string;
+  /** The search agent (one per executor) and the trial process it starts per trial. */
+  agentMain: string;
+  trialMain: string;
 }
 
 export class SetupError extends Error {
@@ -36,5 +39,7 @@ export function sparkPaths(): SparkPaths {
     submitFile: join(root, 'spark-plugin', 'sparkring_submit.py'),
     benchFile: join(root, 'spark-plugin', 'sparkring_bench.py'),
     runtimeMain,
+    agentMain: join(root, 'dist', 'src', 'hpo', 'agent.js'),
+    trialMain: join(root, 'dist', 'src', 'runtime', 'trial.js'),
   };
 }

@@ -1,5 +1,6 @@
 /** The embedded default's private redis-server: loopback, a free port, no persistence. */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { pingRedis, type RedisEndpoint, redactUrl, runStream } from '../events/redis.js';
 import { freePort } from '../util/net.js';
 import { RunError } from './errors.js';
 
@@ -44,4 +45,23 @@ export class PrivateRedis {
       setTimeout(() => this.child.kill('SIGKILL'), 3000).unref();
     });
   }
+}
+
+/** The run's Redis: the one given (checked before anything is submitted), or a private one. */
+export async function openRunRedis(
+  o: { redis?: string; redisCa?: string },
+  runId: string,
+): Promise<{ endpoint: RedisEndpoint; stop(): Promise<void> }> {
+  const own = o.redis ? undefined : await PrivateRedis.start();
+  const endpoint: RedisEndpoint = { url: o.redis ?? (own as PrivateRedis).url, stream: runStream(runId), ca: o.redisCa ?? null };
+  try {
+    await pingRedis(endpoint);
+  } catch (err) {
+    await own?.stop();
+    throw new RunError(
+      'setup',
+      `Redis at ${redactUrl(endpoint.url)} is unreachable (${(err as Error).message}); start it or pass another --redis URL`,
+    );
+  }
+  return { endpoint, stop: async () => own?.stop() };
 }

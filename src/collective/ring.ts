@@ -80,6 +80,25 @@ export class Ring {
     }
   }
 
+  /** A ring of one (a search trial): every collective returns its input, nothing is dialled. */
+  static solo(jobId: string): Ring {
+    // Written out rather than parsed: the options parser loads zod, which a trial does not need.
+    const options: RingOptions = {
+      jobId,
+      rank: 0,
+      worldSize: 1,
+      attempt: 0,
+      secret: 'solo',
+      host: '127.0.0.1',
+      transport: 'tcp',
+      formationTimeoutMs: 1,
+      peerTimeoutMs: 1,
+      chunkBytes: 1024 * 1024,
+      fusionThresholdBytes: 64 * 1024 * 1024,
+    };
+    return new Ring(options, ['local'], undefined, undefined, async () => undefined);
+  }
+
   /** The error that ended this ring, if any. */
   get error(): Error | undefined {
     return this.failure;

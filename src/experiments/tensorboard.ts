@@ -39,6 +39,8 @@ export function tfRecord(data: Buffer): Buffer {
 
 type HparamValue = string | number | boolean;
 
+const isHparamValue = (v: unknown): v is HparamValue => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+
 /** google.protobuf.Value for an hparam. */
 function protoValue(v: HparamValue): ProtoWriter {
   if (typeof v === 'number') return proto().double(2, v);
@@ -80,16 +82,57 @@ export class EventWriter {
   hparams(values: Record<string, unknown>, group = ''): void {
     const start = proto();
     for (const [k, v] of Object.entries(values)) {
-      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') continue;
+      if (!isHparamValue(v)) continue;
       start.message(1, proto().string(1, k).message(2, protoValue(v)));
     }
     if (group) start.string(4, group);
     start.double(5, Date.now() / 1000);
-    const content = proto().uint(1, 0).message(3, start);
+    this.hparamsPluginData('session_start_info', 3, start);
+  }
+
+  /** The hparams plugin's session end: how the session (a search trial) ended. */
+  sessionEnd(status: 'success' | 'failure' | 'running'): void {
+    const code = { success: 1, failure: 2, running: 3 }[status];
+    this.hparamsPluginData(
+      'session_end_info',
+      4,
+      proto()
+        .uint(1, code)
+        .double(2, Date.now() / 1000),
+    );
+  }
+
+  /**
+   * The hparams plugin's experiment (written at the top of a search's log directory): the
+   * hyperparameters with the values searched, and the metrics to show beside them.
+   */
+  experiment(name: string, space: Record<string, unknown[]>, metrics: string[]): void {
+    const e = proto()
+      .string(6, name)
+      .double(3, Date.now() / 1000);
+    for (const [key, values] of Object.entries(space)) {
+      const info = proto().string(1, key);
+      const plain = values.filter(isHparamValue);
+      const type = plain.every((v) => typeof v === 'number') ? 3 : plain.every((v) => typeof v === 'boolean') ? 2 : 1;
+      info.uint(4, type);
+      if (plain.length > 0) {
+        const list = proto();
+        for (const v of plain) list.message(1, protoValue(v));
+        info.message(5, list);
+      }
+      e.message(4, info);
+    }
+    for (const tag of metrics) e.message(5, proto().message(1, proto().string(2, tag)));
+    this.hparamsPluginData('experiment', 2, e);
+  }
+
+  /** One HParamsPluginData{version: 0, <field>} summary under the tag `_hparams_/<tag>`. */
+  private hparamsPluginData(tag: string, field: number, body: ProtoWriter): void {
+    const content = proto().uint(1, 0).message(field, body);
     const metadata = proto().message(1, proto().string(1, 'hparams').bytes(2, content.finish()));
     // A tensor with dtype DT_FLOAT and no values, as TensorBoard's own hparams summaries carry.
     const tensor = proto().uint(1, 1).message(2, proto());
-    const value = proto().string(1, '_hparams_/session_start_info').message(9, metadata).message(8, tensor);
+    const value = proto().string(1, `_hparams_/${tag}`).message(9, metadata).message(8, tensor);
     this.event(
       proto()
         .double(1, Date.now() / 1000)

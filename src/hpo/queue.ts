@@ -123,7 +123,9 @@ export class TrialQueue {
 
   /** Records the final result; false when `owner` no longer holds the trial (refused). */
   async complete(id: string, owner: string, result: unknown): Promise<boolean> {
-    return (await this.finish(id, owner, 'done', JSON.stringify(result ?? null))) === 1;
+    const accepted = (await this.finish(id, owner, 'done', JSON.stringify(result ?? null))) === 1;
+    if (accepted) await this.redis.multi().hset(this.key('failures'), owner, 0).hincrby(this.key('successes'), owner, 1).exec();
+    return accepted;
   }
 
   /** A failed try: back to the queue, or failed for good after maxAttempts. */
@@ -164,10 +166,42 @@ export class TrialQueue {
     )) as string[];
   }
 
-  /** Trial failures per executor (for excluding executors that keep failing trials). */
+  /** Trial failures per executor since its last success (for excluding executors that keep failing trials). */
   async failuresByOwner(): Promise<Record<string, number>> {
     const h = await this.redis.hgetall(this.key('failures'));
     return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Number(v)]));
+  }
+
+  /**
+   * True when `owner` failed `after` trials in a row while another executor completed one: the
+   * executor is at fault, not the trials (when every executor fails, the trials fail instead).
+   */
+  async excluded(owner: string, after: number): Promise<boolean> {
+    const [failures, successes] = await Promise.all([
+      this.redis.hget(this.key('failures'), owner),
+      this.redis.hgetall(this.key('successes')),
+    ]);
+    if (Number(failures ?? 0) < after) return false;
+    return Object.entries(successes).some(([o, n]) => o !== owner && Number(n) > 0);
+  }
+
+  /** Asks the trial to stop early (the agent running it passes it on). */
+  async requestStop(id: string): Promise<void> {
+    await this.redis.sadd(this.key('stop'), id);
+  }
+
+  async stopRequested(id: string): Promise<boolean> {
+    return (await this.redis.sismember(this.key('stop'), id)) === 1;
+  }
+
+  /** The keys the Spark driver reads (spark-plugin/sparkring/search.py) to size its rounds. */
+  keys(): { pending: string; running: string; client: string } {
+    return { pending: this.key('pending'), running: this.key('running'), client: this.key('client') };
+  }
+
+  /** The launching client is alive (the driver stops waiting for lost trials without it). */
+  async clientAlive(ttlMs: number): Promise<void> {
+    await this.redis.set(this.key('client'), String(Date.now()), 'PX', ttlMs);
   }
 
   async trials(): Promise<TrialRecord[]> {

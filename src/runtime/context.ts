@@ -1,12 +1,10 @@
 /** The TrainContext a training module receives: see DESIGN.md, "Training module". */
 import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { format } from 'node:util';
 import type { Ring } from '../collective/index.js';
 import { EventWriter } from '../experiments/tensorboard.js';
 import type { Checkpoints } from './checkpoint.js';
 import type { PartitionData } from './data.js';
-import type { EventSender } from './events.js';
 import { type DistributedOptimizer, distributedOptimizer, syncWeights, type Tf, type Weighted } from './tfjs.js';
 
 export interface TrainContext {
@@ -34,6 +32,17 @@ export interface TrainContext {
   log(...args: unknown[]): void;
   distributedOptimizer(optimizer: import('@tensorflow/tfjs').Optimizer): DistributedOptimizer;
   syncWeights(target: Weighted): Promise<void>;
+  /** The search trial this process runs (sparkring launch); null in an allreduce run. */
+  readonly trial: { readonly id: string } | null;
+  /** True once the search's early-stopping rule stopped this trial: return what you have. */
+  shouldStop(): boolean;
+  /** Aborted when the trial is told to stop (pass it to anything that takes an AbortSignal). */
+  readonly signal: AbortSignal;
+}
+
+/** Where reports and log lines go: the run's Redis stream (allreduce) or the trial's agent (search). */
+export interface ReportSink {
+  send(type: 'metrics' | 'log', fields: Record<string, unknown>): void;
 }
 
 /** The context, and what the runtime must close once train() returned. */
@@ -44,19 +53,27 @@ export function createContext(o: {
   gpus: string[];
   hparams: Record<string, unknown>;
   data: PartitionData;
-  runDir: string;
-  tf: Tf;
+  logdir: string;
+  /** TensorFlow.js, or a function that loads it on first use (a trial that never touches tf starts faster). */
+  tf: Tf | (() => Tf);
   ring: Ring;
-  events: EventSender;
+  events: ReportSink;
   checkpoints: Checkpoints;
   /** The metrics step of the checkpoint this attempt resumes from (0 for a fresh start). */
   resumedStep: number;
-}): { ctx: TrainContext; close(): void } {
-  const logdir = join(o.runDir, 'tensorboard', `worker-${o.rank}`);
+  trial?: { id: string; group: string; stop: AbortSignal };
+}): { ctx: TrainContext; board: EventWriter; close(): void } {
+  const logdir = o.logdir;
   mkdirSync(logdir, { recursive: true });
   const board = new EventWriter(logdir);
   if (o.attempt > 0) board.sessionStart(o.resumedStep + 1);
-  if (o.rank === 0) board.hparams(o.hparams);
+  if (o.rank === 0) board.hparams(o.hparams, o.trial?.group);
+  const signal = o.trial?.stop ?? new AbortController().signal;
+  let loadedTf: Tf | undefined = typeof o.tf === 'function' ? undefined : o.tf;
+  const tf = (): Tf => {
+    loadedTf ??= (o.tf as () => Tf)();
+    return loadedTf;
+  };
   let step = o.resumedStep;
   let samples = 0;
   let since = Date.now();
@@ -72,7 +89,9 @@ export function createContext(o: {
     hparams: o.hparams,
     data: o.data,
     logdir,
-    tf: o.tf,
+    get tf() {
+      return tf();
+    },
     ring,
     allreduce: ring.allreduce.bind(ring) as Ring['allreduce'],
     broadcast: (x, root = 0) => ring.broadcast(x, root),
@@ -96,8 +115,11 @@ export function createContext(o: {
       process.stdout.write(`${line}\n`);
       o.events.send('log', { rank: o.rank, line });
     },
-    distributedOptimizer: (opt) => distributedOptimizer(o.tf, ring, opt),
-    syncWeights: (target) => syncWeights(o.tf, ring, target),
+    distributedOptimizer: (opt) => distributedOptimizer(tf(), ring, opt),
+    syncWeights: (target) => syncWeights(tf(), ring, target),
+    trial: o.trial ? { id: o.trial.id } : null,
+    shouldStop: () => signal.aborted,
+    signal,
   };
-  return { ctx, close: () => board.close() };
+  return { ctx, board, close: () => board.close() };
 }

@@ -5,6 +5,7 @@
  * -> join the ring while the task writes the partition -> data path (stdin) -> train(ctx)
  * -> "result".
  */
+import { join } from 'node:path';
 import { listen, type Ring } from '../collective/index.js';
 import { Checkpoints } from './checkpoint.js';
 import { createContext } from './context.js';
@@ -78,7 +79,7 @@ try {
     gpus: init.gpus,
     hparams: init.hparams,
     data,
-    runDir: init.runDir,
+    logdir: join(init.runDir, 'tensorboard', `worker-${rank}`),
     tf: tf.tf,
     ring,
     events,

@@ -3,6 +3,7 @@
  * tfjs-node when installed, else pure-JS tfjs on its cpu backend. Plus the two data-parallel
  * helpers: an optimizer wrapper that averages gradients across the ring, and weight sync.
  */
+import { createRequire } from 'node:module';
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { Ring } from '../collective/index.js';
 
@@ -29,6 +30,20 @@ export async function loadTf(gpus: readonly string[]): Promise<{ tf: Tf; flavour
   await tf.setBackend('cpu');
   await tf.ready();
   return { tf, flavour: 'tfjs-cpu' };
+}
+
+/** The same choice as loadTf, loaded synchronously (CommonJS) at the moment a trial first uses tf. */
+export function loadTfSync(gpus: readonly string[]): { tf: Tf; flavour: string } {
+  const require = createRequire(import.meta.url);
+  const candidates = [...(gpus.length > 0 ? ['@tensorflow/tfjs-node-gpu'] : []), '@tensorflow/tfjs-node', '@tensorflow/tfjs'];
+  for (const name of candidates) {
+    try {
+      return { tf: require(name) as Tf, flavour: name === '@tensorflow/tfjs' ? 'tfjs-cpu' : name.slice('@tensorflow/'.length) };
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'MODULE_NOT_FOUND' || name === '@tensorflow/tfjs') throw err;
+    }
+  }
+  throw new Error('unreachable');
 }
 
 type Variables = tfTypes.Variable[];

@@ -1,0 +1,2 @@
+const t0=performance.now();
+await import('./dist/src/runtime/trial.js');

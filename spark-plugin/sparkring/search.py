@@ -1,0 +1,261 @@
+"""Hyperparameter search: the non-barrier twin of the training job.
+
+One long-lived task per executor starts a Node search agent (src/hpo/agent.ts), which takes
+trials from the Redis queue until none waits, each in a fresh Node process. The driver runs
+rounds of such tasks until every trial has its final result: a trial whose executor died after
+the others left goes back to the queue (the client reaps expired leases) and gets a new round.
+Dynamic allocation stays on, so executors go back to the cluster as the queue drains.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Optional
+
+from sparkring.driver import experiment_dir, executor_ids, write_json
+from sparkring.errors import JobError, find_failure
+from sparkring.events import EventSender
+from sparkring.spec import RedisEndpoint
+
+ROUND_SCHEMA = "executor string, trials string"
+MAX_FAILED_ROUNDS = 3
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    run_id: str
+    name: str
+    entry: str
+    executors: int
+    node: str
+    agent_main: str
+    trial_main: str
+    experiments: str
+    result_path: str
+    redis: RedisEndpoint
+    pending_key: str
+    running_key: str
+    client_key: str
+    metric: str
+    lease_ms: int
+    max_trial_attempts: int
+    exclude_after: int
+    release_timeout_s: float = 60.0
+    run_dir: Optional[str] = None
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "SearchSpec":
+        redis = d["redis"]
+        keys = d["queueKeys"]
+        return SearchSpec(
+            run_id=str(d["runId"]),
+            name=str(d["name"]),
+            entry=str(d["entry"]),
+            executors=int(d["executors"]),
+            node=str(d["node"]),
+            agent_main=str(d["agentMain"]),
+            trial_main=str(d["trialMain"]),
+            experiments=str(d["experiments"]),
+            result_path=str(d["resultPath"]),
+            redis=RedisEndpoint(str(redis["url"]), str(redis["stream"]), redis.get("ca")),
+            pending_key=str(keys["pending"]),
+            running_key=str(keys["running"]),
+            client_key=str(keys["client"]),
+            metric=str(d["metric"]),
+            lease_ms=int(d["leaseMs"]),
+            max_trial_attempts=int(d["maxTrialAttempts"]),
+            exclude_after=int(d["excludeAfter"]),
+            release_timeout_s=float(d.get("releaseTimeoutS", 60)),
+            run_dir=d.get("runDir"),
+        )
+
+
+class ExecutorExcludedError(RuntimeError):
+    """Raised by a task whose executor kept failing trials, so that Spark's excludeOnFailure
+    counts it against the executor and runs the task elsewhere."""
+
+
+def executor_identity() -> tuple[str, str]:
+    """(executor id, host) of the executor running this Python worker: the id from the executor
+    JVM's command line (--executor-id), found up the parent chain; else the parent's pid."""
+    host = socket.gethostname()
+    pid = os.getppid()
+    for _ in range(8):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                args = f.read().decode("utf-8", "replace").split("\0")
+            if "--executor-id" in args:
+                return args[args.index("--executor-id") + 1], host
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+        if pid <= 1:
+            break
+    return f"pid-{os.getppid()}", host
+
+
+def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]], Iterator[tuple[str, str]]]:
+    def task(_rows: Iterator[Any]) -> Iterator[tuple[str, str]]:
+        from pyspark import TaskContext
+
+        from sparkring.gpus import gpu_addresses
+        from sparkring.task import NodeWorker
+
+        ctx = TaskContext.get()
+        executor, host = executor_identity()
+        gpus = gpu_addresses(ctx.resources())
+        log = os.path.join(run_dir, "logs", f"agent-executor-{executor}-task-{ctx.taskAttemptId()}.log")
+        agent = NodeWorker(spec.node, spec.agent_main, ctx.partitionId(), gpus, log)
+        try:
+            agent.send(
+                {
+                    "type": "agent",
+                    "searchId": spec.run_id,
+                    "entry": spec.entry,
+                    "runDir": run_dir,
+                    "metric": spec.metric,
+                    "leaseMs": spec.lease_ms,
+                    "maxAttempts": spec.max_trial_attempts,
+                    "excludeAfter": spec.exclude_after,
+                    "executorId": executor,
+                    "host": host,
+                    "gpus": gpus,
+                    "trialMain": spec.trial_main,
+                    "redis": {"url": spec.redis.url, "stream": spec.redis.stream, "ca": spec.redis.ca},
+                }
+            )
+            finished = agent.receive()
+            if finished.get("excluded"):
+                raise ExecutorExcludedError(
+                    f"executor {executor} on {host} failed {spec.exclude_after} trials in a row while other "
+                    "executors completed theirs; it is excluded from this search"
+                )
+            yield (executor, json.dumps(finished.get("trials", [])))
+        finally:
+            agent.stop()
+
+    return task
+
+
+class ExecutorWatch:
+    """Polls the application's executors, remembering when each was last seen (for release timing)."""
+
+    def __init__(self, sc: Any) -> None:
+        self._sc = sc
+        self._stop = threading.Event()
+        self.gone_at: dict[str, float] = {}
+        self.present: set[str] = set()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            try:
+                now = set(executor_ids(self._sc))
+            except Exception:  # the context is stopping
+                return
+            at = time.time()
+            for gone in self.present - now:
+                self.gone_at[gone] = at
+            for back in now:
+                self.gone_at.pop(back, None)
+            self.present = now
+            time.sleep(0.05)
+
+    def wait_all_gone(self, timeout_s: float) -> Optional[float]:
+        """The time the last executor went away, or None if some are still there after timeout_s."""
+        deadline = time.time() + timeout_s
+        while self.present and time.time() < deadline:
+            time.sleep(0.05)
+        if self.present:
+            return None
+        return max(self.gone_at.values(), default=time.time())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+
+def run(spec: SearchSpec) -> dict[str, Any]:
+    import redis as redis_lib
+    from pyspark.sql import SparkSession
+
+    events = EventSender(spec.redis, "driver")
+    spark = SparkSession.builder.appName(f"sparkring-search-{spec.name}").getOrCreate()
+    sc = spark.sparkContext
+    sc.setLogLevel("ERROR")
+    app_id = sc.applicationId
+    run_dir = spec.run_dir or experiment_dir(spec.experiments, app_id, spec.name)
+    os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
+    events.send("driver", stage="started", appId=app_id, dir=run_dir)
+    result: dict[str, Any] = {
+        "appId": app_id,
+        "dir": run_dir,
+        "executors": spec.executors,
+        "versions": {"spark": spark.version, "python": sys.version.split()[0], "master": sc.master},
+    }
+    kwargs: dict[str, Any] = {"socket_timeout": 30, "socket_connect_timeout": 10}
+    if spec.redis.url.startswith("rediss://") and spec.redis.ca:
+        kwargs["ssl_ca_certs"] = spec.redis.ca
+    r = redis_lib.Redis.from_url(spec.redis.url, **kwargs)
+    watch = ExecutorWatch(sc)
+    task = make_agent_task(spec, run_dir)
+    rounds = 0
+    failed_rounds = 0
+    last_round_end: Optional[float] = None
+    try:
+        while True:
+            pending, running = int(r.llen(spec.pending_key)), int(r.scard(spec.running_key))
+            if pending == 0 and running == 0:
+                break
+            if pending == 0:
+                # Trials of executors that died after the others left: their leases run out and the
+                # client puts them back. Without the client nobody would.
+                if not r.exists(spec.client_key):
+                    raise JobError(
+                        f"{running} trials lost their executors and the client that launched the search is gone; "
+                        "nothing can put them back in the queue"
+                    )
+                time.sleep(0.2)
+                continue
+            tasks = min(spec.executors, pending)
+            rounds += 1
+            events.send("driver", stage="round", round=rounds, tasks=tasks, pending=pending)
+            try:
+                sc.parallelize(range(tasks), tasks).mapPartitions(task).collect()
+            except Exception as e:  # the stage failed: excluded executors, or lost ones beyond retries
+                failed_rounds += 1
+                failure = find_failure(f"{e}\n{traceback.format_exc()}")
+                reason = failure.message if failure else (str(e).strip().splitlines() or [type(e).__name__])[0]
+                events.send("driver", stage="round-failed", round=rounds, reason=reason)
+                if failed_rounds >= MAX_FAILED_ROUNDS:
+                    raise JobError(f"{failed_rounds} rounds of search tasks failed; the last: {reason}") from None
+            last_round_end = time.time()
+        result["rounds"] = rounds
+        result["lastTrialEndAt"] = int((last_round_end or time.time()) * 1000)
+        gone = watch.wait_all_gone(spec.release_timeout_s)
+        result["releaseMs"] = None if gone is None or last_round_end is None else max(0.0, gone - last_round_end) * 1000
+        events.send("driver", stage="released", releaseMs=result["releaseMs"])
+        result["ok"] = True
+    except JobError as e:
+        result.update(ok=False, error={"kind": "job", "message": str(e)})
+    except Exception as e:
+        lines = [ln for ln in str(e).splitlines() if ln.strip()]
+        result.update(ok=False, error={"kind": "spark", "message": lines[0] if lines else type(e).__name__, "detail": traceback.format_exc()[-4000:]})
+    finally:
+        watch.stop()
+        write_json(spec.result_path, result)
+        events.send("driver", stage="done", ok=result.get("ok", False))
+        events.close()
+        r.close()
+        spark.stop()
+    return result
+

@@ -1,0 +1,240 @@
+/**
+ * `launch(options)`: a hyperparameter search. Trials wait in a Redis queue; one long-lived Spark
+ * task per executor runs them one after another, each in a fresh Node process; early stopping
+ * decisions are taken here, from the metrics trials report, and go back through Redis.
+ */
+import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connectRedis } from '../events/redis.js';
+import { writeVersioned } from '../experiments/layout.js';
+import { EventWriter } from '../experiments/tensorboard.js';
+import type { TrialOutcome } from '../hpo/agent.js';
+import { TrialQueue, type TrialStatus } from '../hpo/queue.js';
+import type { Hparams } from '../hpo/space.js';
+import { RunError } from './errors.js';
+import { EventFollower } from './event-stream.js';
+import {
+  type LaunchOptions,
+  type ResolvedLaunchOptions,
+  resolveLaunchOptions,
+  searchTrials,
+  stoppingRule,
+} from './launch-options.js';
+import { runSparkSubmit } from './launcher.js';
+import { packageRoot, SetupError, sparkPaths } from './paths.js';
+import { openRunRedis } from './redis-server.js';
+import { SearchProgress } from './search-progress.js';
+
+export interface TrialResult {
+  id: string;
+  hparams: Hparams;
+  status: TrialStatus;
+  metric: number | null;
+  attempts: number;
+  steps: number;
+  stoppedEarly: boolean;
+  error: string | null;
+  executor: string | null;
+  result: unknown;
+  timings: TrialOutcome['timings'] | null;
+}
+
+export interface LaunchResult {
+  runId: string;
+  appId: string;
+  dir: string;
+  trials: TrialResult[];
+  best: TrialResult | null;
+  timings: { searchMs: number; releaseMs: number | null };
+}
+
+interface DriverResult {
+  ok: boolean;
+  appId: string;
+  dir: string;
+  rounds?: number;
+  releaseMs?: number | null;
+  versions?: { spark?: string; python?: string; master?: string };
+  error?: { kind: string; message: string; detail?: string };
+}
+
+export async function launch(input: LaunchOptions): Promise<LaunchResult> {
+  const o = resolveLaunchOptions(input);
+  const trials = searchTrials(o);
+  const rule = stoppingRule(o);
+  if (!existsSync(o.entry)) throw new RunError('input', `entry file ${o.entry} does not exist`);
+  let paths: ReturnType<typeof sparkPaths>;
+  try {
+    paths = sparkPaths();
+  } catch (err) {
+    if (err instanceof SetupError) throw new RunError('setup', err.message);
+    throw err;
+  }
+  const say = o.onProgress ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const runId = randomUUID();
+  await mkdir(o.experiments, { recursive: true });
+  const redis = await openRunRedis(o, runId);
+  const conn = connectRedis(redis.endpoint, { maxRetriesPerRequest: null });
+  conn.on('error', () => undefined);
+  const queue = new TrialQueue(conn, runId, { leaseMs: o.leaseMs, maxAttempts: o.maxTrialAttempts });
+  const progress = new SearchProgress(say, o.metric, o.maxTrialAttempts);
+  const follower = new EventFollower(redis.endpoint, (e) => {
+    const decided = progress.on(e, rule);
+    if (decided) queue.requestStop(decided).catch(() => undefined);
+  });
+  let staging: string | undefined;
+  let keeper: NodeJS.Timeout | undefined;
+  try {
+    await conn.connect();
+    await queue.enqueue(trials);
+    await queue.clientAlive(o.leaseMs * 3);
+    // Lost executors' trials go back to the queue once their lease runs out.
+    keeper = setInterval(
+      () => {
+        queue
+          .reap()
+          .then((ids) => {
+            for (const id of ids) say(`sparkring: trial ${id} went back to the queue: its executor stopped renewing the lease`);
+          })
+          .catch(() => undefined);
+        queue.clientAlive(o.leaseMs * 3).catch(() => undefined);
+      },
+      Math.max(100, Math.floor(o.leaseMs / 2)),
+    );
+    staging = await mkdtemp(join(tmpdir(), 'sparkring-search-'));
+    const resultPath = join(staging, 'result.json');
+    const spec = {
+      kind: 'search',
+      runId,
+      name: o.name,
+      entry: o.entry,
+      executors: o.executors,
+      node: process.execPath,
+      agentMain: paths.agentMain,
+      trialMain: paths.trialMain,
+      experiments: o.experiments,
+      resultPath,
+      redis: redis.endpoint,
+      queueKeys: queue.keys(),
+      metric: o.metric,
+      leaseMs: o.leaseMs,
+      maxTrialAttempts: o.maxTrialAttempts,
+      excludeAfter: o.excludeAfter,
+    };
+    const specPath = join(staging, 'spec.json');
+    await writeFile(specPath, JSON.stringify(spec, null, 2), { mode: 0o600 });
+    say(`sparkring: searching ${trials.length} trials of ${o.name} on ${o.executors} executors`);
+    const startedAt = Date.now();
+    const outcome = await runSparkSubmit(
+      {
+        workers: o.executors,
+        master: o.master,
+        queue: o.queue,
+        gpusPerWorker: o.gpusPerTrial,
+        sparkConf: o.sparkConf,
+        search: true,
+      },
+      paths,
+      [paths.submitFile, specPath],
+    );
+    const searchMs = Date.now() - startedAt;
+    const driver = existsSync(resultPath) ? (JSON.parse(await readFile(resultPath, 'utf8')) as DriverResult) : undefined;
+    if (!driver?.ok) {
+      if (driver?.error)
+        throw new RunError(driver.error.kind === 'job' ? 'job' : 'spark', driver.error.message, { dir: driver.dir });
+      const meaningful = outcome.tail.filter((l) => /error|exception/i.test(l) && !/^\s+at /.test(l));
+      throw new RunError(
+        'spark',
+        `spark-submit exited with ${outcome.exitCode}: ${meaningful[0] ?? outcome.tail.at(-1) ?? 'no output'}`,
+      );
+    }
+    const results = (await queue.trials()).map(toTrialResult);
+    const best = bestTrial(results, o.direction);
+    const result: LaunchResult = {
+      runId,
+      appId: driver.appId,
+      dir: driver.dir,
+      trials: results,
+      best,
+      timings: { searchMs, releaseMs: driver.releaseMs ?? null },
+    };
+    await recordSearch(result, o, spec, driver);
+    return result;
+  } finally {
+    if (keeper) clearInterval(keeper);
+    await follower.stop();
+    conn.disconnect();
+    await redis.stop();
+    if (staging) await rm(staging, { recursive: true, force: true });
+  }
+}
+
+function toTrialResult(t: Awaited<ReturnType<TrialQueue['trials']>>[number]): TrialResult {
+  const out = (t.result ?? null) as TrialOutcome | null;
+  return {
+    id: t.id,
+    hparams: t.hparams,
+    status: t.status,
+    metric: out?.metric ?? null,
+    attempts: t.attempts,
+    steps: out?.steps ?? 0,
+    stoppedEarly: out?.stoppedEarly ?? false,
+    error: t.status === 'done' ? null : t.error,
+    executor: out?.executor ?? null,
+    result: out?.result ?? null,
+    timings: out?.timings ?? null,
+  };
+}
+
+/** The done trial with the best metric (ties: the lower id). */
+export function bestTrial(trials: TrialResult[], direction: 'min' | 'max'): TrialResult | null {
+  let best: TrialResult | null = null;
+  for (const t of trials) {
+    if (t.status !== 'done' || t.metric === null) continue;
+    if (!best || (direction === 'min' ? t.metric < (best.metric as number) : t.metric > (best.metric as number))) best = t;
+  }
+  return best;
+}
+
+/** result.json, spec.json, versioned/ and the hparams plugin's experiment for TensorBoard. */
+async function recordSearch(
+  r: LaunchResult,
+  o: ResolvedLaunchOptions,
+  spec: Record<string, unknown>,
+  driver: DriverResult,
+): Promise<void> {
+  const { redis: _redis, resultPath: _resultPath, queueKeys: _keys, ...rerunnable } = spec;
+  await writeFile(
+    join(r.dir, 'spec.json'),
+    JSON.stringify(
+      {
+        ...rerunnable,
+        grid: o.grid ?? null,
+        random: o.random ?? null,
+        trials: o.trials ?? null,
+        seed: o.seed,
+        hparams: o.hparams,
+        direction: o.direction,
+        earlyStop: o.earlyStop ?? null,
+        sparkConf: o.sparkConf,
+      },
+      null,
+      2,
+    ),
+  );
+  await writeFile(join(r.dir, 'result.json'), JSON.stringify({ ...r, ok: true, rounds: driver.rounds }, null, 2));
+  await writeVersioned(r.dir, o.entry, packageRoot(), driver.versions ?? {});
+  const searched: Record<string, unknown[]> = {};
+  for (const t of r.trials) {
+    for (const [k, v] of Object.entries(t.hparams)) {
+      const seen = (searched[k] ??= []);
+      if (!seen.includes(v)) seen.push(v);
+    }
+  }
+  const board = new EventWriter(r.dir, '.search');
+  board.experiment(o.name, searched, [o.metric]);
+  board.close();
+}

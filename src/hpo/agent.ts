@@ -1,0 +1,245 @@
+#!/usr/bin/env node
+/**
+ * The search agent: one per executor, started by the long-lived Spark task of a search
+ * (spark-plugin/sparkring/search.py). It takes trials from the Redis queue one at a time, runs
+ * each in a fresh Node process (src/runtime/trial.ts), keeps the trial's lease while it runs,
+ * passes early-stopping requests on, and records exactly one outcome per try. It leaves when no
+ * trial waits (so the executor can go back to the cluster) or when its executor is excluded.
+ *
+ * stdin: the agent message (one JSON line); closing it (the task is gone) ends the agent and its
+ * trial. SPARKRING_CONTROL_FD: {type: 'finished', trials, excluded} or {type: 'error'}.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, open, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { connectRedis } from '../events/redis.js';
+import { EventWriter } from '../experiments/tensorboard.js';
+import { ControlChannel } from '../runtime/control.js';
+import type { TrialMessage } from '../runtime/trial.js';
+import { type Claim, TrialQueue } from './queue.js';
+
+export const agentMessage = z.object({
+  type: z.literal('agent'),
+  searchId: z.string(),
+  entry: z.string(),
+  runDir: z.string(),
+  metric: z.string(),
+  leaseMs: z.number().int().positive(),
+  maxAttempts: z.number().int().positive(),
+  excludeAfter: z.number().int().positive(),
+  executorId: z.string(),
+  host: z.string(),
+  gpus: z.array(z.string()),
+  trialMain: z.string(),
+  redis: z.object({ url: z.string(), stream: z.string(), ca: z.string().nullable().optional() }),
+});
+export type AgentMessage = z.infer<typeof agentMessage>;
+
+/** What a finished try reports, and what the queue keeps as the trial's result. */
+export interface TrialOutcome {
+  metric: number | null;
+  steps: number;
+  stoppedEarly: boolean;
+  result: unknown;
+  executor: string;
+  /** Times (ms since the epoch) of this try: claimed, process spawned, result in, recorded. */
+  timings: { claimedAt: number; spawnedAt: number; resultAt: number; recordedAt: number };
+}
+
+type TrialReport =
+  | { type: 'metrics'; step: number; metrics: Record<string, number> }
+  | { type: 'log'; line: string }
+  | { type: 'result'; result: unknown; metric: number | null; steps: number; stopped: boolean }
+  | { type: 'error'; message: string; stack: string };
+
+let current: ChildProcess | undefined;
+const control = new ControlChannel(Number(process.env.SPARKRING_CONTROL_FD), () => {
+  current?.kill('SIGKILL');
+  process.exit(137);
+});
+
+class Agent {
+  private readonly queue: TrialQueue;
+  private readonly owner: string;
+  readonly ran: string[] = [];
+
+  constructor(
+    private readonly a: AgentMessage,
+    private readonly redis: Redis,
+  ) {
+    this.queue = new TrialQueue(redis, a.searchId, { leaseMs: a.leaseMs, maxAttempts: a.maxAttempts });
+    this.owner = `executor ${a.executorId} on ${a.host}`;
+  }
+
+  private event(type: string, fields: Record<string, unknown>): void {
+    const e = JSON.stringify({ type, source: `executor-${this.a.executorId}`, at: Date.now(), ...fields });
+    this.redis.xadd(this.a.redis.stream, 'MAXLEN', '~', 1_000_000, '*', 'e', e).catch(() => undefined);
+  }
+
+  /** Runs trials until none waits; true when this executor was excluded for failing trials. */
+  async run(): Promise<boolean> {
+    for (;;) {
+      await this.queue.reap();
+      if (await this.queue.excluded(this.owner, this.a.excludeAfter)) {
+        this.event('trial', { stage: 'excluded', executor: this.owner, after: this.a.excludeAfter });
+        return true;
+      }
+      const claimedAt = Date.now();
+      const claim = await this.queue.claim(this.owner);
+      if (!claim) return false;
+      this.ran.push(claim.id);
+      await this.runTrial(claim, claimedAt);
+    }
+  }
+
+  private async runTrial(c: Claim, claimedAt: number): Promise<void> {
+    const dir = join(this.a.runDir, `trial-${c.id}`);
+    await mkdir(join(dir, 'logs'), { recursive: true });
+    await writeFile(join(dir, 'hparams.json'), `${JSON.stringify(c.hparams, null, 2)}\n`);
+    this.event('trial', { stage: 'started', id: c.id, attempt: c.attempt, executor: this.owner, hparams: c.hparams });
+    const log = await open(join(dir, 'logs', 'trial.log'), 'a');
+    const spawnedAt = Date.now();
+    const child = spawn(process.execPath, [this.a.trialMain], {
+      stdio: ['pipe', log.fd, log.fd, 'pipe'],
+      env: process.env,
+    });
+    current = child;
+    const message: TrialMessage = {
+      type: 'trial',
+      searchId: this.a.searchId,
+      id: c.id,
+      entry: this.a.entry,
+      hparams: c.hparams,
+      attempt: c.attempt,
+      dir,
+      metric: this.a.metric,
+      gpus: this.a.gpus,
+    };
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.write(`${JSON.stringify(message)}\n`);
+    let final: TrialReport | undefined;
+    let resultAt = 0;
+    const reports = createInterface({ input: child.stdio[3] as NodeJS.ReadableStream });
+    reports.on('line', (line) => {
+      const r = JSON.parse(line) as TrialReport;
+      if (r.type === 'metrics')
+        this.event('metrics', { trial: c.id, attempt: c.attempt, rank: 0, step: r.step, metrics: r.metrics });
+      else if (r.type === 'log') this.event('log', { trial: c.id, rank: 0, line: r.line });
+      else {
+        final = r;
+        resultAt = Date.now();
+      }
+    });
+    let lost = false;
+    let stopSent = false;
+    const keeper = setInterval(
+      async () => {
+        try {
+          if (!(await this.queue.renew(c.id, this.owner))) {
+            lost = true;
+            child.kill('SIGKILL');
+          } else if (!stopSent && (await this.queue.stopRequested(c.id))) {
+            stopSent = true;
+            child.stdin?.write(`${JSON.stringify({ type: 'stop' })}\n`);
+          }
+        } catch {
+          // Redis restarting: the lease outlives a short outage; the next tick tries again.
+        }
+      },
+      Math.max(50, Math.floor(this.a.leaseMs / 4)),
+    );
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+      child.on('close', (co, si) => resolve([co, si])),
+    );
+    clearInterval(keeper);
+    current = undefined;
+    await log.close();
+    if (lost) {
+      this.event('trial', { stage: 'lost', id: c.id, attempt: c.attempt, executor: this.owner });
+      return;
+    }
+    const outcome = final as TrialReport | undefined;
+    if (outcome?.type === 'result') {
+      const record: TrialOutcome = {
+        metric: outcome.metric,
+        steps: outcome.steps,
+        stoppedEarly: outcome.stopped,
+        result: outcome.result,
+        executor: this.owner,
+        timings: { claimedAt, spawnedAt, resultAt, recordedAt: 0 },
+      };
+      record.timings.recordedAt = Date.now();
+      if (await this.queue.complete(c.id, this.owner, record)) {
+        await writeFile(
+          join(dir, 'result.json'),
+          `${JSON.stringify({ id: c.id, status: 'done', attempts: c.attempt, ...record }, null, 2)}\n`,
+        );
+        endSession(dir, 'done');
+        this.event('trial', {
+          stage: 'done',
+          id: c.id,
+          attempt: c.attempt,
+          executor: this.owner,
+          metric: record.metric,
+          steps: record.steps,
+          stoppedEarly: record.stoppedEarly,
+        });
+      }
+      return;
+    }
+    const error =
+      outcome?.type === 'error'
+        ? outcome.message
+        : `its Node process ended ${signal ? `by ${signal}` : `with status ${code}`} before reporting`;
+    const verdict = await this.queue.fail(c.id, this.owner, error);
+    if (verdict === 'failed') {
+      await writeFile(
+        join(dir, 'result.json'),
+        `${JSON.stringify({ id: c.id, status: 'failed', attempts: c.attempt, error, executor: this.owner }, null, 2)}\n`,
+      );
+      endSession(dir, 'failed');
+    }
+    this.event('trial', {
+      stage: verdict === 'requeued' ? 'requeued' : 'failed',
+      id: c.id,
+      attempt: c.attempt,
+      executor: this.owner,
+      error,
+      stack: outcome?.type === 'error' ? outcome.stack : undefined,
+    });
+  }
+}
+
+/** The hparams plugin's session end, so TensorBoard shows how each trial ended. */
+function endSession(trialDir: string, status: 'done' | 'failed'): void {
+  const board = new EventWriter(join(trialDir, 'tensorboard'), '.end');
+  board.sessionEnd(status === 'done' ? 'success' : 'failure');
+  board.close();
+}
+
+let redis: Redis | undefined;
+try {
+  const a = await control.next(agentMessage);
+  redis = connectRedis(a.redis, { maxRetriesPerRequest: null });
+  redis.on('error', () => undefined);
+  await redis.connect();
+  const agent = new Agent(a, redis);
+  const excluded = await agent.run();
+  control.send({ type: 'finished', trials: agent.ran, excluded });
+  redis.disconnect();
+  process.exit(0);
+} catch (err) {
+  const e = err instanceof Error ? err : new Error(String(err));
+  process.stderr.write(`${e.stack ?? e.message}\n`);
+  current?.kill('SIGKILL');
+  try {
+    control.send({ type: 'error', message: `${e.name}: ${e.message}`, stack: e.stack ?? '' });
+  } catch {
+    // the task is gone already
+  }
+  redis?.disconnect();
+  process.exit(1);
+}
