@@ -230,8 +230,9 @@ async function recordSearch(
   const searched: Record<string, unknown[]> = {};
   for (const t of r.trials) {
     for (const [k, v] of Object.entries(t.hparams)) {
-      const seen = (searched[k] ??= []);
+      const seen = searched[k] ?? [];
       if (!seen.includes(v)) seen.push(v);
+      searched[k] = seen;
     }
   }
   const board = new EventWriter(r.dir, '.search');

@@ -41,7 +41,10 @@ const started = new Promise<TrialMessage>((resolve) => {
   const lines = createInterface({ input: process.stdin });
   lines.on('line', (line) => {
     const m = JSON.parse(line) as { type: string };
-    if (m.type === 'trial' && !trial) resolve((trial = m as TrialMessage));
+    if (m.type === 'trial' && !trial) {
+      trial = m as TrialMessage;
+      resolve(trial);
+    }
     else if (m.type === 'stop') stop.abort(new Error('stopped early by the search'));
   });
   // The agent is gone (its executor died): nothing may outlive it.
