@@ -9,6 +9,7 @@ import { writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Ring } from '../collective/ring.js';
+import { trialMetric } from '../hpo/trial-metric.js';
 import { Checkpoints } from './checkpoint.js';
 import { createContext } from './context.js';
 import { PartitionData } from './data.js';
@@ -44,22 +45,13 @@ const started = new Promise<TrialMessage>((resolve) => {
     if (m.type === 'trial' && !trial) {
       trial = m as TrialMessage;
       resolve(trial);
-    }
-    else if (m.type === 'stop') stop.abort(new Error('stopped early by the search'));
+    } else if (m.type === 'stop') stop.abort(new Error('stopped early by the search'));
   });
   // The agent is gone (its executor died): nothing may outlive it.
   lines.on('close', () => {
     if (!settled) process.exit(137);
   });
 });
-
-/** The trial's metric: a returned number, the returned object's metric key, else the last report of it. */
-export function trialMetric(result: unknown, key: string, lastReported: number | undefined): number | null {
-  if (typeof result === 'number' && Number.isFinite(result)) return result;
-  const fromResult = (result as Record<string, unknown> | null)?.[key];
-  if (typeof fromResult === 'number' && Number.isFinite(fromResult)) return fromResult;
-  return lastReported ?? null;
-}
 
 try {
   const t = await started;

@@ -6,6 +6,10 @@ import { FIXTURES, PYTHON } from './spark.js';
 export function readTensorBoard(logdir: string): {
   scalars: Record<string, Array<[number, number]>>;
   hparams: Record<string, unknown>;
+  /** The hparams plugin's experiment summary, when the directory has one. */
+  experiment: { hparams: Record<string, unknown[]>; metrics: string[] } | null;
+  /** The hparams plugin's session end status (1 success, 2 failure), when written. */
+  sessionEnd: number | null;
 } {
   return JSON.parse(execFileSync(PYTHON, [join(FIXTURES, 'read-tensorboard.py'), logdir], { encoding: 'utf8' }));
 }
