@@ -91,3 +91,39 @@ def test_spec_reads_the_client_json() -> None:
     )
     assert spec.workers == 2 and spec.redis is not None and spec.redis.url == "redis://127.0.0.1:5" and spec.gpus_per_worker == 1
     assert spec.data is None and spec.attempt == 0
+
+
+def test_search_spec_reads_what_the_client_writes() -> None:
+    from sparkring.search import SearchSpec
+
+    spec = SearchSpec.from_dict(
+        {
+            "kind": "search",
+            "runId": "r1",
+            "name": "quad",
+            "entry": "/e.ts",
+            "executors": 2,
+            "node": "/node",
+            "agentMain": "/agent.js",
+            "trialMain": "/trial.js",
+            "experiments": "/exp",
+            "resultPath": "/result.json",
+            "redis": {"url": "redis://127.0.0.1:1", "stream": "s", "ca": None},
+            "queueKeys": {"pending": "p", "running": "r", "client": "c"},
+            "metric": "loss",
+            "leaseMs": 2000,
+            "maxTrialAttempts": 3,
+            "excludeAfter": 2,
+        }
+    )
+    assert (spec.pending_key, spec.running_key, spec.client_key) == ("p", "r", "c")
+    assert spec.redis.url == "redis://127.0.0.1:1" and spec.exclude_after == 2 and spec.run_dir is None
+
+
+def test_executor_identity_outside_an_executor_falls_back_to_the_parent() -> None:
+    import os
+
+    from sparkring.search import executor_identity
+
+    executor, host = executor_identity()
+    assert executor == f"pid-{os.getppid()}" and host

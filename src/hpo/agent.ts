@@ -81,6 +81,7 @@ class Agent {
 
   /** Runs trials until none waits; true when this executor was excluded for failing trials. */
   async run(): Promise<boolean> {
+    let onlyOwnFailuresSince: number | undefined;
     for (;;) {
       await this.queue.reap();
       if (await this.queue.excluded(this.owner, this.a.excludeAfter)) {
@@ -88,10 +89,18 @@ class Agent {
         return true;
       }
       const claimedAt = Date.now();
-      const claim = await this.queue.claim(this.owner);
-      if (!claim) return false;
-      this.ran.push(claim.id);
-      await this.runTrial(claim, claimedAt);
+      // A trial that failed here waits a lease period for another executor before it is tried here again.
+      const retryHere = onlyOwnFailuresSince !== undefined && claimedAt - onlyOwnFailuresSince > this.a.leaseMs;
+      const claim = await this.queue.claim(this.owner, retryHere);
+      if (claim) {
+        onlyOwnFailuresSince = undefined;
+        this.ran.push(claim.id);
+        await this.runTrial(claim, claimedAt);
+        continue;
+      }
+      if ((await this.queue.pendingCount()) === 0) return false;
+      onlyOwnFailuresSince ??= claimedAt;
+      await new Promise((r) => setTimeout(r, 200));
     }
   }
 
@@ -104,7 +113,7 @@ class Agent {
     const spawnedAt = Date.now();
     const child = spawn(process.execPath, [this.a.trialMain], {
       stdio: ['pipe', log.fd, log.fd, 'pipe'],
-      env: process.env,
+      env: { ...process.env, SPARKRING_EXECUTOR_ID: this.a.executorId },
     });
     current = child;
     const message: TrialMessage = {

@@ -25,9 +25,17 @@ export interface Claim {
   attempt: number;
 }
 
+// A trial this owner failed before is skipped while others wait, unless ARGV[5] allows it.
 const CLAIM = `
-local id = redis.call('LPOP', KEYS[1])
+local id = false
+for _, candidate in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if ARGV[5] == '1' or redis.call('SISMEMBER', ARGV[3] .. candidate .. ':failedBy', ARGV[1]) == 0 then
+    id = candidate
+    break
+  end
+end
 if not id then return false end
+redis.call('LREM', KEYS[1], 1, id)
 local t = ARGV[3] .. id
 local attempts = redis.call('HINCRBY', t, 'attempts', 1)
 redis.call('HSET', t, 'status', 'running', 'owner', ARGV[1])
@@ -49,6 +57,7 @@ if ARGV[2] == 'done' then
   return 1
 end
 redis.call('HSET', KEYS[1], 'error', ARGV[3])
+redis.call('SADD', KEYS[1] .. ':failedBy', ARGV[1])
 if tonumber(redis.call('HGET', KEYS[1], 'attempts')) >= tonumber(ARGV[4]) then
   redis.call('HSET', KEYS[1], 'status', 'failed')
   return 2
@@ -101,8 +110,11 @@ export class TrialQueue {
     await m.exec();
   }
 
-  /** The next pending trial for `owner` (an executor), leased for leaseMs; null when none waits. */
-  async claim(owner: string): Promise<Claim | null> {
+  /**
+   * The next pending trial for `owner` (an executor), leased for leaseMs; null when none waits.
+   * Trials `owner` failed before are left to other executors unless `evenIfFailedHere`.
+   */
+  async claim(owner: string, evenIfFailedHere = false): Promise<Claim | null> {
     const r = (await this.redis.eval(
       CLAIM,
       2,
@@ -112,6 +124,7 @@ export class TrialQueue {
       this.o.leaseMs,
       this.key('trial:'),
       this.key('lease:'),
+      evenIfFailedHere ? '1' : '0',
     )) as [string, string, number] | null;
     return r ? { id: r[0], hparams: JSON.parse(r[1]) as Hparams, attempt: Number(r[2]) } : null;
   }
@@ -220,6 +233,10 @@ export class TrialQueue {
       });
     }
     return out;
+  }
+
+  async pendingCount(): Promise<number> {
+    return this.redis.llen(this.key('pending'));
   }
 
   /** True when no trial waits or runs. */

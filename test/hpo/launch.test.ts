@@ -161,6 +161,19 @@ describe('sparkring launch', () => {
     expect(r.trials.find((t) => t.hparams.x === 3)?.stoppedEarly).toBe(false);
   }, 240_000);
 
+  it('an executor that keeps failing trials is excluded; its trials run elsewhere', async () => {
+    const lines: string[] = [];
+    const r = await search(
+      'exclusion',
+      { x: xs, steps: [3] },
+      { hparams: { stepMs: 100, badExecutor: '0' }, excludeAfter: 2, onProgress: (l) => lines.push(l) },
+    );
+    expectEveryTrialOnce(r, 6);
+    expect(r.trials.every((t) => t.executor === r.trials[0]?.executor && !t.executor?.startsWith('executor 0 '))).toBe(true);
+    expect(lines.join('\n')).toMatch(/executor 0 on .* failed 2 trials in a row and is excluded from this search/);
+    expect(lines.join('\n')).toMatch(/failed on executor 0 .*back in the queue: Error: this executor is broken/);
+  }, 240_000);
+
   it.each([
     [['--grid', 'lr='], /search space key "lr": an empty list of values/],
     [['--random', 'lr=normal(0,1)', '--trials', '4'], /search space key "lr": unknown distribution "normal"/],

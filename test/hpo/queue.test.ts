@@ -81,4 +81,35 @@ describe('the trial queue on Redis', () => {
     expect(await q.reap()).toEqual([]);
     expect(await q.complete('0', 'exec-1', 1)).toBe(true);
   });
+
+  it('a trial failed on one executor goes to another first; it comes back only when asked', async () => {
+    const q = await queueOf(2);
+    const a = await q.claim('exec-1');
+    expect(await q.fail(a?.id as string, 'exec-1', 'Error: broken here')).toBe('requeued');
+    expect((await q.claim('exec-1'))?.id).toBe('1');
+    expect(await q.claim('exec-1')).toBeNull();
+    expect(await q.pendingCount()).toBe(1);
+    expect((await q.claim('exec-1', true))?.id).toBe('0');
+  });
+
+  it('excludes an executor that fails trials in a row only while another executor completes them', async () => {
+    const q = await queueOf(4);
+    for (const id of ['0', '1']) {
+      await q.claim('bad');
+      expect(await q.fail(id, 'bad', 'Error: broken')).toBe('requeued');
+    }
+    expect(await q.excluded('bad', 2)).toBe(false); // nobody succeeds: the trials are at fault
+    const c = await q.claim('good');
+    expect(await q.complete(c?.id as string, 'good', 1)).toBe(true);
+    expect(await q.excluded('bad', 2)).toBe(true);
+    expect(await q.excluded('bad', 3)).toBe(false);
+    expect(await q.excluded('good', 2)).toBe(false);
+  });
+
+  it('carries stop requests to the executor running the trial', async () => {
+    const q = await queueOf(1);
+    expect(await q.stopRequested('0')).toBe(false);
+    await q.requestStop('0');
+    expect(await q.stopRequested('0')).toBe(true);
+  });
 });
