@@ -8,6 +8,7 @@ import { positiveInt } from '../src/cli/args.js';
 import { TRANSPORTS, type Transport } from '../src/collective/index.js';
 import { allreduceBench } from './allreduce.js';
 import { handoffBench } from './handoff.js';
+import { hpoBench } from './hpo.js';
 import { startupBench } from './startup.js';
 
 const MiB = 1024 * 1024;
@@ -97,6 +98,14 @@ program
   .action(async (o: { workers: number; rows: number; columns: number; rounds: number; json?: boolean }) =>
     emit(await handoffBench(o, log), o.json),
   );
+
+program
+  .command('hpo')
+  .description('per-trial overhead of a search (queue + fresh Node process), beside a bare node -e 0')
+  .option('--trials <n>', 'trials that do nothing', positiveInt('--trials'), 24)
+  .option('--executors <n>', 'executors', positiveInt('--executors'), 2)
+  .option('--json', 'print one JSON object on stdout')
+  .action(async (o: { trials: number; executors: number; json?: boolean }) => emit(await hpoBench(o, log), o.json));
 
 function printTable(rows: Array<Record<string, unknown>>): void {
   const cols = ['impl', 'procs', 'bytes', 'time_ms', 'busbw_GBps', 'vs_mpi', 'vs_tcp_loopback', 'fused_speedup'];

@@ -45,14 +45,29 @@ export interface TrialOutcome {
   stoppedEarly: boolean;
   result: unknown;
   executor: string;
-  /** Times (ms since the epoch) of this try: claimed, process spawned, result in, recorded. */
-  timings: { claimedAt: number; spawnedAt: number; resultAt: number; recordedAt: number };
+  /** Times (ms since the epoch) of this try: claimed, process spawned, train() ran, result in, recorded. */
+  timings: {
+    claimedAt: number;
+    spawnedAt: number;
+    trainStartAt: number;
+    trainEndAt: number;
+    resultAt: number;
+    recordedAt: number;
+  };
 }
 
 type TrialReport =
   | { type: 'metrics'; step: number; metrics: Record<string, number> }
   | { type: 'log'; line: string }
-  | { type: 'result'; result: unknown; metric: number | null; steps: number; stopped: boolean }
+  | {
+      type: 'result';
+      result: unknown;
+      metric: number | null;
+      steps: number;
+      stopped: boolean;
+      trainStartAt: number;
+      trainEndAt: number;
+    }
   | { type: 'error'; message: string; stack: string };
 
 let current: ChildProcess | undefined;
@@ -178,7 +193,14 @@ class Agent {
         stoppedEarly: outcome.stopped,
         result: outcome.result,
         executor: this.owner,
-        timings: { claimedAt, spawnedAt, resultAt, recordedAt: 0 },
+        timings: {
+          claimedAt,
+          spawnedAt,
+          trainStartAt: outcome.trainStartAt,
+          trainEndAt: outcome.trainEndAt,
+          resultAt,
+          recordedAt: 0,
+        },
       };
       record.timings.recordedAt = Date.now();
       if (await this.queue.complete(c.id, this.owner, record)) {

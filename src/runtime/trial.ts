@@ -85,7 +85,9 @@ try {
     resumedStep,
     trial: { id: t.id, group: t.id, stop: stop.signal },
   });
+  const trainStartAt = Date.now();
   const result = await train(ctx);
+  const trainEndAt = Date.now();
   close();
   settled = true;
   send({
@@ -94,6 +96,8 @@ try {
     metric: trialMetric(result, t.metric, last),
     steps,
     stopped: stop.signal.aborted,
+    trainStartAt,
+    trainEndAt,
   });
   process.exit(0);
 } catch (err) {
