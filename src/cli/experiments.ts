@@ -28,9 +28,10 @@ export function experimentsList(o: { experiments?: string; json?: boolean }): st
   if (o.json) return JSON.stringify(runs);
   if (runs.length === 0) return `no runs under ${o.experiments ?? DEFAULT_EXPERIMENTS()}`;
   return table([
-    ['RUN', 'STATUS', 'WORKERS', 'ATTEMPTS', 'STARTED', 'RESULT'],
+    ['RUN', 'KIND', 'STATUS', 'WORKERS', 'ATTEMPTS', 'STARTED', 'RESULT'],
     ...runs.map((r) => [
       r.id,
+      r.kind === 'search' ? `search (${r.trials?.length ?? 0} trials)` : 'allreduce',
       status(r),
       String(r.workers ?? '-'),
       String(r.attempts ?? '-'),
@@ -58,6 +59,23 @@ export function experimentsShow(ref: string, o: { experiments?: string; json?: b
     `dir:      ${run.dir}`,
     `curves:   ${curves}`,
   ];
+  if (run.trials?.length) {
+    lines[3] = `best:     ${JSON.stringify(run.result)}`;
+    lines.push(
+      '',
+      table([
+        ['TRIAL', 'STATUS', 'METRIC', 'STEPS', 'ATTEMPTS', 'HPARAMS'],
+        ...run.trials.map((t) => [
+          t.id,
+          t.status,
+          String(t.metric ?? '-'),
+          String(t.steps),
+          String(t.attempts),
+          JSON.stringify(t.hparams),
+        ]),
+      ]),
+    );
+  }
   if (last.size > 0) {
     const names = [...new Set([...last.values()].flatMap((m) => Object.keys(m)))];
     lines.push(

@@ -143,6 +143,9 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
     const searchMs = Date.now() - startedAt;
     const driver = existsSync(resultPath) ? (JSON.parse(await readFile(resultPath, 'utf8')) as DriverResult) : undefined;
     if (!driver?.ok) {
+      if (driver?.dir) {
+        await writeFile(join(driver.dir, 'result.json'), JSON.stringify({ ...driver, trials: await queue.trials() }, null, 2));
+      }
       if (driver?.error)
         throw new RunError(driver.error.kind === 'job' ? 'job' : 'spark', driver.error.message, { dir: driver.dir });
       const meaningful = outcome.tail.filter((l) => /error|exception/i.test(l) && !/^\s+at /.test(l));

@@ -21,6 +21,12 @@ export async function rerun(
   const specPath = join(dir, 'spec.json');
   if (!existsSync(specPath)) throw new RunError('input', `run ${ref} has no spec.json (${specPath}); it cannot be rerun`);
   const spec = JSON.parse(readFileSync(specPath, 'utf8')) as Record<string, unknown>;
+  if (spec.kind === 'search') {
+    throw new RunError(
+      'input',
+      `run ${ref} is a search; start it again with \`sparkring launch\` (its spec.json holds the space)`,
+    );
+  }
   const say = extra.onProgress ?? ((l: string) => process.stderr.write(`${l}\n`));
   const env = join(dir, 'versioned', 'environment.json');
   if (existsSync(env) && existsSync(String(spec.entry))) {

@@ -76,12 +76,24 @@ export interface RunSummary {
   dir: string;
   name: string;
   appId: string;
+  /** A training run (sparkring allreduce) or a hyperparameter search (sparkring launch). */
+  kind: 'allreduce' | 'search';
   ok: boolean | null;
   workers: number | null;
   attempts: number | null;
   startedAt: string;
+  /** The run's result; for a search, its best trial. */
   result: unknown;
   error: string | null;
+  /** A search's trials, as its result.json lists them. */
+  trials?: Array<{
+    id: string;
+    hparams: Record<string, unknown>;
+    status: string;
+    metric: number | null;
+    steps: number;
+    attempts: number;
+  }>;
 }
 
 const readJson = (path: string): Record<string, unknown> | undefined => {
@@ -90,6 +102,11 @@ const readJson = (path: string): Record<string, unknown> | undefined => {
   } catch {
     return undefined;
   }
+};
+
+const bestOf = (best: unknown): unknown => {
+  const b = best as { id?: string; hparams?: unknown; metric?: unknown } | null | undefined;
+  return b ? { id: b.id, hparams: b.hparams, metric: b.metric } : null;
 };
 
 /** Every run under `experiments`, oldest first. */
@@ -106,17 +123,20 @@ export function listRuns(experiments: string): RunSummary[] {
         const result = readJson(join(dir, 'result.json'));
         const spec = readJson(join(dir, 'spec.json'));
         const error = result?.error as { message?: string } | undefined;
+        const search = spec?.kind === 'search';
         runs.push({
           id: relative(experiments, dir),
           dir,
           name,
           appId: app,
+          kind: search ? 'search' : 'allreduce',
           ok: result ? result.ok === true : null,
-          workers: (result?.workers as number | undefined) ?? (spec?.workers as number | undefined) ?? null,
+          workers: ((search ? spec?.executors : (result?.workers ?? spec?.workers)) as number | undefined) ?? null,
           attempts: (result?.attempts as number | undefined) ?? (typeof result?.attempt === 'number' ? result.attempt + 1 : null),
           startedAt: statSync(dir).birthtime.toISOString(),
-          result: result?.result ?? null,
+          result: (search ? bestOf(result?.best) : result?.result) ?? null,
           error: error?.message ?? null,
+          ...(search ? { trials: (result?.trials as RunSummary['trials']) ?? [] } : {}),
         });
       }
     }
