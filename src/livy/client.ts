@@ -1,0 +1,334 @@
+/**
+ * A typed client of Apache Livy's REST API (0.9.0): batches and interactive sessions with
+ * statements. Written here because no maintained Livy client exists on npm (see
+ * ../shared/reference/C_livy.md). It always sends X-Requested-By (Livy's CSRF filter wants it on
+ * every non-GET request), takes pluggable auth headers, retries connection errors and 5xx with
+ * backoff, and turns Livy's mixed error bodies (JSON {msg}, a bare JSON string, Jetty's HTML)
+ * into one LivyError.
+ */
+
+export type BatchState = 'not_started' | 'starting' | 'recovering' | 'running' | 'success' | 'dead' | 'killed';
+export type SessionState =
+  | 'not_started'
+  | 'starting'
+  | 'recovering'
+  | 'idle'
+  | 'running'
+  | 'busy'
+  | 'shutting_down'
+  | 'error'
+  | 'dead'
+  | 'killed'
+  | 'success';
+export type StatementState = 'waiting' | 'running' | 'available' | 'error' | 'cancelling' | 'cancelled';
+
+export const FINISHED_BATCH_STATES: readonly BatchState[] = ['success', 'dead', 'killed'];
+
+/** Fields of POST /batches (Livy refuses unknown fields with 400). */
+export interface BatchRequest {
+  file: string;
+  name?: string;
+  proxyUser?: string;
+  className?: string;
+  args?: string[];
+  jars?: string[];
+  pyFiles?: string[];
+  files?: string[];
+  archives?: string[];
+  driverMemory?: string;
+  driverCores?: number;
+  executorMemory?: string;
+  executorCores?: number;
+  numExecutors?: number;
+  queue?: string;
+  conf?: Record<string, string>;
+}
+
+export interface Batch {
+  id: number;
+  name: string | null;
+  owner: string | null;
+  proxyUser: string | null;
+  state: BatchState;
+  appId: string | null;
+  appInfo: Record<string, string | null>;
+  log: string[];
+}
+
+export interface SessionRequest extends Omit<BatchRequest, 'file' | 'className' | 'args'> {
+  kind?: 'spark' | 'pyspark' | 'sparkr' | 'sql';
+  heartbeatTimeoutInSecond?: number;
+  ttl?: string;
+  idleTimeout?: string;
+}
+
+export interface Session {
+  id: number;
+  name: string | null;
+  appId: string | null;
+  owner: string | null;
+  proxyUser: string | null;
+  state: SessionState;
+  kind: string;
+  appInfo: Record<string, string | null>;
+  log: string[];
+}
+
+export type StatementOutput =
+  | { status: 'ok'; execution_count: number; data: Record<string, unknown> }
+  | { status: 'error'; execution_count: number; ename: string; evalue: string; traceback: string[] };
+
+export interface Statement {
+  id: number;
+  code: string;
+  state: StatementState;
+  output: StatementOutput | null;
+  progress: number;
+}
+
+export interface LogPage {
+  id: number;
+  from: number;
+  total: number;
+  log: string[];
+}
+
+/** One error for everything Livy (or the way to it) can answer. */
+export class LivyError extends Error {
+  override readonly name = 'LivyError';
+  constructor(
+    message: string,
+    /** HTTP status; undefined when Livy could not be reached. */
+    readonly status: number | undefined,
+    readonly method: string,
+    readonly url: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The message in a Livy error body: {"msg": ...}, a bare JSON string, or Jetty's HTML page. */
+export function livyErrorMessage(body: string, status: number): string {
+  const text = body.trim();
+  if (text === '') return `HTTP ${status}`;
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (typeof parsed === 'string') return parsed;
+    const msg = (parsed as { msg?: unknown } | null)?.msg;
+    if (typeof msg === 'string') return msg;
+    return text.slice(0, 500);
+  } catch {
+    // Jetty's sendError page: the reason is in <title> or the "Problem accessing" paragraph.
+    const reason = /<pre>([^<]+)<\/pre>/i.exec(text)?.[1] ?? /<title>([^<]+)<\/title>/i.exec(text)?.[1];
+    return (reason ?? text.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ')).trim().slice(0, 500);
+  }
+}
+
+export interface LivyClientOptions {
+  /** http(s)://host:port of the Livy server. */
+  url: string;
+  /** Extra headers on every request: `basicAuth(user, password)`, `bearer(token)`, or your own. */
+  headers?: Record<string, string> | (() => Record<string, string> | Promise<Record<string, string>>);
+  /** Tries per request on connection errors and 5xx answers (default 4). */
+  attempts?: number;
+  /** First backoff in ms, doubled each retry (default 250). */
+  backoffMs?: number;
+  /** Per-request timeout in ms (default 30 s). */
+  timeoutMs?: number;
+}
+
+export const basicAuth = (user: string, password: string): Record<string, string> => ({
+  Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
+});
+export const bearer = (token: string): Record<string, string> => ({ Authorization: `Bearer ${token}` });
+
+export class LivyClient {
+  readonly url: string;
+
+  constructor(private readonly o: LivyClientOptions) {
+    this.url = o.url.replace(/\/+$/, '');
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const url = `${this.url}${path}`;
+    const extra = typeof this.o.headers === 'function' ? await this.o.headers() : (this.o.headers ?? {});
+    const headers: Record<string, string> = { 'X-Requested-By': 'sparkring', Accept: 'application/json', ...extra };
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const attempts = this.o.attempts ?? 4;
+    let delay = this.o.backoffMs ?? 250;
+    for (let attempt = 1; ; attempt++) {
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(this.o.timeoutMs ?? 30_000),
+        });
+      } catch (err) {
+        if (attempt < attempts) {
+          await new Promise((r) => setTimeout(r, delay));
+          delay *= 2;
+          continue;
+        }
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        const why = cause?.code ?? cause?.message ?? (err as Error).message;
+        throw new LivyError(`Livy at ${this.url} is unreachable (${why}) after ${attempts} tries`, undefined, method, url, {
+          cause: err,
+        });
+      }
+      const text = await res.text();
+      if (res.ok) return (text === '' ? undefined : JSON.parse(text)) as T;
+      if (res.status >= 500 && attempt < attempts) {
+        await new Promise((r) => setTimeout(r, delay));
+        delay *= 2;
+        continue;
+      }
+      throw new LivyError(`Livy ${method} ${path}: ${res.status} ${livyErrorMessage(text, res.status)}`, res.status, method, url);
+    }
+  }
+
+  version(): Promise<{ version: string; revision?: string }> {
+    return this.request('GET', '/version');
+  }
+
+  // ---- batches ----------------------------------------------------------------------
+
+  createBatch(req: BatchRequest): Promise<Batch> {
+    return this.request('POST', '/batches', req);
+  }
+
+  getBatch(id: number | string): Promise<Batch> {
+    return this.request('GET', `/batches/${encodeURIComponent(String(id))}`);
+  }
+
+  listBatches(from = 0, size = 100): Promise<{ from: number; total: number; sessions: Batch[] }> {
+    return this.request('GET', `/batches?from=${from}&size=${size}`);
+  }
+
+  async batchState(id: number): Promise<BatchState> {
+    return (await this.request<{ id: number; state: BatchState }>('GET', `/batches/${id}/state`)).state;
+  }
+
+  /** A page of the batch's log (spark-submit's output); without `from`, the last `size` lines. */
+  batchLog(id: number, page: { from?: number; size?: number } = {}): Promise<LogPage> {
+    const q = new URLSearchParams();
+    if (page.from !== undefined) q.set('from', String(page.from));
+    q.set('size', String(page.size ?? 100));
+    return this.request('GET', `/batches/${id}/log?${q}`);
+  }
+
+  /** Every log line Livy still holds for the batch, paged from the start. */
+  async batchLogAll(id: number, pageSize = 500): Promise<string[]> {
+    const lines: string[] = [];
+    for (let from = 0; ; ) {
+      const page = await this.batchLog(id, { from, size: pageSize });
+      lines.push(...page.log);
+      from += page.log.length;
+      if (page.log.length === 0 || from >= page.total) return lines;
+    }
+  }
+
+  /** Deletes (kills) the batch; a batch Livy no longer knows counts as deleted. */
+  async deleteBatch(id: number): Promise<void> {
+    try {
+      await this.request('DELETE', `/batches/${id}`);
+    } catch (err) {
+      if (!(err instanceof LivyError && err.status === 404)) throw err;
+    }
+  }
+
+  /** Polls until the batch finished; `onState` sees each new state. */
+  async waitBatch(
+    id: number,
+    o: { pollMs?: number; signal?: AbortSignal; onState?: (s: BatchState) => void } = {},
+  ): Promise<BatchState> {
+    let last: BatchState | undefined;
+    for (;;) {
+      o.signal?.throwIfAborted();
+      const state = await this.batchState(id);
+      if (state !== last) o.onState?.(state);
+      last = state;
+      if (FINISHED_BATCH_STATES.includes(state)) return state;
+      await new Promise((r) => setTimeout(r, o.pollMs ?? 500));
+    }
+  }
+
+  // ---- interactive sessions -------------------------------------------------------------
+
+  createSession(req: SessionRequest = {}): Promise<Session> {
+    return this.request('POST', '/sessions', req);
+  }
+
+  getSession(id: number): Promise<Session> {
+    return this.request('GET', `/sessions/${id}`);
+  }
+
+  async deleteSession(id: number): Promise<void> {
+    try {
+      await this.request('DELETE', `/sessions/${id}`);
+    } catch (err) {
+      if (!(err instanceof LivyError && err.status === 404)) throw err;
+    }
+  }
+
+  /** Polls until the session is idle (ready for statements); throws if it died instead. */
+  async waitSessionIdle(id: number, o: { pollMs?: number; timeoutMs?: number } = {}): Promise<Session> {
+    const until = Date.now() + (o.timeoutMs ?? 180_000);
+    for (;;) {
+      const s = await this.getSession(id);
+      if (s.state === 'idle') return s;
+      if (['error', 'dead', 'killed', 'success', 'shutting_down'].includes(s.state)) {
+        throw new LivyError(
+          `Livy session ${id} is ${s.state}: ${s.log.slice(-3).join(' | ')}`,
+          undefined,
+          'GET',
+          `${this.url}/sessions/${id}`,
+        );
+      }
+      if (Date.now() > until) {
+        throw new LivyError(
+          `Livy session ${id} is still ${s.state} after ${o.timeoutMs ?? 180_000} ms`,
+          undefined,
+          'GET',
+          `${this.url}/sessions/${id}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, o.pollMs ?? 500));
+    }
+  }
+
+  runStatement(sessionId: number, code: string, kind?: SessionRequest['kind']): Promise<Statement> {
+    return this.request('POST', `/sessions/${sessionId}/statements`, kind ? { code, kind } : { code });
+  }
+
+  getStatement(sessionId: number, statementId: number): Promise<Statement> {
+    return this.request('GET', `/sessions/${sessionId}/statements/${statementId}`);
+  }
+
+  cancelStatement(sessionId: number, statementId: number): Promise<{ msg: string }> {
+    return this.request('POST', `/sessions/${sessionId}/statements/${statementId}/cancel`, {});
+  }
+
+  /** Runs `code` and polls until its output is there. */
+  async execute(
+    sessionId: number,
+    code: string,
+    o: { pollMs?: number; kind?: SessionRequest['kind'] } = {},
+  ): Promise<StatementOutput> {
+    let st = await this.runStatement(sessionId, code, o.kind);
+    while (!['available', 'error', 'cancelled'].includes(st.state)) {
+      await new Promise((r) => setTimeout(r, o.pollMs ?? 300));
+      st = await this.getStatement(sessionId, st.id);
+    }
+    if (!st.output)
+      throw new LivyError(
+        `statement ${st.id} of session ${sessionId} ended ${st.state} without output`,
+        undefined,
+        'GET',
+        this.url,
+      );
+    return st.output;
+  }
+}
