@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { basicAuth, LivyClient, LivyError, livyErrorMessage } from '../../src/livy/client.js';
+import { freePort } from '../../src/util/net.js';
 
 let server: Server | undefined;
 afterEach(async () => {
@@ -74,8 +75,9 @@ describe('LivyClient', () => {
   });
 
   it('says Livy is unreachable after its tries', async () => {
-    const livy = new LivyClient({ url: 'http://127.0.0.1:1', attempts: 2, backoffMs: 5 });
-    await expect(livy.version()).rejects.toThrow(/Livy at http:\/\/127\.0\.0\.1:1 is unreachable \(ECONNREFUSED\) after 2 tries/);
+    const port = await freePort();
+    const livy = new LivyClient({ url: `http://127.0.0.1:${port}`, attempts: 2, backoffMs: 5 });
+    await expect(livy.version()).rejects.toThrow(`Livy at http://127.0.0.1:${port} is unreachable (ECONNREFUSED) after 2 tries`);
   });
 
   it('pages the whole log, and treats a batch Livy forgot as deleted', async () => {
