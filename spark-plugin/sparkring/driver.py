@@ -180,6 +180,11 @@ def main(argv: list[str]) -> int:
         result = search.run(search.SearchSpec.from_dict(raw))
     else:
         result = run(JobSpec.from_dict(raw))
+    if not result.get("ok"):
+        error = result.get("error") or {}
+        who = f"worker {error['rank']} failed: " if error.get("kind") == "worker" else ""
+        # One line for whoever reads only the driver's output (a Livy batch's log).
+        print(f"sparkring: {who}{error.get('message', 'the job failed')}", file=sys.stderr)
     return 0 if result.get("ok") else 1
 
 

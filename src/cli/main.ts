@@ -7,6 +7,7 @@ import { type LaunchResult, launch } from '../client/launch.js';
 import { DEFAULT_EXPERIMENTS } from '../client/options.js';
 import { rerun } from '../client/rerun.js';
 import { parseGridFlag, parseRandomFlag, SearchSpaceError } from '../hpo/space.js';
+import { basicAuth, bearer } from '../livy/client.js';
 import { collect, earlyStopFlag, keyValue, nonNegative, positiveInt } from './args.js';
 import { runDemo } from './demo.js';
 import { experimentsList, experimentsShow } from './experiments.js';
@@ -31,6 +32,15 @@ function printResult(r: AllreduceResult, json: boolean): void {
   process.stdout.write(
     `timings: submit to ring ${t.submitToRingMs} ms, training ${t.trainMs} ms, executors released in ${t.releaseMs === null ? '-' : `${Math.round(t.releaseMs)} ms`}\n`,
   );
+}
+
+function livyHeaders(user: string | undefined, token: string | undefined): Record<string, string> | undefined {
+  if (user) {
+    const at = user.indexOf(':');
+    if (at <= 0) throw new InvalidArgumentError(`--livy-user takes user:password, not "${user}"`);
+    return basicAuth(user.slice(0, at), user.slice(at + 1));
+  }
+  return token ? bearer(token) : undefined;
 }
 
 function printLaunchResult(r: LaunchResult, json: boolean): void {
@@ -103,10 +113,13 @@ program
   )
   .option('--redis-ca <pem>', 'CA certificate for a rediss:// server')
   .option('--heartbeat-timeout <seconds>', 'a worker silent this long fails its attempt', positiveInt('--heartbeat-timeout'), 60)
-  .addOption(new Option('--livy <url>', 'submit through Livy (not available yet)').hideHelp())
+  .option('--livy <url>', 'submit through this Livy server (http(s)://host:port) instead of spark-submit')
+  .option('--livy-user <user:password>', 'HTTP basic auth for Livy')
+  .option('--livy-token <token>', 'bearer token for Livy')
   .option('--json', 'print one JSON object on stdout (progress stays on stderr)')
   .action(async (entry: string, o: Record<string, unknown>) => {
-    if (o.livy) fail(new RunError('setup', '--livy is not available yet; use --master'));
+    const interrupt = new AbortController();
+    process.once('SIGINT', () => interrupt.abort());
     try {
       const hp = Object.fromEntries(Object.entries(o.hp as Record<string, string>).map(([k, v]) => [k, parseValue(v)]));
       const r = await allreduce({
@@ -124,6 +137,9 @@ program
         redis: o.redis as string | undefined,
         redisCa: o.redisCa as string | undefined,
         heartbeatTimeoutMs: (o.heartbeatTimeout as number) * 1000,
+        livy: o.livy as string | undefined,
+        livyHeaders: livyHeaders(o.livyUser as string | undefined, o.livyToken as string | undefined),
+        signal: interrupt.signal,
       });
       printResult(r, Boolean(o.json));
     } catch (err) {

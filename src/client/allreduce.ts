@@ -14,6 +14,7 @@ import { writeMetrics, writeVersioned } from '../experiments/layout.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
 import { runSparkSubmit } from './launcher.js';
+import { checkLivy, runLivyBatch } from './livy-launcher.js';
 import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from './options.js';
 import { packageRoot, SetupError, type SparkPaths, sparkPaths } from './paths.js';
 import { Progress } from './progress.js';
@@ -96,6 +97,7 @@ function preflight(o: ResolvedAllreduceOptions): void {
 export async function allreduce(input: AllreduceOptions): Promise<AllreduceResult> {
   const o = resolveAllreduceOptions(input);
   preflight(o);
+  if (o.livy) await checkLivy({ livy: o.livy, livyHeaders: o.livyHeaders });
   let paths: ReturnType<typeof sparkPaths>;
   try {
     paths = sparkPaths();
@@ -139,9 +141,13 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
             );
         }
       }, 500);
-      const outcome = await runSparkSubmit(o, paths, [paths.submitFile, specPath], silent.signal).finally(() =>
-        clearInterval(watch),
-      );
+      const stop = o.signal ? AbortSignal.any([silent.signal, o.signal]) : silent.signal;
+      const program = [paths.submitFile, specPath];
+      const outcome = await (o.livy
+        ? runLivyBatch({ ...o, livy: o.livy }, paths, program, staging, say, stop)
+        : runSparkSubmit(o, paths, program, stop)
+      ).finally(() => clearInterval(watch));
+      if (o.signal?.aborted) throw new RunError('input', 'interrupted; the run was stopped');
       const driver = existsSync(resultPath) ? (JSON.parse(await readFile(resultPath, 'utf8')) as DriverResult) : undefined;
       // Later attempts resume in the same directory, from its checkpoints.
       runDir ??= driver?.dir ?? progress.runDir;

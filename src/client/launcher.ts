@@ -43,9 +43,8 @@ function jobConf(o: SubmitSettings): Record<string, string> {
   };
 }
 
-/** spark-submit arguments: our Spark settings, then `program` (a file and its arguments). */
-export function sparkSubmitArgs(o: SubmitSettings, paths: SparkPaths, program: string[]): string[] {
-  const master = o.master ?? defaultMaster(o.workers);
+/** Our Spark settings for a job on `master` (spark-submit --conf, or a Livy batch's conf). */
+export function sparkConf(o: SubmitSettings, paths: SparkPaths, master: string): Record<string, string> {
   const conf: Record<string, string> = {
     ...jobConf(o),
     'spark.ui.showConsoleProgress': 'false',
@@ -60,6 +59,13 @@ export function sparkSubmitArgs(o: SubmitSettings, paths: SparkPaths, program: s
     if (master.startsWith('local-cluster')) conf['spark.worker.resource.gpu.amount'] = String(Math.ceil(o.gpusPerWorker));
   }
   Object.assign(conf, o.sparkConf);
+  return conf;
+}
+
+/** spark-submit arguments: our Spark settings, then `program` (a file and its arguments). */
+export function sparkSubmitArgs(o: SubmitSettings, paths: SparkPaths, program: string[]): string[] {
+  const master = o.master ?? defaultMaster(o.workers);
+  const conf = sparkConf(o, paths, master);
   const args = ['--master', master];
   if (o.queue) args.push('--queue', o.queue);
   for (const [k, v] of Object.entries(conf)) args.push('--conf', `${k}=${v}`);

@@ -17,6 +17,15 @@ export const allreduceOptionsSchema = z.object({
     .optional(),
   /** Spark master; default: the embedded local-cluster[W,1,1024]. */
   master: z.string().min(1).optional(),
+  /** Submit through this Livy server (http(s)://host:port) instead of spark-submit. */
+  livy: z
+    .string()
+    .regex(/^https?:\/\//, 'an http:// or https:// URL')
+    .optional(),
+  /** Headers for Livy's auth (e.g. livy/client.ts basicAuth or bearer). */
+  livyHeaders: z.record(z.string(), z.string()).optional(),
+  /** Aborting it ends the run (its Livy batch is deleted). */
+  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal).optional(),
   /** YARN queue (spark-submit --queue). */
   queue: z.string().min(1).optional(),
   gpusPerWorker: z.number().nonnegative().default(0),

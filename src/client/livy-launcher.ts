@@ -1,0 +1,87 @@
+/**
+ * Runs the spark-plugin driver as a Livy batch, the twin of runSparkSubmit: the plugin goes along
+ * as pyFiles (a zip of the `sparkring` package), the driver's spec and the user's entry as files;
+ * progress comes from the run's Redis stream as with spark-submit. A dead batch shows the end of
+ * Livy's log; an abort (Ctrl-C, a silent worker) deletes the batch.
+ */
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { FINISHED_BATCH_STATES, LivyClient, LivyError } from '../livy/client.js';
+import { RunError } from './errors.js';
+import { type SubmitOutcome, type SubmitSettings, sparkConf } from './launcher.js';
+import { packageRoot, type SparkPaths } from './paths.js';
+
+export interface LivySettings extends SubmitSettings {
+  livy: string;
+  /** Headers for Livy's auth (basic or a token), sent with every request. */
+  livyHeaders?: Record<string, string>;
+  name: string;
+}
+
+/** A zip of the `sparkring` Python package, for the batch's pyFiles. */
+function pluginZip(staging: string, python: string): string {
+  const zip = join(staging, 'sparkring-plugin.zip');
+  execFileSync(python, ['-m', 'zipfile', '-c', zip, join(packageRoot(), 'spark-plugin', 'sparkring')]);
+  return zip;
+}
+
+/** Fails at once, before anything starts, when Livy does not answer. */
+export async function checkLivy(o: Pick<LivySettings, 'livy' | 'livyHeaders'>): Promise<void> {
+  try {
+    await new LivyClient({ url: o.livy, headers: o.livyHeaders }).version();
+  } catch (err) {
+    throw new RunError('setup', `${(err as Error).message}; check --livy (and that Livy is running)`);
+  }
+}
+
+export async function runLivyBatch(
+  o: LivySettings,
+  paths: SparkPaths,
+  program: string[],
+  staging: string,
+  say: (line: string) => void,
+  signal?: AbortSignal,
+): Promise<SubmitOutcome & { batchId: number; state: string }> {
+  const livy = new LivyClient({ url: o.livy, headers: o.livyHeaders });
+  const [file, ...args] = program as [string, ...string[]];
+  let batch: Awaited<ReturnType<LivyClient['createBatch']>>;
+  try {
+    batch = await livy.createBatch({
+      file,
+      args,
+      name: `${o.name}-${Date.now()}`,
+      pyFiles: [pluginZip(staging, paths.python)],
+      files: args.filter((a) => a.endsWith('.json')),
+      conf: sparkConf(o, paths, o.master ?? ''),
+      ...(o.queue ? { queue: o.queue } : {}),
+    });
+  } catch (err) {
+    if (err instanceof LivyError) throw new RunError('setup', `Livy refused the batch: ${err.message}`);
+    throw err;
+  }
+  say(`sparkring: Livy batch ${batch.id} submitted to ${livy.url}`);
+  const abort = (): void => {
+    say(`sparkring: deleting Livy batch ${batch.id}`);
+    livy.deleteBatch(batch.id).catch(() => undefined);
+  };
+  signal?.addEventListener('abort', abort, { once: true });
+  try {
+    let state = batch.state;
+    while (!FINISHED_BATCH_STATES.includes(state) && !signal?.aborted) {
+      await new Promise((r) => setTimeout(r, 500));
+      state = await livy.batchState(batch.id).catch((err: unknown) => {
+        if (err instanceof LivyError && err.status === 404) return 'dead' as const;
+        throw err;
+      });
+    }
+    const log = await livy.batchLogAll(batch.id).catch(() => [] as string[]);
+    const lines = log.flatMap((l) => l.split('\n')).filter((l) => l.trim() !== '');
+    if (state !== 'success' && !signal?.aborted) {
+      say(`sparkring: Livy batch ${batch.id} is ${state}; the end of its log:`);
+      for (const line of lines.slice(-12)) say(`  ${line}`);
+    }
+    return { exitCode: state === 'success' ? 0 : 1, tail: lines.slice(-200), batchId: batch.id, state };
+  } finally {
+    signal?.removeEventListener('abort', abort);
+  }
+}

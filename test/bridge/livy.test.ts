@@ -1,0 +1,76 @@
+/**
+ * Submission through a real Livy server (scripts/livy, `make livy`) that runs the venv's Spark on
+ * local-cluster[2,1,1024]; progress still comes from the run's Redis stream.
+ */
+import { tmpdir } from 'node:os';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/util/net.js';
+import { TestLivy } from '../helpers/livy.js';
+import { TestRedis } from '../helpers/redis.js';
+import { entry, leftoverProcesses, ROOT, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+
+let livy: TestLivy;
+let redis: TestRedis;
+let dir: string;
+
+beforeAll(async () => {
+  dir = tempDir('livy-runs');
+  redis = await TestRedis.start();
+  livy = await TestLivy.start({ master: 'local-cluster[2,1,1024]', allowed: [ROOT, tmpdir()] });
+}, 120_000);
+afterAll(async () => {
+  await livy?.stop();
+  await redis?.stop();
+});
+afterEach(async () => {
+  expect(await waitForNoLeftovers()).toEqual([]);
+});
+
+const viaLivy = (file: string, more: string[] = []) =>
+  sparkring([
+    'allreduce',
+    entry(file),
+    '--workers',
+    '2',
+    '--livy',
+    livy.url,
+    '--redis',
+    `redis://127.0.0.1:${redis.port}`,
+    '--experiments',
+    `${dir}/experiments`,
+    ...more,
+  ]);
+
+describe('sparkring allreduce --livy', () => {
+  it('runs a training job end to end as a Livy batch', async () => {
+    const r = await viaLivy('linear.ts', ['--data', writeTable(dir, 'linear', 64), '--hp', 'batchSize=4', '--json']);
+    expect(r.exitCode, `${r.stderr}\n${livy.log()}`).toBe(0);
+    const out = JSON.parse(r.stdout) as { workers: number; result: { weights: number[] }; dir: string };
+    expect(out.workers).toBe(2);
+    expect(out.result.weights.every((w) => Number.isFinite(w))).toBe(true);
+    expect(r.stderr).toMatch(/sparkring: Livy batch \d+ submitted to http:\/\/127\.0\.0\.1:\d+/);
+    expect(r.stderr).toMatch(/\[worker [01]\] step \d+/);
+  }, 240_000);
+
+  it('a failing entry gives a dead batch, and the error line from its log', async () => {
+    const r = await viaLivy('throws.ts');
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toMatch(/sparkring: Livy batch \d+ is dead; the end of its log:/);
+    expect(r.stderr).toMatch(/^ {2}sparkring: worker 1 failed: Error: boom from rank 1$/m);
+  }, 240_000);
+
+  it('Livy down: one clear line, nothing started', async () => {
+    const port = await freePort();
+    const r = await sparkring(['allreduce', entry('linear.ts'), '--livy', `http://127.0.0.1:${port}`]);
+    expect(r.exitCode).not.toBe(0);
+    expect(
+      r.stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('sparkring:')),
+    ).toEqual([
+      `sparkring: Livy at http://127.0.0.1:${port} is unreachable (ECONNREFUSED) after 4 tries; check --livy (and that Livy is running)`,
+    ]);
+    expect(leftoverProcesses()).toEqual([]);
+  }, 60_000);
+});
