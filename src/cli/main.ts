@@ -189,6 +189,9 @@ program
   .option('--exclude-after <n>', 'exclude an executor after N failed trials in a row', positiveInt('--exclude-after'), 3)
   .option('--name <name>', 'search name (default: the entry file name)')
   .option('--master <url>', 'Spark master (default: embedded local-cluster[E,1,1024])')
+  .option('--livy <url>', 'submit through this Livy server (http(s)://host:port) instead of spark-submit')
+  .option('--livy-user <user:password>', 'HTTP basic auth for Livy')
+  .option('--livy-token <token>', 'bearer token for Livy')
   .option('--queue <queue>', 'YARN queue')
   .option('--gpus-per-trial <g>', 'GPUs per trial', nonNegative('--gpus-per-trial'), 0)
   .option('--experiments <dir>', 'experiments directory (default: ./experiments or $SPARKRING_EXPERIMENTS)')
@@ -216,6 +219,8 @@ program
         excludeAfter: o.excludeAfter as number,
         name: o.name as string | undefined,
         master: o.master as string | undefined,
+        livy: o.livy as string | undefined,
+        livyHeaders: livyHeaders(o.livyUser as string | undefined, o.livyToken as string | undefined),
         queue: o.queue as string | undefined,
         gpusPerTrial: o.gpusPerTrial as number,
         experiments: o.experiments as string | undefined,

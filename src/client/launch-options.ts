@@ -51,6 +51,12 @@ export const launchOptionsSchema = z.object({
     .regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, ".", "_" or "-"')
     .optional(),
   master: z.string().min(1).optional(),
+  /** Submit through this Livy server instead of spark-submit. */
+  livy: z
+    .string()
+    .regex(/^https?:\/\//, 'an http:// or https:// URL')
+    .optional(),
+  livyHeaders: z.record(z.string(), z.string()).optional(),
   queue: z.string().min(1).optional(),
   gpusPerTrial: z.number().nonnegative().default(0),
   experiments: z.string().min(1).optional(),

@@ -24,6 +24,7 @@ import {
   stoppingRule,
 } from './launch-options.js';
 import { runSparkSubmit } from './launcher.js';
+import { checkLivy, runLivyBatch } from './livy-launcher.js';
 import { packageRoot, SetupError, sparkPaths } from './paths.js';
 import { openRunRedis } from './redis-server.js';
 import { SearchProgress } from './search-progress.js';
@@ -66,6 +67,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
   const trials = searchTrials(o);
   const rule = stoppingRule(o);
   if (!existsSync(o.entry)) throw new RunError('input', `entry file ${o.entry} does not exist`);
+  if (o.livy) await checkLivy({ livy: o.livy, livyHeaders: o.livyHeaders });
   let paths: ReturnType<typeof sparkPaths>;
   try {
     paths = sparkPaths();
@@ -128,18 +130,18 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
     await writeFile(specPath, JSON.stringify(spec, null, 2), { mode: 0o600 });
     say(`sparkring: searching ${trials.length} trials of ${o.name} on ${o.executors} executors`);
     const startedAt = Date.now();
-    const outcome = await runSparkSubmit(
-      {
-        workers: o.executors,
-        master: o.master,
-        queue: o.queue,
-        gpusPerWorker: o.gpusPerTrial,
-        sparkConf: o.sparkConf,
-        search: true,
-      },
-      paths,
-      [paths.submitFile, specPath],
-    );
+    const submit = {
+      workers: o.executors,
+      master: o.master,
+      queue: o.queue,
+      gpusPerWorker: o.gpusPerTrial,
+      sparkConf: o.sparkConf,
+      search: true,
+    };
+    const program = [paths.submitFile, specPath];
+    const outcome = o.livy
+      ? await runLivyBatch({ ...submit, livy: o.livy, livyHeaders: o.livyHeaders, name: o.name }, paths, program, staging, say)
+      : await runSparkSubmit(submit, paths, program);
     const searchMs = Date.now() - startedAt;
     const driver = existsSync(resultPath) ? (JSON.parse(await readFile(resultPath, 'utf8')) as DriverResult) : undefined;
     if (!driver?.ok) {

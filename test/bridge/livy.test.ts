@@ -3,7 +3,10 @@
  * local-cluster[2,1,1024]; progress still comes from the run's Redis stream.
  */
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { LivyClient, type LivyError } from '../../src/livy/client.js';
 import { freePort } from '../../src/util/net.js';
 import { TestLivy } from '../helpers/livy.js';
 import { TestRedis } from '../helpers/redis.js';
@@ -57,6 +60,62 @@ describe('sparkring allreduce --livy', () => {
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toMatch(/sparkring: Livy batch \d+ is dead; the end of its log:/);
     expect(r.stderr).toMatch(/^ {2}sparkring: worker 1 failed: Error: boom from rank 1$/m);
+  }, 240_000);
+
+  it('launch: a search as a Livy batch', async () => {
+    const r = await sparkring([
+      'launch',
+      entry('quadratic.ts'),
+      '--grid',
+      'x=1,3,5',
+      '--livy',
+      livy.url,
+      '--redis',
+      `redis://127.0.0.1:${redis.port}`,
+      '--experiments',
+      `${dir}/experiments`,
+      '--json',
+    ]);
+    expect(r.exitCode, `${r.stderr}\n${livy.log()}`).toBe(0);
+    const out = JSON.parse(r.stdout) as { trials: Array<{ status: string }>; best: { hparams: { x: number } } };
+    expect(out.trials.map((t) => t.status)).toEqual(['done', 'done', 'done']);
+    expect(out.best.hparams.x).toBe(3);
+  }, 240_000);
+
+  it('Ctrl-C deletes the batch', async () => {
+    const child = execa(
+      process.execPath,
+      [
+        join(ROOT, 'dist', 'src', 'cli', 'main.js'),
+        'allreduce',
+        entry('resumable.ts'),
+        '--data',
+        writeTable(dir, 'linear', 160),
+        '--hp',
+        'steps=400',
+        '--livy',
+        livy.url,
+        '--experiments',
+        `${dir}/experiments`,
+      ],
+      { reject: false, all: true },
+    );
+    let batch: number | undefined;
+    await new Promise<void>((resolve) => {
+      child.stderr?.on('data', (b: Buffer) => {
+        batch ??= Number(/Livy batch (\d+) submitted/.exec(b.toString())?.[1] ?? Number.NaN) || undefined;
+        if (batch !== undefined && /\[worker 0\] step \d+/.test(b.toString())) resolve();
+      });
+    });
+    child.kill('SIGINT');
+    const r = await child;
+    expect(r.exitCode).not.toBe(0);
+    expect(r.all).toMatch(new RegExp(`sparkring: deleting Livy batch ${batch}`));
+    const state = await new LivyClient({ url: livy.url })
+      .getBatch(batch as number)
+      .then((b) => b.state)
+      .catch((err: LivyError) => err.status);
+    expect([404, 'killed']).toContain(state);
   }, 240_000);
 
   it('Livy down: one clear line, nothing started', async () => {
