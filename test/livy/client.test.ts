@@ -17,7 +17,7 @@ afterEach(async () => {
 /** Serves `answer` for every request; returns the URL and what was asked. */
 async function serve(answer: (req: IncomingMessage, n: number) => [number, string, string?]) {
   const seen: Array<{ method?: string; url?: string; headers: IncomingMessage['headers']; body: string }> = [];
-  server = createServer((req, res) => {
+  const http = createServer((req, res) => {
     let body = '';
     req.on('data', (c: Buffer) => {
       body += c.toString();
@@ -29,8 +29,9 @@ async function serve(answer: (req: IncomingMessage, n: number) => [number, strin
       res.end(text);
     });
   });
-  await new Promise<void>((r) => server?.listen(0, '127.0.0.1', () => r()));
-  return { url: `http://127.0.0.1:${(server?.address() as AddressInfo).port}`, seen };
+  server = http;
+  await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+  return { url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`, seen };
 }
 
 describe('Livy error bodies', () => {
