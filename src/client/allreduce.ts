@@ -16,7 +16,7 @@ import { EventFollower } from './event-stream.js';
 import { runSparkSubmit } from './launcher.js';
 import { checkLivy, runLivyBatch } from './livy-launcher.js';
 import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from './options.js';
-import { packageRoot, SetupError, type SparkPaths, sparkPaths } from './paths.js';
+import { packageRoot, requireSparkPaths, type SparkPaths } from './paths.js';
 import { Progress } from './progress.js';
 import { openRunRedis } from './redis-server.js';
 
@@ -98,13 +98,7 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
   const o = resolveAllreduceOptions(input);
   preflight(o);
   if (o.livy) await checkLivy({ livy: o.livy, livyHeaders: o.livyHeaders });
-  let paths: ReturnType<typeof sparkPaths>;
-  try {
-    paths = sparkPaths();
-  } catch (err) {
-    if (err instanceof SetupError) throw new RunError('setup', err.message);
-    throw err;
-  }
+  const paths = requireSparkPaths();
   const say = o.onProgress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const progress = new Progress(say);
   const runId = randomUUID();

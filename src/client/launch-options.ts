@@ -1,9 +1,8 @@
 /** Options of `launch(options)` / `sparkring launch`, and the trials they describe. */
-import { basename, extname, resolve } from 'node:path';
 import { z } from 'zod';
 import { checkDistribution, type Distribution, expandGrid, type Hparams, SearchSpaceError, sampleRandom } from '../hpo/space.js';
 import { Asha, type Direction, MedianStopping, type StoppingRule } from '../hpo/stopping.js';
-import { DEFAULT_EXPERIMENTS } from './options.js';
+import { resolveRunOptions } from './options.js';
 
 const earlyStopSchema = z.discriminatedUnion('kind', [
   z.object({
@@ -73,19 +72,7 @@ export type LaunchOptions = z.input<typeof launchOptionsSchema>;
 export type ResolvedLaunchOptions = z.output<typeof launchOptionsSchema> & { name: string; experiments: string };
 
 export function resolveLaunchOptions(input: LaunchOptions): ResolvedLaunchOptions {
-  const parsed = launchOptionsSchema.safeParse(input);
-  if (!parsed.success) {
-    const i = parsed.error.issues[0];
-    throw new TypeError(`invalid option ${i?.path.join('.') || ''}: ${i?.message}`);
-  }
-  const o = parsed.data;
-  const entry = resolve(o.entry);
-  return {
-    ...o,
-    entry,
-    name: o.name ?? basename(entry, extname(entry)),
-    experiments: resolve(o.experiments ?? DEFAULT_EXPERIMENTS()),
-  };
+  return resolveRunOptions(launchOptionsSchema, input);
 }
 
 /** The search's trials (ids "0", "1", ... in order); a malformed space throws SearchSpaceError. */

@@ -25,7 +25,7 @@ import {
 } from './launch-options.js';
 import { runSparkSubmit } from './launcher.js';
 import { checkLivy, runLivyBatch } from './livy-launcher.js';
-import { packageRoot, SetupError, sparkPaths } from './paths.js';
+import { packageRoot, requireSparkPaths } from './paths.js';
 import { openRunRedis } from './redis-server.js';
 import { SearchProgress } from './search-progress.js';
 
@@ -68,13 +68,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
   const rule = stoppingRule(o);
   if (!existsSync(o.entry)) throw new RunError('input', `entry file ${o.entry} does not exist`);
   if (o.livy) await checkLivy({ livy: o.livy, livyHeaders: o.livyHeaders });
-  let paths: ReturnType<typeof sparkPaths>;
-  try {
-    paths = sparkPaths();
-  } catch (err) {
-    if (err instanceof SetupError) throw new RunError('setup', err.message);
-    throw err;
-  }
+  const paths = requireSparkPaths();
   const say = o.onProgress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const runId = randomUUID();
   await mkdir(o.experiments, { recursive: true });

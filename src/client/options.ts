@@ -58,8 +58,15 @@ export type ResolvedAllreduceOptions = z.output<typeof allreduceOptionsSchema> &
   entry: string;
 };
 
-export function resolveAllreduceOptions(input: AllreduceOptions): ResolvedAllreduceOptions {
-  const parsed = allreduceOptionsSchema.safeParse(input);
+/**
+ * Options checked by `schema`, with what every run derives: the entry's absolute path, the run name
+ * (default: the entry's file name) and the experiments directory.
+ */
+export function resolveRunOptions<S extends z.ZodType<{ entry: string; name?: string; experiments?: string }>>(
+  schema: S,
+  input: z.input<S>,
+): z.output<S> & { entry: string; name: string; experiments: string } {
+  const parsed = schema.safeParse(input);
   if (!parsed.success) {
     const i = parsed.error.issues[0];
     throw new TypeError(`invalid option ${i?.path.join('.') || ''}: ${i?.message}`);
@@ -71,6 +78,13 @@ export function resolveAllreduceOptions(input: AllreduceOptions): ResolvedAllred
     entry,
     name: o.name ?? basename(entry, extname(entry)),
     experiments: resolve(o.experiments ?? DEFAULT_EXPERIMENTS()),
+  };
+}
+
+export function resolveAllreduceOptions(input: AllreduceOptions): ResolvedAllreduceOptions {
+  const o = resolveRunOptions(allreduceOptionsSchema, input);
+  return {
+    ...o,
     data: o.data && !/^[a-z][a-z0-9+.-]*:\/\//i.test(o.data) ? resolve(o.data) : o.data,
   };
 }

@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { packageFile } from '../util/package-file.js';
+import { RunError } from './errors.js';
 
 export const packageRoot = (): string => dirname(packageFile('package.json'));
 
@@ -19,6 +20,16 @@ export interface SparkPaths {
 
 export class SetupError extends Error {
   override readonly name = 'SetupError';
+}
+
+/** sparkPaths(), its setup problem as the run's error. */
+export function requireSparkPaths(): SparkPaths {
+  try {
+    return sparkPaths();
+  } catch (err) {
+    if (err instanceof SetupError) throw new RunError('setup', err.message);
+    throw err;
+  }
 }
 
 export function sparkPaths(): SparkPaths {
