@@ -29,12 +29,10 @@ afterEach(async () => {
   expect(await waitForNoLeftovers()).toEqual([]);
 });
 
-const viaLivy = (file: string, more: string[] = []) =>
+const viaLivy = (file: string, more: string[] = [], command = 'allreduce') =>
   sparkring([
-    'allreduce',
+    command,
     entry(file),
-    '--workers',
-    '2',
     '--livy',
     livy.url,
     '--redis',
@@ -46,7 +44,15 @@ const viaLivy = (file: string, more: string[] = []) =>
 
 describe('sparkring allreduce --livy', () => {
   it('runs a training job end to end as a Livy batch', async () => {
-    const r = await viaLivy('linear.ts', ['--data', writeTable(dir, 'linear', 64), '--hp', 'batchSize=4', '--json']);
+    const r = await viaLivy('linear.ts', [
+      '--workers',
+      '2',
+      '--data',
+      writeTable(dir, 'linear', 64),
+      '--hp',
+      'batchSize=4',
+      '--json',
+    ]);
     expect(r.exitCode, `${r.stderr}\n${livy.log()}`).toBe(0);
     const out = JSON.parse(r.stdout) as { workers: number; result: { weights: number[] }; dir: string };
     expect(out.workers).toBe(2);
@@ -56,26 +62,14 @@ describe('sparkring allreduce --livy', () => {
   }, 240_000);
 
   it('a failing entry gives a dead batch, and the error line from its log', async () => {
-    const r = await viaLivy('throws.ts');
+    const r = await viaLivy('throws.ts', ['--workers', '2']);
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toMatch(/sparkring: Livy batch \d+ is dead; the end of its log:/);
     expect(r.stderr).toMatch(/^ {2}sparkring: worker 1 failed: Error: boom from rank 1$/m);
   }, 240_000);
 
   it('launch: a search as a Livy batch', async () => {
-    const r = await sparkring([
-      'launch',
-      entry('quadratic.ts'),
-      '--grid',
-      'x=1,3,5',
-      '--livy',
-      livy.url,
-      '--redis',
-      `redis://127.0.0.1:${redis.port}`,
-      '--experiments',
-      `${dir}/experiments`,
-      '--json',
-    ]);
+    const r = await viaLivy('quadratic.ts', ['--grid', 'x=1,3,5', '--json'], 'launch');
     expect(r.exitCode, `${r.stderr}\n${livy.log()}`).toBe(0);
     const out = JSON.parse(r.stdout) as { trials: Array<{ status: string }>; best: { hparams: { x: number } } };
     expect(out.trials.map((t) => t.status)).toEqual(['done', 'done', 'done']);
