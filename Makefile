@@ -10,7 +10,7 @@ PYTHON ?= python3
 BUILD_STAMP := dist/.tsbuildinfo
 TS_SOURCES := $(shell find src bench -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: help setup deps venv redis livy build test demo bench lint clean
+.PHONY: help setup deps venv redis livy yarn build test demo bench lint clean
 
 help:
 	@echo "make demo   run the main job end to end"
@@ -39,10 +39,11 @@ venv: $(VENV_STAMP)
 redis:
 	@command -v redis-server >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null || { echo "sparkring needs redis-server (apt-get install redis-server)"; exit 1; }; }
 
-# A real Livy server for the tests, from Maven Central jars (scripts/livy/pom.xml says which).
-livy:
-	@command -v mvn >/dev/null || { echo "the Livy tests need Maven (apt-get install maven)"; exit 1; }
-	scripts/livy/assemble.sh
+# A real Livy server and a real single-machine YARN for the tests, from Maven Central jars
+# (scripts/livy/pom.xml and scripts/yarn/pom.xml say which).
+livy yarn:
+	@command -v mvn >/dev/null || { echo "the Livy and YARN tests need Maven (apt-get install maven)"; exit 1; }
+	scripts/maven-jars.sh $@
 
 setup: build venv redis
 
@@ -52,7 +53,7 @@ $(BUILD_STAMP): $(NODE_STAMP) $(TS_SOURCES)
 
 build: $(BUILD_STAMP)
 
-test: setup livy
+test: setup livy yarn
 	node scripts/run-tests.mjs
 
 demo: setup

@@ -19,6 +19,7 @@ import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceO
 import { packageRoot, requireSparkPaths, type SparkPaths } from './paths.js';
 import { Progress } from './progress.js';
 import { openRunRedis } from './redis-server.js';
+import { checkYarnQueue } from './yarn.js';
 
 export interface RankReport {
   rank: number;
@@ -98,6 +99,7 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
   const o = resolveAllreduceOptions(input);
   preflight(o);
   if (o.livy) await checkLivy({ livy: o.livy, livyHeaders: o.livyHeaders });
+  if (o.queue && (o.master === 'yarn' || o.livy)) await checkYarnQueue(o.queue);
   const paths = requireSparkPaths();
   const say = o.onProgress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const progress = new Progress(say);

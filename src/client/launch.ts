@@ -28,6 +28,7 @@ import { checkLivy, runLivyBatch } from './livy-launcher.js';
 import { packageRoot, requireSparkPaths } from './paths.js';
 import { openRunRedis } from './redis-server.js';
 import { SearchProgress } from './search-progress.js';
+import { checkYarnQueue } from './yarn.js';
 
 export interface TrialResult {
   id: string;
@@ -68,6 +69,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
   const rule = stoppingRule(o);
   if (!existsSync(o.entry)) throw new RunError('input', `entry file ${o.entry} does not exist`);
   if (o.livy) await checkLivy({ livy: o.livy, livyHeaders: o.livyHeaders });
+  if (o.queue && (o.master === 'yarn' || o.livy)) await checkYarnQueue(o.queue);
   const paths = requireSparkPaths();
   const say = o.onProgress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const runId = randomUUID();

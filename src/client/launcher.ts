@@ -52,6 +52,8 @@ export function sparkConf(o: SubmitSettings, paths: SparkPaths, master: string):
     'spark.pyspark.driver.python': paths.python,
   };
   if (master.startsWith('local-cluster')) conf['spark.executor.memory'] = '512m';
+  // YARN starts spark.executor.instances executors (2 unless told): one per worker.
+  if (master === 'yarn' && !o.search) conf['spark.executor.instances'] = String(o.workers);
   if (o.gpusPerWorker > 0) {
     const g = String(o.gpusPerWorker);
     conf['spark.task.resource.gpu.amount'] = g;

@@ -1,5 +1,5 @@
 /**
- * A real Livy server (jars assembled by scripts/livy/assemble.sh, `make livy`) on loopback and a
+ * A real Livy server (jars from scripts/maven-jars.sh livy, `make livy`) on loopback and a
  * free port, submitting with the venv's Spark to `master`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -25,7 +25,7 @@ export class TestLivy {
   ) {}
 
   /** Starts Livy; local paths under `allowed` may be submitted (livy.file.local-dir-whitelist). */
-  static async start(o: { master: string; allowed: string[] }): Promise<TestLivy> {
+  static async start(o: { master: string; allowed: string[]; env?: Record<string, string> }): Promise<TestLivy> {
     const home = tempDir('livy');
     const conf = join(home, 'conf');
     mkdirSync(conf);
@@ -46,7 +46,9 @@ export class TestLivy {
       join(conf, 'log4j.properties'),
       'log4j.rootCategory=WARN, console\nlog4j.appender.console=org.apache.log4j.ConsoleAppender\nlog4j.appender.console.target=System.err\nlog4j.appender.console.layout=org.apache.log4j.PatternLayout\nlog4j.appender.console.layout.ConversionPattern=%d{HH:mm:ss} %p %c{1}: %m%n\n',
     );
-    const child = spawn('java', [...JAVA17_FLAGS, '-cp', `${JARS}/*:${conf}`, 'org.apache.livy.server.LivyServer'], {
+    // As bin/livy-server does: the Hadoop configuration on the classpath, for Livy's own YARN client.
+    const classpath = [`${JARS}/*`, conf, ...(o.env?.HADOOP_CONF_DIR ? [o.env.HADOOP_CONF_DIR] : [])].join(':');
+    const child = spawn('java', [...JAVA17_FLAGS, '-cp', classpath, 'org.apache.livy.server.LivyServer'], {
       env: {
         ...process.env,
         SPARK_HOME,
@@ -54,6 +56,7 @@ export class TestLivy {
         LIVY_CONF_DIR: conf,
         SPARK_LOCAL_IP: '127.0.0.1',
         PYSPARK_PYTHON: join(ROOT, '.venv', 'bin', 'python'),
+        ...o.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,

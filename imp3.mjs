@@ -1,2 +1,0 @@
-const t0=performance.now();
-await import('./dist/src/runtime/trial.js');
