@@ -232,6 +232,8 @@ def run(spec: SearchSpec) -> dict[str, Any]:
             try:
                 sc.parallelize(range(tasks), tasks).mapPartitions(task).collect()
             except Exception as e:  # the stage failed: excluded executors, or lost ones beyond retries
+                if sc._jsc.sc().isStopped():
+                    raise JobError("the Spark application was stopped") from None
                 failed_rounds += 1
                 failure = find_failure(f"{e}\n{traceback.format_exc()}")
                 reason = failure.message if failure else (str(e).strip().splitlines() or [type(e).__name__])[0]

@@ -34,6 +34,20 @@ function printResult(r: AllreduceResult, json: boolean): void {
   );
 }
 
+/** Ctrl-C or a polite kill: stop the run and clean up (private Redis, staging, the Livy batch). */
+function onInterrupt(): AbortController {
+  const interrupt = new AbortController();
+  // A lasting listener (not once): execa's exit hook re-raises a signal nobody else listens to.
+  // A second signal while stopping exits at once.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (interrupt.signal.aborted) process.exit(130);
+      interrupt.abort();
+    });
+  }
+  return interrupt;
+}
+
 function livyHeaders(user: string | undefined, token: string | undefined): Record<string, string> | undefined {
   if (user) {
     const at = user.indexOf(':');
@@ -118,8 +132,7 @@ program
   .option('--livy-token <token>', 'bearer token for Livy')
   .option('--json', 'print one JSON object on stdout (progress stays on stderr)')
   .action(async (entry: string, o: Record<string, unknown>) => {
-    const interrupt = new AbortController();
-    process.once('SIGINT', () => interrupt.abort());
+    const interrupt = onInterrupt();
     try {
       const hp = Object.fromEntries(Object.entries(o.hp as Record<string, string>).map(([k, v]) => [k, parseValue(v)]));
       const r = await allreduce({
@@ -200,6 +213,7 @@ program
   .option('--redis-ca <pem>', 'CA certificate for a rediss:// server')
   .option('--json', 'print one JSON object on stdout (progress stays on stderr)')
   .action(async (entry: string, o: Record<string, unknown>) => {
+    const interrupt = onInterrupt();
     try {
       const grid = (o.grid as string[]).length ? Object.fromEntries((o.grid as string[]).map(parseGridFlag)) : undefined;
       const random = (o.random as string[]).length ? Object.fromEntries((o.random as string[]).map(parseRandomFlag)) : undefined;
@@ -227,6 +241,7 @@ program
         sparkConf: o.conf as Record<string, string>,
         redis: o.redis as string | undefined,
         redisCa: o.redisCa as string | undefined,
+        signal: interrupt.signal,
       });
       printLaunchResult(r, Boolean(o.json));
     } catch (err) {

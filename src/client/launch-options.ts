@@ -66,6 +66,8 @@ export const launchOptionsSchema = z.object({
     .optional(),
   redisCa: z.string().min(1).optional(),
   onProgress: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
+  /** Aborting it ends the search (its Spark application or Livy batch with it). */
+  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal).optional(),
 });
 
 export type LaunchOptions = z.input<typeof launchOptionsSchema>;

@@ -136,8 +136,16 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
     };
     const program = [paths.submitFile, specPath];
     const outcome = o.livy
-      ? await runLivyBatch({ ...submit, livy: o.livy, livyHeaders: o.livyHeaders, name: o.name }, paths, program, staging, say)
-      : await runSparkSubmit(submit, paths, program);
+      ? await runLivyBatch(
+          { ...submit, livy: o.livy, livyHeaders: o.livyHeaders, name: o.name },
+          paths,
+          program,
+          staging,
+          say,
+          o.signal,
+        )
+      : await runSparkSubmit(submit, paths, program, o.signal);
+    if (o.signal?.aborted) throw new RunError('input', 'interrupted; the search was stopped');
     const searchMs = Date.now() - startedAt;
     const driver = existsSync(resultPath) ? (JSON.parse(await readFile(resultPath, 'utf8')) as DriverResult) : undefined;
     if (!driver?.ok) {

@@ -2,14 +2,16 @@
  * Hyperparameter search on real Spark (local-cluster, 2 executors) and a real redis-server: every
  * trial ends with exactly one final result, whatever dies on the way.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type LaunchResult, launch } from '../../src/client/launch.js';
 import { runStream } from '../../src/events/redis.js';
 import { TestRedis } from '../helpers/redis.js';
-import { entry, pidOf, sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
+import { entry, pidOf, ROOT, sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
 import { readTensorBoard } from '../helpers/tensorboard.js';
 
 let redis: TestRedis;
@@ -172,6 +174,38 @@ describe('sparkring launch', () => {
     expect(r.trials.every((t) => t.executor === r.trials[0]?.executor && !t.executor?.startsWith('executor 0 '))).toBe(true);
     expect(lines.join('\n')).toMatch(/executor 0 on .* failed 2 trials in a row and is excluded from this search/);
     expect(lines.join('\n')).toMatch(/failed on executor 0 .*back in the queue: Error: this executor is broken/);
+  }, 240_000);
+
+  it('SIGTERM mid-search stops it and leaves no process behind, its private Redis included', async () => {
+    const redisServers = () =>
+      execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.startsWith('redis-server')).length;
+    const before = redisServers();
+    const child = execa(
+      process.execPath,
+      [
+        join(ROOT, 'dist', 'src', 'cli', 'main.js'),
+        'launch',
+        entry('quadratic.ts'),
+        '--grid',
+        'x=1,2,3,4',
+        '--hp',
+        'stepMs=500',
+        '--experiments',
+        join(dir, 'term'),
+      ],
+      { reject: false },
+    );
+    await new Promise<void>((resolve) =>
+      child.stderr?.on('data', (b: Buffer) => /trial 0 step 1 /.test(b.toString()) && resolve()),
+    );
+    child.kill('SIGTERM');
+    const r = await child;
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr).toMatch(/sparkring: interrupted; the search was stopped/);
+    expect(await waitForNoLeftovers()).toEqual([]);
+    expect(redisServers()).toBe(before);
   }, 240_000);
 
   it.each([
