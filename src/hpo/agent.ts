@@ -148,7 +148,12 @@ class Agent {
     let resultAt = 0;
     const reports = createInterface({ input: child.stdio[3] as NodeJS.ReadableStream });
     reports.on('line', (line) => {
-      const r = JSON.parse(line) as TrialReport;
+      let r: TrialReport;
+      try {
+        r = JSON.parse(line) as TrialReport;
+      } catch {
+        return; // not ours: only the trial runtime writes fd 3
+      }
       if (r.type === 'metrics')
         this.event('metrics', { trial: c.id, attempt: c.attempt, rank: 0, step: r.step, metrics: r.metrics });
       else if (r.type === 'log') this.event('log', { trial: c.id, rank: 0, line: r.line });
