@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { checkDistribution, type Distribution, expandGrid, type Hparams, SearchSpaceError, sampleRandom } from '../hpo/space.js';
 import { Asha, type Direction, MedianStopping, type StoppingRule } from '../hpo/stopping.js';
-import { resolveRunOptions } from './options.js';
+import { jobFields, resolveRunOptions } from './options.js';
 
 const earlyStopSchema = z.discriminatedUnion('kind', [
   z.object({
@@ -19,7 +19,7 @@ const earlyStopSchema = z.discriminatedUnion('kind', [
 ]);
 
 export const launchOptionsSchema = z.object({
-  entry: z.string().min(1),
+  ...jobFields,
   /** Grid search: every combination of each key's values. */
   grid: z.record(z.string(), z.array(z.unknown())).optional(),
   /** Random search: `trials` draws from each key's distribution. */
@@ -45,29 +45,7 @@ export const launchOptionsSchema = z.object({
   excludeAfter: z.number().int().positive().default(3),
   /** A trial whose executor stops renewing its lease this long goes back to the queue. */
   leaseMs: z.number().int().positive().default(10_000),
-  name: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, ".", "_" or "-"')
-    .optional(),
-  master: z.string().min(1).optional(),
-  /** Submit through this Livy server instead of spark-submit. */
-  livy: z
-    .string()
-    .regex(/^https?:\/\//, 'an http:// or https:// URL')
-    .optional(),
-  livyHeaders: z.record(z.string(), z.string()).optional(),
-  queue: z.string().min(1).optional(),
   gpusPerTrial: z.number().nonnegative().default(0),
-  experiments: z.string().min(1).optional(),
-  sparkConf: z.record(z.string(), z.string()).default({}),
-  redis: z
-    .string()
-    .regex(/^rediss?:\/\//, 'a redis:// or rediss:// URL')
-    .optional(),
-  redisCa: z.string().min(1).optional(),
-  onProgress: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
-  /** Aborting it ends the search (its Spark application or Livy batch with it). */
-  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal).optional(),
 });
 
 export type LaunchOptions = z.input<typeof launchOptionsSchema>;

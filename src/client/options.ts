@@ -3,13 +3,10 @@ import { z } from 'zod';
 
 export const DEFAULT_EXPERIMENTS = (): string => resolve(process.env.SPARKRING_EXPERIMENTS ?? 'experiments');
 
-export const allreduceOptionsSchema = z.object({
+/** What every job (a training run or a search) is told: where it runs, where it records, how it reports. */
+export const jobFields = {
   /** The training module (.ts or .js) with a default export `train(ctx)`. */
   entry: z.string().min(1),
-  workers: z.number().int().positive().default(2),
-  /** A parquet (or .csv/.json/.orc) path Spark can read; without it each worker gets one row. */
-  data: z.string().min(1).optional(),
-  hparams: z.record(z.string(), z.unknown()).default({}),
   /** Run name (experiment folder); default: the entry's file name. */
   name: z
     .string()
@@ -24,18 +21,11 @@ export const allreduceOptionsSchema = z.object({
     .optional(),
   /** Headers for Livy's auth (e.g. livy/client.ts basicAuth or bearer). */
   livyHeaders: z.record(z.string(), z.string()).optional(),
-  /** Aborting it ends the run (its Livy batch is deleted). */
-  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal).optional(),
-  /** YARN queue (spark-submit --queue). */
+  /** YARN queue (spark-submit --queue, or the Livy batch's queue). */
   queue: z.string().min(1).optional(),
-  gpusPerWorker: z.number().nonnegative().default(0),
   experiments: z.string().min(1).optional(),
-  maxAttempts: z.number().int().positive().default(1),
   /** Extra Spark configuration, passed as --conf. */
   sparkConf: z.record(z.string(), z.string()).default({}),
-  /** How long to wait for executors to offer the task slots before failing. */
-  slotWaitSeconds: z.number().positive().default(30),
-  peerTimeoutMs: z.number().int().positive().default(30_000),
   /** Redis for the run's events (redis:// or rediss://); default: a private redis-server. */
   redis: z
     .string()
@@ -43,12 +33,27 @@ export const allreduceOptionsSchema = z.object({
     .optional(),
   /** CA certificate (PEM file) for a rediss:// server with a private CA. */
   redisCa: z.string().min(1).optional(),
+  /** Progress and log lines; default: stderr. */
+  onProgress: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
+  /** Aborting it ends the job (its Spark application or Livy batch with it). */
+  signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal).optional(),
+};
+
+export const allreduceOptionsSchema = z.object({
+  ...jobFields,
+  workers: z.number().int().positive().default(2),
+  /** A parquet (or .csv/.json/.orc) path Spark can read; without it each worker gets one row. */
+  data: z.string().min(1).optional(),
+  hparams: z.record(z.string(), z.unknown()).default({}),
+  gpusPerWorker: z.number().nonnegative().default(0),
+  maxAttempts: z.number().int().positive().default(1),
+  /** How long to wait for executors to offer the task slots before failing. */
+  slotWaitSeconds: z.number().positive().default(30),
+  peerTimeoutMs: z.number().int().positive().default(30_000),
   /** A worker silent this long on the run's stream counts as failed (its attempt is ended). */
   heartbeatTimeoutMs: z.number().int().positive().default(60_000),
   /** Give the executors back to the cluster when training ends (default on). */
   releaseExecutors: z.boolean().default(true),
-  /** Progress and log lines; default: stderr. */
-  onProgress: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
 });
 
 export type AllreduceOptions = z.input<typeof allreduceOptionsSchema>;

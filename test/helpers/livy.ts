@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../src/util/net.js';
-import { ROOT, tempDir } from './spark.js';
+import { ROOT, stopGroup, tempDir } from './spark.js';
 
 const SPARK_HOME = join(ROOT, '.venv', 'lib', 'python3.11', 'site-packages', 'pyspark');
 const JARS = join(ROOT, '.cache', 'livy', 'jars');
@@ -82,22 +82,8 @@ export class TestLivy {
   }
 
   /** Stops Livy and whatever it started (its spark-submit children are in its process group). */
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.pid === undefined) return;
-    const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
-    try {
-      process.kill(-this.child.pid, 'SIGTERM');
-    } catch {
-      return;
-    }
-    const t = setTimeout(() => {
-      try {
-        process.kill(-(this.child.pid as number), 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }, 5000);
-    await gone;
-    clearTimeout(t);
+  stop(): Promise<void> {
+    const pid = this.child.pid as number;
+    return stopGroup(this.child, () => process.kill(-pid, 'SIGTERM'), 5000);
   }
 }

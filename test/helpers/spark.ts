@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,4 +77,24 @@ export async function sparkring(args: string[], env: Record<string, string> = {}
     env,
     timeout: 300_000,
   });
+}
+
+/**
+ * Stops a server a test started in its own process group: `ask` asks it politely, and after
+ * `graceMs` the whole group is killed.
+ */
+export async function stopGroup(child: ChildProcess, ask: () => void, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.pid === undefined) return;
+  const pid = child.pid;
+  const gone = new Promise<void>((r) => child.once('exit', () => r()));
+  ask();
+  const t = setTimeout(() => {
+    try {
+      process.kill(-pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }, graceMs);
+  await gone;
+  clearTimeout(t);
 }

@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { ROOT, tempDir } from './spark.js';
+import { ROOT, stopGroup, tempDir } from './spark.js';
 
 const OPENS = [
   'java.lang',
@@ -59,18 +59,8 @@ export class TestYarn {
     );
   }
 
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.pid === undefined) return;
-    const gone = new Promise<void>((r) => this.child.once('exit', () => r()));
-    this.child.stdin?.end();
-    const t = setTimeout(() => {
-      try {
-        process.kill(-(this.child.pid as number), 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }, 10_000);
-    await gone;
-    clearTimeout(t);
+  /** Closing stdin stops the cluster (MiniYarn.java); the group is killed if it lingers. */
+  stop(): Promise<void> {
+    return stopGroup(this.child, () => this.child.stdin?.end(), 10_000);
   }
 }
