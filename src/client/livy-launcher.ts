@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { FINISHED_BATCH_STATES, LivyClient, LivyError } from '../livy/client.js';
+import { LivyClient, LivyError } from '../livy/client.js';
 import { RunError } from './errors.js';
 import { type SubmitOutcome, type SubmitSettings, sparkConf } from './launcher.js';
 import { packageRoot, type SparkPaths } from './paths.js';
@@ -66,14 +66,10 @@ export async function runLivyBatch(
   };
   signal?.addEventListener('abort', abort, { once: true });
   try {
-    let state = batch.state;
-    while (!FINISHED_BATCH_STATES.includes(state) && !signal?.aborted) {
-      await new Promise((r) => setTimeout(r, 500));
-      state = await livy.batchState(batch.id).catch((err: unknown) => {
-        if (err instanceof LivyError && err.status === 404) return 'dead' as const;
-        throw err;
-      });
-    }
+    const state = await livy.waitBatch(batch.id, { signal }).catch((err: unknown) => {
+      if (signal?.aborted) return 'killed' as const;
+      throw err;
+    });
     const log = await livy.batchLogAll(batch.id).catch(() => [] as string[]);
     const lines = log.flatMap((l) => l.split('\n')).filter((l) => l.trim() !== '');
     if (state !== 'success' && !signal?.aborted) {

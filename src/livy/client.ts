@@ -239,7 +239,10 @@ export class LivyClient {
     }
   }
 
-  /** Polls until the batch finished; `onState` sees each new state. */
+  /**
+   * Polls until the batch finished (a batch Livy no longer knows, deleted under us, counts as
+   * dead); `onState` sees each new state. Throws the signal's reason once it is aborted.
+   */
   async waitBatch(
     id: number,
     o: { pollMs?: number; signal?: AbortSignal; onState?: (s: BatchState) => void } = {},
@@ -247,7 +250,10 @@ export class LivyClient {
     let last: BatchState | undefined;
     for (;;) {
       o.signal?.throwIfAborted();
-      const state = await this.batchState(id);
+      const state = await this.batchState(id).catch((err: unknown) => {
+        if (err instanceof LivyError && err.status === 404) return 'dead' as const;
+        throw err;
+      });
       if (state !== last) o.onState?.(state);
       last = state;
       if (FINISHED_BATCH_STATES.includes(state)) return state;
