@@ -42,6 +42,14 @@ def write_json(path: str, value: Any) -> None:
     os.replace(tmp, path)
 
 
+def write_result(path: str, value: Any) -> None:
+    """The client's copy of the result; a driver on another machine than the client may fail to write it."""
+    try:
+        write_json(path, value)
+    except OSError as e:
+        print(f"sparkring: could not write the result to {path} ({e}); the client reads it from the run's events", file=sys.stderr)
+
+
 def executor_ids(sc: Any) -> list[str]:
     jsc = sc._jsc.sc()
     return [str(x) for x in sc._jvm.scala.collection.JavaConverters.seqAsJavaList(jsc.getExecutorIds())]
@@ -161,8 +169,9 @@ def run(spec: JobSpec) -> dict[str, Any]:
             result.update(ok=False, error={"kind": "spark", "message": lines[0] if lines else type(e).__name__, "detail": text[-4000:]})
     finally:
         write_json(os.path.join(run_dir, "result.json"), result)
-        write_json(spec.result_path, result)
-        events.send("driver", stage="done", ok=result.get("ok", False))
+        write_result(spec.result_path, result)
+        # The result rides on the last event too, for a client on another machine than the driver.
+        events.send("driver", stage="done", ok=result.get("ok", False), result=result)
         events.close()
         spark.stop()
     return result
@@ -172,7 +181,10 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: driver.py SPEC.json", file=sys.stderr)
         return 2
-    with open(argv[1], encoding="utf-8") as f:
+    spec_path = argv[1]
+    if not os.path.exists(spec_path) and os.path.exists(os.path.basename(spec_path)):
+        spec_path = os.path.basename(spec_path)  # cluster mode: the spec came with the job's files
+    with open(spec_path, encoding="utf-8") as f:
         raw = json.load(f)
     if raw.get("kind") == "search":
         from sparkring import search

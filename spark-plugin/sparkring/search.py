@@ -19,7 +19,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
-from sparkring.driver import experiment_dir, executor_ids, write_json
+from sparkring.driver import experiment_dir, executor_ids, write_json, write_result
 from sparkring.errors import JobError, find_failure
 from sparkring.events import EventSender
 from sparkring.spec import RedisEndpoint
@@ -49,6 +49,7 @@ class SearchSpec:
     exclude_after: int
     release_timeout_s: float = 60.0
     run_dir: Optional[str] = None
+    bundle: Optional[str] = None  # as JobSpec.bundle
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "SearchSpec":
@@ -74,6 +75,7 @@ class SearchSpec:
             exclude_after=int(d["excludeAfter"]),
             release_timeout_s=float(d.get("releaseTimeoutS", 60)),
             run_dir=d.get("runDir"),
+            bundle=d.get("bundle"),
         )
 
 
@@ -106,6 +108,7 @@ def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]],
     def task(_rows: Iterator[Any]) -> Iterator[tuple[str, str]]:
         from pyspark import TaskContext
 
+        from sparkring.bundle import shipped
         from sparkring.gpus import gpu_addresses
         from sparkring.task import NodeWorker
 
@@ -113,13 +116,13 @@ def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]],
         executor, host = executor_identity()
         gpus = gpu_addresses(ctx.resources())
         log = os.path.join(run_dir, "logs", f"agent-executor-{executor}-task-{ctx.taskAttemptId()}.log")
-        agent = NodeWorker(spec.node, spec.agent_main, ctx.partitionId(), gpus, log)
+        agent = NodeWorker(shipped(spec.bundle, spec.node), shipped(spec.bundle, spec.agent_main), ctx.partitionId(), gpus, log)
         try:
             agent.send(
                 {
                     "type": "agent",
                     "searchId": spec.run_id,
-                    "entry": spec.entry,
+                    "entry": shipped(spec.bundle, spec.entry),
                     "runDir": run_dir,
                     "metric": spec.metric,
                     "leaseMs": spec.lease_ms,
@@ -128,7 +131,7 @@ def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]],
                     "executorId": executor,
                     "host": host,
                     "gpus": gpus,
-                    "trialMain": spec.trial_main,
+                    "trialMain": shipped(spec.bundle, spec.trial_main),
                     "redis": {"url": spec.redis.url, "stream": spec.redis.stream, "ca": spec.redis.ca},
                 }
             )
@@ -254,8 +257,9 @@ def run(spec: SearchSpec) -> dict[str, Any]:
         result.update(ok=False, error={"kind": "spark", "message": lines[0] if lines else type(e).__name__, "detail": traceback.format_exc()[-4000:]})
     finally:
         watch.stop()
-        write_json(spec.result_path, result)
-        events.send("driver", stage="done", ok=result.get("ok", False))
+        write_result(spec.result_path, result)
+        # The result rides on the last event too, for a client on another machine than the driver.
+        events.send("driver", stage="done", ok=result.get("ok", False), result=result)
         events.close()
         r.close()
         spark.stop()

@@ -37,6 +37,9 @@ class JobSpec:
     # Set from the second attempt on: every attempt of a run shares one experiment directory
     # (and so its checkpoints).
     run_dir: Optional[str] = None
+    # The archive name (src/client/bundle.ts) when the run ships its runtime; node, runtime_main
+    # and entry are then paths inside it.
+    bundle: Optional[str] = None
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "JobSpec":
@@ -61,6 +64,7 @@ class JobSpec:
             peer_timeout_ms=int(d.get("peerTimeoutMs", 30000)),
             release_executors=bool(d.get("releaseExecutors", True)),
             run_dir=d.get("runDir"),
+            bundle=d.get("bundle"),
         )
 
     @staticmethod

@@ -20,6 +20,7 @@ from typing import IO, Any, Callable, Iterator, Optional
 
 import pyarrow as pa
 
+from sparkring.bundle import shipped
 from sparkring.errors import SparkringWorkerError, WorkerFailure
 from sparkring.gpus import gpu_addresses, visible_devices
 from sparkring.spec import JobSpec
@@ -41,15 +42,27 @@ class NodeWorker:
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         self._log = open(log_path, "ab", buffering=0)
         self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
-        self.proc = subprocess.Popen(
-            [node, script],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            pass_fds=(control_w,),
-            env=env,
-            start_new_session=True,
-        )
+        try:
+            self.proc = subprocess.Popen(
+                [node, script],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                pass_fds=(control_w,),
+                env=env,
+                start_new_session=True,
+            )
+        except FileNotFoundError as e:
+            os.close(control_r)
+            os.close(control_w)
+            self._log.close()
+            raise SparkringWorkerError(
+                WorkerFailure(
+                    rank,
+                    f"Node not found on this executor ({node}): install Node 20 on the nodes, or ship it with --ship-node",
+                    "",
+                )
+            ) from e
         os.close(control_w)
         self.control: IO[bytes] = os.fdopen(control_r, "rb")
         self._pump = threading.Thread(target=self._pump_output, daemon=True)
@@ -171,14 +184,15 @@ def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Itera
         ctx = BarrierTaskContext.get()
         rank = ctx.partitionId()
         gpus = gpu_addresses(ctx.resources())
-        worker = NodeWorker(spec.node, spec.runtime_main, rank, gpus, os.path.join(run_dir, "logs", f"worker-{rank}.log"))
+        log = os.path.join(run_dir, "logs", f"worker-{rank}.log")
+        worker = NodeWorker(shipped(spec.bundle, spec.node), shipped(spec.bundle, spec.runtime_main), rank, gpus, log)
         data_path = os.path.join(handoff_dir(), f"sparkring-{spec.run_id}-{spec.attempt}-{rank}-{os.getpid()}.arrow")
         try:
             worker.send(
                 {
                     "type": "init",
                     "runId": spec.run_id,
-                    "entry": spec.entry,
+                    "entry": shipped(spec.bundle, spec.entry),
                     "rank": rank,
                     "worldSize": spec.workers,
                     "attempt": spec.attempt,

@@ -48,6 +48,10 @@ function onInterrupt(): AbortController {
   return interrupt;
 }
 
+const SHIP_HELP = 'ship the runtime and the entry to the executors as a Spark archive (default with --livy or --master yarn)';
+const NO_SHIP_HELP = 'run the runtime and the entry from their paths here (the nodes share this file system)';
+const SHIP_NODE_HELP = "ship this machine's Node binary too, for nodes without Node 20";
+
 function livyHeaders(user: string | undefined, token: string | undefined): Record<string, string> | undefined {
   if (user) {
     const at = user.indexOf(':');
@@ -130,6 +134,9 @@ program
   .option('--livy <url>', 'submit through this Livy server (http(s)://host:port) instead of spark-submit')
   .option('--livy-user <user:password>', 'HTTP basic auth for Livy')
   .option('--livy-token <token>', 'bearer token for Livy')
+  .option('--ship', SHIP_HELP)
+  .option('--no-ship', NO_SHIP_HELP)
+  .option('--ship-node', SHIP_NODE_HELP)
   .option('--json', 'print one JSON object on stdout (progress stays on stderr)')
   .action(async (entry: string, o: Record<string, unknown>) => {
     const interrupt = onInterrupt();
@@ -152,6 +159,8 @@ program
         heartbeatTimeoutMs: (o.heartbeatTimeout as number) * 1000,
         livy: o.livy as string | undefined,
         livyHeaders: livyHeaders(o.livyUser as string | undefined, o.livyToken as string | undefined),
+        ship: o.ship as boolean | undefined,
+        shipNode: Boolean(o.shipNode),
         signal: interrupt.signal,
       });
       printResult(r, Boolean(o.json));
@@ -211,6 +220,9 @@ program
   .option('--conf <key=value>', 'extra Spark configuration (repeatable)', keyValue('--conf'), {})
   .option('--redis <url>', 'Redis for the queue and events (default: a private redis-server)')
   .option('--redis-ca <pem>', 'CA certificate for a rediss:// server')
+  .option('--ship', SHIP_HELP)
+  .option('--no-ship', NO_SHIP_HELP)
+  .option('--ship-node', SHIP_NODE_HELP)
   .option('--json', 'print one JSON object on stdout (progress stays on stderr)')
   .action(async (entry: string, o: Record<string, unknown>) => {
     const interrupt = onInterrupt();
@@ -241,6 +253,8 @@ program
         sparkConf: o.conf as Record<string, string>,
         redis: o.redis as string | undefined,
         redisCa: o.redisCa as string | undefined,
+        ship: o.ship as boolean | undefined,
+        shipNode: Boolean(o.shipNode),
         signal: interrupt.signal,
       });
       printLaunchResult(r, Boolean(o.json));

@@ -11,6 +11,8 @@ import type { RunEvent } from '../events/protocol.js';
 import { type RedisEndpoint, redactUrl } from '../events/redis.js';
 import { curvesSvg } from '../experiments/curves.js';
 import { writeMetrics, writeVersioned } from '../experiments/layout.js';
+import { type RuntimeBundle, shipRuntime } from './bundle.js';
+import { readDriverResult } from './driver-result.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
 import { runSparkSubmit } from './launcher.js';
@@ -61,15 +63,17 @@ export function jobSpec(
   o: ResolvedAllreduceOptions,
   paths: SparkPaths,
   run: { runId: string; secret: string; attempt: number; resultPath: string; redis: RedisEndpoint | null; runDir?: string },
+  bundle?: RuntimeBundle,
 ): Record<string, unknown> {
   return {
     runId: run.runId,
     name: o.name,
-    entry: o.entry,
+    entry: bundle?.entry ?? o.entry,
     workers: o.workers,
     secret: run.secret,
-    node: process.execPath,
-    runtimeMain: paths.runtimeMain,
+    node: bundle?.node ?? process.execPath,
+    runtimeMain: bundle?.runtimeMain ?? paths.runtimeMain,
+    bundle: bundle?.name ?? null,
     experiments: o.experiments,
     resultPath: run.resultPath,
     attempt: run.attempt,
@@ -117,11 +121,13 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
   let staging: string | undefined;
   try {
     staging = await mkdtemp(join(tmpdir(), 'sparkring-'));
+    const bundle = await shipRuntime(o, paths, staging, say);
+    const submit = { ...o, archives: bundle ? [bundle.archive] : [] };
     let lastError: RunError | undefined;
     let runDir: string | undefined;
     for (let attempt = 0; attempt < o.maxAttempts; attempt++) {
       const resultPath = join(staging, `result-${attempt}.json`);
-      const spec = jobSpec(o, paths, { runId, secret, attempt, resultPath, redis: redis.endpoint, runDir });
+      const spec = jobSpec(o, paths, { runId, secret, attempt, resultPath, redis: redis.endpoint, runDir }, bundle);
       progress.startAttempt(attempt);
       const specPath = join(staging, `spec-${attempt}.json`);
       await writeFile(specPath, JSON.stringify(spec, null, 2), { mode: 0o600 });
@@ -140,11 +146,11 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
       const stop = o.signal ? AbortSignal.any([silent.signal, o.signal]) : silent.signal;
       const program = [paths.submitFile, specPath];
       const outcome = await (o.livy
-        ? runLivyBatch({ ...o, livy: o.livy }, paths, program, staging, say, stop)
-        : runSparkSubmit(o, paths, program, stop)
+        ? runLivyBatch({ ...submit, livy: o.livy }, paths, program, staging, say, stop)
+        : runSparkSubmit(submit, paths, program, stop)
       ).finally(() => clearInterval(watch));
       if (o.signal?.aborted) throw new RunError('input', 'interrupted; the run was stopped');
-      const driver = existsSync(resultPath) ? (JSON.parse(await readFile(resultPath, 'utf8')) as DriverResult) : undefined;
+      const driver = await readDriverResult<DriverResult>(resultPath, redis.endpoint);
       // Later attempts resume in the same directory, from its checkpoints.
       runDir ??= driver?.dir ?? progress.runDir;
       if (driver?.dir) await recordRun(driver, o, spec, progress);

@@ -14,6 +14,8 @@ import { EventWriter } from '../experiments/tensorboard.js';
 import type { TrialOutcome } from '../hpo/agent.js';
 import { TrialQueue, type TrialStatus } from '../hpo/queue.js';
 import type { Hparams } from '../hpo/space.js';
+import { shipRuntime } from './bundle.js';
+import { readDriverResult } from './driver-result.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
 import {
@@ -104,15 +106,17 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
     );
     staging = await mkdtemp(join(tmpdir(), 'sparkring-search-'));
     const resultPath = join(staging, 'result.json');
+    const bundle = await shipRuntime(o, paths, staging, say);
     const spec = {
       kind: 'search',
       runId,
       name: o.name,
-      entry: o.entry,
+      entry: bundle?.entry ?? o.entry,
       executors: o.executors,
-      node: process.execPath,
-      agentMain: paths.agentMain,
-      trialMain: paths.trialMain,
+      node: bundle?.node ?? process.execPath,
+      agentMain: bundle?.agentMain ?? paths.agentMain,
+      trialMain: bundle?.trialMain ?? paths.trialMain,
+      bundle: bundle?.name ?? null,
       experiments: o.experiments,
       resultPath,
       redis: redis.endpoint,
@@ -133,6 +137,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
       gpusPerWorker: o.gpusPerTrial,
       sparkConf: o.sparkConf,
       search: true,
+      archives: bundle ? [bundle.archive] : [],
     };
     const program = [paths.submitFile, specPath];
     const outcome = o.livy
@@ -147,7 +152,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
       : await runSparkSubmit(submit, paths, program, o.signal);
     if (o.signal?.aborted) throw new RunError('input', 'interrupted; the search was stopped');
     const searchMs = Date.now() - startedAt;
-    const driver = existsSync(resultPath) ? (JSON.parse(await readFile(resultPath, 'utf8')) as DriverResult) : undefined;
+    const driver = await readDriverResult<DriverResult>(resultPath, redis.endpoint);
     if (!driver?.ok) {
       if (driver?.dir) {
         await writeFile(join(driver.dir, 'result.json'), JSON.stringify({ ...driver, trials: await queue.trials() }, null, 2));

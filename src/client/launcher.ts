@@ -15,6 +15,8 @@ export interface SubmitSettings {
   sparkConf: Record<string, string>;
   /** A search: dynamic allocation on (executors go back as the queue drains), no barrier stage. */
   search?: boolean;
+  /** Archives Spark unpacks next to every executor (`path#name`): the shipped runtime bundle. */
+  archives?: string[];
 }
 
 /** Spark settings of the job kind: barrier stages need dynamic allocation off; a search keeps it on. */
@@ -70,6 +72,7 @@ export function sparkSubmitArgs(o: SubmitSettings, paths: SparkPaths, program: s
   const conf = sparkConf(o, paths, master);
   const args = ['--master', master];
   if (o.queue) args.push('--queue', o.queue);
+  if (o.archives?.length) args.push('--archives', o.archives.join(','));
   for (const [k, v] of Object.entries(conf)) args.push('--conf', `${k}=${v}`);
   args.push(...program);
   return args;

@@ -52,6 +52,7 @@ export async function runLivyBatch(
       name: `${o.name}-${Date.now()}`,
       pyFiles: [pluginZip(staging, paths.python)],
       files: args.filter((a) => a.endsWith('.json')),
+      ...(o.archives?.length ? { archives: o.archives } : {}),
       conf: sparkConf(o, paths, o.master ?? ''),
       ...(o.queue ? { queue: o.queue } : {}),
     });

@@ -35,6 +35,13 @@ export const jobFields = {
   redisCa: z.string().min(1).optional(),
   /** Progress and log lines; default: stderr. */
   onProgress: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
+  /**
+   * Ship the runtime and the entry to the executors as a Spark archive (default: with --livy or a
+   * yarn master; otherwise the executors run this checkout's files in place).
+   */
+  ship: z.boolean().optional(),
+  /** Ship this machine's Node binary in the archive too, for nodes without Node 20. */
+  shipNode: z.boolean().default(false),
   /** Aborting it ends the job (its Spark application or Livy batch with it). */
   signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal).optional(),
 };

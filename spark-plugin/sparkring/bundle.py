@@ -1,0 +1,33 @@
+"""Paths inside the runtime bundle the client ships as a Spark archive (src/client/bundle.ts)."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+
+class BundleMissingError(RuntimeError):
+    pass
+
+
+def bundle_root(name: str) -> str:
+    """Where Spark unpacked the archive `path#name` for this executor (its SparkFiles directory)."""
+    from pyspark import SparkFiles
+
+    root = os.path.abspath(os.path.join(SparkFiles.getRootDirectory(), name))
+    if not os.path.isdir(root):
+        raise BundleMissingError(
+            f"the runtime bundle {name} is not unpacked at {root}; Spark did not deliver the archive "
+            "(check that the executors can read the path or URL given to --archives / Livy's archives)"
+        )
+    return root
+
+
+def shipped(bundle: Optional[str], path: str) -> str:
+    """`path` as an executor sees it: inside the unpacked bundle when the run ships one.
+
+    Absolute paths and bare names (`node`, looked up on the executor's PATH) stay as they are.
+    """
+    if not bundle or os.path.isabs(path) or "/" not in path:
+        return path
+    return os.path.join(bundle_root(bundle), path)

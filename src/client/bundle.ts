@@ -1,0 +1,177 @@
+/**
+ * The runtime bundle shipped to a cluster whose nodes lack this checkout (Livy, YARN): one .tgz that
+ * Spark unpacks next to every executor (`--archives` / a Livy batch's `archives`). esbuild folds the
+ * runtime, the search agent, the trial process and their dependencies into a few files, TensorFlow.js
+ * into one package, and the user's entry (with its own imports) into one ES module, so the bundle is
+ * a few MB instead of node_modules' hundreds and a .ts entry needs no loader on the executors.
+ *
+ * Layout, relative to the unpacked archive (the spec names these paths; the plugin resolves them):
+ *   runtime/runtime/main.js, runtime/hpo/agent.js, runtime/runtime/trial.js  the Node side
+ *   proto/ring.proto                                                         read by the ring at start
+ *   node_modules/@tensorflow/tfjs(-core)                                      one tfjs for runtime and entry
+ *   entry/<name>.mjs                                                          the user's entry
+ *   bin/node                                                                 with shipNode only
+ */
+import { copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import { type BuildFailure, build } from 'esbuild';
+import { execa } from 'execa';
+import { RunError } from './errors.js';
+import { packageRoot, type SparkPaths } from './paths.js';
+
+/** The directory name Spark unpacks the archive to (the archive URI's #fragment). */
+export const BUNDLE_NAME = 'sparkring-runtime';
+
+export interface RuntimeBundle {
+  /** The .tgz, with its #fragment: what --archives and Livy's archives take. */
+  archive: string;
+  name: string;
+  /** Paths inside the unpacked bundle; a bare `node` is looked up on the executors' PATH. */
+  node: string;
+  runtimeMain: string;
+  agentMain: string;
+  trialMain: string;
+  entry: string;
+}
+
+// Chunks that esbuild turns from CommonJS (grpc-js, ioredis) into ES modules still call require().
+const requireShim =
+  "import { createRequire as __sparkringRequire } from 'node:module'; const require = __sparkringRequire(import.meta.url);";
+
+const tfExternal = ['@tensorflow/*'];
+
+async function buildRuntime(dir: string, paths: SparkPaths): Promise<void> {
+  const outbase = join(packageRoot(), 'dist', 'src');
+  await build({
+    entryPoints: [paths.runtimeMain, paths.agentMain, paths.trialMain],
+    outbase,
+    outdir: join(dir, 'runtime'),
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    // tsx stays out: entries arrive already compiled.
+    external: [...tfExternal, 'tsx', 'tsx/*'],
+    banner: { js: requireShim },
+    logLevel: 'silent',
+  });
+  await mkdir(join(dir, 'proto'), { recursive: true });
+  await copyFile(join(packageRoot(), 'proto', 'ring.proto'), join(dir, 'proto', 'ring.proto'));
+  await writeFile(join(dir, 'package.json'), JSON.stringify({ name: BUNDLE_NAME, private: true, type: 'module' }));
+}
+
+/**
+ * TensorFlow.js as one CommonJS file with an ES module face whose named exports are that file's (so
+ * `import *`, `import()` and `require` all get one instance), and tfjs-core as an alias of it.
+ */
+async function buildTfjs(dir: string): Promise<void> {
+  const tfjs = join(dir, 'node_modules', '@tensorflow', 'tfjs');
+  const core = join(dir, 'node_modules', '@tensorflow', 'tfjs-core');
+  await build({
+    stdin: { contents: "export * from '@tensorflow/tfjs';", resolveDir: packageRoot(), loader: 'js' },
+    outfile: join(tfjs, 'index.cjs'),
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    logLevel: 'silent',
+  });
+  // A CommonJS `export *` hides its names from Node's ESM loader, so they are listed here.
+  const { stdout } = await execa(process.execPath, [
+    '-e',
+    `process.stdout.write(JSON.stringify(Object.keys(require(${JSON.stringify(join(tfjs, 'index.cjs'))}))))`,
+  ]);
+  const names = (JSON.parse(stdout) as string[]).filter((n) => n !== 'default' && n !== '__esModule');
+  await writeFile(
+    join(tfjs, 'index.mjs'),
+    [
+      "import tf from './index.cjs';",
+      'export default tf;',
+      ...names.map((n, i) => `const _${i} = tf[${JSON.stringify(n)}];`),
+      `export { ${names.map((n, i) => `_${i} as ${n}`).join(', ')} };`,
+    ].join('\n'),
+  );
+  const face = { import: './index.mjs', require: './index.cjs' };
+  await writeFile(
+    join(tfjs, 'package.json'),
+    JSON.stringify({ name: '@tensorflow/tfjs', main: 'index.cjs', exports: { '.': face } }),
+  );
+  await mkdir(core, { recursive: true });
+  await writeFile(join(core, 'index.cjs'), "module.exports = require('@tensorflow/tfjs');\n");
+  await writeFile(join(core, 'index.mjs'), "export * from '@tensorflow/tfjs';\nexport { default } from '@tensorflow/tfjs';\n");
+  await writeFile(
+    join(core, 'package.json'),
+    JSON.stringify({ name: '@tensorflow/tfjs-core', main: 'index.cjs', exports: { '.': face } }),
+  );
+}
+
+async function buildEntry(dir: string, entry: string): Promise<string> {
+  const relative = join('entry', `${basename(entry, extname(entry))}.mjs`);
+  try {
+    await build({
+      entryPoints: [entry],
+      outfile: join(dir, relative),
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      external: tfExternal,
+      banner: { js: requireShim },
+      logLevel: 'silent',
+    });
+  } catch (err) {
+    const first = (err as BuildFailure).errors?.[0];
+    if (!first) throw err;
+    const at = first.location ? `${first.location.file}:${first.location.line}:${first.location.column}: ` : '';
+    throw new RunError('input', `entry ${entry} could not be bundled for the cluster: ${at}${first.text}`);
+  }
+  return relative;
+}
+
+/** Builds the bundle for `entry` under `staging` and packs it; about a second, plus the Node binary. */
+export async function buildRuntimeBundle(
+  entry: string,
+  paths: SparkPaths,
+  staging: string,
+  options: { shipNode?: boolean } = {},
+): Promise<RuntimeBundle> {
+  const dir = join(staging, BUNDLE_NAME);
+  await mkdir(dir, { recursive: true });
+  await buildRuntime(dir, paths);
+  await buildTfjs(dir);
+  const entryPath = await buildEntry(dir, entry);
+  if (options.shipNode) {
+    await mkdir(join(dir, 'bin'), { recursive: true });
+    await copyFile(process.execPath, join(dir, 'bin', 'node'));
+  }
+  const archive = join(staging, `${BUNDLE_NAME}.tgz`);
+  await execa('tar', ['-czf', archive, '-C', dir, '.']);
+  const inside = (p: string): string => join('runtime', p.slice(join(packageRoot(), 'dist', 'src').length + 1));
+  return {
+    archive: `${archive}#${BUNDLE_NAME}`,
+    name: BUNDLE_NAME,
+    node: options.shipNode ? 'bin/node' : 'node',
+    runtimeMain: inside(paths.runtimeMain),
+    agentMain: inside(paths.agentMain),
+    trialMain: inside(paths.trialMain),
+    entry: entryPath,
+  };
+}
+
+/**
+ * The bundle of a run when it ships one: when asked (`ship`), or by default when the executors are
+ * not this machine (Livy, YARN). Otherwise the executors run this checkout's files where they are.
+ */
+export async function shipRuntime(
+  o: { entry: string; ship?: boolean; shipNode?: boolean; livy?: string; master?: string },
+  paths: SparkPaths,
+  staging: string,
+  say: (line: string) => void,
+): Promise<RuntimeBundle | undefined> {
+  if (!(o.ship ?? (Boolean(o.livy) || (o.master ?? '').startsWith('yarn')))) return undefined;
+  const bundle = await buildRuntimeBundle(o.entry, paths, staging, { shipNode: o.shipNode });
+  const { size } = await stat(bundle.archive.slice(0, bundle.archive.indexOf('#')));
+  say(`sparkring: shipping the runtime and ${basename(o.entry)} to the executors (${(size / 2 ** 20).toFixed(1)} MiB)`);
+  return bundle;
+}
