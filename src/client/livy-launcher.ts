@@ -25,6 +25,14 @@ function pluginZip(staging: string, python: string): string {
   return zip;
 }
 
+/**
+ * Livy turns a batch's `archives` into spark.yarn.dist.archives, which only YARN reads; spark.archives
+ * reaches executors on every other master (and YARN in client mode, where it replaces the copy).
+ */
+function archivesConf(archives: string[] | undefined): Record<string, string> {
+  return archives?.length ? { 'spark.archives': archives.join(',') } : {};
+}
+
 /** Fails at once, before anything starts, when Livy does not answer. */
 export async function checkLivy(o: Pick<LivySettings, 'livy' | 'livyHeaders'>): Promise<void> {
   try {
@@ -53,7 +61,7 @@ export async function runLivyBatch(
       pyFiles: [pluginZip(staging, paths.python)],
       files: args.filter((a) => a.endsWith('.json')),
       ...(o.archives?.length ? { archives: o.archives } : {}),
-      conf: sparkConf(o, paths, o.master ?? ''),
+      conf: { ...sparkConf(o, paths, o.master ?? ''), ...archivesConf(o.archives) },
       ...(o.queue ? { queue: o.queue } : {}),
     });
   } catch (err) {

@@ -2,6 +2,7 @@
  * Submission through a real Livy server (scripts/livy, `make livy`) that runs the venv's Spark on
  * local-cluster[2,1,1024]; progress still comes from the run's Redis stream.
  */
+import { copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -59,6 +60,33 @@ describe('sparkring allreduce --livy', () => {
     expect(out.result.weights.every((w) => Number.isFinite(w))).toBe(true);
     expect(r.stderr).toMatch(/sparkring: Livy batch \d+ submitted to http:\/\/127\.0\.0\.1:\d+/);
     expect(r.stderr).toMatch(/\[worker [01]\] step \d+/);
+  }, 240_000);
+
+  it('ships the runtime, the entry and Node: the executors run them from the unpacked archive', async () => {
+    const elsewhere = tempDir('entry-elsewhere');
+    copyFileSync(entry('where.ts'), join(elsewhere, 'where.ts'));
+    const r = await sparkring([
+      'allreduce',
+      join(elsewhere, 'where.ts'),
+      '--livy',
+      livy.url,
+      '--ship-node',
+      '--redis',
+      `redis://127.0.0.1:${redis.port}`,
+      '--experiments',
+      `${dir}/experiments`,
+      '--json',
+    ]);
+    expect(r.exitCode, `${r.stderr}\n${livy.log()}`).toBe(0);
+    expect(r.stderr).toMatch(/sparkring: shipping the runtime and where\.ts to the executors \(\d+\.\d MiB\)/);
+    const { result } = JSON.parse(r.stdout) as { result: Record<string, unknown> };
+    expect(result).toMatchObject({ rank: 0, sameTf: true, sum: 6 });
+    // Spark unpacked the archive in the executor's own directory (SparkFiles), not here.
+    const unpacked = /^(\/.+\/sparkring-runtime)\/entry\/where\.mjs$/.exec(new URL(result.entryUrl as string).pathname)?.[1];
+    expect(unpacked, String(result.entryUrl)).toBeDefined();
+    expect(unpacked?.startsWith(elsewhere)).toBe(false);
+    expect(result.runtime).toBe(`${unpacked}/runtime/runtime/main.js`);
+    expect(result.node).toBe(`${unpacked}/bin/node`);
   }, 240_000);
 
   it('a failing entry gives a dead batch, and the error line from its log', async () => {
