@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from sparkring.errors import SparkringWorkerError, WorkerFailure
+
 
 class BundleMissingError(RuntimeError):
     pass
@@ -31,3 +33,11 @@ def shipped(bundle: Optional[str], path: str) -> str:
     if not bundle or os.path.isabs(path) or "/" not in path:
         return path
     return os.path.join(bundle_root(bundle), path)
+
+
+def shipped_paths(bundle: Optional[str], rank: int, *paths: str) -> list[str]:
+    """`shipped` for each path; a missing bundle fails the task as that worker's own error."""
+    try:
+        return [shipped(bundle, p) for p in paths]
+    except BundleMissingError as e:
+        raise SparkringWorkerError(WorkerFailure(rank, str(e))) from e

@@ -108,7 +108,7 @@ def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]],
     def task(_rows: Iterator[Any]) -> Iterator[tuple[str, str]]:
         from pyspark import TaskContext
 
-        from sparkring.bundle import shipped
+        from sparkring.bundle import shipped_paths
         from sparkring.gpus import gpu_addresses
         from sparkring.task import NodeWorker
 
@@ -116,13 +116,16 @@ def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]],
         executor, host = executor_identity()
         gpus = gpu_addresses(ctx.resources())
         log = os.path.join(run_dir, "logs", f"agent-executor-{executor}-task-{ctx.taskAttemptId()}.log")
-        agent = NodeWorker(shipped(spec.bundle, spec.node), shipped(spec.bundle, spec.agent_main), ctx.partitionId(), gpus, log)
+        node, agent_main, entry, trial_main = shipped_paths(
+            spec.bundle, ctx.partitionId(), spec.node, spec.agent_main, spec.entry, spec.trial_main
+        )
+        agent = NodeWorker(node, agent_main, ctx.partitionId(), gpus, log)
         try:
             agent.send(
                 {
                     "type": "agent",
                     "searchId": spec.run_id,
-                    "entry": shipped(spec.bundle, spec.entry),
+                    "entry": entry,
                     "runDir": run_dir,
                     "metric": spec.metric,
                     "leaseMs": spec.lease_ms,
@@ -131,7 +134,7 @@ def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]],
                     "executorId": executor,
                     "host": host,
                     "gpus": gpus,
-                    "trialMain": shipped(spec.bundle, spec.trial_main),
+                    "trialMain": trial_main,
                     "redis": {"url": spec.redis.url, "stream": spec.redis.stream, "ca": spec.redis.ca},
                 }
             )

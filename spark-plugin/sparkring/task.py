@@ -20,7 +20,7 @@ from typing import IO, Any, Callable, Iterator, Optional
 
 import pyarrow as pa
 
-from sparkring.bundle import shipped
+from sparkring.bundle import shipped_paths
 from sparkring.errors import SparkringWorkerError, WorkerFailure
 from sparkring.gpus import gpu_addresses, visible_devices
 from sparkring.spec import JobSpec
@@ -184,15 +184,15 @@ def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Itera
         ctx = BarrierTaskContext.get()
         rank = ctx.partitionId()
         gpus = gpu_addresses(ctx.resources())
-        log = os.path.join(run_dir, "logs", f"worker-{rank}.log")
-        worker = NodeWorker(shipped(spec.bundle, spec.node), shipped(spec.bundle, spec.runtime_main), rank, gpus, log)
+        node, runtime_main, entry = shipped_paths(spec.bundle, rank, spec.node, spec.runtime_main, spec.entry)
+        worker = NodeWorker(node, runtime_main, rank, gpus, os.path.join(run_dir, "logs", f"worker-{rank}.log"))
         data_path = os.path.join(handoff_dir(), f"sparkring-{spec.run_id}-{spec.attempt}-{rank}-{os.getpid()}.arrow")
         try:
             worker.send(
                 {
                     "type": "init",
                     "runId": spec.run_id,
-                    "entry": shipped(spec.bundle, spec.entry),
+                    "entry": entry,
                     "rank": rank,
                     "worldSize": spec.workers,
                     "attempt": spec.attempt,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from sparkring.errors import MARKER, SparkringWorkerError, WorkerFailure, find_failure
@@ -127,3 +129,35 @@ def test_executor_identity_outside_an_executor_falls_back_to_the_parent() -> Non
 
     executor, host = executor_identity()
     assert executor == f"pid-{os.getppid()}" and host
+
+
+def test_shipped_paths_resolve_inside_the_unpacked_bundle(tmp_path: Any, monkeypatch: Any) -> None:
+    from pyspark import SparkFiles
+
+    from sparkring.bundle import shipped, shipped_paths
+
+    monkeypatch.setattr(SparkFiles, "_is_running_on_worker", True)
+    monkeypatch.setattr(SparkFiles, "_root_directory", str(tmp_path))
+    (tmp_path / "sparkring-runtime").mkdir()
+    root = str(tmp_path / "sparkring-runtime")
+    assert shipped_paths("sparkring-runtime", 0, "bin/node", "node", "/usr/bin/node", "entry/train.mjs") == [
+        f"{root}/bin/node",
+        "node",  # a bare name: the executor's PATH
+        "/usr/bin/node",
+        f"{root}/entry/train.mjs",
+    ]
+    assert shipped(None, "runtime/runtime/main.js") == "runtime/runtime/main.js"
+
+
+def test_a_bundle_spark_did_not_unpack_is_the_workers_error(tmp_path: Any, monkeypatch: Any) -> None:
+    from pyspark import SparkFiles
+
+    from sparkring.bundle import shipped_paths
+    from sparkring.errors import SparkringWorkerError
+
+    monkeypatch.setattr(SparkFiles, "_is_running_on_worker", True)
+    monkeypatch.setattr(SparkFiles, "_root_directory", str(tmp_path))
+    with pytest.raises(SparkringWorkerError) as e:
+        shipped_paths("sparkring-runtime", 1, "entry/train.mjs")
+    assert e.value.failure.rank == 1
+    assert e.value.failure.message.startswith(f"the runtime bundle sparkring-runtime is not unpacked at {tmp_path}/sparkring-runtime")

@@ -15,7 +15,7 @@ import { type RuntimeBundle, shipRuntime } from './bundle.js';
 import { readDriverResult } from './driver-result.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
-import { runSparkSubmit } from './launcher.js';
+import { runSparkSubmit, type SubmitOutcome, submitError } from './launcher.js';
 import { checkLivy, runLivyBatch } from './livy-launcher.js';
 import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from './options.js';
 import { packageRoot, requireSparkPaths, type SparkPaths } from './paths.js';
@@ -160,9 +160,7 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
         await writeFile(join(driver.dir, 'result.json'), JSON.stringify({ ...driver, ...summary, ok: true }, null, 2));
         return result;
       }
-      lastError = silent.signal.aborted
-        ? (silent.signal.reason as RunError)
-        : toError(driver, outcome.tail, outcome.exitCode, progress);
+      lastError = silent.signal.aborted ? (silent.signal.reason as RunError) : toError(driver, outcome, progress);
       if (['input', 'slots', 'job', 'setup'].includes(lastError.kind)) break;
       if (attempt + 1 < o.maxAttempts)
         say(`sparkring: attempt ${attempt + 1} failed: ${lastError.message}; resubmitting from the last checkpoint`);
@@ -221,7 +219,7 @@ function toResult(
   };
 }
 
-function toError(d: DriverResult | undefined, tail: string[], exitCode: number | undefined, progress: Progress): RunError {
+function toError(d: DriverResult | undefined, outcome: SubmitOutcome, progress: Progress): RunError {
   if (d?.error) {
     const e = d.error;
     if (e.kind === 'worker') {
@@ -239,6 +237,5 @@ function toError(d: DriverResult | undefined, tail: string[], exitCode: number |
     const kind = e.kind === 'slots' || e.kind === 'job' ? e.kind : 'spark';
     return new RunError(kind === 'job' && e.message.startsWith('cannot read --data') ? 'input' : kind, e.message, { dir: d.dir });
   }
-  const meaningful = tail.filter((l) => /error|exception/i.test(l) && !/^\s+at /.test(l));
-  return new RunError('spark', `spark-submit exited with ${exitCode}: ${meaningful[0] ?? tail.at(-1) ?? 'no output'}`);
+  return submitError(outcome);
 }

@@ -25,7 +25,7 @@ import {
   searchTrials,
   stoppingRule,
 } from './launch-options.js';
-import { runSparkSubmit } from './launcher.js';
+import { runSparkSubmit, submitError } from './launcher.js';
 import { checkLivy, runLivyBatch } from './livy-launcher.js';
 import { packageRoot, requireSparkPaths } from './paths.js';
 import { openRunRedis } from './redis-server.js';
@@ -159,11 +159,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
       }
       if (driver?.error)
         throw new RunError(driver.error.kind === 'job' ? 'job' : 'spark', driver.error.message, { dir: driver.dir });
-      const meaningful = outcome.tail.filter((l) => /error|exception/i.test(l) && !/^\s+at /.test(l));
-      throw new RunError(
-        'spark',
-        `spark-submit exited with ${outcome.exitCode}: ${meaningful[0] ?? outcome.tail.at(-1) ?? 'no output'}`,
-      );
+      throw submitError(outcome);
     }
     const results = (await queue.trials()).map(toTrialResult);
     const best = bestTrial(results, o.direction);

@@ -1,6 +1,7 @@
 /** Runs the spark-plugin driver with spark-submit (client mode) for one attempt of a job. */
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
+import { RunError } from './errors.js';
 import type { SparkPaths } from './paths.js';
 
 export const defaultMaster = (workers: number): string => `local-cluster[${workers},1,1024]`;
@@ -82,6 +83,16 @@ export interface SubmitOutcome {
   exitCode: number | undefined;
   /** The last lines Spark printed (stdout and stderr), for errors without a result file. */
   tail: string[];
+  /** What ran the driver, for messages: `spark-submit` or `Livy batch N`. */
+  submitter: string;
+}
+
+/** The error of a job whose driver left no result: the first line of its output that names one. */
+export function submitError(outcome: SubmitOutcome): RunError {
+  const { tail, exitCode } = outcome;
+  const meaningful = tail.filter((l) => /error|exception/i.test(l) && !/^\s+at /.test(l));
+  const ended = outcome.submitter === 'spark-submit' ? `spark-submit exited with ${exitCode}` : `${outcome.submitter} failed`;
+  return new RunError('spark', `${ended}: ${meaningful[0] ?? tail.at(-1) ?? 'no output'}`);
 }
 
 export async function runSparkSubmit(
@@ -108,5 +119,5 @@ export async function runSparkSubmit(
   };
   for (const stream of [child.stdout, child.stderr]) if (stream) createInterface({ input: stream }).on('line', keep);
   const r = await child;
-  return { exitCode: r.exitCode, tail };
+  return { exitCode: r.exitCode, tail, submitter: 'spark-submit' };
 }

@@ -5,6 +5,7 @@
  * Livy's log; an abort (Ctrl-C, a silent worker) deletes the batch.
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync, linkSync } from 'node:fs';
 import { join } from 'node:path';
 import { LivyClient, LivyError } from '../livy/client.js';
 import { RunError } from './errors.js';
@@ -26,11 +27,21 @@ function pluginZip(staging: string, python: string): string {
 }
 
 /**
- * Livy turns a batch's `archives` into spark.yarn.dist.archives, which only YARN reads; spark.archives
- * reaches executors on every other master (and YARN in client mode, where it replaces the copy).
+ * A batch's archives, for every master Livy may run: Livy turns the batch's `archives` into
+ * spark.yarn.dist.archives, which only YARN reads (and YARN cluster mode reads only it), while every
+ * other master reads spark.archives. YARN in client mode reads both and refuses one URI given twice,
+ * so spark.archives gets a hard link of each archive under another name (same #fragment, so one
+ * unpacked directory).
  */
-function archivesConf(archives: string[] | undefined): Record<string, string> {
-  return archives?.length ? { 'spark.archives': archives.join(',') } : {};
+function livyArchives(archives: string[] | undefined): { archives?: string[]; conf: Record<string, string> } {
+  if (!archives?.length) return { conf: {} };
+  const linked = archives.map((a) => {
+    const [path = a, fragment] = a.split('#');
+    const twin = path.replace(/(\.tgz|\.tar\.gz|\.zip|\.tar)?$/, '-spark$1');
+    if (!existsSync(twin)) linkSync(path, twin);
+    return fragment ? `${twin}#${fragment}` : twin;
+  });
+  return { archives, conf: { 'spark.archives': linked.join(',') } };
 }
 
 /** Fails at once, before anything starts, when Livy does not answer. */
@@ -52,6 +63,7 @@ export async function runLivyBatch(
 ): Promise<SubmitOutcome & { batchId: number; state: string }> {
   const livy = new LivyClient({ url: o.livy, headers: o.livyHeaders });
   const [file, ...args] = program as [string, ...string[]];
+  const shipped = livyArchives(o.archives);
   let batch: Awaited<ReturnType<LivyClient['createBatch']>>;
   try {
     batch = await livy.createBatch({
@@ -60,8 +72,8 @@ export async function runLivyBatch(
       name: `${o.name}-${Date.now()}`,
       pyFiles: [pluginZip(staging, paths.python)],
       files: args.filter((a) => a.endsWith('.json')),
-      ...(o.archives?.length ? { archives: o.archives } : {}),
-      conf: { ...sparkConf(o, paths, o.master ?? ''), ...archivesConf(o.archives) },
+      ...(shipped.archives ? { archives: shipped.archives } : {}),
+      conf: { ...sparkConf(o, paths, o.master ?? ''), ...shipped.conf },
       ...(o.queue ? { queue: o.queue } : {}),
     });
   } catch (err) {
@@ -82,10 +94,19 @@ export async function runLivyBatch(
     const log = await livy.batchLogAll(batch.id).catch(() => [] as string[]);
     const lines = log.flatMap((l) => l.split('\n')).filter((l) => l.trim() !== '');
     if (state !== 'success' && !signal?.aborted) {
+      // The cause is often far above the end (a Java exception before its stack and the shutdown).
+      const cause = lines.find((l) => /^\S.*(Exception|Error)\b.*:/.test(l) && !lines.slice(-12).includes(l));
+      if (cause) say(`sparkring: Livy batch ${batch.id} failed with: ${cause}`);
       say(`sparkring: Livy batch ${batch.id} is ${state}; the end of its log:`);
       for (const line of lines.slice(-12)) say(`  ${line}`);
     }
-    return { exitCode: state === 'success' ? 0 : 1, tail: lines.slice(-200), batchId: batch.id, state };
+    return {
+      exitCode: state === 'success' ? 0 : 1,
+      tail: lines.slice(-200),
+      submitter: `Livy batch ${batch.id}`,
+      batchId: batch.id,
+      state,
+    };
   } finally {
     signal?.removeEventListener('abort', abort);
   }

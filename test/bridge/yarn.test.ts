@@ -63,15 +63,24 @@ describe('YARN queues', () => {
     expect(await yarn.appsSubmitted()).toEqual(before);
   }, 60_000);
 
-  it('--livy URL --queue ml lands the application in ml', async () => {
-    const livy = await TestLivy.start({ master: 'yarn', allowed: [ROOT, tmpdir()], env: { HADOOP_CONF_DIR: yarn.confDir } });
-    try {
-      const before = await yarn.appsSubmitted();
-      const r = await onYarn(['--livy', livy.url, '--queue', 'ml', '--json']);
-      expect(r.exitCode, `${r.stderr}\n${livy.log()}`).toBe(0);
-      expect((await yarn.appsSubmitted())['root.ml']).toBe((before['root.ml'] ?? 0) + 1);
-    } finally {
-      await livy.stop();
-    }
-  }, 240_000);
+  it.each(['client', 'cluster'] as const)(
+    '--livy URL --queue ml lands the application in ml (%s mode)',
+    async (deployMode) => {
+      const livy = await TestLivy.start({
+        master: 'yarn',
+        deployMode,
+        allowed: [ROOT, tmpdir()],
+        env: { HADOOP_CONF_DIR: yarn.confDir },
+      });
+      try {
+        const before = await yarn.appsSubmitted();
+        const r = await onYarn(['--livy', livy.url, '--queue', 'ml', '--json']);
+        expect(r.exitCode, `${r.stderr}\n${livy.log()}`).toBe(0);
+        expect((await yarn.appsSubmitted())['root.ml']).toBe((before['root.ml'] ?? 0) + 1);
+      } finally {
+        await livy.stop();
+      }
+    },
+    240_000,
+  );
 });

@@ -25,7 +25,12 @@ export class TestLivy {
   ) {}
 
   /** Starts Livy; local paths under `allowed` may be submitted (livy.file.local-dir-whitelist). */
-  static async start(o: { master: string; allowed: string[]; env?: Record<string, string> }): Promise<TestLivy> {
+  static async start(o: {
+    master: string;
+    deployMode?: 'client' | 'cluster';
+    allowed: string[];
+    env?: Record<string, string>;
+  }): Promise<TestLivy> {
     const home = tempDir('livy');
     const conf = join(home, 'conf');
     mkdirSync(conf);
@@ -37,6 +42,7 @@ export class TestLivy {
         'livy.server.host = 127.0.0.1',
         `livy.server.port = ${port}`,
         `livy.spark.master = ${o.master}`,
+        ...(o.deployMode ? [`livy.spark.deploy-mode = ${o.deployMode}`] : []),
         `livy.file.local-dir-whitelist = ${o.allowed.map((d) => `${d.replace(/\/$/, '')}/`).join(',')}`,
         'livy.server.csrf-protection.enabled = true',
         'livy.cache-log.size = 2000',
