@@ -50,6 +50,8 @@ function onInterrupt(): AbortController {
 
 const SHIP_HELP = 'ship the runtime and the entry to the executors as a Spark archive (default with --livy or --master yarn)';
 const NO_SHIP_HELP = 'run the runtime and the entry from their paths here (the nodes share this file system)';
+const STAGE_HELP =
+  "directory for the run's files the cluster reads (spec, archives), shared with Livy and the nodes (default: $TMPDIR)";
 const SHIP_NODE_HELP = "ship this machine's Node binary too, for nodes without Node 20";
 
 function livyHeaders(user: string | undefined, token: string | undefined): Record<string, string> | undefined {
@@ -137,6 +139,7 @@ program
   .option('--ship', SHIP_HELP)
   .option('--no-ship', NO_SHIP_HELP)
   .option('--ship-node', SHIP_NODE_HELP)
+  .option('--stage <dir>', STAGE_HELP)
   .option('--json', 'print one JSON object on stdout (progress stays on stderr)')
   .action(async (entry: string, o: Record<string, unknown>) => {
     const interrupt = onInterrupt();
@@ -161,6 +164,7 @@ program
         livyHeaders: livyHeaders(o.livyUser as string | undefined, o.livyToken as string | undefined),
         ship: o.ship as boolean | undefined,
         shipNode: Boolean(o.shipNode),
+        stage: o.stage as string | undefined,
         signal: interrupt.signal,
       });
       printResult(r, Boolean(o.json));
@@ -223,6 +227,7 @@ program
   .option('--ship', SHIP_HELP)
   .option('--no-ship', NO_SHIP_HELP)
   .option('--ship-node', SHIP_NODE_HELP)
+  .option('--stage <dir>', STAGE_HELP)
   .option('--json', 'print one JSON object on stdout (progress stays on stderr)')
   .action(async (entry: string, o: Record<string, unknown>) => {
     const interrupt = onInterrupt();
@@ -255,6 +260,7 @@ program
         redisCa: o.redisCa as string | undefined,
         ship: o.ship as boolean | undefined,
         shipNode: Boolean(o.shipNode),
+        stage: o.stage as string | undefined,
         signal: interrupt.signal,
       });
       printLaunchResult(r, Boolean(o.json));

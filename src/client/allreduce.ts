@@ -4,14 +4,13 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunEvent } from '../events/protocol.js';
 import { type RedisEndpoint, redactUrl } from '../events/redis.js';
 import { curvesSvg } from '../experiments/curves.js';
 import { writeMetrics, writeVersioned } from '../experiments/layout.js';
-import { type RuntimeBundle, shipRuntime } from './bundle.js';
+import { type RuntimeBundle, shipRuntime, stagingDir } from './bundle.js';
 import { readDriverResult } from './driver-result.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
@@ -120,7 +119,7 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
   const secret = randomBytes(32).toString('hex');
   let staging: string | undefined;
   try {
-    staging = await mkdtemp(join(tmpdir(), 'sparkring-'));
+    staging = await stagingDir(o.stage, 'sparkring-');
     const bundle = await shipRuntime(o, paths, staging, say);
     const submit = { ...o, archives: bundle ? [bundle.archive] : [] };
     let lastError: RunError | undefined;

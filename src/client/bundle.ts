@@ -12,8 +12,9 @@
  *   entry/<name>.mjs                                                          the user's entry
  *   bin/node                                                                 with shipNode only
  */
-import { copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
-import { basename, extname, join } from 'node:path';
+import { copyFile, mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, extname, join, resolve } from 'node:path';
 import { type BuildFailure, build } from 'esbuild';
 import { execa } from 'execa';
 import { RunError } from './errors.js';
@@ -172,6 +173,19 @@ export async function shipRuntime(
   if (!(o.ship ?? (Boolean(o.livy) || (o.master ?? '').startsWith('yarn')))) return undefined;
   const bundle = await buildRuntimeBundle(o.entry, paths, staging, { shipNode: o.shipNode });
   const { size } = await stat(bundle.archive.slice(0, bundle.archive.indexOf('#')));
-  say(`sparkring: shipping the runtime and ${basename(o.entry)} to the executors (${(size / 2 ** 20).toFixed(1)} MiB)`);
+  const archive = bundle.archive.slice(0, bundle.archive.indexOf('#'));
+  say(
+    `sparkring: shipping the runtime and ${basename(o.entry)} to the executors (${(size / 2 ** 20).toFixed(1)} MiB, ${archive})`,
+  );
   return bundle;
+}
+
+/** The run's own directory for what the cluster reads (spec, plugin zip, archive), under `stage` or $TMPDIR. */
+export async function stagingDir(stage: string | undefined, prefix: string): Promise<string> {
+  const parent = resolve(stage ?? tmpdir());
+  try {
+    return await mkdtemp(join(parent, prefix));
+  } catch (err) {
+    throw new RunError('input', `--stage ${parent}: cannot create the run's directory there (${(err as Error).message})`);
+  }
 }

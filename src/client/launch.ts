@@ -5,8 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connectRedis } from '../events/redis.js';
 import { writeVersioned } from '../experiments/layout.js';
@@ -14,7 +13,7 @@ import { EventWriter } from '../experiments/tensorboard.js';
 import type { TrialOutcome } from '../hpo/agent.js';
 import { TrialQueue, type TrialStatus } from '../hpo/queue.js';
 import type { Hparams } from '../hpo/space.js';
-import { shipRuntime } from './bundle.js';
+import { shipRuntime, stagingDir } from './bundle.js';
 import { readDriverResult } from './driver-result.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
@@ -104,7 +103,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
       },
       Math.max(100, Math.floor(o.leaseMs / 2)),
     );
-    staging = await mkdtemp(join(tmpdir(), 'sparkring-search-'));
+    staging = await stagingDir(o.stage, 'sparkring-search-');
     const resultPath = join(staging, 'result.json');
     const bundle = await shipRuntime(o, paths, staging, say);
     const spec = {

@@ -77,7 +77,12 @@ export async function runLivyBatch(
       ...(o.queue ? { queue: o.queue } : {}),
     });
   } catch (err) {
-    if (err instanceof LivyError) throw new RunError('setup', `Livy refused the batch: ${err.message}`);
+    if (err instanceof LivyError) {
+      const hint = /local path|whitelist|cannot be added/i.test(err.message)
+        ? `; Livy reads the run's files from ${staging}: add that directory's parent (--stage) to livy.file.local-dir-whitelist`
+        : '';
+      throw new RunError('setup', `Livy refused the batch: ${err.message}${hint}`);
+    }
     throw err;
   }
   say(`sparkring: Livy batch ${batch.id} submitted to ${livy.url}`);

@@ -40,6 +40,11 @@ export const jobFields = {
    * yarn master; otherwise the executors run this checkout's files in place).
    */
   ship: z.boolean().optional(),
+  /**
+   * Where the run's files for the cluster go (job spec, plugin zip, runtime archive): a directory
+   * Livy and the nodes can read, e.g. a shared mount in livy.file.local-dir-whitelist. Default: $TMPDIR.
+   */
+  stage: z.string().min(1).optional(),
   /** Ship this machine's Node binary in the archive too, for nodes without Node 20. */
   shipNode: z.boolean().default(false),
   /** Aborting it ends the job (its Spark application or Livy batch with it). */

@@ -2,8 +2,8 @@
  * Submission through a real Livy server (scripts/livy, `make livy`) that runs the venv's Spark on
  * local-cluster[2,1,1024]; progress still comes from the run's Redis stream.
  */
-import { copyFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -64,6 +64,7 @@ describe('sparkring allreduce --livy', () => {
 
   it('ships the runtime, the entry and Node: the executors run them from the unpacked archive', async () => {
     const elsewhere = tempDir('entry-elsewhere');
+    const stage = tempDir('stage');
     copyFileSync(entry('where.ts'), join(elsewhere, 'where.ts'));
     const r = await sparkring([
       'allreduce',
@@ -71,6 +72,8 @@ describe('sparkring allreduce --livy', () => {
       '--livy',
       livy.url,
       '--ship-node',
+      '--stage',
+      stage,
       '--redis',
       `redis://127.0.0.1:${redis.port}`,
       '--experiments',
@@ -78,7 +81,8 @@ describe('sparkring allreduce --livy', () => {
       '--json',
     ]);
     expect(r.exitCode, `${r.stderr}\n${livy.log()}`).toBe(0);
-    expect(r.stderr).toMatch(/sparkring: shipping the runtime and where\.ts to the executors \(\d+\.\d MiB\)/);
+    const shipping = /sparkring: shipping the runtime and where\.ts to the executors \(\d+\.\d MiB, (\S+)\)/.exec(r.stderr);
+    expect(shipping?.[1]).toMatch(new RegExp(`^${stage}/sparkring-[^/]+/sparkring-runtime\\.tgz$`));
     const { result } = JSON.parse(r.stdout) as { result: Record<string, unknown> };
     expect(result).toMatchObject({ rank: 0, sameTf: true, sum: 6 });
     // Spark unpacked the archive in the executor's own directory (SparkFiles), not here.
@@ -88,6 +92,22 @@ describe('sparkring allreduce --livy', () => {
     expect(result.runtime).toBe(`${unpacked}/runtime/runtime/main.js`);
     expect(result.node).toBe(`${unpacked}/bin/node`);
   }, 240_000);
+
+  it('a --stage directory Livy may not read: refused, saying what to allow', async () => {
+    const stage = mkdtempSync(join(homedir(), '.sparkring-stage-'));
+    try {
+      const r = await viaLivy('quadratic.ts', ['--grid', 'x=1,3', '--stage', stage], 'launch');
+      expect(r.exitCode).not.toBe(0);
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^sparkring: Livy refused the batch: .*${stage}/sparkring-search-\\S+ .*add that directory's parent \\(--stage\\) to livy\\.file\\.local-dir-whitelist$`,
+          'm',
+        ),
+      );
+    } finally {
+      rmSync(stage, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('a failing entry gives a dead batch, and the error line from its log', async () => {
     const r = await viaLivy('throws.ts', ['--workers', '2']);
