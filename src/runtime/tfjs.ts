@@ -4,28 +4,52 @@
  * helpers: an optimizer wrapper that averages gradients across the ring, and weight sync.
  */
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { Ring } from '../collective/index.js';
 
 export type Tf = typeof tfTypes;
 
-async function tryImport(name: string): Promise<Tf | undefined> {
-  try {
-    return (await import(name)) as Tf;
-  } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return undefined;
-    throw err;
+/**
+ * Where the native backends may be installed: beside this module (a checkout's node_modules), then
+ * $SPARKRING_NODE_MODULES, then the global folders of `npm install -g`. A runtime shipped to the
+ * executors (client/bundle.ts) carries pure-JS tfjs only; tfjs-node-gpu, with its libtensorflow,
+ * is installed on the GPU nodes.
+ */
+function nativeSearchPaths(): string[] {
+  const fromEnv = process.env.SPARKRING_NODE_MODULES?.split(':').filter(Boolean) ?? [];
+  const prefix = dirname(dirname(process.execPath));
+  return [...fromEnv, join(prefix, 'lib', 'node_modules'), '/usr/local/lib/node_modules', '/usr/lib/node_modules'];
+}
+
+/** A native tfjs backend package (CommonJS), or undefined when none is installed anywhere we look. */
+function requireNative(name: string): Tf | undefined {
+  const bases = [fileURLToPath(import.meta.url), ...nativeSearchPaths().map((d) => join(d, 'sparkring-search-base.js'))];
+  for (const base of bases) {
+    try {
+      return createRequire(base)(name) as Tf;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      // A package that is found but fails to load (a missing CUDA library) is the user's to see.
+      if (code !== 'MODULE_NOT_FOUND' || !String((err as Error).message).includes(`'${name}'`)) throw err;
+    }
   }
+  return undefined;
+}
+
+function native(gpus: readonly string[]): { tf: Tf; flavour: string } | undefined {
+  const candidates = [...(gpus.length > 0 ? ['@tensorflow/tfjs-node-gpu'] : []), '@tensorflow/tfjs-node'];
+  for (const name of candidates) {
+    const tf = requireNative(name);
+    if (tf) return { tf, flavour: name.slice('@tensorflow/'.length) };
+  }
+  return undefined;
 }
 
 export async function loadTf(gpus: readonly string[]): Promise<{ tf: Tf; flavour: string }> {
-  if (gpus.length > 0) {
-    const gpu = await tryImport('@tensorflow/tfjs-node-gpu');
-    if (gpu) return { tf: gpu, flavour: 'tfjs-node-gpu' };
-  }
-  const node = await tryImport('@tensorflow/tfjs-node');
-  if (node) return { tf: node, flavour: 'tfjs-node' };
+  const found = native(gpus);
+  if (found) return found;
   const tf = (await import('@tensorflow/tfjs')) as Tf;
   await tf.setBackend('cpu');
   await tf.ready();
@@ -34,16 +58,7 @@ export async function loadTf(gpus: readonly string[]): Promise<{ tf: Tf; flavour
 
 /** The same choice as loadTf, loaded synchronously (CommonJS) at the moment a trial first uses tf. */
 export function loadTfSync(gpus: readonly string[]): { tf: Tf; flavour: string } {
-  const require = createRequire(import.meta.url);
-  const candidates = [...(gpus.length > 0 ? ['@tensorflow/tfjs-node-gpu'] : []), '@tensorflow/tfjs-node', '@tensorflow/tfjs'];
-  for (const name of candidates) {
-    try {
-      return { tf: require(name) as Tf, flavour: name === '@tensorflow/tfjs' ? 'tfjs-cpu' : name.slice('@tensorflow/'.length) };
-    } catch (err) {
-      if ((err as { code?: string }).code !== 'MODULE_NOT_FOUND' || name === '@tensorflow/tfjs') throw err;
-    }
-  }
-  throw new Error('unreachable');
+  return native(gpus) ?? { tf: createRequire(import.meta.url)('@tensorflow/tfjs') as Tf, flavour: 'tfjs-cpu' };
 }
 
 type Variables = tfTypes.Variable[];
