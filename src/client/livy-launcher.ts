@@ -86,9 +86,15 @@ export async function runLivyBatch(
     throw err;
   }
   say(`sparkring: Livy batch ${batch.id} submitted to ${livy.url}`);
+  // Awaited before returning: the CLI exits right after, and the batch must be gone by then.
+  let deleting: Promise<void> | undefined;
   const abort = (): void => {
     say(`sparkring: deleting Livy batch ${batch.id}`);
-    livy.deleteBatch(batch.id).catch(() => undefined);
+    deleting = livy.deleteBatch(batch.id).catch((err: Error) => {
+      say(
+        `sparkring: could not delete Livy batch ${batch.id} (${err.message}); delete it with: curl -X DELETE -H 'X-Requested-By: sparkring' ${livy.url}/batches/${batch.id}`,
+      );
+    });
   };
   signal?.addEventListener('abort', abort, { once: true });
   try {
@@ -114,5 +120,6 @@ export async function runLivyBatch(
     };
   } finally {
     signal?.removeEventListener('abort', abort);
+    await deleting;
   }
 }

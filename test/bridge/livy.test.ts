@@ -143,15 +143,20 @@ describe('sparkring allreduce --livy', () => {
       { reject: false, all: true },
     );
     let batch: number | undefined;
+    let seen = '';
     await new Promise<void>((resolve) => {
+      child.on('exit', () => resolve()); // ended before training: the assertions below say how
       child.stderr?.on('data', (b: Buffer) => {
-        batch ??= Number(/Livy batch (\d+) submitted/.exec(b.toString())?.[1] ?? Number.NaN) || undefined;
-        if (batch !== undefined && /\[worker 0\] step \d+/.test(b.toString())) resolve();
+        seen += b.toString();
+        const submitted = /Livy batch (\d+) submitted/.exec(seen);
+        if (submitted) batch ??= Number(submitted[1]); // batch 0 too
+        if (batch !== undefined && /\[worker 0\] step \d+/.test(seen)) resolve();
       });
     });
+    expect(seen).toMatch(/\[worker 0\] step \d+/);
     child.kill('SIGINT');
     const r = await child;
-    expect(r.exitCode).not.toBe(0);
+    expect(r.exitCode, r.all).not.toBe(0);
     expect(r.all).toMatch(new RegExp(`sparkring: deleting Livy batch ${batch}`));
     const state = await new LivyClient({ url: livy.url })
       .getBatch(batch as number)
