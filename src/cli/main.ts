@@ -48,11 +48,49 @@ function onInterrupt(): AbortController {
   return interrupt;
 }
 
-const SHIP_HELP = 'ship the runtime and the entry to the executors as a Spark archive (default with --livy or --master yarn)';
-const NO_SHIP_HELP = 'run the runtime and the entry from their paths here (the nodes share this file system)';
-const STAGE_HELP =
-  "directory for the run's files the cluster reads (spec, archives), shared with Livy and the nodes (default: $TMPDIR)";
-const SHIP_NODE_HELP = "ship this machine's Node binary too, for nodes without Node 20";
+/** The options `allreduce` and `launch` share (options.ts jobFields): Spark, Livy, Redis, shipping, output. */
+function withJobOptions(command: Command): Command {
+  return command
+    .option('--queue <queue>', 'YARN queue')
+    .option('--experiments <dir>', 'experiments directory (default: ./experiments or $SPARKRING_EXPERIMENTS)')
+    .option('--conf <key=value>', 'extra Spark configuration (repeatable)', keyValue('--conf'), {})
+    .option(
+      '--redis <url>',
+      "Redis for the run's events and a search's queue: redis://[:password@]host:port or rediss:// (default: a private redis-server)",
+    )
+    .option('--redis-ca <pem>', 'CA certificate for a rediss:// server')
+    .option('--livy <url>', 'submit through this Livy server (http(s)://host:port) instead of spark-submit')
+    .option('--livy-user <user:password>', 'HTTP basic auth for Livy')
+    .option('--livy-token <token>', 'bearer token for Livy')
+    .option('--ship', 'ship the runtime and the entry to the executors as a Spark archive (default with --livy or --master yarn)')
+    .option('--no-ship', 'run the runtime and the entry from their paths here (the nodes share this file system)')
+    .option('--ship-node', "ship this machine's Node binary too, for nodes without Node 20")
+    .option(
+      '--stage <dir>',
+      "directory for the run's files the cluster reads (spec, archives), shared with Livy and the nodes (default: $TMPDIR)",
+    )
+    .option('--json', 'print one JSON object on stdout (progress stays on stderr)');
+}
+
+/** The values of withJobOptions' flags, --name and --master: options.ts jobFields. */
+function jobArgs(entry: string, o: Record<string, unknown>, signal: AbortSignal) {
+  return {
+    entry,
+    name: o.name as string | undefined,
+    master: o.master as string | undefined,
+    queue: o.queue as string | undefined,
+    experiments: o.experiments as string | undefined,
+    sparkConf: o.conf as Record<string, string>,
+    redis: o.redis as string | undefined,
+    redisCa: o.redisCa as string | undefined,
+    livy: o.livy as string | undefined,
+    livyHeaders: livyHeaders(o.livyUser as string | undefined, o.livyToken as string | undefined),
+    ship: o.ship as boolean | undefined,
+    shipNode: Boolean(o.shipNode),
+    stage: o.stage as string | undefined,
+    signal,
+  };
+}
 
 function livyHeaders(user: string | undefined, token: string | undefined): Record<string, string> | undefined {
   if (user) {
@@ -113,65 +151,42 @@ const program = new Command('sparkring')
     process.exit(err.exitCode === 0 ? 0 : 2);
   });
 
-program
-  .command('allreduce')
-  .description('data-parallel training of ENTRY on Spark executors (one barrier stage, ring allreduce)')
-  .argument('<entry>', 'training module (.ts or .js) whose default export is train(ctx)')
-  .option('--workers <n>', 'number of workers (Spark barrier tasks)', positiveInt('--workers'), 2)
-  .option('--data <path>', 'parquet/csv/json/orc path partitioned across the workers')
-  .option('--hp <key=value>', 'hyperparameter (repeatable); values are JSON when they parse', keyValue('--hp'), {})
-  .option('--name <name>', 'run name (default: the entry file name)')
-  .option('--master <url>', 'Spark master (default: embedded local-cluster[W,1,1024])')
-  .option('--queue <queue>', 'YARN queue')
-  .option('--gpus-per-worker <g>', 'GPUs per worker (spark.task.resource.gpu.amount)', nonNegative('--gpus-per-worker'), 0)
-  .option('--experiments <dir>', 'experiments directory (default: ./experiments or $SPARKRING_EXPERIMENTS)')
-  .option('--max-attempts <k>', 'resubmit a failed run up to K attempts in all', positiveInt('--max-attempts'), 1)
-  .option('--conf <key=value>', 'extra Spark configuration (repeatable)', keyValue('--conf'), {})
-  .option(
-    '--redis <url>',
-    'Redis for the run events: redis://[:password@]host:port or rediss:// (default: a private redis-server)',
-  )
-  .option('--redis-ca <pem>', 'CA certificate for a rediss:// server')
-  .option('--heartbeat-timeout <seconds>', 'a worker silent this long fails its attempt', positiveInt('--heartbeat-timeout'), 60)
-  .option('--livy <url>', 'submit through this Livy server (http(s)://host:port) instead of spark-submit')
-  .option('--livy-user <user:password>', 'HTTP basic auth for Livy')
-  .option('--livy-token <token>', 'bearer token for Livy')
-  .option('--ship', SHIP_HELP)
-  .option('--no-ship', NO_SHIP_HELP)
-  .option('--ship-node', SHIP_NODE_HELP)
-  .option('--stage <dir>', STAGE_HELP)
-  .option('--json', 'print one JSON object on stdout (progress stays on stderr)')
-  .action(async (entry: string, o: Record<string, unknown>) => {
-    const interrupt = onInterrupt();
-    try {
-      const hp = Object.fromEntries(Object.entries(o.hp as Record<string, string>).map(([k, v]) => [k, parseValue(v)]));
-      const r = await allreduce({
-        entry,
-        workers: o.workers as number,
-        data: o.data as string | undefined,
-        hparams: hp,
-        name: o.name as string | undefined,
-        master: o.master as string | undefined,
-        queue: o.queue as string | undefined,
-        gpusPerWorker: o.gpusPerWorker as number,
-        experiments: o.experiments as string | undefined,
-        maxAttempts: o.maxAttempts as number,
-        sparkConf: o.conf as Record<string, string>,
-        redis: o.redis as string | undefined,
-        redisCa: o.redisCa as string | undefined,
-        heartbeatTimeoutMs: (o.heartbeatTimeout as number) * 1000,
-        livy: o.livy as string | undefined,
-        livyHeaders: livyHeaders(o.livyUser as string | undefined, o.livyToken as string | undefined),
-        ship: o.ship as boolean | undefined,
-        shipNode: Boolean(o.shipNode),
-        stage: o.stage as string | undefined,
-        signal: interrupt.signal,
-      });
-      printResult(r, Boolean(o.json));
-    } catch (err) {
-      fail(err);
-    }
-  });
+withJobOptions(
+  program
+    .command('allreduce')
+    .description('data-parallel training of ENTRY on Spark executors (one barrier stage, ring allreduce)')
+    .argument('<entry>', 'training module (.ts or .js) whose default export is train(ctx)')
+    .option('--workers <n>', 'number of workers (Spark barrier tasks)', positiveInt('--workers'), 2)
+    .option('--data <path>', 'parquet/csv/json/orc path partitioned across the workers')
+    .option('--hp <key=value>', 'hyperparameter (repeatable); values are JSON when they parse', keyValue('--hp'), {})
+    .option('--name <name>', 'run name (default: the entry file name)')
+    .option('--master <url>', 'Spark master (default: embedded local-cluster[W,1,1024])')
+    .option('--gpus-per-worker <g>', 'GPUs per worker (spark.task.resource.gpu.amount)', nonNegative('--gpus-per-worker'), 0)
+    .option('--max-attempts <k>', 'resubmit a failed run up to K attempts in all', positiveInt('--max-attempts'), 1)
+    .option(
+      '--heartbeat-timeout <seconds>',
+      'a worker silent this long fails its attempt',
+      positiveInt('--heartbeat-timeout'),
+      60,
+    ),
+).action(async (entry: string, o: Record<string, unknown>) => {
+  const interrupt = onInterrupt();
+  try {
+    const hp = Object.fromEntries(Object.entries(o.hp as Record<string, string>).map(([k, v]) => [k, parseValue(v)]));
+    const r = await allreduce({
+      ...jobArgs(entry, o, interrupt.signal),
+      workers: o.workers as number,
+      data: o.data as string | undefined,
+      hparams: hp,
+      gpusPerWorker: o.gpusPerWorker as number,
+      maxAttempts: o.maxAttempts as number,
+      heartbeatTimeoutMs: (o.heartbeatTimeout as number) * 1000,
+    });
+    printResult(r, Boolean(o.json));
+  } catch (err) {
+    fail(err);
+  }
+});
 
 program
   .command('demo')
@@ -190,84 +205,59 @@ program
     }
   });
 
-program
-  .command('launch')
-  .description('hyperparameter search: trials of ENTRY spread over Spark executors, each in a fresh Node process')
-  .argument('<entry>', 'training module (.ts or .js) whose default export is train(ctx)')
-  .option('--grid <key=v1,v2,...>', 'grid search values of one key (repeatable; every combination runs)', collect, [])
-  .option(
-    '--random <key=dist>',
-    'random search distribution of one key (repeatable): uniform(a,b) loguniform(a,b) int(a,b) choice(x,y,...)',
-    collect,
-    [],
-  )
-  .option('--trials <n>', 'number of random trials', positiveInt('--trials'))
-  .option('--seed <n>', 'seed of the random search', Number, 0)
-  .option('--hp <key=value>', 'hyperparameter every trial gets (repeatable)', keyValue('--hp'), {})
-  .option('--metric <key>', 'the metric that decides the best trial', 'loss')
-  .addOption(
-    new Option('--direction <dir>', 'whether a lower or a higher metric is better').choices(['min', 'max']).default('min'),
-  )
-  .option('--asha [min=1,eta=3,max=81]', 'stop poor trials early by asynchronous successive halving (steps)')
-  .option('--median [grace=1,trials=3]', 'stop trials worse than the median of the others at the same step')
-  .option('--executors <n>', 'executors running trials', positiveInt('--executors'), 2)
-  .option('--max-trial-attempts <k>', 'a trial that fails K times is failed', positiveInt('--max-trial-attempts'), 3)
-  .option('--exclude-after <n>', 'exclude an executor after N failed trials in a row', positiveInt('--exclude-after'), 3)
-  .option('--name <name>', 'search name (default: the entry file name)')
-  .option('--master <url>', 'Spark master (default: embedded local-cluster[E,1,1024])')
-  .option('--livy <url>', 'submit through this Livy server (http(s)://host:port) instead of spark-submit')
-  .option('--livy-user <user:password>', 'HTTP basic auth for Livy')
-  .option('--livy-token <token>', 'bearer token for Livy')
-  .option('--queue <queue>', 'YARN queue')
-  .option('--gpus-per-trial <g>', 'GPUs per trial', nonNegative('--gpus-per-trial'), 0)
-  .option('--experiments <dir>', 'experiments directory (default: ./experiments or $SPARKRING_EXPERIMENTS)')
-  .option('--conf <key=value>', 'extra Spark configuration (repeatable)', keyValue('--conf'), {})
-  .option('--redis <url>', 'Redis for the queue and events (default: a private redis-server)')
-  .option('--redis-ca <pem>', 'CA certificate for a rediss:// server')
-  .option('--ship', SHIP_HELP)
-  .option('--no-ship', NO_SHIP_HELP)
-  .option('--ship-node', SHIP_NODE_HELP)
-  .option('--stage <dir>', STAGE_HELP)
-  .option('--json', 'print one JSON object on stdout (progress stays on stderr)')
-  .action(async (entry: string, o: Record<string, unknown>) => {
-    const interrupt = onInterrupt();
-    try {
-      const grid = (o.grid as string[]).length ? Object.fromEntries((o.grid as string[]).map(parseGridFlag)) : undefined;
-      const random = (o.random as string[]).length ? Object.fromEntries((o.random as string[]).map(parseRandomFlag)) : undefined;
-      const hp = Object.fromEntries(Object.entries(o.hp as Record<string, string>).map(([k, v]) => [k, parseValue(v)]));
-      const r = await launch({
-        entry,
-        grid,
-        random,
-        trials: o.trials as number | undefined,
-        seed: o.seed as number,
-        hparams: hp,
-        metric: o.metric as string,
-        direction: o.direction as 'min' | 'max',
-        earlyStop: earlyStopFlag(o.asha, o.median),
-        executors: o.executors as number,
-        maxTrialAttempts: o.maxTrialAttempts as number,
-        excludeAfter: o.excludeAfter as number,
-        name: o.name as string | undefined,
-        master: o.master as string | undefined,
-        livy: o.livy as string | undefined,
-        livyHeaders: livyHeaders(o.livyUser as string | undefined, o.livyToken as string | undefined),
-        queue: o.queue as string | undefined,
-        gpusPerTrial: o.gpusPerTrial as number,
-        experiments: o.experiments as string | undefined,
-        sparkConf: o.conf as Record<string, string>,
-        redis: o.redis as string | undefined,
-        redisCa: o.redisCa as string | undefined,
-        ship: o.ship as boolean | undefined,
-        shipNode: Boolean(o.shipNode),
-        stage: o.stage as string | undefined,
-        signal: interrupt.signal,
-      });
-      printLaunchResult(r, Boolean(o.json));
-    } catch (err) {
-      fail(err);
-    }
-  });
+withJobOptions(
+  program
+    .command('launch')
+    .description('hyperparameter search: trials of ENTRY spread over Spark executors, each in a fresh Node process')
+    .argument('<entry>', 'training module (.ts or .js) whose default export is train(ctx)')
+    .option('--grid <key=v1,v2,...>', 'grid search values of one key (repeatable; every combination runs)', collect, [])
+    .option(
+      '--random <key=dist>',
+      'random search distribution of one key (repeatable): uniform(a,b) loguniform(a,b) int(a,b) choice(x,y,...)',
+      collect,
+      [],
+    )
+    .option('--trials <n>', 'number of random trials', positiveInt('--trials'))
+    .option('--seed <n>', 'seed of the random search', Number, 0)
+    .option('--hp <key=value>', 'hyperparameter every trial gets (repeatable)', keyValue('--hp'), {})
+    .option('--metric <key>', 'the metric that decides the best trial', 'loss')
+    .addOption(
+      new Option('--direction <dir>', 'whether a lower or a higher metric is better').choices(['min', 'max']).default('min'),
+    )
+    .option('--asha [min=1,eta=3,max=81]', 'stop poor trials early by asynchronous successive halving (steps)')
+    .option('--median [grace=1,trials=3]', 'stop trials worse than the median of the others at the same step')
+    .option('--executors <n>', 'executors running trials', positiveInt('--executors'), 2)
+    .option('--max-trial-attempts <k>', 'a trial that fails K times is failed', positiveInt('--max-trial-attempts'), 3)
+    .option('--exclude-after <n>', 'exclude an executor after N failed trials in a row', positiveInt('--exclude-after'), 3)
+    .option('--name <name>', 'search name (default: the entry file name)')
+    .option('--master <url>', 'Spark master (default: embedded local-cluster[E,1,1024])')
+    .option('--gpus-per-trial <g>', 'GPUs per trial', nonNegative('--gpus-per-trial'), 0),
+).action(async (entry: string, o: Record<string, unknown>) => {
+  const interrupt = onInterrupt();
+  try {
+    const grid = (o.grid as string[]).length ? Object.fromEntries((o.grid as string[]).map(parseGridFlag)) : undefined;
+    const random = (o.random as string[]).length ? Object.fromEntries((o.random as string[]).map(parseRandomFlag)) : undefined;
+    const hp = Object.fromEntries(Object.entries(o.hp as Record<string, string>).map(([k, v]) => [k, parseValue(v)]));
+    const r = await launch({
+      ...jobArgs(entry, o, interrupt.signal),
+      grid,
+      random,
+      trials: o.trials as number | undefined,
+      seed: o.seed as number,
+      hparams: hp,
+      metric: o.metric as string,
+      direction: o.direction as 'min' | 'max',
+      earlyStop: earlyStopFlag(o.asha, o.median),
+      executors: o.executors as number,
+      maxTrialAttempts: o.maxTrialAttempts as number,
+      excludeAfter: o.excludeAfter as number,
+      gpusPerTrial: o.gpusPerTrial as number,
+    });
+    printLaunchResult(r, Boolean(o.json));
+  } catch (err) {
+    fail(err);
+  }
+});
 
 const experiments = program.command('experiments').description('runs recorded under the experiments directory');
 experiments

@@ -17,7 +17,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { connectRedis } from '../events/redis.js';
 import { EventWriter } from '../experiments/tensorboard.js';
-import { ControlChannel } from '../runtime/control.js';
+import { ControlChannel, redisEndpointMessage } from '../runtime/control.js';
 import type { TrialMessage } from '../runtime/trial.js';
 import { type Claim, TrialQueue } from './queue.js';
 
@@ -34,7 +34,7 @@ export const agentMessage = z.object({
   host: z.string(),
   gpus: z.array(z.string()),
   trialMain: z.string(),
-  redis: z.object({ url: z.string(), stream: z.string(), ca: z.string().nullable().optional() }),
+  redis: redisEndpointMessage,
 });
 export type AgentMessage = z.infer<typeof agentMessage>;
 

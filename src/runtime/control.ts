@@ -7,6 +7,9 @@ import { writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 
+/** The run's Redis stream as the task hands it to a worker or an agent. */
+export const redisEndpointMessage = z.object({ url: z.string(), stream: z.string(), ca: z.string().nullable().optional() });
+
 export const initMessage = z.object({
   type: z.literal('init'),
   runId: z.string(),
@@ -20,7 +23,7 @@ export const initMessage = z.object({
   runDir: z.string(),
   ringHost: z.string(),
   peerTimeoutMs: z.number().int().positive(),
-  redis: z.object({ url: z.string(), stream: z.string(), ca: z.string().nullable().optional() }).nullable(),
+  redis: redisEndpointMessage.nullable(),
 });
 export type InitMessage = z.infer<typeof initMessage>;
 

@@ -5,7 +5,6 @@
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LivyClient, type LivyError } from '../../src/livy/client.js';
 import { freePort } from '../../src/util/net.js';
@@ -125,23 +124,18 @@ describe('sparkring allreduce --livy', () => {
   }, 240_000);
 
   it('Ctrl-C deletes the batch', async () => {
-    const child = execa(
-      process.execPath,
-      [
-        join(ROOT, 'dist', 'src', 'cli', 'main.js'),
-        'allreduce',
-        entry('resumable.ts'),
-        '--data',
-        writeTable(dir, 'linear', 160),
-        '--hp',
-        'steps=400',
-        '--livy',
-        livy.url,
-        '--experiments',
-        `${dir}/experiments`,
-      ],
-      { reject: false, all: true },
-    );
+    const child = sparkring([
+      'allreduce',
+      entry('resumable.ts'),
+      '--data',
+      writeTable(dir, 'linear', 160),
+      '--hp',
+      'steps=400',
+      '--livy',
+      livy.url,
+      '--experiments',
+      `${dir}/experiments`,
+    ]);
     let batch: number | undefined;
     let seen = '';
     await new Promise<void>((resolve) => {

@@ -71,9 +71,11 @@ export async function waitForNoLeftovers(timeoutMs = 20_000): Promise<string[]> 
   }
 }
 
-export async function sparkring(args: string[], env: Record<string, string> = {}) {
+/** The built CLI: await it for its result, or keep the process to signal it mid-run. */
+export function sparkring(args: string[], env: Record<string, string> = {}) {
   return execa(process.execPath, [join(ROOT, 'dist', 'src', 'cli', 'main.js'), ...args], {
     reject: false,
+    all: true,
     env,
     timeout: 300_000,
   });

@@ -5,13 +5,12 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type LaunchResult, launch } from '../../src/client/launch.js';
 import { runStream } from '../../src/events/redis.js';
 import { TestRedis } from '../helpers/redis.js';
-import { entry, pidOf, ROOT, sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
+import { entry, pidOf, sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
 import { readTensorBoard } from '../helpers/tensorboard.js';
 
 let redis: TestRedis;
@@ -182,21 +181,16 @@ describe('sparkring launch', () => {
         .split('\n')
         .filter((l) => l.startsWith('redis-server')).length;
     const before = redisServers();
-    const child = execa(
-      process.execPath,
-      [
-        join(ROOT, 'dist', 'src', 'cli', 'main.js'),
-        'launch',
-        entry('quadratic.ts'),
-        '--grid',
-        'x=1,2,3,4',
-        '--hp',
-        'stepMs=500',
-        '--experiments',
-        join(dir, 'term'),
-      ],
-      { reject: false },
-    );
+    const child = sparkring([
+      'launch',
+      entry('quadratic.ts'),
+      '--grid',
+      'x=1,2,3,4',
+      '--hp',
+      'stepMs=500',
+      '--experiments',
+      join(dir, 'term'),
+    ]);
     await new Promise<void>((resolve) =>
       child.stderr?.on('data', (b: Buffer) => /trial 0 step 1 /.test(b.toString()) && resolve()),
     );
