@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type LaunchResult, launch } from '../../src/client/launch.js';
 import { runStream } from '../../src/events/redis.js';
 import { TestRedis } from '../helpers/redis.js';
-import { entry, pidOf, sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
+import { entry, sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
 import { readTensorBoard } from '../helpers/tensorboard.js';
 
 let redis: TestRedis;
@@ -43,12 +43,22 @@ async function doneEvents(runId: string): Promise<Record<string, number>> {
   }
 }
 
+/** The nearest ancestor of `pid` (itself included) whose command line matches `pattern`. */
+function ancestor(pid: number, pattern: RegExp): number | undefined {
+  for (let p = pid; p > 1; ) {
+    if (pattern.test(readFileSync(`/proc/${p}/cmdline`, 'utf8').replaceAll('\0', ' '))) return p;
+    // The parent pid is the second field after the command's closing parenthesis.
+    p = Number(readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.split(' ')[1]);
+  }
+  return undefined;
+}
+
 /** A search of quadratic.ts (best: x = 3) that kills -9 what `victim` gives, once, after `after` matches a progress line. */
 function search(
   name: string,
   grid: Record<string, unknown[]>,
   more: Partial<Parameters<typeof launch>[0]> = {},
-  kill?: { after: RegExp; victim: () => number | undefined },
+  kill?: { after: RegExp; victim: (line: string) => number | undefined },
 ): Promise<LaunchResult> {
   let killed = false;
   return launch({
@@ -61,7 +71,7 @@ function search(
     redis: `redis://127.0.0.1:${redis.port}`,
     onProgress: (line) => {
       if (!kill || killed || !kill.after.test(line)) return;
-      const pid = kill.victim();
+      const pid = kill.victim(line);
       if (pid) {
         killed = true;
         process.kill(pid, 'SIGKILL');
@@ -72,6 +82,8 @@ function search(
 }
 
 const xs = [0, 1, 2, 3, 4, 5];
+
+const trialPid = (pids: string, id: string): number => Number(readFileSync(join(pids, `trial-${id}.pid`), 'utf8'));
 
 function expectEveryTrialOnce(r: LaunchResult, ids: number): void {
   expect(r.trials.map((t) => t.id)).toEqual(Array.from({ length: ids }, (_, i) => String(i)));
@@ -117,13 +129,15 @@ describe('sparkring launch', () => {
   }, 240_000);
 
   it.each([
-    ['an executor JVM', 'executor', /trial [2-5] step 1 /, () => pidOf(/CoarseGrainedExecutorBackend/)],
+    // The executor running the trial that just reported step 1 of 8: that trial is surely mid-flight.
     [
-      'a trial Node process',
-      'trial',
-      /trial 3 step 1 /,
-      (pids: string) => Number(readFileSync(join(pids, 'trial-3.pid'), 'utf8')),
+      'an executor JVM',
+      'executor',
+      /trial [2-5] step 1 /,
+      (pids: string, line: string) =>
+        ancestor(trialPid(pids, /trial (\d+) step/.exec(line)?.[1] ?? ''), /CoarseGrainedExecutorBackend/),
     ],
+    ['a trial Node process', 'trial', /trial 3 step 1 /, (pids: string) => trialPid(pids, '3')],
   ])(
     'kill -9 of %s mid-search: every trial ends with exactly one final result',
     async (_what, name, after, victim) => {
@@ -133,7 +147,7 @@ describe('sparkring launch', () => {
         `kill-${name}`,
         { x: xs, steps: [8] },
         { hparams: { stepMs: 150, pidDir } },
-        { after, victim: () => victim(pidDir) },
+        { after, victim: (line) => victim(pidDir, line) },
       );
       expectEveryTrialOnce(r, 6);
       expect(r.trials.some((t) => t.attempts === 2)).toBe(true);
