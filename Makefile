@@ -51,7 +51,12 @@ $(BUILD_STAMP): $(NODE_STAMP) $(TS_SOURCES)
 	npx tsc -p tsconfig.json
 	@touch $@
 
-build: $(BUILD_STAMP)
+# The partition-mapping addon (npm's postinstall builds it too); sparkring reads partitions without it.
+NATIVE := native/build/partition_map.node
+$(NATIVE): native/partition_map.c scripts/build-native.mjs
+	node scripts/build-native.mjs
+
+build: $(BUILD_STAMP) $(NATIVE)
 
 test: setup livy yarn
 	node scripts/run-tests.mjs
@@ -66,4 +71,4 @@ lint: deps
 	npx biome check .
 
 clean:
-	rm -rf dist
+	rm -rf dist native/build

@@ -11,7 +11,6 @@ import collections
 import json
 import os
 import signal
-import itertools
 import subprocess
 import tempfile
 import threading
@@ -139,12 +138,9 @@ class _Counter:
             yield b
 
 
-EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
-
-
-def _write_all(fd: int, data: memoryview) -> None:
-    while len(data) > 0:
-        data = data[os.write(fd, data) :]
+# The worker parses the partition range by range as the task reports them: fewer, larger ranges
+# cost it less than one per batch (bench handoff).
+NOTIFY_BYTES = 16 << 20
 
 
 def handoff_dir() -> str:
@@ -155,26 +151,24 @@ def handoff_dir() -> str:
 def write_partition(
     batches: Iterator[pa.RecordBatch], schema: pa.Schema, path: str, written: Callable[[int], None]
 ) -> int:
-    """Writes the partition as one Arrow IPC stream (schema, each batch's message, end marker)
-    to `path`, calling `written(end)` after each message; returns the bytes written.
+    """Writes the partition as one Arrow IPC stream to `path`, calling `written(end)` whenever
+    another NOTIFY_BYTES of whole messages are in; returns the bytes written.
 
-    A file in shared memory rather than a pipe: the writer never waits on a 1 MiB pipe, and the
-    worker reads each message whole as soon as it is told (bench handoff, medians: 0.45 -> 0.7 of a
-    no-op mapInArrow). Batches go out with os.write from Arrow's own buffers.
+    A file in shared memory rather than a pipe: the writer never waits on the reader, and the
+    worker maps each range (no copy) while the next is written. Arrow's own stream writer writes
+    each batch's buffers straight to the file.
     """
-    end = 0
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        for message in itertools.chain([schema.serialize()], (b.serialize() for b in batches)):
-            view = memoryview(message)
-            _write_all(fd, view)
-            end += len(view)
-            written(end)
-        _write_all(fd, memoryview(EOS))
-        end += len(EOS)
-    finally:
-        os.close(fd)
-    return end
+    # O_EXCL: the path is this task's own, never a file that something else made.
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    with pa.OSFile(path, "wb") as sink:
+        with pa.ipc.new_stream(sink, schema) as writer:
+            told = 0
+            for batch in batches:
+                writer.write_batch(batch)
+                if sink.tell() - told >= NOTIFY_BYTES:
+                    told = sink.tell()
+                    written(told)
+        return sink.tell()
 
 
 def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
@@ -210,6 +204,7 @@ def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Itera
             listening = worker.receive()
             peers = ctx.allGather(str(listening["address"]))
             worker.send({"type": "ring", "peers": list(peers)})
+            worker.receive()  # "joined"; a worker that could not join the ring raises here with its reason
             stream_started = time.time()
             counted = _Counter(batches)
             try:

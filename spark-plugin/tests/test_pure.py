@@ -161,3 +161,39 @@ def test_a_bundle_spark_did_not_unpack_is_the_workers_error(tmp_path: Any, monke
         shipped_paths("sparkring-runtime", 1, "entry/train.mjs")
     assert e.value.failure.rank == 1
     assert e.value.failure.message.startswith(f"the runtime bundle sparkring-runtime is not unpacked at {tmp_path}/sparkring-runtime")
+
+
+def test_a_partition_is_written_as_one_arrow_stream_reported_in_ranges(tmp_path: Any, monkeypatch: Any) -> None:
+    import pyarrow as pa
+
+    from sparkring import task
+
+    monkeypatch.setattr(task, "NOTIFY_BYTES", 10_000)
+    schema = pa.schema([("x", pa.float32()), ("y", pa.int64())])
+    batches = [pa.record_batch([pa.array([float(i)] * 500, pa.float32()), pa.array([i] * 500)], schema=schema) for i in range(9)]
+    path = str(tmp_path / "part.arrow")
+    reports: list[int] = []
+    end = task.write_partition(iter(batches), schema, path, reports.append)
+
+    data = open(path, "rb").read()
+    assert end == len(data)
+    # Every NOTIFY_BYTES or more of whole messages; each report ends a message.
+    assert len(reports) >= 2
+    assert all(b - a >= 10_000 for a, b in zip([0, *reports], reports))
+    for at in reports:
+        pa.ipc.open_stream(pa.BufferReader(data[:at] + b"\xff\xff\xff\xff\x00\x00\x00\x00")).read_all()
+    table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
+    assert table.num_rows == 4_500
+    assert table.column("y").to_pylist() == [i for i in range(9) for _ in range(500)]
+
+
+def test_a_partition_file_is_never_written_over(tmp_path: Any) -> None:
+    import pyarrow as pa
+
+    from sparkring.task import write_partition
+
+    path = tmp_path / "part.arrow"
+    path.write_bytes(b"someone else's")
+    with pytest.raises(FileExistsError):
+        write_partition(iter([]), pa.schema([("x", pa.float32())]), str(path), lambda _: None)
+    assert path.read_bytes() == b"someone else's"

@@ -8,10 +8,12 @@
  * Layout, relative to the unpacked archive (the spec names these paths; the plugin resolves them):
  *   runtime/runtime/main.js, runtime/hpo/agent.js, runtime/runtime/trial.js  the Node side
  *   proto/ring.proto                                                         read by the ring at start
+ *   native/build/partition_map.node                                          when built here (same platform)
  *   node_modules/@tensorflow/tfjs(-core)                                      one tfjs for runtime and entry
  *   entry/<name>.mjs                                                          the user's entry
  *   bin/node                                                                 with shipNode only
  */
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, extname, join, resolve } from 'node:path';
@@ -59,6 +61,13 @@ async function buildRuntime(dir: string, paths: SparkPaths): Promise<void> {
   });
   await mkdir(join(dir, 'proto'), { recursive: true });
   await copyFile(join(packageRoot(), 'proto', 'ring.proto'), join(dir, 'proto', 'ring.proto'));
+  // The partition-mapping addon, when this machine built it: the executors are assumed to share its
+  // platform, as with --ship-node. Without it the workers read their partitions instead.
+  const addon = join(packageRoot(), 'native', 'build', 'partition_map.node');
+  if (existsSync(addon)) {
+    await mkdir(join(dir, 'native', 'build'), { recursive: true });
+    await copyFile(addon, join(dir, 'native', 'build', 'partition_map.node'));
+  }
   await writeFile(join(dir, 'package.json'), JSON.stringify({ name: BUNDLE_NAME, private: true, type: 'module' }));
 }
 

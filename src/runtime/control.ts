@@ -31,7 +31,7 @@ export const ringMessage = z.object({ type: z.literal('ring'), peers: z.array(z.
 
 /**
  * The partition, written by the task as an Arrow IPC stream file (in shared memory when it can):
- * "chunk" after each message it wrote, "data" once the stream is complete.
+ * "chunk" after every few MiB of whole messages, "data" once the stream is complete.
  */
 export const partitionMessage = z.discriminatedUnion('type', [
   z.object({ type: z.literal('chunk'), path: z.string(), end: z.number().int() }),

@@ -3,9 +3,20 @@
  * views of them ready for tf.tensor (Float32Array-backed), with epochs and shuffling.
  */
 
-import { type FileHandle, open, unlink } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
 import type { DataType, RecordBatch, Schema, Vector } from 'apache-arrow';
 import { seededRandom } from '../util/random.js';
+import { fileRange } from './partition-map.js';
+
+/** Arrow IPC's end-of-stream marker: continuation, then a zero metadata length. */
+const END_OF_STREAM = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+
+/** Bytes of the first IPC message (a schema: metadata only, no body) at the start of `bytes`. */
+function firstMessageLength(bytes: Uint8Array): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const continued = view.getInt32(0, true) === -1;
+  return continued ? 8 + view.getInt32(4, true) : 4 + view.getInt32(0, true);
+}
 
 export class DataColumnError extends Error {
   override readonly name = 'DataColumnError';
@@ -63,39 +74,45 @@ export class PartitionData {
   ) {}
 
   /**
-   * Reads the Arrow IPC stream file the task writes, message by message as the task reports
-   * them (so reading overlaps writing), then removes it: it is this worker's copy.
+   * Reads the Arrow IPC stream file the task writes, range by range as the task reports them
+   * (every few MiB of whole messages, then the end), parsing each range while the task writes
+   * the next; then removes the file. Ranges are mapped rather than copied when the
+   * native addon is built (runtime/partition-map.ts). `arrow` is the module's import, which the
+   * caller starts early: a cold import takes ~80 ms, which would otherwise follow the last range.
    */
   static async fromGrowingFile(
     next: () => Promise<{ type: 'chunk' | 'data'; path: string; end: number }>,
+    arrow: Promise<typeof import('apache-arrow')> = import('apache-arrow'),
   ): Promise<PartitionData> {
-    const chunks: Buffer[] = [];
-    let file: FileHandle | undefined;
+    const { RecordBatchReader } = await arrow;
+    const batches: RecordBatch[] = [];
+    let schema: Schema | undefined;
+    let schemaMessage: Uint8Array | undefined;
     let path = '';
     let at = 0;
     try {
       for (;;) {
         const m = await next();
         path = m.path;
-        file ??= await open(m.path, 'r');
         if (m.end > at) {
-          const chunk = Buffer.allocUnsafeSlow(m.end - at);
-          const { bytesRead } = await file.read(chunk, 0, chunk.length, at);
-          if (bytesRead !== chunk.length)
-            throw new Error(`partition file ${m.path} ended at ${at + bytesRead}, expected ${m.end}`);
-          chunks.push(chunk);
+          const bytes = await fileRange(m.path, at, m.end - at);
+          // A range holds whole messages; after the first, each is read as a stream of its own
+          // behind the schema message. (Spark's batches carry no dictionaries to share.)
+          const reader = RecordBatchReader.from(schemaMessage ? [schemaMessage, bytes, END_OF_STREAM] : [bytes]).open();
+          if (!schemaMessage) {
+            schemaMessage = bytes.subarray(0, firstMessageLength(bytes));
+            schema = reader.schema;
+          }
+          for (const batch of reader) batches.push(batch);
           at = m.end;
         }
         if (m.type === 'data') break;
       }
     } finally {
-      await file?.close();
       if (path) await unlink(path).catch(() => undefined);
     }
-    const { RecordBatchReader } = await import('apache-arrow');
-    const reader = RecordBatchReader.from(chunks[Symbol.iterator]()).open();
-    const schema = reader.schema;
-    return new PartitionData(reader.readAll(), schema);
+    if (!schema) throw new Error(`partition file ${path} holds no Arrow stream`);
+    return new PartitionData(batches, schema);
   }
 
   /** No rows at all (a search trial reads its own data). */

@@ -2,7 +2,7 @@
 /**
  * The Node training worker, started by a Spark barrier task (spark-plugin/sparkring/task.py).
  * init (stdin) -> load entry, start ring server -> "listening" (control fd) -> peers (stdin)
- * -> join the ring while the task writes the partition -> data path (stdin) -> train(ctx)
+ * -> join the ring -> "joined" -> the partition's ranges as the task writes them -> train(ctx)
  * -> "result".
  */
 import { join } from 'node:path';
@@ -28,6 +28,9 @@ const control = new ControlChannel(controlFd, () => {
   process.exit(137);
 });
 
+// Every barrier worker is handed a partition: Arrow's cold import (~80 ms) runs while the task
+// starts this worker and gathers the ring, not after the partition's last range.
+const arrow = import('apache-arrow');
 let ring: Ring | undefined;
 let events: EventSender | undefined;
 let rank = -1;
@@ -47,23 +50,17 @@ try {
   });
   control.send({ type: 'listening', address: member.address });
   const { peers } = await control.next(ringMessage);
-  let ringFormedAt = 0;
-  let dataReadyAt = 0;
-  const [joined, data] = await Promise.all([
-    member.join(peers).then((r) => {
-      ringFormedAt = Date.now();
-      return r;
-    }),
-    PartitionData.fromGrowingFile(() => control.next(partitionMessage)).then((d) => {
-      dataReadyAt = Date.now();
-      return d;
-    }),
-  ]);
-  ring = joined;
+  // The ring forms before the partition moves: a ring that cannot form fails before any data is
+  // copied, and the copy does not share the cores with connection set-up (bench handoff).
+  ring = await member.join(peers);
+  const ringFormedAt = Date.now();
+  control.send({ type: 'joined' });
+  events.send('ring', { rank, formedAt: ringFormedAt });
+  const data = await PartitionData.fromGrowingFile(() => control.next(partitionMessage), arrow);
+  const dataReadyAt = Date.now();
   // Loaded once the partition is in: importing tfjs costs a core for a while, which would slow the
   // handoff running beside it (bench handoff), while nothing before train() needs it.
   const tf = await loadTf(init.gpus);
-  events.send('ring', { rank, formedAt: ringFormedAt });
   const checkpoints = new Checkpoints(init.runDir, rank);
   const resumedStep = init.attempt > 0 ? ((await checkpoints.load())?.reportedStep ?? 0) : 0;
   if (init.attempt > 0) {

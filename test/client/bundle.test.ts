@@ -1,6 +1,6 @@
 /** The runtime bundle shipped to executors (src/client/bundle.ts), unpacked and run outside this checkout. */
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildRuntimeBundle } from '../../src/client/bundle.js';
@@ -27,7 +27,7 @@ describe('runtime bundle', () => {
       entry: 'entry/linear.mjs',
     });
     const dir = unpack(b.archive);
-    for (const f of [b.runtimeMain, b.agentMain, b.trialMain, b.entry, 'proto/ring.proto'])
+    for (const f of [b.runtimeMain, b.agentMain, b.trialMain, b.entry, 'proto/ring.proto', 'native/build/partition_map.node'])
       expect(existsSync(join(dir, f)), f).toBe(true);
     // linear.ts imports ./linear-model.ts, which is folded into the one module; the probe runs
     // from the unpacked bundle with no sparkring checkout above it.
@@ -37,14 +37,17 @@ describe('runtime bundle', () => {
       import * as core from '@tensorflow/tfjs-core';
       const entry = await import(${JSON.stringify(join(dir, b.entry))});
       const required = createRequire(import.meta.url)('@tensorflow/tfjs');
+      const { mapRange } = createRequire(import.meta.url)('./native/build/partition_map.node');
       console.log(JSON.stringify({
+        mapped: Array.from(mapRange(${JSON.stringify(join(dir, 'proto', 'ring.proto'))}, 0, 6)),
         train: typeof entry.default,
         one: tf.tensor === required.tensor && core.tensor === tf.tensor,
         version: tf.version.tfjs,
       }));`;
     writeFileSync(join(dir, 'probe.mjs'), probe);
     const out = JSON.parse(execFileSync(process.execPath, [join(dir, 'probe.mjs')], { cwd: '/', encoding: 'utf8' }));
-    expect(out).toEqual({ train: 'function', one: true, version: expect.stringMatching(/^4\./) });
+    const proto = readFileSync(join(dir, 'proto', 'ring.proto')).subarray(0, 6);
+    expect(out).toEqual({ mapped: Array.from(proto), train: 'function', one: true, version: expect.stringMatching(/^4\./) });
   }, 60_000);
 
   it('ships the Node binary when asked', async () => {
