@@ -8,6 +8,7 @@ allGather, hand over rank and peers, stream the partition as Arrow IPC, yield th
 from __future__ import annotations
 
 import collections
+import errno
 import json
 import os
 import signal
@@ -144,8 +145,24 @@ NOTIFY_BYTES = 16 << 20
 
 
 def handoff_dir() -> str:
-    """Shared memory when the machine has it (a file there is a copy in RAM), else the temp dir."""
+    """Where partitions are handed to workers: $SPARKRING_HANDOFF_DIR, else shared memory when the
+    machine has it (a file there is already in RAM), else the temp dir."""
+    chosen = os.environ.get("SPARKRING_HANDOFF_DIR")
+    if chosen:
+        return chosen
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
+
+
+class HandoffSpaceError(OSError):
+    """The handoff directory filled up while a partition was written."""
+
+
+def no_room_message(path: str, written: int) -> str:
+    return (
+        f"no room left in {os.path.dirname(path)} for this worker's partition after {written} bytes: give it more "
+        "(a container's /dev/shm: docker run --shm-size) or point the executors at a larger directory with "
+        "--conf spark.executorEnv.SPARKRING_HANDOFF_DIR=DIR"
+    )
 
 
 def write_partition(
@@ -161,14 +178,20 @@ def write_partition(
     # O_EXCL: the path is this task's own, never a file that something else made.
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     with pa.OSFile(path, "wb") as sink:
-        with pa.ipc.new_stream(sink, schema) as writer:
-            told = 0
-            for batch in batches:
-                writer.write_batch(batch)
-                if sink.tell() - told >= NOTIFY_BYTES:
-                    told = sink.tell()
-                    written(told)
+        try:
+            with pa.ipc.new_stream(sink, schema) as writer:
+                told = 0
+                for batch in batches:
+                    writer.write_batch(batch)
+                    if sink.tell() - told >= NOTIFY_BYTES:
+                        told = sink.tell()
+                        written(told)
+        except OSError as e:
+            if e.errno == errno.ENOSPC or "No space left" in str(e):
+                raise HandoffSpaceError(no_room_message(path, sink.tell())) from e
+            raise
         return sink.tell()
+
 
 
 def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
@@ -213,6 +236,8 @@ def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Itera
             except BrokenPipeError:
                 worker.receive()  # the worker stopped listening: this raises with its own report
                 raise
+            except HandoffSpaceError as e:
+                raise SparkringWorkerError(WorkerFailure(rank, str(e))) from e
             rows = counted.rows
             result = worker.receive()
             # From the first batch pulled from Spark to the partition parsed and usable in Node.

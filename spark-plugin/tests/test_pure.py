@@ -197,3 +197,36 @@ def test_a_partition_file_is_never_written_over(tmp_path: Any) -> None:
     with pytest.raises(FileExistsError):
         write_partition(iter([]), pa.schema([("x", pa.float32())]), str(path), lambda _: None)
     assert path.read_bytes() == b"someone else's"
+
+
+def test_a_full_handoff_directory_names_itself_and_the_way_out(tmp_path: Any, monkeypatch: Any) -> None:
+    import errno
+
+    import pyarrow as pa
+
+    from sparkring import task
+
+    class FullDisk:
+        def __init__(self, sink: Any, schema: Any) -> None:
+            pass
+
+        def __enter__(self) -> "FullDisk":
+            return self
+
+        def __exit__(self, *exc: Any) -> None:
+            pass
+
+        def write_batch(self, batch: Any) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(task.pa.ipc, "new_stream", FullDisk)
+    schema = pa.schema([("x", pa.float32())])
+    with pytest.raises(task.HandoffSpaceError, match=rf"^no room left in {tmp_path} for this worker's partition after 0 bytes: .*--shm-size.*SPARKRING_HANDOFF_DIR=DIR$"):
+        task.write_partition(iter([pa.record_batch([pa.array([1.0], pa.float32())], schema=schema)]), schema, str(tmp_path / "p.arrow"), lambda _: None)
+
+
+def test_the_handoff_directory_can_be_chosen(monkeypatch: Any) -> None:
+    from sparkring.task import handoff_dir
+
+    monkeypatch.setenv("SPARKRING_HANDOFF_DIR", "/data/handoff")
+    assert handoff_dir() == "/data/handoff"
