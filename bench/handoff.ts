@@ -1,6 +1,7 @@
 /**
- * Handoff: rows/s and MB/s from a cached Spark DataFrame into Node workers (Arrow IPC over a
- * pipe), beside a no-op mapInArrow that pulls the same partitions in the same application.
+ * Handoff: rows/s and MB/s from a cached Spark DataFrame into Node workers (an Arrow IPC stream
+ * file in shared memory that each worker maps and parses), beside a no-op mapInArrow that pulls
+ * the same partitions in the same application, also after an allGather.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';

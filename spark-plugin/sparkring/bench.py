@@ -52,6 +52,11 @@ def handoff(spec_path: str, out: str, rows: int, columns: int, rounds: int = 5) 
     df.count()
 
     def noop(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import BarrierTaskContext
+
+        # Like sparkring's task, start pulling batches after an allGather: Spark has been filling
+        # the socket to this worker meanwhile, which both paths then begin with.
+        BarrierTaskContext.get().allGather("")
         started = time.time()
         n = 0
         nbytes = 0
