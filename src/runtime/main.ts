@@ -31,6 +31,7 @@ const control = new ControlChannel(controlFd, () => {
 // Every barrier worker is handed a partition: Arrow's cold import (~80 ms) runs while the task
 // starts this worker and gathers the ring, not after the partition's last range.
 const arrow = import('apache-arrow');
+arrow.catch(() => undefined); // awaited (and its failure reported) once the partition comes
 let ring: Ring | undefined;
 let events: EventSender | undefined;
 let rank = -1;
