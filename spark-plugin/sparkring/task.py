@@ -193,7 +193,6 @@ def write_partition(
         return sink.tell()
 
 
-
 def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import BarrierTaskContext
