@@ -16,9 +16,10 @@
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, extname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { type BuildFailure, build } from 'esbuild';
 import { execa } from 'execa';
+import { PARTITION_MAP_ADDON } from '../runtime/partition-map.js';
 import { RunError } from './errors.js';
 import { packageRoot, type SparkPaths } from './paths.js';
 
@@ -63,10 +64,10 @@ async function buildRuntime(dir: string, paths: SparkPaths): Promise<void> {
   await copyFile(join(packageRoot(), 'proto', 'ring.proto'), join(dir, 'proto', 'ring.proto'));
   // The partition-mapping addon, when this machine built it: the executors are assumed to share its
   // platform, as with --ship-node. Without it the workers read their partitions instead.
-  const addon = join(packageRoot(), 'native', 'build', 'partition_map.node');
+  const addon = join(packageRoot(), PARTITION_MAP_ADDON);
   if (existsSync(addon)) {
-    await mkdir(join(dir, 'native', 'build'), { recursive: true });
-    await copyFile(addon, join(dir, 'native', 'build', 'partition_map.node'));
+    await mkdir(dirname(join(dir, PARTITION_MAP_ADDON)), { recursive: true });
+    await copyFile(addon, join(dir, PARTITION_MAP_ADDON));
   }
   await writeFile(join(dir, 'package.json'), JSON.stringify({ name: BUNDLE_NAME, private: true, type: 'module' }));
 }

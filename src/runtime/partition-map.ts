@@ -9,6 +9,9 @@ import { packageFile } from '../util/package-file.js';
 
 type MapRange = (path: string, offset: number, length: number) => Uint8Array;
 
+/** The addon, relative to the package root (or to an unpacked runtime bundle's root). */
+export const PARTITION_MAP_ADDON = 'native/build/partition_map.node';
+
 let addon: { mapRange: MapRange | undefined } | undefined;
 
 /** The addon's mapRange, or undefined when it is not built or is turned off. */
@@ -16,7 +19,7 @@ export function partitionMapper(): MapRange | undefined {
   if (process.env.SPARKRING_MAP_PARTITIONS === '0') return undefined;
   if (!addon) {
     try {
-      addon = createRequire(import.meta.url)(packageFile('native/build/partition_map.node')) as { mapRange: MapRange };
+      addon = createRequire(import.meta.url)(packageFile(PARTITION_MAP_ADDON)) as { mapRange: MapRange };
     } catch {
       // Not built here (no compiler or Node headers at install): reading works, a little slower.
       addon = { mapRange: undefined };
