@@ -65,8 +65,11 @@ static napi_value map_range(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERANGE", message);
     return NULL;
   }
-  /* MAP_POPULATE: the pages are already in memory (the task just wrote them); map them all now. */
-  void* base = mmap(NULL, span, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, (off_t)start);
+  /*
+   * No MAP_POPULATE: Arrow's reader touches only each message's header, so the data's pages are
+   * mapped when training first reads them, not all at once while Spark still needs the cores.
+   */
+  void* base = mmap(NULL, span, PROT_READ, MAP_SHARED, fd, (off_t)start);
   int err = errno;
   close(fd);
   if (base == MAP_FAILED) return fail(env, "EMMAP", "cannot map", path, err);

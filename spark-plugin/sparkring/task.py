@@ -7,6 +7,7 @@ allGather, hand over rank and peers, stream the partition as Arrow IPC, yield th
 
 from __future__ import annotations
 
+import base64
 import collections
 import errno
 import json
@@ -23,6 +24,7 @@ import pyarrow as pa
 from sparkring.bundle import shipped_paths
 from sparkring.errors import SparkringWorkerError, WorkerFailure
 from sparkring.gpus import gpu_addresses, visible_devices
+from sparkring.rehearsal import rehearsal_stream
 from sparkring.spec import JobSpec
 
 RESULT_SCHEMA = "rank long, result string"
@@ -194,6 +196,12 @@ def write_partition(
 
 
 def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    # Made once, on the driver: the worker's Arrow reader rehearses on it during the allGather.
+    try:
+        rehearsal: Optional[str] = base64.b64encode(rehearsal_stream(schema)).decode()
+    except pa.ArrowException:
+        rehearsal = None  # a schema pyarrow cannot fill with zeros: the worker's reader starts cold
+
     def task(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import BarrierTaskContext
 
@@ -221,6 +229,7 @@ def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Itera
                     "redis": None
                     if spec.redis is None
                     else {"url": spec.redis.url, "stream": spec.redis.stream, "ca": spec.redis.ca},
+                    "rehearsal": rehearsal,
                 }
             )
             listening = worker.receive()

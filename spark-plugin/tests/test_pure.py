@@ -230,3 +230,29 @@ def test_the_handoff_directory_can_be_chosen(monkeypatch: Any) -> None:
 
     monkeypatch.setenv("SPARKRING_HANDOFF_DIR", "/data/handoff")
     assert handoff_dir() == "/data/handoff"
+
+
+def test_the_rehearsal_is_an_arrow_stream_of_zeros_in_the_partitions_schema() -> None:
+    import pyarrow as pa
+
+    from sparkring.rehearsal import REHEARSAL_ROWS, rehearsal_stream
+
+    schema = pa.schema(
+        [
+            pa.field("x", pa.float32(), nullable=False),
+            ("y", pa.float64()),
+            ("n", pa.int64()),
+            ("flag", pa.bool_()),
+            ("pixels", pa.list_(pa.float32())),
+            ("xyz", pa.list_(pa.float32(), 3)),
+            ("name", pa.string()),
+            ("nested", pa.struct([("a", pa.int32())])),
+        ]
+    )
+    table = pa.ipc.open_stream(rehearsal_stream(schema)).read_all()
+    assert table.schema == schema
+    assert table.num_rows == REHEARSAL_ROWS
+    first = table.slice(0, 1).to_pylist()[0]
+    assert first["x"] == 0 and first["y"] == 0 and first["n"] == 0 and first["flag"] is False
+    assert first["pixels"] == [] and first["xyz"] == [0, 0, 0]
+    assert first["nested"] is None  # no zero for a struct: nulls of its type

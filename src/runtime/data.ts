@@ -12,7 +12,7 @@ import { fileRange } from './partition-map.js';
 const END_OF_STREAM = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
 
 /** Bytes of the first IPC message (a schema: metadata only, no body) at the start of `bytes`. */
-function firstMessageLength(bytes: Uint8Array): number {
+export function firstMessageLength(bytes: Uint8Array): number {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const continued = view.getInt32(0, true) === -1;
   return continued ? 8 + view.getInt32(4, true) : 4 + view.getInt32(0, true);

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /**
  * The Node training worker, started by a Spark barrier task (spark-plugin/sparkring/task.py).
- * init (stdin) -> load entry, start ring server -> "listening" (control fd) -> peers (stdin)
- * -> join the ring -> "joined" -> the partition's ranges as the task writes them -> train(ctx)
- * -> "result".
+ * init (stdin) -> load entry, start ring server -> "listening" (control fd) -> rehearse Arrow's
+ * reader until the peers come (stdin) -> join the ring -> "joined" -> the partition's ranges as
+ * the task writes them -> train(ctx) -> "result".
  */
 import { join } from 'node:path';
 import { listen, type Ring } from '../collective/index.js';
@@ -14,6 +14,8 @@ import { PartitionData } from './data.js';
 import { loadEntry } from './entry.js';
 import { EventSender } from './events.js';
 import { loadTf } from './tfjs.js';
+import { withoutTurbofan } from './tiering.js';
+import { warmArrowReader } from './warm-up.js';
 
 const controlFd = Number(process.env.SPARKRING_CONTROL_FD);
 if (!Number.isInteger(controlFd)) {
@@ -50,14 +52,16 @@ try {
     peerTimeoutMs: init.peerTimeoutMs,
   });
   control.send({ type: 'listening', address: member.address });
-  const { peers } = await control.next(ringMessage);
+  const ringArrives = control.next(ringMessage);
+  if (init.rehearsal) void warmArrowReader(arrow, Buffer.from(init.rehearsal, 'base64'), ringArrives);
+  const { peers } = await ringArrives;
   // The ring forms before the partition moves: a ring that cannot form fails before any data is
   // copied, and the copy does not share the cores with connection set-up (bench handoff).
   ring = await member.join(peers);
   const ringFormedAt = Date.now();
   control.send({ type: 'joined' });
   events.send('ring', { rank, formedAt: ringFormedAt });
-  const data = await PartitionData.fromGrowingFile(() => control.next(partitionMessage), arrow);
+  const data = await withoutTurbofan(() => PartitionData.fromGrowingFile(() => control.next(partitionMessage), arrow));
   const dataReadyAt = Date.now();
   // Loaded once the partition is in: importing tfjs costs a core for a while, which would slow the
   // handoff running beside it (bench handoff), while nothing before train() needs it.
