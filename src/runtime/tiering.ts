@@ -2,9 +2,13 @@
  * V8's optimizing compiler (TurboFan), switched off while a worker parses its partition. Parsing
  * runs each of Arrow's reader functions a few hundred times, once: enough for V8 to compile them
  * optimized on a background thread, never enough for that to pay back. On this project's 2-core
- * machines those compiles cost as much CPU again as the parse (bench handoff), CPU that Spark
+ * machines those compiles cost as much CPU again as the parse (bench handoff): CPU that Spark
  * needs at that moment to hand the partition over. Code optimized earlier keeps running; once the
  * partition is in, TurboFan is back for training.
+ *
+ * Node 20 leaves V8's flags writable after start (V8's --freeze-flags-after-init is off), and
+ * TurboFan's flag is read at each tiering decision. (The garbage collector's flags are not safe to
+ * change this way: V8 aborts.)
  */
 import { setFlagsFromString } from 'node:v8';
 
