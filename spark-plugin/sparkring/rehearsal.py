@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-# About a Spark Arrow batch's worth of work per message, without shipping megabytes: the reader's
-# cost per batch barely depends on its row count.
+# Rows of a real-sized batch for the reader to rehearse on, within REHEARSAL_BYTES: the rehearsal
+# travels to every worker in its init message, and a wide schema (784 pixel columns) would
+# otherwise make it megabytes. The reader's cost per batch barely depends on its row count.
 REHEARSAL_ROWS = 1024
+REHEARSAL_BYTES = 256 << 10
 
 
 def zeros(t: pa.DataType, n: int) -> pa.Array:
@@ -25,9 +27,13 @@ def zeros(t: pa.DataType, n: int) -> pa.Array:
         return pa.nulls(n, t)
 
 
-def rehearsal_stream(schema: pa.Schema, rows: int = REHEARSAL_ROWS) -> bytes:
-    """An Arrow IPC stream: `schema`, one batch of `rows` zero rows, end of stream."""
-    batch = pa.RecordBatch.from_arrays([zeros(f.type, rows) for f in schema], schema=schema)
+def rehearsal_stream(schema: pa.Schema) -> bytes:
+    """An Arrow IPC stream: `schema`, one batch of up to REHEARSAL_ROWS zero rows (fewer when they
+    would hold more than REHEARSAL_BYTES), end of stream."""
+    batch = pa.RecordBatch.from_arrays([zeros(f.type, REHEARSAL_ROWS) for f in schema], schema=schema)
+    if batch.nbytes > REHEARSAL_BYTES:
+        rows = max(1, REHEARSAL_ROWS * REHEARSAL_BYTES // batch.nbytes)
+        batch = pa.RecordBatch.from_arrays([zeros(f.type, rows) for f in schema], schema=schema)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, schema) as writer:
         writer.write_batch(batch)

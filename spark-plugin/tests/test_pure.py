@@ -256,3 +256,15 @@ def test_the_rehearsal_is_an_arrow_stream_of_zeros_in_the_partitions_schema() ->
     assert first["x"] == 0 and first["y"] == 0 and first["n"] == 0 and first["flag"] is False
     assert first["pixels"] == [] and first["xyz"] == [0, 0, 0]
     assert first["nested"] is None  # no zero for a struct: nulls of its type
+
+
+def test_the_rehearsal_of_a_wide_schema_stays_small() -> None:
+    import pyarrow as pa
+
+    from sparkring.rehearsal import REHEARSAL_BYTES, rehearsal_stream
+
+    pixels = pa.schema([(f"p{i}", pa.float64()) for i in range(784)])
+    stream = rehearsal_stream(pixels)
+    table = pa.ipc.open_stream(stream).read_all()
+    assert table.schema == pixels and 1 <= table.num_rows < 1024
+    assert len(stream) < 2 * REHEARSAL_BYTES  # the batch, plus the schema message of 784 fields
