@@ -55,7 +55,7 @@ static napi_value map_range(napi_env env, napi_callback_info info) {
   size_t span = length + (offset - start);
 
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(env, "ENOENT", "cannot open", path, errno);
+  if (fd < 0) return fail(env, "EOPEN", "cannot open", path, errno); /* the message names the errno */
   off_t size = lseek(fd, 0, SEEK_END);
   if (size < 0 || (size_t)size < offset + length) {
     close(fd);
