@@ -2,7 +2,7 @@
 # pinned pyspark (whose spark-class runs the standalone Master and Workers), and Livy's jars.
 FROM eclipse-temurin:17-jdk-jammy
 RUN apt-get update -qq \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv maven curl ca-certificates redis-server make gcc libc6-dev \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv maven curl ca-certificates redis-server make gcc g++ libc6-dev \
  && curl -fsSL https://deb.nodesource.com/setup_20.x | bash - \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs \
  && rm -rf /var/lib/apt/lists/*

@@ -53,7 +53,7 @@ $(BUILD_STAMP): $(NODE_STAMP) $(TS_SOURCES)
 
 # The partition-mapping addon (npm's postinstall builds it too); sparkring reads partitions without it.
 NATIVE := native/build/partition_map.node
-$(NATIVE): native/partition_map.c scripts/build-native.mjs
+$(NATIVE): native/partition_map.cc scripts/build-native.mjs
 	node scripts/build-native.mjs
 
 build: $(BUILD_STAMP) $(NATIVE)

@@ -1,5 +1,5 @@
 /**
- * Maps a range of the partition file into memory through native/partition_map.c (no copy), when
+ * Maps a range of the partition file into memory through native/partition_map.cc (no copy), when
  * that addon was built at install time and SPARKRING_MAP_PARTITIONS is not 0; otherwise the range
  * is read into a fresh buffer. Both give the same bytes.
  */

@@ -6,9 +6,11 @@
 import { existsSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type RecordBatch, Table, tableToIPC, vectorFromArray } from 'apache-arrow';
+import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PartitionData } from '../../src/runtime/data.js';
-import { fileRange, partitionMapper } from '../../src/runtime/partition-map.js';
+import { fileRange, PARTITION_MAP_ADDON, partitionMapper } from '../../src/runtime/partition-map.js';
+import { packageFile } from '../../src/util/package-file.js';
 import { tempDir } from '../helpers/spark.js';
 
 const modes = [
@@ -69,6 +71,30 @@ describe('partition handoff', () => {
     unlinkSync(path);
     expect(mapped.length).toBe(8000);
     expect(Buffer.from(mapped).equals(bytes.subarray(4097, 12097))).toBe(true);
+  });
+
+  it("mapping a range leaves V8's optimized code that reads Uint8Arrays optimized (Arrow's reader)", async () => {
+    const path = join(tempDir('map'), 'bytes');
+    writeFileSync(path, Buffer.alloc(8192, 1));
+    // V8 reports a function's tier only to code compiled with --allow-natives-syntax: a child process.
+    const probe = `
+      const { mapRange } = (await import('node:module')).createRequire('/')(${JSON.stringify(packageFile(PARTITION_MAP_ADDON))});
+      class Reader { constructor(bytes) { this.bytes = bytes; } at(i) { return this.bytes[i] | (this.bytes[i + 1] << 8); } }
+      const read = (bytes) => { const r = new Reader(bytes); let s = 0; for (let i = 0; i < 1000; i++) s += r.at(i); return s; };
+      for (let k = 0; k < 2000; k++) read(new Uint8Array(4096));
+      const before = (%GetOptimizationStatus(read) & 16) !== 0;
+      const mapped = mapRange(${JSON.stringify(path)}, 0, 4096);
+      const after = (%GetOptimizationStatus(read) & 16) !== 0;
+      console.log(JSON.stringify({ before, after, plain: Object.getPrototypeOf(mapped) === Uint8Array.prototype, sum: read(mapped) }));
+    `;
+    const { stdout } = await execa(process.execPath, [
+      '--allow-natives-syntax',
+      '--no-concurrent-recompilation',
+      '--input-type=module',
+      '-e',
+      probe,
+    ]);
+    expect(JSON.parse(stdout)).toEqual({ before: true, after: true, plain: true, sum: 1000 * 257 });
   });
 
   for (const mode of modes) {
