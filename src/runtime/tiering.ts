@@ -12,9 +12,14 @@
  */
 import { setFlagsFromString } from 'node:v8';
 
-/** A flag given to this process on its command line or in NODE_OPTIONS is the user's, and stays. */
+/**
+ * A flag given to this process on its command line or in NODE_OPTIONS is the user's, and stays.
+ * (Only flags that set the tier: --trace-opt and the like leave TurboFan to this module.)
+ */
 const chosenByUser = (): boolean =>
-  [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /turbofan|(^|-)opt$|jitless/.test(a));
+  [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) =>
+    /^--(no[-_])?(turbofan|opt)(=.*)?$|^--jitless$/.test(a),
+  );
 
 export async function withoutTurbofan<T>(work: () => Promise<T>): Promise<T> {
   if (chosenByUser()) return work();

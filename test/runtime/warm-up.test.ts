@@ -77,6 +77,15 @@ describe('TurboFan while the partition is parsed', () => {
     expect(JSON.parse(stdout)).toEqual({ during: false, after: true, failed: 'parse failed' });
   });
 
+  it('is switched all the same when Node was only told to trace its tiers (--trace-opt)', async () => {
+    const { stdout } = await run(['--trace-opt']);
+    expect(JSON.parse(stdout.trim().split('\n').at(-1) as string)).toEqual({
+      during: false,
+      after: true,
+      failed: 'parse failed',
+    });
+  });
+
   it("stays as the user set it on Node's command line", async () => {
     const { stdout } = await run(['--no-turbofan']);
     expect(JSON.parse(stdout)).toMatchObject({ during: false, after: false });
