@@ -63,8 +63,11 @@ try {
   events.send('ring', { rank, formedAt: ringFormedAt });
   const data = await withoutTurbofan(() => PartitionData.fromGrowingFile(() => control.next(partitionMessage), arrow));
   const dataReadyAt = Date.now();
-  // Loaded once the partition is in: importing tfjs costs a core for a while, which would slow the
-  // handoff running beside it (bench handoff), while nothing before train() needs it.
+  // tfjs is loaded once every worker's partition is in: importing it costs a core for a while
+  // (~300 ms of CPU for pure-JS tfjs), which on a host shared with another executor would slow the
+  // partitions still moving there (bench handoff). Nothing before train() needs it, and the first
+  // step waits for the slowest worker's partition anyway.
+  await ring.barrier();
   const tf = await loadTf(init.gpus);
   const checkpoints = new Checkpoints(init.runDir, rank);
   const resumedStep = init.attempt > 0 ? ((await checkpoints.load())?.reportedStep ?? 0) : 0;
