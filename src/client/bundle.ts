@@ -8,7 +8,7 @@
  * Layout, relative to the unpacked archive (the spec names these paths; the plugin resolves them):
  *   runtime/runtime/main.js, runtime/hpo/agent.js, runtime/runtime/trial.js  the Node side
  *   proto/ring.proto                                                         read by the ring at start
- *   native/build/partition_map.node                                          when built here (same platform)
+ *   native/build/partition_map.node                                          when built here (same platform and Node)
  *   node_modules/@tensorflow/tfjs(-core)                                      one tfjs for runtime and entry
  *   entry/<name>.mjs                                                          the user's entry
  *   bin/node                                                                 with shipNode only
