@@ -24,7 +24,7 @@ export const initMessage = z.object({
   ringHost: z.string(),
   peerTimeoutMs: z.number().int().positive(),
   redis: redisEndpointMessage.nullable(),
-  /** base64 of an Arrow IPC stream of zero rows in the partition's schema (runtime/warm-up.ts). */
+  /** base64 of an Arrow IPC stream: one batch of rows of zeros in the partition's schema (runtime/warm-up.ts). */
   rehearsal: z.string().nullish(),
 });
 export type InitMessage = z.infer<typeof initMessage>;

@@ -9,7 +9,7 @@ import { seededRandom } from '../util/random.js';
 import { fileRange } from './partition-map.js';
 
 /** Arrow IPC's end-of-stream marker: continuation, then a zero metadata length. */
-const END_OF_STREAM = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+export const END_OF_STREAM = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
 
 /** Bytes of the first IPC message (a schema: metadata only, no body) at the start of `bytes`. */
 export function firstMessageLength(bytes: Uint8Array): number {

@@ -1,11 +1,11 @@
 /**
  * Readies Arrow's IPC reader while the worker waits for Spark's allGather (about a second in
- * which it has nothing else to do): it parses the task's rehearsal stream (zero rows of the
+ * which it has nothing else to do): it parses the task's rehearsal stream (rows of zeros in the
  * partition's own schema, spark-plugin/sparkring/rehearsal.py) over and over until the ring's
  * peers arrive. A cold reader costs a worker about 10 ms more CPU on a 64 MB partition, at the
  * moment it shares the cores with Spark handing that partition over (bench handoff).
  */
-import { firstMessageLength } from './data.js';
+import { END_OF_STREAM, firstMessageLength } from './data.js';
 
 type Arrow = typeof import('apache-arrow');
 
@@ -28,9 +28,8 @@ export async function warmArrowReader(arrow: Promise<Arrow>, rehearsal: Uint8Arr
     const { RecordBatchReader } = await arrow;
     const schemaLength = firstMessageLength(rehearsal);
     const schema = rehearsal.subarray(0, schemaLength);
-    const batch = rehearsal.subarray(schemaLength, rehearsal.length - 8);
-    const end = rehearsal.subarray(rehearsal.length - 8);
-    const slice = [schema, ...Array<Uint8Array>(MESSAGES_PER_SLICE).fill(batch), end];
+    const batch = rehearsal.subarray(schemaLength, rehearsal.length - END_OF_STREAM.length);
+    const slice = [schema, ...Array<Uint8Array>(MESSAGES_PER_SLICE).fill(batch), END_OF_STREAM];
     for (let i = 0; i < SLICES && !stop; i++) {
       await turn();
       if (!stop) for (const parsed of RecordBatchReader.from(slice).open()) void parsed;
