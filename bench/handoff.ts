@@ -8,6 +8,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jobSpec } from '../src/client/allreduce.js';
+import { compileEntry } from '../src/client/entry-compile.js';
 import { benchOptions, median, sparkBench } from './lib/spark.js';
 
 export async function handoffBench(
@@ -23,6 +24,7 @@ export async function handoffBench(
     attempt: 0,
     resultPath: join(dir, 'r.json'),
     redis: null,
+    entry: await compileEntry(opts.entry, dir, 'installed'),
   });
   await writeFile(specPath, JSON.stringify(spec));
   progress(`handing ${o.rows} rows x ${o.columns} float columns to ${o.workers} workers`);

@@ -10,7 +10,7 @@ import type { RunEvent } from '../events/protocol.js';
 import { type RedisEndpoint, redactUrl } from '../events/redis.js';
 import { curvesSvg } from '../experiments/curves.js';
 import { writeMetrics, writeVersioned } from '../experiments/layout.js';
-import { type RuntimeBundle, shipRuntime, stagingDir } from './bundle.js';
+import { type RuntimeBundle, shipRuntime, stagingDir, workerEntry } from './bundle.js';
 import { readDriverResult } from './driver-result.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
@@ -61,13 +61,22 @@ interface DriverResult {
 export function jobSpec(
   o: ResolvedAllreduceOptions,
   paths: SparkPaths,
-  run: { runId: string; secret: string; attempt: number; resultPath: string; redis: RedisEndpoint | null; runDir?: string },
+  run: {
+    runId: string;
+    secret: string;
+    attempt: number;
+    resultPath: string;
+    redis: RedisEndpoint | null;
+    runDir?: string;
+    /** The compiled entry the workers import (client/entry-compile.ts). */
+    entry: string;
+  },
   bundle?: RuntimeBundle,
 ): Record<string, unknown> {
   return {
     runId: run.runId,
     name: o.name,
-    entry: bundle?.entry ?? o.entry,
+    entry: run.entry,
     workers: o.workers,
     secret: run.secret,
     node: bundle?.node ?? process.execPath,
@@ -121,12 +130,13 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
   try {
     staging = await stagingDir(o.stage, 'sparkring-');
     const bundle = await shipRuntime(o, paths, staging, say);
+    const entry = await workerEntry(o.entry, bundle, staging);
     const submit = { ...o, archives: bundle ? [bundle.archive] : [] };
     let lastError: RunError | undefined;
     let runDir: string | undefined;
     for (let attempt = 0; attempt < o.maxAttempts; attempt++) {
       const resultPath = join(staging, `result-${attempt}.json`);
-      const spec = jobSpec(o, paths, { runId, secret, attempt, resultPath, redis: redis.endpoint, runDir }, bundle);
+      const spec = jobSpec(o, paths, { runId, secret, attempt, resultPath, redis: redis.endpoint, runDir, entry }, bundle);
       progress.startAttempt(attempt);
       const specPath = join(staging, `spec-${attempt}.json`);
       await writeFile(specPath, JSON.stringify(spec, null, 2), { mode: 0o600 });

@@ -16,10 +16,11 @@
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, extname, join, resolve } from 'node:path';
-import { type BuildFailure, build } from 'esbuild';
+import { basename, dirname, join, resolve } from 'node:path';
+import { build } from 'esbuild';
 import { execa } from 'execa';
 import { PARTITION_MAP_ADDON } from '../runtime/partition-map.js';
+import { compiledEntryName, compileEntry, REQUIRE_SHIM } from './entry-compile.js';
 import { RunError } from './errors.js';
 import { packageRoot, type SparkPaths } from './paths.js';
 
@@ -38,10 +39,6 @@ export interface RuntimeBundle {
   entry: string;
 }
 
-// Chunks that esbuild turns from CommonJS (grpc-js, ioredis) into ES modules still call require().
-const requireShim =
-  "import { createRequire as __sparkringRequire } from 'node:module'; const require = __sparkringRequire(import.meta.url);";
-
 const tfExternal = ['@tensorflow/*'];
 
 async function buildRuntime(dir: string, paths: SparkPaths): Promise<void> {
@@ -55,9 +52,8 @@ async function buildRuntime(dir: string, paths: SparkPaths): Promise<void> {
     format: 'esm',
     platform: 'node',
     target: 'node20',
-    // tsx stays out: entries arrive already compiled.
-    external: [...tfExternal, 'tsx', 'tsx/*'],
-    banner: { js: requireShim },
+    external: tfExternal,
+    banner: { js: REQUIRE_SHIM },
     logLevel: 'silent',
   });
   await mkdir(join(dir, 'proto'), { recursive: true });
@@ -118,26 +114,8 @@ async function buildTfjs(dir: string): Promise<void> {
 }
 
 async function buildEntry(dir: string, entry: string): Promise<string> {
-  const relative = join('entry', `${basename(entry, extname(entry))}.mjs`);
-  try {
-    await build({
-      entryPoints: [entry],
-      outfile: join(dir, relative),
-      bundle: true,
-      format: 'esm',
-      platform: 'node',
-      target: 'node20',
-      external: tfExternal,
-      banner: { js: requireShim },
-      logLevel: 'silent',
-    });
-  } catch (err) {
-    const first = (err as BuildFailure).errors?.[0];
-    if (!first) throw err;
-    const at = first.location ? `${first.location.file}:${first.location.line}:${first.location.column}: ` : '';
-    throw new RunError('input', `entry ${entry} could not be bundled for the cluster: ${at}${first.text}`);
-  }
-  return relative;
+  await compileEntry(entry, join(dir, 'entry'), 'bare');
+  return join('entry', compiledEntryName(entry));
 }
 
 /** Builds the bundle for `entry` under `staging` and packs it; about a second, plus the Node binary. */
@@ -198,4 +176,9 @@ export async function stagingDir(stage: string | undefined, prefix: string): Pro
   } catch (err) {
     throw new RunError('input', `--stage ${parent}: cannot create the run's directory there (${(err as Error).message})`);
   }
+}
+
+/** The entry path the spec gives the workers: inside the shipped bundle, or compiled into `staging`. */
+export async function workerEntry(entry: string, bundle: RuntimeBundle | undefined, staging: string): Promise<string> {
+  return bundle?.entry ?? (await compileEntry(entry, join(staging, 'entry'), 'installed'));
 }

@@ -13,7 +13,7 @@ import { EventWriter } from '../experiments/tensorboard.js';
 import type { TrialOutcome } from '../hpo/agent.js';
 import { TrialQueue, type TrialStatus } from '../hpo/queue.js';
 import type { Hparams } from '../hpo/space.js';
-import { shipRuntime, stagingDir } from './bundle.js';
+import { shipRuntime, stagingDir, workerEntry } from './bundle.js';
 import { readDriverResult } from './driver-result.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
@@ -106,11 +106,12 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
     staging = await stagingDir(o.stage, 'sparkring-search-');
     const resultPath = join(staging, 'result.json');
     const bundle = await shipRuntime(o, paths, staging, say);
+    const entry = await workerEntry(o.entry, bundle, staging);
     const spec = {
       kind: 'search',
       runId,
       name: o.name,
-      entry: bundle?.entry ?? o.entry,
+      entry,
       executors: o.executors,
       node: bundle?.node ?? process.execPath,
       agentMain: bundle?.agentMain ?? paths.agentMain,

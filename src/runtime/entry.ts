@@ -1,6 +1,8 @@
-/** Loads the user's training module (.ts through tsx, .js/.mjs as is) and checks its shape. */
+/**
+ * Loads the user's training module, as the client compiled it (client/entry-compile.ts: one ES
+ * module with an inline source map), and checks its shape.
+ */
 import { existsSync } from 'node:fs';
-import { extname } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { TrainContext } from './context.js';
 
@@ -10,15 +12,10 @@ export class EntryError extends Error {
   override readonly name = 'EntryError';
 }
 
-let tsxRegistered = false;
-
 export async function loadEntry(path: string): Promise<TrainFunction> {
   if (!existsSync(path)) throw new EntryError(`entry file ${path} does not exist`);
-  if (['.ts', '.mts', '.cts', '.tsx'].includes(extname(path)) && !tsxRegistered) {
-    const { register } = await import('tsx/esm/api');
-    register();
-    tsxRegistered = true;
-  }
+  // Stacks from the entry name the user's file:line, not the compiled module's.
+  process.setSourceMapsEnabled(true);
   const mod = (await import(pathToFileURL(path).href)) as { default?: unknown };
   if (typeof mod.default !== 'function') {
     throw new EntryError(

@@ -30,13 +30,12 @@ describe('bad inputs end with a status other than 0 and one clear line', () => {
     expect(r.stderr).toMatch(/at deepInside \(.*throws\.ts:\d+/);
   }, 180_000);
 
-  it('an entry without a default export', async () => {
+  it('an entry without a default export is refused before anything is submitted', async () => {
     const dir = tempDir('nodefault');
     const r = await sparkring(['allreduce', entry('no-default.ts'), '--workers', '2', '--experiments', dir]);
     expect(r.exitCode).not.toBe(0);
-    expect(failureLine(r.stderr)).toMatch(
-      /^sparkring: worker \d failed: EntryError: entry .*no-default\.ts has no default export function/,
-    );
+    expect(failureLine(r.stderr)).toMatch(/^sparkring: entry .*no-default\.ts has no default export; write `export default/);
+    expect(r.stderr).not.toMatch(/submitting/);
   }, 180_000);
 
   it('a non-numeric feature column: the line names the column and the row batch', async () => {

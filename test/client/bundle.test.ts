@@ -64,7 +64,7 @@ describe('runtime bundle', () => {
     expect(err).toBeInstanceOf(RunError);
     expect((err as RunError).kind).toBe('input');
     expect((err as Error).message).toMatch(
-      /^entry .*train\.ts could not be bundled for the cluster: .*train\.ts:1:\d+: Could not resolve "\.\/lib\/missing\.js"$/,
+      /^entry .*train\.ts does not compile: .*train\.ts:1:\d+: Could not resolve "\.\/lib\/missing\.js"$/,
     );
   }, 60_000);
 });

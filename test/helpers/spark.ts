@@ -72,11 +72,12 @@ export async function waitForNoLeftovers(timeoutMs = 20_000): Promise<string[]> 
 }
 
 /** The built CLI: await it for its result, or keep the process to signal it mid-run. */
-export function sparkring(args: string[], env: Record<string, string> = {}) {
+export function sparkring(args: string[], env: Record<string, string> = {}, cwd?: string) {
   return execa(process.execPath, [join(ROOT, 'dist', 'src', 'cli', 'main.js'), ...args], {
     reject: false,
     all: true,
     env,
+    cwd,
     timeout: 300_000,
   });
 }
