@@ -3,15 +3,27 @@ import { z } from 'zod';
 
 export const DEFAULT_EXPERIMENTS = (): string => resolve(process.env.SPARKRING_EXPERIMENTS ?? 'experiments');
 
+/**
+ * The one rule for run names: a name is one folder of the experiment layout, so "." and ".." (and
+ * anything with a separator) are refused.
+ */
+function runNameProblem(name: string): string | undefined {
+  if (!/^[A-Za-z0-9._-]+$/.test(name)) return 'use letters, digits, ".", "_" or "-"';
+  if (/^\.+$/.test(name)) return 'a name made only of dots is not a folder name; use letters or digits too';
+  return undefined;
+}
+
+function checkName(name: string, ctx: z.RefinementCtx): void {
+  const problem = runNameProblem(name);
+  if (problem) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(name)}: ${problem}` });
+}
+
 /** What every job (a training run or a search) is told: where it runs, where it records, how it reports. */
 export const jobFields = {
   /** The training module (.ts or .js) with a default export `train(ctx)`. */
   entry: z.string().min(1),
   /** Run name (experiment folder); default: the entry's file name. */
-  name: z
-    .string()
-    .regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, ".", "_" or "-"')
-    .optional(),
+  name: z.string().superRefine(checkName).optional(),
   /** Spark master; default: the embedded local-cluster[W,1,1024]. */
   master: z.string().min(1).optional(),
   /** Submit through this Livy server (http(s)://host:port) instead of spark-submit. */
@@ -90,10 +102,13 @@ export function resolveRunOptions<S extends z.ZodType<{ entry: string; name?: st
   }
   const o = parsed.data;
   const entry = resolve(o.entry);
+  // The default name is the entry's file name, made into a valid one.
+  const fromEntry = basename(entry, extname(entry)).replace(/[^A-Za-z0-9._-]/g, '-');
+  const name = o.name ?? (runNameProblem(fromEntry) ? 'run' : fromEntry);
   return {
     ...o,
     entry,
-    name: o.name ?? basename(entry, extname(entry)),
+    name,
     experiments: resolve(o.experiments ?? DEFAULT_EXPERIMENTS()),
   };
 }

@@ -16,6 +16,18 @@ describe('bad inputs end with a status other than 0 and one clear line', () => {
     expect(failureLine(r.stderr)).toMatch(/^sparkring: entry file .*nope\.ts does not exist$/);
   });
 
+  it.each(['.', '..'])('--name %s is refused before anything runs', async (name) => {
+    for (const command of ['allreduce', 'launch']) {
+      const args = [command, entry('linear.ts'), '--name', name, ...(command === 'launch' ? ['--grid', 'x=1'] : [])];
+      const r = await sparkring(args);
+      expect(r.exitCode).not.toBe(0);
+      expect(failureLine(r.stderr)).toMatch(
+        /^sparkring: invalid option name: ".*": a name made only of dots is not a folder name/,
+      );
+      expect(r.stderr).not.toMatch(/submitting|searching/);
+    }
+  });
+
   it('a missing data path', async () => {
     const r = await sparkring(['allreduce', entry('linear.ts'), '--data', '/no/such/table.parquet']);
     expect(r.exitCode).not.toBe(0);
