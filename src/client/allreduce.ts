@@ -14,7 +14,7 @@ import { type RuntimeBundle, shipRuntime, stagingDir, workerEntry } from './bund
 import { readDriverResult } from './driver-result.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
-import { runSparkSubmit, type SubmitOutcome, submitError } from './launcher.js';
+import { checkEmbeddedSlots, runSparkSubmit, type SubmitOutcome, submitError } from './launcher.js';
 import { checkLivy, runLivyBatch } from './livy-launcher.js';
 import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from './options.js';
 import { packageRoot, requireSparkPaths, type SparkPaths } from './paths.js';
@@ -105,6 +105,7 @@ function preflight(o: ResolvedAllreduceOptions): void {
   if (o.data && !/^[a-z][a-z0-9+.-]*:\/\//i.test(o.data) && !existsSync(o.data)) {
     throw new RunError('input', `--data ${o.data} does not exist`);
   }
+  if (!o.master && !o.livy) checkEmbeddedSlots(o.workers, '--workers');
 }
 
 export async function allreduce(input: AllreduceOptions): Promise<AllreduceResult> {

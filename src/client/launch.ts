@@ -24,7 +24,7 @@ import {
   searchTrials,
   stoppingRule,
 } from './launch-options.js';
-import { runSparkSubmit, submitError } from './launcher.js';
+import { checkEmbeddedSlots, runSparkSubmit, submitError } from './launcher.js';
 import { checkLivy, runLivyBatch } from './livy-launcher.js';
 import { packageRoot, requireSparkPaths } from './paths.js';
 import { openRunRedis } from './redis-server.js';
@@ -69,6 +69,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
   const trials = searchTrials(o);
   const rule = stoppingRule(o);
   if (!existsSync(o.entry)) throw new RunError('input', `entry file ${o.entry} does not exist`);
+  if (!o.master && !o.livy) checkEmbeddedSlots(o.executors, '--executors');
   if (o.livy) await checkLivy({ livy: o.livy, livyHeaders: o.livyHeaders });
   if (o.queue && (o.master === 'yarn' || o.livy)) await checkYarnQueue(o.queue);
   const paths = requireSparkPaths();

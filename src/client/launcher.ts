@@ -1,10 +1,32 @@
 /** Runs the spark-plugin driver with spark-submit (client mode) for one attempt of a job. */
+import { availableParallelism, freemem } from 'node:os';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { RunError } from './errors.js';
 import type { SparkPaths } from './paths.js';
 
 export const defaultMaster = (workers: number): string => `local-cluster[${workers},1,1024]`;
+
+/** What one executor of the embedded default costs: its JVM (512m heap and overhead), a Python and a Node worker. */
+const EMBEDDED_EXECUTOR_BYTES = 1.25 * 2 ** 30;
+
+/**
+ * The embedded default starts one executor JVM per worker on this machine: more than it has cores
+ * (or memory for) would start them all only to oversubscribe the machine, so it is refused at once.
+ */
+export function checkEmbeddedSlots(workers: number, flag: '--workers' | '--executors'): void {
+  const cores = availableParallelism();
+  const byMemory = Math.max(1, Math.floor(freemem() / EMBEDDED_EXECUTOR_BYTES));
+  const most = Math.min(cores, byMemory);
+  if (workers <= most) return;
+  const gib = (freemem() / 2 ** 30).toFixed(1);
+  throw new RunError(
+    'slots',
+    `${flag} ${workers} is more than the embedded local Spark can run on this machine: one executor per core, ` +
+      `and this machine has ${cores} cores and ${gib} GiB of free memory (about 1.25 GiB an executor), so at most ${most}; ` +
+      `lower ${flag} to ${most} or pass --master to run on a cluster`,
+  );
+}
 
 /** What the launcher needs of a run's options (allreduce or launch). */
 export interface SubmitSettings {

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { afterEach, describe, expect, it } from 'vitest';
 import { entry, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
 
@@ -67,6 +68,24 @@ describe('bad inputs end with a status other than 0 and one clear line', () => {
       /^sparkring: worker \d failed: DataColumnError: data column "name" in row batch 0: type Utf8 is not numeric/,
     );
   }, 180_000);
+
+  it('more workers than this machine can run on the embedded default is refused at once, starting nothing', async () => {
+    const cores = availableParallelism();
+    for (const [command, flag] of [
+      ['allreduce', '--workers'],
+      ['launch', '--executors'],
+    ] as const) {
+      const args = [command, entry('linear.ts'), flag, '64', ...(command === 'launch' ? ['--grid', 'x=1'] : [])];
+      const r = await sparkring(args);
+      expect(r.exitCode).not.toBe(0);
+      expect(failureLine(r.stderr)).toMatch(
+        new RegExp(
+          `^sparkring: ${flag} 64 is more than the embedded local Spark can run on this machine: .* ${cores} cores .* lower ${flag} to \\d+ or pass --master`,
+        ),
+      );
+      expect(r.stderr).not.toMatch(/submitting|searching|started/);
+    }
+  });
 
   it('more workers than task slots fails in seconds, naming what is free and what was asked', async () => {
     const dir = tempDir('slots');
