@@ -13,6 +13,9 @@ export interface LinkEvents {
   broken(cause: Error): void;
 }
 
+/** How long a closing link waits for its peer to close too. */
+const LINGER_MS = 1000;
+
 export abstract class Link {
   lastHeardAt = Date.now();
   /** The peer sent a goodbye: a later disconnect is a departure, not a loss. */
@@ -74,16 +77,19 @@ export abstract class Link {
     else this.earlyBreak = cause;
   }
 
-  /** Stops using the link: frees the connection without reporting it broken. */
-  close(): void {
-    if (this.ended) return;
+  /**
+   * Stops using the link: frees the connection without reporting it broken. Resolves once the
+   * connection is gone (at most LINGER_MS later).
+   */
+  close(): Promise<void> {
+    if (this.ended) return Promise.resolve();
     this.ended = true;
     for (const w of this.drainWaiters.splice(0)) w();
-    this.shutdown();
+    return this.shutdown();
   }
 
   protected abstract write(header: Buffer, payload: Uint8Array | undefined, done: () => void): void;
-  protected abstract shutdown(): void;
+  protected abstract shutdown(): Promise<void>;
 }
 
 export class TcpLink extends Link {
@@ -133,9 +139,26 @@ export class TcpLink extends Link {
     this.socket.uncork();
   }
 
-  protected shutdown(): void {
-    this.socket.destroySoon();
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+  /**
+   * A half-close, then reading on until the peer closes too (or LINGER_MS): a socket destroyed
+   * with the peer's bytes unread sends a reset, and a reset makes the peer drop what it has not
+   * read yet, such as the abort frame that names the rank that really failed. The peer would then
+   * blame this rank instead (flaky attribution when a rank of three was killed).
+   */
+  protected shutdown(): Promise<void> {
+    const socket = this.socket;
+    if (socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const gone = (): void => {
+        clearTimeout(linger);
+        socket.destroy();
+        resolve();
+      };
+      const linger = setTimeout(gone, LINGER_MS);
+      socket.once('end', gone);
+      socket.once('close', gone);
+      socket.end();
+    });
   }
 }
 
@@ -213,8 +236,9 @@ export class GrpcLink extends Link {
     this.stream.write(encodeFrameMessage(header, payload), () => done());
   }
 
-  protected shutdown(): void {
+  protected shutdown(): Promise<void> {
     if (this.stream.cancel) this.stream.cancel();
     else this.stream.end();
+    return Promise.resolve();
   }
 }

@@ -281,7 +281,7 @@ export class Ring {
         l.send({ kind: FrameKind.Goodbye, collective: CollectiveKind.None, seq: this.seq, index: this.rank });
       await Promise.race([Promise.all(links.map((l) => l.drained())), new Promise((r) => setTimeout(r, 1000).unref())]);
     }
-    for (const l of links) l.close();
+    await Promise.all(links.map((l) => l.close()));
     this.inbox.fail(this.failure ?? new RingClosedError());
     this.pool.clear();
     this.fusionBuffers.clear();
