@@ -33,6 +33,7 @@ class JobSpec:
     redis: Optional[RedisEndpoint] = None
     ring_host: str = "127.0.0.1"
     peer_timeout_ms: int = 30000
+    collective_timeout_ms: int = 600000
     release_executors: bool = True
     # Set from the second attempt on: every attempt of a run shares one experiment directory
     # (and so its checkpoints).
@@ -62,6 +63,7 @@ class JobSpec:
             redis=RedisEndpoint(str(redis["url"]), str(redis["stream"]), redis.get("ca")) if redis else None,
             ring_host=str(d.get("ringHost", "127.0.0.1")),
             peer_timeout_ms=int(d.get("peerTimeoutMs", 30000)),
+            collective_timeout_ms=int(d.get("collectiveTimeoutMs", 600000)),
             release_executors=bool(d.get("releaseExecutors", True)),
             run_dir=d.get("runDir"),
             bundle=d.get("bundle"),

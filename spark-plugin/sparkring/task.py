@@ -226,6 +226,7 @@ def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Itera
                     "runDir": run_dir,
                     "ringHost": spec.ring_host,
                     "peerTimeoutMs": spec.peer_timeout_ms,
+                    "collectiveTimeoutMs": spec.collective_timeout_ms,
                     "redis": None
                     if spec.redis is None
                     else {"url": spec.redis.url, "stream": spec.redis.stream, "ca": spec.redis.ca},

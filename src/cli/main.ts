@@ -168,6 +168,12 @@ withJobOptions(
       'a worker silent this long fails its attempt',
       positiveInt('--heartbeat-timeout'),
       60,
+    )
+    .option(
+      '--collective-timeout <seconds>',
+      'a collective with no progress this long ends the attempt, naming the ranks that did not arrive',
+      positiveInt('--collective-timeout'),
+      600,
     ),
 ).action(async (entry: string, o: Record<string, unknown>) => {
   const interrupt = onInterrupt();
@@ -181,6 +187,7 @@ withJobOptions(
       gpusPerWorker: o.gpusPerWorker as number,
       maxAttempts: o.maxAttempts as number,
       heartbeatTimeoutMs: (o.heartbeatTimeout as number) * 1000,
+      collectiveTimeoutMs: (o.collectiveTimeout as number) * 1000,
     });
     printResult(r, Boolean(o.json));
   } catch (err) {

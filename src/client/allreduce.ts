@@ -92,6 +92,7 @@ export function jobSpec(
     redis: run.redis,
     ringHost: '127.0.0.1',
     peerTimeoutMs: o.peerTimeoutMs,
+    collectiveTimeoutMs: o.collectiveTimeoutMs,
     releaseExecutors: o.releaseExecutors,
     master: o.master ?? null,
     runDir: run.runDir ?? null,
@@ -171,7 +172,7 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
         return result;
       }
       lastError = silent.signal.aborted ? (silent.signal.reason as RunError) : toError(driver, outcome, progress);
-      if (['input', 'slots', 'job', 'setup'].includes(lastError.kind)) break;
+      if (['input', 'slots', 'job', 'setup'].includes(lastError.kind) || lastError.detail.final) break;
       if (attempt + 1 < o.maxAttempts)
         say(`sparkring: attempt ${attempt + 1} failed: ${lastError.message}; resubmitting from the last checkpoint`);
     }
@@ -237,7 +238,9 @@ function toError(d: DriverResult | undefined, outcome: SubmitOutcome, progress: 
       const root = progress.errors.find((x) => !x.message.startsWith('PeerFailedError'));
       const rank = root?.rank ?? e.rank;
       const message = root?.message ?? e.message;
+      const uneven = progress.errors.some((x) => x.name === 'UnevenStepsError');
       return new RunError('worker', `worker ${rank} failed: ${message}`, {
+        final: uneven,
         rank,
         workerStack: root?.stack ?? e.stack,
         logTail: e.logTail,

@@ -6,7 +6,14 @@ export class RunError extends Error {
   constructor(
     readonly kind: RunErrorKind,
     message: string,
-    readonly detail: { rank?: number; workerStack?: string; logTail?: string; dir?: string } = {},
+    readonly detail: {
+      rank?: number;
+      workerStack?: string;
+      logTail?: string;
+      dir?: string;
+      /** A retry would fail the same way (the ranks took different numbers of steps). */
+      final?: boolean;
+    } = {},
   ) {
     super(message);
   }

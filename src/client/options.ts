@@ -74,6 +74,8 @@ export const allreduceOptionsSchema = z.object({
   /** How long to wait for executors to offer the task slots before failing. */
   slotWaitSeconds: z.number().positive().default(30),
   peerTimeoutMs: z.number().int().positive().default(30_000),
+  /** A collective with no progress this long ends the attempt on every rank (alive ranks that never arrive). */
+  collectiveTimeoutMs: z.number().int().positive().default(600_000),
   /** A worker silent this long on the run's stream counts as failed (its attempt is ended). */
   heartbeatTimeoutMs: z.number().int().positive().default(60_000),
   /** Give the executors back to the cluster when training ends (default on). */

@@ -9,7 +9,7 @@ export class Progress {
   private readonly lastShown = new Map<number, number>();
   readonly lastMetrics = new Map<number, { step: number; metrics: Record<string, number> }>();
   readonly ringFormedAt = new Map<number, number>();
-  readonly errors: Array<{ rank: number; message: string; stack?: string }> = [];
+  readonly errors: Array<{ rank: number; message: string; stack?: string; name?: string }> = [];
   /** Every metrics event, in arrival order, with the attempt it came from. */
   readonly records: Array<MetricRecord & { attempt: number }> = [];
   /** When each worker still training was last heard from (client clock). */
@@ -90,7 +90,7 @@ export class Progress {
         this.heartbeats.delete(e.rank);
         return;
       case 'error':
-        this.errors.push({ rank: e.rank, message: e.message, stack: e.stack });
+        this.errors.push({ rank: e.rank, message: e.message, stack: e.stack, name: e.name });
         return;
     }
   }

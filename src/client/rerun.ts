@@ -52,6 +52,7 @@ export async function rerun(
     sparkConf: (spec.sparkConf as Record<string, string>) ?? {},
     slotWaitSeconds: Number(spec.slotWaitSeconds ?? 30),
     peerTimeoutMs: Number(spec.peerTimeoutMs ?? 30_000),
+    collectiveTimeoutMs: Number(spec.collectiveTimeoutMs ?? 600_000),
     heartbeatTimeoutMs: Number(spec.heartbeatTimeoutMs ?? 60_000),
     releaseExecutors: spec.releaseExecutors !== false,
     ...extra,

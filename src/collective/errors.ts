@@ -65,3 +65,55 @@ export class RingClosedError extends RingError {
     super('the ring is closed');
   }
 }
+
+/** What a rank was last doing, as its neighbours heard (heartbeats carry every rank's status around the ring). */
+export interface RankStatus {
+  /** Bumped by the rank at each change, so a newer status wins wherever it is merged. */
+  version: number;
+  /** The rank's last collective (its sequence number and kind), 0 before the first. */
+  seq: number;
+  collective: string;
+  state: 'in' | 'between' | 'returned';
+  /** The rank's last reported step (ctx.report), if any. */
+  step: number | null;
+}
+
+/** `countFrom`: the collectives before the user's first (Ring.markTrainStart), left out of the numbers. */
+export function describeStatus(rank: number, s: RankStatus | undefined, countFrom = 0): string {
+  if (!s) return `rank ${rank} (no status heard yet)`;
+  if (s.state === 'returned') return `rank ${rank} (returned from train())`;
+  const step = s.step === null ? '' : ` at step ${s.step}`;
+  if (s.seq <= countFrom) return `rank ${rank} (no collective yet${step})`;
+  const where = `${s.collective} #${s.seq - countFrom}${step}`;
+  return s.state === 'in' ? `rank ${rank} (in ${where})` : `rank ${rank} (between collectives, last ${where})`;
+}
+
+/**
+ * A collective waited longer than the collective timeout without progress: some ranks are alive
+ * (their heartbeats come) but never entered it. Every rank gets this error.
+ */
+export class CollectiveTimeoutError extends RingError {
+  override readonly name = 'CollectiveTimeoutError';
+  constructor(
+    message: string,
+    readonly missingRanks: readonly number[],
+  ) {
+    super(message);
+  }
+}
+
+/** A rank returned from train() while others still ran collectives: the ranks took different numbers of steps. */
+export class UnevenStepsError extends RingError {
+  override readonly name = 'UnevenStepsError';
+  constructor(
+    message: string,
+    readonly returnedRank: number,
+  ) {
+    super(message);
+  }
+}
+
+/** How to make steps equal, for every error that says they were not. */
+export const EQUAL_STEPS_HINT =
+  'every rank must run the same number of collectives: agree on the step count first ' +
+  "(e.g. const [steps] = await ctx.allreduce(new Float32Array([myBatches]), 'min')) and take that many batches on every rank";

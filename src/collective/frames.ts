@@ -17,6 +17,8 @@ export enum CollectiveKind {
   Allreduce = 1,
   Broadcast = 2,
   Allgather = 3,
+  /** The barrier a rank enters when its train() has returned: its last collective. */
+  Finish = 4,
 }
 
 export interface FrameHeader {

@@ -1,5 +1,6 @@
 export {
   CollectiveMismatchError,
+  CollectiveTimeoutError,
   type HandshakeField,
   PeerFailedError,
   type PeerFailure,
@@ -7,6 +8,7 @@ export {
   RingError,
   RingFormationTimeoutError,
   RingHandshakeError,
+  UnevenStepsError,
 } from './errors.js';
 export type { TensorMapLike } from './fusion.js';
 export { listen, RingMember, splitAddress } from './member.js';

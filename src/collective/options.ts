@@ -22,6 +22,11 @@ export const ringOptionsSchema = z
     formationTimeoutMs: z.number().int().positive().default(60_000),
     /** A neighbour silent for this long while a collective waits is reported as stalled. */
     peerTimeoutMs: z.number().int().positive().default(30_000),
+    /**
+     * A collective that makes no progress for this long ends the attempt on every rank, naming the
+     * ranks that did not arrive (alive, heartbeats coming, but never entering it).
+     */
+    collectiveTimeoutMs: z.number().int().positive().default(600_000),
     /** Size of the pipelined pieces of an allreduce. */
     chunkBytes: z.number().int().min(1024).default(MiB),
     /** Tensor fusion: many tensors are packed into buffers of up to this many bytes. */

@@ -6,7 +6,18 @@
  */
 
 import { BufferPool } from './buffer-pool.js';
-import { CollectiveMismatchError, PeerFailedError, type PeerFailure, RingClosedError, RingError } from './errors.js';
+import {
+  CollectiveMismatchError,
+  CollectiveTimeoutError,
+  describeStatus,
+  EQUAL_STEPS_HINT,
+  PeerFailedError,
+  type PeerFailure,
+  type RankStatus,
+  RingClosedError,
+  RingError,
+  UnevenStepsError,
+} from './errors.js';
 import { CollectiveKind, type Frame, type FrameHeader, FrameKind } from './frames.js';
 import { fusionBuckets, type TensorMapLike } from './fusion.js';
 import { Inbox } from './inbox.js';
@@ -32,6 +43,8 @@ interface AbortMessage {
   failure?: PeerFailure;
   detectedBy?: number;
   detail?: string;
+  missingRanks?: number[];
+  returnedRank?: number;
 }
 
 const mod = (a: number, n: number): number => ((a % n) + n) % n;
@@ -44,6 +57,8 @@ export class Ring {
   readonly addresses: readonly string[];
 
   private seq = 0;
+  /** The seq before the user's first collective (markTrainStart). */
+  private countFrom = 0;
   private queue: Promise<unknown> = Promise.resolve();
   private busy = false;
   private failure: Error | undefined;
@@ -54,6 +69,11 @@ export class Ring {
   /** The allreduce in progress: where its allgather pieces belong, so they are read in place. */
   private inPlace: { seq: number; x: NumericArray; from: number; ranges: Array<[number, number]> } | undefined;
   private readonly watchdog: NodeJS.Timeout | undefined;
+  /** Every rank's last known status (this rank's own at [rank]); heartbeats carry it around the ring. */
+  private readonly statuses: Array<RankStatus | undefined>;
+  /** When the collective in progress last made progress (entered, or a piece arrived). */
+  private progressAt = Date.now();
+  private readonly failureListeners: Array<(err: Error) => void> = [];
 
   constructor(
     private readonly options: RingOptions,
@@ -66,6 +86,8 @@ export class Ring {
     this.worldSize = options.worldSize;
     this.attempt = options.attempt;
     this.addresses = addresses;
+    this.statuses = new Array(options.worldSize).fill(undefined);
+    this.statuses[options.rank] = { version: 0, seq: 0, collective: 'none', state: 'between', step: null };
     for (const link of [prev, next]) {
       link?.attach({
         frame: (f) => this.onFrame(link, f),
@@ -93,6 +115,7 @@ export class Ring {
       transport: 'tcp',
       formationTimeoutMs: 1,
       peerTimeoutMs: 1,
+      collectiveTimeoutMs: 1,
       chunkBytes: 1024 * 1024,
       fusionThresholdBytes: 64 * 1024 * 1024,
     };
@@ -102,6 +125,46 @@ export class Ring {
   /** The error that ended this ring, if any. */
   get error(): Error | undefined {
     return this.failure;
+  }
+
+  /** Calls `listener` once when the ring fails (at once if it has). */
+  onFailure(listener: (err: Error) => void): void {
+    if (this.failure) listener(this.failure);
+    else this.failureListeners.push(listener);
+  }
+
+  /**
+   * Collectives so far are the runtime's own: messages count the user's collectives from here
+   * (every rank runs the same runtime collectives, so the count means the same on each).
+   */
+  markTrainStart(): void {
+    this.countFrom = this.seq;
+  }
+
+  /** A collective's number as the user counts them. */
+  private shown(seq: number): number {
+    return seq - this.countFrom;
+  }
+
+  /** The training step this rank is at (ctx.report), for the status its neighbours hear. */
+  noteStep(step: number): void {
+    this.setStatus({ step });
+  }
+
+  /**
+   * The last collective of a rank whose train() returned: a barrier that every rank must reach
+   * after the same number of collectives. A rank still stepping ends the run at the first
+   * mismatch with an UnevenStepsError, on every rank, instead of averaging different steps.
+   */
+  async finish(): Promise<void> {
+    this.setStatus({ state: 'returned' });
+    await this.allgatherOf(CollectiveKind.Finish, null);
+  }
+
+  private setStatus(change: Partial<Omit<RankStatus, 'version'>>): void {
+    const mine = this.statuses[this.rank] as RankStatus;
+    if (mine.state === 'returned' && change.state !== undefined) return;
+    this.statuses[this.rank] = { ...mine, ...change, version: mine.version + 1 };
   }
 
   // ---- public collectives -------------------------------------------------------------
@@ -126,7 +189,7 @@ export class Ring {
   /** Reduces `x` in place across all ranks and returns it. */
   async allreduceInPlace<T extends NumericArray>(x: T, op: ReduceOp = 'mean'): Promise<T> {
     checkReduceOp(op, x);
-    return this.run(async (seq) => {
+    return this.run(CollectiveKind.Allreduce, async (seq) => {
       if (this.worldSize === 1) return x;
       await this.ringAllreduce(seq, x, op);
       return x;
@@ -203,7 +266,7 @@ export class Ring {
 
   async broadcastInPlace<T extends NumericArray>(x: T, root = 0): Promise<T> {
     this.checkRoot(root);
-    return this.run(async (seq) => {
+    return this.run(CollectiveKind.Broadcast, async (seq) => {
       if (this.worldSize === 1) return x;
       const ctor = x.constructor as NumericArrayConstructor;
       const next = this.next as Link;
@@ -227,7 +290,7 @@ export class Ring {
   /** Root's JSON-serializable value, on every rank. */
   async broadcastValue<T>(value: T, root = 0): Promise<T> {
     this.checkRoot(root);
-    return this.run(async (seq) => {
+    return this.run(CollectiveKind.Broadcast, async (seq) => {
       if (this.worldSize === 1) return value;
       const next = this.next as Link;
       const h = { kind: FrameKind.Data, collective: CollectiveKind.Broadcast, seq, index: 0 };
@@ -245,19 +308,23 @@ export class Ring {
 
   /** Every rank's JSON-serializable value, ordered by rank. */
   allgather<T>(value: T): Promise<T[]> {
-    return this.run(async (seq) => {
+    return this.allgatherOf(CollectiveKind.Allgather, value);
+  }
+
+  private allgatherOf<T>(kind: CollectiveKind.Allgather | CollectiveKind.Finish, value: T): Promise<T[]> {
+    return this.run(kind, async (seq) => {
       const out: T[] = new Array(this.worldSize);
       out[this.rank] = value;
       if (this.worldSize === 1) return out;
       const next = this.next as Link;
       const mine = Buffer.from(JSON.stringify(value) ?? 'null');
-      next.send({ kind: FrameKind.Data, collective: CollectiveKind.Allgather, seq, index: this.rank }, mine);
+      next.send({ kind: FrameKind.Data, collective: kind, seq, index: this.rank }, mine);
       for (let s = 0; s < this.worldSize - 1; s++) {
         const origin = mod(this.rank - 1 - s, this.worldSize);
-        const bytes = await this.expect(seq, CollectiveKind.Allgather, origin, undefined);
+        const bytes = await this.expect(seq, kind, origin, undefined);
         out[origin] = JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
         if (s < this.worldSize - 2) {
-          next.send({ kind: FrameKind.Data, collective: CollectiveKind.Allgather, seq, index: origin }, bytes);
+          next.send({ kind: FrameKind.Data, collective: kind, seq, index: origin }, bytes);
         }
       }
       await next.drained();
@@ -375,7 +442,24 @@ export class Ring {
       this.fail(err);
       throw err;
     }
+    this.progressAt = Date.now();
     const from = `rank ${prev.peerRank}`;
+    const finished = (f.collective === CollectiveKind.Finish) !== (collective === CollectiveKind.Finish);
+    if (finished) {
+      // One side returned from train(), the other still runs collectives. The Finish frame may
+      // have been relayed: its index is the rank it came from.
+      const [returned, stepping, steppingIn] =
+        f.collective === CollectiveKind.Finish
+          ? [f.index, this.rank, `${CollectiveKind[collective]} #${this.shown(seq)}`]
+          : [this.rank, prev.peerRank, `${CollectiveKind[f.collective]} #${this.shown(f.seq)}`];
+      const after = this.shown(f.collective === CollectiveKind.Finish ? f.seq : seq) - 1;
+      const err = new UnevenStepsError(
+        `the ranks took different numbers of steps: rank ${returned} returned from train() after ${after} collectives while rank ${stepping} is in ${steppingIn}; ${EQUAL_STEPS_HINT}`,
+        returned,
+      );
+      this.fail(err);
+      throw err;
+    }
     let problem: string | undefined;
     if (f.seq !== seq || f.collective !== collective) {
       problem = `rank ${this.rank} is in ${CollectiveKind[collective]} #${seq} but ${from} sent ${
@@ -394,18 +478,21 @@ export class Ring {
     return f.payload;
   }
 
-  private run<T>(body: (seq: number) => Promise<T>): Promise<T> {
+  private run<T>(kind: CollectiveKind, body: (seq: number) => Promise<T>): Promise<T> {
     const task = this.queue.then(async () => {
       if (this.failure) throw this.failure;
       if (this.closed) throw new RingClosedError();
       const seq = ++this.seq;
       this.busy = true;
+      this.progressAt = Date.now();
+      this.setStatus({ seq, collective: CollectiveKind[kind], state: 'in' });
       try {
         return await body(seq);
       } catch (err) {
         throw this.failure ?? err;
       } finally {
         this.busy = false;
+        this.setStatus({ state: 'between' });
       }
     });
     this.queue = task.catch(() => undefined);
@@ -427,6 +514,7 @@ export class Ring {
         else this.fail(new RingError(`rank ${link.peerRank} sent data backwards on the ring`));
         return;
       case FrameKind.Heartbeat:
+        this.mergeStatuses(f.payload);
         return;
       case FrameKind.Abort:
         this.fail(this.fromAbort(f.payload), link);
@@ -447,11 +535,16 @@ export class Ring {
 
   private tick(): void {
     if (this.closed || this.failure) return;
+    const statuses = Buffer.from(JSON.stringify(this.statuses));
     for (const l of [this.prev, this.next]) {
-      l?.send({ kind: FrameKind.Heartbeat, collective: CollectiveKind.None, seq: this.seq, index: this.rank });
+      l?.send({ kind: FrameKind.Heartbeat, collective: CollectiveKind.None, seq: this.seq, index: this.rank }, statuses);
     }
     if (!this.busy) return;
     const now = Date.now();
+    if (now - this.progressAt > this.options.collectiveTimeoutMs) {
+      this.fail(this.collectiveTimeout(now - this.progressAt));
+      return;
+    }
     for (const l of [this.prev, this.next]) {
       if (l && !l.saidGoodbye && now - l.lastHeardAt > this.options.peerTimeoutMs) {
         this.fail(
@@ -469,6 +562,40 @@ export class Ring {
     }
   }
 
+  /** Keeps the newer of each rank's status from a neighbour's heartbeat (others' only: this rank knows its own). */
+  private mergeStatuses(payload: Uint8Array): void {
+    if (payload.byteLength === 0) return;
+    let heard: unknown;
+    try {
+      heard = JSON.parse(Buffer.from(payload).toString('utf8'));
+    } catch {
+      return;
+    }
+    if (!Array.isArray(heard) || heard.length !== this.worldSize) return;
+    heard.forEach((s: unknown, r) => {
+      if (r === this.rank || !isRankStatus(s)) return;
+      if (s.version > (this.statuses[r]?.version ?? -1)) this.statuses[r] = s;
+    });
+  }
+
+  private collectiveTimeout(waitedMs: number): CollectiveTimeoutError {
+    const mine = this.statuses[this.rank] as RankStatus;
+    const missing = this.statuses
+      .map((s, r) => ({ s, r }))
+      .filter(({ s, r }) => r !== this.rank && !(s?.state === 'in' && s.seq === mine.seq));
+    const where = `${mine.collective} #${this.shown(mine.seq)}${mine.step === null ? '' : ` (step ${mine.step})`}`;
+    return new CollectiveTimeoutError(
+      `rank ${this.rank} waited ${Math.round(waitedMs / 1000)} s in ${where} with no progress (collective timeout ${
+        this.options.collectiveTimeoutMs / 1000
+      } s); ranks that did not arrive: ${
+        missing.length > 0
+          ? missing.map(({ s, r }) => describeStatus(r, s, this.countFrom)).join(', ')
+          : 'none known (they may be stuck inside it)'
+      }. A rank that awaits something else or loops between steps keeps the others waiting; raise --collective-timeout if a step can take this long`,
+      missing.map(({ r }) => r),
+    );
+  }
+
   private fromAbort(payload: Uint8Array): Error {
     let m: AbortMessage;
     try {
@@ -480,6 +607,8 @@ export class Ring {
       return new PeerFailedError(m.peerRank, m.peerAddress ?? '?', m.failure ?? 'lost', m.detectedBy ?? -1, m.detail ?? '');
     }
     if (m.name === 'CollectiveMismatchError') return new CollectiveMismatchError(m.message);
+    if (m.name === 'CollectiveTimeoutError') return new CollectiveTimeoutError(m.message, m.missingRanks ?? []);
+    if (m.name === 'UnevenStepsError') return new UnevenStepsError(m.message, m.returnedRank ?? -1);
     return new RingError(m.message);
   }
 
@@ -497,6 +626,8 @@ export class Ring {
         detail: err.detail,
       });
     }
+    if (err instanceof CollectiveTimeoutError) m.missingRanks = [...err.missingRanks];
+    if (err instanceof UnevenStepsError) m.returnedRank = err.returnedRank;
     const payload = Buffer.from(JSON.stringify(m));
     for (const l of [this.prev, this.next]) {
       if (l && l !== from)
@@ -504,5 +635,18 @@ export class Ring {
     }
     this.inbox.fail(err);
     this.options.log?.(`ring rank ${this.rank}: ${err.message}`);
+    for (const listener of this.failureListeners.splice(0)) listener(err);
   }
+}
+
+function isRankStatus(s: unknown): s is RankStatus {
+  if (s === null || typeof s !== 'object') return false;
+  const o = s as Record<string, unknown>;
+  return (
+    typeof o.version === 'number' &&
+    typeof o.seq === 'number' &&
+    typeof o.collective === 'string' &&
+    (o.state === 'in' || o.state === 'between' || o.state === 'returned') &&
+    (o.step === null || typeof o.step === 'number')
+  );
 }

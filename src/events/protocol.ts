@@ -34,4 +34,11 @@ export type RunEvent =
       after?: number;
     })
   | (Base & { type: 'ring'; rank: number; formedAt: number })
-  | (Base & { type: 'error'; rank: number; message: string; stack?: string });
+  | (Base & {
+      type: 'error';
+      rank: number;
+      message: string;
+      stack?: string;
+      /** The error's name (UnevenStepsError, PeerFailedError...): the client decides by it, not by the message. */
+      name?: string;
+    });

@@ -99,6 +99,7 @@ export function createContext(o: {
     allgather: (v) => ring.allgather(v),
     report(metrics, at) {
       step = at ?? step + 1;
+      ring.noteStep(step);
       const now = Date.now();
       const samplesPerSec = samples > 0 && now > since ? (samples * 1000) / (now - since) : undefined;
       samples = 0;

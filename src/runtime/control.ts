@@ -23,6 +23,7 @@ export const initMessage = z.object({
   runDir: z.string(),
   ringHost: z.string(),
   peerTimeoutMs: z.number().int().positive(),
+  collectiveTimeoutMs: z.number().int().positive(),
   redis: redisEndpointMessage.nullable(),
   /** base64 of an Arrow IPC stream: one batch of rows of zeros in the partition's schema (runtime/warm-up.ts). */
   rehearsal: z.string().nullish(),

@@ -50,6 +50,7 @@ try {
     secret: init.secret,
     host: init.ringHost,
     peerTimeoutMs: init.peerTimeoutMs,
+    collectiveTimeoutMs: init.collectiveTimeoutMs,
   });
   control.send({ type: 'listening', address: member.address });
   const ringArrives = control.next(ringMessage);
@@ -91,11 +92,17 @@ try {
     checkpoints,
     resumedStep,
   });
+  ring.markTrainStart();
   const trainStartAt = Date.now();
-  const result = await train(ctx);
+  // A failed ring ends this worker even when train() awaits something that never settles (a
+  // stuck rank gets the others' collective timeout this way, instead of hanging the task).
+  const formed = ring;
+  const ringFailed = new Promise<never>((_, reject) => formed.onFailure(reject));
+  ringFailed.catch(() => undefined);
+  const result = await Promise.race([train(ctx), ringFailed]);
   const trainEndAt = Date.now();
   closeContext();
-  await ring.barrier();
+  await ring.finish();
   done = true;
   control.send({
     type: 'result',
@@ -118,7 +125,7 @@ try {
   // A lost peer is a consequence: give the worker that failed first the time to be the one
   // Spark reports (Spark ends this task as soon as it does).
   if (e.name === 'PeerFailedError') await new Promise((r) => setTimeout(r, 3000));
-  events?.send('error', { rank, message: `${e.name}: ${e.message}`, stack: e.stack });
+  events?.send('error', { rank, name: e.name, message: `${e.name}: ${e.message}`, stack: e.stack });
   events?.send('done', { rank });
   process.stderr.write(`${e.stack ?? e.message}\n`);
   try {
