@@ -1,5 +1,10 @@
-/** The embedded default's private redis-server: loopback, a free port, no persistence. */
+/**
+ * The embedded default's private redis-server: loopback, a free port, no persistence, and a random
+ * password per run. Its settings go in on stdin (`redis-server -`), so no command line carries
+ * the password; the workers get it inside the spec (mode 0600) and the init message.
+ */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { pingRedis, type RedisEndpoint, redactUrl, runStream } from '../events/redis.js';
 import { freePort } from '../util/net.js';
 import { RunError } from './errors.js';
@@ -12,9 +17,12 @@ export class PrivateRedis {
 
   static async start(): Promise<PrivateRedis> {
     const port = await freePort();
-    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const password = randomBytes(24).toString('hex');
+    const child = spawn('redis-server', ['-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.stdin?.on('error', () => undefined); // a redis-server that fails to start closes it early
+    child.stdin?.end(
+      [`port ${port}`, 'bind 127.0.0.1', 'save ""', 'appendonly no', `requirepass ${password}`, ''].join('\n'),
+    );
     const ready = await new Promise<string | undefined>((resolve) => {
       let out = '';
       const onData = (b: Buffer): void => {
@@ -34,7 +42,7 @@ export class PrivateRedis {
     }
     child.stdout?.resume();
     child.stderr?.resume();
-    return new PrivateRedis(child, `redis://127.0.0.1:${port}`);
+    return new PrivateRedis(child, `redis://:${password}@127.0.0.1:${port}`);
   }
 
   async stop(): Promise<void> {
