@@ -194,7 +194,8 @@ async function recordRun(
   const { secret: _secret, redis: _redis, resultPath: _resultPath, runDir: _runDir, attempt: _attempt, ...rerunnable } = spec;
   await writeFile(
     join(driver.dir, 'spec.json'),
-    JSON.stringify({ ...rerunnable, sparkConf: o.sparkConf, queue: o.queue ?? null }, null, 2),
+    // The user's entry, not the compiled module the workers ran (it lives in the run's staging, gone after the run).
+    JSON.stringify({ ...rerunnable, entry: o.entry, sparkConf: o.sparkConf, queue: o.queue ?? null }, null, 2),
   );
   await writeVersioned(driver.dir, o.entry, packageRoot(), driver.versions ?? {});
   const records = progress.committedRecords();

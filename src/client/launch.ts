@@ -223,6 +223,7 @@ async function recordSearch(
     JSON.stringify(
       {
         ...rerunnable,
+        entry: o.entry,
         grid: o.grid ?? null,
         random: o.random ?? null,
         trials: o.trials ?? null,

@@ -20,9 +20,7 @@ export class PrivateRedis {
     const password = randomBytes(24).toString('hex');
     const child = spawn('redis-server', ['-'], { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdin?.on('error', () => undefined); // a redis-server that fails to start closes it early
-    child.stdin?.end(
-      [`port ${port}`, 'bind 127.0.0.1', 'save ""', 'appendonly no', `requirepass ${password}`, ''].join('\n'),
-    );
+    child.stdin?.end([`port ${port}`, 'bind 127.0.0.1', 'save ""', 'appendonly no', `requirepass ${password}`, ''].join('\n'));
     const ready = await new Promise<string | undefined>((resolve) => {
       let out = '';
       const onData = (b: Buffer): void => {
