@@ -24,7 +24,7 @@ export async function handoffBench(
     attempt: 0,
     resultPath: join(dir, 'r.json'),
     redis: null,
-    entry: await compileEntry(opts.entry, dir, 'installed'),
+    entry: await compileEntry(opts.entry, join(dir, 'entry.mjs'), 'installed'),
   });
   await writeFile(specPath, JSON.stringify(spec));
   progress(`handing ${o.rows} rows x ${o.columns} float columns to ${o.workers} workers`);

@@ -291,14 +291,21 @@ experiments
 
 experiments
   .command('rerun')
-  .description('run a recorded run again, from its spec.json alone')
+  .description('run a recorded run again: its spec.json and the entry as it ran (versioned/)')
   .argument('<run>', 'run id (<appId>/run.<n>/<name>), a unique suffix of it, its app id or name')
   .option('--experiments <dir>', 'experiments directory')
   .option('--redis <url>', 'Redis for the run events (default: a private redis-server)')
+  .option('--trust-spec', "apply spec.json's Spark settings that run code (class paths, JVM options, executorEnv...)")
   .option('--json', 'print one JSON object on stdout')
-  .action(async (run: string, o: { experiments?: string; redis?: string; json?: boolean }) => {
+  .action(async (run: string, o: { experiments?: string; redis?: string; json?: boolean; trustSpec?: boolean }) => {
+    const interrupt = onInterrupt();
     try {
-      printResult(await rerun(run, o.experiments ?? DEFAULT_EXPERIMENTS(), { redis: o.redis }), Boolean(o.json));
+      const r = await rerun(run, o.experiments ?? DEFAULT_EXPERIMENTS(), {
+        redis: o.redis,
+        trustSpec: o.trustSpec,
+        signal: interrupt.signal,
+      });
+      printResult(r, Boolean(o.json));
     } catch (err) {
       fail(err);
     }

@@ -4,14 +4,15 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunEvent } from '../events/protocol.js';
 import { type RedisEndpoint, redactUrl } from '../events/redis.js';
 import { curvesSvg } from '../experiments/curves.js';
-import { writeMetrics, writeVersioned } from '../experiments/layout.js';
+import { VERSIONED_ENTRY, writeMetrics, writeVersioned } from '../experiments/layout.js';
 import { type RuntimeBundle, shipRuntime, stagingDir, workerEntry } from './bundle.js';
 import { readDriverResult } from './driver-result.js';
+import { compileEntry } from './entry-compile.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
 import { checkEmbeddedSlots, runSparkSubmit, type SubmitOutcome, submitError } from './launcher.js';
@@ -133,6 +134,8 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
     staging = await stagingDir(o.stage, 'sparkring-');
     const bundle = await shipRuntime(o, paths, staging, say);
     const entry = await workerEntry(o.entry, bundle, staging);
+    // The entry as it ran, self-contained and portable (tfjs imports left bare), for versioned/.
+    const versionedEntry = await compileEntry(o.entry, join(staging, VERSIONED_ENTRY), 'bare');
     const submit = { ...o, archives: bundle ? [bundle.archive] : [] };
     let lastError: RunError | undefined;
     let runDir: string | undefined;
@@ -164,7 +167,7 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
       const driver = await readDriverResult<DriverResult>(resultPath, redis.endpoint);
       // Later attempts resume in the same directory, from its checkpoints.
       runDir ??= driver?.dir ?? progress.runDir;
-      if (driver?.dir) await recordRun(driver, o, spec, progress);
+      if (driver?.dir) await recordRun(driver, o, spec, progress, versionedEntry);
       if (driver?.ok) {
         const result = toResult(driver, runId, o.workers, attempt + 1, submitAt, progress);
         const { ranks: _ranks, ...summary } = result;
@@ -190,6 +193,7 @@ async function recordRun(
   o: ResolvedAllreduceOptions,
   spec: Record<string, unknown>,
   progress: Progress,
+  versionedEntry: string,
 ): Promise<void> {
   const { secret: _secret, redis: _redis, resultPath: _resultPath, runDir: _runDir, attempt: _attempt, ...rerunnable } = spec;
   await writeFile(
@@ -198,6 +202,7 @@ async function recordRun(
     JSON.stringify({ ...rerunnable, entry: o.entry, sparkConf: o.sparkConf, queue: o.queue ?? null }, null, 2),
   );
   await writeVersioned(driver.dir, o.entry, packageRoot(), driver.versions ?? {});
+  await copyFile(versionedEntry, join(driver.dir, 'versioned', VERSIONED_ENTRY));
   const records = progress.committedRecords();
   await writeMetrics(driver.dir, records);
   await writeFile(join(driver.dir, 'curves.svg'), curvesSvg(records, `${o.name} (${driver.appId})`));

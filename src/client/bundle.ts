@@ -114,8 +114,9 @@ async function buildTfjs(dir: string): Promise<void> {
 }
 
 async function buildEntry(dir: string, entry: string): Promise<string> {
-  await compileEntry(entry, join(dir, 'entry'), 'bare');
-  return join('entry', compiledEntryName(entry));
+  const relative = join('entry', compiledEntryName(entry));
+  await compileEntry(entry, join(dir, relative), 'bare');
+  return relative;
 }
 
 /** Builds the bundle for `entry` under `staging` and packs it; about a second, plus the Node binary. */
@@ -180,5 +181,5 @@ export async function stagingDir(stage: string | undefined, prefix: string): Pro
 
 /** The entry path the spec gives the workers: inside the shipped bundle, or compiled into `staging`. */
 export async function workerEntry(entry: string, bundle: RuntimeBundle | undefined, staging: string): Promise<string> {
-  return bundle?.entry ?? (await compileEntry(entry, join(staging, 'entry'), 'installed'));
+  return bundle?.entry ?? (await compileEntry(entry, join(staging, 'entry', compiledEntryName(entry)), 'installed'));
 }

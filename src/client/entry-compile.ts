@@ -10,7 +10,7 @@
  * points its imports at this installation's packages; a shipped one at the bundle's node_modules.
  * A value import of `sparkring` itself resolves to this installation.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { type BuildFailure, build, type Plugin } from 'esbuild';
 import { RunError } from './errors.js';
@@ -57,18 +57,20 @@ function runtimePackages(tfImports: TfImports): Plugin {
 export const compiledEntryName = (entry: string): string => `${basename(entry, extname(entry))}.mjs`;
 
 /**
- * Compiles `entry` into `outDir/<name>.mjs` and returns that path. A file that does not compile is
- * an input error naming file:line:column.
+ * Compiles `entry` into the ES module `outfile` and returns its path. A file that does not compile
+ * is an input error naming file:line:column.
  */
-export async function compileEntry(entry: string, outDir: string, tfImports: TfImports): Promise<string> {
+export async function compileEntry(entry: string, outfile: string, tfImports: TfImports): Promise<string> {
   if (!(ENTRY_EXTENSIONS as readonly string[]).includes(extname(entry))) {
     throw new RunError(
       'input',
       `entry ${entry}: sparkring runs ${ENTRY_EXTENSIONS.join(', ')} files; rename it or wrap it in one`,
     );
   }
-  const outfile = join(outDir, compiledEntryName(entry));
   await mkdir(dirname(outfile), { recursive: true });
+  // An entry compiled before (versioned/'s, for a rerun) declares the shim already, and any
+  // CommonJS inside it was wrapped then: a second shim would declare `require` twice.
+  const compiledBefore = (await readFile(entry, 'utf8')).startsWith(REQUIRE_SHIM);
   let exports: string[];
   try {
     const { metafile } = await build({
@@ -81,10 +83,10 @@ export async function compileEntry(entry: string, outDir: string, tfImports: TfI
       sourcemap: 'inline',
       metafile: true,
       plugins: [runtimePackages(tfImports)],
-      banner: { js: REQUIRE_SHIM },
+      banner: compiledBefore ? {} : { js: REQUIRE_SHIM },
       logLevel: 'silent',
     });
-    exports = Object.values(metafile.outputs)[0]?.exports ?? [];
+    exports = Object.values(metafile?.outputs ?? {})[0]?.exports ?? [];
   } catch (err) {
     const first = (err as BuildFailure).errors?.[0];
     if (!first) throw err;

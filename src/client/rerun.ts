@@ -1,17 +1,37 @@
-/** `experiments rerun RUN`: the same job again, from nothing but the run's spec.json. */
+/**
+ * `experiments rerun RUN`: the same job again, from the run's spec.json and the entry kept in its
+ * versioned/ (as it ran, with its own imports). Spark settings in spec.json that make the cluster
+ * run code (class paths, JVM options, executor environments, discovery scripts, plugins...) are
+ * applied only with `trustSpec`: a spec.json may come from someone else.
+ */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { findRun } from '../experiments/layout.js';
+import { findRun, VERSIONED_ENTRY } from '../experiments/layout.js';
 import { type AllreduceResult, allreduce } from './allreduce.js';
 import { RunError } from './errors.js';
 import type { AllreduceOptions } from './options.js';
 
+/** Spark settings that run code or choose what runs. */
+const CODE_RUNNING_CONF = [
+  /^spark\.(driver|executor|yarn\.am)\.(extraJavaOptions|extraClassPath|extraLibraryPath|defaultJavaOptions)$/,
+  /^spark\.(jars|files|archives|submit\.pyFiles|jars\.packages|jars\.repositories|jars\.ivySettings)$/,
+  /^spark\.pyspark\.(driver\.)?python$/,
+  /^spark\.python\.(worker|daemon)\.module$/,
+  /^spark\.(plugins|extraListeners|sql\.extensions|sql\.queryExecutionListeners|sql\.streaming\.streamingQueryListeners)$/,
+  /^spark\.(executorEnv|yarn\.appMasterEnv|kubernetes\.driverEnv)\./,
+  /\.discoveryScript$/,
+  /^spark\.r\.(command|driver\.command)$/,
+];
+
+export const runsCode = (key: string): boolean => CODE_RUNNING_CONF.some((re) => re.test(key));
+
 export async function rerun(
   ref: string,
   experiments: string,
-  extra: Pick<AllreduceOptions, 'onProgress' | 'redis' | 'redisCa'> = {},
+  extra: Pick<AllreduceOptions, 'onProgress' | 'redis' | 'redisCa' | 'signal'> & { trustSpec?: boolean } = {},
 ): Promise<AllreduceResult> {
+  const { trustSpec, ...options } = extra;
   let dir: string;
   try {
     dir = findRun(experiments, ref).dir;
@@ -28,18 +48,31 @@ export async function rerun(
     );
   }
   const say = extra.onProgress ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const kept = join(dir, 'versioned', VERSIONED_ENTRY);
+  const entry = existsSync(kept) ? kept : String(spec.entry);
   const env = join(dir, 'versioned', 'environment.json');
   if (existsSync(env) && existsSync(String(spec.entry))) {
     const recorded = (JSON.parse(readFileSync(env, 'utf8')) as { entry?: { sha256?: string } }).entry?.sha256;
     const now = createHash('sha256')
       .update(readFileSync(String(spec.entry)))
       .digest('hex');
-    if (recorded && recorded !== now)
-      say(`sparkring: note: ${spec.entry} changed since the run (versioned/ holds the file as it ran)`);
+    if (recorded && recorded !== now) {
+      say(
+        `sparkring: note: ${spec.entry} changed since the run; ${entry === kept ? `running the entry as it ran (${kept})` : 'running it as it is now'}`,
+      );
+    }
   }
+  const recordedConf = (spec.sparkConf as Record<string, string>) ?? {};
+  const untrusted = trustSpec ? [] : Object.keys(recordedConf).filter(runsCode);
+  if (untrusted.length > 0) {
+    say(
+      `sparkring: not applying ${untrusted.join(', ')} from spec.json (Spark settings that run code); pass --trust-spec to apply them`,
+    );
+  }
+  const sparkConf = Object.fromEntries(Object.entries(recordedConf).filter(([k]) => !untrusted.includes(k)));
   const optional = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
   return allreduce({
-    entry: String(spec.entry),
+    entry,
     workers: Number(spec.workers),
     data: optional<string>(spec.data),
     hparams: (spec.hparams as Record<string, unknown>) ?? {},
@@ -49,12 +82,12 @@ export async function rerun(
     gpusPerWorker: Number(spec.gpusPerWorker ?? 0),
     experiments: String(spec.experiments ?? experiments),
     maxAttempts: Number(spec.maxAttempts ?? 1),
-    sparkConf: (spec.sparkConf as Record<string, string>) ?? {},
+    sparkConf,
     slotWaitSeconds: Number(spec.slotWaitSeconds ?? 30),
     peerTimeoutMs: Number(spec.peerTimeoutMs ?? 30_000),
     collectiveTimeoutMs: Number(spec.collectiveTimeoutMs ?? 600_000),
     heartbeatTimeoutMs: Number(spec.heartbeatTimeoutMs ?? 60_000),
     releaseExecutors: spec.releaseExecutors !== false,
-    ...extra,
+    ...options,
   });
 }

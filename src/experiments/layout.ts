@@ -28,6 +28,9 @@ function findUp(dir: string, name: string): string | undefined {
   }
 }
 
+/** versioned/'s compiled entry: the entry with its own imports, as the workers ran it; `experiments rerun` runs it. */
+export const VERSIONED_ENTRY = 'compiled-entry.mjs';
+
 /**
  * versioned/: the entry file as it ran, and what pins the environment around it (the lockfile
  * hashes, as HopsML kept conda.yml), with the Node, Python, Spark and sparkring versions.

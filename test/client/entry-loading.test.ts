@@ -40,7 +40,7 @@ function runCompiled(compiled: string): unknown {
 }
 
 async function compileAndRun(dir: string, entry: string): Promise<unknown> {
-  return runCompiled(await compileEntry(join(dir, entry), tempDir('compiled'), 'installed'));
+  return runCompiled(await compileEntry(join(dir, entry), join(tempDir('compiled'), 'entry.mjs'), 'installed'));
 }
 
 const tsEntry = `import type { TrainContext } from 'sparkring';
@@ -119,11 +119,15 @@ describe('an entry loads from any folder', () => {
       'broken.ts': 'export default function train() {\n  return 1 +;\n}\n',
       'none.ts': 'export const x = 1;\n',
     });
-    const broken = await compileEntry(join(dir, 'broken.ts'), tempDir('compiled'), 'installed').catch((e: unknown) => e);
+    const broken = await compileEntry(join(dir, 'broken.ts'), join(tempDir('compiled'), 'entry.mjs'), 'installed').catch(
+      (e: unknown) => e,
+    );
     expect(broken).toBeInstanceOf(RunError);
     expect((broken as RunError).kind).toBe('input');
     expect((broken as Error).message).toMatch(/^entry (\/.*)broken\.ts does not compile: \1broken\.ts:2:\d+: Unexpected ";"$/);
-    const none = await compileEntry(join(dir, 'none.ts'), tempDir('compiled'), 'installed').catch((e: unknown) => e);
+    const none = await compileEntry(join(dir, 'none.ts'), join(tempDir('compiled'), 'entry.mjs'), 'installed').catch(
+      (e: unknown) => e,
+    );
     expect((none as Error).message).toMatch(/^entry .*none\.ts has no default export/);
   });
 });

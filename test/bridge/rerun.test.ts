@@ -1,0 +1,77 @@
+/**
+ * `experiments rerun` runs the entry kept in versioned/ (with its own imports), says when the
+ * original changed, and applies spec.json's code-running Spark settings only with --trust-spec.
+ * The user's folder and experiments live in a temp folder outside the checkout.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
+
+afterEach(async () => {
+  expect(await waitForNoLeftovers()).toEqual([]);
+});
+
+describe('experiments rerun', () => {
+  let dir: string;
+  let runId: string;
+  const experiments = (): string => join(dir, 'exp');
+
+  beforeAll(async () => {
+    dir = tempDir('rerun');
+    mkdirSync(join(dir, 'lib'));
+    writeFileSync(join(dir, 'lib', 'version.ts'), 'export const version = "as it ran";\n');
+    writeFileSync(
+      join(dir, 'train.ts'),
+      `import { version } from './lib/version';
+export default async function train() {
+  return { version, mark: process.env.SPARKRING_TEST_MARK ?? null };
+}
+`,
+    );
+    const r = await sparkring(
+      [
+        'allreduce',
+        'train.ts',
+        '--workers',
+        '1',
+        '--experiments',
+        experiments(),
+        '--conf',
+        'spark.executorEnv.SPARKRING_TEST_MARK=set',
+        '--json',
+      ],
+      {},
+      dir,
+    );
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).result).toEqual({ version: 'as it ran', mark: 'set' });
+    runId = (
+      JSON.parse((await sparkring(['experiments', 'list', '--experiments', experiments(), '--json'])).stdout) as Array<{
+        id: string;
+      }>
+    )[0]?.id as string;
+    // The user edits the entry and its import afterwards.
+    writeFileSync(join(dir, 'lib', 'version.ts'), 'export const version = "edited";\n');
+    writeFileSync(join(dir, 'train.ts'), "export default async () => 'edited';\n");
+  }, 240_000);
+
+  it('runs the entry as it ran, says the original changed, and leaves out executorEnv without --trust-spec', async () => {
+    const r = await sparkring(['experiments', 'rerun', runId, '--experiments', experiments(), '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).result).toEqual({ version: 'as it ran', mark: null });
+    expect(r.stderr).toMatch(
+      /^sparkring: note: .*train\.ts changed since the run; running the entry as it ran \(.*versioned\/compiled-entry\.mjs\)$/m,
+    );
+    expect(r.stderr).toMatch(
+      /^sparkring: not applying spark\.executorEnv\.SPARKRING_TEST_MARK from spec\.json \(Spark settings that run code\); pass --trust-spec to apply them$/m,
+    );
+  }, 240_000);
+
+  it('applies them with --trust-spec', async () => {
+    const r = await sparkring(['experiments', 'rerun', runId, '--experiments', experiments(), '--trust-spec', '--json']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).result).toEqual({ version: 'as it ran', mark: 'set' });
+    expect(r.stderr).not.toMatch(/not applying/);
+  }, 240_000);
+});
