@@ -11,6 +11,7 @@ import { basicAuth, bearer } from '../livy/client.js';
 import { collect, earlyStopFlag, keyValue, nonNegative, positiveInt } from './args.js';
 import { runDemo } from './demo.js';
 import { experimentsList, experimentsShow } from './experiments.js';
+import { secretValue } from './secrets.js';
 
 const parseValue = (v: string): unknown => {
   try {
@@ -56,12 +57,12 @@ function withJobOptions(command: Command): Command {
     .option('--conf <key=value>', 'extra Spark configuration (repeatable)', keyValue('--conf'), {})
     .option(
       '--redis <url>',
-      "Redis for the run's events and a search's queue: redis://[:password@]host:port or rediss:// (default: a private redis-server)",
+      "Redis for the run's events and a search's queue: redis://[:password@]host:port or rediss://, or @FILE holding it, or $SPARKRING_REDIS (default: a private redis-server)",
     )
     .option('--redis-ca <pem>', 'CA certificate for a rediss:// server')
     .option('--livy <url>', 'submit through this Livy server (http(s)://host:port) instead of spark-submit')
-    .option('--livy-user <user:password>', 'HTTP basic auth for Livy')
-    .option('--livy-token <token>', 'bearer token for Livy')
+    .option('--livy-user <user:password>', 'HTTP basic auth for Livy (or @FILE holding it, or $SPARKRING_LIVY_USER)')
+    .option('--livy-token <token>', 'bearer token for Livy (or @FILE holding it, or $SPARKRING_LIVY_TOKEN)')
     .option('--ship', 'ship the runtime and the entry to the executors as a Spark archive (default with --livy or --master yarn)')
     .option('--no-ship', 'run the runtime and the entry from their paths here (the nodes share this file system)')
     .option('--ship-node', "ship this machine's Node binary too, for nodes without Node 20")
@@ -81,10 +82,13 @@ function jobArgs(entry: string, o: Record<string, unknown>, signal: AbortSignal)
     queue: o.queue as string | undefined,
     experiments: o.experiments as string | undefined,
     sparkConf: o.conf as Record<string, string>,
-    redis: o.redis as string | undefined,
+    redis: secretValue('--redis', o.redis as string | undefined),
     redisCa: o.redisCa as string | undefined,
     livy: o.livy as string | undefined,
-    livyHeaders: livyHeaders(o.livyUser as string | undefined, o.livyToken as string | undefined),
+    livyHeaders: livyHeaders(
+      secretValue('--livy-user', o.livyUser as string | undefined),
+      secretValue('--livy-token', o.livyToken as string | undefined),
+    ),
     ship: o.ship as boolean | undefined,
     shipNode: Boolean(o.shipNode),
     stage: o.stage as string | undefined,
@@ -95,7 +99,10 @@ function jobArgs(entry: string, o: Record<string, unknown>, signal: AbortSignal)
 function livyHeaders(user: string | undefined, token: string | undefined): Record<string, string> | undefined {
   if (user) {
     const at = user.indexOf(':');
-    if (at <= 0) throw new InvalidArgumentError(`--livy-user takes user:password, not "${user}"`);
+    if (at <= 0)
+      throw new InvalidArgumentError(
+        `--livy-user takes user:password (or @FILE holding it, or $SPARKRING_LIVY_USER), not "${user}"`,
+      );
     return basicAuth(user.slice(0, at), user.slice(at + 1));
   }
   return token ? bearer(token) : undefined;
@@ -301,7 +308,7 @@ experiments
     const interrupt = onInterrupt();
     try {
       const r = await rerun(run, o.experiments ?? DEFAULT_EXPERIMENTS(), {
-        redis: o.redis,
+        redis: secretValue('--redis', o.redis),
         trustSpec: o.trustSpec,
         signal: interrupt.signal,
       });

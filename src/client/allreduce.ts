@@ -20,6 +20,7 @@ import { checkLivy, runLivyBatch } from './livy-launcher.js';
 import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from './options.js';
 import { packageRoot, requireSparkPaths, type SparkPaths } from './paths.js';
 import { Progress } from './progress.js';
+import { redactConf } from './redaction.js';
 import { openRunRedis } from './redis-server.js';
 import { checkYarnQueue } from './yarn.js';
 
@@ -199,7 +200,7 @@ async function recordRun(
   await writeFile(
     join(driver.dir, 'spec.json'),
     // The user's entry, not the compiled module the workers ran (it lives in the run's staging, gone after the run).
-    JSON.stringify({ ...rerunnable, entry: o.entry, sparkConf: o.sparkConf, queue: o.queue ?? null }, null, 2),
+    JSON.stringify({ ...rerunnable, entry: o.entry, sparkConf: redactConf(o.sparkConf), queue: o.queue ?? null }, null, 2),
   );
   await writeVersioned(driver.dir, o.entry, packageRoot(), driver.versions ?? {});
   await copyFile(versionedEntry, join(driver.dir, 'versioned', VERSIONED_ENTRY));

@@ -27,6 +27,7 @@ import {
 import { checkEmbeddedSlots, runSparkSubmit, submitError } from './launcher.js';
 import { checkLivy, runLivyBatch } from './livy-launcher.js';
 import { packageRoot, requireSparkPaths } from './paths.js';
+import { redactConf } from './redaction.js';
 import { openRunRedis } from './redis-server.js';
 import { SearchProgress } from './search-progress.js';
 import { checkYarnQueue } from './yarn.js';
@@ -231,7 +232,7 @@ async function recordSearch(
         hparams: o.hparams,
         direction: o.direction,
         earlyStop: o.earlyStop ?? null,
-        sparkConf: o.sparkConf,
+        sparkConf: redactConf(o.sparkConf),
       },
       null,
       2,

@@ -11,6 +11,7 @@ import { findRun, VERSIONED_ENTRY } from '../experiments/layout.js';
 import { type AllreduceResult, allreduce } from './allreduce.js';
 import { RunError } from './errors.js';
 import type { AllreduceOptions } from './options.js';
+import { REDACTED } from './redaction.js';
 
 /** Spark settings that run code or choose what runs. */
 const CODE_RUNNING_CONF = [
@@ -63,13 +64,19 @@ export async function rerun(
     }
   }
   const recordedConf = (spec.sparkConf as Record<string, string>) ?? {};
-  const untrusted = trustSpec ? [] : Object.keys(recordedConf).filter(runsCode);
+  const redacted = Object.keys(recordedConf).filter((k) => recordedConf[k] === REDACTED);
+  if (redacted.length > 0) {
+    say(`sparkring: spec.json holds ${redacted.join(', ')} redacted; the rerun goes without them`);
+  }
+  const untrusted = trustSpec ? [] : Object.keys(recordedConf).filter((k) => runsCode(k) && !redacted.includes(k));
   if (untrusted.length > 0) {
     say(
       `sparkring: not applying ${untrusted.join(', ')} from spec.json (Spark settings that run code); pass --trust-spec to apply them`,
     );
   }
-  const sparkConf = Object.fromEntries(Object.entries(recordedConf).filter(([k]) => !untrusted.includes(k)));
+  const sparkConf = Object.fromEntries(
+    Object.entries(recordedConf).filter(([k]) => !untrusted.includes(k) && !redacted.includes(k)),
+  );
   const optional = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
   return allreduce({
     entry,

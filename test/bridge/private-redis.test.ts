@@ -3,10 +3,11 @@
  * and NOAUTH for a client without it; the run itself (driver, tasks, workers) still gets through.
  */
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
+import { TestRedis } from '../helpers/redis.js';
 import { sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
 
 afterEach(async () => {
@@ -67,3 +68,43 @@ async function probeWhileRunning(): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+it('a Redis password from a file named in $SPARKRING_REDIS reaches no command line and no spec.json', async () => {
+  const password = 'pw-from-a-file-0123456789';
+  const redis = await TestRedis.start(['--requirepass', password]);
+  try {
+    const dir = tempDir('redis-file');
+    writeFileSync(join(dir, 'redis-url'), `redis://:${password}@127.0.0.1:${redis.port}\n`);
+    writeFileSync(join(dir, 'train.ts'), "export default async () => 'ok';\n");
+    const run = sparkring(
+      [
+        'allreduce',
+        'train.ts',
+        '--workers',
+        '1',
+        '--experiments',
+        'exp',
+        '--conf',
+        'spark.hadoop.fs.s3a.secret.key=abc',
+        '--json',
+      ],
+      { SPARKRING_REDIS: `@${join(dir, 'redis-url')}` },
+      dir,
+    );
+    let seen = false;
+    while (!seen && run.exitCode === null) {
+      const lines = commandLines();
+      for (const l of lines) expect(l).not.toContain(password);
+      seen = lines.some((l) => l.includes('sparkring_submit.py'));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const r = await run;
+    expect(r.exitCode, r.stderr).toBe(0);
+    const spec = readFileSync(join(JSON.parse(r.stdout).dir, 'spec.json'), 'utf8');
+    expect(spec).not.toContain(password);
+    expect(JSON.parse(spec).sparkConf).toEqual({ 'spark.hadoop.fs.s3a.secret.key': '*********(redacted)' });
+    expect(r.all).not.toContain(password);
+  } finally {
+    await redis.stop();
+  }
+}, 240_000);
