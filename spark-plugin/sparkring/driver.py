@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from sparkring.errors import JobError, find_failure
 from sparkring.events import EventSender
+from sparkring.lost import describe, first_lost
 from sparkring.slots import SlotNeed, SlotsError, local_cluster_shape, wait_for_slots
 from sparkring.spec import JobSpec
 
@@ -98,6 +99,7 @@ def run(spec: JobSpec) -> dict[str, Any]:
     run_dir = spec.run_dir or experiment_dir(spec.experiments, app_id, spec.name)
     os.makedirs(run_dir, exist_ok=True)
     events.send("driver", stage="started", appId=app_id, dir=run_dir)
+    job_group = f"sparkring-{spec.run_id}-{spec.attempt}"
     result: dict[str, Any] = {
         "appId": app_id,
         "dir": run_dir,
@@ -134,6 +136,7 @@ def run(spec: JobSpec) -> dict[str, Any]:
         schema = to_arrow_schema(df.schema)
         task = make_task(spec, run_dir, schema)
         started = time.time()
+        sc.setJobGroup(job_group, f"sparkring {spec.name} attempt {spec.attempt + 1}")
         rows = df.repartition(spec.workers).mapInArrow(task, RESULT_SCHEMA, barrier=True).collect()
         finished = time.time()
         per_rank = {int(r["rank"]): json.loads(r["result"]) for r in rows}
@@ -164,6 +167,8 @@ def run(spec: JobSpec) -> dict[str, Any]:
                     "logTail": failure.log_tail,
                 },
             )
+        elif (lost := first_lost(sc, job_group)) is not None:
+            result.update(ok=False, error={"kind": "worker", "rank": lost.rank, "message": describe(lost), "detail": text[-4000:]})
         else:
             lines = [ln for ln in str(e).splitlines() if ln.strip()]
             result.update(ok=False, error={"kind": "spark", "message": lines[0] if lines else type(e).__name__, "detail": text[-4000:]})

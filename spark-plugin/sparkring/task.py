@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -24,6 +25,7 @@ import pyarrow as pa
 from sparkring.bundle import shipped_paths
 from sparkring.errors import SparkringWorkerError, WorkerFailure
 from sparkring.gpus import gpu_addresses, visible_devices
+from sparkring.lost import exit_description
 from sparkring.rehearsal import rehearsal_stream
 from sparkring.spec import JobSpec
 
@@ -35,8 +37,10 @@ class NodeWorker:
     """A Node process (the training runtime, or a search agent) with its control pipe (fd
     SPARKRING_CONTROL_FD) and its log."""
 
-    def __init__(self, node: str, script: str, rank: int, gpus: list[str], log_path: str) -> None:
+    def __init__(self, node: str, script: str, rank: int, gpus: list[str], log_path: str, host: Optional[str] = None) -> None:
         self.rank = rank
+        # The executor's host as Spark names it, for the line that says where a worker died.
+        self.host = host or socket.gethostname()
         control_r, control_w = os.pipe()
         env = dict(os.environ)
         env["CUDA_VISIBLE_DEVICES"] = visible_devices(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
@@ -88,7 +92,7 @@ class NodeWorker:
             code = self.proc.wait(timeout=30)
             self._pump.join(timeout=5)
             raise SparkringWorkerError(
-                WorkerFailure(self.rank, f"Node worker exited with status {code} before reporting", "", self.log_tail())
+                WorkerFailure(self.rank, exit_description(code, self.proc.pid, self.host), "", self.log_tail())
             )
         msg: dict[str, Any] = json.loads(line)
         if msg.get("type") == "error":
@@ -209,7 +213,8 @@ def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Itera
         rank = ctx.partitionId()
         gpus = gpu_addresses(ctx.resources())
         node, runtime_main, entry = shipped_paths(spec.bundle, rank, spec.node, spec.runtime_main, spec.entry)
-        worker = NodeWorker(node, runtime_main, rank, gpus, os.path.join(run_dir, "logs", f"worker-{rank}.log"))
+        host = ctx.getTaskInfos()[rank].address.rsplit(":", 1)[0]
+        worker = NodeWorker(node, runtime_main, rank, gpus, os.path.join(run_dir, "logs", f"worker-{rank}.log"), host)
         data_path = os.path.join(handoff_dir(), f"sparkring-{spec.run_id}-{spec.attempt}-{rank}-{os.getpid()}.arrow")
         try:
             worker.send(

@@ -268,3 +268,14 @@ def test_the_rehearsal_of_a_wide_schema_stays_small() -> None:
     table = pa.ipc.open_stream(stream).read_all()
     assert table.schema == pixels and 1 <= table.num_rows < 1024
     assert len(stream) < 2 * REHEARSAL_BYTES  # the batch, plus the schema message of 784 fields
+
+
+def test_lost_task_lines_say_what_died_and_where() -> None:
+    from sparkring.lost import LostTask, describe, exit_description
+
+    executor = LostTask(1, "3", "10.0.0.2", "ExecutorLostFailure (executor 3 exited caused by one of the running tasks) Reason: Command exited with code 137")
+    assert describe(executor) == "its executor 3 on 10.0.0.2 was lost (Command exited with code 137)"
+    python = LostTask(0, "1", "10.0.0.3", "org.apache.spark.SparkException: Python worker exited unexpectedly (crashed)\n\tat ...")
+    assert describe(python) == "the Python worker of its Spark task on 10.0.0.3 (executor 1) died: Python worker exited unexpectedly (crashed)"
+    assert exit_description(-9, 42, "h1") == "the Node worker (pid 42) on h1 was killed by signal 9 (SIGKILL) before reporting"
+    assert exit_description(3, 42, "h1") == "the Node worker (pid 42) on h1 exited with status 3 before reporting"

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -33,8 +34,24 @@ async function streamedSteps(runId: string): Promise<Array<[number, number]>> {
   }
 }
 
+/** The pid of a Python worker that a pyspark daemon forked for a task (not a daemon itself). */
+function pythonWorker(): number | undefined {
+  const ps = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' }).trim().split('\n');
+  const rows = ps.map((l) => {
+    const [pid, ppid, ...args] = l.trim().split(/\s+/);
+    return { pid: Number(pid), ppid: Number(ppid), args: args.join(' ') };
+  });
+  const daemons = new Set(rows.filter((r) => /-m pyspark\.daemon/.test(r.args)).map((r) => r.pid));
+  return rows.find((r) => daemons.has(r.pid) && daemons.has(r.ppid))?.pid;
+}
+
 /** Runs the resumable entry; once a worker reports step 12, kills -9 what `victim` matches. */
-async function run(dir: string, data: string, victim?: RegExp): Promise<AllreduceResult> {
+async function run(
+  dir: string,
+  data: string,
+  victim?: RegExp | (() => number | undefined),
+  lines: string[] = [],
+): Promise<AllreduceResult> {
   let killed = false;
   return allreduce({
     entry: entry('resumable.ts'),
@@ -45,9 +62,10 @@ async function run(dir: string, data: string, victim?: RegExp): Promise<Allreduc
     maxAttempts: victim ? 2 : 1,
     redis: `redis://127.0.0.1:${redis.port}`,
     onProgress: (line) => {
+      lines.push(line);
       const m = /^\[worker \d\] step (\d+)/.exec(line);
       if (victim && !killed && m && Number(m[1]) >= 12) {
-        const pid = pidOf(victim);
+        const pid = typeof victim === 'function' ? victim() : pidOf(victim);
         if (pid) {
           killed = true;
           process.kill(pid, 'SIGKILL');
@@ -90,12 +108,27 @@ describe('a run that loses a worker or an executor resumes from its checkpoint',
   });
 
   it.each([
-    ['a Node worker', /node .*runtime\/main\.js/],
-    ['an executor JVM', /CoarseGrainedExecutorBackend/],
-  ])(
-    'kill -9 of %s: 2 attempts, the weights of a run that never failed',
-    async (_what, victim) => {
-      const r = await run(dir, data, victim);
+    [
+      'a Node worker',
+      /node .*runtime\/main\.js/,
+      /^sparkring: attempt 1 failed: worker \d failed: the Node worker \(pid \d+\) on \S+ was killed by signal 9 \(SIGKILL\) before reporting; resubmitting/,
+    ],
+    [
+      'an executor JVM',
+      /CoarseGrainedExecutorBackend/,
+      /^sparkring: attempt 1 failed: worker \d failed: its executor \d+ on \S+ was lost \(Command exited with code 137\); resubmitting/,
+    ],
+    [
+      "a task's Python worker",
+      pythonWorker,
+      /^sparkring: attempt 1 failed: worker \d failed: the Python worker of its Spark task on \S+ \(executor \d+\) died: Python worker exited unexpectedly \(crashed\); resubmitting/,
+    ],
+  ] as const)(
+    'kill -9 of %s: 2 attempts, the retry line says what failed, the weights of a run that never failed',
+    async (_what, victim, retryLine) => {
+      const lines: string[] = [];
+      const r = await run(dir, data, victim, lines);
+      expect(lines.filter((l) => l.includes('attempt 1 failed'))).toEqual([expect.stringMatching(retryLine)]);
       const result = r.result as Resumed;
       expect(r.attempts).toBe(2);
       expect(result.attempt).toBe(1);

@@ -1,0 +1,64 @@
+"""What failed, when a barrier stage fails without a sparkring worker's own report (its Python
+worker or its executor died): Spark's status store keeps each task's partition (our rank),
+executor, host and error; this turns the first failed task into one line."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class LostTask:
+    rank: int
+    executor: str
+    host: str
+    error: str
+
+
+def failed_tasks(sc: Any, job_group: str) -> list[LostTask]:
+    """The failed tasks of the jobs of `job_group`, read from Spark's status store."""
+    store = sc._jsc.sc().statusStore()
+    lost: list[LostTask] = []
+    for job in sc.statusTracker().getJobIdsForGroup(job_group):
+        info = sc.statusTracker().getJobInfo(job)
+        for stage in info.stageIds if info else []:
+            tasks = store.taskList(stage, 0, 10_000)
+            for i in range(tasks.size()):
+                t = tasks.apply(i)
+                if t.status() != "FAILED":
+                    continue
+                err = t.errorMessage()
+                lost.append(LostTask(int(t.index()), str(t.executorId()), str(t.host()), str(err.get()) if err.isDefined() else ""))
+    return lost
+
+
+def describe(task: LostTask) -> str:
+    """`the executor 1 on 10.0.0.2 was lost (Command exited with code 137)` and the like."""
+    first = next((ln.strip() for ln in task.error.splitlines() if ln.strip()), "no reason given")
+    if first.startswith("ExecutorLostFailure"):
+        reason = first.split("Reason:", 1)[1].strip() if "Reason:" in first else first
+        return f"its executor {task.executor} on {task.host} was lost ({reason})"
+    if "Python worker exited unexpectedly" in first:
+        return f"the Python worker of its Spark task on {task.host} (executor {task.executor}) died: {first.split(': ', 1)[-1]}"
+    return f"its Spark task on {task.host} (executor {task.executor}) failed: {first}"
+
+
+def first_lost(sc: Any, job_group: str) -> Optional[LostTask]:
+    try:
+        tasks = failed_tasks(sc, job_group)
+    except Exception:  # the status store is best effort: the caller falls back to Spark's own line
+        return None
+    return tasks[0] if tasks else None
+
+
+def exit_description(code: int, pid: int, host: str) -> str:
+    """How a Node worker on `host` ended before reporting: a signal (negative code) or an exit status."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"the Node worker (pid {pid}) on {host} was killed by signal {-code} ({name}) before reporting"
+    return f"the Node worker (pid {pid}) on {host} exited with status {code} before reporting"
