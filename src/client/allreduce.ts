@@ -4,7 +4,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunEvent } from '../events/protocol.js';
 import { type RedisEndpoint, redactUrl } from '../events/redis.js';
@@ -130,9 +130,10 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
     say(`sparkring: Redis at ${redactUrl(redis.endpoint.url)}: ${message}; following the run resumes when it is back`);
   };
   const secret = randomBytes(32).toString('hex');
-  let staging: string | undefined;
+  let stage: Awaited<ReturnType<typeof stagingDir>> | undefined;
   try {
-    staging = await stagingDir(o.stage, 'sparkring-');
+    stage = await stagingDir(o.stage, 'sparkring-');
+    const staging = stage.dir;
     const bundle = await shipRuntime(o, paths, staging, say);
     const entry = await workerEntry(o.entry, bundle, staging);
     // The entry as it ran, self-contained and portable (tfjs imports left bare), for versioned/.
@@ -184,7 +185,7 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
   } finally {
     await follower.stop();
     await redis.stop();
-    if (staging) await rm(staging, { recursive: true, force: true });
+    await stage?.remove();
   }
 }
 

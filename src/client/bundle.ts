@@ -14,7 +14,7 @@
  *   bin/node                                                                 with shipNode only
  */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { build } from 'esbuild';
@@ -22,6 +22,7 @@ import { execa } from 'execa';
 import { PARTITION_MAP_ADDON } from '../runtime/partition-map.js';
 import { compiledEntryName, compileEntry, REQUIRE_SHIM } from './entry-compile.js';
 import { RunError } from './errors.js';
+import { removeWhenGone } from './janitor.js';
 import { packageRoot, type SparkPaths } from './paths.js';
 
 /** The directory name Spark unpacks the archive to (the archive URI's #fragment). */
@@ -169,14 +170,26 @@ export async function shipRuntime(
   return bundle;
 }
 
-/** The run's own directory for what the cluster reads (spec, plugin zip, archive), under `stage` or $TMPDIR. */
-export async function stagingDir(stage: string | undefined, prefix: string): Promise<string> {
+/**
+ * The run's own directory for what the cluster reads (spec, plugin zip, archive), under `stage` or
+ * $TMPDIR. `remove()` takes it away; a janitor takes it away if this process dies first (SIGKILL).
+ */
+export async function stagingDir(stage: string | undefined, prefix: string): Promise<{ dir: string; remove(): Promise<void> }> {
   const parent = resolve(stage ?? tmpdir());
+  let dir: string;
   try {
-    return await mkdtemp(join(parent, prefix));
+    dir = await mkdtemp(join(parent, prefix));
   } catch (err) {
     throw new RunError('input', `--stage ${parent}: cannot create the run's directory there (${(err as Error).message})`);
   }
+  const janitor = removeWhenGone([dir]);
+  return {
+    dir,
+    async remove() {
+      await rm(dir, { recursive: true, force: true });
+      janitor.stop();
+    },
+  };
 }
 
 /** The entry path the spec gives the workers: inside the shipped bundle, or compiled into `staging`. */

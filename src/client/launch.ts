@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connectRedis } from '../events/redis.js';
 import { writeVersioned } from '../experiments/layout.js';
@@ -86,7 +86,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
     const decided = progress.on(e, rule);
     if (decided) queue.requestStop(decided).catch(() => undefined);
   });
-  let staging: string | undefined;
+  let stage: Awaited<ReturnType<typeof stagingDir>> | undefined;
   let keeper: NodeJS.Timeout | undefined;
   try {
     await conn.connect();
@@ -105,7 +105,8 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
       },
       Math.max(100, Math.floor(o.leaseMs / 2)),
     );
-    staging = await stagingDir(o.stage, 'sparkring-search-');
+    stage = await stagingDir(o.stage, 'sparkring-search-');
+    const staging = stage.dir;
     const resultPath = join(staging, 'result.json');
     const bundle = await shipRuntime(o, paths, staging, say);
     const entry = await workerEntry(o.entry, bundle, staging);
@@ -180,7 +181,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
     await follower.stop();
     conn.disconnect();
     await redis.stop();
-    if (staging) await rm(staging, { recursive: true, force: true });
+    await stage?.remove();
   }
 }
 

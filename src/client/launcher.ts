@@ -2,6 +2,7 @@
 import { availableParallelism, freemem } from 'node:os';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
+import { tiedToThisProcess } from '../util/tied.js';
 import { RunError } from './errors.js';
 import type { SparkPaths } from './paths.js';
 
@@ -126,7 +127,8 @@ export async function runSparkSubmit(
   const master = o.master ?? defaultMaster(o.workers);
   const env: Record<string, string> = { PYSPARK_PYTHON: paths.python, PYSPARK_DRIVER_PYTHON: paths.python };
   if (master.startsWith('local')) env.SPARK_LOCAL_IP = process.env.SPARK_LOCAL_IP ?? '127.0.0.1';
-  const child = execa(paths.sparkSubmit, sparkSubmitArgs(o, paths, program), {
+  // Tied to this process: a client killed with SIGKILL takes the driver, and so the job, with it.
+  const child = execa(...tiedToThisProcess(paths.sparkSubmit, sparkSubmitArgs(o, paths, program)), {
     env,
     reject: false,
     stdin: 'ignore',

@@ -7,6 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { pingRedis, type RedisEndpoint, redactUrl, runStream } from '../events/redis.js';
 import { freePort } from '../util/net.js';
+import { tiedToThisProcess } from '../util/tied.js';
 import { RunError } from './errors.js';
 
 export class PrivateRedis {
@@ -18,7 +19,8 @@ export class PrivateRedis {
   static async start(): Promise<PrivateRedis> {
     const port = await freePort();
     const password = randomBytes(24).toString('hex');
-    const child = spawn('redis-server', ['-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // Tied to this process: a client killed with SIGKILL leaves no redis-server behind.
+    const child = spawn(...tiedToThisProcess('redis-server', ['-']), { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdin?.on('error', () => undefined); // a redis-server that fails to start closes it early
     child.stdin?.end([`port ${port}`, 'bind 127.0.0.1', 'save ""', 'appendonly no', `requirepass ${password}`, ''].join('\n'));
     const ready = await new Promise<string | undefined>((resolve) => {

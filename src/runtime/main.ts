@@ -5,6 +5,7 @@
  * reader until the peers come (stdin) -> join the ring -> "joined" -> the partition's ranges as
  * the task writes them -> train(ctx) -> "result".
  */
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { listen, type Ring } from '../collective/index.js';
 import { Checkpoints } from './checkpoint.js';
@@ -24,9 +25,12 @@ if (!Number.isInteger(controlFd)) {
 }
 
 let done = false;
+/** The partition file the task is handing over; the task removes it, unless it died first. */
+let partitionPath: string | undefined;
 const control = new ControlChannel(controlFd, () => {
   if (done) return;
   process.stderr.write('sparkring runtime: the Spark task ended; stopping this worker\n');
+  if (partitionPath) rmSync(partitionPath, { force: true });
   process.exit(137);
 });
 
@@ -62,7 +66,12 @@ try {
   const ringFormedAt = Date.now();
   control.send({ type: 'joined' });
   events.send('ring', { rank, formedAt: ringFormedAt });
-  const data = await withoutTurbofan(() => PartitionData.fromGrowingFile(() => control.next(partitionMessage), arrow));
+  const nextRange = async () => {
+    const m = await control.next(partitionMessage);
+    partitionPath = m.path;
+    return m;
+  };
+  const data = await withoutTurbofan(() => PartitionData.fromGrowingFile(nextRange, arrow));
   const dataReadyAt = Date.now();
   // tfjs is loaded once every worker's partition is in: importing it costs a core for a while
   // (~300 ms of CPU for pure-JS tfjs), which on a host shared with another executor would slow the

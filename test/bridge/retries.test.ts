@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -129,6 +129,8 @@ describe('a run that loses a worker or an executor resumes from its checkpoint',
       const lines: string[] = [];
       const r = await run(dir, data, victim, lines);
       expect(lines.filter((l) => l.includes('attempt 1 failed'))).toEqual([expect.stringMatching(retryLine)]);
+      // The killed attempt's partition files went too (the task removes them, or its worker when the task died).
+      expect(readdirSync('/dev/shm').filter((f) => f.startsWith(`sparkring-${r.runId}-`))).toEqual([]);
       const result = r.result as Resumed;
       expect(r.attempts).toBe(2);
       expect(result.attempt).toBe(1);

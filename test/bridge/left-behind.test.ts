@@ -1,0 +1,60 @@
+/**
+ * Nothing left behind when the CLI is stopped mid-run, politely (SIGINT, SIGTERM) or not (SIGKILL):
+ * no private redis-server, no Spark or Node process, no staging files, no /dev/shm partition file.
+ * The entry and the CLI's $TMPDIR (where staging goes) are temp folders outside the checkout.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, expect, it } from 'vitest';
+import { sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
+
+afterEach(async () => {
+  expect(await waitForNoLeftovers()).toEqual([]);
+});
+
+const redisServers = (): string[] =>
+  execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => /^redis-server /.test(l));
+
+async function eventually(check: () => boolean, timeoutMs = 30_000): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return true;
+}
+
+it.each(['SIGINT', 'SIGTERM', 'SIGKILL'] as const)(
+  'a CLI stopped with %s mid-run leaves no process, staging file or partition file behind',
+  async (signal) => {
+    const dir = tempDir('left-behind');
+    const tmp = join(dir, 'tmp');
+    mkdirSync(tmp);
+    writeFileSync(
+      join(dir, 'slow.ts'),
+      `export default async function train(ctx: any) {
+  for (let s = 0; s < 120; s++) { await new Promise((r) => setTimeout(r, 250)); await ctx.barrier(); ctx.report({ s }); }
+  return 'ok';
+}
+`,
+    );
+    const redisBefore = redisServers().length;
+    const child = sparkring(['allreduce', 'slow.ts', '--workers', '2', '--experiments', 'exp'], { TMPDIR: tmp }, dir);
+    let out = '';
+    child.stderr?.on('data', (b: Buffer) => {
+      out += b.toString();
+    });
+    expect(await eventually(() => /\[worker \d\] step 2/.test(out), 120_000)).toBe(true);
+    expect(readdirSync(tmp).length).toBeGreaterThan(0); // the run's staging is there while it runs
+    child.kill(signal);
+    await child;
+    expect(await eventually(() => redisServers().length === redisBefore)).toBe(true);
+    expect(await waitForNoLeftovers(30_000)).toEqual([]);
+    expect(await eventually(() => readdirSync(tmp).length === 0)).toBe(true);
+    expect(readdirSync('/dev/shm').filter((f) => f.startsWith('sparkring-'))).toEqual([]);
+  },
+  240_000,
+);
