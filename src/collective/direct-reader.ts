@@ -4,7 +4,7 @@
  * Headers and small frames go through a scratch buffer. Written by hand: this is the hot receive
  * path of the TCP data plane and no library reads into caller-chosen buffers.
  */
-import { decodeHeader, type Frame, type FrameHeader, HEADER_BYTES } from './frames.js';
+import { decodeHeader, type Frame, type FrameCheck, type FrameHeader, HEADER_BYTES } from './frames.js';
 
 const SCRATCH_BYTES = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -25,6 +25,10 @@ export class DirectReader {
   /** Chooses where a frame's payload is read to (the receiver may know its final place). */
   allocate: (h: FrameHeader) => Buffer = (h) => Buffer.allocUnsafeSlow(h.length);
   onBytes: (() => void) | undefined;
+  /** Checked on every header before a buffer is allocated for its payload; a refusal stops reading. */
+  check: FrameCheck | undefined;
+  onRefused: ((problem: string) => void) | undefined;
+  private refused = false;
 
   constructor(preambleBytes: number) {
     this.preamble = preambleBytes;
@@ -46,6 +50,7 @@ export class DirectReader {
   };
 
   onRead = (n: number, _buf: Uint8Array): boolean => {
+    if (this.refused) return true;
     this.onBytes?.();
     if (this.readingPayload) {
       this.payloadFill += n;
@@ -69,6 +74,13 @@ export class DirectReader {
         if (end - at < HEADER_BYTES) break;
         this.header = decodeHeader(this.scratch, at);
         at += HEADER_BYTES;
+        const problem = this.check?.(this.header);
+        if (problem !== undefined) {
+          this.refused = true;
+          this.held = 0;
+          this.onRefused?.(problem);
+          return;
+        }
       }
       const need = this.header.length;
       const have = Math.min(need, end - at);

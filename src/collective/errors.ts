@@ -54,6 +54,18 @@ export class PeerFailedError extends RingError {
   }
 }
 
+/** A peer sent a frame longer than its kind may be: refused before a buffer was allocated for it. */
+export class FrameRefusedError extends RingError {
+  override readonly name = 'FrameRefusedError';
+  constructor(
+    readonly peerRank: number,
+    readonly peerAddress: string,
+    readonly problem: string,
+  ) {
+    super(`rank ${peerRank} at ${peerAddress} sent ${problem}; the frame was refused before it was read`);
+  }
+}
+
 /** Ranks disagree about the collective being run (different order, op or size). */
 export class CollectiveMismatchError extends RingError {
   override readonly name = 'CollectiveMismatchError';

@@ -29,6 +29,12 @@ export interface FrameHeader {
   length: number;
 }
 
+/**
+ * Says why a frame may not be read (its length is more than its kind can carry), before a buffer
+ * is allocated for it; undefined when it may.
+ */
+export type FrameCheck = (h: FrameHeader) => string | undefined;
+
 export interface Frame extends FrameHeader {
   payload: Uint8Array;
 }
@@ -66,12 +72,16 @@ export class FrameDecoder {
   private headerFill = 0;
   private payload: Buffer | undefined;
   private payloadFill = 0;
+  private refused = false;
+  /** Checked on every header before its payload is read; a refusal stops the decoder. */
+  check: FrameCheck | undefined;
+  onRefused: ((problem: string) => void) | undefined;
 
   constructor(private readonly onFrame: (f: Frame) => void) {}
 
   push(chunk: Buffer): void {
     let at = 0;
-    while (at < chunk.length) {
+    while (at < chunk.length && !this.refused) {
       if (this.header === undefined) {
         if (this.headerFill === 0 && chunk.length - at >= HEADER_BYTES) {
           this.header = decodeHeader(chunk, at);
@@ -84,6 +94,12 @@ export class FrameDecoder {
           if (this.headerFill < HEADER_BYTES) return;
           this.header = decodeHeader(this.headerBytes);
           this.headerFill = 0;
+        }
+        const problem = this.check?.(this.header);
+        if (problem !== undefined) {
+          this.refused = true;
+          this.onRefused?.(problem);
+          return;
         }
         if (this.header.length === 0) {
           this.emit(new Uint8Array(0));

@@ -5,7 +5,16 @@
  */
 import type net from 'node:net';
 import type { DirectReader } from './direct-reader.js';
-import { decodeHeader, encodeHeader, type Frame, FrameDecoder, type FrameHeader, HEADER_BYTES } from './frames.js';
+import { FrameRefusedError } from './errors.js';
+import {
+  decodeHeader,
+  encodeHeader,
+  type Frame,
+  type FrameCheck,
+  FrameDecoder,
+  type FrameHeader,
+  HEADER_BYTES,
+} from './frames.js';
 
 export interface LinkEvents {
   frame(f: Frame): void;
@@ -59,6 +68,19 @@ export abstract class Link {
   /** Where payloads are read to, for data planes that can read in place (raw TCP). */
   setPayloadAllocator(_allocate: (h: FrameHeader) => Buffer): void {}
 
+  /** Frames that `check` refuses break the link before their payload is read. */
+  setFrameCheck(check: FrameCheck): void {
+    this.frameCheck = check;
+  }
+
+  protected frameCheck: FrameCheck | undefined;
+
+  /** A refused frame: the connection is dropped, the link reported broken with the reason. */
+  protected refuse(problem: string): void {
+    this.broke(new FrameRefusedError(this.peerRank, this.peerAddress, problem));
+    this.shutdown();
+  }
+
   protected received(f: Frame): void {
     this.lastHeardAt = Date.now();
     if (this.events) this.events.frame(f);
@@ -110,9 +132,13 @@ export class TcpLink extends Link {
     this.reader = reader;
     if (reader) {
       reader.onBytes = () => this.heard();
+      reader.check = (h) => this.frameCheck?.(h);
+      reader.onRefused = (problem) => this.refuse(problem);
       reader.setSink((f) => this.received(f));
     } else {
       const decoder = new FrameDecoder((f) => this.received(f));
+      decoder.check = (h) => this.frameCheck?.(h);
+      decoder.onRefused = (problem) => this.refuse(problem);
       socket.on('data', (chunk: Buffer) => {
         this.heard();
         decoder.push(chunk);
@@ -223,6 +249,11 @@ export class GrpcLink extends Link {
         f = decodeFrameMessage(msg);
       } catch (err) {
         this.broke(err as Error);
+        return;
+      }
+      const problem = this.frameCheck?.(f);
+      if (problem !== undefined) {
+        this.refuse(problem);
         return;
       }
       this.received(f);

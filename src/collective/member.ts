@@ -22,11 +22,18 @@ import { type HandshakeField, RingFormationTimeoutError, RingHandshakeError } fr
 import { CollectiveKind, FrameKind } from './frames.js';
 import { GrpcLink, type Link, TcpLink } from './link.js';
 import { parseRingOptions, type RingOptions, type RingOptionsInput } from './options.js';
-import { Ring } from './ring.js';
+import { MAX_VALUE_BYTES, Ring } from './ring.js';
 
 const AUTH_BYTES = 48; // 16-byte session id + 32-byte HMAC
 const ACK = 0x01;
 const REFUSAL_LINGER_MS = 3000;
+/** Connections to the data port that have not proven the secret yet: at most this many, this long. */
+const MAX_UNPROVEN_LINKS = 8;
+const UNPROVEN_LINK_MS = 10_000;
+/** Handshakes (Hello without Join yet) kept at once. */
+const MAX_PENDING_HELLOS = 32;
+/** The handshake's messages are small: a larger one is refused by gRPC before it is read. */
+const HANDSHAKE_MESSAGE_BYTES = 64 * 1024;
 
 export function splitAddress(address: string): { host: string; port: number } {
   const at = address.lastIndexOf(':');
@@ -70,6 +77,8 @@ export class RingMember {
   private readonly sessions = new Set<string>();
   private client: RingClient | undefined;
   private released = false;
+  /** Connections to the data port still owing their proof. */
+  private unproven = 0;
 
   private constructor(
     readonly options: RingOptions,
@@ -84,8 +93,12 @@ export class RingMember {
   static async listen(input: RingOptionsInput): Promise<RingMember> {
     const options = parseRingOptions(input);
     const server = new grpc.Server({
-      'grpc.max_receive_message_length': -1,
+      // The gRPC data plane's Link messages are frames (a chunk, or a JSON value); the TCP data
+      // plane leaves gRPC the handshake only.
+      'grpc.max_receive_message_length':
+        options.transport === 'grpc' ? MAX_VALUE_BYTES + HANDSHAKE_MESSAGE_BYTES : HANDSHAKE_MESSAGE_BYTES,
       'grpc.max_send_message_length': -1,
+      'grpc.max_concurrent_streams': MAX_PENDING_HELLOS,
     });
     let member: RingMember | undefined;
     const ready = (): RingMember => {
@@ -151,6 +164,9 @@ export class RingMember {
     const serverNonce = newNonce();
     const now = Date.now();
     for (const [k, v] of this.hellos) if (now - v.at > o.formationTimeoutMs) this.hellos.delete(k);
+    if (this.hellos.size >= MAX_PENDING_HELLOS) {
+      return refuse('session', `${MAX_PENDING_HELLOS} handshakes are already waiting for their Join; try again later`);
+    }
     this.hellos.set(req.clientNonce.toString('hex'), { serverNonce, at: now });
     return { refusedField: '', refusedReason: '', serverNonce, rank: o.rank };
   }
@@ -196,12 +212,24 @@ export class RingMember {
   }
 
   private onTcpLink(socket: net.Socket): void {
+    if (this.unproven >= MAX_UNPROVEN_LINKS) {
+      socket.destroy();
+      return;
+    }
+    this.unproven++;
+    let counted = true;
+    const proven = (): void => {
+      if (counted) this.unproven--;
+      counted = false;
+    };
+    socket.once('close', proven);
     let got = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), this.options.formationTimeoutMs);
+    const timer = setTimeout(() => socket.destroy(), Math.min(UNPROVEN_LINK_MS, this.options.formationTimeoutMs));
     const onData = (chunk: Buffer): void => {
       got = Buffer.concat([got, chunk]);
       if (got.length < AUTH_BYTES) return;
       clearTimeout(timer);
+      proven();
       socket.off('data', onData);
       socket.pause();
       if (!this.takeSession(got.subarray(0, 16), got.subarray(16, AUTH_BYTES))) {
@@ -270,7 +298,9 @@ export class RingMember {
         Promise.all([this.dial(predAddress, deadline, dialState), this.successor.promise]),
         timeout,
       ]);
-      return new Ring(o, peers, prev, makeNext(succAddress), () => this.release());
+      const ring = new Ring(o, peers, prev, makeNext(succAddress), () => this.release());
+      this.stopAccepting();
+      return ring;
     } catch (err) {
       if (err instanceof RingHandshakeError) {
         // Keep answering a little longer, so the other neighbour learns it was refused (and why)
@@ -350,6 +380,16 @@ export class RingMember {
     }
     state.done = true;
     return link;
+  }
+
+  /**
+   * Once the ring is formed no one else may connect: the data port stops listening, and the gRPC
+   * server stops taking calls (its Link stream, on the gRPC data plane, goes on).
+   */
+  private stopAccepting(): void {
+    this.dataServer?.close();
+    if (this.options.transport === 'tcp') this.server.forceShutdown();
+    else this.server.tryShutdown(() => undefined);
   }
 
   /** Frees the servers and the dialing client; idempotent. */

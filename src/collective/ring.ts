@@ -11,6 +11,7 @@ import {
   CollectiveTimeoutError,
   describeStatus,
   EQUAL_STEPS_HINT,
+  FrameRefusedError,
   PeerFailedError,
   type PeerFailure,
   type RankStatus,
@@ -48,6 +49,21 @@ interface AbortMessage {
 }
 
 const mod = (a: number, n: number): number => ((a % n) + n) % n;
+
+/** The largest JSON value allgather and broadcastValue carry (a frame each). */
+export const MAX_VALUE_BYTES = 64 * 1024 * 1024;
+const MAX_ABORT_BYTES = 64 * 1024;
+
+/** A value's JSON bytes, refused when no peer would take them. */
+function valueBytes(value: unknown, what: string): Buffer {
+  const bytes = Buffer.from(JSON.stringify(value) ?? 'null');
+  if (bytes.length > MAX_VALUE_BYTES) {
+    throw new RangeError(
+      `${what} takes values of at most ${MAX_VALUE_BYTES} bytes as JSON; this one is ${bytes.length}: send arrays with allreduce or broadcast instead`,
+    );
+  }
+  return bytes;
+}
 
 export class Ring {
   readonly rank: number;
@@ -89,6 +105,7 @@ export class Ring {
     this.statuses = new Array(options.worldSize).fill(undefined);
     this.statuses[options.rank] = { version: 0, seq: 0, collective: 'none', state: 'between', step: null };
     for (const link of [prev, next]) {
+      link?.setFrameCheck((h) => this.frameProblem(h));
       link?.attach({
         frame: (f) => this.onFrame(link, f),
         broken: (cause) => this.onBroken(link, cause),
@@ -295,7 +312,7 @@ export class Ring {
       const next = this.next as Link;
       const h = { kind: FrameKind.Data, collective: CollectiveKind.Broadcast, seq, index: 0 };
       if (this.rank === root) {
-        next.send(h, Buffer.from(JSON.stringify(value) ?? 'null'));
+        next.send(h, valueBytes(value, 'broadcastValue'));
         await next.drained();
         return value;
       }
@@ -317,7 +334,7 @@ export class Ring {
       out[this.rank] = value;
       if (this.worldSize === 1) return out;
       const next = this.next as Link;
-      const mine = Buffer.from(JSON.stringify(value) ?? 'null');
+      const mine = valueBytes(value, 'allgather');
       next.send({ kind: FrameKind.Data, collective: kind, seq, index: this.rank }, mine);
       for (let s = 0; s < this.worldSize - 1; s++) {
         const origin = mod(this.rank - 1 - s, this.worldSize);
@@ -529,6 +546,10 @@ export class Ring {
   }
 
   private onBroken(link: Link, cause: Error): void {
+    if (cause instanceof FrameRefusedError) {
+      this.fail(cause, link);
+      return;
+    }
     if (this.closed || this.failure || link.saidGoodbye) return;
     this.fail(new PeerFailedError(link.peerRank, link.peerAddress, 'lost', this.rank, cause.message), link);
   }
@@ -560,6 +581,36 @@ export class Ring {
         return;
       }
     }
+  }
+
+  /**
+   * The most a frame of its kind may carry, checked on its header before a buffer is allocated:
+   * a peer (or a stranger past the handshake) cannot make this rank allocate what it names.
+   */
+  private frameProblem(h: FrameHeader): string | undefined {
+    const most =
+      h.kind === FrameKind.Heartbeat
+        ? 1024 + 256 * this.worldSize
+        : h.kind === FrameKind.Abort
+          ? MAX_ABORT_BYTES
+          : h.kind === FrameKind.Goodbye
+            ? 0
+            : h.kind !== FrameKind.Data
+              ? -1
+              : h.collective === CollectiveKind.Allreduce
+                ? this.options.chunkBytes
+                : h.collective === CollectiveKind.Finish
+                  ? 1024
+                  : h.collective === CollectiveKind.Broadcast || h.collective === CollectiveKind.Allgather
+                    ? MAX_VALUE_BYTES
+                    : -1;
+    if (most < 0) return `a frame of unknown kind ${h.kind}/${h.collective}`;
+    if (h.length > most) {
+      const what =
+        h.kind === FrameKind.Data ? `${CollectiveKind[h.collective]} #${this.shown(h.seq)} piece ${h.index}` : FrameKind[h.kind];
+      return `a ${what} frame of ${h.length} bytes, where at most ${most} are expected`;
+    }
+    return undefined;
   }
 
   /** Keeps the newer of each rank's status from a neighbour's heartbeat (others' only: this rank knows its own). */
@@ -616,14 +667,14 @@ export class Ring {
   private fail(err: Error, from?: Link): void {
     if (this.failure) return;
     this.failure = err;
-    const m: AbortMessage = { name: err.name, message: err.message };
+    const m: AbortMessage = { name: err.name, message: err.message.slice(0, MAX_ABORT_BYTES / 4) };
     if (err instanceof PeerFailedError) {
       Object.assign(m, {
         peerRank: err.peerRank,
         peerAddress: err.peerAddress,
         failure: err.failure,
         detectedBy: err.detectedBy,
-        detail: err.detail,
+        detail: err.detail.slice(0, MAX_ABORT_BYTES / 4),
       });
     }
     if (err instanceof CollectiveTimeoutError) m.missingRanks = [...err.missingRanks];
