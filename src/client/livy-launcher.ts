@@ -4,7 +4,9 @@
  * progress comes from the run's Redis stream as with spark-submit. A dead batch shows the end of
  * Livy's log; an abort (Ctrl-C, a silent worker) deletes the batch.
  */
+
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync } from 'node:fs';
 import { join } from 'node:path';
 import { LivyClient, LivyError } from '../livy/client.js';
@@ -69,7 +71,8 @@ export async function runLivyBatch(
     batch = await livy.createBatch({
       file,
       args,
-      name: `${o.name}-${Date.now()}`,
+      // Unique: after a POST whose answer was lost, the client finds the batch by it (livy/client.ts).
+      name: `${o.name}-${Date.now()}-${randomBytes(3).toString('hex')}`,
       pyFiles: [pluginZip(staging, paths.python)],
       files: args.filter((a) => a.endsWith('.json')),
       ...(shipped.archives ? { archives: shipped.archives } : {}),

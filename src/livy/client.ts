@@ -3,7 +3,8 @@
  * statements. Written here because no maintained Livy client exists on npm (see
  * ../shared/reference/C_livy.md). It always sends X-Requested-By (Livy's CSRF filter wants it on
  * every non-GET request), takes pluggable auth headers, retries connection errors and 5xx with
- * backoff, and turns Livy's mixed error bodies (JSON {msg}, a bare JSON string, Jetty's HTML)
+ * backoff (a POST only when it surely never reached Livy: creating a batch twice is worse than
+ * failing; createBatch looks for its batch by name before it tries again), and turns Livy's mixed error bodies (JSON {msg}, a bare JSON string, Jetty's HTML)
  * into one LivyError.
  */
 
@@ -94,6 +95,9 @@ export interface LogPage {
 }
 
 /** One error for everything Livy (or the way to it) can answer. */
+/** Connection errors that mean the request never reached the server. */
+const NOT_SENT_CODES = ['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH'];
+
 export class LivyError extends Error {
   override readonly name = 'LivyError';
   constructor(
@@ -102,10 +106,14 @@ export class LivyError extends Error {
     readonly status: number | undefined,
     readonly method: string,
     readonly url: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; maybeApplied?: boolean },
   ) {
     super(message, options);
+    this.maybeApplied = options?.maybeApplied ?? false;
   }
+
+  /** A POST that may have reached Livy and taken effect (a timeout, a reset, a 5xx): not retried blindly. */
+  readonly maybeApplied: boolean;
 }
 
 /** The message in a Livy error body: {"msg": ...}, a bare JSON string, or Jetty's HTML page. */
@@ -151,6 +159,8 @@ export class LivyClient {
   }
 
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    // GET and DELETE may be sent again; anything else only when it never reached Livy.
+    const repeatable = method === 'GET' || method === 'DELETE';
     const url = `${this.url}${path}`;
     const extra = typeof this.o.headers === 'function' ? await this.o.headers() : (this.o.headers ?? {});
     const headers: Record<string, string> = { 'X-Requested-By': 'sparkring', Accept: 'application/json', ...extra };
@@ -167,25 +177,46 @@ export class LivyClient {
           signal: AbortSignal.timeout(this.o.timeoutMs ?? 30_000),
         });
       } catch (err) {
-        if (attempt < attempts) {
+        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+        const why = cause?.code ?? cause?.message ?? (err as Error).message;
+        const unsent = NOT_SENT_CODES.includes(cause?.code ?? '');
+        if (attempt < attempts && (repeatable || unsent)) {
           await new Promise((r) => setTimeout(r, delay));
           delay *= 2;
           continue;
         }
-        const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-        const why = cause?.code ?? cause?.message ?? (err as Error).message;
-        throw new LivyError(`Livy at ${this.url} is unreachable (${why}) after ${attempts} tries`, undefined, method, url, {
+        if (!repeatable && !unsent) {
+          throw new LivyError(
+            `Livy ${method} ${path}: no answer (${why}); it may have been carried out`,
+            undefined,
+            method,
+            url,
+            {
+              cause: err,
+              maybeApplied: true,
+            },
+          );
+        }
+        throw new LivyError(`Livy at ${this.url} is unreachable (${why}) after ${attempt} tries`, undefined, method, url, {
           cause: err,
         });
       }
       const text = await res.text();
       if (res.ok) return (text === '' ? undefined : JSON.parse(text)) as T;
-      if (res.status >= 500 && attempt < attempts) {
+      if (res.status >= 500 && repeatable && attempt < attempts) {
         await new Promise((r) => setTimeout(r, delay));
         delay *= 2;
         continue;
       }
-      throw new LivyError(`Livy ${method} ${path}: ${res.status} ${livyErrorMessage(text, res.status)}`, res.status, method, url);
+      throw new LivyError(
+        `Livy ${method} ${path}: ${res.status} ${livyErrorMessage(text, res.status)}`,
+        res.status,
+        method,
+        url,
+        {
+          maybeApplied: !repeatable && res.status >= 500,
+        },
+      );
     }
   }
 
@@ -195,8 +226,31 @@ export class LivyClient {
 
   // ---- batches ----------------------------------------------------------------------
 
-  createBatch(req: BatchRequest): Promise<Batch> {
-    return this.request('POST', '/batches', req);
+  /**
+   * POST /batches, never twice for one batch: after an answer that leaves it open whether Livy
+   * created the batch (a timeout, a reset, a 5xx), the batch is looked for by its name (make it
+   * unique) and only created again when Livy does not have it.
+   */
+  async createBatch(req: BatchRequest): Promise<Batch> {
+    const attempts = this.o.attempts ?? 4;
+    let delay = this.o.backoffMs ?? 250;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.request<Batch>('POST', '/batches', req);
+      } catch (err) {
+        if (!(err instanceof LivyError && err.maybeApplied) || !req.name || attempt >= attempts) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+        delay *= 2;
+        const created = await this.findBatch(req.name);
+        if (created) return created;
+      }
+    }
+  }
+
+  /** The newest batch named `name`, if Livy has one. */
+  async findBatch(name: string): Promise<Batch | undefined> {
+    const { sessions } = await this.listBatches(0, 1000);
+    return [...sessions].reverse().find((b) => b.name === name);
   }
 
   getBatch(id: number | string): Promise<Batch> {

@@ -65,6 +65,52 @@ describe('LivyClient', () => {
     expect(seen).toHaveLength(3);
   });
 
+  it('a POST /batches whose answer is lost is not sent again when Livy created the batch', async () => {
+    const batches: Array<{ id: number; name: string; state: string }> = [];
+    const seen: string[] = [];
+    const http = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString();
+      });
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.url}`);
+        if (req.method === 'POST') {
+          batches.push({ id: batches.length, name: JSON.parse(body).name, state: 'starting' });
+          req.socket.destroy(); // created, but the answer never comes back (a timeout or a reset)
+          return;
+        }
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ from: 0, total: batches.length, sessions: batches }));
+      });
+    });
+    server = http;
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', () => r()));
+    const livy = new LivyClient({ url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`, backoffMs: 5 });
+    const batch = await livy.createBatch({ file: 'x.py', name: 'run-123' });
+    expect(batch).toMatchObject({ id: 0, name: 'run-123' });
+    expect(seen).toEqual(['POST /batches', 'GET /batches?from=0&size=1000']);
+    expect(batches).toHaveLength(1);
+  });
+
+  it('a POST /batches answered 503 is sent again only when Livy has no such batch', async () => {
+    const { url, seen } = await serve((req, n) => {
+      if (req.method === 'GET') return [200, JSON.stringify({ from: 0, total: 0, sessions: [] })];
+      return n === 1 ? [503, '"busy"'] : [201, JSON.stringify({ id: 9, name: 'run-9', state: 'starting' })];
+    });
+    const livy = new LivyClient({ url, backoffMs: 5 });
+    expect((await livy.createBatch({ file: 'x.py', name: 'run-9' })).id).toBe(9);
+    expect(seen.map((s) => s.method)).toEqual(['POST', 'GET', 'POST']);
+  });
+
+  it('other POSTs are not sent again after a 5xx', async () => {
+    const { url, seen } = await serve(() => [503, '"busy"']);
+    const livy = new LivyClient({ url, backoffMs: 5 });
+    const err = (await livy.createSession({ kind: 'pyspark' }).catch((e: unknown) => e)) as LivyError;
+    expect(err.maybeApplied).toBe(true);
+    expect(seen).toHaveLength(1);
+  });
+
   it('does not retry 4xx, and names the status and the message', async () => {
     const { url, seen } = await serve(() => [400, '"Rejected, too many sessions are being created!"']);
     const livy = new LivyClient({ url, backoffMs: 5 });
