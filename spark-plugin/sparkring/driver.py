@@ -13,7 +13,7 @@ import traceback
 from typing import Any, Optional
 
 from sparkring.errors import JobError, find_failure
-from sparkring.events import EventSender
+from sparkring.events import EventSender, signed_result
 from sparkring.lost import describe, first_lost
 from sparkring.slots import SlotNeed, SlotsError, local_cluster_shape, wait_for_slots
 from sparkring.spec import JobSpec
@@ -176,7 +176,7 @@ def run(spec: JobSpec) -> dict[str, Any]:
         write_json(os.path.join(run_dir, "result.json"), result)
         write_result(spec.result_path, result)
         # The result rides on the last event too, for a client on another machine than the driver.
-        events.send("driver", stage="done", ok=result.get("ok", False), result=result)
+        events.send("driver", stage="done", ok=result.get("ok", False), **signed_result(spec.secret, result))
         events.close()
         spark.stop()
     return result

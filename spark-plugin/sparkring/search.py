@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterator, Optional
 
 from sparkring.driver import experiment_dir, executor_ids, write_json, write_result
 from sparkring.errors import JobError, find_failure
-from sparkring.events import EventSender
+from sparkring.events import EventSender, signed_result
 from sparkring.spec import RedisEndpoint
 
 ROUND_SCHEMA = "executor string, trials string"
@@ -47,6 +47,8 @@ class SearchSpec:
     lease_ms: int
     max_trial_attempts: int
     exclude_after: int
+    # The run's secret: the driver signs its result on the event stream with it.
+    secret: str = ""
     release_timeout_s: float = 60.0
     run_dir: Optional[str] = None
     bundle: Optional[str] = None  # as JobSpec.bundle
@@ -73,6 +75,7 @@ class SearchSpec:
             lease_ms=int(d["leaseMs"]),
             max_trial_attempts=int(d["maxTrialAttempts"]),
             exclude_after=int(d["excludeAfter"]),
+            secret=str(d.get("secret", "")),
             release_timeout_s=float(d.get("releaseTimeoutS", 60)),
             run_dir=d.get("runDir"),
             bundle=d.get("bundle"),
@@ -262,7 +265,7 @@ def run(spec: SearchSpec) -> dict[str, Any]:
         watch.stop()
         write_result(spec.result_path, result)
         # The result rides on the last event too, for a client on another machine than the driver.
-        events.send("driver", stage="done", ok=result.get("ok", False), result=result)
+        events.send("driver", stage="done", ok=result.get("ok", False), **signed_result(spec.secret, result))
         events.close()
         r.close()
         spark.stop()

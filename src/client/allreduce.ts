@@ -5,7 +5,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { RunEvent } from '../events/protocol.js';
 import { type RedisEndpoint, redactUrl } from '../events/redis.js';
 import { curvesSvg } from '../experiments/curves.js';
@@ -123,6 +123,7 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
   await mkdir(o.experiments, { recursive: true });
   const redis = await openRunRedis(o, runId);
   const follower = new EventFollower(redis.endpoint, (e: RunEvent) => progress.on(e));
+  follower.onIgnored = (message) => say(`sparkring: ${message}`);
   let lastTrouble = 0;
   follower.onTrouble = (message) => {
     if (Date.now() - lastTrouble < 10_000) return;
@@ -166,9 +167,14 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
         : runSparkSubmit(submit, paths, program, stop)
       ).finally(() => clearInterval(watch));
       if (o.signal?.aborted) throw new RunError('input', 'interrupted; the run was stopped');
-      const driver = await readDriverResult<DriverResult>(resultPath, redis.endpoint);
-      // Later attempts resume in the same directory, from its checkpoints.
-      runDir ??= driver?.dir ?? progress.runDir;
+      const driver = await readDriverResult<DriverResult>(resultPath, redis.endpoint, secret);
+      if (driver?.dir && !isInside(o.experiments, driver.dir)) {
+        throw new RunError('spark', `the driver's result names ${driver.dir}, outside --experiments ${o.experiments}; nothing was written there`);
+      }
+      // Later attempts resume in the same directory, from its checkpoints. The directory an event
+      // named counts only inside --experiments (events are not signed).
+      const heard = progress.runDir && isInside(o.experiments, progress.runDir) ? progress.runDir : undefined;
+      runDir ??= driver?.dir ?? heard;
       if (driver?.dir) await recordRun(driver, o, spec, progress, versionedEntry);
       if (driver?.ok) {
         const result = toResult(driver, runId, o.workers, attempt + 1, submitAt, progress);
@@ -259,4 +265,10 @@ function toError(d: DriverResult | undefined, outcome: SubmitOutcome, progress: 
     return new RunError(kind === 'job' && e.message.startsWith('cannot read --data') ? 'input' : kind, e.message, { dir: d.dir });
   }
   return submitError(outcome);
+}
+
+/** Whether `path` lies inside `dir`. */
+function isInside(dir: string, path: string): boolean {
+  const r = relative(resolve(dir), resolve(path));
+  return r !== '' && !r.startsWith('..') && !isAbsolute(r);
 }

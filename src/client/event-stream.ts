@@ -1,6 +1,6 @@
 /** Follows a run's Redis stream (XREAD BLOCK from the last id seen), surviving Redis restarts. */
 import type { Redis } from 'ioredis';
-import type { RunEvent } from '../events/protocol.js';
+import { parseRunEvent, type RunEvent } from '../events/protocol.js';
 import { connectRedis, type RedisEndpoint } from '../events/redis.js';
 
 export class EventFollower {
@@ -8,6 +8,9 @@ export class EventFollower {
   private lastId = '0-0';
   private readonly redis: Redis;
   private readonly loop: Promise<void>;
+  private toldMalformed = false;
+  /** An event that was not one (malformed or forged), said once. */
+  onIgnored: ((message: string) => void) | undefined;
   /** Connection problems while following, for the client to show once. */
   onTrouble: ((message: string) => void) | undefined;
 
@@ -31,7 +34,12 @@ export class EventFollower {
           for (const [id, fields] of entries) {
             this.lastId = id;
             const at = fields.indexOf('e');
-            if (at >= 0) this.onEvent(JSON.parse(fields[at + 1] as string) as RunEvent);
+            const e = at >= 0 ? parseRunEvent(String(fields[at + 1])) : undefined;
+            if (e) this.onEvent(e);
+            else if (!this.toldMalformed) {
+              this.toldMalformed = true;
+              this.onIgnored?.(`ignored a malformed event (${id}) on the run's stream; later ones are ignored silently`);
+            }
           }
         }
       } catch {

@@ -3,7 +3,7 @@
  * task per executor runs them one after another, each in a fresh Node process; early stopping
  * decisions are taken here, from the metrics trials report, and go back through Redis.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -76,6 +76,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
   const paths = requireSparkPaths();
   const say = o.onProgress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const runId = randomUUID();
+  const secret = randomBytes(32).toString('hex');
   await mkdir(o.experiments, { recursive: true });
   const redis = await openRunRedis(o, runId);
   const conn = connectRedis(redis.endpoint, { maxRetriesPerRequest: null });
@@ -122,6 +123,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
       bundle: bundle?.name ?? null,
       experiments: o.experiments,
       resultPath,
+      secret,
       redis: redis.endpoint,
       queueKeys: queue.keys(),
       metric: o.metric,
@@ -155,7 +157,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
       : await runSparkSubmit(submit, paths, program, o.signal);
     if (o.signal?.aborted) throw new RunError('input', 'interrupted; the search was stopped');
     const searchMs = Date.now() - startedAt;
-    const driver = await readDriverResult<DriverResult>(resultPath, redis.endpoint);
+    const driver = await readDriverResult<DriverResult>(resultPath, redis.endpoint, secret);
     if (!driver?.ok) {
       if (driver?.dir) {
         await writeFile(join(driver.dir, 'result.json'), JSON.stringify({ ...driver, trials: await queue.trials() }, null, 2));
@@ -219,7 +221,7 @@ async function recordSearch(
   spec: Record<string, unknown>,
   driver: DriverResult,
 ): Promise<void> {
-  const { redis: _redis, resultPath: _resultPath, queueKeys: _keys, ...rerunnable } = spec;
+  const { redis: _redis, resultPath: _resultPath, queueKeys: _keys, secret: _secret, ...rerunnable } = spec;
   await writeFile(
     join(r.dir, 'spec.json'),
     JSON.stringify(

@@ -5,6 +5,7 @@
  * back, and the late report of a previous owner is refused.
  */
 import type { Redis } from 'ioredis';
+import { TRIAL_ID } from '../events/protocol.js';
 import type { Hparams } from './space.js';
 
 export type TrialStatus = 'pending' | 'running' | 'done' | 'failed';
@@ -126,7 +127,15 @@ export class TrialQueue {
       this.key('lease:'),
       evenIfFailedHere ? '1' : '0',
     )) as [string, string, number] | null;
-    return r ? { id: r[0], hparams: JSON.parse(r[1]) as Hparams, attempt: Number(r[2]) } : null;
+    if (!r) return null;
+    // A queue in a shared Redis may hold what others put there: an id names a folder, so only
+    // well-formed ones run; anything else is dropped (it was taken off the queue by the claim).
+    const hparams = parseJsonObject(r[1]);
+    if (!TRIAL_ID.test(String(r[0])) || hparams === undefined) {
+      await this.redis.srem(this.key('running'), String(r[0]));
+      return this.claim(owner, evenIfFailedHere);
+    }
+    return { id: r[0], hparams: hparams as Hparams, attempt: Number(r[2]) };
   }
 
   /** Extends the lease; false when it was lost (the trial went back to the queue): stop the trial. */
@@ -218,17 +227,19 @@ export class TrialQueue {
   }
 
   async trials(): Promise<TrialRecord[]> {
-    const ids = (await this.redis.smembers(this.key('all'))).sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+    const ids = (await this.redis.smembers(this.key('all')))
+      .filter((id) => TRIAL_ID.test(id))
+      .sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
     const out: TrialRecord[] = [];
     for (const id of ids) {
       const h = await this.redis.hgetall(this.key(`trial:${id}`));
       out.push({
         id,
-        hparams: JSON.parse(h.hparams ?? '{}') as Hparams,
+        hparams: (parseJsonObject(h.hparams ?? '{}') ?? {}) as Hparams,
         status: (h.status ?? 'pending') as TrialStatus,
         attempts: Number(h.attempts ?? 0),
         owner: h.owner || null,
-        result: h.result === undefined ? null : (JSON.parse(h.result) as unknown),
+        result: h.result === undefined ? null : parseJson(h.result),
         error: h.error ?? null,
       });
     }
@@ -244,4 +255,17 @@ export class TrialQueue {
     const [pending, running] = await Promise.all([this.redis.llen(this.key('pending')), this.redis.scard(this.key('running'))]);
     return pending === 0 && running === 0;
   }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+function parseJsonObject(text: string): Record<string, unknown> | undefined {
+  const v = parseJson(text);
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }

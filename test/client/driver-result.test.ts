@@ -1,11 +1,12 @@
 /** The driver's result reaches the client from its file, or from its last event when the driver ran elsewhere. */
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readDriverResult } from '../../src/client/driver-result.js';
 import { TestRedis } from '../helpers/redis.js';
-import { tempDir } from '../helpers/spark.js';
+import { PYTHON, tempDir } from '../helpers/spark.js';
 
 let redis: TestRedis;
 beforeAll(async () => {
@@ -15,6 +16,15 @@ afterAll(async () => {
   await redis?.stop();
 });
 
+const SECRET = 'the-run-secret';
+
+/** What the Python driver's signed_result puts on its last event (spark-plugin/sparkring/events.py). */
+function signedByDriver(result: unknown, secret = SECRET): { resultJson: string; proof: string } {
+  const script =
+    'import json, sys; from sparkring.events import signed_result; print(json.dumps(signed_result(sys.argv[1], json.loads(sys.argv[2]))))';
+  return JSON.parse(execFileSync(PYTHON, ['-c', script, secret, JSON.stringify(result)], { encoding: 'utf8' }));
+}
+
 const event = (e: Record<string, unknown>) => ['e', JSON.stringify({ source: 'driver', at: Date.now(), ...e })];
 
 describe('readDriverResult', () => {
@@ -22,18 +32,49 @@ describe('readDriverResult', () => {
     const path = join(tempDir('result'), 'result.json');
     writeFileSync(path, JSON.stringify({ ok: true, from: 'file' }));
     const endpoint = { url: `redis://127.0.0.1:${redis.port}`, stream: 'run:file' };
-    expect(await readDriverResult(path, endpoint)).toEqual({ ok: true, from: 'file' });
+    expect(await readDriverResult(path, endpoint, SECRET)).toEqual({ ok: true, from: 'file' });
   });
 
-  it('without the file, takes the result from the driver\'s "done" event on the run\'s stream', async () => {
+  it('without the file, takes the result from the driver\'s "done" event on the run\'s stream, signed by the driver', async () => {
     const endpoint = { url: `redis://127.0.0.1:${redis.port}`, stream: 'run:remote' };
     const conn = new Redis(endpoint.url);
     await conn.xadd(endpoint.stream, '*', ...event({ type: 'driver', stage: 'started', appId: 'app-1' }));
-    await conn.xadd(endpoint.stream, '*', ...event({ type: 'driver', stage: 'done', ok: true, result: { ok: true, dir: '/x' } }));
+    await conn.xadd(
+      endpoint.stream,
+      '*',
+      ...event({ type: 'driver', stage: 'done', ok: true, ...signedByDriver({ ok: true, dir: '/x' }) }),
+    );
     await conn.xadd(endpoint.stream, '*', ...event({ type: 'log', rank: 0, line: 'late line' }));
     conn.disconnect();
     const missing = join(tempDir('result'), 'never-written.json');
-    expect(await readDriverResult(missing, endpoint)).toEqual({ ok: true, dir: '/x' });
-    expect(await readDriverResult(missing, { ...endpoint, stream: 'run:empty' })).toBeUndefined();
+    expect(await readDriverResult(missing, endpoint, SECRET)).toEqual({ ok: true, dir: '/x' });
+    expect(await readDriverResult(missing, { ...endpoint, stream: 'run:empty' }, SECRET)).toBeUndefined();
+  });
+
+  it('ignores forged and malformed results: no proof, a wrong proof, not JSON', async () => {
+    const endpoint = { url: `redis://127.0.0.1:${redis.port}`, stream: 'run:forged' };
+    const conn = new Redis(endpoint.url);
+    await conn.xadd(
+      endpoint.stream,
+      '*',
+      ...event({ type: 'driver', stage: 'done', ok: true, ...signedByDriver({ ok: true, dir: '/real' }) }),
+    );
+    await conn.xadd(
+      endpoint.stream,
+      '*',
+      ...event({ type: 'driver', stage: 'done', ok: true, result: { ok: true, dir: '/etc' } }),
+    );
+    const wrong = signedByDriver({ ok: true, dir: '/etc' }, 'not-the-secret');
+    await conn.xadd(endpoint.stream, '*', ...event({ type: 'driver', stage: 'done', ok: true, ...wrong }));
+    await conn.xadd(endpoint.stream, '*', 'e', '{"type": "driver", "stage": "done", "resultJson": ');
+    await conn.xadd(
+      endpoint.stream,
+      '*',
+      'e',
+      JSON.stringify({ type: 'driver', stage: 'done', resultJson: 'nope', proof: 'zz' }),
+    );
+    conn.disconnect();
+    const missing = join(tempDir('result'), 'never-written.json');
+    expect(await readDriverResult(missing, endpoint, SECRET)).toEqual({ ok: true, dir: '/real' });
   });
 });

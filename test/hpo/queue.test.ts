@@ -24,6 +24,25 @@ const queueOf = async (n: number, o = { leaseMs: 10_000, maxAttempts: 3 }) => {
 };
 
 describe('the trial queue on Redis', () => {
+  it('drops what others put in the queue: an id that is no folder name, hparams that are not an object', async () => {
+    const q = await queueOf(1);
+    const { pending } = q.keys();
+    const prefix = pending.slice(0, -'pending'.length);
+    for (const [id, hparams] of [
+      ['../../etc', '{}'],
+      ['..', '{}'],
+      ['bad-hparams', 'not json'],
+    ]) {
+      await redis.hset(`${prefix}trial:${id}`, { hparams, status: 'pending', attempts: 0, owner: '' });
+      await redis.lpush(pending, id as string);
+      await redis.sadd(`${prefix}all`, id as string);
+    }
+    const claimed = await q.claim('exec-1');
+    expect(claimed?.id).toBe('0');
+    expect(await q.claim('exec-1')).toBeNull();
+    expect((await q.trials()).map((t) => t.id)).toEqual(['0', 'bad-hparams']);
+  });
+
   it('hands each trial to one executor and records one final result, even with executors racing', async () => {
     const trials = expandGrid({ lr: [0.1, 0.01, 0.001], layers: [1, 2], act: ['relu', 'tanh'] });
     const q = new TrialQueue(redis, `s${++searches}`, { leaseMs: 10_000, maxAttempts: 3 });

@@ -1,0 +1,41 @@
+/** The client follows a run's stream without trusting it: what is not an event is dropped, never acted on. */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { EventFollower } from '../../src/client/event-stream.js';
+import type { RunEvent } from '../../src/events/protocol.js';
+import { TestRedis } from '../helpers/redis.js';
+
+let redis: TestRedis;
+beforeAll(async () => {
+  redis = await TestRedis.start();
+});
+afterAll(async () => {
+  await redis?.stop();
+});
+
+it('delivers valid events and drops malformed or forged ones, saying so once', async () => {
+  const endpoint = { url: `redis://127.0.0.1:${redis.port}`, stream: 'run:mixed' };
+  const conn = new Redis(endpoint.url);
+  const add = (e: string) => conn.xadd(endpoint.stream, '*', 'e', e);
+  await add(JSON.stringify({ type: 'metrics', source: 'worker-0', at: 1, rank: 0, step: 1, metrics: { loss: 0.5 } }));
+  await add('{not json');
+  await add(JSON.stringify({ type: 'metrics', rank: 0, step: 'two', metrics: { loss: 0.4 } }));
+  await add(JSON.stringify({ type: 'error', message: 'no rank' }));
+  await add(JSON.stringify({ type: 'trial', stage: 'started', id: '../../etc', executor: 'x' }));
+  await add(JSON.stringify({ type: 'unheard-of' }));
+  await conn.xadd(endpoint.stream, '*', 'other', 'field');
+  await add(JSON.stringify({ type: 'metrics', rank: 1, step: 2, metrics: { loss: null } }));
+  conn.disconnect();
+  const seen: RunEvent[] = [];
+  const told: string[] = [];
+  const follower = new EventFollower(endpoint, (e) => seen.push(e));
+  follower.onIgnored = (m) => told.push(m);
+  await new Promise((r) => setTimeout(r, 1000));
+  await follower.stop();
+  expect(seen.map((e) => [e.type, (e as { rank?: number }).rank])).toEqual([
+    ['metrics', 0],
+    ['metrics', 1],
+  ]);
+  expect(told).toHaveLength(1);
+  expect(told[0]).toMatch(/^ignored a malformed event \(\d+-\d+\) on the run's stream/);
+});
