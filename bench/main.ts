@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { positiveInt } from '../src/cli/args.js';
 import { TRANSPORTS, type Transport } from '../src/collective/index.js';
 import { allreduceBench } from './allreduce.js';
+import { chaosBench } from './chaos.js';
 import { handoffBench } from './handoff.js';
 import { hpoBench } from './hpo.js';
 import { startupBench } from './startup.js';
@@ -106,6 +107,20 @@ program
   .option('--executors <n>', 'executors', positiveInt('--executors'), 2)
   .option('--json', 'print one JSON object on stdout')
   .action(async (o: { trials: number; executors: number; json?: boolean }) => emit(await hpoBench(o, log), o.json));
+
+program
+  .command('chaos')
+  .description(
+    'allreduce runs and searches with a random fault each (kill -9, Redis restart, SIGSTOP): right, lost, hung, left behind',
+  )
+  .option('--runs <n>', 'runs', positiveInt('--runs'), 10)
+  .option('--json', 'print one JSON object on stdout')
+  .action(async (o: { runs: number; json?: boolean }) => {
+    const result = await chaosBench(o, log);
+    if (o.json) return emit(result, true);
+    const { records: _records, ...summary } = result;
+    emit(summary, false);
+  });
 
 function printTable(rows: Array<Record<string, unknown>>): void {
   const cols = ['impl', 'procs', 'bytes', 'time_ms', 'busbw_GBps', 'vs_mpi', 'vs_tcp_loopback', 'fused_speedup'];

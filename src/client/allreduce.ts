@@ -169,7 +169,10 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
       if (o.signal?.aborted) throw new RunError('input', 'interrupted; the run was stopped');
       const driver = await readDriverResult<DriverResult>(resultPath, redis.endpoint, secret);
       if (driver?.dir && !isInside(o.experiments, driver.dir)) {
-        throw new RunError('spark', `the driver's result names ${driver.dir}, outside --experiments ${o.experiments}; nothing was written there`);
+        throw new RunError(
+          'spark',
+          `the driver's result names ${driver.dir}, outside --experiments ${o.experiments}; nothing was written there`,
+        );
       }
       // Later attempts resume in the same directory, from its checkpoints. The directory an event
       // named counts only inside --experiments (events are not signed).
