@@ -14,9 +14,10 @@ import { execa } from 'execa';
 import { freePort } from '../src/util/net.js';
 import { packageFile } from '../src/util/package-file.js';
 
-const FAULTS = ['node', 'python', 'executor', 'redis', 'freeze'] as const;
-type Fault = (typeof FAULTS)[number];
-type Kind = 'allreduce' | 'search';
+export const FAULTS = ['node', 'python', 'executor', 'redis', 'freeze'] as const;
+export type Fault = (typeof FAULTS)[number];
+export const KINDS = ['allreduce', 'search'] as const;
+export type Kind = (typeof KINDS)[number];
 
 const STEPS = 40;
 const ALLREDUCE_ENTRY = `// chaos: deterministic steps over the ring, a checkpoint every 5 steps
@@ -39,7 +40,8 @@ const SEARCH_ENTRY = `// chaos: a trial whose metric is known, (x - 3)^2 + 1/ste
 export default async function train(ctx: any) {
   const x = Number(ctx.hparams.x);
   const from = (await ctx.checkpoint.load())?.step ?? 0;
-  let loss = 0;
+  // A trial that resumes after its last step still returns its last loss.
+  let loss = from > 0 ? (x - 3) ** 2 + 1 / from : Number.NaN;
   for (let step = from + 1; step <= ${SEARCH_STEPS}; step++) {
     loss = (x - 3) ** 2 + 1 / step;
     ctx.report({ loss }, step);
@@ -332,7 +334,10 @@ function spawnSafeKill(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-export async function chaosBench(o: { runs: number }, progress: (l: string) => void) {
+export async function chaosBench(
+  o: { runs: number; faults?: readonly Fault[]; kinds?: readonly Kind[] },
+  progress: (l: string) => void,
+) {
   const root = mkdtempSync(join(tmpdir(), 'sparkring-chaos-'));
   const user = join(root, 'user');
   const tmp = join(root, 'tmp');
@@ -344,8 +349,10 @@ export async function chaosBench(o: { runs: number }, progress: (l: string) => v
   const records: RunRecord[] = [];
   try {
     for (let n = 1; n <= o.runs; n++) {
-      const kind: Kind = Math.random() < 0.5 ? 'allreduce' : 'search';
-      const fault = FAULTS[Math.floor(Math.random() * FAULTS.length)] as Fault;
+      const kinds = o.kinds ?? (['allreduce', 'search'] as const);
+      const faults = o.faults ?? FAULTS;
+      const kind = kinds[Math.floor(Math.random() * kinds.length)] as Kind;
+      const fault = faults[Math.floor(Math.random() * faults.length)] as Fault;
       records.push(await oneRun(n, kind, fault, { user, tmp }, redis, progress));
     }
   } finally {

@@ -7,7 +7,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { positiveInt } from '../src/cli/args.js';
 import { TRANSPORTS, type Transport } from '../src/collective/index.js';
 import { allreduceBench } from './allreduce.js';
-import { chaosBench } from './chaos.js';
+import { chaosBench, FAULTS, type Fault, KINDS, type Kind } from './chaos.js';
 import { handoffBench } from './handoff.js';
 import { hpoBench } from './hpo.js';
 import { startupBench } from './startup.js';
@@ -28,6 +28,13 @@ const list =
   <T>(parse: (s: string) => T) =>
   (v: string): T[] =>
     v.split(',').map(parse);
+const oneOf =
+  <T extends string>(flag: string, names: readonly T[]) =>
+  (v: string): T => {
+    if (!(names as readonly string[]).includes(v))
+      throw new InvalidArgumentError(`${flag} takes ${names.join(', ')}, not "${v}"`);
+    return v as T;
+  };
 const transport = (v: string): Transport => {
   if (!(TRANSPORTS as readonly string[]).includes(v)) {
     throw new InvalidArgumentError(`--transport takes ${TRANSPORTS.join(' or ')}, not "${v}"`);
@@ -114,8 +121,10 @@ program
     'allreduce runs and searches with a random fault each (kill -9, Redis restart, SIGSTOP): right, lost, hung, left behind',
   )
   .option('--runs <n>', 'runs', positiveInt('--runs'), 10)
+  .option('--faults <names>', `faults to draw from (${FAULTS.join(',')})`, list(oneOf('--faults', FAULTS)))
+  .option('--kinds <names>', `run kinds to draw from (${KINDS.join(',')})`, list(oneOf('--kinds', KINDS)))
   .option('--json', 'print one JSON object on stdout')
-  .action(async (o: { runs: number; json?: boolean }) => {
+  .action(async (o: { runs: number; faults?: Fault[]; kinds?: Kind[]; json?: boolean }) => {
     const result = await chaosBench(o, log);
     if (o.json) return emit(result, true);
     const { records: _records, ...summary } = result;

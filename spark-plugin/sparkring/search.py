@@ -193,6 +193,41 @@ class ExecutorWatch:
         self._thread.join(timeout=2)
 
 
+def run_round(sc: Any, group: str, collect: Callable[[], Any], r: Any, spec: SearchSpec, events: EventSender) -> None:
+    """Runs one round of agent tasks. A task whose agent hangs or is frozen holds no lease once
+    the client reaped its trial, and would keep the round (and the search) waiting for ever: when
+    no trial has run for two leases while the round's tasks are still there, the round is
+    cancelled, and the search goes on with a new round for what waits."""
+    outcome: dict[str, BaseException] = {}
+
+    def body() -> None:
+        sc.setJobGroup(group, "sparkring search round", interruptOnCancel=True)
+        try:
+            collect()
+        except BaseException as e:  # handed to the caller
+            outcome["error"] = e
+
+    thread = threading.Thread(target=body, daemon=True)
+    thread.start()
+    idle_since: Optional[float] = None
+    while thread.is_alive():
+        thread.join(timeout=0.5)
+        if not thread.is_alive():
+            break
+        try:
+            idle = int(r.scard(spec.running_key)) == 0
+        except Exception:  # Redis restarting: keep waiting
+            idle = False
+        idle_since = (idle_since or time.time()) if idle else None
+        if idle_since is not None and time.time() - idle_since > 2 * spec.lease_ms / 1000:
+            events.send("driver", stage="round-cancelled", reason="no trial ran for two leases while a search task still ran")
+            sc.cancelJobGroup(group)
+            thread.join(timeout=60)
+            return
+    if "error" in outcome:
+        raise outcome["error"]
+
+
 def run(spec: SearchSpec) -> dict[str, Any]:
     import redis as redis_lib
     from pyspark.sql import SparkSession
@@ -239,7 +274,7 @@ def run(spec: SearchSpec) -> dict[str, Any]:
             rounds += 1
             events.send("driver", stage="round", round=rounds, tasks=tasks, pending=pending)
             try:
-                sc.parallelize(range(tasks), tasks).mapPartitions(task).collect()
+                run_round(sc, f"sparkring-search-{spec.run_id}-{rounds}", lambda: sc.parallelize(range(tasks), tasks).mapPartitions(task).collect(), r, spec, events)
             except Exception as e:  # the stage failed: excluded executors, or lost ones beyond retries
                 if sc._jsc.sc().isStopped():
                     raise JobError("the Spark application was stopped") from None

@@ -12,9 +12,11 @@ import collections
 import errno
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -31,6 +33,16 @@ from sparkring.spec import JobSpec
 
 RESULT_SCHEMA = "rank long, result string"
 LOG_TAIL_LINES = 100
+
+
+def tied_to_this_process(command: list[str]) -> list[str]:
+    """`command` under util-linux's `setpriv --pdeathsig SIGKILL` where it exists: the kernel kills the
+    Node process when this Python worker dies, however it dies, even when the Node process is
+    stopped (SIGSTOP) and could not act on its closed control pipe."""
+    setpriv = shutil.which("setpriv")
+    if sys.platform != "linux" or setpriv is None:
+        return command
+    return [setpriv, "--pdeathsig", "SIGKILL", "--", *command]
 
 
 class NodeWorker:
@@ -50,7 +62,7 @@ class NodeWorker:
         self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         try:
             self.proc = subprocess.Popen(
-                [node, script],
+                tied_to_this_process([node, script]),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,

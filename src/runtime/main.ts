@@ -72,6 +72,7 @@ try {
     return m;
   };
   const data = await withoutTurbofan(() => PartitionData.fromGrowingFile(nextRange, arrow));
+  partitionPath = undefined; // fromGrowingFile removed it once every range was in
   const dataReadyAt = Date.now();
   // tfjs is loaded once every worker's partition is in: importing it costs a core for a while
   // (~300 ms of CPU for pure-JS tfjs), which on a host shared with another executor would slow the
