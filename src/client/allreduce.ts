@@ -10,7 +10,7 @@ import type { RunEvent } from '../events/protocol.js';
 import { type RedisEndpoint, redactUrl } from '../events/redis.js';
 import { curvesSvg } from '../experiments/curves.js';
 import { VERSIONED_ENTRY, writeMetrics, writeVersioned } from '../experiments/layout.js';
-import { type RuntimeBundle, shipRuntime, stagingDir, workerEntry } from './bundle.js';
+import { type RuntimeBundle, type Staging, shipRuntime, stagingDir, workerEntry } from './bundle.js';
 import { readDriverResult } from './driver-result.js';
 import { compileEntry } from './entry-compile.js';
 import { RunError } from './errors.js';
@@ -131,7 +131,7 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
     say(`sparkring: Redis at ${redactUrl(redis.endpoint.url)}: ${message}; following the run resumes when it is back`);
   };
   const secret = randomBytes(32).toString('hex');
-  let stage: Awaited<ReturnType<typeof stagingDir>> | undefined;
+  let stage: Staging | undefined;
   try {
     stage = await stagingDir(o.stage, 'sparkring-');
     const staging = stage.dir;

@@ -170,11 +170,16 @@ export async function shipRuntime(
   return bundle;
 }
 
+export interface Staging {
+  dir: string;
+  remove(): Promise<void>;
+}
+
 /**
  * The run's own directory for what the cluster reads (spec, plugin zip, archive), under `stage` or
  * $TMPDIR. `remove()` takes it away; a janitor takes it away if this process dies first (SIGKILL).
  */
-export async function stagingDir(stage: string | undefined, prefix: string): Promise<{ dir: string; remove(): Promise<void> }> {
+export async function stagingDir(stage: string | undefined, prefix: string): Promise<Staging> {
   const parent = resolve(stage ?? tmpdir());
   let dir: string;
   try {

@@ -13,7 +13,7 @@ import { EventWriter } from '../experiments/tensorboard.js';
 import type { TrialOutcome } from '../hpo/agent.js';
 import { TrialQueue, type TrialStatus } from '../hpo/queue.js';
 import type { Hparams } from '../hpo/space.js';
-import { shipRuntime, stagingDir, workerEntry } from './bundle.js';
+import { type Staging, shipRuntime, stagingDir, workerEntry } from './bundle.js';
 import { readDriverResult } from './driver-result.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
@@ -87,7 +87,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
     const decided = progress.on(e, rule);
     if (decided) queue.requestStop(decided).catch(() => undefined);
   });
-  let stage: Awaited<ReturnType<typeof stagingDir>> | undefined;
+  let stage: Staging | undefined;
   let keeper: NodeJS.Timeout | undefined;
   try {
     await conn.connect();
