@@ -19,18 +19,21 @@ help:
 	@echo "make lint   biome check"
 
 # `npm install` honours the lockfile; `npm ci` (npm 11) rejects it because @biomejs/biome lists
-# optional platform packages that are not published for its version.
+# optional platform packages that are not published for its version. Scripts are skipped:
+# tfjs-node's would download libtensorflow (unreachable; its binding is built below instead), and
+# our own postinstall is the $(NATIVE) target.
 $(NODE_STAMP): package.json package-lock.json
-	npm install --no-audit --no-fund
+	npm install --no-audit --no-fund --ignore-scripts
 	@touch $@
 
 deps: $(NODE_STAMP)
 
-# The pinned pyspark (with its own spark-submit and jars), pyarrow, pytest and the demo's data source.
+# The pinned pyspark (with its own spark-submit and jars), pyarrow, pytest, the demo's data source and
+# the workers' TensorFlow (tensorflow-cpu from PyPI).
 $(VENV_STAMP): spark-plugin/pyproject.toml
 	@command -v java >/dev/null || { echo "sparkring needs Java 17 (e.g. apt-get install openjdk-17-jre-headless)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e 'spark-plugin[test,demo]'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e 'spark-plugin[test,demo,tf]'
 	@touch $@
 
 venv: $(VENV_STAMP)
@@ -45,7 +48,7 @@ livy yarn:
 	@command -v mvn >/dev/null || { echo "the Livy and YARN tests need Maven (apt-get install maven)"; exit 1; }
 	scripts/maven-jars.sh $@
 
-setup: build venv redis
+setup: build venv redis $(TF_BINDING)
 
 $(BUILD_STAMP): $(NODE_STAMP) $(TS_SOURCES)
 	npx tsc -p tsconfig.json
@@ -55,6 +58,12 @@ $(BUILD_STAMP): $(NODE_STAMP) $(TS_SOURCES)
 NATIVE := native/build/partition_map.node
 $(NATIVE): native/partition_map.cc scripts/build-native.mjs
 	node scripts/build-native.mjs
+
+# tfjs-node's binding, built against the venv's TensorFlow (reference E); without it workers train on
+# pure-JS tfjs and say so.
+TF_BINDING := native/build/tfjs_binding.node
+$(TF_BINDING): $(NODE_STAMP) $(VENV_STAMP) scripts/build-tf-binding.mjs
+	node scripts/build-tf-binding.mjs
 
 build: $(BUILD_STAMP) $(NATIVE)
 

@@ -52,6 +52,7 @@ class SearchSpec:
     release_timeout_s: float = 60.0
     run_dir: Optional[str] = None
     bundle: Optional[str] = None  # as JobSpec.bundle
+    tf_backend: str = "auto"  # as JobSpec.tf_backend
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "SearchSpec":
@@ -79,6 +80,7 @@ class SearchSpec:
             release_timeout_s=float(d.get("releaseTimeoutS", 60)),
             run_dir=d.get("runDir"),
             bundle=d.get("bundle"),
+            tf_backend=str(d.get("tfBackend") or "auto"),
         )
 
 
@@ -122,7 +124,7 @@ def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]],
         node, agent_main, entry, trial_main = shipped_paths(
             spec.bundle, ctx.partitionId(), spec.node, spec.agent_main, spec.entry, spec.trial_main
         )
-        agent = NodeWorker(node, agent_main, ctx.partitionId(), gpus, log)
+        agent = NodeWorker(node, agent_main, ctx.partitionId(), gpus, log, cpus=ctx.cpus())
         try:
             agent.send(
                 {
@@ -137,6 +139,7 @@ def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]],
                     "executorId": executor,
                     "host": host,
                     "gpus": gpus,
+                    "tfBackend": spec.tf_backend,
                     "trialMain": trial_main,
                     "redis": {"url": spec.redis.url, "stream": spec.redis.stream, "ca": spec.redis.ca},
                 }

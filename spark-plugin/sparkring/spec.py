@@ -35,6 +35,8 @@ class JobSpec:
     peer_timeout_ms: int = 30000
     collective_timeout_ms: int = 600000
     release_executors: bool = True
+    # auto | native | wasm | cpu (src/runtime/backend.ts)
+    tf_backend: str = "auto"
     # Set from the second attempt on: every attempt of a run shares one experiment directory
     # (and so its checkpoints).
     run_dir: Optional[str] = None
@@ -65,6 +67,7 @@ class JobSpec:
             peer_timeout_ms=int(d.get("peerTimeoutMs", 30000)),
             collective_timeout_ms=int(d.get("collectiveTimeoutMs", 600000)),
             release_executors=bool(d.get("releaseExecutors", True)),
+            tf_backend=str(d.get("tfBackend") or "auto"),
             run_dir=d.get("runDir"),
             bundle=d.get("bundle"),
         )

@@ -30,6 +30,7 @@ from sparkring.gpus import gpu_addresses, visible_devices
 from sparkring.lost import exit_description
 from sparkring.rehearsal import rehearsal_stream
 from sparkring.spec import JobSpec
+from sparkring.tf_libraries import tensorflow_env
 
 RESULT_SCHEMA = "rank long, result string"
 LOG_TAIL_LINES = 100
@@ -49,13 +50,23 @@ class NodeWorker:
     """A Node process (the training runtime, or a search agent) with its control pipe (fd
     SPARKRING_CONTROL_FD) and its log."""
 
-    def __init__(self, node: str, script: str, rank: int, gpus: list[str], log_path: str, host: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        node: str,
+        script: str,
+        rank: int,
+        gpus: list[str],
+        log_path: str,
+        host: Optional[str] = None,
+        cpus: int = 1,
+    ) -> None:
         self.rank = rank
         # The executor's host as Spark names it, for the line that says where a worker died.
         self.host = host or socket.gethostname()
         control_r, control_w = os.pipe()
         env = dict(os.environ)
         env["CUDA_VISIBLE_DEVICES"] = visible_devices(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        env.update(tensorflow_env(cpus, os.environ))
         env["SPARKRING_CONTROL_FD"] = str(control_w)
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         self._log = open(log_path, "ab", buffering=0)
@@ -226,7 +237,8 @@ def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Itera
         gpus = gpu_addresses(ctx.resources())
         node, runtime_main, entry = shipped_paths(spec.bundle, rank, spec.node, spec.runtime_main, spec.entry)
         host = ctx.getTaskInfos()[rank].address.rsplit(":", 1)[0]
-        worker = NodeWorker(node, runtime_main, rank, gpus, os.path.join(run_dir, "logs", f"worker-{rank}.log"), host)
+        log = os.path.join(run_dir, "logs", f"worker-{rank}.log")
+        worker = NodeWorker(node, runtime_main, rank, gpus, log, host, cpus=ctx.cpus())
         data_path = os.path.join(handoff_dir(), f"sparkring-{spec.run_id}-{spec.attempt}-{rank}-{os.getpid()}.arrow")
         try:
             worker.send(
@@ -244,6 +256,7 @@ def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Itera
                     "ringHost": spec.ring_host,
                     "peerTimeoutMs": spec.peer_timeout_ms,
                     "collectiveTimeoutMs": spec.collective_timeout_ms,
+                    "tfBackend": spec.tf_backend,
                     "redis": None
                     if spec.redis is None
                     else {"url": spec.redis.url, "stream": spec.redis.stream, "ca": spec.redis.ca},

@@ -8,6 +8,7 @@ import { DEFAULT_EXPERIMENTS } from '../client/options.js';
 import { rerun } from '../client/rerun.js';
 import { parseGridFlag, parseRandomFlag, SearchSpaceError } from '../hpo/space.js';
 import { basicAuth, bearer } from '../livy/client.js';
+import { TF_BACKENDS } from '../runtime/backend.js';
 import { collect, earlyStopFlag, keyValue, nonNegative, positiveInt } from './args.js';
 import { runDemo } from './demo.js';
 import { experimentsList, experimentsShow } from './experiments.js';
@@ -70,6 +71,14 @@ function withJobOptions(command: Command): Command {
       '--stage <dir>',
       "directory for the run's files the cluster reads (spec, archives), shared with Livy and the nodes (default: $TMPDIR)",
     )
+    .addOption(
+      new Option(
+        '--tf-backend <backend>',
+        "the workers' TensorFlow: native (tfjs-node over the executors' TensorFlow), wasm, cpu (pure-JS), or auto (native, else cpu, saying why)",
+      )
+        .choices([...TF_BACKENDS])
+        .default('auto'),
+    )
     .option('--json', 'print one JSON object on stdout (progress stays on stderr)');
 }
 
@@ -90,6 +99,7 @@ function jobArgs(entry: string, o: Record<string, unknown>, signal: AbortSignal)
       secretValue('--livy-token', o.livyToken as string | undefined),
     ),
     ship: o.ship as boolean | undefined,
+    tfBackend: o.tfBackend as 'auto' | 'native' | 'wasm' | 'cpu',
     shipNode: Boolean(o.shipNode),
     stage: o.stage as string | undefined,
     signal,
@@ -266,6 +276,8 @@ withJobOptions(
       maxTrialAttempts: o.maxTrialAttempts as number,
       excludeAfter: o.excludeAfter as number,
       gpusPerTrial: o.gpusPerTrial as number,
+      // launch-options.ts refuses wasm with a line that says why.
+      tfBackend: o.tfBackend as 'auto' | 'native' | 'cpu',
     });
     printLaunchResult(r, Boolean(o.json));
   } catch (err) {

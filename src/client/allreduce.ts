@@ -32,6 +32,12 @@ export interface RankReport {
   trainEndAt: number;
   rows: number;
   tfjs: string;
+  /** `tensorflow 2.21.0 cpu`, `tensorflow 2.21.0 gpu`, `wasm` or `cpu` (runtime/backend.ts). */
+  backend: string;
+  /** The intra-op threads of its TensorFlow (the task's spark.task.cpus), for native backends. */
+  tfThreads: number | null;
+  /** The TensorFlow library the worker loaded (native only). */
+  tfLibrary: string | null;
   cudaVisibleDevices: string | null;
   handoff: { rows: number; seconds: number };
 }
@@ -41,6 +47,8 @@ export interface AllreduceResult {
   dir: string;
   workers: number;
   attempts: number;
+  /** Each rank's TensorFlow backend, by rank. */
+  backends: string[];
   result: unknown;
   metrics: Record<string, number>;
   timings: { submitToRingMs: number; trainMs: number; releaseMs: number | null };
@@ -95,6 +103,7 @@ export function jobSpec(
     ringHost: '127.0.0.1',
     peerTimeoutMs: o.peerTimeoutMs,
     collectiveTimeoutMs: o.collectiveTimeoutMs,
+    tfBackend: o.tfBackend,
     releaseExecutors: o.releaseExecutors,
     master: o.master ?? null,
     runDir: run.runDir ?? null,
@@ -212,7 +221,10 @@ async function recordRun(
     // The user's entry, not the compiled module the workers ran (it lives in the run's staging, gone after the run).
     JSON.stringify({ ...rerunnable, entry: o.entry, sparkConf: redactConf(o.sparkConf), queue: o.queue ?? null }, null, 2),
   );
-  await writeVersioned(driver.dir, o.entry, packageRoot(), driver.versions ?? {});
+  // Each worker's TensorFlow backend, as it reported it (also for an attempt that failed later).
+  const backends =
+    driver.ranks?.map((r) => r.backend) ?? [...progress.backends.entries()].sort(([a], [b]) => a - b).map(([, b]) => b);
+  await writeVersioned(driver.dir, o.entry, packageRoot(), { ...driver.versions, tfBackend: o.tfBackend, backends });
   await copyFile(versionedEntry, join(driver.dir, 'versioned', VERSIONED_ENTRY));
   const records = progress.committedRecords();
   await writeMetrics(driver.dir, records);
@@ -236,6 +248,7 @@ function toResult(
     dir: d.dir,
     workers,
     attempts,
+    backends: ranks.map((r) => r.backend ?? r.tfjs),
     result: d.result ?? null,
     metrics: progress.lastMetrics.get(0)?.metrics ?? {},
     timings: {

@@ -46,6 +46,8 @@ export const launchOptionsSchema = z.object({
   /** A trial whose executor stops renewing its lease this long goes back to the queue. */
   leaseMs: z.number().int().positive().default(10_000),
   gpusPerTrial: z.number().nonnegative().default(0),
+  // A trial loads TensorFlow synchronously when it first touches ctx.tf; wasm initialises asynchronously.
+  tfBackend: z.enum(['auto', 'native', 'cpu'], 'auto, native or cpu (wasm is for allreduce only)').default('auto'),
 });
 
 export type LaunchOptions = z.input<typeof launchOptionsSchema>;

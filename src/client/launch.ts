@@ -130,6 +130,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
       leaseMs: o.leaseMs,
       maxTrialAttempts: o.maxTrialAttempts,
       excludeAfter: o.excludeAfter,
+      tfBackend: o.tfBackend,
     };
     const specPath = join(staging, 'spec.json');
     await writeFile(specPath, JSON.stringify(spec, null, 2), { mode: 0o600 });

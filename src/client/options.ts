@@ -1,5 +1,6 @@
 import { basename, extname, resolve } from 'node:path';
 import { z } from 'zod';
+import { TF_BACKENDS } from '../runtime/backend.js';
 
 export const DEFAULT_EXPERIMENTS = (): string => resolve(process.env.SPARKRING_EXPERIMENTS ?? 'experiments');
 
@@ -59,6 +60,11 @@ export const jobFields = {
   stage: z.string().min(1).optional(),
   /** Ship this machine's Node binary in the archive too, for nodes without Node 20. */
   shipNode: z.boolean().default(false),
+  /**
+   * Which TensorFlow the workers train on: native (tfjs-node over the executors' TensorFlow), wasm,
+   * cpu (pure-JS tfjs), or auto: native, else cpu with a line that says why (runtime/backend.ts).
+   */
+  tfBackend: z.enum(TF_BACKENDS).default('auto'),
   /** Aborting it ends the job (its Spark application or Livy batch with it). */
   signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal).optional(),
 };

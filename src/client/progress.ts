@@ -9,6 +9,8 @@ export class Progress {
   private readonly lastShown = new Map<number, number>();
   readonly lastMetrics = new Map<number, { step: number; metrics: Record<string, number> }>();
   readonly ringFormedAt = new Map<number, number>();
+  /** Each worker's TensorFlow backend, as it reported it (runtime/backend.ts). */
+  readonly backends = new Map<number, string>();
   readonly errors: Array<{ rank: number; message: string; stack?: string; name?: string }> = [];
   /** Every metrics event, in arrival order, with the attempt it came from. */
   readonly records: Array<MetricRecord & { attempt: number }> = [];
@@ -68,6 +70,14 @@ export class Progress {
         this.ringFormedAt.set(e.rank, e.formedAt);
         this.write(`[worker ${e.rank}] joined the ring`);
         return;
+      case 'backend': {
+        this.backends.set(e.rank, e.backend);
+        const threads = e.threads ? `, ${e.threads} thread${e.threads === 1 ? '' : 's'}` : '';
+        this.write(
+          `[worker ${e.rank}] trains on ${e.backend}${threads}${e.fallback ? ` (no native TensorFlow: ${e.fallback})` : ''}`,
+        );
+        return;
+      }
       case 'log':
         this.write(`[worker ${e.rank}] ${e.line}`);
         return;

@@ -36,6 +36,17 @@ export type RunEvent =
     })
   | (Base & { type: 'ring'; rank: number; formedAt: number })
   | (Base & {
+      type: 'backend';
+      rank: number;
+      /** `tensorflow 2.21.0 cpu`, `tensorflow 2.21.0 gpu`, `wasm` or `cpu` (runtime/backend.ts). */
+      backend: string;
+      flavour?: string;
+      threads?: number | null;
+      library?: string | null;
+      /** Why a native backend was not used, and what that costs (--tf-backend auto). */
+      fallback?: string | null;
+    })
+  | (Base & {
       type: 'error';
       rank: number;
       message: string;
@@ -86,6 +97,16 @@ const runEventSchema = z.discriminatedUnion('type', [
     after: z.number().nullish(),
   }),
   z.object({ ...base, type: z.literal('ring'), rank, formedAt: z.number() }),
+  z.object({
+    ...base,
+    type: z.literal('backend'),
+    rank,
+    backend: z.string(),
+    flavour: z.string().optional(),
+    threads: z.number().nullish(),
+    library: z.string().nullish(),
+    fallback: z.string().nullish(),
+  }),
   z.object({
     ...base,
     type: z.literal('error'),

@@ -39,7 +39,7 @@ export async function writeVersioned(
   runDir: string,
   entry: string,
   packageRoot: string,
-  runtime: { spark?: string; python?: string; master?: string },
+  runtime: { spark?: string; python?: string; master?: string; tfBackend?: string; backends?: string[] },
 ): Promise<void> {
   const dir = join(runDir, 'versioned');
   await mkdir(dir, { recursive: true });

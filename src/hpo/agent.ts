@@ -33,6 +33,7 @@ export const agentMessage = z.object({
   executorId: z.string(),
   host: z.string(),
   gpus: z.array(z.string()),
+  tfBackend: z.enum(['auto', 'native', 'cpu']).default('auto'),
   trialMain: z.string(),
   redis: redisEndpointMessage,
 });
@@ -141,6 +142,7 @@ class Agent {
       dir,
       metric: this.a.metric,
       gpus: this.a.gpus,
+      tfBackend: this.a.tfBackend,
     };
     child.stdin?.on('error', () => undefined);
     child.stdin?.write(`${JSON.stringify(message)}\n`);

@@ -6,6 +6,7 @@
 import { writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
+import { TF_BACKENDS } from './backend.js';
 
 /** The run's Redis stream as the task hands it to a worker or an agent. */
 export const redisEndpointMessage = z.object({ url: z.string(), stream: z.string(), ca: z.string().nullable().optional() });
@@ -25,6 +26,8 @@ export const initMessage = z.object({
   peerTimeoutMs: z.number().int().positive(),
   collectiveTimeoutMs: z.number().int().positive(),
   redis: redisEndpointMessage.nullable(),
+  /** Which TensorFlow to train on (runtime/backend.ts). */
+  tfBackend: z.enum(TF_BACKENDS).default('auto'),
   /** base64 of an Arrow IPC stream: one batch of rows of zeros in the partition's schema (runtime/warm-up.ts). */
   rehearsal: z.string().nullish(),
 });

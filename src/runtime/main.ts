@@ -8,13 +8,13 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { listen, type Ring } from '../collective/index.js';
+import { loadTf } from './backend.js';
 import { Checkpoints } from './checkpoint.js';
 import { createContext } from './context.js';
 import { ControlChannel, initMessage, partitionMessage, ringMessage } from './control.js';
 import { PartitionData } from './data.js';
 import { loadEntry } from './entry.js';
 import { EventSender } from './events.js';
-import { loadTf } from './tfjs.js';
 import { withoutTurbofan } from './tiering.js';
 import { warmArrowReader } from './warm-up.js';
 
@@ -79,7 +79,16 @@ try {
   // partitions still moving there (bench handoff). Nothing before train() needs it, and the first
   // step waits for the slowest worker's partition anyway.
   await ring.barrier();
-  const tf = await loadTf(init.gpus);
+  const tf = await loadTf(init.gpus, init.tfBackend);
+  events.send('backend', {
+    rank,
+    backend: tf.backend,
+    flavour: tf.flavour,
+    threads: tf.threads ?? null,
+    library: tf.library ?? null,
+    fallback: tf.fallback ?? null,
+  });
+  if (tf.fallback) process.stderr.write(`sparkring runtime: training on pure-JS tfjs: ${tf.fallback}\n`);
   const checkpoints = new Checkpoints(init.runDir, rank);
   const resumedStep = init.attempt > 0 ? ((await checkpoints.load())?.reportedStep ?? 0) : 0;
   if (init.attempt > 0) {
@@ -123,6 +132,9 @@ try {
     rows: ctx.data.numRows,
     dataReadyAt,
     tfjs: tf.flavour,
+    backend: tf.backend,
+    tfThreads: tf.threads ?? null,
+    tfLibrary: tf.library ?? null,
     cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null,
   });
   events.send('done', { rank });

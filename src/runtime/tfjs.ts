@@ -1,65 +1,12 @@
 /**
- * TensorFlow.js for the worker: tfjs-node-gpu when the task has GPUs and it is installed,
- * tfjs-node when installed, else pure-JS tfjs on its cpu backend. Plus the two data-parallel
- * helpers: an optimizer wrapper that averages gradients across the ring, and weight sync.
+ * The two data-parallel helpers over the worker's TensorFlow.js (backend.ts chooses which one): an
+ * optimizer wrapper that averages gradients across the ring, and weight sync from rank 0.
  */
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { Ring } from '../collective/index.js';
+import type { Tf } from './backend.js';
 
-export type Tf = typeof tfTypes;
-
-/**
- * Where the native backends may be installed: beside this module (a checkout's node_modules), then
- * $SPARKRING_NODE_MODULES, then the global folders of `npm install -g`. A runtime shipped to the
- * executors (client/bundle.ts) carries pure-JS tfjs only; tfjs-node-gpu, with its libtensorflow,
- * is installed on the GPU nodes.
- */
-function nativeSearchPaths(): string[] {
-  const fromEnv = process.env.SPARKRING_NODE_MODULES?.split(':').filter(Boolean) ?? [];
-  const prefix = dirname(dirname(process.execPath));
-  return [...fromEnv, join(prefix, 'lib', 'node_modules'), '/usr/local/lib/node_modules', '/usr/lib/node_modules'];
-}
-
-/** A native tfjs backend package (CommonJS), or undefined when none is installed anywhere we look. */
-function requireNative(name: string): Tf | undefined {
-  const bases = [fileURLToPath(import.meta.url), ...nativeSearchPaths().map((d) => join(d, 'sparkring-search-base.js'))];
-  for (const base of bases) {
-    try {
-      return createRequire(base)(name) as Tf;
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      // A package that is found but fails to load (a missing CUDA library) is the user's to see.
-      if (code !== 'MODULE_NOT_FOUND' || !String((err as Error).message).includes(`'${name}'`)) throw err;
-    }
-  }
-  return undefined;
-}
-
-function native(gpus: readonly string[]): { tf: Tf; flavour: string } | undefined {
-  const candidates = [...(gpus.length > 0 ? ['@tensorflow/tfjs-node-gpu'] : []), '@tensorflow/tfjs-node'];
-  for (const name of candidates) {
-    const tf = requireNative(name);
-    if (tf) return { tf, flavour: name.slice('@tensorflow/'.length) };
-  }
-  return undefined;
-}
-
-export async function loadTf(gpus: readonly string[]): Promise<{ tf: Tf; flavour: string }> {
-  const found = native(gpus);
-  if (found) return found;
-  const tf = (await import('@tensorflow/tfjs')) as Tf;
-  await tf.setBackend('cpu');
-  await tf.ready();
-  return { tf, flavour: 'tfjs-cpu' };
-}
-
-/** The same choice as loadTf, loaded synchronously (CommonJS) at the moment a trial first uses tf. */
-export function loadTfSync(gpus: readonly string[]): { tf: Tf; flavour: string } {
-  return native(gpus) ?? { tf: createRequire(import.meta.url)('@tensorflow/tfjs') as Tf, flavour: 'tfjs-cpu' };
-}
+export type { Tf } from './backend.js';
 
 type Variables = tfTypes.Variable[];
 

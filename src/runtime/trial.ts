@@ -10,11 +10,11 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Ring } from '../collective/ring.js';
 import { trialMetric } from '../hpo/trial-metric.js';
+import { loadTfSync, type TfBackendChoice } from './backend.js';
 import { Checkpoints } from './checkpoint.js';
 import { createContext } from './context.js';
 import { PartitionData } from './data.js';
 import { loadEntry } from './entry.js';
-import { loadTfSync } from './tfjs.js';
 
 /** What the agent sends first (src/hpo/agent.ts builds it). */
 export interface TrialMessage {
@@ -28,6 +28,8 @@ export interface TrialMessage {
   dir: string;
   metric: string;
   gpus: string[];
+  /** Which TensorFlow to train on (runtime/backend.ts); wasm is not offered to trials. */
+  tfBackend?: TfBackendChoice;
 }
 
 const CONTROL_FD = 3;
@@ -68,7 +70,7 @@ try {
     hparams: t.hparams,
     data: PartitionData.empty(),
     logdir: join(t.dir, 'tensorboard'),
-    tf: () => loadTfSync(t.gpus).tf,
+    tf: () => loadTfSync(t.gpus, t.tfBackend).tf,
     ring: Ring.solo(`${t.searchId}/${t.id}`),
     events: {
       send(type, fields) {

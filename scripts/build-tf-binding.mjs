@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+/**
+ * Builds tfjs-node's native binding (the npm package's own binding/*.cc) against the TensorFlow of a
+ * Python environment, instead of the libtensorflow that tfjs-node's install script would download
+ * (no such download works on a machine or cluster without internet; PyPI's wheels do).
+ *
+ *   node scripts/build-tf-binding.mjs [--python PY]     default PY: $SPARKRING_TF_PYTHON, else .venv/bin/python
+ *
+ * The wheel (tensorflow-cpu, or tensorflow with its CUDA extras) carries libtensorflow_cc.so.2 (the
+ * eager C API), libtensorflow_framework.so.2 and the C headers under tensorflow/include. The binding
+ * links both by soname with a RUNPATH to that wheel, so a worker whose task puts another TensorFlow
+ * on LD_LIBRARY_PATH (the executors' own, spark-plugin/sparkring/tensorflow.py) runs on that one.
+ *
+ * Output: native/build/tfjs_binding.node and native/build/tfjs_binding.json (what it was built
+ * against), copied to where tfjs-node's JS looks (lib/napi-v8/). It never fails the install: without
+ * tfjs-node, TensorFlow or a compiler, workers train on pure-JS tfjs and say what that costs.
+ */
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+const outDir = join(root, 'native', 'build');
+const target = join(outDir, 'tfjs_binding.node');
+const manifest = join(outDir, 'tfjs_binding.json');
+/** node-pre-gyp's module_path for Node-API 8, where tfjs-node's index.js requires the binding. */
+export const BINDING_IN_PACKAGE = join('lib', 'napi-v8', 'tfjs_binding.node');
+
+const say = (line) => console.log(`sparkring: ${line}`);
+const fallback = (why) => {
+  say(`${why}; workers will train on pure-JS tfjs (40x to 300x slower) until this is fixed and \`make setup\` runs again`);
+  process.exit(0);
+};
+
+const pyFlag = process.argv.indexOf('--python');
+const python = resolve(
+  pyFlag >= 0 ? process.argv[pyFlag + 1] : (process.env.SPARKRING_TF_PYTHON ?? join(root, '.venv', 'bin', 'python')),
+);
+
+const tfjsNode = join(root, 'node_modules', '@tensorflow', 'tfjs-node');
+if (!existsSync(join(tfjsNode, 'binding', 'tfjs_backend.cc'))) fallback(`@tensorflow/tfjs-node's sources are not in ${tfjsNode}`);
+
+// Found without importing tensorflow (which takes seconds and a few hundred MB).
+const FIND_TF = `
+import importlib.util, json, os
+spec = importlib.util.find_spec("tensorflow")
+d = os.path.dirname(spec.origin) if spec and spec.origin else None
+print(json.dumps(d))
+`;
+let tfDir;
+try {
+  tfDir = JSON.parse(execFileSync(python, ['-c', FIND_TF], { encoding: 'utf8' }));
+} catch (err) {
+  fallback(`could not ask ${python} for its TensorFlow (${err.message.split('\n')[0]})`);
+}
+if (!tfDir) fallback(`${python} has no TensorFlow (pip install tensorflow-cpu==2.21.0, or make setup)`);
+const libs = ['libtensorflow_cc.so.2', 'libtensorflow_framework.so.2'].map((l) => join(tfDir, l));
+const include = join(tfDir, 'include');
+for (const need of [...libs, join(include, 'tensorflow', 'c', 'eager', 'c_api.h')]) {
+  if (!existsSync(need)) fallback(`the TensorFlow at ${tfDir} lacks ${need}`);
+}
+
+const sources = ['tfjs_backend.cc', 'tfjs_binding.cc'].map((s) => join(tfjsNode, 'binding', s));
+const built = existsSync(manifest) ? JSON.parse(readFileSync(manifest, 'utf8')) : undefined;
+const newest = Math.max(...[...sources, ...libs].map((f) => statSync(f).mtimeMs));
+const inPackage = join(tfjsNode, BINDING_IN_PACKAGE);
+if (existsSync(target) && built?.tfDir === tfDir && statSync(target).mtimeMs >= newest) {
+  if (!existsSync(inPackage)) {
+    mkdirSync(dirname(inPackage), { recursive: true });
+    copyFileSync(target, inPackage);
+  }
+  process.exit(0);
+}
+
+const nodeHeaders = [
+  process.env.npm_config_nodedir && join(process.env.npm_config_nodedir, 'include', 'node'),
+  join(dirname(dirname(process.execPath)), 'include', 'node'),
+  '/usr/include/node',
+  '/usr/local/include/node',
+].find((d) => d && existsSync(join(d, 'node_api.h')));
+if (!nodeHeaders) fallback("no Node headers (node_api.h) found to build tfjs-node's binding");
+
+mkdirSync(outDir, { recursive: true });
+const cxx = process.env.CXX || 'c++';
+const started = Date.now();
+say(`building tfjs-node's binding against the TensorFlow at ${tfDir} (about 20 s)`);
+try {
+  execFileSync(
+    cxx,
+    [
+      '-O2',
+      '-std=c++17',
+      '-shared',
+      '-fPIC',
+      '-DNAPI_VERSION=8',
+      `-I${nodeHeaders}`,
+      `-I${include}`,
+      ...sources,
+      '-o',
+      target,
+      `-L${tfDir}`,
+      '-l:libtensorflow_cc.so.2',
+      '-l:libtensorflow_framework.so.2',
+      // RUNPATH (not RPATH): LD_LIBRARY_PATH, set by a task to its executors' TensorFlow, comes first.
+      `-Wl,-rpath,${tfDir},--enable-new-dtags`,
+    ],
+    { stdio: 'inherit' },
+  );
+} catch (err) {
+  fallback(`could not build tfjs-node's binding (${err.message.split('\n')[0]})`);
+}
+mkdirSync(dirname(inPackage), { recursive: true });
+copyFileSync(target, inPackage);
+writeFileSync(manifest, JSON.stringify({ tfDir, python, built: new Date().toISOString() }, null, 2));
+say(`built ${target} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
