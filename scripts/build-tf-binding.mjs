@@ -23,6 +23,8 @@ import { fileURLToPath } from 'node:url';
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const outDir = join(root, 'native', 'build');
 const target = join(outDir, 'tfjs_binding.node');
+/** The same binding without a RUNPATH, for the bundle shipped to executors: only their TensorFlow counts. */
+const portable = join(outDir, 'tfjs_binding.portable.node');
 const manifest = join(outDir, 'tfjs_binding.json');
 /** node-pre-gyp's module_path for Node-API 8, where tfjs-node's index.js requires the binding. */
 export const BINDING_IN_PACKAGE = join('lib', 'napi-v8', 'tfjs_binding.node');
@@ -65,7 +67,7 @@ const sources = ['tfjs_backend.cc', 'tfjs_binding.cc'].map((s) => join(tfjsNode,
 const built = existsSync(manifest) ? JSON.parse(readFileSync(manifest, 'utf8')) : undefined;
 const newest = Math.max(...[...sources, ...libs].map((f) => statSync(f).mtimeMs));
 const inPackage = join(tfjsNode, BINDING_IN_PACKAGE);
-if (existsSync(target) && built?.tfDir === tfDir && statSync(target).mtimeMs >= newest) {
+if (existsSync(target) && existsSync(portable) && built?.tfDir === tfDir && statSync(target).mtimeMs >= newest) {
   if (!existsSync(inPackage)) {
     mkdirSync(dirname(inPackage), { recursive: true });
     copyFileSync(target, inPackage);
@@ -85,28 +87,21 @@ mkdirSync(outDir, { recursive: true });
 const cxx = process.env.CXX || 'c++';
 const started = Date.now();
 say(`building tfjs-node's binding against the TensorFlow at ${tfDir} (about 20 s)`);
+const objects = sources.map((src) => join(outDir, `${src.split('/').pop()}.o`));
 try {
-  execFileSync(
-    cxx,
-    [
-      '-O2',
-      '-std=c++17',
-      '-shared',
-      '-fPIC',
-      '-DNAPI_VERSION=8',
-      `-I${nodeHeaders}`,
-      `-I${include}`,
-      ...sources,
-      '-o',
-      target,
-      `-L${tfDir}`,
-      '-l:libtensorflow_cc.so.2',
-      '-l:libtensorflow_framework.so.2',
-      // RUNPATH (not RPATH): LD_LIBRARY_PATH, set by a task to its executors' TensorFlow, comes first.
-      `-Wl,-rpath,${tfDir},--enable-new-dtags`,
-    ],
-    { stdio: 'inherit' },
-  );
+  for (const [i, src] of sources.entries()) {
+    const args = ['-O2', '-std=c++17', '-fPIC', '-DNAPI_VERSION=8', `-I${nodeHeaders}`, `-I${include}`, '-c', src];
+    execFileSync(cxx, [...args, '-o', objects[i]], { stdio: 'inherit' });
+  }
+  const link = (out, extra) =>
+    execFileSync(
+      cxx,
+      ['-shared', ...objects, '-o', out, `-L${tfDir}`, '-l:libtensorflow_cc.so.2', '-l:libtensorflow_framework.so.2', ...extra],
+      { stdio: 'inherit' },
+    );
+  // RUNPATH (not RPATH): LD_LIBRARY_PATH, set by a task to its executors' TensorFlow, comes first.
+  link(target, [`-Wl,-rpath,${tfDir},--enable-new-dtags`]);
+  link(portable, []);
 } catch (err) {
   fallback(`could not build tfjs-node's binding (${err.message.split('\n')[0]})`);
 }

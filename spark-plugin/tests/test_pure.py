@@ -279,3 +279,38 @@ def test_lost_task_lines_say_what_died_and_where() -> None:
     assert describe(python) == "the Python worker of its Spark task on 10.0.0.3 (executor 1) died: Python worker exited unexpectedly (crashed)"
     assert exit_description(-9, 42, "h1") == "the Node worker (pid 42) on h1 was killed by signal 9 (SIGKILL) before reporting"
     assert exit_description(3, 42, "h1") == "the Node worker (pid 42) on h1 exited with status 3 before reporting"
+
+
+def test_tensorflow_env_puts_the_library_and_nvidia_wheels_on_the_loader_path(tmp_path: Any) -> None:
+    from sparkring.tf_libraries import tensorflow_env
+
+    tf_dir = tmp_path / "site-packages" / "tensorflow"
+    tf_dir.mkdir(parents=True)
+    (tmp_path / "site-packages" / "nvidia" / "cudnn" / "lib").mkdir(parents=True)
+    env = tensorflow_env(3, {"LD_LIBRARY_PATH": "/opt/lib"}, str(tf_dir))
+    assert env["LD_LIBRARY_PATH"].split(":") == [str(tf_dir), str(tmp_path / "site-packages" / "nvidia" / "cudnn" / "lib"), "/opt/lib"]
+    assert env["SPARKRING_TF_DIR"] == str(tf_dir)
+    assert env["TF_NUM_INTRAOP_THREADS"] == "3" and env["TF_NUM_INTEROP_THREADS"] == "3"
+
+
+def test_tensorflow_env_keeps_the_users_thread_settings_and_says_nothing_of_a_missing_tensorflow(tmp_path: Any) -> None:
+    from sparkring import tf_libraries
+
+    env = tf_libraries.tensorflow_env(2, {"TF_NUM_INTRAOP_THREADS": "8", "TF_CPP_MIN_LOG_LEVEL": "0"}, None)
+    assert env["TF_NUM_INTRAOP_THREADS"] == "8" and env["TF_NUM_INTEROP_THREADS"] == "2"
+    assert env["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    if tf_libraries.tensorflow_dir() is None:
+        assert "LD_LIBRARY_PATH" not in env
+
+
+def test_tensorflow_dir_is_found_without_importing_tensorflow() -> None:
+    import sys
+
+    from sparkring.tf_libraries import TF_LIBRARY, tensorflow_dir
+
+    found = tensorflow_dir()
+    assert "tensorflow" not in sys.modules
+    if found is not None:
+        import os
+
+        assert os.path.exists(os.path.join(found, TF_LIBRARY))

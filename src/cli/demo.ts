@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { type AllreduceResult, allreduce } from '../client/allreduce.js';
 import { RunError } from '../client/errors.js';
 import { packageRoot, sparkPaths } from '../client/paths.js';
+import type { TfBackendChoice } from '../runtime/backend.js';
 
 export async function ensureDigits(): Promise<string> {
   const path = join(packageRoot(), '.cache', 'digits.parquet');
@@ -15,7 +16,11 @@ export async function ensureDigits(): Promise<string> {
   return path;
 }
 
-export async function runDemo(o: { experiments?: string; json?: boolean }): Promise<AllreduceResult> {
+export async function runDemo(o: {
+  experiments?: string;
+  json?: boolean;
+  tfBackend?: TfBackendChoice;
+}): Promise<AllreduceResult> {
   const data = await ensureDigits();
   return allreduce({
     entry: join(packageRoot(), 'examples', 'digits', 'train.ts'),
@@ -24,5 +29,6 @@ export async function runDemo(o: { experiments?: string; json?: boolean }): Prom
     name: 'digits-demo',
     experiments: o.experiments,
     hparams: { epochs: 30, batchSize: 32, lr: 0.05 },
+    tfBackend: o.tfBackend,
   });
 }

@@ -8,7 +8,7 @@ import { DEFAULT_EXPERIMENTS } from '../client/options.js';
 import { rerun } from '../client/rerun.js';
 import { parseGridFlag, parseRandomFlag, SearchSpaceError } from '../hpo/space.js';
 import { basicAuth, bearer } from '../livy/client.js';
-import { TF_BACKENDS } from '../runtime/backend.js';
+import { TF_BACKENDS, type TfBackendChoice } from '../runtime/backend.js';
 import { collect, earlyStopFlag, keyValue, nonNegative, positiveInt } from './args.js';
 import { runDemo } from './demo.js';
 import { experimentsList, experimentsShow } from './experiments.js';
@@ -24,8 +24,8 @@ const parseValue = (v: string): unknown => {
 
 function printResult(r: AllreduceResult, json: boolean): void {
   if (json) {
-    const { runId, dir, workers, attempts, result, metrics, timings } = r;
-    process.stdout.write(`${JSON.stringify({ runId, dir, workers, attempts, result, metrics, timings })}\n`);
+    const { runId, dir, workers, attempts, backends, result, metrics, timings } = r;
+    process.stdout.write(`${JSON.stringify({ runId, dir, workers, attempts, backends, result, metrics, timings })}\n`);
     return;
   }
   process.stdout.write(`result: ${JSON.stringify(r.result)}\n`);
@@ -216,13 +216,17 @@ program
   .command('demo')
   .description('train a small MLP on the digits dataset with 2 workers on the embedded local Spark')
   .option('--experiments <dir>', 'experiments directory')
+  .addOption(
+    new Option('--tf-backend <backend>', "the workers' TensorFlow (as for allreduce)").choices([...TF_BACKENDS]).default('auto'),
+  )
   .option('--json', 'print one JSON object on stdout')
-  .action(async (o: { experiments?: string; json?: boolean }) => {
+  .action(async (o: { experiments?: string; json?: boolean; tfBackend: TfBackendChoice }) => {
     try {
       const r = await runDemo(o);
       if (o.json) return printResult(r, true);
       const accuracy = (r.result as { heldOutAccuracy?: number } | null)?.heldOutAccuracy;
       process.stdout.write(`held-out accuracy: ${accuracy === undefined ? '?' : (accuracy * 100).toFixed(1)}%\n`);
+      process.stdout.write(`trained on: ${[...new Set(r.backends)].join(', ')}\n`);
       printResult(r, false);
     } catch (err) {
       fail(err);

@@ -10,15 +10,21 @@
  *   proto/ring.proto                                                         read by the ring at start
  *   native/build/partition_map.node                                          when built here (same platform and Node)
  *   node_modules/@tensorflow/tfjs(-core)                                      one tfjs for runtime and entry
+ *   node_modules/@tensorflow/tfjs-node                                         its JS in one file, and the binding
+ *                                                                            built here (scripts/build-tf-binding.mjs),
+ *                                                                            which links the executors' TensorFlow
+ *   node_modules/@tensorflow/tfjs-backend-wasm                                 its JS and .wasm files
  *   entry/<name>.mjs                                                          the user's entry
  *   bin/node                                                                 with shipNode only
  */
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { execa } from 'execa';
+import { BINDING_IN_PACKAGE, TF_BINDING_PORTABLE } from '../runtime/backend.js';
 import { PARTITION_MAP_ADDON } from '../runtime/partition-map.js';
 import { compiledEntryName, compileEntry, REQUIRE_SHIM } from './entry-compile.js';
 import { RunError } from './errors.js';
@@ -114,6 +120,69 @@ async function buildTfjs(dir: string): Promise<void> {
   );
 }
 
+/**
+ * tfjs-node's JS as one CommonJS file over the bundle's tfjs, and the binding this machine built
+ * against PyPI's TensorFlow. It links libtensorflow_cc.so.2 by soname: on the executors, the task
+ * puts their Python's TensorFlow on LD_LIBRARY_PATH (spark-plugin/sparkring/tf_libraries.py). Same
+ * platform and Node-API assumption as the partition addon. Without a built binding, nothing is added
+ * and the workers say they train on pure-JS tfjs.
+ */
+async function buildTfjsNode(dir: string): Promise<void> {
+  const source = join(packageRoot(), 'node_modules', '@tensorflow', 'tfjs-node');
+  const binding = join(packageRoot(), TF_BINDING_PORTABLE);
+  if (!existsSync(binding) || !existsSync(join(source, 'package.json'))) return;
+  const out = join(dir, 'node_modules', '@tensorflow', 'tfjs-node');
+  await build({
+    entryPoints: [join(source, 'dist', 'index.js')],
+    outfile: join(out, 'dist', 'index.js'),
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    external: ['@tensorflow/tfjs', '@tensorflow/tfjs-core'],
+    plugins: [
+      {
+        // node-pre-gyp only finds the binding's path (lib/napi-v8, as its package.json says).
+        name: 'binding-path',
+        setup(b) {
+          b.onResolve({ filter: /^@mapbox\/node-pre-gyp$/ }, () => ({ path: 'node-pre-gyp', namespace: 'sparkring' }));
+          b.onLoad({ filter: /.*/, namespace: 'sparkring' }, () => ({
+            contents: `const { dirname, join } = require('node:path');
+module.exports = { find: (pkg) => join(dirname(pkg), ${JSON.stringify(BINDING_IN_PACKAGE)}) };`,
+            loader: 'js',
+          }));
+        },
+      },
+    ],
+    logLevel: 'silent',
+  });
+  const pkg = JSON.parse(await readFile(join(source, 'package.json'), 'utf8')) as { version: string; binary: unknown };
+  await writeFile(
+    join(out, 'package.json'),
+    JSON.stringify({ name: '@tensorflow/tfjs-node', version: pkg.version, main: 'dist/index.js', binary: pkg.binary }),
+  );
+  await mkdir(dirname(join(out, BINDING_IN_PACKAGE)), { recursive: true });
+  await copyFile(binding, join(out, BINDING_IN_PACKAGE));
+}
+
+/** The wasm backend (--tf-backend wasm): its Node build over the bundle's tfjs, and its .wasm files. */
+async function buildTfjsWasm(dir: string): Promise<void> {
+  const source = dirname(createRequire(join(packageRoot(), 'package.json')).resolve('@tensorflow/tfjs-backend-wasm'));
+  const out = join(dir, 'node_modules', '@tensorflow', 'tfjs-backend-wasm');
+  await build({
+    entryPoints: [join(source, 'tf-backend-wasm.node.js')],
+    outfile: join(out, 'dist', 'index.js'),
+    bundle: true,
+    format: 'cjs',
+    platform: 'node',
+    target: 'node20',
+    external: ['@tensorflow/tfjs-core'],
+    logLevel: 'silent',
+  });
+  for (const f of await readdir(source)) if (f.endsWith('.wasm')) await copyFile(join(source, f), join(out, 'dist', f));
+  await writeFile(join(out, 'package.json'), JSON.stringify({ name: '@tensorflow/tfjs-backend-wasm', main: 'dist/index.js' }));
+}
+
 async function buildEntry(dir: string, entry: string): Promise<string> {
   const relative = join('entry', compiledEntryName(entry));
   await compileEntry(entry, join(dir, relative), 'bare');
@@ -131,6 +200,8 @@ export async function buildRuntimeBundle(
   await mkdir(dir, { recursive: true });
   await buildRuntime(dir, paths);
   await buildTfjs(dir);
+  await buildTfjsNode(dir);
+  await buildTfjsWasm(dir);
   const entryPath = await buildEntry(dir, entry);
   if (options.shipNode) {
     await mkdir(join(dir, 'bin'), { recursive: true });

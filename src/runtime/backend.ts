@@ -39,6 +39,14 @@ export class TfBackendError extends Error {
   override readonly name = 'TfBackendError';
 }
 
+/**
+ * The binding make setup builds for shipped runtimes (scripts/build-tf-binding.mjs), relative to the
+ * package: it has no RUNPATH, so a worker loads only the TensorFlow its task puts on LD_LIBRARY_PATH.
+ */
+export const TF_BINDING_PORTABLE = 'native/build/tfjs_binding.portable.node';
+/** Where tfjs-node's JS requires it (node-pre-gyp's module_path for Node-API 8). */
+export const BINDING_IN_PACKAGE = 'lib/napi-v8/tfjs_binding.node';
+
 export const PURE_JS_COST = 'pure-JS tfjs trains 40x to 300x slower than native TensorFlow';
 
 /**

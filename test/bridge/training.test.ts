@@ -56,6 +56,8 @@ describe(`allreduce on local-cluster[${WORKERS},1,1024] with fake GPUs`, () => {
       hparams: { batchSize: BATCH },
       experiments: `${dir}/experiments`,
       gpusPerWorker: 1,
+      // The GPUs are fake: a native TensorFlow would rightly refuse them (tf-backend.test.ts).
+      tfBackend: 'cpu',
       sparkConf: { 'spark.worker.resource.gpu.discoveryScript': gpuDiscoveryScript(dir) },
       onProgress: (l) => lines.push(l),
     });
