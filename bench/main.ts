@@ -11,6 +11,7 @@ import { chaosBench, FAULTS, type Fault, KINDS, type Kind } from './chaos.js';
 import { handoffBench } from './handoff.js';
 import { hpoBench } from './hpo.js';
 import { startupBench } from './startup.js';
+import { TRAIN_BACKENDS, TRAIN_MODELS, type TrainBackend, type TrainModel, trainBench } from './train.js';
 
 const MiB = 1024 * 1024;
 
@@ -130,6 +131,22 @@ program
     const { records: _records, ...summary } = result;
     emit(summary, false);
   });
+
+program
+  .command('train')
+  .description(
+    'training samples/s per model, workers and TensorFlow backend, beside Keras (eager and compiled) on the same TensorFlow',
+  )
+  .option('--model <names>', `models (${TRAIN_MODELS.join(',')})`, list(oneOf('--model', TRAIN_MODELS)), [...TRAIN_MODELS])
+  .option('--workers <counts>', 'worker counts of the native rows', list(positiveInt('--workers')), [1, 2])
+  .option('--backends <names>', `backends (${TRAIN_BACKENDS.join(',')})`, list(oneOf('--backends', TRAIN_BACKENDS)), [
+    ...TRAIN_BACKENDS,
+  ])
+  .option('--cpu-cnn', 'also time a pure-JS CNN step (minutes)')
+  .option('--json', 'print one JSON object on stdout')
+  .action(async (o: { model: TrainModel[]; workers: number[]; backends: TrainBackend[]; cpuCnn?: boolean; json?: boolean }) =>
+    emit(await trainBench({ models: o.model, workers: o.workers, backends: o.backends, cpuCnn: o.cpuCnn }, log), o.json),
+  );
 
 function printTable(rows: Array<Record<string, unknown>>): void {
   const cols = ['impl', 'procs', 'bytes', 'time_ms', 'busbw_GBps', 'vs_mpi', 'vs_tcp_loopback', 'fused_speedup'];

@@ -38,7 +38,7 @@ export default async function train(ctx: TrainContext) {
       if (taken++ === stepsPerEpoch) break;
       const xs = tf.tensor2d(b.xs, [b.size, b.featureCount]).div(16);
       const ys = tf.oneHot(tf.tensor1d(b.ys, 'int32'), 10);
-      const loss = await optimizer.minimize(() => tf.losses.softmaxCrossEntropy(ys, model.predict(xs) as import('@tensorflow/tfjs').Tensor) as import('@tensorflow/tfjs').Scalar, true, vars);
+      const loss = await optimizer.minimize(() => tf.losses.softmaxCrossEntropy(ys, model.apply(xs, { training: true }) as import('@tensorflow/tfjs').Tensor) as import('@tensorflow/tfjs').Scalar, true, vars);
       lossSum += (await loss?.data())?.[0] ?? 0;
       tf.dispose([xs, ys, loss]);
       step++;

@@ -119,7 +119,7 @@ function livyHeaders(user: string | undefined, token: string | undefined): Recor
 }
 
 function printLaunchResult(r: LaunchResult, json: boolean): void {
-  const trials = r.trials.map(({ id, hparams, status, metric, attempts, steps, stoppedEarly, error }) => ({
+  const trials = r.trials.map(({ id, hparams, status, metric, attempts, steps, stoppedEarly, error, backend }) => ({
     id,
     hparams,
     status,
@@ -128,6 +128,7 @@ function printLaunchResult(r: LaunchResult, json: boolean): void {
     steps,
     stoppedEarly,
     error,
+    backend,
   }));
   const best = r.best ? { id: r.best.id, hparams: r.best.hparams, metric: r.best.metric } : null;
   if (json) {
@@ -136,7 +137,10 @@ function printLaunchResult(r: LaunchResult, json: boolean): void {
   }
   for (const t of trials) {
     const how = t.status === 'done' ? (t.stoppedEarly ? 'stopped early' : 'done') : `${t.status}: ${t.error}`;
-    process.stdout.write(`trial ${t.id}: ${JSON.stringify(t.hparams)} metric ${t.metric ?? '-'} (${how}, ${t.steps} steps)\n`);
+    const on = t.backend ? `, ${t.backend}` : '';
+    process.stdout.write(
+      `trial ${t.id}: ${JSON.stringify(t.hparams)} metric ${t.metric ?? '-'} (${how}, ${t.steps} steps${on})\n`,
+    );
   }
   process.stdout.write(`best: ${best ? `trial ${best.id} ${JSON.stringify(best.hparams)} metric ${best.metric}` : 'none'}\n`);
   process.stdout.write(`experiment: ${r.dir}\n`);

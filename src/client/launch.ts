@@ -42,6 +42,8 @@ export interface TrialResult {
   stoppedEarly: boolean;
   error: string | null;
   executor: string | null;
+  /** The trial's TensorFlow backend (`tensorflow 2.21.0 cpu`, ...), null when it never touched ctx.tf. */
+  backend: string | null;
   result: unknown;
   timings: TrialOutcome['timings'] | null;
 }
@@ -200,6 +202,7 @@ function toTrialResult(t: Awaited<ReturnType<TrialQueue['trials']>>[number]): Tr
     stoppedEarly: out?.stoppedEarly ?? false,
     error: t.status === 'done' ? null : t.error,
     executor: out?.executor ?? null,
+    backend: out?.backend ?? null,
     result: out?.result ?? null,
     timings: out?.timings ?? null,
   };

@@ -46,6 +46,8 @@ export interface TrialOutcome {
   stoppedEarly: boolean;
   result: unknown;
   executor: string;
+  /** The trial's TensorFlow backend, null when it never touched ctx.tf. */
+  backend: string | null;
   /** Times (ms since the epoch) of this try: claimed, process spawned, train() ran, result in, recorded. */
   timings: {
     claimedAt: number;
@@ -66,6 +68,8 @@ type TrialReport =
       metric: number | null;
       steps: number;
       stopped: boolean;
+      /** The trial's TensorFlow backend (runtime/backend.ts), null when it never touched ctx.tf. */
+      backend: string | null;
       trainStartAt: number;
       trainEndAt: number;
     }
@@ -200,6 +204,7 @@ class Agent {
         stoppedEarly: outcome.stopped,
         result: outcome.result,
         executor: this.owner,
+        backend: outcome.backend ?? null,
         timings: {
           claimedAt,
           spawnedAt,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Ring } from '../collective/ring.js';
 import { trialMetric } from '../hpo/trial-metric.js';
-import { loadTfSync, type TfBackendChoice } from './backend.js';
+import { type LoadedTf, loadTfSync, type TfBackendChoice } from './backend.js';
 import { Checkpoints } from './checkpoint.js';
 import { createContext } from './context.js';
 import { PartitionData } from './data.js';
@@ -62,6 +62,8 @@ try {
   const resumedStep = t.attempt > 1 ? ((await checkpoints.load())?.reportedStep ?? 0) : 0;
   let steps = resumedStep;
   let last: number | undefined;
+  /** The TensorFlow the trial loaded, once it touched ctx.tf. */
+  let loaded: LoadedTf | undefined;
   const { ctx, close } = createContext({
     rank: 0,
     worldSize: 1,
@@ -70,7 +72,11 @@ try {
     hparams: t.hparams,
     data: PartitionData.empty(),
     logdir: join(t.dir, 'tensorboard'),
-    tf: () => loadTfSync(t.gpus, t.tfBackend).tf,
+    tf: () => {
+      loaded = loadTfSync(t.gpus, t.tfBackend);
+      if (loaded.fallback) send({ type: 'log', line: `trains on pure-JS tfjs: ${loaded.fallback}` });
+      return loaded.tf;
+    },
     ring: Ring.solo(`${t.searchId}/${t.id}`),
     events: {
       send(type, fields) {
@@ -98,6 +104,7 @@ try {
     metric: trialMetric(result, t.metric, last),
     steps,
     stopped: stop.signal.aborted,
+    backend: loaded?.backend ?? null,
     trainStartAt,
     trainEndAt,
   });

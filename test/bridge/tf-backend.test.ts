@@ -124,6 +124,32 @@ describe('native TensorFlow in the workers, on local-cluster', () => {
     expect(r.stderr).toContain(`${withoutTf.python} has no tensorflow package`);
   }, 300_000);
 
+  it('a search reports the TensorFlow each trial trained on', async () => {
+    const r = await sparkring(
+      [
+        'launch',
+        entry,
+        '--grid',
+        'x=1,2',
+        '--metric',
+        'sum',
+        '--executors',
+        '2',
+        '--json',
+        '--experiments',
+        join(dir, 'experiments'),
+      ],
+      {},
+      dir,
+    );
+    expect(r.exitCode, r.all).toBe(0);
+    const out = JSON.parse(r.stdout) as { trials: Array<{ status: string; backend: string }> };
+    expect(out.trials.map((t) => [t.status, t.backend])).toEqual([
+      ['done', 'tensorflow 2.21.0 cpu'],
+      ['done', 'tensorflow 2.21.0 cpu'],
+    ]);
+  }, 300_000);
+
   it('a task given GPUs whose TensorFlow sees none fails with a line that says so', async () => {
     const r = await sparkring(
       [

@@ -1,0 +1,83 @@
+// Benchmark entry (bench train): the two models of reference E, batch 128, SGD, synthetic data made
+// once in the worker (input work is not what is measured). Each step's time is split into
+// gradients (forward + backward), allreduce (download, ring, new tensors) and apply.
+// hparams: { models: ['mlp','cnn'], warmup: {mlp, cnn}, steps: {mlp, cnn}, batch }
+const time = () => performance.now();
+
+export function buildModel(tf, name) {
+  const model = tf.sequential();
+  if (name === 'mlp') {
+    model.add(tf.layers.dense({ inputShape: [784], units: 512, activation: 'relu' }));
+    model.add(tf.layers.dense({ units: 512, activation: 'relu' }));
+    model.add(tf.layers.dense({ units: 10 }));
+  } else {
+    model.add(tf.layers.conv2d({ inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu' }));
+    model.add(tf.layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu' }));
+    model.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+    model.add(tf.layers.flatten());
+    model.add(tf.layers.dense({ units: 128, activation: 'relu' }));
+    model.add(tf.layers.dense({ units: 10 }));
+  }
+  return model;
+}
+
+async function measure(ctx, name, warmup, steps, batch) {
+  const { tf } = ctx;
+  const model = buildModel(tf, name);
+  await ctx.syncWeights(model);
+  const xs = name === 'mlp' ? tf.randomUniform([batch, 784]) : tf.randomUniform([batch, 28, 28, 1]);
+  const ys = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32'), 10);
+  const optimizer = tf.train.sgd(0.01);
+  const vars = model.trainableWeights.map((w) => w.read());
+  const split = { gradients: 0, allreduce: 0, apply: 0 };
+  let started = 0;
+  for (let s = 0; s < warmup + steps; s++) {
+    if (s === warmup) {
+      await ctx.barrier();
+      started = time();
+      split.gradients = split.allreduce = split.apply = 0;
+    }
+    const t0 = time();
+    const { value, grads } = optimizer.computeGradients(
+      () => tf.losses.softmaxCrossEntropy(ys, model.apply(xs, { training: true })),
+      vars,
+    );
+    await value.data(); // the step's kernels have run
+    const t1 = time();
+    const averaged = await ctx.allreduce(grads, 'mean');
+    const t2 = time();
+    optimizer.applyGradients(averaged);
+    await vars[0].data();
+    const t3 = time();
+    tf.dispose([value, grads, averaged]);
+    split.gradients += t1 - t0;
+    split.allreduce += t2 - t1;
+    split.apply += t3 - t2;
+  }
+  const seconds = (time() - started) / 1000;
+  tf.dispose([xs, ys]);
+  model.dispose();
+  const total = split.gradients + split.allreduce + split.apply;
+  return {
+    model: name,
+    steps,
+    seconds,
+    samples_per_s: (steps * batch * ctx.worldSize) / seconds,
+    step_ms: (seconds * 1000) / steps,
+    allreduce_share: split.allreduce / total,
+    split_ms: Object.fromEntries(Object.entries(split).map(([k, v]) => [k, v / steps])),
+  };
+}
+
+export default async function train(ctx) {
+  const { models, warmup, steps, batch } = ctx.hparams;
+  const rows = [];
+  for (const name of models) {
+    try {
+      rows.push(await measure(ctx, name, warmup[name], steps[name], batch));
+    } catch (err) {
+      rows.push({ model: name, error: String(err.message ?? err).split('\n')[0] });
+    }
+  }
+  return { backend: ctx.tf.getBackend(), rows };
+}

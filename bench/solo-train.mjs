@@ -1,0 +1,25 @@
+// One Node process, no Spark: the train benchmark's models on the TensorFlow that runtime/backend.ts
+// picks for a task given GPUS (bench/gpu-check.sh runs it on a GPU machine). Prints one JSON line.
+//   node bench/solo-train.mjs MODELS [GPUS]      e.g. cnn 0
+import { loadTf } from '../dist/src/runtime/backend.js';
+import train from './entries/train-models.mjs';
+
+const [models = 'cnn', gpus = ''] = process.argv.slice(2);
+const loaded = await loadTf(gpus ? gpus.split(',') : [], 'native');
+const names = models.split(',');
+const ctx = {
+  tf: loaded.tf,
+  rank: 0,
+  worldSize: 1,
+  hparams: {
+    models: names,
+    batch: 128,
+    warmup: { mlp: 10, cnn: 5 },
+    steps: { mlp: 200, cnn: 50 },
+  },
+  syncWeights: async () => undefined,
+  allreduce: async (grads) => grads,
+  barrier: async () => undefined,
+};
+const result = await train(ctx);
+console.log(JSON.stringify({ backend: loaded.backend, library: loaded.library, ...result }));

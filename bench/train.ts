@@ -1,0 +1,159 @@
+/**
+ * Train: samples/s of real training steps (batch 128, SGD) in sparkring workers on Spark, per model,
+ * worker count and TensorFlow backend, each step split into gradients, allreduce and apply; beside
+ * the same models in Python Keras on the same TensorFlow in one process, eager (GradientTape, op by
+ * op as tfjs runs) and compiled (tf.function, what model.fit gives), in the same run. Every worker
+ * and the Keras process use one core (spark.task.cpus = 1: one TensorFlow thread each).
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { allreduce } from '../src/client/allreduce.js';
+import { packageRoot, sparkPaths } from '../src/client/paths.js';
+import type { TfBackendChoice } from '../src/runtime/backend.js';
+import { packageFile } from '../src/util/package-file.js';
+
+export const TRAIN_MODELS = ['mlp', 'cnn'] as const;
+export type TrainModel = (typeof TRAIN_MODELS)[number];
+export const TRAIN_BACKENDS = ['native', 'wasm', 'cpu'] as const;
+export type TrainBackend = (typeof TRAIN_BACKENDS)[number];
+
+const BATCH = 128;
+/** Warm-up and timed steps: pure-JS takes over a minute for one CNN step (reference E). */
+const STEPS: Record<TrainBackend, { warmup: Record<TrainModel, number>; steps: Record<TrainModel, number> }> = {
+  native: { warmup: { mlp: 5, cnn: 3 }, steps: { mlp: 60, cnn: 20 } },
+  wasm: { warmup: { mlp: 2, cnn: 1 }, steps: { mlp: 10, cnn: 2 } },
+  cpu: { warmup: { mlp: 1, cnn: 0 }, steps: { mlp: 3, cnn: 1 } },
+};
+
+export interface TrainRow {
+  impl: 'sparkring' | 'keras-eager' | 'keras';
+  model: TrainModel;
+  workers: number;
+  backend: string;
+  threads: number;
+  samples_per_s: number | null;
+  allreduce_share?: number;
+  step_ms?: number;
+  split_ms?: Record<string, number>;
+  error?: string;
+}
+
+interface EntryRow {
+  model: TrainModel;
+  samples_per_s?: number;
+  step_ms?: number;
+  allreduce_share?: number;
+  split_ms?: Record<string, number>;
+  error?: string;
+}
+
+const round = (v: number, digits = 0): number => Number(v.toFixed(digits));
+
+export async function trainBench(
+  o: { models: TrainModel[]; workers: number[]; backends: TrainBackend[]; cpuCnn?: boolean },
+  progress: (l: string) => void,
+) {
+  const dir = await mkdtemp(join(tmpdir(), 'sparkring-train-'));
+  const rows: TrainRow[] = [];
+  try {
+    const configs = [
+      ...o.workers.map((workers) => ({ workers, backend: 'native' as TrainBackend })),
+      // Pure-JS and wasm on one worker: the cost of not having native TensorFlow.
+      ...o.backends.filter((b) => b !== 'native').map((backend) => ({ workers: 1, backend })),
+    ];
+    for (const { workers, backend } of configs) {
+      if (backend === 'native' && !o.backends.includes('native')) continue;
+      // A pure-JS CNN step takes minutes (reference E: more than 75 s; over 10 min seen here).
+      const models = backend === 'cpu' && !o.cpuCnn ? o.models.filter((m) => m !== 'cnn') : o.models;
+      for (const model of o.models.filter((m) => !models.includes(m)))
+        rows.push({
+          impl: 'sparkring',
+          model,
+          workers,
+          backend,
+          threads: 1,
+          samples_per_s: null,
+          error: 'skipped: pure-JS takes minutes a CNN step (--cpu-cnn runs it)',
+        });
+      if (models.length === 0) continue;
+      progress(`sparkring: ${models.join(', ')} on ${workers} worker(s), --tf-backend ${backend}`);
+      let run: Awaited<ReturnType<typeof allreduce>>;
+      try {
+        run = await allreduce({
+          entry: packageFile('bench/entries/train-models.mjs'),
+          name: `train-${backend}-${workers}`,
+          workers,
+          experiments: join(dir, 'experiments'),
+          tfBackend: backend as TfBackendChoice,
+          hparams: { models, batch: BATCH, ...STEPS[backend] },
+          // A pure-JS CNN step blocks the worker's event loop, and so its heartbeats, for over a minute.
+          heartbeatTimeoutMs: 900_000,
+          onProgress: (l) => progress(`  ${l}`),
+        });
+      } catch (err) {
+        for (const model of models)
+          rows.push({
+            impl: 'sparkring',
+            model,
+            workers,
+            backend,
+            threads: 1,
+            samples_per_s: null,
+            error: (err as Error).message,
+          });
+        continue;
+      }
+      const result = run.result as { rows: EntryRow[] };
+      progress(`  ${JSON.stringify(result.rows)}`);
+      for (const r of result.rows) {
+        rows.push({
+          impl: 'sparkring',
+          model: r.model,
+          workers,
+          backend: run.backends[0] ?? backend,
+          threads: run.ranks[0]?.tfThreads ?? 1,
+          samples_per_s: r.samples_per_s === undefined ? null : round(r.samples_per_s),
+          ...(r.error
+            ? { error: r.error }
+            : {
+                step_ms: round(r.step_ms as number, 1),
+                allreduce_share: round(r.allreduce_share as number, 3),
+                split_ms: Object.fromEntries(Object.entries(r.split_ms ?? {}).map(([k, v]) => [k, round(v, 1)])),
+              }),
+        });
+      }
+    }
+    progress('keras: the same models in one Python process on the same TensorFlow (1 thread)');
+    const keras = await execa(
+      sparkPaths().python,
+      [join(packageRoot(), 'bench', 'keras_train.py'), o.models.join(','), '5', '30', String(BATCH), '1'],
+      { env: { TF_CPP_MIN_LOG_LEVEL: '2' } },
+    );
+    for (const r of JSON.parse(keras.stdout.trim().split('\n').at(-1) as string) as TrainRow[])
+      rows.push({ ...r, samples_per_s: round(r.samples_per_s as number), step_ms: round(r.step_ms as number, 1) });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  const find = (impl: string, model: string, workers = 1) =>
+    rows.find(
+      (r) =>
+        r.impl === impl &&
+        r.model === model &&
+        r.workers === workers &&
+        (impl !== 'sparkring' || r.backend.startsWith('tensorflow')),
+    )?.samples_per_s ?? null;
+  const ratio = (a: number | null, b: number | null) => (a && b ? round(a / b, 2) : null);
+  const goals = Object.fromEntries(
+    o.models.map((m) => [
+      m,
+      {
+        one_worker_vs_keras_eager: ratio(find('sparkring', m), find('keras-eager', m)),
+        one_worker_vs_keras: ratio(find('sparkring', m), find('keras', m)),
+        two_workers_vs_one: ratio(find('sparkring', m, 2), find('sparkring', m)),
+      },
+    ]),
+  );
+  return { bench: 'train', batch: BATCH, rows, goals };
+}
