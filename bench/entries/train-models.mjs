@@ -1,6 +1,7 @@
 // Benchmark entry (bench train): the two models of reference E, batch 128, SGD, synthetic data made
 // once in the worker (input work is not what is measured). Each step's time is split into
-// gradients (forward + backward), allreduce (download, ring, new tensors) and apply.
+// gradients (forward + backward), wait (a barrier: until the slowest rank's gradients are ready),
+// allreduce (download, ring, new tensors) and apply.
 // hparams: { models: ['mlp','cnn'], warmup: {mlp, cnn}, steps: {mlp, cnn}, batch }
 const time = () => performance.now();
 
@@ -29,13 +30,13 @@ async function measure(ctx, name, warmup, steps, batch) {
   const ys = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32'), 10);
   const optimizer = tf.train.sgd(0.01);
   const vars = model.trainableWeights.map((w) => w.read());
-  const split = { gradients: 0, allreduce: 0, apply: 0 };
+  const split = { gradients: 0, wait: 0, allreduce: 0, apply: 0 };
   let started = 0;
   for (let s = 0; s < warmup + steps; s++) {
     if (s === warmup) {
       await ctx.barrier();
       started = time();
-      split.gradients = split.allreduce = split.apply = 0;
+      split.gradients = split.wait = split.allreduce = split.apply = 0;
     }
     const t0 = time();
     const { value, grads } = optimizer.computeGradients(
@@ -44,6 +45,8 @@ async function measure(ctx, name, warmup, steps, batch) {
     );
     await value.data(); // the step's kernels have run
     const t1 = time();
+    if (ctx.worldSize > 1) await ctx.barrier();
+    const t1b = time();
     const averaged = await ctx.allreduce(grads, 'mean');
     const t2 = time();
     optimizer.applyGradients(averaged);
@@ -51,7 +54,8 @@ async function measure(ctx, name, warmup, steps, batch) {
     const t3 = time();
     tf.dispose([value, grads, averaged]);
     split.gradients += t1 - t0;
-    split.allreduce += t2 - t1;
+    split.wait += t1b - t1;
+    split.allreduce += t2 - t1b;
     split.apply += t3 - t2;
   }
   const seconds = (time() - started) / 1000;
@@ -64,7 +68,8 @@ async function measure(ctx, name, warmup, steps, batch) {
     seconds,
     samples_per_s: (steps * batch * ctx.worldSize) / seconds,
     step_ms: (seconds * 1000) / steps,
-    allreduce_share: split.allreduce / total,
+    // What the allreduce costs a step: waiting for the slowest rank is the price of synchronous SGD.
+    allreduce_share: (split.wait + split.allreduce) / total,
     split_ms: Object.fromEntries(Object.entries(split).map(([k, v]) => [k, v / steps])),
   };
 }

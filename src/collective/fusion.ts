@@ -6,6 +6,7 @@ export interface TensorLike {
   readonly shape: number[];
   readonly dtype: string;
   data(): Promise<ArrayLike<number> | unknown>;
+  dataSync?(): ArrayLike<number> | unknown;
 }
 export type TensorMapLike = { [name: string]: TensorLike };
 

@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as tfTypes from '@tensorflow/tfjs';
+import { useNativeGradients } from './native-gradients.js';
 
 export type Tf = typeof tfTypes;
 
@@ -131,6 +132,7 @@ function loadNative(gpus: readonly string[]): { loaded?: LoadedTf; problem: stri
       );
     }
     const threads = Number(process.env.TF_NUM_INTRAOP_THREADS) || undefined;
+    useNativeGradients(tf);
     return {
       loaded: {
         tf,

@@ -15,6 +15,7 @@ interface Loaded {
   library?: string | null;
   fallback?: string | null;
   product?: number[];
+  reluGrad?: number[];
   osThreads?: number;
   error?: string;
   message?: string;
@@ -55,6 +56,13 @@ describe('--tf-backend in a worker', () => {
     expect(six.threads).toBe(6);
     // TensorFlow's intra-op and inter-op pools: 5 more threads in each.
     expect((six.osThreads as number) - (one.osThreads as number)).toBeGreaterThanOrEqual(10);
+  });
+
+  it("native computes Relu's gradient with TensorFlow's ReluGrad, to the values of tfjs's own", async () => {
+    const native = await load('native');
+    const cpu = await load('cpu');
+    expect(native.reluGrad).toEqual([0, 0, 0, 4, 5]);
+    expect(native.reluGrad).toEqual(cpu.reluGrad);
   });
 
   it('a task with GPUs whose TensorFlow sees none fails with a line that says so, and never falls back to the CPU', async () => {
