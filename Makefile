@@ -48,7 +48,6 @@ livy yarn:
 	@command -v mvn >/dev/null || { echo "the Livy and YARN tests need Maven (apt-get install maven)"; exit 1; }
 	scripts/maven-jars.sh $@
 
-setup: build venv redis $(TF_BINDING)
 
 $(BUILD_STAMP): $(NODE_STAMP) $(TS_SOURCES)
 	npx tsc -p tsconfig.json
@@ -66,6 +65,9 @@ $(TF_BINDING): $(NODE_STAMP) $(VENV_STAMP) scripts/build-tf-binding.mjs
 	node scripts/build-tf-binding.mjs
 
 build: $(BUILD_STAMP) $(NATIVE)
+
+# After the variables it names: make expands a rule's prerequisites where it reads the rule.
+setup: build venv redis $(TF_BINDING)
 
 test: setup livy yarn
 	node scripts/run-tests.mjs
