@@ -46,7 +46,8 @@ def tensorflow_env(cpus: int, env: Mapping[str, str], tf_dir: Optional[str] = No
     threads = str(max(1, cpus))
     for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS"):
         out[name] = env.get(name) or threads
-    # TensorFlow's start-up banner (oneDNN, CPU features) is INFO; warnings and errors still show.
+    # TensorFlow's INFO lines stay out of the worker's log; warnings and errors show. (Its start-up
+    # banner, printed before its logging is set up, still goes there.)
     out["TF_CPP_MIN_LOG_LEVEL"] = env.get("TF_CPP_MIN_LOG_LEVEL") or "1"
     out["SPARKRING_TF_PYTHON"] = sys.executable
     found = tf_dir if tf_dir is not None else tensorflow_dir()

@@ -33,7 +33,7 @@ describe('a standalone Spark cluster through --master spark://', () => {
     ]);
     expect(r.exitCode, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout) as Record<string, unknown>;
-    expect(Object.keys(out).sort()).toEqual(['attempts', 'dir', 'metrics', 'result', 'runId', 'timings', 'workers']);
+    expect(Object.keys(out).sort()).toEqual(['attempts', 'backends', 'dir', 'metrics', 'result', 'runId', 'timings', 'workers']);
     expect(out).toMatchObject({ workers: 2, attempts: 1, result: { rank: 0 } });
     const timings = out.timings as { submitToRingMs: number; trainMs: number; releaseMs: number };
     expect(timings.releaseMs).toBeGreaterThan(0);

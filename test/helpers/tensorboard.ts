@@ -11,5 +11,8 @@ export function readTensorBoard(logdir: string): {
   /** The hparams plugin's session end status (1 success, 2 failure), when written. */
   sessionEnd: number | null;
 } {
-  return JSON.parse(execFileSync(PYTHON, [join(FIXTURES, 'read-tensorboard.py'), logdir], { encoding: 'utf8' }));
+  // TensorBoard's reader imports TensorFlow where the venv has it (make setup installs it), whose
+  // start-up banners go to stderr whatever TF_CPP_MIN_LOG_LEVEL says; they are kept off the test output.
+  const stdio: ['ignore', 'pipe', 'pipe'] = ['ignore', 'pipe', 'pipe'];
+  return JSON.parse(execFileSync(PYTHON, [join(FIXTURES, 'read-tensorboard.py'), logdir], { encoding: 'utf8', stdio }));
 }
