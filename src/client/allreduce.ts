@@ -268,9 +268,10 @@ function toError(d: DriverResult | undefined, outcome: SubmitOutcome, progress: 
       const root = progress.errors.find((x) => !x.message.startsWith('PeerFailedError'));
       const rank = root?.rank ?? e.rank;
       const message = root?.message ?? e.message;
-      const uneven = progress.errors.some((x) => x.name === 'UnevenStepsError');
+      // Retrying does not help uneven steps, nor a TensorFlow the executors do not have.
+      const final = progress.errors.some((x) => x.name === 'UnevenStepsError' || x.name === 'TfBackendError');
       return new RunError('worker', `worker ${rank} failed: ${message}`, {
-        final: uneven,
+        final,
         rank,
         workerStack: root?.stack ?? e.stack,
         logTail: e.logTail,

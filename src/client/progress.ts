@@ -93,7 +93,7 @@ export class Progress {
         return;
       }
       case 'heartbeat':
-        if (!this.finished.has(e.rank)) this.heartbeats.set(e.rank, Date.now());
+        if (!this.finished.has(e.rank)) this.heartbeats.set(e.rank, Date.now() + (e.busyMs ?? 0));
         return;
       case 'done':
         this.finished.add(e.rank);

@@ -8,7 +8,12 @@ interface Base {
 
 export type RunEvent =
   | (Base & { type: 'driver'; stage: string; [k: string]: unknown })
-  | (Base & { type: 'heartbeat'; rank: number })
+  | (Base & {
+      type: 'heartbeat';
+      rank: number;
+      /** The worker is about to block its event loop (loading TensorFlow): the next one may be this late. */
+      busyMs?: number;
+    })
   | (Base & { type: 'done'; rank: number })
   | (Base & { type: 'log'; rank: number; line: string; trial?: string })
   | (Base & {
@@ -68,7 +73,7 @@ const trialId = z.string().regex(TRIAL_ID);
 
 const runEventSchema = z.discriminatedUnion('type', [
   z.looseObject({ ...base, type: z.literal('driver'), stage: z.string() }),
-  z.object({ ...base, type: z.literal('heartbeat'), rank }),
+  z.object({ ...base, type: z.literal('heartbeat'), rank, busyMs: z.number().nonnegative().max(600_000).optional() }),
   z.object({ ...base, type: z.literal('done'), rank }),
   z.object({ ...base, type: z.literal('log'), rank, line: z.string(), trial: trialId.optional() }),
   z.object({

@@ -31,9 +31,23 @@ export class EventSender {
   }
 
   send(type: string, fields: Record<string, unknown>): void {
+    void this.append(type, fields);
+  }
+
+  /** Appends one event; settles once Redis has it (or the try failed). */
+  private async append(type: string, fields: Record<string, unknown>): Promise<void> {
     if (!this.redis) return;
     const event = JSON.stringify({ type, source: this.source, at: Date.now(), ...fields });
-    this.redis.xadd(this.stream, 'MAXLEN', '~', MAX_STREAM_LENGTH, '*', 'e', event).catch(() => undefined);
+    await this.redis.xadd(this.stream, 'MAXLEN', '~', MAX_STREAM_LENGTH, '*', 'e', event).catch(() => undefined);
+  }
+
+  /**
+   * Says, and waits (at most `waitMs`) until Redis has it, that this worker is about to block its
+   * event loop for up to `busyMs` (loading TensorFlow: mapping and initialising its 790 MB library
+   * took seconds on a cold, busy machine), so that no heartbeat timeout shorter than that fails it.
+   */
+  async busy(rank: number, busyMs: number, waitMs = 2000): Promise<void> {
+    await Promise.race([this.append('heartbeat', { rank, busyMs }), new Promise((done) => setTimeout(done, waitMs).unref())]);
   }
 
   /**

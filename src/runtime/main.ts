@@ -24,6 +24,9 @@ if (!Number.isInteger(controlFd)) {
   process.exit(2);
 }
 
+/** The longest a worker's heartbeats may pause while it loads TensorFlow (synchronously). */
+const LOADING_TF_MS = 120_000;
+
 let done = false;
 /** The partition file the task is handing over; the task removes it, unless it died first. */
 let partitionPath: string | undefined;
@@ -79,6 +82,7 @@ try {
   // partitions still moving there (bench handoff). Nothing before train() needs it, and the first
   // step waits for the slowest worker's partition anyway.
   await ring.barrier();
+  await events.busy(rank, LOADING_TF_MS);
   const tf = await loadTf(init.gpus, init.tfBackend);
   events.send('backend', {
     rank,

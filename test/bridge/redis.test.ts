@@ -28,6 +28,14 @@ const stepOf = (line: string): number | undefined => {
   return m ? Number(m[1]) : undefined;
 };
 
+function killIfAlive(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
 describe('run events through Redis', () => {
   it('an unreachable Redis is a clear error before any Spark job starts', async () => {
     const url = `redis://127.0.0.1:${await freePort()}`;
@@ -118,7 +126,8 @@ describe('run events through Redis', () => {
           stopped = pidOf(/node .*runtime\/main\.js/) as number;
           process.kill(stopped, 'SIGSTOP');
         }
-        if (stopped !== undefined && /attempt 2 of 2/.test(line)) process.kill(stopped, 'SIGKILL');
+        // By then the failed attempt's teardown may have taken it already (--pdeathsig): ESRCH is fine.
+        if (stopped !== undefined && /attempt 2 of 2/.test(line)) killIfAlive(stopped);
       },
     });
     expect(run.attempts).toBe(2);

@@ -116,8 +116,10 @@ describe('native TensorFlow in the workers, on local-cluster', () => {
   }, 300_000);
 
   it('--tf-backend native where it cannot load is an error naming what is missing', async () => {
-    const r = await run(withoutTf.python, '--tf-backend', 'native');
+    const r = await run(withoutTf.python, '--tf-backend', 'native', '--max-attempts', '2');
     expect(r.exitCode).not.toBe(0);
+    // Not retried: another attempt would find the same Python.
+    expect(r.stderr).not.toMatch(/attempt 2 of 2/);
     expect(r.stderr).toMatch(
       /TfBackendError: --tf-backend native: tfjs-node cannot load TensorFlow's C libraries \(libtensorflow_cc\.so\.2\)/,
     );
