@@ -58,25 +58,25 @@ export async function trainBench(
   const dir = await mkdtemp(join(tmpdir(), 'sparkring-train-'));
   const rows: TrainRow[] = [];
   try {
+    const unmeasured = (model: TrainModel, workers: number, backend: string, error: string): TrainRow => ({
+      impl: 'sparkring',
+      model,
+      workers,
+      backend,
+      threads: 1,
+      samples_per_s: null,
+      error,
+    });
     const configs = [
-      ...o.workers.map((workers) => ({ workers, backend: 'native' as TrainBackend })),
+      ...(o.backends.includes('native') ? o.workers.map((workers) => ({ workers, backend: 'native' as TrainBackend })) : []),
       // Pure-JS and wasm on one worker: the cost of not having native TensorFlow.
       ...o.backends.filter((b) => b !== 'native').map((backend) => ({ workers: 1, backend })),
     ];
     for (const { workers, backend } of configs) {
-      if (backend === 'native' && !o.backends.includes('native')) continue;
       // A pure-JS CNN step takes minutes (reference E: more than 75 s; over 10 min seen here).
       const models = backend === 'cpu' && !o.cpuCnn ? o.models.filter((m) => m !== 'cnn') : o.models;
       for (const model of o.models.filter((m) => !models.includes(m)))
-        rows.push({
-          impl: 'sparkring',
-          model,
-          workers,
-          backend,
-          threads: 1,
-          samples_per_s: null,
-          error: 'skipped: pure-JS takes minutes a CNN step (--cpu-cnn runs it)',
-        });
+        rows.push(unmeasured(model, workers, backend, 'skipped: pure-JS takes minutes a CNN step (--cpu-cnn runs it)'));
       if (models.length === 0) continue;
       progress(`sparkring: ${models.join(', ')} on ${workers} worker(s), --tf-backend ${backend}`);
       let run: Awaited<ReturnType<typeof allreduce>>;
@@ -93,16 +93,7 @@ export async function trainBench(
           onProgress: (l) => progress(`  ${l}`),
         });
       } catch (err) {
-        for (const model of models)
-          rows.push({
-            impl: 'sparkring',
-            model,
-            workers,
-            backend,
-            threads: 1,
-            samples_per_s: null,
-            error: (err as Error).message,
-          });
+        for (const model of models) rows.push(unmeasured(model, workers, backend, (err as Error).message));
         continue;
       }
       const result = run.result as { rows: EntryRow[] };
