@@ -8,7 +8,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 PYTHON ?= python3
 BUILD_STAMP := dist/.tsbuildinfo
-TS_SOURCES := $(shell find src bench -name '*.ts' 2>/dev/null) tsconfig.json
+TS_SOURCES := $(shell find src bench cluster -name '*.ts' 2>/dev/null) tsconfig.json
 
 .PHONY: help setup deps venv redis livy yarn build test demo bench lint clean
 

@@ -7,11 +7,14 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import time
 from typing import Any, Iterator
 
 import pyarrow as pa
+
+from sparkring.shared_dir import leave_token
 
 
 def noop_barrier(out: str, workers: int) -> None:
@@ -67,7 +70,8 @@ def handoff(spec_path: str, out: str, rows: int, columns: int, rounds: int = 5) 
 
     results: dict[str, Any] = {"rows": rows, "columns": columns, "workers": spec.workers, "noop": [], "sparkring": []}
     run_dir = experiment_dir(spec.experiments, spark.sparkContext.applicationId, spec.name)
-    task = make_task(spec, run_dir, to_arrow_schema(df.schema))
+    token = leave_token(run_dir, spec.attempt)
+    task = make_task(spec, run_dir, to_arrow_schema(df.schema), token, socket.gethostname())
     for round in range(rounds + 1):  # round 0 warms both paths up
         base = df.mapInArrow(noop, "rows long, bytes long, seconds double", barrier=True).collect()
         ours = [json.loads(r["result"]) for r in df.mapInArrow(task, RESULT_SCHEMA, barrier=True).collect()]

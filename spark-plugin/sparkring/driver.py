@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
 import sys
 import time
 import traceback
@@ -15,6 +17,7 @@ from typing import Any, Optional
 from sparkring.errors import JobError, find_failure
 from sparkring.events import EventSender, signed_result
 from sparkring.lost import describe, first_lost
+from sparkring.shared_dir import NOT_SHARED, leave_token, remove_token
 from sparkring.slots import SlotNeed, SlotsError, local_cluster_shape, wait_for_slots
 from sparkring.spec import JobSpec
 
@@ -87,6 +90,23 @@ def load_frame(spark: Any, spec: JobSpec) -> Any:
         raise JobError(f"cannot read --data {path}: {first}") from None
 
 
+# Failures that the same cluster would repeat on every attempt.
+SETUP_CODES = (NOT_SHARED,)
+
+
+def unreadable_data(data: Optional[str], text: str) -> Optional[str]:
+    """The line for --data that the driver could list but an executor could not open (a path only
+    the client's machine has), from the stage failure's text; None when that is not what happened."""
+    if data is None or not re.search(r"FileNotFoundException|FILE_NOT_EXIST", text):
+        return None
+    where = re.search(r"\(([^()\s]+) executor ([^()\s]+)\)", text)
+    host = f"the executor on host {where.group(1)}" if where else "an executor"
+    return (
+        f"cannot read --data {data}: {host} cannot open it (the path exists where the driver runs, not there); "
+        "put the data where every executor host reads it: a shared mount at the same path, HDFS or S3"
+    )
+
+
 def run(spec: JobSpec) -> dict[str, Any]:
     from pyspark.sql import SparkSession
 
@@ -134,7 +154,9 @@ def run(spec: JobSpec) -> dict[str, Any]:
         from sparkring.task import RESULT_SCHEMA, make_task
 
         schema = to_arrow_schema(df.schema)
-        task = make_task(spec, run_dir, schema)
+        token = leave_token(run_dir, spec.attempt)
+        driver_host = conf.get("spark.driver.host", socket.gethostname())
+        task = make_task(spec, run_dir, schema, token, driver_host)
         started = time.time()
         sc.setJobGroup(job_group, f"sparkring {spec.name} attempt {spec.attempt + 1}")
         rows = df.repartition(spec.workers).mapInArrow(task, RESULT_SCHEMA, barrier=True).collect()
@@ -156,7 +178,10 @@ def run(spec: JobSpec) -> dict[str, Any]:
     except Exception as e:  # the barrier stage failed: find the worker's own report
         text = f"{e}\n{traceback.format_exc()}"
         failure = find_failure(text)
-        if failure is not None:
+        unread = unreadable_data(spec.data, text)
+        if failure is not None and failure.code in SETUP_CODES:
+            result.update(ok=False, error={"kind": "setup", "code": failure.code, "message": failure.message})
+        elif failure is not None:
             result.update(
                 ok=False,
                 error={
@@ -167,12 +192,15 @@ def run(spec: JobSpec) -> dict[str, Any]:
                     "logTail": failure.log_tail,
                 },
             )
+        elif unread is not None:
+            result.update(ok=False, error={"kind": "job", "code": "SR_DATA_PATH", "message": unread})
         elif (lost := first_lost(sc, job_group)) is not None:
             result.update(ok=False, error={"kind": "worker", "rank": lost.rank, "message": describe(lost), "detail": text[-4000:]})
         else:
             lines = [ln for ln in str(e).splitlines() if ln.strip()]
             result.update(ok=False, error={"kind": "spark", "message": lines[0] if lines else type(e).__name__, "detail": text[-4000:]})
     finally:
+        remove_token(run_dir, spec.attempt)
         write_json(os.path.join(run_dir, "result.json"), result)
         write_result(spec.result_path, result)
         # The result rides on the last event too, for a client on another machine than the driver.

@@ -16,6 +16,8 @@ class WorkerFailure:
     message: str
     stack: str = ""
     log_tail: str = ""
+    # Machine-readable cause, for failures the task itself finds (e.g. SR_EXPERIMENTS_NOT_SHARED).
+    code: str = ""
 
 
 class SparkringWorkerError(RuntimeError):
@@ -32,7 +34,9 @@ def find_failure(text: str) -> Optional[WorkerFailure]:
     for m in re.finditer(re.escape(MARKER), text):
         try:
             d, _ = decoder.raw_decode(text, m.end())
-            return WorkerFailure(int(d["rank"]), str(d["message"]), str(d.get("stack", "")), str(d.get("log_tail", "")))
+            return WorkerFailure(
+                int(d["rank"]), str(d["message"]), str(d.get("stack", "")), str(d.get("log_tail", "")), str(d.get("code", ""))
+            )
         except (ValueError, KeyError, TypeError):
             continue
     return None

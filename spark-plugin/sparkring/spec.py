@@ -31,8 +31,10 @@ class JobSpec:
     gpus_per_worker: float = 0
     slot_wait_seconds: float = 30.0
     redis: Optional[RedisEndpoint] = None
-    ring_host: str = "127.0.0.1"
+    # --ring-interface: the interface name or subnet ranks listen on; None: the executor's address.
+    ring_interface: Optional[str] = None
     peer_timeout_ms: int = 30000
+    formation_timeout_ms: int = 60000
     collective_timeout_ms: int = 600000
     release_executors: bool = True
     # auto | native | wasm | cpu (src/runtime/backend.ts)
@@ -63,8 +65,9 @@ class JobSpec:
             gpus_per_worker=float(d.get("gpusPerWorker") or 0),
             slot_wait_seconds=float(d.get("slotWaitSeconds", 30)),
             redis=RedisEndpoint(str(redis["url"]), str(redis["stream"]), redis.get("ca")) if redis else None,
-            ring_host=str(d.get("ringHost", "127.0.0.1")),
+            ring_interface=d.get("ringInterface") or None,
             peer_timeout_ms=int(d.get("peerTimeoutMs", 30000)),
+            formation_timeout_ms=int(d.get("formationTimeoutMs", 60000)),
             collective_timeout_ms=int(d.get("collectiveTimeoutMs", 600000)),
             release_executors=bool(d.get("releaseExecutors", True)),
             tf_backend=str(d.get("tfBackend") or "auto"),

@@ -29,6 +29,7 @@ from sparkring.errors import SparkringWorkerError, WorkerFailure
 from sparkring.gpus import gpu_addresses, visible_devices
 from sparkring.lost import exit_description
 from sparkring.rehearsal import rehearsal_stream
+from sparkring.shared_dir import NOT_SHARED, check_shared
 from sparkring.spec import JobSpec
 from sparkring.tf_libraries import tensorflow_env
 
@@ -222,7 +223,9 @@ def write_partition(
         return sink.tell()
 
 
-def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+def make_task(
+    spec: JobSpec, run_dir: str, schema: pa.Schema, shared_token: str, driver_host: str
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     # Made once, on the driver: the worker's Arrow reader rehearses on it during the allGather.
     try:
         rehearsal: Optional[str] = base64.b64encode(rehearsal_stream(schema)).decode()
@@ -236,7 +239,13 @@ def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Itera
         rank = ctx.partitionId()
         gpus = gpu_addresses(ctx.resources())
         node, runtime_main, entry = shipped_paths(spec.bundle, rank, spec.node, spec.runtime_main, spec.entry)
-        host = ctx.getTaskInfos()[rank].address.rsplit(":", 1)[0]
+        # Every rank's executor host, as Spark knows it: the ring listens there (unless
+        # --ring-interface says otherwise) and errors name peers by it.
+        hosts = [info.address.rsplit(":", 1)[0] for info in ctx.getTaskInfos()]
+        host = hosts[rank]
+        unshared = check_shared(run_dir, spec.attempt, shared_token, host, ctx.allGather, driver_host)
+        if unshared is not None:
+            raise SparkringWorkerError(WorkerFailure(rank, unshared, code=NOT_SHARED))
         log = os.path.join(run_dir, "logs", f"worker-{rank}.log")
         worker = NodeWorker(node, runtime_main, rank, gpus, log, host, cpus=ctx.cpus())
         data_path = os.path.join(handoff_dir(), f"sparkring-{spec.run_id}-{spec.attempt}-{rank}-{os.getpid()}.arrow")
@@ -253,8 +262,11 @@ def make_task(spec: JobSpec, run_dir: str, schema: pa.Schema) -> Callable[[Itera
                     "gpus": gpus,
                     "hparams": spec.hparams,
                     "runDir": run_dir,
-                    "ringHost": spec.ring_host,
+                    "ringHost": host,
+                    "ringInterface": spec.ring_interface,
+                    "hosts": hosts,
                     "peerTimeoutMs": spec.peer_timeout_ms,
+                    "formationTimeoutMs": spec.formation_timeout_ms,
                     "collectiveTimeoutMs": spec.collective_timeout_ms,
                     "tfBackend": spec.tf_backend,
                     "redis": None

@@ -195,6 +195,17 @@ withJobOptions(
       'a collective with no progress this long ends the attempt, naming the ranks that did not arrive',
       positiveInt('--collective-timeout'),
       600,
+    )
+    .option('--peer-timeout <seconds>', 'a ring neighbour silent this long is lost', positiveInt('--peer-timeout'), 30)
+    .option(
+      '--formation-timeout <seconds>',
+      'the ring must form within this long, else the attempt fails naming the ranks and hosts not reached',
+      positiveInt('--formation-timeout'),
+      60,
+    )
+    .option(
+      '--ring-interface <name|cidr>',
+      "the network interface (eth1) or subnet (10.0.0.0/16) the ring listens on (default: each executor's own address)",
     ),
 ).action(async (entry: string, o: Record<string, unknown>) => {
   const interrupt = onInterrupt();
@@ -209,6 +220,9 @@ withJobOptions(
       maxAttempts: o.maxAttempts as number,
       heartbeatTimeoutMs: (o.heartbeatTimeout as number) * 1000,
       collectiveTimeoutMs: (o.collectiveTimeout as number) * 1000,
+      peerTimeoutMs: (o.peerTimeout as number) * 1000,
+      formationTimeoutMs: (o.formationTimeout as number) * 1000,
+      ringInterface: o.ringInterface as string | undefined,
     });
     printResult(r, Boolean(o.json));
   } catch (err) {

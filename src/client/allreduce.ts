@@ -20,6 +20,7 @@ import { checkLivy, runLivyBatch } from './livy-launcher.js';
 import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from './options.js';
 import { packageRoot, requireSparkPaths, type SparkPaths } from './paths.js';
 import { Progress } from './progress.js';
+import { placeJob } from './reachable.js';
 import { redactConf } from './redaction.js';
 import { openRunRedis } from './redis-server.js';
 import { checkYarnQueue } from './yarn.js';
@@ -100,8 +101,9 @@ export function jobSpec(
     gpusPerWorker: o.gpusPerWorker,
     slotWaitSeconds: o.slotWaitSeconds,
     redis: run.redis,
-    ringHost: '127.0.0.1',
+    ringInterface: o.ringInterface ?? null,
     peerTimeoutMs: o.peerTimeoutMs,
+    formationTimeoutMs: o.formationTimeoutMs,
     collectiveTimeoutMs: o.collectiveTimeoutMs,
     tfBackend: o.tfBackend,
     releaseExecutors: o.releaseExecutors,
@@ -130,7 +132,8 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
   const progress = new Progress(say);
   const runId = randomUUID();
   await mkdir(o.experiments, { recursive: true });
-  const redis = await openRunRedis(o, runId);
+  const placed = await placeJob(o);
+  const redis = await openRunRedis(o, runId, placed.address);
   const follower = new EventFollower(redis.endpoint, (e: RunEvent) => progress.on(e));
   follower.onIgnored = (message) => say(`sparkring: ${message}`);
   let lastTrouble = 0;
@@ -148,7 +151,7 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
     const entry = await workerEntry(o.entry, bundle, staging);
     // The entry as it ran, self-contained and portable (tfjs imports left bare), for versioned/.
     const versionedEntry = await compileEntry(o.entry, join(staging, VERSIONED_ENTRY), 'bare');
-    const submit = { ...o, archives: bundle ? [bundle.archive] : [] };
+    const submit = { ...o, sparkConf: placed.sparkConf, archives: bundle ? [bundle.archive] : [] };
     let lastError: RunError | undefined;
     let runDir: string | undefined;
     for (let attempt = 0; attempt < o.maxAttempts; attempt++) {
@@ -260,6 +263,9 @@ function toResult(
   };
 }
 
+/** Worker errors that a retry on the same cluster would repeat. */
+const FINAL_WORKER_ERRORS = ['UnevenStepsError', 'TfBackendError', 'RingInterfaceError'];
+
 function toError(d: DriverResult | undefined, outcome: SubmitOutcome, progress: Progress): RunError {
   if (d?.error) {
     const e = d.error;
@@ -269,7 +275,7 @@ function toError(d: DriverResult | undefined, outcome: SubmitOutcome, progress: 
       const rank = root?.rank ?? e.rank;
       const message = root?.message ?? e.message;
       // Retrying does not help uneven steps, nor a TensorFlow the executors do not have.
-      const final = progress.errors.some((x) => x.name === 'UnevenStepsError' || x.name === 'TfBackendError');
+      const final = progress.errors.some((x) => FINAL_WORKER_ERRORS.includes(x.name ?? ''));
       return new RunError('worker', `worker ${rank} failed: ${message}`, {
         final,
         rank,
@@ -278,7 +284,7 @@ function toError(d: DriverResult | undefined, outcome: SubmitOutcome, progress: 
         dir: d.dir,
       });
     }
-    const kind = e.kind === 'slots' || e.kind === 'job' ? e.kind : 'spark';
+    const kind = e.kind === 'slots' || e.kind === 'job' || e.kind === 'setup' ? e.kind : 'spark';
     return new RunError(kind === 'job' && e.message.startsWith('cannot read --data') ? 'input' : kind, e.message, { dir: d.dir });
   }
   return submitError(outcome);

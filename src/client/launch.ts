@@ -27,6 +27,7 @@ import {
 import { checkEmbeddedSlots, runSparkSubmit, submitError } from './launcher.js';
 import { checkLivy, runLivyBatch } from './livy-launcher.js';
 import { packageRoot, requireSparkPaths } from './paths.js';
+import { placeJob } from './reachable.js';
 import { redactConf } from './redaction.js';
 import { openRunRedis } from './redis-server.js';
 import { SearchProgress } from './search-progress.js';
@@ -80,7 +81,8 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
   const runId = randomUUID();
   const secret = randomBytes(32).toString('hex');
   await mkdir(o.experiments, { recursive: true });
-  const redis = await openRunRedis(o, runId);
+  const placed = await placeJob(o);
+  const redis = await openRunRedis(o, runId, placed.address);
   const conn = connectRedis(redis.endpoint, { maxRetriesPerRequest: null });
   conn.on('error', () => undefined);
   const queue = new TrialQueue(conn, runId, { leaseMs: o.leaseMs, maxAttempts: o.maxTrialAttempts });
@@ -143,7 +145,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
       master: o.master,
       queue: o.queue,
       gpusPerWorker: o.gpusPerTrial,
-      sparkConf: o.sparkConf,
+      sparkConf: placed.sparkConf,
       search: true,
       archives: bundle ? [bundle.archive] : [],
     };

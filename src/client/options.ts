@@ -80,6 +80,13 @@ export const allreduceOptionsSchema = z.object({
   /** How long to wait for executors to offer the task slots before failing. */
   slotWaitSeconds: z.number().positive().default(30),
   peerTimeoutMs: z.number().int().positive().default(30_000),
+  /** The ring must form within this long, else the attempt fails naming the ranks not reached. */
+  formationTimeoutMs: z.number().int().positive().default(60_000),
+  /**
+   * The interface name (eth1) or subnet (10.0.0.0/16) the ranks' ring listens on; default: each
+   * executor's own address as Spark knows it (runtime/ring-address.ts).
+   */
+  ringInterface: z.string().min(1).optional(),
   /** A collective with no progress this long ends the attempt on every rank (alive ranks that never arrive). */
   collectiveTimeoutMs: z.number().int().positive().default(600_000),
   /** A worker silent this long on the run's stream counts as failed (its attempt is ended). */

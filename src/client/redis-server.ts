@@ -1,6 +1,6 @@
 /**
- * The embedded default's private redis-server: loopback, a free port, no persistence, and a random
- * password per run. Its settings go in on stdin (`redis-server -`), so no command line carries
+ * The private redis-server of a run without --redis: on the address the executors reach this
+ * client at (loopback for a local master), a free port, no persistence, and a random password per run. Its settings go in on stdin (`redis-server -`), so no command line carries
  * the password; the workers get it inside the spec (mode 0600) and the init message.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -16,13 +16,13 @@ export class PrivateRedis {
     readonly url: string,
   ) {}
 
-  static async start(): Promise<PrivateRedis> {
-    const port = await freePort();
+  static async start(host = '127.0.0.1'): Promise<PrivateRedis> {
+    const port = await freePort(host);
     const password = randomBytes(24).toString('hex');
     // Tied to this process: a client killed with SIGKILL leaves no redis-server behind.
     const child = spawn(...tiedToThisProcess('redis-server', ['-']), { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdin?.on('error', () => undefined); // a redis-server that fails to start closes it early
-    child.stdin?.end([`port ${port}`, 'bind 127.0.0.1', 'save ""', 'appendonly no', `requirepass ${password}`, ''].join('\n'));
+    child.stdin?.end([`port ${port}`, `bind ${host}`, 'save ""', 'appendonly no', `requirepass ${password}`, ''].join('\n'));
     const ready = await new Promise<string | undefined>((resolve) => {
       let out = '';
       const onData = (b: Buffer): void => {
@@ -42,7 +42,7 @@ export class PrivateRedis {
     }
     child.stdout?.resume();
     child.stderr?.resume();
-    return new PrivateRedis(child, `redis://:${password}@127.0.0.1:${port}`);
+    return new PrivateRedis(child, `redis://:${password}@${host.includes(':') ? `[${host}]` : host}:${port}`);
   }
 
   async stop(): Promise<void> {
@@ -55,12 +55,16 @@ export class PrivateRedis {
   }
 }
 
-/** The run's Redis: the one given (checked before anything is submitted), or a private one. */
+/**
+ * The run's Redis: the one given (checked before anything is submitted), or a private one on
+ * `host`, the address the executors reach this client at (client/reachable.ts).
+ */
 export async function openRunRedis(
   o: { redis?: string; redisCa?: string },
   runId: string,
+  host = '127.0.0.1',
 ): Promise<{ endpoint: RedisEndpoint; stop(): Promise<void> }> {
-  const own = o.redis ? undefined : await PrivateRedis.start();
+  const own = o.redis ? undefined : await PrivateRedis.start(host);
   const endpoint: RedisEndpoint = { url: o.redis ?? (own as PrivateRedis).url, stream: runStream(runId), ca: o.redisCa ?? null };
   try {
     await pingRedis(endpoint);

@@ -92,6 +92,8 @@ export async function rerun(
     sparkConf,
     slotWaitSeconds: Number(spec.slotWaitSeconds ?? 30),
     peerTimeoutMs: Number(spec.peerTimeoutMs ?? 30_000),
+    formationTimeoutMs: Number(spec.formationTimeoutMs ?? 60_000),
+    ringInterface: optional<string>(spec.ringInterface),
     collectiveTimeoutMs: Number(spec.collectiveTimeoutMs ?? 600_000),
     heartbeatTimeoutMs: Number(spec.heartbeatTimeoutMs ?? 60_000),
     releaseExecutors: spec.releaseExecutors !== false,

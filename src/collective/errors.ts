@@ -18,18 +18,36 @@ export class RingHandshakeError extends RingError {
   }
 }
 
-/** The ring did not form in time; names the links that are missing. */
+/** A link of the ring that did not come up: the peer's rank, host (as Spark names it) and address. */
+export interface MissingLink {
+  rank: number;
+  host?: string;
+  address: string;
+  why: string;
+}
+
+/** "rank 1 on host h2 at 10.0.0.12:4000", the host left out where it is unknown or is the address's own. */
+export function describePeer(rank: number, address: string, host?: string): string {
+  const shown = host && !address.startsWith(`${host}:`) && !address.startsWith(`[${host}]:`) ? ` on host ${host}` : '';
+  return `rank ${rank}${shown} at ${address}`;
+}
+
+/**
+ * The ring did not form in time; names the links that are missing and, when given, how this
+ * rank chose the address it listens on (`addressNote`: the interface, and the flag that changes it).
+ */
 export class RingFormationTimeoutError extends RingError {
   override readonly name = 'RingFormationTimeoutError';
   constructor(
     readonly rank: number,
-    readonly missing: ReadonlyArray<{ rank: number; address: string; why: string }>,
+    readonly missing: readonly MissingLink[],
     timeoutMs: number,
+    addressNote?: string,
   ) {
     super(
       `rank ${rank}: ring not formed after ${timeoutMs} ms; missing: ${missing
-        .map((m) => `rank ${m.rank} at ${m.address} (${m.why})`)
-        .join('; ')}`,
+        .map((m) => `${describePeer(m.rank, m.address, m.host)} (${m.why})`)
+        .join('; ')}${addressNote ? `; ${addressNote}` : ''}`,
     );
   }
 }
@@ -45,9 +63,10 @@ export class PeerFailedError extends RingError {
     readonly failure: PeerFailure,
     readonly detectedBy: number,
     readonly detail: string,
+    readonly peerHost?: string,
   ) {
     super(
-      `ring peer rank ${peerRank} at ${peerAddress} ${
+      `ring peer ${describePeer(peerRank, peerAddress, peerHost)} ${
         failure === 'lost' ? 'was lost' : failure === 'stalled' ? 'stalled' : 'left the ring'
       } (seen by rank ${detectedBy}): ${detail}`,
     );

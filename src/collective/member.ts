@@ -18,7 +18,7 @@ import {
   ringService,
 } from './control.js';
 import { DirectReader } from './direct-reader.js';
-import { type HandshakeField, RingFormationTimeoutError, RingHandshakeError } from './errors.js';
+import { type HandshakeField, type MissingLink, RingFormationTimeoutError, RingHandshakeError } from './errors.js';
 import { CollectiveKind, FrameKind } from './frames.js';
 import { GrpcLink, type Link, TcpLink } from './link.js';
 import { parseRingOptions, type RingOptions, type RingOptionsInput } from './options.js';
@@ -281,16 +281,22 @@ export class RingMember {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const missing: Array<{ rank: number; address: string; why: string }> = [];
+        const missing: MissingLink[] = [];
         if (!dialState.done)
           missing.push({
             rank: this.predecessorRank,
+            host: o.hosts?.[this.predecessorRank],
             address: predAddress,
             why: `predecessor not reached: ${dialState.lastError}`,
           });
         if (!this.successor.settled)
-          missing.push({ rank: this.successorRank, address: succAddress, why: 'successor never dialed in' });
-        reject(new RingFormationTimeoutError(o.rank, missing, o.formationTimeoutMs));
+          missing.push({
+            rank: this.successorRank,
+            host: o.hosts?.[this.successorRank],
+            address: succAddress,
+            why: 'successor never dialed in',
+          });
+        reject(new RingFormationTimeoutError(o.rank, missing, o.formationTimeoutMs, o.addressNote));
       }, o.formationTimeoutMs);
     });
     try {

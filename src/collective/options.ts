@@ -17,6 +17,10 @@ export const ringOptionsSchema = z
     secret: z.union([z.string().min(1), z.instanceof(Uint8Array)]),
     /** Address to bind and advertise. */
     host: z.string().min(1).default('127.0.0.1'),
+    /** Every rank's host as the cluster names it (by rank), for errors that name a peer. */
+    hosts: z.array(z.string()).optional(),
+    /** How `host` was chosen and how to choose another, for the formation error. */
+    addressNote: z.string().optional(),
     /** Data plane: raw TCP (default, fastest) or the gRPC Link stream. gRPC always does the handshake. */
     transport: z.enum(TRANSPORTS).default('tcp'),
     formationTimeoutMs: z.number().int().positive().default(60_000),

@@ -455,6 +455,7 @@ export class Ring {
         'closed',
         this.rank,
         `it closed the ring while rank ${this.rank} waited in ${CollectiveKind[collective]} #${seq}: ranks ran different numbers of collectives`,
+        this.hostOf(prev.peerRank),
       );
       this.fail(err);
       throw err;
@@ -551,7 +552,10 @@ export class Ring {
       return;
     }
     if (this.closed || this.failure || link.saidGoodbye) return;
-    this.fail(new PeerFailedError(link.peerRank, link.peerAddress, 'lost', this.rank, cause.message), link);
+    this.fail(
+      new PeerFailedError(link.peerRank, link.peerAddress, 'lost', this.rank, cause.message, this.hostOf(link.peerRank)),
+      link,
+    );
   }
 
   private tick(): void {
@@ -575,6 +579,7 @@ export class Ring {
             'stalled',
             this.rank,
             `nothing heard for ${now - l.lastHeardAt} ms (peer timeout ${this.options.peerTimeoutMs} ms)`,
+            this.hostOf(l.peerRank),
           ),
           l,
         );
@@ -647,6 +652,11 @@ export class Ring {
     );
   }
 
+  /** A rank's host as the cluster names it, when the ring was told (options.hosts). */
+  private hostOf(rank: number): string | undefined {
+    return this.options.hosts?.[rank];
+  }
+
   private fromAbort(payload: Uint8Array): Error {
     let m: AbortMessage;
     try {
@@ -655,7 +665,14 @@ export class Ring {
       return new RingError('a peer aborted the ring with an unreadable reason');
     }
     if (m.name === 'PeerFailedError' && m.peerRank !== undefined) {
-      return new PeerFailedError(m.peerRank, m.peerAddress ?? '?', m.failure ?? 'lost', m.detectedBy ?? -1, m.detail ?? '');
+      return new PeerFailedError(
+        m.peerRank,
+        m.peerAddress ?? '?',
+        m.failure ?? 'lost',
+        m.detectedBy ?? -1,
+        m.detail ?? '',
+        this.hostOf(m.peerRank),
+      );
     }
     if (m.name === 'CollectiveMismatchError') return new CollectiveMismatchError(m.message);
     if (m.name === 'CollectiveTimeoutError') return new CollectiveTimeoutError(m.message, m.missingRanks ?? []);

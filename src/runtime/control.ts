@@ -22,8 +22,14 @@ export const initMessage = z.object({
   gpus: z.array(z.string()),
   hparams: z.record(z.string(), z.unknown()),
   runDir: z.string(),
+  /** The executor's host as Spark knows it: the ring's address unless ringInterface names another. */
   ringHost: z.string(),
+  /** --ring-interface: an interface name or a subnet (runtime/ring-address.ts). */
+  ringInterface: z.string().nullish(),
+  /** Every rank's executor host, by rank (Spark's task infos), for errors that name a peer. */
+  hosts: z.array(z.string()).optional(),
   peerTimeoutMs: z.number().int().positive(),
+  formationTimeoutMs: z.number().int().positive().optional(),
   collectiveTimeoutMs: z.number().int().positive(),
   redis: redisEndpointMessage.nullable(),
   /** Which TensorFlow to train on (runtime/backend.ts). */

@@ -15,6 +15,7 @@ import { ControlChannel, initMessage, partitionMessage, ringMessage } from './co
 import { PartitionData } from './data.js';
 import { loadEntry } from './entry.js';
 import { EventSender } from './events.js';
+import { chooseRingAddress } from './ring-address.js';
 import { withoutTurbofan } from './tiering.js';
 import { warmArrowReader } from './warm-up.js';
 
@@ -49,14 +50,18 @@ try {
   rank = init.rank;
   events = await EventSender.connect(init.redis, `worker-${rank}`, rank);
   const train = await loadEntry(init.entry);
+  const address = chooseRingAddress(init.ringHost, init.ringInterface);
   const member = await listen({
     jobId: init.runId,
     rank,
     worldSize: init.worldSize,
     attempt: init.attempt,
     secret: init.secret,
-    host: init.ringHost,
+    host: address.host,
+    hosts: init.hosts,
+    addressNote: address.note,
     peerTimeoutMs: init.peerTimeoutMs,
+    formationTimeoutMs: init.formationTimeoutMs,
     collectiveTimeoutMs: init.collectiveTimeoutMs,
   });
   control.send({ type: 'listening', address: member.address });
