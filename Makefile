@@ -10,13 +10,14 @@ PYTHON ?= python3
 BUILD_STAMP := dist/.tsbuildinfo
 TS_SOURCES := $(shell find src bench cluster -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: help setup deps venv redis livy yarn build test demo bench lint clean
+.PHONY: help setup deps venv redis livy yarn build test demo bench lint clean cluster-up cluster-down
 
 help:
 	@echo "make demo   run the main job end to end"
 	@echo "make test   run the whole test suite (prints 'N passed, N failed')"
 	@echo "make bench NAME=allreduce ARGS='--json'   run one benchmark"
 	@echo "make lint   biome check"
+	@echo "make cluster-up HOSTS=3 / make cluster-down   a multi-host Spark cluster on this machine (root)"
 
 # `npm install` honours the lockfile; `npm ci` (npm 11) rejects it because @biomejs/biome lists
 # optional platform packages that are not published for its version. Scripts are skipped:
@@ -77,6 +78,15 @@ demo: setup
 
 bench: build
 	node dist/bench/main.js $(NAME) $(ARGS)
+
+# The tests' multi-host cluster for people (needs root): network-namespace hosts on a bridge, each
+# with its own address, /dev/shm and local disk, a Spark master here and a worker on each host.
+#   make cluster-up HOSTS=3 [LINK=1gbit]; sparkring allreduce ENTRY --master <the URL it prints>
+cluster-up: setup
+	node dist/cluster/main.js up --hosts $(or $(HOSTS),2) --python $(VENV)/bin/python $(if $(LINK),--link $(LINK))
+
+cluster-down: build
+	node dist/cluster/main.js down
 
 lint: deps
 	npx biome check .

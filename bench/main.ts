@@ -4,11 +4,13 @@
  * (progress on stderr; with --json exactly one JSON object on stdout).
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { parseRate } from '../cluster/hosts.js';
 import { positiveInt } from '../src/cli/args.js';
 import { TRANSPORTS, type Transport } from '../src/collective/index.js';
 import { allreduceBench } from './allreduce.js';
 import { chaosBench, FAULTS, type Fault, KINDS, type Kind } from './chaos.js';
 import { handoffBench } from './handoff.js';
+import { hostsAllreduceBench } from './hosts-allreduce.js';
 import { hpoBench } from './hpo.js';
 import { startupBench } from './startup.js';
 import { TRAIN_BACKENDS, TRAIN_MODELS, type TrainBackend, type TrainModel, trainBench } from './train.js';
@@ -36,6 +38,14 @@ const oneOf =
       throw new InvalidArgumentError(`${flag} takes ${names.join(', ')}, not "${v}"`);
     return v as T;
   };
+const linkRate = (v: string): string => {
+  try {
+    parseRate(v);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+  return v;
+};
 const transport = (v: string): Transport => {
   if (!(TRANSPORTS as readonly string[]).includes(v)) {
     throw new InvalidArgumentError(`--transport takes ${TRANSPORTS.join(' or ')}, not "${v}"`);
@@ -54,6 +64,12 @@ program
   .option('--transport <names>', `data planes to measure (${TRANSPORTS.join(',')})`, list(transport), [...TRANSPORTS])
   .option('--chunk-bytes <size>', 'pipelining chunk size', parseBytes)
   .option('--no-anchors', 'skip the OpenMPI and iperf3 reference runs')
+  .option(
+    '--hosts <counts>',
+    'across this many namespaced hosts (cluster/hosts.ts; needs root) instead of loopback',
+    list(positiveInt('--hosts')),
+  )
+  .option('--link <rates>', "the hosts' link rates, as tc takes them (with --hosts)", list(linkRate), ['10gbit', '1gbit'])
   .option('--json', 'print one JSON object on stdout')
   .action(
     async (o: {
@@ -63,8 +79,20 @@ program
       transport: Transport[];
       chunkBytes?: number;
       anchors: boolean;
+      hosts?: number[];
+      link: string[];
       json?: boolean;
     }) => {
+      if (o.hosts) {
+        if (o.hosts.some((n) => n < 2)) throw new InvalidArgumentError('--hosts takes counts of 2 or more');
+        const across = await hostsAllreduceBench(
+          { hosts: o.hosts, links: o.link, bytes: o.bytes, iters: o.iters, anchors: o.anchors },
+          (line) => process.stderr.write(`${line}\n`),
+        );
+        if (o.json) process.stdout.write(`${JSON.stringify(across)}\n`);
+        else printTable(across.rows as Array<Record<string, unknown>>);
+        return;
+      }
       const result = await allreduceBench(
         {
           bytes: o.bytes,

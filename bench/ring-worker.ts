@@ -11,6 +11,10 @@ interface Config {
   chunkBytes?: number;
   tensors: number;
   tensorBytes: number;
+  /** The address to listen on (default loopback). */
+  host?: string;
+  /** Skip the fused and per-tensor rounds (the multi-host benchmark measures one size only). */
+  only?: boolean;
 }
 
 const cfg = JSON.parse(process.argv[2] as string) as Config;
@@ -25,6 +29,7 @@ const member = await listen({
   secret: 'bench-secret',
   transport: cfg.transport,
   chunkBytes: cfg.chunkBytes,
+  host: cfg.host,
 });
 out({ address: member.address });
 const rl = createInterface({ input: process.stdin });
@@ -50,9 +55,11 @@ const timeMs = await timed(cfg.iters, () => ring.allreduceInPlace(x, 'sum'));
 const ringCpuShare = cpuShare;
 
 const small = Array.from({ length: cfg.tensors }, () => new Float32Array(cfg.tensorBytes / 4).fill(1));
-const fusedMs = await timed(5, () => ring.allreduceManyInPlace(small, 'sum'));
-const perTensorMs = await timed(2, async () => {
-  for (const t of small) await ring.allreduceInPlace(t, 'sum');
-});
+const fusedMs = cfg.only ? 0 : await timed(5, () => ring.allreduceManyInPlace(small, 'sum'));
+const perTensorMs = cfg.only
+  ? 0
+  : await timed(2, async () => {
+      for (const t of small) await ring.allreduceInPlace(t, 'sum');
+    });
 out({ result: { timeMs, fusedMs, perTensorMs, cpuShare: ringCpuShare } });
 await ring.close();

@@ -200,15 +200,26 @@ export class HostCluster {
     ip('link', 'set', host.veth, 'up');
   }
 
-  /** Makes `target` unreachable from every other host (packets to it vanish), Spark's traffic to the
-   * client still flowing: a route through a dummy device, which drops everything sent to it. */
+  /**
+   * Makes `target` unreachable from every other host for TCP to ephemeral ports (where rings
+   * listen), while Spark's fixed ports (a fixed spark.blockManager.port for shuffles, the driver in
+   * the root namespace) still work: a routing rule in each other host that answers "unreachable".
+   */
   isolateFromPeers(target: Host): void {
     for (const h of this.hosts) {
-      if (h === target) continue;
-      ip('-n', h.netns, 'link', 'add', 'void0', 'type', 'dummy');
-      ip('-n', h.netns, 'link', 'set', 'void0', 'up');
-      ip('-n', h.netns, 'route', 'add', `${target.address}/32`, 'dev', 'void0');
+      if (h !== target) ip('-n', h.netns, 'rule', 'add', ...this.ephemeralTo(target), 'unreachable');
     }
+  }
+
+  rejoin(target: Host): void {
+    for (const h of this.hosts) {
+      if (h !== target) quietly(() => ip('-n', h.netns, 'rule', 'del', ...this.ephemeralTo(target), 'unreachable'));
+    }
+  }
+
+  private ephemeralTo(target: Host): string[] {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/);
+    return ['to', `${target.address}/32`, 'ipproto', 'tcp', 'dport', `${low}-${high}`];
   }
 
   /** The processes on `host` whose command line matches `pattern`, as "pid command". */

@@ -29,12 +29,18 @@ export async function startRing(
   worldSize: number,
   config: (rank: number) => Record<string, unknown>,
   nodeArgs: string[] = [],
+  /** Runs a rank's command elsewhere, e.g. on a namespaced host (cluster/hosts.ts `on`). */
+  wrap: (rank: number, command: string[]) => string[] = (_, command) => command,
 ): Promise<RingProcesses> {
   const ranks: RankProcess[] = [];
   for (let rank = 0; rank < worldSize; rank++) {
-    const child = spawn(process.execPath, [...nodeArgs, script, JSON.stringify({ rank, worldSize, ...config(rank) })], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const [file, ...args] = wrap(rank, [
+      process.execPath,
+      ...nodeArgs,
+      script,
+      JSON.stringify({ rank, worldSize, ...config(rank) }),
+    ]) as [string, ...string[]];
+    const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const rp: RankProcess = {
       rank,
       child,

@@ -72,24 +72,6 @@ def release_executors(sc: Any, timeout_s: float = 60) -> Optional[float]:
     return (time.time() - started) * 1000
 
 
-def load_frame(spark: Any, spec: JobSpec) -> Any:
-    if spec.data is None:
-        return spark.range(spec.workers)
-    path = spec.data
-    fmt = "parquet"
-    for ext, f in ((".csv", "csv"), (".json", "json"), (".orc", "orc")):
-        if path.endswith(ext):
-            fmt = f
-    reader = spark.read.format(fmt)
-    if fmt == "csv":
-        reader = reader.option("header", "true").option("inferSchema", "true")
-    try:
-        return reader.load(path)
-    except Exception as e:  # AnalysisException: path does not exist, unreadable format
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise JobError(f"cannot read --data {path}: {first}") from None
-
-
 # Failures that the same cluster would repeat on every attempt.
 SETUP_CODES = (NOT_SHARED,)
 
@@ -105,6 +87,28 @@ def unreadable_data(data: Optional[str], text: str) -> Optional[str]:
         f"cannot read --data {data}: {host} cannot open it (the path exists where the driver runs, not there); "
         "put the data where every executor host reads it: a shared mount at the same path, HDFS or S3"
     )
+
+
+def load_frame(spark: Any, spec: JobSpec) -> Any:
+    if spec.data is None:
+        return spark.range(spec.workers)
+    path = spec.data
+    fmt = "parquet"
+    for ext, f in ((".csv", "csv"), (".json", "json"), (".orc", "orc")):
+        if path.endswith(ext):
+            fmt = f
+    reader = spark.read.format(fmt)
+    if fmt == "csv":
+        reader = reader.option("header", "true").option("inferSchema", "true")
+    try:
+        return reader.load(path)
+    except Exception as e:  # AnalysisException: path does not exist, unreadable format
+        # Reading parquet's schema runs a job: an executor that cannot open the file fails it.
+        unread = unreadable_data(path, str(e))
+        if unread is not None:
+            raise JobError(unread) from None
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise JobError(f"cannot read --data {path}: {first}") from None
 
 
 def run(spec: JobSpec) -> dict[str, Any]:

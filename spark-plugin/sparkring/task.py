@@ -294,6 +294,7 @@ def make_task(
             # From the first batch pulled from Spark to the partition parsed and usable in Node.
             ready = float(result.get("dataReadyAt") or 0) / 1000
             result["handoff"] = {"rows": rows, "seconds": (ready if ready > 0 else time.time()) - stream_started}
+            result["host"] = host
             yield pa.RecordBatch.from_pydict({"rank": [rank], "result": [json.dumps(result)]})
         finally:
             worker.stop()

@@ -27,6 +27,8 @@ import { checkYarnQueue } from './yarn.js';
 
 export interface RankReport {
   rank: number;
+  /** The executor's host, as Spark names it. */
+  host: string;
   result: unknown;
   ringFormedAt: number;
   trainStartAt: number;

@@ -23,7 +23,9 @@ export function masterHost(master: string | undefined, env: NodeJS.ProcessEnv = 
     const rm = resourceManagerUrl(env);
     return rm ? new URL(rm).hostname : undefined;
   }
-  const m = /^[a-z0-9+]+:\/\/(?:\[([^\]]+)\]|([^:/,]+))/i.exec(master);
+  // k8s://https://host:port names the API server inside.
+  const url = master.startsWith('k8s://') && /^k8s:\/\/[a-z]+:\/\//.test(master) ? master.slice(6) : master;
+  const m = /^[a-z0-9+]+:\/\/(?:\[([^\]]+)\]|([^:/,]+))/i.exec(url);
   return m?.[1] ?? m?.[2];
 }
 

@@ -1,46 +1,14 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type AllreduceResult, allreduce } from '../../src/index.js';
-import { FEATURES, LR, makeModel, rowOf } from '../fixtures/entries/linear-model.js';
+import { type LinearResult, singleWorkerReference } from '../helpers/linear-reference.js';
 import { entry, gpuDiscoveryScript, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
 import { readTensorBoard } from '../helpers/tensorboard.js';
-
-interface LinearResult {
-  rank: number;
-  batches: number[][];
-  gpus: string[];
-  cudaVisibleDevices: string | null;
-  weights: number[];
-}
 
 const WORKERS = 2;
 const BATCH = 8;
 const ROWS = WORKERS * BATCH * 10;
-
-/** One worker, batch W*b: batch k is the union of every worker's batch k. */
-async function singleWorkerReference(workers: LinearResult[]): Promise<number[]> {
-  await tf.setBackend('cpu');
-  const { w, b } = makeModel(tf);
-  const opt = tf.train.sgd(LR);
-  const steps = (workers[0] as LinearResult).batches.length;
-  for (let k = 0; k < steps; k++) {
-    const ids = workers.flatMap((r) => r.batches[k] as number[]);
-    const rows = ids.map(rowOf);
-    const xs = tf.tensor2d(
-      rows.map((r) => r.x),
-      [ids.length, FEATURES.length],
-    );
-    const ys = tf.tensor2d(
-      rows.map((r) => [r.y]),
-      [ids.length, 1],
-    );
-    opt.minimize(() => tf.losses.meanSquaredError(ys, xs.matMul(w).add(b)) as tf.Scalar, false, [w, b]);
-    tf.dispose([xs, ys]);
-  }
-  return [...(await w.data()), ...(await b.data())];
-}
 
 describe(`allreduce on local-cluster[${WORKERS},1,1024] with fake GPUs`, () => {
   let run: AllreduceResult;

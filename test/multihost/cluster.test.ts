@@ -1,0 +1,231 @@
+/**
+ * sparkring on a Spark standalone cluster whose workers sit on three hosts (network namespaces
+ * with their own addresses, /dev/shm and local disk: cluster/hosts.ts). The client, the driver and
+ * the master run in the root namespace, as on a gateway machine. Temp folders under /tmp are
+ * shared by every host, as a shared mount would be; `cluster.hosts.localDir` is private to each.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Host, removeStaleClusters } from '../../cluster/hosts.js';
+import { SparkOnHosts } from '../../cluster/spark.js';
+import { launch } from '../../src/client/launch.js';
+import { type AllreduceResult, allreduce } from '../../src/index.js';
+import { type LinearResult, singleWorkerReference } from '../helpers/linear-reference.js';
+import { entry, PYTHON, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+
+const BATCH = 8;
+let cluster: SparkOnHosts;
+let dir: string;
+
+beforeAll(async () => {
+  removeStaleClusters(); // what a killed earlier run left
+  // Spark's own worker timeout (60 s): a cut host's worker stays listed long after its ring peers
+  // gave it up (the peer timeout, 5 s here), so what fails the attempt is the ring's PeerFailedError.
+  cluster = await SparkOnHosts.start({ hosts: 3, python: PYTHON });
+  dir = tempDir('multihost');
+}, 150_000);
+
+afterAll(async () => {
+  let left: string[] = [];
+  if (cluster) {
+    // A cut host's worker notices its lost peer within the peer timeout, then ends.
+    await cluster
+      .waitFor(async () => (left = cluster.hosts.leftovers()).length === 0, 30_000, 'the hosts to be clean')
+      .catch(() => undefined);
+    await cluster.stop();
+  }
+  expect(left).toEqual([]);
+  expect(await waitForNoLeftovers()).toEqual([]);
+  expect(existsSync(cluster.hosts.root)).toBe(false);
+}, 90_000);
+
+const hostOf = (address: string): Host => cluster.hosts.hosts.find((h) => h.address === address) as Host;
+
+async function linearOn(workers: number): Promise<{ run: AllreduceResult; ranks: LinearResult[]; rows: number }> {
+  const rows = workers * BATCH * 6;
+  const run = await allreduce({
+    entry: entry('linear.ts'),
+    workers,
+    master: cluster.masterUrl,
+    data: writeTable(tempDir('multihost-data'), 'linear', rows),
+    hparams: { batchSize: BATCH },
+    experiments: join(dir, 'experiments'),
+    onProgress: () => undefined,
+  });
+  return { run, ranks: run.ranks.map((r) => r.result as LinearResult), rows };
+}
+
+describe('training across hosts', () => {
+  for (const workers of [2, 3]) {
+    it(`on ${workers} hosts, one worker each, ends with the weights of one worker on the same rows, every row once`, async () => {
+      const { run, ranks, rows } = await linearOn(workers);
+      expect(new Set(run.ranks.map((r) => r.host)).size).toBe(workers);
+      for (const r of run.ranks) expect(hostOf(r.host), `rank ${r.rank} on ${r.host}`).toBeDefined();
+      expect(ranks.flatMap((r) => r.batches.flat()).sort((a, b) => a - b)).toEqual(Array.from({ length: rows }, (_, i) => i));
+      for (const r of ranks) expect(r.weights).toEqual((ranks[0] as LinearResult).weights);
+      const reference = await singleWorkerReference(ranks);
+      for (const [i, v] of (ranks[0] as LinearResult).weights.entries()) expect(v).toBeCloseTo(reference[i] as number, 5);
+      // Every host's files are in the run's directory: its log and its TensorBoard events.
+      expect(readdirSync(join(run.dir, 'logs')).sort()).toEqual(Array.from({ length: workers }, (_, i) => `worker-${i}.log`));
+      expect(readdirSync(join(run.dir, 'tensorboard')).filter((d) => d.startsWith('worker-')).length).toBe(workers);
+    }, 240_000);
+  }
+
+  it('a search runs every trial once across the hosts and finds the best', async () => {
+    const r = await launch({
+      entry: entry('quadratic.ts'),
+      grid: { x: [0, 1, 2, 3, 4, 5] },
+      executors: 3,
+      leaseMs: 2000,
+      master: cluster.masterUrl,
+      experiments: join(dir, 'experiments'),
+      onProgress: () => undefined,
+    });
+    expect(r.trials.map((t) => [t.id, t.status, t.attempts])).toEqual(
+      Array.from({ length: 6 }, (_, i) => [String(i), 'done', 1]),
+    );
+    expect(r.best).toMatchObject({ hparams: { x: 3 } });
+  }, 240_000);
+});
+
+describe('what a multi-host cluster must refuse, and say why', () => {
+  it('an experiment root the hosts do not share: stops before training, naming the hosts and the fix', async () => {
+    const lines: string[] = [];
+    const run = allreduce({
+      entry: entry('linear.ts'),
+      workers: 2,
+      master: cluster.masterUrl,
+      maxAttempts: 2,
+      // The client's own local disk: each host has another one at the same path.
+      experiments: join(cluster.hosts.localDir, 'experiments'),
+      onProgress: (l) => lines.push(l),
+    });
+    await expect(run).rejects.toMatchObject({
+      kind: 'setup',
+      message: expect.stringMatching(
+        /^the experiment directory is not shared: hosts 10\.213\.\d+\.1\d, 10\.213\.\d+\.1\d cannot see .*; .*Put --experiments on a mount every executor host shares/,
+      ),
+    });
+    // Not retried, and nothing written for a worker.
+    expect(lines.filter((l) => l.includes('submitting'))).toHaveLength(1);
+    const runs = join(cluster.hosts.localDir, 'experiments');
+    const app = readdirSync(runs)[0] as string;
+    expect(existsSync(join(runs, app, 'run.1', 'linear', 'logs'))).toBe(false);
+  }, 180_000);
+
+  it('--data that only the client can read: one line naming the executor host that cannot', async () => {
+    const data = writeTable(cluster.hosts.localDir, 'linear', 32);
+    await expect(
+      allreduce({
+        entry: entry('linear.ts'),
+        workers: 2,
+        master: cluster.masterUrl,
+        data,
+        experiments: join(dir, 'experiments'),
+        onProgress: () => undefined,
+      }),
+    ).rejects.toMatchObject({
+      kind: 'input',
+      message: expect.stringMatching(
+        new RegExp(`^cannot read --data ${data}: the executor on host 10\\.213\\.\\d+\\.1\\d cannot open it .*shared mount`),
+      ),
+    });
+  }, 180_000);
+
+  it('--ring-interface that the other hosts cannot reach: the formation error names rank, host, address, interface and flag', async () => {
+    const started = Date.now();
+    await expect(
+      allreduce({
+        entry: entry('linear.ts'),
+        workers: 2,
+        master: cluster.masterUrl,
+        ringInterface: 'lo',
+        formationTimeoutMs: 5000,
+        experiments: join(dir, 'experiments'),
+        onProgress: () => undefined,
+      }),
+    ).rejects.toMatchObject({
+      kind: 'worker',
+      message: expect.stringMatching(
+        /RingFormationTimeoutError: rank \d: ring not formed after 5000 ms; missing: rank \d on host 10\.213\.\d+\.1\d at 127\.0\.0\.1:\d+ \(predecessor not reached: .*; ranks listen on --ring-interface lo \(here 127\.0\.0\.1\); set --ring-interface NAME\|CIDR/,
+      ),
+    });
+    expect(Date.now() - started).toBeLessThan(120_000);
+  }, 180_000);
+
+  it('a host the others cannot reach before the ring forms: the formation error names it', async () => {
+    const target = cluster.hosts.hosts[2] as Host;
+    cluster.hosts.isolateFromPeers(target);
+    try {
+      await expect(
+        allreduce({
+          entry: entry('linear.ts'),
+          workers: 3,
+          master: cluster.masterUrl,
+          formationTimeoutMs: 5000,
+          // Shuffle blocks on a fixed port, which the isolation leaves open: only the ring is cut.
+          sparkConf: { 'spark.blockManager.port': '7100' },
+          experiments: join(dir, 'experiments'),
+          onProgress: () => undefined,
+        }),
+      ).rejects.toMatchObject({
+        kind: 'worker',
+        message: expect.stringMatching(
+          // Whichever rank reports first names it: as the peer it cannot reach, or as its own address.
+          new RegExp(
+            `RingFormationTimeoutError: rank \\d: ring not formed after 5000 ms; missing: .*${target.address.replaceAll('.', '\\.')}`,
+          ),
+        ),
+      });
+    } finally {
+      cluster.hosts.rejoin(target);
+    }
+  }, 180_000);
+});
+
+describe('a host cut off mid-training', () => {
+  const resumable = (more: Partial<Parameters<typeof allreduce>[0]>) =>
+    allreduce({
+      entry: entry('resumable.ts'),
+      workers: 2,
+      master: cluster.masterUrl,
+      data: writeTable(tempDir('multihost-data'), 'linear', 64),
+      hparams: { steps: 30, stepMs: 150 },
+      experiments: join(dir, 'experiments'),
+      peerTimeoutMs: 5000,
+      slotWaitSeconds: 60,
+      ...more,
+    });
+
+  it('fails its peers with PeerFailedError naming it, and with a spare host the retry ends with the unbroken weights', async () => {
+    const unbroken = await resumable({ onProgress: () => undefined });
+    const lines: string[] = [];
+    let cut: Host | undefined;
+    try {
+      const r = await resumable({
+        maxAttempts: 2,
+        onProgress: (line) => {
+          lines.push(line);
+          const m = /^\[worker \d\] step (\d+)/.exec(line);
+          if (cut || !m || Number(m[1]) < 12) return;
+          cut = cluster.hosts.hosts.find((h) => cluster.hosts.processesOn(h, /runtime\/main\.js/).length > 0);
+          if (cut) cluster.hosts.cut(cut);
+        },
+      });
+      expect(cut).toBeDefined();
+      const host = cut as Host;
+      expect(r.attempts).toBe(2);
+      const failed = lines.find((l) => l.includes('attempt 1 failed'));
+      expect(failed).toMatch(
+        new RegExp(`PeerFailedError: ring peer rank \\d at ${host.address.replaceAll('.', '\\.')}:\\d+ stalled`),
+      );
+      expect(r.ranks.map((x) => x.host)).not.toContain(host.address);
+      const weights = (x: AllreduceResult) => (x.result as { weights: number[] }).weights;
+      expect(weights(r)).toEqual(weights(unbroken));
+      expect((r.result as { resumedFrom: number }).resumedFrom).toBeGreaterThan(0);
+    } finally {
+      if (cut) cluster.hosts.restore(cut);
+    }
+  }, 400_000);
+});
