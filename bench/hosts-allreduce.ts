@@ -15,6 +15,7 @@ import { type Host, HostCluster } from '../cluster/hosts.js';
 import { packageFile } from '../src/util/package-file.js';
 import { allreduceBench } from './allreduce.js';
 import { anchorsDir } from './lib/anchors.js';
+import { busySince, cpuSample } from './lib/machine-cpu.js';
 import { startRing } from './lib/processes.js';
 
 export interface HostsAllreduceOptions {
@@ -34,7 +35,11 @@ interface Row {
   busbw_GBps: number;
   vs_mpi?: number;
   vs_line_rate?: number;
+  /** Against iperf3 with every host sending to the next at once, as the ring's traffic goes. */
+  vs_ring_line_rate?: number;
   cpu_share?: number;
+  /** The share of the machine's CPUs busy during the timed iterations (every host shares them). */
+  machine_busy?: number;
 }
 
 const busbw = (bytes: number, n: number, ms: number): number => (bytes * 2 * (n - 1)) / n / (ms / 1e3) / 1e9;
@@ -63,21 +68,34 @@ function ensureTool(command: string, packages: string[], say: (l: string) => voi
   }
 }
 
-/** iperf3, one stream, host 1 to host 2: the link's line rate in GB/s. */
-async function lineRate(c: HostCluster, a: Host, b: Host): Promise<number> {
-  const server = c.spawnOn(a, ['iperf3', '-s', '-1', '-B', a.address], process.env);
+/** One iperf3 stream, server on `to`, for 4 s; its received rate in GB/s. */
+async function stream(c: HostCluster, from: Host, to: Host): Promise<number> {
+  const [file, ...args] = c.on(from, ['iperf3', '-c', to.address, '-t', '4', '-J']) as [string, ...string[]];
+  const r = await execa(file, args, { reject: false, timeout: 60_000 });
+  const j = JSON.parse(r.stdout) as { end: { sum_received: { bits_per_second: number } } };
+  return j.end.sum_received.bits_per_second / 8 / 1e9;
+}
+
+/**
+ * The line rate as a ring sees it, measured by iperf3: every host sends to the next at once (the
+ * traffic of a ring allreduce, here on cores the hosts share); the slowest stream, in GB/s. With
+ * two hosts this is one link in both directions; with one host pair and `oneWay`, one stream.
+ */
+async function lineRate(c: HostCluster, hosts: Host[], oneWay = false): Promise<{ GBps: number; machineBusy: number }> {
+  const servers = hosts.map((h) => c.spawnOn(h, ['iperf3', '-s', '-1', '-B', h.address], process.env));
   await new Promise((r) => setTimeout(r, 500));
   try {
-    const out = c.run(b, ['iperf3', '-c', a.address, '-t', '4', '-J']);
-    const j = JSON.parse(out) as { end: { sum_received: { bits_per_second: number } } };
-    return j.end.sum_received.bits_per_second / 8 / 1e9;
+    const pairs = oneWay ? [[hosts[1], hosts[0]]] : hosts.map((h, i) => [h, hosts[(i + 1) % hosts.length]]);
+    const from = cpuSample();
+    const rates = await Promise.all(pairs.map(([a, b]) => stream(c, a as Host, b as Host)));
+    return { GBps: Math.min(...rates), machineBusy: busySince(from) };
   } finally {
-    server.kill('SIGKILL');
+    for (const s of servers) s.kill('SIGKILL');
   }
 }
 
 /** OpenMPI's MPI_Allreduce (../shared/anchors/mpi_allreduce.c) with one rank on each of `hosts`. */
-async function mpiAcross(c: HostCluster, hosts: Host[], bytes: number, iters: number): Promise<number | undefined> {
+async function mpiAcross(c: HostCluster, hosts: Host[], bytes: number, iters: number, tries = 3): Promise<number | undefined> {
   const dir = anchorsDir();
   if (!dir) return undefined;
   const bin = join(tmpdir(), 'sparkring-ref-mpi-allreduce');
@@ -86,7 +104,8 @@ async function mpiAcross(c: HostCluster, hosts: Host[], bytes: number, iters: nu
   // The launch agent: mpirun calls it as `agent HOST command...`; HOST is the network namespace.
   const work = mkdtempSync(join(tmpdir(), 'sparkring-mpi-'));
   const agent = join(work, 'agent.sh');
-  writeFileSync(agent, '#!/bin/sh\nhost=$1\nshift\nexec ip netns exec "$host" sh -c "$*"\n');
+  // nsenter into the namespace only (ip netns exec also remounts /sys, racing mpirun's parallel launches).
+  writeFileSync(agent, '#!/bin/sh\nhost=$1\nshift\nexec nsenter --net=/run/netns/"$host" sh -c "$*"\n');
   chmodSync(agent, 0o755);
   const subnet = `${c.clientAddress.replace(/\.1$/, '.0')}/24`;
   const r = await execa(
@@ -116,11 +135,14 @@ async function mpiAcross(c: HostCluster, hosts: Host[], bytes: number, iters: nu
       String(bytes),
       String(iters),
     ],
-    { reject: false, timeout: 300_000 },
+    // mpirun sometimes never hears from one of its daemons through the launch agent (seen about
+    // once in ten launches here): give up on that launch after a while and start it again.
+    { reject: false, timeout: 90_000 },
   );
   // "mpi n=2 bytes=67108864 time_ms=192.80 busbw_GBps=0.348"
   const ms = /time_ms=([\d.]+)/.exec(r.stdout)?.[1];
-  return ms ? Number(ms) : undefined;
+  if (ms) return Number(ms);
+  return tries > 1 ? mpiAcross(c, hosts, bytes, iters, tries - 1) : undefined;
 }
 
 export async function hostsAllreduceBench(
@@ -131,23 +153,33 @@ export async function hostsAllreduceBench(
   const withIperf = o.anchors && ensureTool('iperf3', ['iperf3'], say);
   const withMpi = o.anchors && anchorsDir() !== undefined && ensureTool('mpirun', ['openmpi-bin', 'libopenmpi-dev'], say);
   const rows: Row[] = [];
-  const lines: Array<{ link: string; GBps: number }> = [];
+  const lines: Array<{ link: string; GBps?: number; hosts?: number; ringGBps?: number; machineBusy: number }> = [];
   for (const link of o.links) {
     const c = await HostCluster.start({ hosts: Math.max(...o.hosts), link: { rate: link } });
     try {
-      const line = withIperf ? await lineRate(c, c.hosts[0] as Host, c.hosts[1] as Host) : undefined;
-      if (line !== undefined) {
-        lines.push({ link, GBps: round(line) });
-        say(`link ${link}: iperf3 ${round(line)} GB/s`);
+      const one = withIperf ? await lineRate(c, c.hosts.slice(0, 2), true) : undefined;
+      const line = one?.GBps;
+      if (one) {
+        lines.push({ link, GBps: round(one.GBps), machineBusy: round(one.machineBusy, 2) });
+        say(`link ${link}: iperf3 ${round(one.GBps)} GB/s, one stream (CPUs ${Math.round(one.machineBusy * 100)}% busy)`);
       }
       for (const n of o.hosts) {
         const hosts = c.hosts.slice(0, n);
+        const ringStreams = withIperf ? await lineRate(c, hosts) : undefined;
+        const ringLine = ringStreams?.GBps;
+        if (ringStreams) {
+          lines.push({ link, hosts: n, ringGBps: round(ringStreams.GBps), machineBusy: round(ringStreams.machineBusy, 2) });
+          say(
+            `link ${link}, ${n} hosts: iperf3 ${round(ringStreams.GBps)} GB/s per stream with every host sending to the next (CPUs ${Math.round(ringStreams.machineBusy * 100)}% busy)`,
+          );
+        }
         for (const bytes of o.bytes) {
           const mpiMs = withMpi ? await mpiAcross(c, hosts, bytes, o.iters) : undefined;
           const mpiBw = mpiMs ? busbw(bytes, n, mpiMs) : undefined;
           if (mpiMs && mpiBw) {
             const row: Row = { impl: 'openmpi-tcp', link, hosts: n, bytes, time_ms: round(mpiMs, 2), busbw_GBps: round(mpiBw) };
             if (line) row.vs_line_rate = round(mpiBw / line, 2);
+            if (ringLine) row.vs_ring_line_rate = round(mpiBw / ringLine, 2);
             rows.push(row);
             say(JSON.stringify(row));
           }
@@ -167,7 +199,11 @@ export async function hostsAllreduceBench(
             (rank, command) => c.on(hosts[rank] as Host, command),
           );
           try {
-            const r = (await ring.waitFor(0, 'result', 600_000)).result as { timeMs: number; cpuShare: number };
+            const r = (await ring.waitFor(0, 'result', 600_000)).result as {
+              timeMs: number;
+              cpuShare: number;
+              machineBusy: number;
+            };
             await Promise.all(ring.ranks.map((p) => p.exited));
             const bw = busbw(bytes, n, r.timeMs);
             const row: Row = {
@@ -178,9 +214,11 @@ export async function hostsAllreduceBench(
               time_ms: round(r.timeMs, 2),
               busbw_GBps: round(bw),
               cpu_share: round(r.cpuShare, 2),
+              machine_busy: round(r.machineBusy, 2),
             };
             if (mpiBw) row.vs_mpi = round(bw / mpiBw, 2);
             if (line) row.vs_line_rate = round(bw / line, 2);
+            if (ringLine) row.vs_ring_line_rate = round(bw / ringLine, 2);
             rows.push(row);
             say(JSON.stringify(row));
           } finally {

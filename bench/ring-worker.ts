@@ -1,6 +1,7 @@
 /** One rank of the allreduce benchmark (see bench/allreduce.ts). */
 import { createInterface } from 'node:readline';
 import { listen, type Transport } from '../src/collective/index.js';
+import { busySince, cpuSample } from './lib/machine-cpu.js';
 
 interface Config {
   rank: number;
@@ -41,18 +42,22 @@ async function timed(iters: number, body: () => Promise<unknown>): Promise<numbe
   await body(); // warm-up
   await ring.barrier();
   const cpu0 = process.cpuUsage();
+  const machine0 = cpuSample();
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < iters; i++) await body();
   const wall = Number(process.hrtime.bigint() - t0) / 1e6;
   const cpu = process.cpuUsage(cpu0);
   cpuShare = (cpu.user + cpu.system) / 1e3 / wall;
+  machineBusy = busySince(machine0);
   return wall / iters;
 }
 
 let cpuShare = 0;
+let machineBusy = 0;
 const x = new Float32Array(cfg.bytes / 4).fill(cfg.rank + 1);
 const timeMs = await timed(cfg.iters, () => ring.allreduceInPlace(x, 'sum'));
 const ringCpuShare = cpuShare;
+const ringMachineBusy = machineBusy;
 
 const small = Array.from({ length: cfg.tensors }, () => new Float32Array(cfg.tensorBytes / 4).fill(1));
 const fusedMs = cfg.only ? 0 : await timed(5, () => ring.allreduceManyInPlace(small, 'sum'));
@@ -61,5 +66,5 @@ const perTensorMs = cfg.only
   : await timed(2, async () => {
       for (const t of small) await ring.allreduceInPlace(t, 'sum');
     });
-out({ result: { timeMs, fusedMs, perTensorMs, cpuShare: ringCpuShare } });
+out({ result: { timeMs, fusedMs, perTensorMs, cpuShare: ringCpuShare, machineBusy: ringMachineBusy } });
 await ring.close();

@@ -155,7 +155,10 @@ export class HostCluster {
       [host.netns, 'eth0'],
     ] as const) {
       const tc = (...args: string[]): string =>
-        execFileSync(ns ? 'ip' : 'tc', ns ? ['netns', 'exec', ns, 'tc', ...args] : args, { encoding: 'utf8' });
+        execFileSync(ns ? 'ip' : 'tc', ns ? ['netns', 'exec', ns, 'tc', ...args] : args, {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
       quietly(() => tc('qdisc', 'del', 'dev', dev, 'root'));
       const netem = [...(link.delay ? ['delay', link.delay] : []), ...(link.loss ? ['loss', link.loss] : [])];
       if (netem.length > 0) {

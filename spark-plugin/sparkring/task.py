@@ -69,6 +69,8 @@ class NodeWorker:
         env["CUDA_VISIBLE_DEVICES"] = visible_devices(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
         env.update(tensorflow_env(cpus, os.environ))
         env["SPARKRING_CONTROL_FD"] = str(control_w)
+        # Which worker this is, for tools that look at the processes (torchrun's RANK, by another name).
+        env["SPARKRING_RANK"] = str(rank)
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         self._log = open(log_path, "ab", buffering=0)
         self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)

@@ -17,6 +17,7 @@
  *   entry/<name>.mjs                                                          the user's entry
  *   bin/node                                                                 with shipNode only
  */
+
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -30,6 +31,7 @@ import { compiledEntryName, compileEntry, REQUIRE_SHIM } from './entry-compile.j
 import { RunError } from './errors.js';
 import { removeWhenGone } from './janitor.js';
 import { packageRoot, type SparkPaths } from './paths.js';
+import { masterHost } from './reachable.js';
 
 /** The directory name Spark unpacks the archive to (the archive URI's #fragment). */
 export const BUNDLE_NAME = 'sparkring-runtime';
@@ -222,8 +224,9 @@ export async function buildRuntimeBundle(
 }
 
 /**
- * The bundle of a run when it ships one: when asked (`ship`), or by default when the executors are
- * not this machine (Livy, YARN). Otherwise the executors run this checkout's files where they are.
+ * The bundle of a run when it ships one: when asked (`ship`), or by default whenever the executors
+ * may be on other machines (Livy, YARN, a master that is not on this machine's loopback). Otherwise
+ * (a local master) the executors run this checkout's files where they are.
  */
 export async function shipRuntime(
   o: { entry: string; ship?: boolean; shipNode?: boolean; livy?: string; master?: string },
@@ -231,7 +234,7 @@ export async function shipRuntime(
   staging: string,
   say: (line: string) => void,
 ): Promise<RuntimeBundle | undefined> {
-  if (!(o.ship ?? (Boolean(o.livy) || (o.master ?? '').startsWith('yarn')))) return undefined;
+  if (!(o.ship ?? executorsMayBeElsewhere(o))) return undefined;
   const bundle = await buildRuntimeBundle(o.entry, paths, staging, { shipNode: o.shipNode });
   const { size } = await stat(bundle.archive.slice(0, bundle.archive.indexOf('#')));
   const archive = bundle.archive.slice(0, bundle.archive.indexOf('#'));
@@ -239,6 +242,12 @@ export async function shipRuntime(
     `sparkring: shipping the runtime and ${basename(o.entry)} to the executors (${(size / 2 ** 20).toFixed(1)} MiB, ${archive})`,
   );
   return bundle;
+}
+
+function executorsMayBeElsewhere(o: { livy?: string; master?: string }): boolean {
+  if (o.livy || o.master?.startsWith('yarn')) return true;
+  const host = masterHost(o.master);
+  return host !== undefined && !/^(localhost|127\.[\d.]+|::1)$/.test(host);
 }
 
 export interface Staging {

@@ -49,8 +49,8 @@ export const jobFields = {
   /** Progress and log lines; default: stderr. */
   onProgress: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
   /**
-   * Ship the runtime and the entry to the executors as a Spark archive (default: with --livy or a
-   * yarn master; otherwise the executors run this checkout's files in place).
+   * Ship the runtime and the entry to the executors as a Spark archive (default: unless the master
+   * is local or on loopback, where the executors run this checkout's files in place).
    */
   ship: z.boolean().optional(),
   /**

@@ -4,7 +4,7 @@
  * the master run in the root namespace, as on a gateway machine. Temp folders under /tmp are
  * shared by every host, as a shared mount would be; `cluster.hosts.localDir` is private to each.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Host, removeStaleClusters } from '../../cluster/hosts.js';
@@ -30,15 +30,28 @@ afterAll(async () => {
   let left: string[] = [];
   if (cluster) {
     // A cut host's worker notices its lost peer within the peer timeout, then ends.
-    await cluster
-      .waitFor(async () => (left = cluster.hosts.leftovers()).length === 0, 30_000, 'the hosts to be clean')
-      .catch(() => undefined);
+    const clean = async (): Promise<boolean> => {
+      left = cluster.hosts.leftovers();
+      return left.length === 0;
+    };
+    await cluster.waitFor(clean, 30_000, 'the hosts to be clean').catch(() => undefined);
     await cluster.stop();
   }
   expect(left).toEqual([]);
   expect(await waitForNoLeftovers()).toEqual([]);
   expect(existsSync(cluster.hosts.root)).toBe(false);
 }, 90_000);
+
+/** The rank of a Node worker, from its environment (SPARKRING_RANK). */
+function rankOf(pid: number): number | undefined {
+  try {
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    const rank = env.find((v) => v.startsWith('SPARKRING_RANK='));
+    return rank ? Number(rank.slice('SPARKRING_RANK='.length)) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 const hostOf = (address: string): Host => cluster.hosts.hosts.find((h) => h.address === address) as Host;
 
@@ -209,7 +222,10 @@ describe('a host cut off mid-training', () => {
           lines.push(line);
           const m = /^\[worker \d\] step (\d+)/.exec(line);
           if (cut || !m || Number(m[1]) < 12) return;
-          cut = cluster.hosts.hosts.find((h) => cluster.hosts.processesOn(h, /runtime\/main\.js/).length > 0);
+          // Rank 0's host: the retry's rank 0 then runs elsewhere, from the checkpoint.
+          cut = cluster.hosts.hosts.find((h) =>
+            cluster.hosts.processesOn(h, /runtime\/main\.js/).some((p) => rankOf(Number(p.split(' ')[0])) === 0),
+          );
           if (cut) cluster.hosts.cut(cut);
         },
       });
@@ -221,6 +237,9 @@ describe('a host cut off mid-training', () => {
         new RegExp(`PeerFailedError: ring peer rank \\d at ${host.address.replaceAll('.', '\\.')}:\\d+ stalled`),
       );
       expect(r.ranks.map((x) => x.host)).not.toContain(host.address);
+      // Every surviving rank said so in its own log, naming the host's address.
+      const survivor = readFileSync(join(r.dir, 'logs', 'worker-1.log'), 'utf8');
+      expect(survivor).toMatch(new RegExp(`PeerFailedError: ring peer rank 0 at ${host.address.replaceAll('.', '\\.')}:\\d+`));
       const weights = (x: AllreduceResult) => (x.result as { weights: number[] }).weights;
       expect(weights(r)).toEqual(weights(unbroken));
       expect((r.result as { resumedFrom: number }).resumedFrom).toBeGreaterThan(0);
