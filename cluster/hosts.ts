@@ -256,8 +256,7 @@ export class HostCluster {
 
   async stop(): Promise<void> {
     for (const p of this.processes) quietly(() => p.kill('SIGKILL'));
-    for (const h of this.hosts) killNamespace(h.netns);
-    for (const k of this.keepers) quietly(() => k.kill('SIGKILL'));
+    removeCluster(this.id); // kills everything in the hosts' namespaces, the keepers with them
     await Promise.all(
       [...this.processes, ...this.keepers].map(
         (p) =>
@@ -268,7 +267,6 @@ export class HostCluster {
           }),
       ),
     );
-    removeCluster(this.id);
   }
 }
 

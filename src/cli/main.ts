@@ -64,7 +64,10 @@ function withJobOptions(command: Command): Command {
     .option('--livy <url>', 'submit through this Livy server (http(s)://host:port) instead of spark-submit')
     .option('--livy-user <user:password>', 'HTTP basic auth for Livy (or @FILE holding it, or $SPARKRING_LIVY_USER)')
     .option('--livy-token <token>', 'bearer token for Livy (or @FILE holding it, or $SPARKRING_LIVY_TOKEN)')
-    .option('--ship', 'ship the runtime and the entry to the executors as a Spark archive (default unless the master is local or on loopback)')
+    .option(
+      '--ship',
+      'ship the runtime and the entry to the executors as a Spark archive (default unless the master is local or on loopback)',
+    )
     .option('--no-ship', 'run the runtime and the entry from their paths here (the nodes share this file system)')
     .option('--ship-node', "ship this machine's Node binary too, for nodes without Node 20")
     .option(

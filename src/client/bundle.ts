@@ -31,7 +31,7 @@ import { compiledEntryName, compileEntry, REQUIRE_SHIM } from './entry-compile.j
 import { RunError } from './errors.js';
 import { removeWhenGone } from './janitor.js';
 import { packageRoot, type SparkPaths } from './paths.js';
-import { masterHost } from './reachable.js';
+import { isLoopback, masterHost } from './reachable.js';
 
 /** The directory name Spark unpacks the archive to (the archive URI's #fragment). */
 export const BUNDLE_NAME = 'sparkring-runtime';
@@ -247,7 +247,7 @@ export async function shipRuntime(
 function executorsMayBeElsewhere(o: { livy?: string; master?: string }): boolean {
   if (o.livy || o.master?.startsWith('yarn')) return true;
   const host = masterHost(o.master);
-  return host !== undefined && !/^(localhost|127\.[\d.]+|::1)$/.test(host);
+  return host !== undefined && !isLoopback(host);
 }
 
 export interface Staging {

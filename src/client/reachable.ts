@@ -29,10 +29,15 @@ export function masterHost(master: string | undefined, env: NodeJS.ProcessEnv = 
   return m?.[1] ?? m?.[2];
 }
 
+/** Whether `host` names this machine's loopback. */
+export function isLoopback(host: string): boolean {
+  return /^(localhost|127\.[\d.]+|::1)$/.test(host);
+}
+
 /** The address the cluster's executors reach this client at. */
 export async function clientAddress(o: Placement): Promise<string> {
   const host = masterHost(o.master);
-  if (!host || host === 'localhost') return '127.0.0.1';
+  if (!host || isLoopback(host)) return '127.0.0.1';
   try {
     return await localAddressToward(host);
   } catch (err) {
