@@ -10,11 +10,12 @@ PYTHON ?= python3
 BUILD_STAMP := dist/.tsbuildinfo
 TS_SOURCES := $(shell find src bench cluster -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: help setup deps venv redis livy yarn build test demo bench lint clean cluster-up cluster-down
+.PHONY: help setup deps venv redis livy yarn build test unit demo bench lint clean cluster-up cluster-down
 
 help:
 	@echo "make demo   run the main job end to end"
-	@echo "make test   run the whole test suite (prints 'N passed, N failed')"
+	@echo "make test   lint, typecheck and the whole test suite (prints 'N passed, N failed')"
+	@echo "make unit   the unit tests alone, without Spark (about 80 s)"
 	@echo "make bench NAME=allreduce ARGS='--json'   run one benchmark"
 	@echo "make lint   biome check"
 	@echo "make cluster-up HOSTS=3 / make cluster-down   a multi-host Spark cluster on this machine (root)"
@@ -70,8 +71,13 @@ build: $(BUILD_STAMP) $(NATIVE)
 # After the variables it names: make expands a rule's prerequisites where it reads the rule.
 setup: build venv redis $(TF_BINDING)
 
+# Lint, the type check of src, bench, cluster and test, the unit tests, pytest, then the end-to-end
+# tests (scripts/run-tests.mjs says which folders are which).
 test: setup livy yarn
 	node scripts/run-tests.mjs
+
+unit: setup
+	node scripts/run-tests.mjs unit
 
 demo: setup
 	node dist/src/cli/main.js demo

@@ -1,14 +1,34 @@
 #!/usr/bin/env node
-// Runs every suite of the project (pytest for spark-plugin, vitest for the rest) and ends with
-// one line: "N passed, N failed, N skipped".
+// Runs the project's checks and suites and ends with one line: "N passed, N failed, N skipped".
+//   node scripts/run-tests.mjs        lint, typecheck, the unit tests, pytest, the end-to-end tests
+//   node scripts/run-tests.mjs unit   the unit tests only (no Spark; `make unit`)
+// The unit tests are every vitest folder but the end-to-end ones, which start Spark, Livy, YARN or
+// a cluster of hosts: those live together in END_TO_END.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+
+const END_TO_END = ['test/bridge', 'test/multihost'];
+const UNIT = readdirSync('test', { withFileTypes: true })
+  .filter((d) => d.isDirectory() && !['helpers', 'fixtures'].includes(d.name))
+  .map((d) => `test/${d.name}`)
+  .filter((d) => !END_TO_END.includes(d));
 
 const out = mkdtempSync(join(tmpdir(), 'sparkring-tests-'));
 const totals = { passed: 0, failed: 0, skipped: 0 };
 const broken = [];
+
+/** A check that passes or fails as a whole (lint, typecheck): one test in the totals. */
+function check(name, command, args) {
+  console.log(`\n${name}: ${command} ${args.join(' ')}`);
+  const r = spawnSync(command, args, { stdio: 'inherit' });
+  if (r.status === 0) totals.passed += 1;
+  else {
+    totals.failed += 1;
+    broken.push(name);
+  }
+}
 
 function pytest() {
   const report = join(out, 'pytest.xml');
@@ -27,11 +47,13 @@ function pytest() {
   }
 }
 
-function vitest() {
-  const report = join(out, 'vitest.json');
-  const r = spawnSync('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`], {
-    stdio: 'inherit',
-  });
+function vitest(name, folders) {
+  const report = join(out, `vitest-${name}.json`);
+  const r = spawnSync(
+    'npx',
+    ['vitest', 'run', ...folders, '--reporter=default', '--reporter=json', `--outputFile.json=${report}`],
+    { stdio: 'inherit' },
+  );
   try {
     const j = JSON.parse(readFileSync(report, 'utf8'));
     // A file whose beforeAll failed reports its tests as skipped: they count as failed here.
@@ -42,17 +64,30 @@ function vitest() {
         unrun += asserts.filter((a) => a.status !== 'passed').length || 1;
       }
     }
+    // The slowest files, so CI's log says where the suite's time goes.
+    const files = j.testResults
+      .map((f) => ({ name: f.name.replace(`${process.cwd()}/`, ''), s: (f.endTime - f.startTime) / 1000 }))
+      .sort((a, b) => b.s - a.s);
+    console.log(`\nslowest ${name} test files:`);
+    for (const f of files.slice(0, 12)) console.log(`  ${f.s.toFixed(0).padStart(5)} s  ${f.name}`);
     totals.passed += j.numPassedTests;
     totals.failed += j.numFailedTests + unrun;
     totals.skipped += Math.max(0, j.numPendingTests + j.numTodoTests - unrun);
-    if (r.status !== 0 && j.numFailedTests === 0) broken.push('vitest');
+    if (r.status !== 0 && j.numFailedTests === 0) broken.push(`vitest ${name}`);
   } catch {
-    broken.push('vitest');
+    broken.push(`vitest ${name}`);
   }
 }
 
-pytest();
-vitest();
-if (broken.length > 0) console.log(`\nsuites that did not run to the end: ${broken.join(', ')}`);
+if (process.argv[2] === 'unit') {
+  vitest('unit', UNIT);
+} else {
+  check('lint', 'npx', ['biome', 'check', '.']);
+  check('typecheck', 'npm', ['run', '--silent', 'typecheck']);
+  vitest('unit', UNIT);
+  pytest();
+  vitest('end-to-end', END_TO_END);
+}
+if (broken.length > 0) console.log(`\nwhat did not pass or run to the end: ${broken.join(', ')}`);
 console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exit(totals.failed > 0 || broken.length > 0 ? 1 : 0);

@@ -133,6 +133,8 @@ describe('sparkring allreduce --livy', () => {
       'steps=400',
       '--livy',
       livy.url,
+      '--redis',
+      `redis://127.0.0.1:${redis.port}`,
       '--experiments',
       `${dir}/experiments`,
     ]);
@@ -158,6 +160,15 @@ describe('sparkring allreduce --livy', () => {
       .catch((err: LivyError) => err.status);
     expect([404, 'killed']).toContain(state);
   }, 240_000);
+
+  it('without --redis: refused before anything is submitted, naming the flag', async () => {
+    const r = await sparkring(['allreduce', entry('linear.ts'), '--livy', livy.url, '--experiments', `${dir}/experiments`]);
+    expect(r.exitCode).not.toBe(0);
+    expect(r.stderr.trim().split('\n')).toEqual([
+      "sparkring: with --livy the driver and executors run on the Livy server’s cluster, where a Redis private to this client is out of reach: pass --redis redis://HOST:PORT (a Redis every executor and this client reach) for the run's events",
+    ]);
+    expect(r.stderr).not.toMatch(/Livy batch \d+ submitted/);
+  }, 60_000);
 
   it('Livy down: one clear line, nothing started', async () => {
     const port = await freePort();

@@ -7,19 +7,23 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TestLivy } from '../helpers/livy.js';
+import { TestRedis } from '../helpers/redis.js';
 import { ROOT, sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
 import { TestYarn } from '../helpers/yarn.js';
 
 let yarn: TestYarn;
+let redis: TestRedis;
 let dir: string;
 const SPARK_JARS = `${ROOT}.venv/lib/python3.11/site-packages/pyspark/jars/*`;
 
 beforeAll(async () => {
   yarn = await TestYarn.start();
+  redis = await TestRedis.start();
   dir = tempDir('yarn-runs');
 }, 120_000);
 afterAll(async () => {
   await yarn?.stop();
+  await redis?.stop();
 });
 afterEach(async () => {
   expect(await waitForNoLeftovers()).toEqual([]);
@@ -74,7 +78,8 @@ describe('YARN queues', () => {
       });
       try {
         const before = await yarn.appsSubmitted();
-        const r = await onYarn(['--livy', livy.url, '--queue', 'ml', '--json']);
+        // The driver runs where Livy puts it: the run's events go through a Redis every side reaches.
+        const r = await onYarn(['--livy', livy.url, '--redis', `redis://127.0.0.1:${redis.port}`, '--queue', 'ml', '--json']);
         expect(r.exitCode, `${r.stderr}\n${livy.log()}`).toBe(0);
         expect((await yarn.appsSubmitted())['root.ml']).toBe((before['root.ml'] ?? 0) + 1);
       } finally {

@@ -7,7 +7,7 @@ describe('curves.svg', () => {
     const records: MetricRecord[] = [];
     for (let step = 0; step < 150_000; step++) {
       for (const rank of [0, 1])
-        records.push({ rank, step, metrics: { loss: step === 77_777 ? 100 : 1 / (step + 1) } } as MetricRecord);
+        records.push({ rank, step, at: step, metrics: { loss: step === 77_777 ? 100 : 1 / (step + 1) } });
     }
     const svg = curvesSvg(records, 'long run');
     expect(svg).toMatch(/^<svg /);

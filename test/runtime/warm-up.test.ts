@@ -17,7 +17,7 @@ function countingArrow(): { module: Promise<Arrow>; readers: () => number } {
   const RecordBatchReader = {
     from: (source: Parameters<typeof arrow.RecordBatchReader.from>[0]) => {
       readers += 1;
-      return arrow.RecordBatchReader.from(source as Uint8Array[]);
+      return arrow.RecordBatchReader.from(source as unknown as Uint8Array[]);
     },
   };
   return { module: Promise.resolve({ ...arrow, RecordBatchReader } as unknown as Arrow), readers: () => readers };
