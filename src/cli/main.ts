@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The `sparkring` command line (see DESIGN.md, "Command line"). */
+/** The `sparkring` command line (docs/architecture.md says where each flag travels). */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type AllreduceResult, allreduce } from '../client/allreduce.js';
 import { RunError } from '../client/errors.js';

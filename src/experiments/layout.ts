@@ -1,5 +1,5 @@
 /**
- * The experiment directory (DESIGN.md, "Experiment directory"):
+ * The experiment directory (README, "Experiments"; docs/architecture.md):
  * <experiments>/<appId>/run.<n>/<name>/ with spec.json, result.json, checkpoint/, tensorboard/,
  * logs/worker-<rank>.log, versioned/, and metrics.jsonl (every reported metric, as received).
  */

@@ -1,7 +1,6 @@
 /**
  * A typed client of Apache Livy's REST API (0.9.0): batches and interactive sessions with
- * statements. Written here because no maintained Livy client exists on npm (see
- * ../shared/reference/C_livy.md). It always sends X-Requested-By (Livy's CSRF filter wants it on
+ * statements. Written here because no maintained Livy client exists on npm. It always sends X-Requested-By (Livy's CSRF filter wants it on
  * every non-GET request), takes pluggable auth headers, retries connection errors and 5xx with
  * backoff (a POST only when it surely never reached Livy: creating a batch twice is worse than
  * failing; createBatch looks for its batch by name before it tries again), and turns Livy's mixed error bodies (JSON {msg}, a bare JSON string, Jetty's HTML)

@@ -1,4 +1,4 @@
-/** The TrainContext a training module receives: see DESIGN.md, "Training module". */
+/** The TrainContext a training module receives: see the README, "Training module". */
 import { mkdirSync } from 'node:fs';
 import { format } from 'node:util';
 import type { Ring } from '../collective/index.js';
