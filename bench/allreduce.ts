@@ -4,10 +4,10 @@
  * TCP ceiling (../shared/anchors/tcp-loopback.sh), measured in the same run.
  */
 
+import { startRing } from '../cluster/ring-processes.js';
 import type { Transport } from '../src/collective/index.js';
 import { packageFile } from '../src/util/package-file.js';
 import { runAnchor } from './lib/anchors.js';
-import { startRing } from './lib/processes.js';
 
 export interface AllreduceBenchOptions {
   bytes: number[];

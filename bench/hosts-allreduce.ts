@@ -12,11 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { type Host, HostCluster } from '../cluster/hosts.js';
+import { startRing } from '../cluster/ring-processes.js';
 import { packageFile } from '../src/util/package-file.js';
 import { allreduceBench } from './allreduce.js';
 import { anchorsDir } from './lib/anchors.js';
 import { busySince, cpuSample } from './lib/machine-cpu.js';
-import { startRing } from './lib/processes.js';
 
 export interface HostsAllreduceOptions {
   hosts: number[];

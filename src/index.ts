@@ -1,7 +1,11 @@
 export { type AllreduceResult, allreduce, type RankReport } from './client/allreduce.js';
 export { RunError, type RunErrorKind } from './client/errors.js';
+export { type LaunchResult, launch, type TrialResult } from './client/launch.js';
+export type { LaunchOptions } from './client/launch-options.js';
 export type { AllreduceOptions } from './client/options.js';
 export * from './collective/index.js';
+export { type CodeRule, ERROR_CODES, type ErrorCode, type ErrorKind } from './errors/codes.js';
+export { SearchSpaceError } from './hpo/space.js';
 export type { TrainContext } from './runtime/context.js';
 export type { Batch, BatchOptions, PartitionData } from './runtime/data.js';
 export { DataColumnError } from './runtime/data.js';

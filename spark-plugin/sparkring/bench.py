@@ -43,7 +43,7 @@ def handoff(spec_path: str, out: str, rows: int, columns: int, rounds: int = 5) 
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from sparkring.driver import experiment_dir
+    from sparkring.run_files import experiment_dir
     from sparkring.spec import JobSpec
     from sparkring.task import RESULT_SCHEMA, make_task
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from sparkring.codes import RUNTIME_MISSING
 from sparkring.errors import SparkringWorkerError, WorkerFailure
 
 
@@ -40,4 +41,4 @@ def shipped_paths(bundle: Optional[str], rank: int, *paths: str) -> list[str]:
     try:
         return [shipped(bundle, p) for p in paths]
     except BundleMissingError as e:
-        raise SparkringWorkerError(WorkerFailure(rank, str(e))) from e
+        raise SparkringWorkerError(WorkerFailure(rank, str(e), code=RUNTIME_MISSING)) from e

@@ -1,4 +1,4 @@
-"""spark-submit entry point: runs one sparkring training job as a Spark barrier stage.
+"""One sparkring training job as a Spark barrier stage, in the Spark driver (submit.py runs it):
 
     spark-submit ... spark-plugin/sparkring_submit.py spec.json
 """
@@ -12,68 +12,17 @@ import socket
 import sys
 import time
 import traceback
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from sparkring.errors import JobError, find_failure
+from sparkring.codes import DATA_PATH, DYNAMIC_ALLOCATION, EXECUTOR_LOST, SLOTS, SPARK
+from sparkring.errors import JOB_WIDE, JobError, error_report, find_failure
 from sparkring.events import EventSender, signed_result
-from sparkring.lost import describe, first_lost
-from sparkring.shared_dir import NOT_SHARED, leave_token, remove_token
+from sparkring.executors import executor_ids, release_executors
+from sparkring.lost import LostTask, describe, first_lost
+from sparkring.run_files import experiment_dir, write_json, write_result
+from sparkring.shared_dir import leave_token, remove_token
 from sparkring.slots import SlotNeed, SlotsError, local_cluster_shape, wait_for_slots
 from sparkring.spec import JobSpec
-
-NUMERIC = ("byte", "short", "int", "long", "float", "double", "boolean")
-
-
-def experiment_dir(experiments: str, app_id: str, name: str) -> str:
-    """<experiments>/<appId>/run.<n>/<name>/ with the next free n (HopsML's layout)."""
-    base = os.path.join(experiments, app_id)
-    os.makedirs(base, exist_ok=True)
-    n = 1
-    while True:
-        candidate = os.path.join(base, f"run.{n}", name)
-        try:
-            os.makedirs(candidate)
-            return candidate
-        except FileExistsError:
-            n += 1
-
-
-def write_json(path: str, value: Any) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-    os.replace(tmp, path)
-
-
-def write_result(path: str, value: Any) -> None:
-    """The client's copy of the result; a driver on another machine than the client may fail to write it."""
-    try:
-        write_json(path, value)
-    except OSError as e:
-        print(f"sparkring: could not write the result to {path} ({e}); the client reads it from the run's events", file=sys.stderr)
-
-
-def executor_ids(sc: Any) -> list[str]:
-    jsc = sc._jsc.sc()
-    return [str(x) for x in sc._jvm.scala.collection.JavaConverters.seqAsJavaList(jsc.getExecutorIds())]
-
-
-def release_executors(sc: Any, timeout_s: float = 60) -> Optional[float]:
-    """Kills every executor of this application (barrier jobs cannot use dynamic allocation, so
-    we give them back ourselves); returns ms until Spark reports them gone, None if none."""
-    ids = executor_ids(sc)
-    if not ids:
-        return None
-    started = time.time()
-    sc._jsc.sc().killExecutors(sc._jvm.PythonUtils.toSeq(ids))
-    while executor_ids(sc) and time.time() - started < timeout_s:
-        time.sleep(0.02)
-    return (time.time() - started) * 1000
-
-
-# Failures that the same cluster would repeat on every attempt.
-SETUP_CODES = (NOT_SHARED,)
 
 
 def unreadable_data(data: Optional[str], text: str) -> Optional[str]:
@@ -87,6 +36,24 @@ def unreadable_data(data: Optional[str], text: str) -> Optional[str]:
         f"cannot read --data {data}: {host} cannot open it (the path exists where the driver runs, not there); "
         "put the data where every executor host reads it: a shared mount at the same path, HDFS or S3"
     )
+
+
+def stage_error(text: str, data: Optional[str], lost: Callable[[], Optional[LostTask]], first_line: str) -> dict[str, Any]:
+    """The error report of a failed barrier stage, from Spark's exception text: the worker's own
+    failure where a task marked one, else --data an executor could not open, else a lost executor,
+    else Spark's first line."""
+    failure = find_failure(text)
+    if failure is not None and failure.code in JOB_WIDE:
+        return error_report(failure.code, failure.message)
+    if failure is not None:
+        return error_report(failure.code, failure.message, rank=failure.rank, stack=failure.stack, logTail=failure.log_tail)
+    unread = unreadable_data(data, text)
+    if unread is not None:
+        return error_report(DATA_PATH, unread)
+    gone = lost()
+    if gone is not None:
+        return error_report(EXECUTOR_LOST, describe(gone), rank=gone.rank, detail=text[-4000:])
+    return error_report(SPARK, first_line, detail=text[-4000:])
 
 
 def load_frame(spark: Any, spec: JobSpec) -> Any:
@@ -106,9 +73,9 @@ def load_frame(spark: Any, spec: JobSpec) -> Any:
         # Reading parquet's schema runs a job: an executor that cannot open the file fails it.
         unread = unreadable_data(path, str(e))
         if unread is not None:
-            raise JobError(unread) from None
+            raise JobError(unread, DATA_PATH) from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise JobError(f"cannot read --data {path}: {first}") from None
+        raise JobError(f"cannot read --data {path}: {first}", DATA_PATH) from None
 
 
 def run(spec: JobSpec) -> dict[str, Any]:
@@ -135,7 +102,8 @@ def run(spec: JobSpec) -> dict[str, Any]:
         if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
             raise JobError(
                 "spark.dynamicAllocation.enabled=true: Spark barrier stages refuse dynamic allocation (SPARK-24942); "
-                "sparkring releases the executors itself when training ends"
+                "sparkring releases the executors itself when training ends",
+                DYNAMIC_ALLOCATION,
             )
         need = SlotNeed(spec.workers, int(conf.get("spark.task.cpus", "1")), float(conf.get("spark.task.resource.gpu.amount", "0")))
         jsc = sc._jsc.sc()
@@ -152,7 +120,6 @@ def run(spec: JobSpec) -> dict[str, Any]:
         events.send("driver", stage="slots", waitedMs=int(waited * 1000))
 
         df = load_frame(spark, spec)
-        import pyarrow as pa
         from pyspark.sql.pandas.types import to_arrow_schema
 
         from sparkring.task import RESULT_SCHEMA, make_task
@@ -174,35 +141,18 @@ def run(spec: JobSpec) -> dict[str, Any]:
         result["releaseMs"] = release_ms
         events.send("driver", stage="released", releaseMs=release_ms)
         result["ok"] = True
-        del pa
     except SlotsError as e:
-        result.update(ok=False, error={"message": str(e), "kind": "slots"})
+        result.update(ok=False, error=error_report(SLOTS, str(e)))
     except JobError as e:
-        result.update(ok=False, error={"message": str(e), "kind": "job"})
+        result.update(ok=False, error=error_report(e.code, str(e)))
     except Exception as e:  # the barrier stage failed: find the worker's own report
-        text = f"{e}\n{traceback.format_exc()}"
-        failure = find_failure(text)
-        unread = unreadable_data(spec.data, text)
-        if failure is not None and failure.code in SETUP_CODES:
-            result.update(ok=False, error={"kind": "setup", "code": failure.code, "message": failure.message})
-        elif failure is not None:
-            result.update(
-                ok=False,
-                error={
-                    "kind": "worker",
-                    "rank": failure.rank,
-                    "message": failure.message,
-                    "stack": failure.stack,
-                    "logTail": failure.log_tail,
-                },
-            )
-        elif unread is not None:
-            result.update(ok=False, error={"kind": "job", "code": "SR_DATA_PATH", "message": unread})
-        elif (lost := first_lost(sc, job_group)) is not None:
-            result.update(ok=False, error={"kind": "worker", "rank": lost.rank, "message": describe(lost), "detail": text[-4000:]})
-        else:
-            lines = [ln for ln in str(e).splitlines() if ln.strip()]
-            result.update(ok=False, error={"kind": "spark", "message": lines[0] if lines else type(e).__name__, "detail": text[-4000:]})
+        lines = [ln for ln in str(e).splitlines() if ln.strip()]
+        result.update(
+            ok=False,
+            error=stage_error(
+                f"{e}\n{traceback.format_exc()}", spec.data, lambda: first_lost(sc, job_group), lines[0] if lines else type(e).__name__
+            ),
+        )
     finally:
         remove_token(run_dir, spec.attempt)
         write_json(os.path.join(run_dir, "result.json"), result)
@@ -212,30 +162,3 @@ def run(spec: JobSpec) -> dict[str, Any]:
         events.close()
         spark.stop()
     return result
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print("usage: driver.py SPEC.json", file=sys.stderr)
-        return 2
-    spec_path = argv[1]
-    if not os.path.exists(spec_path) and os.path.exists(os.path.basename(spec_path)):
-        spec_path = os.path.basename(spec_path)  # cluster mode: the spec came with the job's files
-    with open(spec_path, encoding="utf-8") as f:
-        raw = json.load(f)
-    if raw.get("kind") == "search":
-        from sparkring import search
-
-        result = search.run(search.SearchSpec.from_dict(raw))
-    else:
-        result = run(JobSpec.from_dict(raw))
-    if not result.get("ok"):
-        error = result.get("error") or {}
-        who = f"worker {error['rank']} failed: " if error.get("kind") == "worker" else ""
-        # One line for whoever reads only the driver's output (a Livy batch's log).
-        print(f"sparkring: {who}{error.get('message', 'the job failed')}", file=sys.stderr)
-    return 0 if result.get("ok") else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))

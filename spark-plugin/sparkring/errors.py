@@ -1,11 +1,17 @@
-"""Worker failures, carried through Spark's exception text as one marked JSON line."""
+"""Worker failures, carried through Spark's exception text as one marked JSON line, and the error
+report every failed result carries: a code from codes.py, its kind, the message."""
 
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Any, Optional
+
+from sparkring.codes import CODES, ENTRY_FAILED, EXPERIMENTS_NOT_SHARED, kind_of
+
+# Failures a task finds about the job as a whole, not about its worker: reported without a rank.
+JOB_WIDE = (EXPERIMENTS_NOT_SHARED,)
 
 MARKER = "SPARKRING-WORKER-ERROR "
 
@@ -16,8 +22,8 @@ class WorkerFailure:
     message: str
     stack: str = ""
     log_tail: str = ""
-    # Machine-readable cause, for failures the task itself finds (e.g. SR_EXPERIMENTS_NOT_SHARED).
-    code: str = ""
+    # Machine-readable cause (codes.py): the worker's own error's, or one the task found.
+    code: str = ENTRY_FAILED
 
 
 class SparkringWorkerError(RuntimeError):
@@ -35,12 +41,27 @@ def find_failure(text: str) -> Optional[WorkerFailure]:
         try:
             d, _ = decoder.raw_decode(text, m.end())
             return WorkerFailure(
-                int(d["rank"]), str(d["message"]), str(d.get("stack", "")), str(d.get("log_tail", "")), str(d.get("code", ""))
+                int(d["rank"]), str(d["message"]), str(d.get("stack", "")), str(d.get("log_tail", "")), known(d.get("code"))
             )
         except (ValueError, KeyError, TypeError):
             continue
     return None
 
 
+def known(code: object) -> str:
+    """`code` where codes.py has it, else SR_ENTRY_FAILED (a worker's error that named none)."""
+    return code if isinstance(code, str) and code in CODES else ENTRY_FAILED
+
+
+def error_report(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """The `error` of a failed result: its code, the kind the code has, the message, and `extra`
+    (rank, stack, logTail, detail). A rank says a worker failed: the client names it."""
+    return {"code": code, "kind": kind_of(code), "message": message, **{k: v for k, v in extra.items() if v is not None}}
+
+
 class JobError(RuntimeError):
-    """A failure of the job as a whole, with one line for the user."""
+    """A failure of the job as a whole, with one line for the user and its code."""
+
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.code = code

@@ -19,13 +19,14 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
-from sparkring.driver import experiment_dir, executor_ids, write_json, write_result
-from sparkring.errors import JobError, find_failure
+from sparkring.executors import executor_ids
+from sparkring.run_files import experiment_dir, write_result
+from sparkring.codes import SEARCH, SPARK
+from sparkring.errors import JobError, error_report, find_failure
 from sparkring.events import EventSender, signed_result
 from sparkring.spec import RedisEndpoint
 
 ROUND_SCHEMA = "executor string, trials string"
-MAX_FAILED_ROUNDS = 3
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class SearchSpec:
     lease_ms: int
     max_trial_attempts: int
     exclude_after: int
+    # The rounds' rules (src/hpo/retry-policy.ts SEARCH_ROUNDS, rule 6): the search fails after this
+    # many failed rounds, and a round in which no trial ran for this many leases is cancelled.
+    max_failed_rounds: int
+    idle_round_leases: int
     # The run's secret: the driver signs its result on the event stream with it.
     secret: str = ""
     release_timeout_s: float = 60.0
@@ -76,6 +81,8 @@ class SearchSpec:
             lease_ms=int(d["leaseMs"]),
             max_trial_attempts=int(d["maxTrialAttempts"]),
             exclude_after=int(d["excludeAfter"]),
+            max_failed_rounds=int(d["maxFailedRounds"]),
+            idle_round_leases=int(d["idleRoundLeases"]),
             secret=str(d.get("secret", "")),
             release_timeout_s=float(d.get("releaseTimeoutS", 60)),
             run_dir=d.get("runDir"),
@@ -115,7 +122,7 @@ def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]],
 
         from sparkring.bundle import shipped_paths
         from sparkring.gpus import gpu_addresses
-        from sparkring.task import NodeWorker
+        from sparkring.node_worker import NodeWorker
 
         ctx = TaskContext.get()
         executor, host = executor_identity()
@@ -199,7 +206,7 @@ class ExecutorWatch:
 def run_round(sc: Any, group: str, collect: Callable[[], Any], r: Any, spec: SearchSpec, events: EventSender) -> None:
     """Runs one round of agent tasks. A task whose agent hangs or is frozen holds no lease once
     the client reaped its trial, and would keep the round (and the search) waiting for ever: when
-    no trial has run for two leases while the round's tasks are still there, the round is
+    no trial has run for `idle_round_leases` leases while the round's tasks are still there, the round is
     cancelled, and the search goes on with a new round for what waits."""
     outcome: dict[str, BaseException] = {}
 
@@ -222,8 +229,10 @@ def run_round(sc: Any, group: str, collect: Callable[[], Any], r: Any, spec: Sea
         except Exception:  # Redis restarting: keep waiting
             idle = False
         idle_since = (idle_since or time.time()) if idle else None
-        if idle_since is not None and time.time() - idle_since > 2 * spec.lease_ms / 1000:
-            events.send("driver", stage="round-cancelled", reason="no trial ran for two leases while a search task still ran")
+        if idle_since is not None and time.time() - idle_since > spec.idle_round_leases * spec.lease_ms / 1000:
+            events.send(
+                "driver", stage="round-cancelled", reason=f"no trial ran for {spec.idle_round_leases} leases while a search task still ran"
+            )
             sc.cancelJobGroup(group)
             thread.join(timeout=60)
             return
@@ -269,7 +278,8 @@ def run(spec: SearchSpec) -> dict[str, Any]:
                 if not r.exists(spec.client_key):
                     raise JobError(
                         f"{running} trials lost their executors and the client that launched the search is gone; "
-                        "nothing can put them back in the queue"
+                        "nothing can put them back in the queue",
+                        SEARCH,
                     )
                 time.sleep(0.2)
                 continue
@@ -280,13 +290,13 @@ def run(spec: SearchSpec) -> dict[str, Any]:
                 run_round(sc, f"sparkring-search-{spec.run_id}-{rounds}", lambda: sc.parallelize(range(tasks), tasks).mapPartitions(task).collect(), r, spec, events)
             except Exception as e:  # the stage failed: excluded executors, or lost ones beyond retries
                 if sc._jsc.sc().isStopped():
-                    raise JobError("the Spark application was stopped") from None
+                    raise JobError("the Spark application was stopped", SEARCH) from None
                 failed_rounds += 1
                 failure = find_failure(f"{e}\n{traceback.format_exc()}")
                 reason = failure.message if failure else (str(e).strip().splitlines() or [type(e).__name__])[0]
                 events.send("driver", stage="round-failed", round=rounds, reason=reason)
-                if failed_rounds >= MAX_FAILED_ROUNDS:
-                    raise JobError(f"{failed_rounds} rounds of search tasks failed; the last: {reason}") from None
+                if failed_rounds >= spec.max_failed_rounds:
+                    raise JobError(f"{failed_rounds} rounds of search tasks failed; the last: {reason}", SEARCH) from None
             last_round_end = time.time()
         result["rounds"] = rounds
         result["lastTrialEndAt"] = int((last_round_end or time.time()) * 1000)
@@ -295,10 +305,10 @@ def run(spec: SearchSpec) -> dict[str, Any]:
         events.send("driver", stage="released", releaseMs=result["releaseMs"])
         result["ok"] = True
     except JobError as e:
-        result.update(ok=False, error={"kind": "job", "message": str(e)})
+        result.update(ok=False, error=error_report(e.code, str(e)))
     except Exception as e:
         lines = [ln for ln in str(e).splitlines() if ln.strip()]
-        result.update(ok=False, error={"kind": "spark", "message": lines[0] if lines else type(e).__name__, "detail": traceback.format_exc()[-4000:]})
+        result.update(ok=False, error=error_report(SPARK, lines[0] if lines else type(e).__name__, detail=traceback.format_exc()[-4000:]))
     finally:
         watch.stop()
         write_result(spec.result_path, result)

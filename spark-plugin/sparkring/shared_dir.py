@@ -13,7 +13,6 @@ import os
 import secrets
 from typing import Callable
 
-NOT_SHARED = "SR_EXPERIMENTS_NOT_SHARED"
 
 
 def token_path(run_dir: str, attempt: int) -> str:

@@ -14,8 +14,15 @@ class RedisEndpoint:
     ca: Optional[str] = None
 
 
+# Fields of job-spec.schema.json that only the client reads back (experiments rerun).
+CLIENT_ONLY = ("master", "maxAttempts", "heartbeatTimeoutMs")
+
+
 @dataclass(frozen=True)
 class JobSpec:
+    """spec.json as src/client/job-spec.ts writes it (job-spec.schema.json): every field is written,
+    so none has a default here; tests check the fields against the schema."""
+
     run_id: str
     name: str
     entry: str
@@ -23,32 +30,27 @@ class JobSpec:
     secret: str
     node: str
     runtime_main: str
-    experiments: str
-    result_path: str
-    attempt: int = 0
-    data: Optional[str] = None
-    hparams: dict[str, Any] = field(default_factory=dict)
-    gpus_per_worker: float = 0
-    slot_wait_seconds: float = 30.0
-    redis: Optional[RedisEndpoint] = None
-    # --ring-interface: the interface name or subnet ranks listen on; None: the executor's address.
-    ring_interface: Optional[str] = None
-    peer_timeout_ms: int = 30000
-    formation_timeout_ms: int = 60000
-    collective_timeout_ms: int = 600000
-    release_executors: bool = True
-    # auto | native | wasm | cpu (src/runtime/backend.ts)
-    tf_backend: str = "auto"
-    # Set from the second attempt on: every attempt of a run shares one experiment directory
-    # (and so its checkpoints).
-    run_dir: Optional[str] = None
     # The archive name (src/client/bundle.ts) when the run ships its runtime; node, runtime_main
     # and entry are then paths inside it.
-    bundle: Optional[str] = None
+    bundle: Optional[str]
+    experiments: str
+    result_path: str
+    attempt: int
+    data: Optional[str]
+    hparams: dict[str, Any]
+    gpus_per_worker: float
+    slot_wait_seconds: float
+    redis: Optional[RedisEndpoint]
+    # What the task hands its Node worker as it is (ring timeouts, --ring-interface, --tf-backend).
+    worker: dict[str, Any]
+    release_executors: bool
+    # Set from the second attempt on: every attempt of a run shares one experiment directory
+    # (and so its checkpoints).
+    run_dir: Optional[str]
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "JobSpec":
-        redis = d.get("redis")
+        redis = d["redis"]
         return JobSpec(
             run_id=str(d["runId"]),
             name=str(d["name"]),
@@ -57,22 +59,18 @@ class JobSpec:
             secret=str(d["secret"]),
             node=str(d["node"]),
             runtime_main=str(d["runtimeMain"]),
+            bundle=d["bundle"],
             experiments=str(d["experiments"]),
             result_path=str(d["resultPath"]),
-            attempt=int(d.get("attempt", 0)),
-            data=d.get("data"),
-            hparams=dict(d.get("hparams") or {}),
-            gpus_per_worker=float(d.get("gpusPerWorker") or 0),
-            slot_wait_seconds=float(d.get("slotWaitSeconds", 30)),
-            redis=RedisEndpoint(str(redis["url"]), str(redis["stream"]), redis.get("ca")) if redis else None,
-            ring_interface=d.get("ringInterface") or None,
-            peer_timeout_ms=int(d.get("peerTimeoutMs", 30000)),
-            formation_timeout_ms=int(d.get("formationTimeoutMs", 60000)),
-            collective_timeout_ms=int(d.get("collectiveTimeoutMs", 600000)),
-            release_executors=bool(d.get("releaseExecutors", True)),
-            tf_backend=str(d.get("tfBackend") or "auto"),
-            run_dir=d.get("runDir"),
-            bundle=d.get("bundle"),
+            attempt=int(d["attempt"]),
+            data=d["data"],
+            hparams=dict(d["hparams"]),
+            gpus_per_worker=float(d["gpusPerWorker"]),
+            slot_wait_seconds=float(d["slotWaitSeconds"]),
+            redis=RedisEndpoint(str(redis["url"]), str(redis["stream"]), redis["ca"]) if redis else None,
+            worker=dict(d["worker"]),
+            release_executors=bool(d["releaseExecutors"]),
+            run_dir=d["runDir"],
         )
 
     @staticmethod

@@ -75,26 +75,6 @@ def test_worker_failures_survive_spark_exception_text() -> None:
     assert find_failure(MARKER + "{not json") is None
 
 
-def test_spec_reads_the_client_json() -> None:
-    spec = JobSpec.from_dict(
-        {
-            "runId": "r",
-            "name": "n",
-            "entry": "/e.ts",
-            "workers": 2,
-            "secret": "s",
-            "node": "node",
-            "runtimeMain": "/m.js",
-            "experiments": "/x",
-            "resultPath": "/r.json",
-            "redis": {"url": "redis://127.0.0.1:5", "stream": "s"},
-            "gpusPerWorker": 1,
-        }
-    )
-    assert spec.workers == 2 and spec.redis is not None and spec.redis.url == "redis://127.0.0.1:5" and spec.gpus_per_worker == 1
-    assert spec.data is None and spec.attempt == 0
-
-
 def test_search_spec_reads_what_the_client_writes() -> None:
     from sparkring.search import SearchSpec
 
@@ -116,8 +96,11 @@ def test_search_spec_reads_what_the_client_writes() -> None:
             "leaseMs": 2000,
             "maxTrialAttempts": 3,
             "excludeAfter": 2,
+            "maxFailedRounds": 3,
+            "idleRoundLeases": 2,
         }
     )
+    assert spec.max_failed_rounds == 3 and spec.idle_round_leases == 2
     assert (spec.pending_key, spec.running_key, spec.client_key) == ("p", "r", "c")
     assert spec.redis.url == "redis://127.0.0.1:1" and spec.exclude_after == 2 and spec.run_dir is None
 
@@ -166,14 +149,14 @@ def test_a_bundle_spark_did_not_unpack_is_the_workers_error(tmp_path: Any, monke
 def test_a_partition_is_written_as_one_arrow_stream_reported_in_ranges(tmp_path: Any, monkeypatch: Any) -> None:
     import pyarrow as pa
 
-    from sparkring import task
+    from sparkring import handoff
 
-    monkeypatch.setattr(task, "NOTIFY_BYTES", 10_000)
+    monkeypatch.setattr(handoff, "NOTIFY_BYTES", 10_000)
     schema = pa.schema([("x", pa.float32()), ("y", pa.int64())])
     batches = [pa.record_batch([pa.array([float(i)] * 500, pa.float32()), pa.array([i] * 500)], schema=schema) for i in range(9)]
     path = str(tmp_path / "part.arrow")
     reports: list[int] = []
-    end = task.write_partition(iter(batches), schema, path, reports.append)
+    end = handoff.write_partition(iter(batches), schema, path, reports.append)
 
     data = open(path, "rb").read()
     assert end == len(data)
@@ -190,7 +173,7 @@ def test_a_partition_is_written_as_one_arrow_stream_reported_in_ranges(tmp_path:
 def test_a_partition_file_is_never_written_over(tmp_path: Any) -> None:
     import pyarrow as pa
 
-    from sparkring.task import write_partition
+    from sparkring.handoff import write_partition
 
     path = tmp_path / "part.arrow"
     path.write_bytes(b"someone else's")
@@ -204,7 +187,7 @@ def test_a_full_handoff_directory_names_itself_and_the_way_out(tmp_path: Any, mo
 
     import pyarrow as pa
 
-    from sparkring import task
+    from sparkring import handoff
 
     class FullDisk:
         def __init__(self, sink: Any, schema: Any) -> None:
@@ -219,14 +202,14 @@ def test_a_full_handoff_directory_names_itself_and_the_way_out(tmp_path: Any, mo
         def write_batch(self, batch: Any) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(task.pa.ipc, "new_stream", FullDisk)
+    monkeypatch.setattr(handoff.pa.ipc, "new_stream", FullDisk)
     schema = pa.schema([("x", pa.float32())])
-    with pytest.raises(task.HandoffSpaceError, match=rf"^no room left in {tmp_path} for this worker's partition after 0 bytes: .*--shm-size.*SPARKRING_HANDOFF_DIR=DIR$"):
-        task.write_partition(iter([pa.record_batch([pa.array([1.0], pa.float32())], schema=schema)]), schema, str(tmp_path / "p.arrow"), lambda _: None)
+    with pytest.raises(handoff.HandoffSpaceError, match=rf"^no room left in {tmp_path} for this worker's partition after 0 bytes: .*--shm-size.*SPARKRING_HANDOFF_DIR=DIR$"):
+        handoff.write_partition(iter([pa.record_batch([pa.array([1.0], pa.float32())], schema=schema)]), schema, str(tmp_path / "p.arrow"), lambda _: None)
 
 
 def test_the_handoff_directory_can_be_chosen(monkeypatch: Any) -> None:
-    from sparkring.task import handoff_dir
+    from sparkring.handoff import handoff_dir
 
     monkeypatch.setenv("SPARKRING_HANDOFF_DIR", "/data/handoff")
     assert handoff_dir() == "/data/handoff"

@@ -4,7 +4,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { type AllreduceResult, allreduce } from '../client/allreduce.js';
 import { RunError } from '../client/errors.js';
 import { type LaunchResult, launch } from '../client/launch.js';
-import { DEFAULT_EXPERIMENTS } from '../client/options.js';
+import { LAUNCH_DEFAULTS } from '../client/launch-options.js';
+import { ALLREDUCE_DEFAULTS, DEFAULT_EXPERIMENTS } from '../client/options.js';
 import { rerun } from '../client/rerun.js';
 import { parseGridFlag, parseRandomFlag, SearchSpaceError } from '../hpo/space.js';
 import { basicAuth, bearer } from '../livy/client.js';
@@ -80,7 +81,7 @@ function withJobOptions(command: Command): Command {
         "the workers' TensorFlow: native (tfjs-node over the executors' TensorFlow), wasm, cpu (pure-JS), or auto (native, else cpu, saying why)",
       )
         .choices([...TF_BACKENDS])
-        .default('auto'),
+        .default(ALLREDUCE_DEFAULTS.tfBackend),
     )
     .option('--json', 'print one JSON object on stdout (progress stays on stderr)');
 }
@@ -151,20 +152,25 @@ function printLaunchResult(r: LaunchResult, json: boolean): void {
   process.stdout.write(`timings: search ${r.timings.searchMs} ms, executors released ${release} after the last trial\n`);
 }
 
+/** The flags take seconds where the options take milliseconds. */
+const seconds = (ms: number): number => ms / 1000;
+
+/** Bad input (flags, options, the search space, the data) exits with 2, every other failure with 1. */
+const EXIT_INPUT = 2;
+
 function fail(err: unknown): never {
-  if (err instanceof SearchSpaceError) {
+  if (err instanceof SearchSpaceError || err instanceof InvalidArgumentError) {
     process.stderr.write(`sparkring: ${err.message}\n`);
-    process.exit(2);
+    process.exit(EXIT_INPUT);
   }
   if (err instanceof RunError) {
     process.stderr.write(`sparkring: ${err.message}\n`);
     if (err.detail.workerStack) process.stderr.write(`${err.detail.workerStack}\n`);
     if (err.detail.dir) process.stderr.write(`(experiment: ${err.detail.dir})\n`);
-  } else if (err instanceof TypeError || err instanceof RangeError || err instanceof InvalidArgumentError) {
-    process.stderr.write(`sparkring: ${err.message}\n`);
-  } else {
-    process.stderr.write(`sparkring: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(err.kind === 'input' ? EXIT_INPUT : 1);
   }
+  if (err instanceof TypeError || err instanceof RangeError) process.stderr.write(`sparkring: ${err.message}\n`);
+  else process.stderr.write(`sparkring: ${(err as Error).stack ?? String(err)}\n`);
   process.exit(1);
 }
 
@@ -172,7 +178,7 @@ const program = new Command('sparkring')
   .description('TypeScript (TensorFlow.js) training inside Apache Spark executors')
   .showHelpAfterError()
   .exitOverride((err) => {
-    process.exit(err.exitCode === 0 ? 0 : 2);
+    process.exit(err.exitCode === 0 ? 0 : EXIT_INPUT);
   });
 
 withJobOptions(
@@ -180,31 +186,46 @@ withJobOptions(
     .command('allreduce')
     .description('data-parallel training of ENTRY on Spark executors (one barrier stage, ring allreduce)')
     .argument('<entry>', 'training module (.ts or .js) whose default export is train(ctx)')
-    .option('--workers <n>', 'number of workers (Spark barrier tasks)', positiveInt('--workers'), 2)
+    .option('--workers <n>', 'number of workers (Spark barrier tasks)', positiveInt('--workers'), ALLREDUCE_DEFAULTS.workers)
     .option('--data <path>', 'parquet/csv/json/orc path partitioned across the workers')
     .option('--hp <key=value>', 'hyperparameter (repeatable); values are JSON when they parse', keyValue('--hp'), {})
     .option('--name <name>', 'run name (default: the entry file name)')
     .option('--master <url>', 'Spark master (default: embedded local-cluster[W,1,1024])')
-    .option('--gpus-per-worker <g>', 'GPUs per worker (spark.task.resource.gpu.amount)', nonNegative('--gpus-per-worker'), 0)
-    .option('--max-attempts <k>', 'resubmit a failed run up to K attempts in all', positiveInt('--max-attempts'), 1)
+    .option(
+      '--gpus-per-worker <g>',
+      'GPUs per worker (spark.task.resource.gpu.amount)',
+      nonNegative('--gpus-per-worker'),
+      ALLREDUCE_DEFAULTS.gpusPerWorker,
+    )
+    .option(
+      '--max-attempts <k>',
+      'resubmit a failed run up to K attempts in all',
+      positiveInt('--max-attempts'),
+      ALLREDUCE_DEFAULTS.maxAttempts,
+    )
     .option(
       '--heartbeat-timeout <seconds>',
       'a worker silent this long fails its attempt',
       positiveInt('--heartbeat-timeout'),
-      60,
+      seconds(ALLREDUCE_DEFAULTS.heartbeatTimeoutMs),
     )
     .option(
       '--collective-timeout <seconds>',
       'a collective with no progress this long ends the attempt, naming the ranks that did not arrive',
       positiveInt('--collective-timeout'),
-      600,
+      seconds(ALLREDUCE_DEFAULTS.collectiveTimeoutMs),
     )
-    .option('--peer-timeout <seconds>', 'a ring neighbour silent this long is lost', positiveInt('--peer-timeout'), 30)
+    .option(
+      '--peer-timeout <seconds>',
+      'a ring neighbour silent this long is lost',
+      positiveInt('--peer-timeout'),
+      seconds(ALLREDUCE_DEFAULTS.peerTimeoutMs),
+    )
     .option(
       '--formation-timeout <seconds>',
       'the ring must form within this long, else the attempt fails naming the ranks and hosts not reached',
       positiveInt('--formation-timeout'),
-      60,
+      seconds(ALLREDUCE_DEFAULTS.formationTimeoutMs),
     )
     .option(
       '--ring-interface <name|cidr>',
@@ -267,20 +288,32 @@ withJobOptions(
       [],
     )
     .option('--trials <n>', 'number of random trials', positiveInt('--trials'))
-    .option('--seed <n>', 'seed of the random search', Number, 0)
+    .option('--seed <n>', 'seed of the random search', Number, LAUNCH_DEFAULTS.seed)
     .option('--hp <key=value>', 'hyperparameter every trial gets (repeatable)', keyValue('--hp'), {})
-    .option('--metric <key>', 'the metric that decides the best trial', 'loss')
+    .option('--metric <key>', 'the metric that decides the best trial', LAUNCH_DEFAULTS.metric)
     .addOption(
-      new Option('--direction <dir>', 'whether a lower or a higher metric is better').choices(['min', 'max']).default('min'),
+      new Option('--direction <dir>', 'whether a lower or a higher metric is better')
+        .choices(['min', 'max'])
+        .default(LAUNCH_DEFAULTS.direction),
     )
     .option('--asha [min=1,eta=3,max=81]', 'stop poor trials early by asynchronous successive halving (steps)')
     .option('--median [grace=1,trials=3]', 'stop trials worse than the median of the others at the same step')
-    .option('--executors <n>', 'executors running trials', positiveInt('--executors'), 2)
-    .option('--max-trial-attempts <k>', 'a trial that fails K times is failed', positiveInt('--max-trial-attempts'), 3)
-    .option('--exclude-after <n>', 'exclude an executor after N failed trials in a row', positiveInt('--exclude-after'), 3)
+    .option('--executors <n>', 'executors running trials', positiveInt('--executors'), LAUNCH_DEFAULTS.executors)
+    .option(
+      '--max-trial-attempts <k>',
+      'a trial that fails K times is failed',
+      positiveInt('--max-trial-attempts'),
+      LAUNCH_DEFAULTS.maxTrialAttempts,
+    )
+    .option(
+      '--exclude-after <n>',
+      'exclude an executor after N failed trials in a row',
+      positiveInt('--exclude-after'),
+      LAUNCH_DEFAULTS.excludeAfter,
+    )
     .option('--name <name>', 'search name (default: the entry file name)')
     .option('--master <url>', 'Spark master (default: embedded local-cluster[E,1,1024])')
-    .option('--gpus-per-trial <g>', 'GPUs per trial', nonNegative('--gpus-per-trial'), 0),
+    .option('--gpus-per-trial <g>', 'GPUs per trial', nonNegative('--gpus-per-trial'), LAUNCH_DEFAULTS.gpusPerTrial),
 ).action(async (entry: string, o: Record<string, unknown>) => {
   const interrupt = onInterrupt();
   try {

@@ -7,22 +7,24 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { RunEvent } from '../events/protocol.js';
-import { type RedisEndpoint, redactUrl } from '../events/redis.js';
+import { redactUrl } from '../events/redis.js';
 import { curvesSvg } from '../experiments/curves.js';
 import { VERSIONED_ENTRY, writeMetrics, writeVersioned } from '../experiments/layout.js';
-import { type RuntimeBundle, type Staging, shipRuntime, stagingDir, workerEntry } from './bundle.js';
+import { type Staging, shipRuntime, stagingDir, workerEntry } from './bundle.js';
+import { type DriverError, driverError } from './driver-error.js';
 import { readDriverResult } from './driver-result.js';
 import { compileEntry } from './entry-compile.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
-import { checkEmbeddedSlots, runSparkSubmit, type SubmitOutcome, submitError } from './launcher.js';
-import { checkLivy, runLivyBatch } from './livy-launcher.js';
+import { jobSpec } from './job-spec.js';
+import { checkLivy, runLivyBatch } from './livy-submit.js';
 import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from './options.js';
-import { packageRoot, requireSparkPaths, type SparkPaths } from './paths.js';
+import { packageRoot, requireSparkPaths } from './paths.js';
 import { Progress } from './progress.js';
 import { placeJob } from './reachable.js';
 import { redactConf } from './redaction.js';
 import { openRunRedis } from './redis-server.js';
+import { checkEmbeddedSlots, runSparkSubmit, type SubmitOutcome, submitError } from './spark-submit.js';
 import { checkYarnQueue } from './yarn.js';
 
 export interface RankReport {
@@ -67,53 +69,7 @@ interface DriverResult {
   ranks?: Array<Omit<RankReport, 'rank'>>;
   releaseMs?: number | null;
   versions?: { spark?: string; python?: string; master?: string };
-  error?: { kind: string; message: string; rank?: number; stack?: string; logTail?: string; detail?: string };
-}
-
-/** The spec.json the driver and tasks read (spark-plugin/sparkring/spec.py). */
-export function jobSpec(
-  o: ResolvedAllreduceOptions,
-  paths: SparkPaths,
-  run: {
-    runId: string;
-    secret: string;
-    attempt: number;
-    resultPath: string;
-    redis: RedisEndpoint | null;
-    runDir?: string;
-    /** The compiled entry the workers import (client/entry-compile.ts). */
-    entry: string;
-  },
-  bundle?: RuntimeBundle,
-): Record<string, unknown> {
-  return {
-    runId: run.runId,
-    name: o.name,
-    entry: run.entry,
-    workers: o.workers,
-    secret: run.secret,
-    node: bundle?.node ?? process.execPath,
-    runtimeMain: bundle?.runtimeMain ?? paths.runtimeMain,
-    bundle: bundle?.name ?? null,
-    experiments: o.experiments,
-    resultPath: run.resultPath,
-    attempt: run.attempt,
-    data: o.data ?? null,
-    hparams: o.hparams,
-    gpusPerWorker: o.gpusPerWorker,
-    slotWaitSeconds: o.slotWaitSeconds,
-    redis: run.redis,
-    ringInterface: o.ringInterface ?? null,
-    peerTimeoutMs: o.peerTimeoutMs,
-    formationTimeoutMs: o.formationTimeoutMs,
-    collectiveTimeoutMs: o.collectiveTimeoutMs,
-    tfBackend: o.tfBackend,
-    releaseExecutors: o.releaseExecutors,
-    master: o.master ?? null,
-    runDir: run.runDir ?? null,
-    maxAttempts: o.maxAttempts,
-    heartbeatTimeoutMs: o.heartbeatTimeoutMs,
-  };
+  error?: DriverError;
 }
 
 function preflight(o: ResolvedAllreduceOptions): void {
@@ -200,7 +156,7 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
         return result;
       }
       lastError = silent.signal.aborted ? (silent.signal.reason as RunError) : toError(driver, outcome, progress);
-      if (['input', 'slots', 'job', 'setup'].includes(lastError.kind) || lastError.detail.final) break;
+      if (lastError.detail.final) break;
       if (attempt + 1 < o.maxAttempts)
         say(`sparkring: attempt ${attempt + 1} failed: ${lastError.message}; resubmitting from the last checkpoint`);
     }
@@ -265,31 +221,8 @@ function toResult(
   };
 }
 
-/** Worker errors that a retry on the same cluster would repeat. */
-const FINAL_WORKER_ERRORS = ['UnevenStepsError', 'TfBackendError', 'RingInterfaceError'];
-
 function toError(d: DriverResult | undefined, outcome: SubmitOutcome, progress: Progress): RunError {
-  if (d?.error) {
-    const e = d.error;
-    if (e.kind === 'worker') {
-      // Prefer the worker that failed first over the ones that lost it as a peer.
-      const root = progress.errors.find((x) => !x.message.startsWith('PeerFailedError'));
-      const rank = root?.rank ?? e.rank;
-      const message = root?.message ?? e.message;
-      // Retrying does not help uneven steps, nor a TensorFlow the executors do not have.
-      const final = progress.errors.some((x) => FINAL_WORKER_ERRORS.includes(x.name ?? ''));
-      return new RunError('worker', `worker ${rank} failed: ${message}`, {
-        final,
-        rank,
-        workerStack: root?.stack ?? e.stack,
-        logTail: e.logTail,
-        dir: d.dir,
-      });
-    }
-    const kind = e.kind === 'slots' || e.kind === 'job' || e.kind === 'setup' ? e.kind : 'spark';
-    return new RunError(kind === 'job' && e.message.startsWith('cannot read --data') ? 'input' : kind, e.message, { dir: d.dir });
-  }
-  return submitError(outcome);
+  return d?.error ? driverError(d.error, progress.errors, d.dir) : submitError(outcome);
 }
 
 /** Whether `path` lies inside `dir`. */

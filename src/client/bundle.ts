@@ -6,7 +6,7 @@
  * a few MB instead of node_modules' hundreds and a .ts entry needs no loader on the executors.
  *
  * Layout, relative to the unpacked archive (the spec names these paths; the plugin resolves them):
- *   runtime/runtime/main.js, runtime/hpo/agent.js, runtime/runtime/trial.js  the Node side
+ *   runtime/runtime/main.js, runtime/hpo/agent.js, runtime/hpo/trial.js  the Node side
  *   proto/ring.proto                                                         read by the ring at start
  *   native/build/partition_map.node                                          when built here (same platform and Node)
  *   node_modules/@tensorflow/tfjs(-core)                                      one tfjs for runtime and entry

@@ -1,5 +1,7 @@
 /** A failed run, with one line that says what and where (and the worker's stack when it has one). */
-export type RunErrorKind = 'setup' | 'input' | 'slots' | 'worker' | 'spark' | 'job';
+import type { ErrorCode, ErrorKind } from '../errors/codes.js';
+
+export type RunErrorKind = ErrorKind;
 
 export class RunError extends Error {
   override readonly name = 'RunError';
@@ -7,14 +9,21 @@ export class RunError extends Error {
     readonly kind: RunErrorKind,
     message: string,
     readonly detail: {
+      /** The cause's code, where the run got as far as a driver or a worker (src/errors/codes.ts). */
+      code?: ErrorCode;
       rank?: number;
       workerStack?: string;
       logTail?: string;
       dir?: string;
-      /** A retry would fail the same way (the ranks took different numbers of steps). */
+      /** A retry would fail the same way: --max-attempts does not resubmit. */
       final?: boolean;
     } = {},
   ) {
     super(message);
+  }
+
+  /** The cause's code (detail.code). */
+  get code(): ErrorCode | undefined {
+    return this.detail.code;
   }
 }

@@ -51,6 +51,9 @@ export const launchOptionsSchema = z.object({
 });
 
 export type LaunchOptions = z.input<typeof launchOptionsSchema>;
+
+/** Every option's default, from the schema: the CLI's flags show and use these. */
+export const LAUNCH_DEFAULTS = launchOptionsSchema.parse({ entry: '-' });
 export type ResolvedLaunchOptions = z.output<typeof launchOptionsSchema> & { name: string; experiments: string };
 
 export function resolveLaunchOptions(input: LaunchOptions): ResolvedLaunchOptions {

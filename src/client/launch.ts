@@ -10,10 +10,12 @@ import { join } from 'node:path';
 import { connectRedis } from '../events/redis.js';
 import { writeVersioned } from '../experiments/layout.js';
 import { EventWriter } from '../experiments/tensorboard.js';
-import type { TrialOutcome } from '../hpo/agent.js';
+import type { TrialOutcome } from '../hpo/protocol.js';
 import { TrialQueue, type TrialStatus } from '../hpo/queue.js';
+import { clientAliveMs, reapEveryMs, SEARCH_ROUNDS } from '../hpo/retry-policy.js';
 import type { Hparams } from '../hpo/space.js';
 import { type Staging, shipRuntime, stagingDir, workerEntry } from './bundle.js';
+import { type DriverError, driverError } from './driver-error.js';
 import { readDriverResult } from './driver-result.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
@@ -24,13 +26,13 @@ import {
   searchTrials,
   stoppingRule,
 } from './launch-options.js';
-import { checkEmbeddedSlots, runSparkSubmit, submitError } from './launcher.js';
-import { checkLivy, runLivyBatch } from './livy-launcher.js';
+import { checkLivy, runLivyBatch } from './livy-submit.js';
 import { packageRoot, requireSparkPaths } from './paths.js';
 import { placeJob } from './reachable.js';
 import { redactConf } from './redaction.js';
 import { openRunRedis } from './redis-server.js';
 import { SearchProgress } from './search-progress.js';
+import { checkEmbeddedSlots, runSparkSubmit, submitError } from './spark-submit.js';
 import { checkYarnQueue } from './yarn.js';
 
 export interface TrialResult {
@@ -65,7 +67,7 @@ interface DriverResult {
   rounds?: number;
   releaseMs?: number | null;
   versions?: { spark?: string; python?: string; master?: string };
-  error?: { kind: string; message: string; detail?: string };
+  error?: DriverError;
 }
 
 export async function launch(input: LaunchOptions): Promise<LaunchResult> {
@@ -85,31 +87,29 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
   const redis = await openRunRedis(o, runId, placed.address);
   const conn = connectRedis(redis.endpoint, { maxRetriesPerRequest: null });
   conn.on('error', () => undefined);
-  const queue = new TrialQueue(conn, runId, { leaseMs: o.leaseMs, maxAttempts: o.maxTrialAttempts });
+  const policy = { leaseMs: o.leaseMs, maxAttempts: o.maxTrialAttempts, excludeAfter: o.excludeAfter };
+  const queue = new TrialQueue(conn, runId, policy);
   const progress = new SearchProgress(say, o.metric, o.maxTrialAttempts);
   const follower = new EventFollower(redis.endpoint, (e) => {
     const decided = progress.on(e, rule);
     if (decided) queue.requestStop(decided).catch(() => undefined);
   });
   let stage: Staging | undefined;
-  let keeper: NodeJS.Timeout | undefined;
+  let reaper: NodeJS.Timeout | undefined;
   try {
     await conn.connect();
     await queue.enqueue(trials);
-    await queue.clientAlive(o.leaseMs * 3);
+    await queue.clientAlive(clientAliveMs(policy));
     // Lost executors' trials go back to the queue once their lease runs out.
-    keeper = setInterval(
-      () => {
-        queue
-          .reap()
-          .then((ids) => {
-            for (const id of ids) say(`sparkring: trial ${id} went back to the queue: its executor stopped renewing the lease`);
-          })
-          .catch(() => undefined);
-        queue.clientAlive(o.leaseMs * 3).catch(() => undefined);
-      },
-      Math.max(100, Math.floor(o.leaseMs / 2)),
-    );
+    reaper = setInterval(() => {
+      queue
+        .reap()
+        .then((ids) => {
+          for (const id of ids) say(`sparkring: trial ${id} went back to the queue: its executor stopped renewing the lease`);
+        })
+        .catch(() => undefined);
+      queue.clientAlive(clientAliveMs(policy)).catch(() => undefined);
+    }, reapEveryMs(policy));
     stage = await stagingDir(o.stage, 'sparkring-search-');
     const staging = stage.dir;
     const resultPath = join(staging, 'result.json');
@@ -134,6 +134,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
       leaseMs: o.leaseMs,
       maxTrialAttempts: o.maxTrialAttempts,
       excludeAfter: o.excludeAfter,
+      ...SEARCH_ROUNDS,
       tfBackend: o.tfBackend,
     };
     const specPath = join(staging, 'spec.json');
@@ -167,8 +168,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
       if (driver?.dir) {
         await writeFile(join(driver.dir, 'result.json'), JSON.stringify({ ...driver, trials: await queue.trials() }, null, 2));
       }
-      if (driver?.error)
-        throw new RunError(driver.error.kind === 'job' ? 'job' : 'spark', driver.error.message, { dir: driver.dir });
+      if (driver?.error) throw driverError(driver.error, [], driver.dir);
       throw submitError(outcome);
     }
     const results = (await queue.trials()).map(toTrialResult);
@@ -184,7 +184,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
     await recordSearch(result, o, spec, driver);
     return result;
   } finally {
-    if (keeper) clearInterval(keeper);
+    if (reaper) clearInterval(reaper);
     await follower.stop();
     conn.disconnect();
     await redis.stop();

@@ -1,6 +1,7 @@
 import { basename, extname, resolve } from 'node:path';
 import { z } from 'zod';
 import { TF_BACKENDS } from '../runtime/backend.js';
+import { RunError } from './errors.js';
 
 export const DEFAULT_EXPERIMENTS = (): string => resolve(process.env.SPARKRING_EXPERIMENTS ?? 'experiments');
 
@@ -96,6 +97,9 @@ export const allreduceOptionsSchema = z.object({
 });
 
 export type AllreduceOptions = z.input<typeof allreduceOptionsSchema>;
+
+/** Every option's default, from the schema: the CLI's flags show and use these. */
+export const ALLREDUCE_DEFAULTS = allreduceOptionsSchema.parse({ entry: '-' });
 export type ResolvedAllreduceOptions = z.output<typeof allreduceOptionsSchema> & {
   name: string;
   experiments: string;
@@ -113,7 +117,7 @@ export function resolveRunOptions<S extends z.ZodType<{ entry: string; name?: st
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
     const i = parsed.error.issues[0];
-    throw new TypeError(`invalid option ${i?.path.join('.') || ''}: ${i?.message}`);
+    throw new RunError('input', `invalid option ${i?.path.join('.') || ''}: ${i?.message}`);
   }
   const o = parsed.data;
   const entry = resolve(o.entry);

@@ -51,6 +51,6 @@ export function sparkPaths(): SparkPaths {
     benchFile: join(root, 'spark-plugin', 'sparkring_bench.py'),
     runtimeMain,
     agentMain: join(root, 'dist', 'src', 'hpo', 'agent.js'),
-    trialMain: join(root, 'dist', 'src', 'runtime', 'trial.js'),
+    trialMain: join(root, 'dist', 'src', 'hpo', 'trial.js'),
   };
 }

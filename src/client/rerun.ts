@@ -77,26 +77,30 @@ export async function rerun(
   const sparkConf = Object.fromEntries(
     Object.entries(recordedConf).filter(([k]) => !untrusted.includes(k) && !redacted.includes(k)),
   );
-  const optional = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
+  // What spec.json leaves out gets the options' defaults (client/options.ts). Older spec.json files
+  // hold the worker's settings at the top level.
+  const given = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
+  const worker = (spec.worker ?? spec) as Record<string, unknown>;
   return allreduce({
     entry,
-    workers: Number(spec.workers),
-    data: optional<string>(spec.data),
-    hparams: (spec.hparams as Record<string, unknown>) ?? {},
     name: String(spec.name),
-    master: optional<string>(spec.master),
-    queue: optional<string>(spec.queue),
-    gpusPerWorker: Number(spec.gpusPerWorker ?? 0),
     experiments: String(spec.experiments ?? experiments),
-    maxAttempts: Number(spec.maxAttempts ?? 1),
     sparkConf,
-    slotWaitSeconds: Number(spec.slotWaitSeconds ?? 30),
-    peerTimeoutMs: Number(spec.peerTimeoutMs ?? 30_000),
-    formationTimeoutMs: Number(spec.formationTimeoutMs ?? 60_000),
-    ringInterface: optional<string>(spec.ringInterface),
-    collectiveTimeoutMs: Number(spec.collectiveTimeoutMs ?? 600_000),
-    heartbeatTimeoutMs: Number(spec.heartbeatTimeoutMs ?? 60_000),
-    releaseExecutors: spec.releaseExecutors !== false,
+    workers: given(spec.workers),
+    data: given(spec.data),
+    hparams: given(spec.hparams),
+    master: given(spec.master),
+    queue: given(spec.queue),
+    gpusPerWorker: given(spec.gpusPerWorker),
+    maxAttempts: given(spec.maxAttempts),
+    slotWaitSeconds: given(spec.slotWaitSeconds),
+    heartbeatTimeoutMs: given(spec.heartbeatTimeoutMs),
+    releaseExecutors: given(spec.releaseExecutors),
+    peerTimeoutMs: given(worker.peerTimeoutMs),
+    formationTimeoutMs: given(worker.formationTimeoutMs),
+    collectiveTimeoutMs: given(worker.collectiveTimeoutMs),
+    ringInterface: given(worker.ringInterface),
+    tfBackend: given(worker.tfBackend),
     ...options,
   });
 }

@@ -1,7 +1,12 @@
-/** Errors of the ring. Each names the peer (rank and address) it concerns. */
+/**
+ * Errors of the ring. Each names the peer (rank and address) it concerns and carries its code
+ * (src/errors/codes.ts), which the abort frame passes around the ring with it.
+ */
+import type { ErrorCode } from '../errors/codes.js';
 
 export class RingError extends Error {
   override readonly name: string = 'RingError';
+  readonly code: ErrorCode = 'SR_RING';
 }
 
 export type HandshakeField = 'secret' | 'job_id' | 'world_size' | 'attempt' | 'rank' | 'transport' | 'session';
@@ -9,6 +14,7 @@ export type HandshakeField = 'secret' | 'job_id' | 'world_size' | 'attempt' | 'r
 /** A peer refused us, or we refused a peer, during the handshake. */
 export class RingHandshakeError extends RingError {
   override readonly name = 'RingHandshakeError';
+  override readonly code: ErrorCode = 'SR_RING_HANDSHAKE';
   constructor(
     readonly field: HandshakeField,
     readonly peerAddress: string,
@@ -38,6 +44,7 @@ export function describePeer(rank: number, address: string, host?: string): stri
  */
 export class RingFormationTimeoutError extends RingError {
   override readonly name = 'RingFormationTimeoutError';
+  override readonly code: ErrorCode = 'SR_RING_FORMATION';
   constructor(
     readonly rank: number,
     readonly missing: readonly MissingLink[],
@@ -57,6 +64,7 @@ export type PeerFailure = 'lost' | 'stalled' | 'closed';
 /** A peer died, stalled or left while the ring was in use. Every live rank gets this error. */
 export class PeerFailedError extends RingError {
   override readonly name = 'PeerFailedError';
+  override readonly code: ErrorCode = 'SR_PEER_LOST';
   constructor(
     readonly peerRank: number,
     readonly peerAddress: string,
@@ -76,6 +84,7 @@ export class PeerFailedError extends RingError {
 /** A peer sent a frame longer than its kind may be: refused before a buffer was allocated for it. */
 export class FrameRefusedError extends RingError {
   override readonly name = 'FrameRefusedError';
+  override readonly code: ErrorCode = 'SR_FRAME_REFUSED';
   constructor(
     readonly peerRank: number,
     readonly peerAddress: string,
@@ -88,10 +97,12 @@ export class FrameRefusedError extends RingError {
 /** Ranks disagree about the collective being run (different order, op or size). */
 export class CollectiveMismatchError extends RingError {
   override readonly name = 'CollectiveMismatchError';
+  override readonly code: ErrorCode = 'SR_COLLECTIVE_MISMATCH';
 }
 
 export class RingClosedError extends RingError {
   override readonly name = 'RingClosedError';
+  override readonly code: ErrorCode = 'SR_RING_CLOSED';
   constructor() {
     super('the ring is closed');
   }
@@ -125,6 +136,7 @@ export function describeStatus(rank: number, s: RankStatus | undefined, countFro
  */
 export class CollectiveTimeoutError extends RingError {
   override readonly name = 'CollectiveTimeoutError';
+  override readonly code: ErrorCode = 'SR_COLLECTIVE_TIMEOUT';
   constructor(
     message: string,
     readonly missingRanks: readonly number[],
@@ -136,6 +148,7 @@ export class CollectiveTimeoutError extends RingError {
 /** A rank returned from train() while others still ran collectives: the ranks took different numbers of steps. */
 export class UnevenStepsError extends RingError {
   override readonly name = 'UnevenStepsError';
+  override readonly code: ErrorCode = 'SR_UNEVEN_STEPS';
   constructor(
     message: string,
     readonly returnedRank: number,
@@ -148,3 +161,62 @@ export class UnevenStepsError extends RingError {
 export const EQUAL_STEPS_HINT =
   'every rank must run the same number of collectives: agree on the step count first ' +
   "(e.g. const [steps] = await ctx.allreduce(new Float32Array([myBatches]), 'min')) and take that many batches on every rank";
+
+/**
+ * The abort frame's payload: the error that ended the ring, as JSON with its name, code and
+ * message, and the fields its class needs to be made again on the other ranks.
+ */
+interface AbortMessage {
+  name: string;
+  code: ErrorCode;
+  message: string;
+  peerRank?: number;
+  peerAddress?: string;
+  failure?: PeerFailure;
+  detectedBy?: number;
+  detail?: string;
+  missingRanks?: number[];
+  returnedRank?: number;
+}
+
+/** Encodes `err` for an abort frame, with its message and detail cut to `maxText` characters. */
+export function encodeAbort(err: Error, maxText: number): Buffer {
+  const code = err instanceof RingError ? err.code : 'SR_RING';
+  const m: AbortMessage = { name: err.name, code, message: err.message.slice(0, maxText) };
+  if (err instanceof PeerFailedError) {
+    Object.assign(m, {
+      peerRank: err.peerRank,
+      peerAddress: err.peerAddress,
+      failure: err.failure,
+      detectedBy: err.detectedBy,
+      detail: err.detail.slice(0, maxText),
+    });
+  }
+  if (err instanceof CollectiveTimeoutError) m.missingRanks = [...err.missingRanks];
+  if (err instanceof UnevenStepsError) m.returnedRank = err.returnedRank;
+  return Buffer.from(JSON.stringify(m));
+}
+
+/** The error an abort frame carries, made again here; `hostOf` names a rank's host. */
+export function decodeAbort(payload: Uint8Array, hostOf: (rank: number) => string | undefined): RingError {
+  let m: AbortMessage;
+  try {
+    m = JSON.parse(Buffer.from(payload).toString('utf8')) as AbortMessage;
+  } catch {
+    return new RingError('a peer aborted the ring with an unreadable reason');
+  }
+  if (m.code === 'SR_PEER_LOST' && m.peerRank !== undefined) {
+    return new PeerFailedError(
+      m.peerRank,
+      m.peerAddress ?? '?',
+      m.failure ?? 'lost',
+      m.detectedBy ?? -1,
+      m.detail ?? '',
+      hostOf(m.peerRank),
+    );
+  }
+  if (m.code === 'SR_COLLECTIVE_MISMATCH') return new CollectiveMismatchError(m.message);
+  if (m.code === 'SR_COLLECTIVE_TIMEOUT') return new CollectiveTimeoutError(m.message, m.missingRanks ?? []);
+  if (m.code === 'SR_UNEVEN_STEPS') return new UnevenStepsError(m.message, m.returnedRank ?? -1);
+  return new RingError(m.message);
+}

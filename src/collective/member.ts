@@ -17,19 +17,14 @@ import {
   type RingClient,
   ringService,
 } from './control.js';
-import { DirectReader } from './direct-reader.js';
+import { connectData, DataLinkGate } from './data-link.js';
 import { type HandshakeField, type MissingLink, RingFormationTimeoutError, RingHandshakeError } from './errors.js';
 import { CollectiveKind, FrameKind } from './frames.js';
 import { GrpcLink, type Link, TcpLink } from './link.js';
 import { parseRingOptions, type RingOptions, type RingOptionsInput } from './options.js';
 import { MAX_VALUE_BYTES, Ring } from './ring.js';
 
-const AUTH_BYTES = 48; // 16-byte session id + 32-byte HMAC
-const ACK = 0x01;
 const REFUSAL_LINGER_MS = 3000;
-/** Connections to the data port that have not proven the secret yet: at most this many, this long. */
-const MAX_UNPROVEN_LINKS = 8;
-const UNPROVEN_LINK_MS = 10_000;
 /** Handshakes (Hello without Join yet) kept at once. */
 const MAX_PENDING_HELLOS = 32;
 /** The handshake's messages are small: a larger one is refused by gRPC before it is read. */
@@ -78,7 +73,7 @@ export class RingMember {
   private client: RingClient | undefined;
   private released = false;
   /** Connections to the data port still owing their proof. */
-  private unproven = 0;
+  private readonly dataLinks = new DataLinkGate((sessionId, proof) => this.takeSession(sessionId, proof));
 
   private constructor(
     readonly options: RingOptions,
@@ -212,37 +207,12 @@ export class RingMember {
   }
 
   private onTcpLink(socket: net.Socket): void {
-    if (this.unproven >= MAX_UNPROVEN_LINKS) {
-      socket.destroy();
-      return;
-    }
-    this.unproven++;
-    let counted = true;
-    const proven = (): void => {
-      if (counted) this.unproven--;
-      counted = false;
-    };
-    socket.once('close', proven);
-    let got = Buffer.alloc(0);
-    const timer = setTimeout(() => socket.destroy(), Math.min(UNPROVEN_LINK_MS, this.options.formationTimeoutMs));
-    const onData = (chunk: Buffer): void => {
-      got = Buffer.concat([got, chunk]);
-      if (got.length < AUTH_BYTES) return;
-      clearTimeout(timer);
-      proven();
-      socket.off('data', onData);
-      socket.pause();
-      if (!this.takeSession(got.subarray(0, 16), got.subarray(16, AUTH_BYTES))) {
-        this.options.log?.(`ring rank ${this.options.rank}: refused a data link with an unknown session or proof`);
-        socket.destroy();
-        return;
-      }
-      socket.write(Buffer.of(ACK));
-      const leftover = got.subarray(AUTH_BYTES);
-      this.successor.resolve((addr) => new TcpLink(this.successorRank, addr, socket, undefined, leftover));
-    };
-    socket.on('data', onData);
-    socket.on('error', () => clearTimeout(timer));
+    this.dataLinks.admit(
+      socket,
+      this.options.formationTimeoutMs,
+      (proven, leftover) => this.successor.resolve((addr) => new TcpLink(this.successorRank, addr, proven, undefined, leftover)),
+      () => this.options.log?.(`ring rank ${this.options.rank}: refused a data link with an unknown session or proof`),
+    );
   }
 
   private onGrpcLink(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
@@ -374,7 +344,7 @@ export class RingMember {
     let link: Link;
     if (o.transport === 'tcp') {
       const { host } = splitAddress(address);
-      const socket = await connectData(host, join.dataPort, Buffer.concat([join.sessionId, proof]), deadline);
+      const socket = await connectData(host, join.dataPort, join.sessionId, proof, deadline);
       link = new TcpLink(predRank, address, socket.socket, socket.reader);
       client.close();
       this.client = undefined;
@@ -417,38 +387,6 @@ function unary<Q, R>(
   return new Promise((resolve, reject) =>
     call(req, { deadline }, (err, reply) => (err || !reply ? reject(err ?? new Error('empty reply')) : resolve(reply))),
   );
-}
-
-/** Opens the raw TCP data link: sends the session id and proof, waits for the one-byte ack. */
-function connectData(
-  host: string,
-  port: number,
-  auth: Buffer,
-  deadline: number,
-): Promise<{ socket: net.Socket; reader: DirectReader }> {
-  return new Promise((resolve, reject) => {
-    const reader = new DirectReader(1);
-    const socket = net.connect({ host, port, onread: { buffer: reader.nextBuffer, callback: reader.onRead } });
-    const fail = (err: Error): void => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(err);
-    };
-    const timer = setTimeout(
-      () => fail(new Error(`data link to ${host}:${port} not acknowledged in time`)),
-      Math.max(1, deadline - Date.now()),
-    );
-    socket.once('connect', () => socket.write(auth));
-    socket.once('error', fail);
-    socket.once('close', () => fail(new Error(`data link to ${host}:${port} was refused (session or proof)`)));
-    reader.onPreamble = (ack) => {
-      clearTimeout(timer);
-      socket.removeAllListeners('close');
-      socket.removeAllListeners('error');
-      if (ack[0] !== ACK) fail(new Error(`data link to ${host}:${port}: unexpected acknowledgement`));
-      else resolve({ socket, reader });
-    };
-  });
 }
 
 /** Starts this rank's ring server; share `member.address`, then `member.join(addresses)`. */

@@ -9,11 +9,12 @@ import { BufferPool } from './buffer-pool.js';
 import {
   CollectiveMismatchError,
   CollectiveTimeoutError,
+  decodeAbort,
   describeStatus,
   EQUAL_STEPS_HINT,
+  encodeAbort,
   FrameRefusedError,
   PeerFailedError,
-  type PeerFailure,
   type RankStatus,
   RingClosedError,
   RingError,
@@ -35,18 +36,6 @@ import {
   reduceInto,
   viewAs,
 } from './reduce.js';
-
-interface AbortMessage {
-  name: string;
-  message: string;
-  peerRank?: number;
-  peerAddress?: string;
-  failure?: PeerFailure;
-  detectedBy?: number;
-  detail?: string;
-  missingRanks?: number[];
-  returnedRank?: number;
-}
 
 const mod = (a: number, n: number): number => ((a % n) + n) % n;
 
@@ -535,7 +524,10 @@ export class Ring {
         this.mergeStatuses(f.payload);
         return;
       case FrameKind.Abort:
-        this.fail(this.fromAbort(f.payload), link);
+        this.fail(
+          decodeAbort(f.payload, (rank) => this.hostOf(rank)),
+          link,
+        );
         return;
       case FrameKind.Goodbye:
         // The peer is done with the ring. Its data to us came before this frame on the same
@@ -657,46 +649,11 @@ export class Ring {
     return this.options.hosts?.[rank];
   }
 
-  private fromAbort(payload: Uint8Array): Error {
-    let m: AbortMessage;
-    try {
-      m = JSON.parse(Buffer.from(payload).toString('utf8')) as AbortMessage;
-    } catch {
-      return new RingError('a peer aborted the ring with an unreadable reason');
-    }
-    if (m.name === 'PeerFailedError' && m.peerRank !== undefined) {
-      return new PeerFailedError(
-        m.peerRank,
-        m.peerAddress ?? '?',
-        m.failure ?? 'lost',
-        m.detectedBy ?? -1,
-        m.detail ?? '',
-        this.hostOf(m.peerRank),
-      );
-    }
-    if (m.name === 'CollectiveMismatchError') return new CollectiveMismatchError(m.message);
-    if (m.name === 'CollectiveTimeoutError') return new CollectiveTimeoutError(m.message, m.missingRanks ?? []);
-    if (m.name === 'UnevenStepsError') return new UnevenStepsError(m.message, m.returnedRank ?? -1);
-    return new RingError(m.message);
-  }
-
   /** Ends the ring with `err` here and tells both neighbours (but the one it came from). */
   private fail(err: Error, from?: Link): void {
     if (this.failure) return;
     this.failure = err;
-    const m: AbortMessage = { name: err.name, message: err.message.slice(0, MAX_ABORT_BYTES / 4) };
-    if (err instanceof PeerFailedError) {
-      Object.assign(m, {
-        peerRank: err.peerRank,
-        peerAddress: err.peerAddress,
-        failure: err.failure,
-        detectedBy: err.detectedBy,
-        detail: err.detail.slice(0, MAX_ABORT_BYTES / 4),
-      });
-    }
-    if (err instanceof CollectiveTimeoutError) m.missingRanks = [...err.missingRanks];
-    if (err instanceof UnevenStepsError) m.returnedRank = err.returnedRank;
-    const payload = Buffer.from(JSON.stringify(m));
+    const payload = encodeAbort(err, MAX_ABORT_BYTES / 4);
     for (const l of [this.prev, this.next]) {
       if (l && l !== from)
         l.send({ kind: FrameKind.Abort, collective: CollectiveKind.None, seq: this.seq, index: this.rank }, payload);

@@ -56,8 +56,10 @@ export type RunEvent =
       rank: number;
       message: string;
       stack?: string;
-      /** The error's name (UnevenStepsError, PeerFailedError...): the client decides by it, not by the message. */
+      /** The error's name (UnevenStepsError, PeerFailedError...), for people. */
       name?: string;
+      /** Its code (src/errors/codes.ts): the client decides by it, not by the message. */
+      code?: string;
     });
 
 // ---- validation: every event read from Redis is checked before use ---------------------------
@@ -119,6 +121,7 @@ const runEventSchema = z.discriminatedUnion('type', [
     message: z.string(),
     stack: z.string().nullish(),
     name: z.string().nullish(),
+    code: z.string().nullish(),
   }),
 ]);
 

@@ -2,7 +2,7 @@
 /**
  * The search agent: one per executor, started by the long-lived Spark task of a search
  * (spark-plugin/sparkring/search.py). It takes trials from the Redis queue one at a time, runs
- * each in a fresh Node process (src/runtime/trial.ts), keeps the trial's lease while it runs,
+ * each in a fresh Node process (src/hpo/trial.ts), keeps the trial's lease while it runs,
  * passes early-stopping requests on, and records exactly one outcome per try. It leaves when no
  * trial waits (so the executor can go back to the cluster) or when its executor is excluded.
  *
@@ -14,66 +14,12 @@ import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
 import { connectRedis } from '../events/redis.js';
 import { EventWriter } from '../experiments/tensorboard.js';
-import { ControlChannel, redisEndpointMessage } from '../runtime/control.js';
-import type { TrialMessage } from '../runtime/trial.js';
+import { ControlChannel } from '../runtime/control.js';
+import { type AgentMessage, agentMessage, type TrialMessage, type TrialOutcome, type TrialReport } from './protocol.js';
 import { type Claim, TrialQueue } from './queue.js';
-
-export const agentMessage = z.object({
-  type: z.literal('agent'),
-  searchId: z.string(),
-  entry: z.string(),
-  runDir: z.string(),
-  metric: z.string(),
-  leaseMs: z.number().int().positive(),
-  maxAttempts: z.number().int().positive(),
-  excludeAfter: z.number().int().positive(),
-  executorId: z.string(),
-  host: z.string(),
-  gpus: z.array(z.string()),
-  tfBackend: z.enum(['auto', 'native', 'cpu']).default('auto'),
-  trialMain: z.string(),
-  redis: redisEndpointMessage,
-});
-export type AgentMessage = z.infer<typeof agentMessage>;
-
-/** What a finished try reports, and what the queue keeps as the trial's result. */
-export interface TrialOutcome {
-  metric: number | null;
-  steps: number;
-  stoppedEarly: boolean;
-  result: unknown;
-  executor: string;
-  /** The trial's TensorFlow backend, null when it never touched ctx.tf. */
-  backend: string | null;
-  /** Times (ms since the epoch) of this try: claimed, process spawned, train() ran, result in, recorded. */
-  timings: {
-    claimedAt: number;
-    spawnedAt: number;
-    trainStartAt: number;
-    trainEndAt: number;
-    resultAt: number;
-    recordedAt: number;
-  };
-}
-
-type TrialReport =
-  | { type: 'metrics'; step: number; metrics: Record<string, number> }
-  | { type: 'log'; line: string }
-  | {
-      type: 'result';
-      result: unknown;
-      metric: number | null;
-      steps: number;
-      stopped: boolean;
-      /** The trial's TensorFlow backend (runtime/backend.ts), null when it never touched ctx.tf. */
-      backend: string | null;
-      trainStartAt: number;
-      trainEndAt: number;
-    }
-  | { type: 'error'; message: string; stack: string };
+import { renewEveryMs, retryHere } from './retry-policy.js';
 
 let current: ChildProcess | undefined;
 const control = new ControlChannel(Number(process.env.SPARKRING_CONTROL_FD), () => {
@@ -87,16 +33,16 @@ class Agent {
   readonly ran: string[] = [];
 
   constructor(
-    private readonly a: AgentMessage,
+    private readonly config: AgentMessage,
     private readonly redis: Redis,
   ) {
-    this.queue = new TrialQueue(redis, a.searchId, { leaseMs: a.leaseMs, maxAttempts: a.maxAttempts });
-    this.owner = `executor ${a.executorId} on ${a.host}`;
+    this.queue = new TrialQueue(redis, config.searchId, config);
+    this.owner = `executor ${config.executorId} on ${config.host}`;
   }
 
   private event(type: string, fields: Record<string, unknown>): void {
-    const e = JSON.stringify({ type, source: `executor-${this.a.executorId}`, at: Date.now(), ...fields });
-    this.redis.xadd(this.a.redis.stream, 'MAXLEN', '~', 1_000_000, '*', 'e', e).catch(() => undefined);
+    const e = JSON.stringify({ type, source: `executor-${this.config.executorId}`, at: Date.now(), ...fields });
+    this.redis.xadd(this.config.redis.stream, 'MAXLEN', '~', 1_000_000, '*', 'e', e).catch(() => undefined);
   }
 
   /** Runs trials until none waits; true when this executor was excluded for failing trials. */
@@ -104,14 +50,12 @@ class Agent {
     let onlyOwnFailuresSince: number | undefined;
     for (;;) {
       await this.queue.reap();
-      if (await this.queue.excluded(this.owner, this.a.excludeAfter)) {
-        this.event('trial', { stage: 'excluded', executor: this.owner, after: this.a.excludeAfter });
+      if (await this.queue.excluded(this.owner)) {
+        this.event('trial', { stage: 'excluded', executor: this.owner, after: this.config.excludeAfter });
         return true;
       }
       const claimedAt = Date.now();
-      // A trial that failed here waits a lease period for another executor before it is tried here again.
-      const retryHere = onlyOwnFailuresSince !== undefined && claimedAt - onlyOwnFailuresSince > this.a.leaseMs;
-      const claim = await this.queue.claim(this.owner, retryHere);
+      const claim = await this.queue.claim(this.owner, retryHere(this.config, onlyOwnFailuresSince, claimedAt));
       if (claim) {
         onlyOwnFailuresSince = undefined;
         this.ran.push(claim.id);
@@ -125,28 +69,28 @@ class Agent {
   }
 
   private async runTrial(c: Claim, claimedAt: number): Promise<void> {
-    const dir = join(this.a.runDir, `trial-${c.id}`);
+    const dir = join(this.config.runDir, `trial-${c.id}`);
     await mkdir(join(dir, 'logs'), { recursive: true });
     await writeFile(join(dir, 'hparams.json'), `${JSON.stringify(c.hparams, null, 2)}\n`);
     this.event('trial', { stage: 'started', id: c.id, attempt: c.attempt, executor: this.owner, hparams: c.hparams });
     const log = await open(join(dir, 'logs', 'trial.log'), 'a');
     const spawnedAt = Date.now();
-    const child = spawn(process.execPath, [this.a.trialMain], {
+    const child = spawn(process.execPath, [this.config.trialMain], {
       stdio: ['pipe', log.fd, log.fd, 'pipe'],
-      env: { ...process.env, SPARKRING_EXECUTOR_ID: this.a.executorId },
+      env: { ...process.env, SPARKRING_EXECUTOR_ID: this.config.executorId },
     });
     current = child;
     const message: TrialMessage = {
       type: 'trial',
-      searchId: this.a.searchId,
+      searchId: this.config.searchId,
       id: c.id,
-      entry: this.a.entry,
+      entry: this.config.entry,
       hparams: c.hparams,
       attempt: c.attempt,
       dir,
-      metric: this.a.metric,
-      gpus: this.a.gpus,
-      tfBackend: this.a.tfBackend,
+      metric: this.config.metric,
+      gpus: this.config.gpus,
+      tfBackend: this.config.tfBackend,
     };
     child.stdin?.on('error', () => undefined);
     child.stdin?.write(`${JSON.stringify(message)}\n`);
@@ -170,26 +114,23 @@ class Agent {
     });
     let lost = false;
     let stopSent = false;
-    const keeper = setInterval(
-      async () => {
-        try {
-          if (!(await this.queue.renew(c.id, this.owner))) {
-            lost = true;
-            child.kill('SIGKILL');
-          } else if (!stopSent && (await this.queue.stopRequested(c.id))) {
-            stopSent = true;
-            child.stdin?.write(`${JSON.stringify({ type: 'stop' })}\n`);
-          }
-        } catch {
-          // Redis restarting: the lease outlives a short outage; the next tick tries again.
+    const leaseRenewal = setInterval(async () => {
+      try {
+        if (!(await this.queue.renew(c.id, this.owner))) {
+          lost = true;
+          child.kill('SIGKILL');
+        } else if (!stopSent && (await this.queue.stopRequested(c.id))) {
+          stopSent = true;
+          child.stdin?.write(`${JSON.stringify({ type: 'stop' })}\n`);
         }
-      },
-      Math.max(50, Math.floor(this.a.leaseMs / 4)),
-    );
+      } catch {
+        // Redis restarting: the lease outlives a short outage; the next tick tries again.
+      }
+    }, renewEveryMs(this.config));
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
       child.on('close', (co, si) => resolve([co, si])),
     );
-    clearInterval(keeper);
+    clearInterval(leaseRenewal);
     current = undefined;
     await log.close();
     if (lost) {

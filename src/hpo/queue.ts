@@ -6,6 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { TRIAL_ID } from '../events/protocol.js';
+import { excluded, type TrialRetryPolicy } from './retry-policy.js';
 import type { Hparams } from './space.js';
 
 export type TrialStatus = 'pending' | 'running' | 'done' | 'failed';
@@ -92,7 +93,7 @@ export class TrialQueue {
   constructor(
     private readonly redis: Redis,
     searchId: string,
-    private readonly o: { leaseMs: number; maxAttempts: number },
+    private readonly o: TrialRetryPolicy,
   ) {
     this.prefix = `sparkring:search:${searchId}`;
   }
@@ -194,17 +195,14 @@ export class TrialQueue {
     return Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Number(v)]));
   }
 
-  /**
-   * True when `owner` failed `after` trials in a row while another executor completed one: the
-   * executor is at fault, not the trials (when every executor fails, the trials fail instead).
-   */
-  async excluded(owner: string, after: number): Promise<boolean> {
+  /** Whether `owner` leaves the search for failing trials (retry-policy.ts, rule 5). */
+  async excluded(owner: string): Promise<boolean> {
     const [failures, successes] = await Promise.all([
       this.redis.hget(this.key('failures'), owner),
       this.redis.hgetall(this.key('successes')),
     ]);
-    if (Number(failures ?? 0) < after) return false;
-    return Object.entries(successes).some(([o, n]) => o !== owner && Number(n) > 0);
+    const othersCompleted = Object.entries(successes).some(([o, n]) => o !== owner && Number(n) > 0);
+    return excluded(this.o, Number(failures ?? 0), othersCompleted);
   }
 
   /** Asks the trial to stop early (the agent running it passes it on). */

@@ -1,10 +1,10 @@
 /**
  * Which TensorFlow a worker trains on, chosen by `--tf-backend`:
  *   native  tfjs-node's binding over the TensorFlow C library of the executors' Python (the task
- *           puts it on LD_LIBRARY_PATH: spark-plugin/sparkring/tensorflow.py), or tfjs-node(-gpu)
+ *           puts it on LD_LIBRARY_PATH: spark-plugin/sparkring/tf_libraries.py), or tfjs-node(-gpu)
  *           installed on the node; `tensorflow <version> cpu|gpu`
  *   wasm    @tensorflow/tfjs-backend-wasm (no gradient kernel for convolutions: MLPs only)
- *   cpu     pure-JS tfjs, 40x to 300x slower than native (reference E)
+ *   cpu     pure-JS tfjs, 40x to 300x slower than native (README, "TensorFlow in the workers")
  *   auto    native, else pure-JS with a line that says why and what it costs; a task with GPUs never
  *           falls back (its GPUs would sit idle)
  * A task with GPUs whose TensorFlow sees none fails: there is no silent CPU training on a GPU slot.
@@ -38,6 +38,7 @@ export interface LoadedTf {
 /** The chosen backend cannot run here; the message names what is missing and the fix. */
 export class TfBackendError extends Error {
   override readonly name = 'TfBackendError';
+  readonly code = 'SR_TF_BACKEND';
 }
 
 /**

@@ -20,6 +20,7 @@ export function firstMessageLength(bytes: Uint8Array): number {
 
 export class DataColumnError extends Error {
   override readonly name = 'DataColumnError';
+  readonly code = 'SR_DATA_COLUMN';
   constructor(
     readonly column: string,
     readonly batch: number,

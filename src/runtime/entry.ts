@@ -10,6 +10,7 @@ export type TrainFunction = (ctx: TrainContext) => Promise<unknown> | unknown;
 
 export class EntryError extends Error {
   override readonly name = 'EntryError';
+  readonly code = 'SR_ENTRY_LOAD';
 }
 
 export async function loadEntry(path: string): Promise<TrainFunction> {

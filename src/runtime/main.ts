@@ -1,13 +1,17 @@
 #!/usr/bin/env node
 /**
  * The Node training worker, started by a Spark barrier task (spark-plugin/sparkring/task.py).
- * init (stdin) -> load entry, start ring server -> "listening" (control fd) -> rehearse Arrow's
- * reader until the peers come (stdin) -> join the ring -> "joined" -> the partition's ranges as
- * the task writes them -> train(ctx) -> "result".
+ * Messages (runtime/control.ts): stdin from the task, the control fd to it.
+ *   init (stdin) -> connect to Redis, load the entry, choose the ring address, start the ring
+ *   server -> "listening" (control fd) -> rehearse Arrow's reader until "ring" (stdin: the peers)
+ *   -> join the ring -> "joined" -> "chunk" ranges, then "data" (stdin: the partition file as the
+ *   task writes it) -> a ring barrier, load TensorFlow -> train(ctx) -> "result", or "error" with
+ *   the error's code (src/errors/codes.ts).
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { listen, type Ring } from '../collective/index.js';
+import { codeOf } from '../errors/codes.js';
 import { loadTf } from './backend.js';
 import { Checkpoints } from './checkpoint.js';
 import { createContext } from './context.js';
@@ -155,12 +159,13 @@ try {
   done = true;
   // A lost peer is a consequence: give the worker that failed first the time to be the one
   // Spark reports (Spark ends this task as soon as it does).
-  if (e.name === 'PeerFailedError') await new Promise((r) => setTimeout(r, 3000));
-  events?.send('error', { rank, name: e.name, message: `${e.name}: ${e.message}`, stack: e.stack });
+  const code = codeOf(e);
+  if (code === 'SR_PEER_LOST') await new Promise((r) => setTimeout(r, 3000));
+  events?.send('error', { rank, name: e.name, code, message: `${e.name}: ${e.message}`, stack: e.stack });
   events?.send('done', { rank });
   process.stderr.write(`${e.stack ?? e.message}\n`);
   try {
-    control.send({ type: 'error', message: `${e.name}: ${e.message}`, stack: e.stack ?? '' });
+    control.send({ type: 'error', code, message: `${e.name}: ${e.message}`, stack: e.stack ?? '' });
   } catch {
     // the task is gone already
   }

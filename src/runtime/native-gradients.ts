@@ -5,7 +5,9 @@
  * batch 128, one thread). TensorFlow's own ReluGrad does it in one pass, as Keras does.
  * Registered only over the native backend; other dtypes keep tfjs's gradient.
  */
-import type { Tf } from './backend.js';
+import type * as tfTypes from '@tensorflow/tfjs';
+
+type Tf = typeof tfTypes;
 
 const RELU_GRAD = 'SparkringReluGrad';
 

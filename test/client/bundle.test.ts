@@ -23,7 +23,7 @@ describe('runtime bundle', () => {
       node: 'node',
       runtimeMain: 'runtime/runtime/main.js',
       agentMain: 'runtime/hpo/agent.js',
-      trialMain: 'runtime/runtime/trial.js',
+      trialMain: 'runtime/hpo/trial.js',
       entry: 'entry/linear.mjs',
     });
     const dir = unpack(b.archive);

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { type RingProcesses, startRing } from '../../bench/lib/processes.js';
+import { type RingProcesses, startRing } from '../../cluster/ring-processes.js';
 import { listen, type Ring, type RingOptions } from '../../src/collective/index.js';
 
 export const RING_WORKER = fileURLToPath(new URL('../fixtures/ring-worker.mjs', import.meta.url));

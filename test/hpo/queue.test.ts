@@ -17,7 +17,9 @@ afterAll(async () => {
   await server.stop();
 });
 
-const queueOf = async (n: number, o = { leaseMs: 10_000, maxAttempts: 3 }) => {
+const POLICY = { leaseMs: 10_000, maxAttempts: 3, excludeAfter: 2 };
+
+const queueOf = async (n: number, o = POLICY) => {
   const q = new TrialQueue(redis, `s${++searches}`, o);
   await q.enqueue(Array.from({ length: n }, (_, i) => ({ id: String(i), hparams: { i } })));
   return q;
@@ -45,7 +47,7 @@ describe('the trial queue on Redis', () => {
 
   it('hands each trial to one executor and records one final result, even with executors racing', async () => {
     const trials = expandGrid({ lr: [0.1, 0.01, 0.001], layers: [1, 2], act: ['relu', 'tanh'] });
-    const q = new TrialQueue(redis, `s${++searches}`, { leaseMs: 10_000, maxAttempts: 3 });
+    const q = new TrialQueue(redis, `s${++searches}`, POLICY);
     await q.enqueue(trials.map((hparams, i) => ({ id: String(i), hparams })));
     const seen: string[] = [];
     await Promise.all(
@@ -64,7 +66,7 @@ describe('the trial queue on Redis', () => {
   });
 
   it('a lost executor (its lease expires) gives the trial back; its late report is refused', async () => {
-    const q = await queueOf(1, { leaseMs: 200, maxAttempts: 3 });
+    const q = await queueOf(1, { ...POLICY, leaseMs: 200 });
     const first = await q.claim('exec-1');
     expect(first?.attempt).toBe(1);
     await new Promise((r) => setTimeout(r, 400));
@@ -79,7 +81,7 @@ describe('the trial queue on Redis', () => {
   });
 
   it('a trial that fails K times is failed with its error; executors that fail are counted', async () => {
-    const q = await queueOf(1, { leaseMs: 10_000, maxAttempts: 2 });
+    const q = await queueOf(1, { ...POLICY, maxAttempts: 2 });
     const a = await q.claim('exec-1');
     expect(await q.fail(a?.id as string, 'exec-1', 'Error: boom 1')).toBe('requeued');
     const b = await q.claim('exec-2');
@@ -91,7 +93,7 @@ describe('the trial queue on Redis', () => {
   });
 
   it('a renewed lease keeps the trial with its executor', async () => {
-    const q = await queueOf(1, { leaseMs: 300, maxAttempts: 3 });
+    const q = await queueOf(1, { ...POLICY, leaseMs: 300 });
     await q.claim('exec-1');
     for (let i = 0; i < 4; i++) {
       await new Promise((r) => setTimeout(r, 150));
@@ -117,12 +119,14 @@ describe('the trial queue on Redis', () => {
       await q.claim('bad');
       expect(await q.fail(id, 'bad', 'Error: broken')).toBe('requeued');
     }
-    expect(await q.excluded('bad', 2)).toBe(false); // nobody succeeds: the trials are at fault
+    expect(await q.excluded('bad')).toBe(false); // nobody succeeds: the trials are at fault
     const c = await q.claim('good');
     expect(await q.complete(c?.id as string, 'good', 1)).toBe(true);
-    expect(await q.excluded('bad', 2)).toBe(true);
-    expect(await q.excluded('bad', 3)).toBe(false);
-    expect(await q.excluded('good', 2)).toBe(false);
+    expect(await q.excluded('bad')).toBe(true);
+    expect(await q.excluded('good')).toBe(false);
+    // The same queue under a policy that allows three failures in a row.
+    const lenient = new TrialQueue(redis, `s${searches}`, { ...POLICY, excludeAfter: 3 });
+    expect(await lenient.excluded('bad')).toBe(false);
   });
 
   it('carries stop requests to the executor running the trial', async () => {

@@ -1,7 +1,8 @@
 /**
  * Starts N ring ranks as separate Node processes speaking JSON lines: each prints
  * {"address"} first, reads every address from stdin, then prints further objects.
- * Used by the benchmarks and the multi-process tests.
+ * Used by the benchmarks and the multi-process tests (it lives in cluster/, beside the hosts it may
+ * start ranks on, so that neither imports the other).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';

@@ -9,28 +9,13 @@ import { writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Ring } from '../collective/ring.js';
-import { trialMetric } from '../hpo/trial-metric.js';
-import { type LoadedTf, loadTfSync, type TfBackendChoice } from './backend.js';
-import { Checkpoints } from './checkpoint.js';
-import { createContext } from './context.js';
-import { PartitionData } from './data.js';
-import { loadEntry } from './entry.js';
-
-/** What the agent sends first (src/hpo/agent.ts builds it). */
-export interface TrialMessage {
-  type: 'trial';
-  searchId: string;
-  id: string;
-  entry: string;
-  hparams: Record<string, unknown>;
-  /** 1 for the first try of this trial. */
-  attempt: number;
-  dir: string;
-  metric: string;
-  gpus: string[];
-  /** Which TensorFlow to train on (runtime/backend.ts); wasm is not offered to trials. */
-  tfBackend?: TfBackendChoice;
-}
+import { type LoadedTf, loadTfSync } from '../runtime/backend.js';
+import { Checkpoints } from '../runtime/checkpoint.js';
+import { createContext } from '../runtime/context.js';
+import { PartitionData } from '../runtime/data.js';
+import { loadEntry } from '../runtime/entry.js';
+import type { TrialMessage } from './protocol.js';
+import { trialMetric } from './trial-metric.js';
 
 const CONTROL_FD = 3;
 const send = (m: Record<string, unknown>): void => {

@@ -11,8 +11,8 @@ import { existsSync, linkSync } from 'node:fs';
 import { join } from 'node:path';
 import { LivyClient, LivyError } from '../livy/client.js';
 import { RunError } from './errors.js';
-import { type SubmitOutcome, type SubmitSettings, sparkConf } from './launcher.js';
 import { packageRoot, type SparkPaths } from './paths.js';
+import { type SubmitOutcome, type SubmitSettings, sparkConf } from './spark-submit.js';
 
 export interface LivySettings extends SubmitSettings {
   livy: string;

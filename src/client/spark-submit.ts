@@ -1,7 +1,9 @@
 /** Runs the spark-plugin driver with spark-submit (client mode) for one attempt of a job. */
+
 import { availableParallelism, freemem } from 'node:os';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
+import { SEARCH_SPARK_CONF } from '../hpo/retry-policy.js';
 import { tiedToThisProcess } from '../util/tied.js';
 import { RunError } from './errors.js';
 import type { SparkPaths } from './paths.js';
@@ -29,7 +31,7 @@ export function checkEmbeddedSlots(workers: number, flag: '--workers' | '--execu
   );
 }
 
-/** What the launcher needs of a run's options (allreduce or launch). */
+/** What submitting needs of a run's options (allreduce or launch). */
 export interface SubmitSettings {
   /** Executors wanted: barrier tasks (allreduce) or search agents (launch). */
   workers: number;
@@ -63,9 +65,7 @@ function jobConf(o: SubmitSettings): Record<string, string> {
     'spark.dynamicAllocation.maxExecutors': n,
     'spark.dynamicAllocation.executorIdleTimeout': '2s',
     'spark.dynamicAllocation.schedulerBacklogTimeout': '1s',
-    'spark.excludeOnFailure.enabled': 'true',
-    // A lost executor's task runs again elsewhere; only repeated failures of one task end the search.
-    'spark.task.maxFailures': '8',
+    ...SEARCH_SPARK_CONF,
   };
 }
 

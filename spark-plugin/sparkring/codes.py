@@ -1,0 +1,55 @@
+"""The machine-readable codes of sparkring's errors: the same table as src/errors/codes.ts (a test
+fails where the two disagree). The driver's result always carries one; the client decides by it."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class CodeRule(TypedDict):
+    kind: str
+    final: bool
+
+
+CODES: dict[str, CodeRule] = {
+    "SR_ENTRY_FAILED": {"kind": "worker", "final": False},
+    "SR_ENTRY_LOAD": {"kind": "input", "final": True},
+    "SR_DATA_COLUMN": {"kind": "input", "final": True},
+    "SR_TF_BACKEND": {"kind": "worker", "final": True},
+    "SR_RING_INTERFACE": {"kind": "worker", "final": True},
+    "SR_RING_FORMATION": {"kind": "worker", "final": False},
+    "SR_RING_HANDSHAKE": {"kind": "worker", "final": False},
+    "SR_PEER_LOST": {"kind": "worker", "final": False},
+    "SR_FRAME_REFUSED": {"kind": "worker", "final": False},
+    "SR_COLLECTIVE_MISMATCH": {"kind": "worker", "final": False},
+    "SR_COLLECTIVE_TIMEOUT": {"kind": "worker", "final": False},
+    "SR_UNEVEN_STEPS": {"kind": "worker", "final": True},
+    "SR_RING_CLOSED": {"kind": "worker", "final": False},
+    "SR_RING": {"kind": "worker", "final": False},
+    "SR_WORKER_EXIT": {"kind": "worker", "final": False},
+    "SR_HANDOFF_SPACE": {"kind": "worker", "final": False},
+    "SR_EXECUTOR_LOST": {"kind": "worker", "final": False},
+    "SR_RUNTIME_MISSING": {"kind": "setup", "final": True},
+    "SR_EXPERIMENTS_NOT_SHARED": {"kind": "setup", "final": True},
+    "SR_DATA_PATH": {"kind": "input", "final": True},
+    "SR_SLOTS": {"kind": "slots", "final": True},
+    "SR_DYNAMIC_ALLOCATION": {"kind": "job", "final": True},
+    "SR_SEARCH": {"kind": "job", "final": True},
+    "SR_SPARK": {"kind": "spark", "final": False},
+}
+
+ENTRY_FAILED = "SR_ENTRY_FAILED"
+WORKER_EXIT = "SR_WORKER_EXIT"
+HANDOFF_SPACE = "SR_HANDOFF_SPACE"
+EXECUTOR_LOST = "SR_EXECUTOR_LOST"
+RUNTIME_MISSING = "SR_RUNTIME_MISSING"
+EXPERIMENTS_NOT_SHARED = "SR_EXPERIMENTS_NOT_SHARED"
+DATA_PATH = "SR_DATA_PATH"
+SLOTS = "SR_SLOTS"
+DYNAMIC_ALLOCATION = "SR_DYNAMIC_ALLOCATION"
+SEARCH = "SR_SEARCH"
+SPARK = "SR_SPARK"
+
+
+def kind_of(code: str) -> str:
+    return CODES[code]["kind"]

@@ -1,0 +1,46 @@
+"""The error report every failed result carries: a code of codes.py, its kind, the message."""
+
+from __future__ import annotations
+
+from sparkring.codes import CODES
+from sparkring.driver import stage_error
+from sparkring.errors import SparkringWorkerError, WorkerFailure, error_report, find_failure
+from sparkring.lost import LostTask
+
+
+def spark_text(failure: WorkerFailure) -> str:
+    """What Spark's exception text holds when a barrier task raised for its worker."""
+    return f"org.apache.spark.SparkException: Job aborted ... {SparkringWorkerError(failure)} ... at py4j"
+
+
+def test_error_report_takes_the_kind_from_the_code() -> None:
+    assert error_report("SR_DATA_PATH", "cannot read --data /x") == {"code": "SR_DATA_PATH", "kind": "input", "message": "cannot read --data /x"}
+    assert error_report("SR_PEER_LOST", "m", rank=1, stack=None) == {"code": "SR_PEER_LOST", "kind": "worker", "message": "m", "rank": 1}
+
+
+def test_a_worker_failure_keeps_its_code_and_an_unknown_one_is_the_entry_failing() -> None:
+    found = find_failure(spark_text(WorkerFailure(1, "DataColumnError: ...", code="SR_DATA_COLUMN")))
+    assert found is not None and found.code == "SR_DATA_COLUMN"
+    text = spark_text(WorkerFailure(0, "Error: boom")).replace('"SR_ENTRY_FAILED"', '"SR_WHATEVER"')
+    found = find_failure(text)
+    assert found is not None and found.code == "SR_ENTRY_FAILED"
+
+
+def no_lost_task() -> None:
+    return None
+
+
+def test_stage_error_every_branch_has_a_known_code() -> None:
+    worker = stage_error(spark_text(WorkerFailure(1, "UnevenStepsError: ...", "stack", "tail", "SR_UNEVEN_STEPS")), None, no_lost_task, "x")
+    assert worker == {"code": "SR_UNEVEN_STEPS", "kind": "worker", "message": "UnevenStepsError: ...", "rank": 1, "stack": "stack", "logTail": "tail"}
+    # Found by the task about the job as a whole: no rank, so the client names no worker.
+    shared = stage_error(spark_text(WorkerFailure(0, "not shared", code="SR_EXPERIMENTS_NOT_SHARED")), None, no_lost_task, "x")
+    assert shared == {"code": "SR_EXPERIMENTS_NOT_SHARED", "kind": "setup", "message": "not shared"}
+    unread = stage_error("java.io.FileNotFoundException: /d.parquet (10.0.0.12 executor 1)", "/d.parquet", no_lost_task, "x")
+    assert unread["code"] == "SR_DATA_PATH" and unread["kind"] == "input"
+    lost = stage_error("Job aborted", None, lambda: LostTask(1, "3", "10.0.0.2", "ExecutorLostFailure (executor 3 exited)"), "x")
+    assert lost["code"] == "SR_EXECUTOR_LOST" and lost["rank"] == 1
+    other = stage_error("Job aborted", None, no_lost_task, "Job aborted")
+    assert other["code"] == "SR_SPARK" and other["message"] == "Job aborted"
+    for report in (worker, shared, unread, lost, other):
+        assert report["code"] in CODES and report["kind"] == CODES[report["code"]]["kind"]

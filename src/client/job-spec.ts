@@ -1,0 +1,110 @@
+/**
+ * The job spec: the spec.json a training run's driver and tasks read (spark-plugin/sparkring/spec.py).
+ * This schema is the contract. `npm run spec-schema` writes it as JSON Schema to
+ * spark-plugin/sparkring/job-spec.schema.json, and the tests of both sides check against that file.
+ * The client writes every field, so defaults live only in the options (client/options.ts).
+ *
+ * `worker` holds what the task hands its Node worker as it is (runtime/control.ts `initMessage`):
+ * a setting only the worker reads is added here and there, and nowhere in Python.
+ */
+import { z } from 'zod';
+import type { RedisEndpoint } from '../events/redis.js';
+import { TF_BACKENDS } from '../runtime/backend.js';
+import type { RuntimeBundle } from './bundle.js';
+import type { ResolvedAllreduceOptions } from './options.js';
+import type { SparkPaths } from './paths.js';
+
+const positiveInt = z.number().int().positive();
+
+export const workerSettingsSchema = z.object({
+  /** --ring-interface: an interface name or a subnet (runtime/ring-address.ts); null: the executor's address. */
+  ringInterface: z.string().nullable(),
+  peerTimeoutMs: positiveInt,
+  formationTimeoutMs: positiveInt,
+  collectiveTimeoutMs: positiveInt,
+  tfBackend: z.enum(TF_BACKENDS),
+});
+export type WorkerSettings = z.infer<typeof workerSettingsSchema>;
+
+export const jobSpecSchema = z.object({
+  runId: z.string(),
+  name: z.string(),
+  /** The compiled entry the workers import (client/entry-compile.ts). */
+  entry: z.string(),
+  workers: positiveInt,
+  secret: z.string(),
+  node: z.string(),
+  runtimeMain: z.string(),
+  /** The archive's name when the run ships its runtime: node, runtimeMain and entry lie inside it. */
+  bundle: z.string().nullable(),
+  experiments: z.string(),
+  resultPath: z.string(),
+  /** 0 for the first attempt. */
+  attempt: z.number().int().nonnegative(),
+  data: z.string().nullable(),
+  hparams: z.record(z.string(), z.unknown()),
+  gpusPerWorker: z.number().nonnegative(),
+  slotWaitSeconds: z.number().positive(),
+  redis: z.object({ url: z.string(), stream: z.string(), ca: z.string().nullable() }).nullable(),
+  worker: workerSettingsSchema,
+  releaseExecutors: z.boolean(),
+  master: z.string().nullable(),
+  /** Set from the second attempt on: every attempt of a run shares one directory (its checkpoints). */
+  runDir: z.string().nullable(),
+  maxAttempts: positiveInt,
+  heartbeatTimeoutMs: positiveInt,
+});
+export type JobSpec = z.infer<typeof jobSpecSchema>;
+
+/** The spec of one attempt of a run. */
+export function jobSpec(
+  o: ResolvedAllreduceOptions,
+  paths: SparkPaths,
+  run: {
+    runId: string;
+    secret: string;
+    attempt: number;
+    resultPath: string;
+    redis: RedisEndpoint | null;
+    runDir?: string;
+    /** The compiled entry the workers import (client/entry-compile.ts). */
+    entry: string;
+  },
+  bundle?: RuntimeBundle,
+): JobSpec {
+  return {
+    runId: run.runId,
+    name: o.name,
+    entry: run.entry,
+    workers: o.workers,
+    secret: run.secret,
+    node: bundle?.node ?? process.execPath,
+    runtimeMain: bundle?.runtimeMain ?? paths.runtimeMain,
+    bundle: bundle?.name ?? null,
+    experiments: o.experiments,
+    resultPath: run.resultPath,
+    attempt: run.attempt,
+    data: o.data ?? null,
+    hparams: o.hparams,
+    gpusPerWorker: o.gpusPerWorker,
+    slotWaitSeconds: o.slotWaitSeconds,
+    redis: run.redis ? { url: run.redis.url, stream: run.redis.stream, ca: run.redis.ca ?? null } : null,
+    worker: {
+      ringInterface: o.ringInterface ?? null,
+      peerTimeoutMs: o.peerTimeoutMs,
+      formationTimeoutMs: o.formationTimeoutMs,
+      collectiveTimeoutMs: o.collectiveTimeoutMs,
+      tfBackend: o.tfBackend,
+    },
+    releaseExecutors: o.releaseExecutors,
+    master: o.master ?? null,
+    runDir: run.runDir ?? null,
+    maxAttempts: o.maxAttempts,
+    heartbeatTimeoutMs: o.heartbeatTimeoutMs,
+  };
+}
+
+/** The JSON Schema of the spec, as spark-plugin/sparkring/job-spec.schema.json holds it. */
+export function jobSpecJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(jobSpecSchema) as Record<string, unknown>;
+}

@@ -1,0 +1,57 @@
+/**
+ * The machine-readable codes of sparkring's errors, as they cross process boundaries: the ring's
+ * abort frame, the worker's control `error` message and event, the task's WorkerFailure, the
+ * driver's result and the client's RunError. The client decides by code (kind, whether a retry
+ * can help), never by message text. spark-plugin/sparkring/codes.py holds the same table; a test
+ * fails where the two disagree.
+ */
+
+/** What went wrong, as the client reports it: the kind sets the exit status (input: 2, else 1). */
+export type ErrorKind = 'setup' | 'input' | 'slots' | 'worker' | 'spark' | 'job';
+
+export interface CodeRule {
+  kind: ErrorKind;
+  /** A retry on the same cluster would fail the same way: --max-attempts does not resubmit. */
+  final: boolean;
+}
+
+export const ERROR_CODES = {
+  // Found in a worker: its own errors and the ring's.
+  SR_ENTRY_FAILED: { kind: 'worker', final: false }, // the training module threw
+  SR_ENTRY_LOAD: { kind: 'input', final: true }, // the entry could not be imported, or has no default export
+  SR_DATA_COLUMN: { kind: 'input', final: true }, // a --features/--label column the data does not have or cannot give
+  SR_TF_BACKEND: { kind: 'worker', final: true }, // the --tf-backend asked for cannot load here
+  SR_RING_INTERFACE: { kind: 'worker', final: true }, // --ring-interface names nothing on a host
+  SR_RING_FORMATION: { kind: 'worker', final: false }, // the ring did not form in time
+  SR_RING_HANDSHAKE: { kind: 'worker', final: false }, // a peer refused the handshake, or was refused
+  SR_PEER_LOST: { kind: 'worker', final: false }, // a ring peer died, stalled or left
+  SR_FRAME_REFUSED: { kind: 'worker', final: false }, // a peer sent a frame too long for its kind
+  SR_COLLECTIVE_MISMATCH: { kind: 'worker', final: false }, // ranks ran different collectives
+  SR_COLLECTIVE_TIMEOUT: { kind: 'worker', final: false }, // a collective made no progress in --collective-timeout
+  SR_UNEVEN_STEPS: { kind: 'worker', final: true }, // ranks took different numbers of steps
+  SR_RING_CLOSED: { kind: 'worker', final: false }, // a collective on a closed ring
+  SR_RING: { kind: 'worker', final: false }, // any other ring failure
+  // Found by the task or the driver.
+  SR_WORKER_EXIT: { kind: 'worker', final: false }, // the Node worker exited or was killed
+  SR_HANDOFF_SPACE: { kind: 'worker', final: false }, // the partition did not fit the handoff directory
+  SR_EXECUTOR_LOST: { kind: 'worker', final: false }, // Spark lost a task's executor or Python worker
+  SR_RUNTIME_MISSING: { kind: 'setup', final: true }, // an executor has no Node, or not the shipped runtime
+  SR_EXPERIMENTS_NOT_SHARED: { kind: 'setup', final: true }, // executor hosts do not see --experiments
+  SR_DATA_PATH: { kind: 'input', final: true }, // --data cannot be read by the executors
+  SR_SLOTS: { kind: 'slots', final: true }, // the cluster has too few task slots for --workers
+  SR_DYNAMIC_ALLOCATION: { kind: 'job', final: true }, // barrier stages refuse dynamic allocation
+  SR_SEARCH: { kind: 'job', final: true }, // a search could not go on (rounds failed, client gone)
+  SR_SPARK: { kind: 'spark', final: false }, // Spark failed the job for a reason of its own
+} as const satisfies Record<string, CodeRule>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code);
+}
+
+/** The code an error carries (a `code` of ours), else SR_ENTRY_FAILED: the training module's own throw. */
+export function codeOf(err: unknown): ErrorCode {
+  const code = (err as { code?: unknown } | null)?.code;
+  return isErrorCode(code) ? code : 'SR_ENTRY_FAILED';
+}

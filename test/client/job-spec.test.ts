@@ -1,0 +1,59 @@
+/**
+ * The job spec is one contract (src/client/job-spec.ts): the JSON Schema the Python side tests
+ * against is made from it, and a spec the client writes is one the driver reads.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { jobSpec, jobSpecJsonSchema, jobSpecSchema } from '../../src/client/job-spec.js';
+import { resolveAllreduceOptions } from '../../src/client/options.js';
+import { sparkPaths } from '../../src/client/paths.js';
+import { PYTHON, ROOT } from '../helpers/spark.js';
+
+const SCHEMA_FILE = `${ROOT}spark-plugin/sparkring/job-spec.schema.json`;
+
+describe('the job spec', () => {
+  it('job-spec.schema.json is the schema as it is now (else: npm run spec-schema)', () => {
+    expect(JSON.parse(readFileSync(SCHEMA_FILE, 'utf8'))).toEqual(jobSpecJsonSchema());
+  });
+
+  it('what the client writes fits the schema, and spec.py reads every field it needs from it', () => {
+    const o = resolveAllreduceOptions({ entry: '/tmp/train.ts', ringInterface: 'eth1', peerTimeoutMs: 5000 });
+    const spec = jobSpec(o, sparkPaths(), {
+      runId: 'r1',
+      secret: 's',
+      attempt: 1,
+      resultPath: '/tmp/r.json',
+      redis: { url: 'redis://10.0.0.1:6379', stream: 'sparkring:run:r1:events' },
+      runDir: '/tmp/x/run.1/train',
+      entry: '/tmp/stage/entry.mjs',
+    });
+    expect(jobSpecSchema.parse(spec)).toEqual(spec);
+    const read = JSON.parse(
+      execFileSync(
+        PYTHON,
+        [
+          '-c',
+          'import dataclasses, json, sys; from sparkring.spec import JobSpec; print(json.dumps(dataclasses.asdict(JobSpec.from_dict(json.loads(sys.argv[1])))))',
+          JSON.stringify(spec),
+        ],
+        { cwd: `${ROOT}spark-plugin`, encoding: 'utf8' },
+      ),
+    );
+    expect(read).toMatchObject({
+      run_id: 'r1',
+      attempt: 1,
+      workers: 2,
+      run_dir: '/tmp/x/run.1/train',
+      redis: { url: 'redis://10.0.0.1:6379', stream: 'sparkring:run:r1:events', ca: null },
+      // Handed to the worker as it is: the defaults are the options' own.
+      worker: {
+        ringInterface: 'eth1',
+        peerTimeoutMs: 5000,
+        formationTimeoutMs: 60_000,
+        collectiveTimeoutMs: 600_000,
+        tfBackend: 'auto',
+      },
+    });
+  });
+});

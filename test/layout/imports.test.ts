@@ -1,0 +1,79 @@
+/**
+ * No import cycles between modules, in TypeScript (src, cluster) or Python (spark-plugin/sparkring),
+ * type-only imports included: a cycle is two modules that cannot be understood, or changed, apart.
+ * The graph is read from the import statements (relative ones; the packages' own are outside it).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers/spark.js';
+
+function files(dir: string, ext: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
+    const path = join(dir, d.name);
+    if (d.isDirectory()) return d.name === '__pycache__' ? [] : files(path, ext);
+    return d.name.endsWith(ext) ? [path] : [];
+  });
+}
+
+function tsGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const file of [...files(join(ROOT, 'src'), '.ts'), ...files(join(ROOT, 'cluster'), '.ts')]) {
+    const text = readFileSync(file, 'utf8');
+    const targets = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'(\.[^']+)\.js'/g)].map((m) =>
+      relative(ROOT, resolve(dirname(file), `${m[1]}.ts`)),
+    );
+    graph.set(relative(ROOT, file), targets);
+  }
+  return graph;
+}
+
+function pyGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const file of files(join(ROOT, 'spark-plugin', 'sparkring'), '.py')) {
+    const text = readFileSync(file, 'utf8');
+    const targets = new Set<string>();
+    for (const m of text.matchAll(/^\s*from sparkring(?:\.(\w+))? import ([\w, ]+)/gm)) {
+      // `from sparkring import driver, search` names modules; `from sparkring.x import y` names x.
+      for (const name of m[1] ? [m[1]] : (m[2] ?? '').split(',').map((n) => n.trim())) targets.add(`sparkring/${name}.py`);
+    }
+    graph.set(relative(join(ROOT, 'spark-plugin'), file), [...targets]);
+  }
+  return graph;
+}
+
+/** Every cycle, each once, as the modules around it. */
+function cycles(graph: Map<string, string[]>): string[][] {
+  const found = new Map<string, string[]>();
+  const visit = (node: string, path: string[]): void => {
+    const at = path.indexOf(node);
+    if (at >= 0) {
+      const cycle = path.slice(at);
+      const key = [...cycle].sort().join(' ');
+      if (!found.has(key)) found.set(key, [...cycle, node]);
+      return;
+    }
+    if (path.length > 40) return;
+    for (const next of graph.get(node) ?? []) visit(next, [...path, node]);
+  };
+  const done = new Set<string>();
+  for (const node of graph.keys()) {
+    visit(node, []);
+    done.add(node);
+  }
+  return [...found.values()];
+}
+
+describe('imports', () => {
+  it('the TypeScript modules import one another without a cycle', () => {
+    const graph = tsGraph();
+    expect(graph.size).toBeGreaterThan(50);
+    expect(cycles(graph).map((c) => c.join(' -> '))).toEqual([]);
+  });
+
+  it('the Python modules import one another without a cycle', () => {
+    const graph = pyGraph();
+    expect(graph.get('sparkring/submit.py')).toEqual(expect.arrayContaining(['sparkring/driver.py', 'sparkring/search.py']));
+    expect(cycles(graph).map((c) => c.join(' -> '))).toEqual([]);
+  });
+});
