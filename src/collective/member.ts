@@ -248,30 +248,38 @@ export class RingMember {
     const succAddress = peers[this.successorRank] as string;
     const deadline = Date.now() + o.formationTimeoutMs;
     const dialState = { lastError: 'no answer yet', done: false };
+    /** The links still missing, as the error that ends formation at the deadline names them. */
+    const timedOut = (): RingFormationTimeoutError => {
+      const missing: MissingLink[] = [];
+      if (!dialState.done)
+        missing.push({
+          rank: this.predecessorRank,
+          host: o.hosts?.[this.predecessorRank],
+          address: predAddress,
+          why: `predecessor not reached: ${dialState.lastError}`,
+        });
+      if (!this.successor.settled)
+        missing.push({
+          rank: this.successorRank,
+          host: o.hosts?.[this.successorRank],
+          address: succAddress,
+          why: 'successor never dialed in',
+        });
+      return new RingFormationTimeoutError(o.rank, missing, o.formationTimeoutMs, o.addressNote);
+    };
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        const missing: MissingLink[] = [];
-        if (!dialState.done)
-          missing.push({
-            rank: this.predecessorRank,
-            host: o.hosts?.[this.predecessorRank],
-            address: predAddress,
-            why: `predecessor not reached: ${dialState.lastError}`,
-          });
-        if (!this.successor.settled)
-          missing.push({
-            rank: this.successorRank,
-            host: o.hosts?.[this.successorRank],
-            address: succAddress,
-            why: 'successor never dialed in',
-          });
-        reject(new RingFormationTimeoutError(o.rank, missing, o.formationTimeoutMs, o.addressNote));
-      }, o.formationTimeoutMs);
+      timer = setTimeout(() => reject(timedOut()), o.formationTimeoutMs);
+    });
+    // A dial that gives up at the deadline (gRPC's DEADLINE_EXCEEDED, a data link not acknowledged
+    // in time) may settle just before the timer fires: it ends formation the same way.
+    const dialed = this.dial(predAddress, deadline, dialState).catch((err: unknown) => {
+      if (Date.now() >= deadline && !(err instanceof RingHandshakeError)) throw timedOut();
+      throw err;
     });
     try {
       const [prev, makeNext] = await Promise.race([
-        Promise.all([this.dial(predAddress, deadline, dialState), this.successor.promise]),
+        Promise.all([dialed, this.successor.promise]),
         timeout,
       ]);
       const ring = new Ring(o, peers, prev, makeNext(succAddress), () => this.release());

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   CollectiveMismatchError,
@@ -127,6 +128,23 @@ describe('the handshake', () => {
     ]);
     expect((err as Error).message).toMatch(/rank 2 at 127\.0\.0\.1:\d+ \(predecessor not reached: .*ECONNREFUSED/);
     expect((err as Error).message).toMatch(/rank 1 at 127\.0\.0\.1:\d+ \(successor never dialed in\)/);
+  });
+  it("a predecessor that takes the connection and never answers: the formation error, never gRPC's deadline", async () => {
+    // The dial's Hello then fails with DEADLINE_EXCEEDED at the formation deadline itself, a race
+    // with the formation timer: whichever settles first, the error is the formation's.
+    const silent = net.createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const mute = `127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    try {
+      for (let i = 0; i < 4; i++) {
+        const m = await listen({ jobId: `mute-${i}`, rank: 1, worldSize: 2, secret: 's', formationTimeoutMs: 400 });
+        const err = await m.join([mute, m.address]).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(RingFormationTimeoutError);
+        expect((err as RingFormationTimeoutError).missing.map((x) => x.address)).toContain(mute);
+      }
+    } finally {
+      silent.close();
+    }
   });
 });
 
