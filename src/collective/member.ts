@@ -278,10 +278,7 @@ export class RingMember {
       throw err;
     });
     try {
-      const [prev, makeNext] = await Promise.race([
-        Promise.all([dialed, this.successor.promise]),
-        timeout,
-      ]);
+      const [prev, makeNext] = await Promise.race([Promise.all([dialed, this.successor.promise]), timeout]);
       const ring = new Ring(o, peers, prev, makeNext(succAddress), () => this.release());
       this.stopAccepting();
       return ring;
