@@ -5,6 +5,13 @@ export type Transport = (typeof TRANSPORTS)[number];
 
 const MiB = 1024 * 1024;
 
+/** The ring's own timeouts by default: a run's options take theirs from here (client/options.ts). */
+export const RING_TIMEOUT_DEFAULTS = {
+  formationTimeoutMs: 60_000,
+  peerTimeoutMs: 30_000,
+  collectiveTimeoutMs: 600_000,
+} as const;
+
 export const ringOptionsSchema = z
   .object({
     /** Identifies the job; peers of another job are refused. */
@@ -23,14 +30,14 @@ export const ringOptionsSchema = z
     addressNote: z.string().optional(),
     /** Data plane: raw TCP (default, fastest) or the gRPC Link stream. gRPC always does the handshake. */
     transport: z.enum(TRANSPORTS).default('tcp'),
-    formationTimeoutMs: z.number().int().positive().default(60_000),
+    formationTimeoutMs: z.number().int().positive().default(RING_TIMEOUT_DEFAULTS.formationTimeoutMs),
     /** A neighbour silent for this long while a collective waits is reported as stalled. */
-    peerTimeoutMs: z.number().int().positive().default(30_000),
+    peerTimeoutMs: z.number().int().positive().default(RING_TIMEOUT_DEFAULTS.peerTimeoutMs),
     /**
      * A collective that makes no progress for this long ends the attempt on every rank, naming the
      * ranks that did not arrive (alive, heartbeats coming, but never entering it).
      */
-    collectiveTimeoutMs: z.number().int().positive().default(600_000),
+    collectiveTimeoutMs: z.number().int().positive().default(RING_TIMEOUT_DEFAULTS.collectiveTimeoutMs),
     /** Size of the pipelined pieces of an allreduce. */
     chunkBytes: z.number().int().min(1024).default(MiB),
     /** Tensor fusion: many tensors are packed into buffers of up to this many bytes. */
@@ -47,6 +54,7 @@ export const ringOptionsSchema = z
   });
 
 export type RingOptionsInput = z.input<typeof ringOptionsSchema>;
+
 export type RingOptions = z.output<typeof ringOptionsSchema>;
 
 export function parseRingOptions(input: RingOptionsInput): RingOptions {
