@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// Writes the job spec's JSON Schema (src/client/job-spec.ts) to spark-plugin/sparkring/job-spec.schema.json,
-// which the Python side's tests check against. Run after changing the schema: npm run spec-schema.
+// Writes the job specs' JSON Schemas (src/client/job-spec.ts) to spark-plugin/sparkring/<name>.schema.json,
+// which the Python side's tests check against. Run after changing a schema: npm run spec-schema.
 import { writeFileSync } from 'node:fs';
-import { jobSpecJsonSchema } from '../dist/src/client/job-spec.js';
+import { specJsonSchemas } from '../dist/src/client/job-spec.js';
 
-const path = new URL('../spark-plugin/sparkring/job-spec.schema.json', import.meta.url);
-writeFileSync(path, `${JSON.stringify(jobSpecJsonSchema(), null, 2)}\n`);
-console.log(`wrote ${path.pathname}`);
+for (const [name, schema] of Object.entries(specJsonSchemas())) {
+  const path = new URL(`../spark-plugin/sparkring/${name}.schema.json`, import.meta.url);
+  writeFileSync(path, `${JSON.stringify(schema, null, 2)}\n`);
+  console.log(`wrote ${path.pathname}`);
+}

@@ -29,8 +29,17 @@ from sparkring.spec import RedisEndpoint
 ROUND_SCHEMA = "executor string, trials string"
 
 
+# Fields of search-spec.schema.json that only the client reads back.
+CLIENT_ONLY = ("kind",)
+# How long the driver waits, after the last trial, for the executors to go back (for the result's releaseMs).
+RELEASE_TIMEOUT_S = 60.0
+
+
 @dataclass(frozen=True)
 class SearchSpec:
+    """spec.json of a search as src/client/job-spec.ts writes it (search-spec.schema.json): every
+    field is written, so none has a default here."""
+
     run_id: str
     name: str
     entry: str
@@ -53,11 +62,9 @@ class SearchSpec:
     max_failed_rounds: int
     idle_round_leases: int
     # The run's secret: the driver signs its result on the event stream with it.
-    secret: str = ""
-    release_timeout_s: float = 60.0
-    run_dir: Optional[str] = None
-    bundle: Optional[str] = None  # as JobSpec.bundle
-    tf_backend: str = "auto"  # as JobSpec.tf_backend
+    secret: str
+    bundle: Optional[str]  # as JobSpec.bundle
+    tf_backend: str  # auto | native | cpu (src/runtime/backend.ts)
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "SearchSpec":
@@ -73,7 +80,7 @@ class SearchSpec:
             trial_main=str(d["trialMain"]),
             experiments=str(d["experiments"]),
             result_path=str(d["resultPath"]),
-            redis=RedisEndpoint(str(redis["url"]), str(redis["stream"]), redis.get("ca")),
+            redis=RedisEndpoint(str(redis["url"]), str(redis["stream"]), redis["ca"]),
             pending_key=str(keys["pending"]),
             running_key=str(keys["running"]),
             client_key=str(keys["client"]),
@@ -83,11 +90,9 @@ class SearchSpec:
             exclude_after=int(d["excludeAfter"]),
             max_failed_rounds=int(d["maxFailedRounds"]),
             idle_round_leases=int(d["idleRoundLeases"]),
-            secret=str(d.get("secret", "")),
-            release_timeout_s=float(d.get("releaseTimeoutS", 60)),
-            run_dir=d.get("runDir"),
-            bundle=d.get("bundle"),
-            tf_backend=str(d.get("tfBackend") or "auto"),
+            secret=str(d["secret"]),
+            bundle=d["bundle"],
+            tf_backend=str(d["tfBackend"]),
         )
 
 
@@ -249,7 +254,7 @@ def run(spec: SearchSpec) -> dict[str, Any]:
     sc = spark.sparkContext
     sc.setLogLevel("ERROR")
     app_id = sc.applicationId
-    run_dir = spec.run_dir or experiment_dir(spec.experiments, app_id, spec.name)
+    run_dir = experiment_dir(spec.experiments, app_id, spec.name)
     os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
     events.send("driver", stage="started", appId=app_id, dir=run_dir)
     result: dict[str, Any] = {
@@ -300,7 +305,7 @@ def run(spec: SearchSpec) -> dict[str, Any]:
             last_round_end = time.time()
         result["rounds"] = rounds
         result["lastTrialEndAt"] = int((last_round_end or time.time()) * 1000)
-        gone = watch.wait_all_gone(spec.release_timeout_s)
+        gone = watch.wait_all_gone(RELEASE_TIMEOUT_S)
         result["releaseMs"] = None if gone is None or last_round_end is None else max(0.0, gone - last_round_end) * 1000
         events.send("driver", stage="released", releaseMs=result["releaseMs"])
         result["ok"] = True

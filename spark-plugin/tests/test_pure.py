@@ -98,11 +98,14 @@ def test_search_spec_reads_what_the_client_writes() -> None:
             "excludeAfter": 2,
             "maxFailedRounds": 3,
             "idleRoundLeases": 2,
+            "secret": "s",
+            "bundle": None,
+            "tfBackend": "auto",
         }
     )
     assert spec.max_failed_rounds == 3 and spec.idle_round_leases == 2
     assert (spec.pending_key, spec.running_key, spec.client_key) == ("p", "r", "c")
-    assert spec.redis.url == "redis://127.0.0.1:1" and spec.exclude_after == 2 and spec.run_dir is None
+    assert spec.redis.url == "redis://127.0.0.1:1" and spec.exclude_after == 2 and spec.bundle is None
 
 
 def test_executor_identity_outside_an_executor_falls_back_to_the_parent() -> None:

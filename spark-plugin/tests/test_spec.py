@@ -1,5 +1,6 @@
-"""spec.py against the job spec's contract, job-spec.schema.json (made from src/client/job-spec.ts by
-`npm run spec-schema`): a field the two sides disagree on fails here."""
+"""spec.py's JobSpec and search.py's SearchSpec against their contracts, job-spec.schema.json and
+search-spec.schema.json (made from src/client/job-spec.ts by `npm run spec-schema`): a field the two
+sides disagree on fails here."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ import re
 import typing
 from typing import Any
 
-import sparkring
-from sparkring.spec import CLIENT_ONLY, JobSpec
+import pytest
 
-SCHEMA_PATH = os.path.join(os.path.dirname(sparkring.__file__), "job-spec.schema.json")
+import sparkring
+from sparkring import search, spec
+
+# Each spec class, its schema file, and the schema's fields only the client reads.
+SPECS = [(spec.JobSpec, "job-spec", spec.CLIENT_ONLY), (search.SearchSpec, "search-spec", search.CLIENT_ONLY)]
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object"}
 
 
-def schema() -> dict[str, Any]:
-    with open(SCHEMA_PATH, encoding="utf-8") as f:
+def schema(name: str) -> dict[str, Any]:
+    with open(os.path.join(os.path.dirname(sparkring.__file__), f"{name}.schema.json"), encoding="utf-8") as f:
         return json.load(f)
 
 
@@ -44,34 +48,42 @@ def schema_types(prop: dict[str, Any]) -> set[str]:
     return found
 
 
-def test_every_field_python_reads_is_in_the_schema_required_and_of_its_type() -> None:
-    s = schema()
-    hints = typing.get_type_hints(JobSpec)
-    for f in dataclasses.fields(JobSpec):
+@pytest.mark.parametrize("cls,name,client_only", SPECS)
+def test_every_field_python_reads_is_in_the_schema_required_and_of_its_type(cls: Any, name: str, client_only: tuple[str, ...]) -> None:
+    s = schema(name)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
         key = camel(f.name)
-        assert key in s["properties"], f"spec.py reads {key}, which job-spec.schema.json does not have"
+        if key not in s["properties"] and f.name.endswith("_key"):
+            continue  # SearchSpec's queue keys come from queueKeys, checked below
+        assert key in s["properties"], f"{cls.__name__} reads {key}, which {name}.schema.json does not have"
         assert key in s["required"], f"{key} is optional in the schema; spec.py reads it as written"
         want = schema_types(s["properties"][key])
         have = json_types(hints[f.name])
         if "number" in have:
             have |= {"integer"}
-        assert want <= have, f"{key}: the schema says {sorted(want)}, spec.py reads {sorted(have)}"
+        assert want <= have, f"{key}: the schema says {sorted(want)}, {cls.__name__} reads {sorted(have)}"
 
 
-def test_every_schema_field_is_read_by_python_or_named_as_the_clients_own() -> None:
-    read = {camel(f.name) for f in dataclasses.fields(JobSpec)}
-    for key in schema()["properties"]:
-        assert key in read or key in CLIENT_ONLY, f"job-spec.schema.json has {key}: read it in spec.py or add it to CLIENT_ONLY"
+@pytest.mark.parametrize("cls,name,client_only", SPECS)
+def test_every_schema_field_is_read_by_python_or_named_as_the_clients_own(cls: Any, name: str, client_only: tuple[str, ...]) -> None:
+    read = {camel(f.name) for f in dataclasses.fields(cls)}
+    if cls is search.SearchSpec:
+        read.add("queueKeys")
+        assert set(schema(name)["properties"]["queueKeys"]["properties"]) == {"pending", "running", "client"}
+    for key in schema(name)["properties"]:
+        assert key in read or key in client_only, f"{name}.schema.json has {key}: read it in {cls.__name__} or add it to CLIENT_ONLY"
 
 
-def test_python_has_no_defaults_of_its_own() -> None:
-    # The client writes every field; defaults live once, in src/client/options.ts.
-    with_default = [f.name for f in dataclasses.fields(JobSpec) if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]
+@pytest.mark.parametrize("cls,name,client_only", SPECS)
+def test_python_has_no_defaults_of_its_own(cls: Any, name: str, client_only: tuple[str, ...]) -> None:
+    # The client writes every field; defaults live once, in src/client/options.ts and launch-options.ts.
+    with_default = [f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]
     assert with_default == []
 
 
 def test_spec_reads_a_complete_spec() -> None:
-    spec = JobSpec.from_dict(
+    job = spec.JobSpec.from_dict(
         {
             "runId": "r",
             "name": "n",
@@ -97,5 +109,5 @@ def test_spec_reads_a_complete_spec() -> None:
             "heartbeatTimeoutMs": 60000,
         }
     )
-    assert spec.workers == 2 and spec.redis is not None and spec.redis.url == "redis://127.0.0.1:5" and spec.gpus_per_worker == 1
-    assert spec.data is None and spec.attempt == 0 and spec.worker == {"peerTimeoutMs": 30000}
+    assert job.workers == 2 and job.redis is not None and job.redis.url == "redis://127.0.0.1:5" and job.gpus_per_worker == 1
+    assert job.data is None and job.attempt == 0 and job.worker == {"peerTimeoutMs": 30000}

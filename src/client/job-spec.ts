@@ -1,8 +1,9 @@
 /**
- * The job spec: the spec.json a training run's driver and tasks read (spark-plugin/sparkring/spec.py).
- * This schema is the contract. `npm run spec-schema` writes it as JSON Schema to
- * spark-plugin/sparkring/job-spec.schema.json, and the tests of both sides check against that file.
- * The client writes every field, so defaults live only in the options (client/options.ts).
+ * The job specs: the spec.json a training run's driver and tasks read (spark-plugin/sparkring/spec.py
+ * JobSpec), and a search's (search.py SearchSpec). These schemas are the contract. `npm run
+ * spec-schema` writes them as JSON Schema to spark-plugin/sparkring/{job,search}-spec.schema.json,
+ * and the tests of both sides check against those files. The client writes every field, so
+ * defaults live only in the options (client/options.ts, client/launch-options.ts).
  *
  * `worker` holds what the task hands its Node worker as it is (runtime/control.ts `initMessage`):
  * a setting only the worker reads is added here and there, and nowhere in Python.
@@ -15,6 +16,7 @@ import type { ResolvedAllreduceOptions } from './options.js';
 import type { SparkPaths } from './paths.js';
 
 const positiveInt = z.number().int().positive();
+const redisEndpoint = z.object({ url: z.string(), stream: z.string(), ca: z.string().nullable() });
 
 export const workerSettingsSchema = z.object({
   /** --ring-interface: an interface name or a subnet (runtime/ring-address.ts); null: the executor's address. */
@@ -45,7 +47,7 @@ export const jobSpecSchema = z.object({
   hparams: z.record(z.string(), z.unknown()),
   gpusPerWorker: z.number().nonnegative(),
   slotWaitSeconds: z.number().positive(),
-  redis: z.object({ url: z.string(), stream: z.string(), ca: z.string().nullable() }).nullable(),
+  redis: redisEndpoint.nullable(),
   worker: workerSettingsSchema,
   releaseExecutors: z.boolean(),
   master: z.string().nullable(),
@@ -104,7 +106,37 @@ export function jobSpec(
   };
 }
 
-/** The JSON Schema of the spec, as spark-plugin/sparkring/job-spec.schema.json holds it. */
-export function jobSpecJsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(jobSpecSchema) as Record<string, unknown>;
+export const searchSpecSchema = z.object({
+  kind: z.literal('search'),
+  runId: z.string(),
+  name: z.string(),
+  entry: z.string(),
+  executors: positiveInt,
+  node: z.string(),
+  agentMain: z.string(),
+  trialMain: z.string(),
+  bundle: z.string().nullable(),
+  experiments: z.string(),
+  resultPath: z.string(),
+  secret: z.string(),
+  redis: redisEndpoint,
+  /** The trial queue's keys (hpo/queue.ts) the driver reads to size its rounds. */
+  queueKeys: z.object({ pending: z.string(), running: z.string(), client: z.string() }),
+  metric: z.string(),
+  /** The trial retry rules (hpo/retry-policy.ts). */
+  leaseMs: positiveInt,
+  maxTrialAttempts: positiveInt,
+  excludeAfter: positiveInt,
+  maxFailedRounds: positiveInt,
+  idleRoundLeases: positiveInt,
+  tfBackend: z.enum(['auto', 'native', 'cpu']),
+});
+export type SearchSpec = z.infer<typeof searchSpecSchema>;
+
+/** The JSON Schemas, as spark-plugin/sparkring/<name>.schema.json holds them. */
+export function specJsonSchemas(): Record<'job-spec' | 'search-spec', Record<string, unknown>> {
+  return {
+    'job-spec': z.toJSONSchema(jobSpecSchema) as Record<string, unknown>,
+    'search-spec': z.toJSONSchema(searchSpecSchema) as Record<string, unknown>,
+  };
 }

@@ -19,6 +19,7 @@ import { type DriverError, driverError } from './driver-error.js';
 import { readDriverResult } from './driver-result.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
+import type { SearchSpec } from './job-spec.js';
 import {
   type LaunchOptions,
   type ResolvedLaunchOptions,
@@ -115,7 +116,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
     const resultPath = join(staging, 'result.json');
     const bundle = await shipRuntime(o, paths, staging, say);
     const entry = await workerEntry(o.entry, bundle, staging);
-    const spec = {
+    const spec: SearchSpec = {
       kind: 'search',
       runId,
       name: o.name,
@@ -128,7 +129,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
       experiments: o.experiments,
       resultPath,
       secret,
-      redis: redis.endpoint,
+      redis: { url: redis.endpoint.url, stream: redis.endpoint.stream, ca: redis.endpoint.ca ?? null },
       queueKeys: queue.keys(),
       metric: o.metric,
       leaseMs: o.leaseMs,

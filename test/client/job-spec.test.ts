@@ -5,16 +5,16 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { jobSpec, jobSpecJsonSchema, jobSpecSchema } from '../../src/client/job-spec.js';
+import { jobSpec, jobSpecSchema, type SearchSpec, searchSpecSchema, specJsonSchemas } from '../../src/client/job-spec.js';
 import { resolveAllreduceOptions } from '../../src/client/options.js';
 import { sparkPaths } from '../../src/client/paths.js';
 import { PYTHON, ROOT } from '../helpers/spark.js';
 
-const SCHEMA_FILE = `${ROOT}spark-plugin/sparkring/job-spec.schema.json`;
-
 describe('the job spec', () => {
-  it('job-spec.schema.json is the schema as it is now (else: npm run spec-schema)', () => {
-    expect(JSON.parse(readFileSync(SCHEMA_FILE, 'utf8'))).toEqual(jobSpecJsonSchema());
+  it('the schema files are the schemas as they are now (else: npm run spec-schema)', () => {
+    for (const [name, schema] of Object.entries(specJsonSchemas())) {
+      expect(JSON.parse(readFileSync(`${ROOT}spark-plugin/sparkring/${name}.schema.json`, 'utf8')), name).toEqual(schema);
+    }
   });
 
   it('what the client writes fits the schema, and spec.py reads every field it needs from it', () => {
@@ -55,5 +55,44 @@ describe('the job spec', () => {
         tfBackend: 'auto',
       },
     });
+  });
+
+  it('a search spec fits its schema, and search.py reads it', () => {
+    const spec: SearchSpec = {
+      kind: 'search',
+      runId: 'r2',
+      name: 'quad',
+      entry: '/tmp/stage/entry.mjs',
+      executors: 2,
+      node: '/usr/bin/node',
+      agentMain: '/a.js',
+      trialMain: '/t.js',
+      bundle: null,
+      experiments: '/tmp/x',
+      resultPath: '/tmp/r.json',
+      secret: 's',
+      redis: { url: 'redis://10.0.0.1:6379', stream: 'st', ca: null },
+      queueKeys: { pending: 'p', running: 'r', client: 'c' },
+      metric: 'loss',
+      leaseMs: 2000,
+      maxTrialAttempts: 3,
+      excludeAfter: 3,
+      maxFailedRounds: 3,
+      idleRoundLeases: 2,
+      tfBackend: 'auto',
+    };
+    expect(searchSpecSchema.parse(spec)).toEqual(spec);
+    const read = JSON.parse(
+      execFileSync(
+        PYTHON,
+        [
+          '-c',
+          'import dataclasses, json, sys; from sparkring.search import SearchSpec; print(json.dumps(dataclasses.asdict(SearchSpec.from_dict(json.loads(sys.argv[1])))))',
+          JSON.stringify(spec),
+        ],
+        { cwd: `${ROOT}spark-plugin`, encoding: 'utf8' },
+      ),
+    );
+    expect(read).toMatchObject({ run_id: 'r2', pending_key: 'p', lease_ms: 2000, max_failed_rounds: 3, idle_round_leases: 2 });
   });
 });

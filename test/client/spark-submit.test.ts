@@ -1,0 +1,65 @@
+/** The spark-submit command line a run gets (pure: no Spark is started). */
+import { describe, expect, it } from 'vitest';
+import type { SparkPaths } from '../../src/client/paths.js';
+import { sparkSubmitArgs } from '../../src/client/spark-submit.js';
+
+const paths = { python: '/venv/bin/python' } as SparkPaths;
+const program = ['/plugin/sparkring_submit.py', '/stage/spec-0.json'];
+
+/** The --conf pairs of a command line, as an object. */
+function confOf(args: string[]): Record<string, string> {
+  const conf: Record<string, string> = {};
+  args.forEach((a, i) => {
+    if (a !== '--conf') return;
+    const [k, ...v] = (args[i + 1] as string).split('=');
+    conf[k as string] = v.join('=');
+  });
+  return conf;
+}
+
+describe('sparkSubmitArgs', () => {
+  it('a training run: the embedded master by default, dynamic allocation off, the program last', () => {
+    const args = sparkSubmitArgs({ workers: 3, gpusPerWorker: 0, sparkConf: {} }, paths, program);
+    expect(args.slice(0, 2)).toEqual(['--master', 'local-cluster[3,1,1024]']);
+    expect(args.slice(-2)).toEqual(program);
+    expect(confOf(args)).toMatchObject({
+      'spark.dynamicAllocation.enabled': 'false',
+      'spark.pyspark.python': '/venv/bin/python',
+      'spark.executor.memory': '512m',
+    });
+  });
+
+  it("a search keeps dynamic allocation on, with the retry policy's Spark settings", () => {
+    const conf = confOf(
+      sparkSubmitArgs({ workers: 2, gpusPerWorker: 0, sparkConf: {}, search: true, master: 'spark://m:7077' }, paths, program),
+    );
+    expect(conf).toMatchObject({
+      'spark.dynamicAllocation.enabled': 'true',
+      'spark.dynamicAllocation.maxExecutors': '2',
+      'spark.excludeOnFailure.enabled': 'true',
+      'spark.task.maxFailures': '8',
+    });
+    expect(conf['spark.executor.memory']).toBeUndefined();
+  });
+
+  it("YARN gets its queue, one executor per worker and the archives; GPUs and the user's settings win", () => {
+    const args = sparkSubmitArgs(
+      {
+        workers: 2,
+        master: 'yarn',
+        queue: 'ml',
+        gpusPerWorker: 0.5,
+        archives: ['/stage/runtime.tgz#sparkring-runtime'],
+        sparkConf: { 'spark.executor.instances': '4' },
+      },
+      paths,
+      program,
+    );
+    expect(args.slice(0, 6)).toEqual(['--master', 'yarn', '--queue', 'ml', '--archives', '/stage/runtime.tgz#sparkring-runtime']);
+    expect(confOf(args)).toMatchObject({
+      'spark.executor.instances': '4',
+      'spark.task.resource.gpu.amount': '0.5',
+      'spark.executor.resource.gpu.amount': '1',
+    });
+  });
+});
