@@ -59,7 +59,7 @@ export class SearchProgress {
     switch (e.stage) {
       case 'started':
         this.say(
-          `sparkring: ${which} started on ${e.executor}${(e.attempt ?? 1) > 1 ? ` (attempt ${e.attempt} of ${this.maxAttempts})` : ''}: ${hparamsText(e.hparams)}`,
+          `sparkring: ${which} started on ${e.executor}${(e.attempt ?? 0) > 0 ? ` (attempt ${(e.attempt ?? 0) + 1} of ${this.maxAttempts})` : ''}: ${hparamsText(e.hparams)}`,
         );
         break;
       case 'done':
@@ -69,11 +69,11 @@ export class SearchProgress {
         break;
       case 'requeued':
         this.say(
-          `sparkring: ${which} failed on ${e.executor} (attempt ${e.attempt} of ${this.maxAttempts}), back in the queue: ${e.error}`,
+          `sparkring: ${which} failed on ${e.executor} (attempt ${(e.attempt ?? 0) + 1} of ${this.maxAttempts}), back in the queue: ${e.error}`,
         );
         break;
       case 'failed':
-        this.say(`sparkring: ${which} failed after ${e.attempt} attempts: ${e.error}`);
+        this.say(`sparkring: ${which} failed after ${(e.attempt ?? 0) + 1} attempts: ${e.error}`);
         break;
       case 'lost':
         this.say(`sparkring: ${which} lost its lease on ${e.executor}; it runs again elsewhere`);

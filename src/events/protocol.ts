@@ -30,6 +30,7 @@ export type RunEvent =
       type: 'trial';
       stage: 'started' | 'done' | 'requeued' | 'failed' | 'lost' | 'excluded';
       id?: string;
+      /** 0 for the trial's first try. */
       attempt?: number;
       executor: string;
       hparams?: Record<string, unknown>;

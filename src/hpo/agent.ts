@@ -159,7 +159,7 @@ class Agent {
       if (await this.queue.complete(c.id, this.owner, record)) {
         await writeFile(
           join(dir, 'result.json'),
-          `${JSON.stringify({ id: c.id, status: 'done', attempts: c.attempt, ...record }, null, 2)}\n`,
+          `${JSON.stringify({ id: c.id, status: 'done', attempts: c.attempt + 1, ...record }, null, 2)}\n`,
         );
         endSession(dir, 'done');
         this.event('trial', {
@@ -182,7 +182,7 @@ class Agent {
     if (verdict === 'failed') {
       await writeFile(
         join(dir, 'result.json'),
-        `${JSON.stringify({ id: c.id, status: 'failed', attempts: c.attempt, error, executor: this.owner }, null, 2)}\n`,
+        `${JSON.stringify({ id: c.id, status: 'failed', attempts: c.attempt + 1, error, executor: this.owner }, null, 2)}\n`,
       );
       endSession(dir, 'failed');
     }

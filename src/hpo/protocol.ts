@@ -70,7 +70,7 @@ export interface TrialMessage {
   id: string;
   entry: string;
   hparams: Record<string, unknown>;
-  /** 1 for the first try of this trial. */
+  /** 0 for the first try of this trial (ctx.attempt, as a run's). */
   attempt: number;
   dir: string;
   metric: string;

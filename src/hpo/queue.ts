@@ -24,6 +24,7 @@ export interface TrialRecord {
 export interface Claim {
   id: string;
   hparams: Hparams;
+  /** 0 for the first try, as a run's attempt and ctx.attempt; the trial's `attempts` counts tries. */
   attempt: number;
 }
 
@@ -136,7 +137,7 @@ export class TrialQueue {
       await this.redis.srem(this.key('running'), String(r[0]));
       return this.claim(owner, evenIfFailedHere);
     }
-    return { id: r[0], hparams: hparams as Hparams, attempt: Number(r[2]) };
+    return { id: r[0], hparams: hparams as Hparams, attempt: Number(r[2]) - 1 };
   }
 
   /** Extends the lease; false when it was lost (the trial went back to the queue): stop the trial. */

@@ -44,7 +44,7 @@ try {
   const t = await started;
   const train = await loadEntry(t.entry);
   const checkpoints = new Checkpoints(t.dir, 0);
-  const resumedStep = t.attempt > 1 ? ((await checkpoints.load())?.reportedStep ?? 0) : 0;
+  const resumedStep = t.attempt > 0 ? ((await checkpoints.load())?.reportedStep ?? 0) : 0;
   let steps = resumedStep;
   let last: number | undefined;
   /** The TensorFlow the trial loaded, once it touched ctx.tf. */
@@ -52,7 +52,7 @@ try {
   const { ctx, close } = createContext({
     rank: 0,
     worldSize: 1,
-    attempt: t.attempt - 1,
+    attempt: t.attempt,
     gpus: t.gpus,
     hparams: t.hparams,
     data: PartitionData.empty(),

@@ -68,12 +68,12 @@ describe('the trial queue on Redis', () => {
   it('a lost executor (its lease expires) gives the trial back; its late report is refused', async () => {
     const q = await queueOf(1, { ...POLICY, leaseMs: 200 });
     const first = await q.claim('exec-1');
-    expect(first?.attempt).toBe(1);
+    expect(first?.attempt).toBe(0);
     await new Promise((r) => setTimeout(r, 400));
     expect(await q.renew('0', 'exec-1')).toBe(false);
     expect(await q.reap()).toEqual(['0']);
     const again = await q.claim('exec-2');
-    expect(again).toMatchObject({ id: '0', attempt: 2 });
+    expect(again).toMatchObject({ id: '0', attempt: 1 });
     expect(await q.complete('0', 'exec-1', 'late')).toBe(false);
     expect(await q.complete('0', 'exec-2', 'final')).toBe(true);
     expect(await q.complete('0', 'exec-2', 'twice')).toBe(false);
