@@ -10,6 +10,12 @@ import { resolveAllreduceOptions } from '../../src/client/options.js';
 import { sparkPaths } from '../../src/client/paths.js';
 import { PYTHON, ROOT } from '../helpers/spark.js';
 
+/** `cls.from_dict(spec)` of the Python module, as a plain object (dataclasses.asdict). */
+function readInPython(module: string, cls: string, spec: unknown): Record<string, unknown> {
+  const script = `import dataclasses, json, sys; from ${module} import ${cls}; print(json.dumps(dataclasses.asdict(${cls}.from_dict(json.loads(sys.argv[1])))))`;
+  return JSON.parse(execFileSync(PYTHON, ['-c', script, JSON.stringify(spec)], { cwd: `${ROOT}spark-plugin`, encoding: 'utf8' }));
+}
+
 describe('the job spec', () => {
   it('the schema files are the schemas as they are now (else: npm run spec-schema)', () => {
     for (const [name, schema] of Object.entries(specJsonSchemas())) {
@@ -29,17 +35,7 @@ describe('the job spec', () => {
       entry: '/tmp/stage/entry.mjs',
     });
     expect(jobSpecSchema.parse(spec)).toEqual(spec);
-    const read = JSON.parse(
-      execFileSync(
-        PYTHON,
-        [
-          '-c',
-          'import dataclasses, json, sys; from sparkring.spec import JobSpec; print(json.dumps(dataclasses.asdict(JobSpec.from_dict(json.loads(sys.argv[1])))))',
-          JSON.stringify(spec),
-        ],
-        { cwd: `${ROOT}spark-plugin`, encoding: 'utf8' },
-      ),
-    );
+    const read = readInPython('sparkring.spec', 'JobSpec', spec);
     expect(read).toMatchObject({
       run_id: 'r1',
       attempt: 1,
@@ -82,17 +78,7 @@ describe('the job spec', () => {
       tfBackend: 'auto',
     };
     expect(searchSpecSchema.parse(spec)).toEqual(spec);
-    const read = JSON.parse(
-      execFileSync(
-        PYTHON,
-        [
-          '-c',
-          'import dataclasses, json, sys; from sparkring.search import SearchSpec; print(json.dumps(dataclasses.asdict(SearchSpec.from_dict(json.loads(sys.argv[1])))))',
-          JSON.stringify(spec),
-        ],
-        { cwd: `${ROOT}spark-plugin`, encoding: 'utf8' },
-      ),
-    );
+    const read = readInPython('sparkring.search', 'SearchSpec', spec);
     expect(read).toMatchObject({ run_id: 'r2', pending_key: 'p', lease_ms: 2000, max_failed_rounds: 3, idle_round_leases: 2 });
   });
 });
