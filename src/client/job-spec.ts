@@ -58,6 +58,11 @@ export const jobSpecSchema = z.object({
 });
 export type JobSpec = z.infer<typeof jobSpecSchema>;
 
+/** The run's Redis as a spec holds it (every field written). */
+export function specRedis(e: RedisEndpoint): z.infer<typeof redisEndpoint> {
+  return { url: e.url, stream: e.stream, ca: e.ca ?? null };
+}
+
 /** The spec of one attempt of a run. */
 export function jobSpec(
   o: ResolvedAllreduceOptions,
@@ -90,7 +95,7 @@ export function jobSpec(
     hparams: o.hparams,
     gpusPerWorker: o.gpusPerWorker,
     slotWaitSeconds: o.slotWaitSeconds,
-    redis: run.redis ? { url: run.redis.url, stream: run.redis.stream, ca: run.redis.ca ?? null } : null,
+    redis: run.redis ? specRedis(run.redis) : null,
     worker: {
       ringInterface: o.ringInterface ?? null,
       peerTimeoutMs: o.peerTimeoutMs,

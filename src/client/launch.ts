@@ -19,7 +19,7 @@ import { type DriverError, driverError } from './driver-error.js';
 import { readDriverResult } from './driver-result.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
-import type { SearchSpec } from './job-spec.js';
+import { type SearchSpec, specRedis } from './job-spec.js';
 import {
   type LaunchOptions,
   type ResolvedLaunchOptions,
@@ -129,7 +129,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
       experiments: o.experiments,
       resultPath,
       secret,
-      redis: { url: redis.endpoint.url, stream: redis.endpoint.stream, ca: redis.endpoint.ca ?? null },
+      redis: specRedis(redis.endpoint),
       queueKeys: queue.keys(),
       metric: o.metric,
       leaseMs: o.leaseMs,

@@ -11,7 +11,7 @@ export class Progress {
   readonly ringFormedAt = new Map<number, number>();
   /** Each worker's TensorFlow backend, as it reported it (runtime/backend.ts). */
   readonly backends = new Map<number, string>();
-  readonly errors: Array<{ rank: number; message: string; stack?: string; name?: string; code?: string }> = [];
+  readonly errors: Array<{ rank: number; message: string; stack?: string; code?: string }> = [];
   /** Every metrics event, in arrival order, with the attempt it came from. */
   readonly records: Array<MetricRecord & { attempt: number }> = [];
   /** When each worker still training was last heard from (client clock). */
@@ -104,7 +104,6 @@ export class Progress {
           rank: e.rank,
           message: e.message,
           stack: e.stack ?? undefined,
-          name: e.name ?? undefined,
           code: e.code ?? undefined,
         });
         return;
