@@ -1,10 +1,10 @@
 // One Node process, no Spark: the train benchmark's models on the TensorFlow that runtime/backend.ts
 // picks for a task given GPUS (bench/gpu-check.sh runs it on a GPU machine). Prints one JSON line.
-//   node bench/solo-train.mjs MODELS [GPUS]      e.g. cnn 0
+//   node bench/solo-train.mjs MODELS [GPUS] [STEPS]   e.g. cnn 0, or cnn '' '{"warmup":{"cnn":3},"steps":{"cnn":40}}'
 import { loadTf } from '../dist/src/runtime/backend.js';
 import train from './entries/train-models.mjs';
 
-const [models = 'cnn', gpus = ''] = process.argv.slice(2);
+const [models = 'cnn', gpus = '', steps] = process.argv.slice(2);
 const loaded = await loadTf(gpus ? gpus.split(',') : [], 'native');
 const names = models.split(',');
 const ctx = {
@@ -16,10 +16,11 @@ const ctx = {
     batch: 128,
     warmup: { mlp: 10, cnn: 5 },
     steps: { mlp: 200, cnn: 50 },
+    ...(steps ? JSON.parse(steps) : {}),
   },
   syncWeights: async () => undefined,
   allreduce: async (grads) => grads,
   barrier: async () => undefined,
 };
 const result = await train(ctx);
-console.log(JSON.stringify({ backend: loaded.backend, library: loaded.library, ...result }));
+console.log(JSON.stringify({ ...result, backend: loaded.backend, library: loaded.library }));

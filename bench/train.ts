@@ -22,13 +22,13 @@ export type TrainBackend = (typeof TRAIN_BACKENDS)[number];
 const BATCH = 128;
 /** Warm-up and timed steps: pure-JS takes over a minute for one CNN step (reference E). */
 const STEPS: Record<TrainBackend, { warmup: Record<TrainModel, number>; steps: Record<TrainModel, number> }> = {
-  native: { warmup: { mlp: 5, cnn: 3 }, steps: { mlp: 60, cnn: 20 } },
+  native: { warmup: { mlp: 5, cnn: 3 }, steps: { mlp: 100, cnn: 40 } },
   wasm: { warmup: { mlp: 2, cnn: 1 }, steps: { mlp: 10, cnn: 2 } },
   cpu: { warmup: { mlp: 1, cnn: 0 }, steps: { mlp: 3, cnn: 1 } },
 };
 
 export interface TrainRow {
-  impl: 'sparkring' | 'keras-eager' | 'keras';
+  impl: 'sparkring' | 'independent' | 'keras-eager' | 'keras';
   model: TrainModel;
   workers: number;
   backend: string;
@@ -116,6 +116,12 @@ export async function trainBench(
         });
       }
     }
+    if (o.backends.includes('native')) {
+      for (const workers of o.workers.filter((w) => w > 1)) {
+        progress(`independent: ${workers} Node processes training alone at once, no Spark, no ring (the machine's ceiling)`);
+        rows.push(...(await independentRows(o.models, workers)));
+      }
+    }
     progress('keras: the same models in one Python process on the same TensorFlow (1 thread)');
     const keras = await execa(
       sparkPaths().python,
@@ -133,7 +139,7 @@ export async function trainBench(
         r.impl === impl &&
         r.model === model &&
         r.workers === workers &&
-        (impl !== 'sparkring' || r.backend.startsWith('tensorflow')),
+        (!impl.match(/^(sparkring|independent)$/) || r.backend.startsWith('tensorflow')),
     )?.samples_per_s ?? null;
   const ratio = (a: number | null, b: number | null) => (a && b ? round(a / b, 2) : null);
   const goals = Object.fromEntries(
@@ -143,8 +149,39 @@ export async function trainBench(
         one_worker_vs_keras_eager: ratio(find('sparkring', m), find('keras-eager', m)),
         one_worker_vs_keras: ratio(find('sparkring', m), find('keras', m)),
         two_workers_vs_one: ratio(find('sparkring', m, 2), find('sparkring', m)),
+        // What two processes that never talk reach on these cores: no data-parallel run can beat it.
+        independent_two_vs_one: ratio(find('independent', m, 2), find('sparkring', m)),
+        two_workers_vs_independent: ratio(find('sparkring', m, 2), find('independent', m, 2)),
       },
     ]),
   );
   return { bench: 'train', batch: BATCH, rows, goals };
+}
+
+/**
+ * `workers` copies of bench/solo-train.mjs at once, each one TensorFlow thread, with the steps of
+ * the sparkring rows: the speedup this machine gives processes that share nothing but its cores
+ * (caches, memory bandwidth, the hypervisor's neighbours).
+ */
+async function independentRows(models: TrainModel[], workers: number): Promise<TrainRow[]> {
+  const env = { TF_NUM_INTRAOP_THREADS: '1', TF_NUM_INTEROP_THREADS: '1', TF_CPP_MIN_LOG_LEVEL: '2' };
+  const { warmup, steps } = STEPS.native;
+  const args = [packageFile('bench/solo-train.mjs'), models.join(','), '', JSON.stringify({ warmup, steps })];
+  const outs = await Promise.all(Array.from({ length: workers }, () => execa(process.execPath, args, { env })));
+  const results = outs.map(
+    (o) => JSON.parse(o.stdout.trim().split('\n').at(-1) as string) as { backend: string; rows: EntryRow[] },
+  );
+  return models.map((model) => {
+    const each = results.map((r) => r.rows.find((row) => row.model === model)?.samples_per_s);
+    return {
+      impl: 'independent',
+      model,
+      workers,
+      backend: results[0]?.backend ?? 'native',
+      threads: 1,
+      samples_per_s: each.every((v) => v !== undefined)
+        ? round(each.reduce((a, b) => (a as number) + (b as number), 0) as number)
+        : null,
+    };
+  });
 }
