@@ -9,4 +9,6 @@ export { SearchSpaceError } from './hpo/space.js';
 export type { TrainContext } from './runtime/context.js';
 export type { Batch, BatchOptions, PartitionData } from './runtime/data.js';
 export { DataColumnError } from './runtime/data.js';
+export type { FitCallback, FitOptions, History } from './runtime/fit/fit.js';
+export type { ModelSignature, SaveModelOptions } from './runtime/fit/save-model.js';
 export type { DistributedOptimizer } from './runtime/tfjs.js';

@@ -14,7 +14,7 @@ import time
 import traceback
 from typing import Any, Callable, Optional
 
-from sparkring.codes import DATA_PATH, DYNAMIC_ALLOCATION, EXECUTOR_LOST, SLOTS, SPARK
+from sparkring.codes import DATA_COLUMN, DATA_PATH, DYNAMIC_ALLOCATION, EXECUTOR_LOST, SLOTS, SPARK
 from sparkring.errors import JOB_WIDE, JobError, error_report, find_failure
 from sparkring.events import EventSender, signed_result
 from sparkring.executors import executor_ids, release_executors
@@ -78,6 +78,18 @@ def load_frame(spark: Any, spec: JobSpec) -> Any:
         raise JobError(f"cannot read --data {path}: {first}", DATA_PATH) from None
 
 
+def partitioned(df: Any, spec: JobSpec) -> Any:
+    """The frame as the barrier stage's W partitions, one per worker."""
+    if spec.partition_by is None:
+        return df.repartition(spec.workers)
+    if spec.partition_by not in df.columns:
+        raise JobError(
+            f"--partition-by {spec.partition_by}: no such column; the data has {', '.join(df.columns)}",
+            DATA_COLUMN,
+        )
+    return df.repartition(spec.workers, spec.partition_by)
+
+
 def run(spec: JobSpec) -> dict[str, Any]:
     from pyspark.sql import SparkSession
 
@@ -130,7 +142,7 @@ def run(spec: JobSpec) -> dict[str, Any]:
         task = make_task(spec, run_dir, schema, token, driver_host)
         started = time.time()
         sc.setJobGroup(job_group, f"sparkring {spec.name} attempt {spec.attempt + 1}")
-        rows = df.repartition(spec.workers).mapInArrow(task, RESULT_SCHEMA, barrier=True).collect()
+        rows = partitioned(df, spec).mapInArrow(task, RESULT_SCHEMA, barrier=True).collect()
         finished = time.time()
         per_rank = {int(r["rank"]): json.loads(r["result"]) for r in rows}
         result["ranks"] = [per_rank[k] for k in sorted(per_rank)]

@@ -37,6 +37,8 @@ class JobSpec:
     result_path: str
     attempt: int
     data: Optional[str]
+    # Rows with equal values of this column go to the same worker; None: dealt round-robin.
+    partition_by: Optional[str]
     hparams: dict[str, Any]
     gpus_per_worker: float
     slot_wait_seconds: float
@@ -64,6 +66,7 @@ class JobSpec:
             result_path=str(d["resultPath"]),
             attempt=int(d["attempt"]),
             data=d["data"],
+            partition_by=d["partitionBy"],
             hparams=dict(d["hparams"]),
             gpus_per_worker=float(d["gpusPerWorker"]),
             slot_wait_seconds=float(d["slotWaitSeconds"]),

@@ -97,6 +97,7 @@ def test_spec_reads_a_complete_spec() -> None:
             "resultPath": "/r.json",
             "attempt": 0,
             "data": None,
+            "partitionBy": None,
             "hparams": {},
             "gpusPerWorker": 1,
             "slotWaitSeconds": 30,

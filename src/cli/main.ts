@@ -188,6 +188,10 @@ withJobOptions(
     .argument('<entry>', 'training module (.ts or .js) whose default export is train(ctx)')
     .option('--workers <n>', 'number of workers (Spark barrier tasks)', positiveInt('--workers'), ALLREDUCE_DEFAULTS.workers)
     .option('--data <path>', 'parquet/csv/json/orc path partitioned across the workers')
+    .option(
+      '--partition-by <column>',
+      'rows with equal values of this column go to the same worker (default: dealt round-robin, near-equal partitions)',
+    )
     .option('--hp <key=value>', 'hyperparameter (repeatable); values are JSON when they parse', keyValue('--hp'), {})
     .option('--name <name>', 'run name (default: the entry file name)')
     .option('--master <url>', 'Spark master (default: embedded local-cluster[W,1,1024])')
@@ -239,6 +243,7 @@ withJobOptions(
       ...jobArgs(entry, o, interrupt.signal),
       workers: o.workers as number,
       data: o.data as string | undefined,
+      partitionBy: o.partitionBy as string | undefined,
       hparams: hp,
       gpusPerWorker: o.gpusPerWorker as number,
       maxAttempts: o.maxAttempts as number,

@@ -44,6 +44,7 @@ export const jobSpecSchema = z.object({
   /** 0 for the first attempt. */
   attempt: z.number().int().nonnegative(),
   data: z.string().nullable(),
+  partitionBy: z.string().nullable(),
   hparams: z.record(z.string(), z.unknown()),
   gpusPerWorker: z.number().nonnegative(),
   slotWaitSeconds: z.number().positive(),
@@ -92,6 +93,7 @@ export function jobSpec(
     resultPath: run.resultPath,
     attempt: run.attempt,
     data: o.data ?? null,
+    partitionBy: o.partitionBy ?? null,
     hparams: o.hparams,
     gpusPerWorker: o.gpusPerWorker,
     slotWaitSeconds: o.slotWaitSeconds,

@@ -76,6 +76,11 @@ export const allreduceOptionsSchema = z.object({
   workers: z.number().int().positive().default(2),
   /** A parquet (or .csv/.json/.orc) path Spark can read; without it each worker gets one row. */
   data: z.string().min(1).optional(),
+  /**
+   * Rows with equal values of this column go to the same worker (Spark's df.repartition(W, col));
+   * default: rows are dealt round-robin, so partitions are near-equal.
+   */
+  partitionBy: z.string().min(1).optional(),
   hparams: z.record(z.string(), z.unknown()).default({}),
   gpusPerWorker: z.number().nonnegative().default(0),
   maxAttempts: z.number().int().positive().default(1),

@@ -88,6 +88,7 @@ export async function rerun(
     sparkConf,
     workers: given(spec.workers),
     data: given(spec.data),
+    partitionBy: given(spec.partitionBy),
     hparams: given(spec.hparams),
     master: given(spec.master),
     queue: given(spec.queue),

@@ -57,6 +57,7 @@ try {
     hparams: t.hparams,
     data: PartitionData.empty(),
     logdir: join(t.dir, 'tensorboard'),
+    modelDir: join(t.dir, 'model'),
     tf: () => {
       loaded = loadTfSync(t.gpus, t.tfBackend);
       if (loaded.fallback) send({ type: 'log', line: `trains on pure-JS tfjs: ${loaded.fallback}` });

@@ -1,8 +1,10 @@
 /**
  * Checkpoints of a run: rank 0 saves the training state (JSON, typed arrays kept exactly) into
- * <run>/checkpoint/, atomically; any rank loads the last one. Retries resume from it.
+ * <run>/checkpoint/, atomically; any rank loads the last one. Retries resume from it. A state may
+ * come with a binary part (ctx.fit's weights and optimizer state): it is written first under a
+ * name of its own, which the state then names, so a crash leaves the last whole checkpoint.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const TYPED = '__sparkring_typed__';
@@ -55,6 +57,28 @@ export class Checkpoints {
     const saved: Saved = { state, reportedStep };
     await writeFile(`${file}.tmp`, JSON.stringify(saved, encode));
     await rename(`${file}.tmp`, file);
+  }
+
+  /** Saves `state` as save() does, after `bytes` under `name` (a name not used before). */
+  async saveWithBytes(state: unknown, reportedStep: number, name: string, bytes: Uint8Array): Promise<void> {
+    if (this.rank !== 0) return;
+    await mkdir(this.dir, { recursive: true });
+    const previous = (await this.load().catch(() => undefined))?.state as { bytes?: unknown } | undefined;
+    const file = join(this.dir, name);
+    await writeFile(`${file}.tmp`, bytes);
+    await rename(`${file}.tmp`, file);
+    await this.save({ ...(state as object), bytes: name }, reportedStep);
+    if (typeof previous?.bytes === 'string' && previous.bytes !== name) {
+      await rm(join(this.dir, previous.bytes), { force: true });
+    }
+  }
+
+  /** The binary part a state saved with saveWithBytes names. */
+  async loadBytes(name: string): Promise<Uint8Array> {
+    const bytes = await readFile(join(this.dir, name));
+    const copy = new Uint8Array(bytes.byteLength); // at offset 0, so it can be viewed as words
+    copy.set(bytes);
+    return copy;
   }
 
   /** The last saved state and its step, or undefined when there is none. */

@@ -5,6 +5,8 @@ import type { Ring } from '../collective/index.js';
 import { EventWriter } from '../experiments/tensorboard.js';
 import type { Checkpoints } from './checkpoint.js';
 import type { PartitionData } from './data.js';
+import { type FitOptions, fit as fitModel, type History } from './fit/fit.js';
+import { type SaveModelOptions, saveModel } from './fit/save-model.js';
 import { type DistributedOptimizer, distributedOptimizer, syncWeights, type Tf, type Weighted } from './tfjs.js';
 
 export interface TrainContext {
@@ -32,6 +34,16 @@ export interface TrainContext {
   log(...args: unknown[]): void;
   distributedOptimizer(optimizer: import('@tensorflow/tfjs').Optimizer): DistributedOptimizer;
   syncWeights(target: Weighted): Promise<void>;
+  /**
+   * Trains a compiled LayersModel on the partitions, Keras's model.fit across the ring: equal steps
+   * on every rank, gradients weighted by the rows each rank took, per-epoch checkpoints.
+   */
+  fit(model: import('@tensorflow/tfjs').LayersModel, options: FitOptions): Promise<History>;
+  /**
+   * Rank 0 writes the model to <run>/model/ (tfjs layers format, and signature.json naming its
+   * feature columns); returns that folder's path on every rank.
+   */
+  saveModel(model: import('@tensorflow/tfjs').LayersModel, options?: SaveModelOptions): Promise<string>;
   /** The search trial this process runs (sparkring launch); null in an allreduce run. */
   readonly trial: { readonly id: string } | null;
   /** True once the search's early-stopping rule stopped this trial: return what you have. */
@@ -54,6 +66,8 @@ export function createContext(o: {
   hparams: Record<string, unknown>;
   data: PartitionData;
   logdir: string;
+  /** Where ctx.saveModel writes. */
+  modelDir: string;
   /** TensorFlow.js, or a function that loads it on first use (a trial that never touches tf starts faster). */
   tf: Tf | (() => Tf);
   ring: Ring;
@@ -81,6 +95,8 @@ export function createContext(o: {
     samples += n;
   };
   const ring = o.ring;
+  let lastFit: { features?: string[]; label: string } | undefined;
+  let fitCalls = 0;
   const ctx: TrainContext = {
     rank: o.rank,
     worldSize: o.worldSize,
@@ -118,6 +134,32 @@ export function createContext(o: {
     },
     distributedOptimizer: (opt) => distributedOptimizer(tf(), ring, opt),
     syncWeights: (target) => syncWeights(tf(), ring, target),
+    fit: (model, options) => {
+      lastFit = options;
+      const fitIndex = fitCalls++;
+      return fitModel(
+        {
+          tf: tf(),
+          ring,
+          data: o.data,
+          attempt: o.attempt,
+          checkpoints: o.checkpoints,
+          report: ctx.report,
+          countRows: (n) => {
+            samples += n;
+          },
+          step: () => step,
+          fitIndex,
+        },
+        model,
+        options,
+      );
+    },
+    saveModel: (model, options = {}) => {
+      const label = options.label ?? lastFit?.label;
+      const features = options.features ?? lastFit?.features ?? o.data.columns.filter((c) => c !== label);
+      return saveModel(tf(), ring, model, o.modelDir, { ...options, label, features });
+    },
     trial: o.trial ? { id: o.trial.id } : null,
     shouldStop: () => signal.aborted,
     signal,

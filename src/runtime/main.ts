@@ -118,6 +118,7 @@ try {
     hparams: init.hparams,
     data,
     logdir: join(init.runDir, 'tensorboard', `worker-${rank}`),
+    modelDir: join(init.runDir, 'model'),
     tf: tf.tf,
     ring,
     events,
