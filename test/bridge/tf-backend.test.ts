@@ -77,7 +77,7 @@ describe('native TensorFlow in the workers, on local-cluster', () => {
       join(dir, 'user'),
     );
 
-  it('the digits demo trains on tensorflow 2.21.0 to the accuracy it had on pure-JS tfjs (95.6%)', async () => {
+  it('the digits demo (ctx.fit) trains on tensorflow 2.21.0 to the accuracy it had on pure-JS tfjs (95.6%)', async () => {
     const r = await sparkring(['demo', '--json', '--experiments', join(dir, 'demo')], {}, dir);
     expect(r.exitCode, r.all).toBe(0);
     const out = JSON.parse(r.stdout) as { backends: string[]; result: { heldOutAccuracy: number }; dir: string };

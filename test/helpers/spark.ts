@@ -12,8 +12,11 @@ export const entry = (name: string): string => join(FIXTURES, 'entries', name);
 
 export const tempDir = (prefix: string): string => mkdtempSync(join(tmpdir(), `sparkring-${prefix}-`));
 
-/** Writes a test table (see test/fixtures/write-table.py) and returns its path. */
-export function writeTable(dir: string, kind: 'linear' | 'text', rows = 0): string {
+/**
+ * Writes a test table (see test/fixtures/write-table.py) and returns its path: `rows` rows, or for
+ * 'uneven' the sizes of the partitions `--partition-by part` makes ('9,700,1300').
+ */
+export function writeTable(dir: string, kind: 'linear' | 'text' | 'uneven', rows: number | string = 0): string {
   const out = join(dir, `${kind}.parquet`);
   execFileSync(PYTHON, [join(FIXTURES, 'write-table.py'), kind, String(rows), out]);
   return out;
