@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ring } from '../../src/collective/index.js';
 import { Checkpoints } from '../../src/runtime/checkpoint.js';
 import { PartitionData } from '../../src/runtime/data.js';
-import { type FitOptions, fit, type History } from '../../src/runtime/fit/fit.js';
+import { type FitOptions, fit as fitModel, type History } from '../../src/runtime/fit/fit.js';
 import { epochOrder, stepRange, stepsPerEpoch } from '../../src/runtime/fit/plan.js';
 import { FEATURES, rowOf } from '../fixtures/entries/linear-model.js';
 import { ringInProcess } from '../helpers/ring.js';
@@ -66,7 +66,7 @@ async function fitAll(
   const counted = rings.map(() => 0);
   const histories = await Promise.all(
     rings.map((ring, rank) =>
-      fit(
+      fitModel(
         {
           tf,
           ring,
@@ -239,7 +239,7 @@ describe('fit over a ring', () => {
     model.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
     const solo = await ringInProcess(1);
     await expect(
-      fit(
+      fitModel(
         {
           tf,
           ring: solo[0] as Ring,
