@@ -16,6 +16,7 @@ CODES: dict[str, CodeRule] = {
     "SR_ENTRY_LOAD": {"kind": "input", "final": True},
     "SR_DATA_COLUMN": {"kind": "input", "final": True},
     "SR_FIT_MODEL": {"kind": "input", "final": True},
+    "SR_PREDICT_MODEL": {"kind": "input", "final": True},
     "SR_TF_BACKEND": {"kind": "worker", "final": True},
     "SR_RING_INTERFACE": {"kind": "worker", "final": True},
     "SR_RING_FORMATION": {"kind": "worker", "final": False},
@@ -47,6 +48,7 @@ RUNTIME_MISSING = "SR_RUNTIME_MISSING"
 EXPERIMENTS_NOT_SHARED = "SR_EXPERIMENTS_NOT_SHARED"
 DATA_PATH = "SR_DATA_PATH"
 DATA_COLUMN = "SR_DATA_COLUMN"
+PREDICT_MODEL = "SR_PREDICT_MODEL"
 SLOTS = "SR_SLOTS"
 DYNAMIC_ALLOCATION = "SR_DYNAMIC_ALLOCATION"
 SEARCH = "SR_SEARCH"

@@ -59,7 +59,11 @@ def stage_error(text: str, data: Optional[str], lost: Callable[[], Optional[Lost
 def load_frame(spark: Any, spec: JobSpec) -> Any:
     if spec.data is None:
         return spark.range(spec.workers)
-    path = spec.data
+    return read_data(spark, spec.data)
+
+
+def read_data(spark: Any, path: str, flag: str = "--data") -> Any:
+    """The table at `path` (parquet, or by extension csv, json, orc); an error names the flag."""
     fmt = "parquet"
     for ext, f in ((".csv", "csv"), (".json", "json"), (".orc", "orc")):
         if path.endswith(ext):
@@ -75,7 +79,7 @@ def load_frame(spark: Any, spec: JobSpec) -> Any:
         if unread is not None:
             raise JobError(unread, DATA_PATH) from None
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise JobError(f"cannot read --data {path}: {first}", DATA_PATH) from None
+        raise JobError(f"cannot read {flag} {path}: {first}", DATA_PATH) from None
 
 
 def partitioned(df: Any, spec: JobSpec) -> Any:

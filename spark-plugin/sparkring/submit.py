@@ -7,7 +7,7 @@ import json
 import os
 import sys
 
-from sparkring import driver, search
+from sparkring import driver, predict_job, search
 from sparkring.spec import JobSpec
 
 
@@ -22,6 +22,8 @@ def main(argv: list[str]) -> int:
         raw = json.load(f)
     if raw.get("kind") == "search":
         result = search.run(search.SearchSpec.from_dict(raw))
+    elif raw.get("kind") == "predict":
+        result = predict_job.run(predict_job.PredictSpec.from_dict(raw))
     else:
         result = driver.run(JobSpec.from_dict(raw))
     if not result.get("ok"):

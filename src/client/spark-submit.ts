@@ -123,6 +123,8 @@ export async function runSparkSubmit(
   paths: SparkPaths,
   program: string[],
   signal?: AbortSignal,
+  /** Each line the driver prints on stderr, as it comes (progress of a job without a Redis stream). */
+  onStderrLine?: (line: string) => void,
 ): Promise<SubmitOutcome> {
   const master = o.master ?? defaultMaster(o.workers);
   const env: Record<string, string> = { PYSPARK_PYTHON: paths.python, PYSPARK_DRIVER_PYTHON: paths.python };
@@ -142,6 +144,7 @@ export async function runSparkSubmit(
     if (tail.length > 200) tail.shift();
   };
   for (const stream of [child.stdout, child.stderr]) if (stream) createInterface({ input: stream }).on('line', keep);
+  if (onStderrLine && child.stderr) createInterface({ input: child.stderr }).on('line', onStderrLine);
   const r = await child;
   return { exitCode: r.exitCode, tail, submitter: 'spark-submit' };
 }

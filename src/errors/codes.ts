@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   SR_ENTRY_LOAD: { kind: 'input', final: true }, // the entry could not be imported, or has no default export
   SR_DATA_COLUMN: { kind: 'input', final: true }, // a --features/--label column the data does not have or cannot give
   SR_FIT_MODEL: { kind: 'input', final: true }, // ctx.fit or ctx.saveModel got a model it cannot train or save
+  SR_PREDICT_MODEL: { kind: 'input', final: true }, // predict got no model it can load (no model.json, weights or signature.json)
   SR_TF_BACKEND: { kind: 'worker', final: true }, // the --tf-backend asked for cannot load here
   SR_RING_INTERFACE: { kind: 'worker', final: true }, // --ring-interface names nothing on a host
   SR_RING_FORMATION: { kind: 'worker', final: false }, // the ring did not form in time

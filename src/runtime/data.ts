@@ -24,7 +24,7 @@ export class DataColumnError extends Error {
   constructor(
     readonly column: string,
     readonly batch: number,
-    reason: string,
+    readonly reason: string,
   ) {
     super(`data column "${column}" in row batch ${batch}: ${reason}`);
   }

@@ -1,0 +1,122 @@
+"""`sparkring predict`'s driver (kind "predict" in the spec spark-submit gets): reads --data,
+appends the model's predictions on the executors (scoring.py), writes --out, releases the
+executors and writes the result for the client."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from sparkring.codes import DATA_PATH, SPARK
+from sparkring.driver import read_data
+from sparkring.errors import JobError, error_report, find_failure
+from sparkring.executors import release_executors
+from sparkring.run_files import write_result
+from sparkring.scoring import prepare, with_predictions
+
+
+@dataclass(frozen=True)
+class PredictSpec:
+    model: str
+    data: str
+    out: str
+    overwrite: bool
+    features: Optional[list[str]]
+    batch_size: int
+    output: Optional[str]
+    node: str
+    script: str
+    tf_backend: str
+    result_path: str
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> "PredictSpec":
+        return PredictSpec(
+            model=str(d["model"]),
+            data=str(d["data"]),
+            out=str(d["out"]),
+            overwrite=bool(d["overwrite"]),
+            features=list(d["features"]) if d.get("features") else None,
+            batch_size=int(d["batchSize"]),
+            output=d.get("output"),
+            node=str(d["node"]),
+            script=str(d["script"]),
+            tf_backend=str(d["tfBackend"]),
+            result_path=str(d["resultPath"]),
+        )
+
+
+def _progress(sc: Any, job_group: str, stop: threading.Event) -> None:
+    """One line on stderr every few seconds: the partitions scored so far."""
+    tracker = sc.statusTracker()
+    last = ""
+    while not stop.wait(3):
+        done = total = 0
+        for job_id in tracker.getJobIdsForGroup(job_group):
+            job = tracker.getJobInfo(job_id)
+            for stage_id in job.stageIds if job else []:
+                stage = tracker.getStageInfo(stage_id)
+                if stage:
+                    done += stage.numCompletedTasks
+                    total += stage.numTasks
+        line = f"sparkring predict: {done}/{total} partitions scored"
+        if total and line != last:
+            print(line, file=sys.stderr, flush=True)
+            last = line
+
+
+def write_frame(df: Any, out: str, overwrite: bool) -> None:
+    fmt = "parquet"
+    for ext, f in ((".csv", "csv"), (".json", "json"), (".orc", "orc")):
+        if out.endswith(ext):
+            fmt = f
+    writer = df.write.format(fmt).mode("overwrite" if overwrite else "errorifexists")
+    if fmt == "csv":
+        writer = writer.option("header", "true")
+    writer.save(out)
+
+
+def run(spec: PredictSpec) -> dict[str, Any]:
+    from pyspark.sql import SparkSession
+
+    spark = SparkSession.builder.appName("sparkring-predict").getOrCreate()
+    sc = spark.sparkContext
+    sc.setLogLevel("ERROR")
+    result: dict[str, Any] = {"appId": sc.applicationId, "out": spec.out, "versions": {"spark": spark.version, "master": sc.master}}
+    stop = threading.Event()
+    try:
+        df = read_data(spark, spec.data)
+        setup = prepare(spark, df, spec.model, spec.features, spec.batch_size, spec.output, spec.node, spec.script, spec.tf_backend)
+        scored, loads, rows = with_predictions(spark, df, setup)
+        if os.path.exists(spec.out) and not spec.overwrite:
+            raise JobError(f"--out {spec.out} exists: remove it, or pass --overwrite", DATA_PATH)
+        job_group = f"sparkring-predict-{sc.applicationId}"
+        sc.setJobGroup(job_group, "sparkring predict")
+        threading.Thread(target=_progress, args=(sc, job_group, stop), daemon=True).start()
+        started = time.time()
+        write_frame(scored, spec.out, spec.overwrite)
+        result["scoreMs"] = (time.time() - started) * 1000
+        result["rows"] = rows.value
+        result["loads"] = loads.value
+        result["output"] = setup.output
+        result["features"] = list(setup.features)
+        result["releaseMs"] = release_executors(sc)
+        result["ok"] = True
+    except JobError as e:
+        result.update(ok=False, error=error_report(e.code, str(e)))
+    except Exception as e:  # the stage failed: a task's marked failure names the cause
+        failure = find_failure(str(e))
+        if failure is not None:
+            result.update(ok=False, error=error_report(failure.code, failure.message))
+        else:
+            lines = [ln for ln in str(e).splitlines() if ln.strip()]
+            result.update(ok=False, error=error_report(SPARK, lines[0] if lines else type(e).__name__, detail=str(e)[-4000:]))
+    finally:
+        stop.set()
+        write_result(spec.result_path, result)
+        spark.stop()
+    return result
