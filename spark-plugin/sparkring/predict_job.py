@@ -51,10 +51,11 @@ class PredictSpec:
 
 
 def _progress(sc: Any, job_group: str, stop: threading.Event) -> None:
-    """One line on stderr every few seconds: the partitions scored so far."""
+    """One line on stderr every few seconds while the partitions scored change, and a last one."""
     tracker = sc.statusTracker()
     last = ""
-    while not stop.wait(3):
+    while True:
+        stopped = stop.wait(3)
         done = total = 0
         for job_id in tracker.getJobIdsForGroup(job_group):
             job = tracker.getJobInfo(job_id)
@@ -67,6 +68,8 @@ def _progress(sc: Any, job_group: str, stop: threading.Event) -> None:
         if total and line != last:
             print(line, file=sys.stderr, flush=True)
             last = line
+        if stopped:
+            return
 
 
 def write_frame(df: Any, out: str, overwrite: bool) -> None:
@@ -88,20 +91,25 @@ def run(spec: PredictSpec) -> dict[str, Any]:
     sc.setLogLevel("ERROR")
     result: dict[str, Any] = {"appId": sc.applicationId, "out": spec.out, "versions": {"spark": spark.version, "master": sc.master}}
     stop = threading.Event()
+    progress: Optional[threading.Thread] = None
     try:
         df = read_data(spark, spec.data)
         setup = prepare(spark, df, spec.model, spec.features, spec.batch_size, spec.output, spec.node, spec.script, spec.tf_backend)
-        scored, loads, rows = with_predictions(spark, df, setup)
+        scored, loads, rows, tasks = with_predictions(spark, df, setup)
         if os.path.exists(spec.out) and not spec.overwrite:
             raise JobError(f"--out {spec.out} exists: remove it, or pass --overwrite", DATA_PATH)
         job_group = f"sparkring-predict-{sc.applicationId}"
         sc.setJobGroup(job_group, "sparkring predict")
-        threading.Thread(target=_progress, args=(sc, job_group, stop), daemon=True).start()
+        progress = threading.Thread(target=_progress, args=(sc, job_group, stop), daemon=True)
+        progress.start()
         started = time.time()
         write_frame(scored, spec.out, spec.overwrite)
+        stop.set()
+        progress.join(timeout=5)
         result["scoreMs"] = (time.time() - started) * 1000
         result["rows"] = rows.value
         result["loads"] = loads.value
+        result["tasks"] = tasks.value
         result["output"] = setup.output
         result["features"] = list(setup.features)
         result["releaseMs"] = release_executors(sc)

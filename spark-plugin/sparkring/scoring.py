@@ -173,7 +173,7 @@ def _process_for(setup: ScoringSetup, cpus: int) -> tuple[ScoringProcess, bool]:
     return process, True
 
 
-def score_partitions(setup: ScoringSetup, loads: Any, rows: Any):
+def score_partitions(setup: ScoringSetup, loads: Any, rows: Any, tasks: Any):
     """The mapInArrow function: each batch with the prediction column appended."""
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -185,6 +185,7 @@ def score_partitions(setup: ScoringSetup, loads: Any, rows: Any):
             process, started = _process_for(setup, ctx.cpus() if ctx else 1)
         except JobError as e:
             raise SparkringWorkerError(WorkerFailure(partition, f"partition {partition}: {e}", code=e.code)) from None
+        tasks.add(1)
         if started:
             loads.add(1)
         out_type = pa.float32() if setup.output_width == 1 else pa.list_(pa.float32())
@@ -277,13 +278,14 @@ def predict(
     return with_predictions(spark, df, setup)[0]
 
 
-def with_predictions(spark: Any, df: Any, setup: ScoringSetup) -> tuple[Any, Any, Any]:
-    """The scored frame, and the accumulators of model loads and rows scored."""
+def with_predictions(spark: Any, df: Any, setup: ScoringSetup) -> tuple[Any, Any, Any, Any]:
+    """The scored frame, and the accumulators of model loads, rows scored and tasks run."""
     from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 
     sc = spark.sparkContext
     loads = sc.accumulator(0)
     rows = sc.accumulator(0)
+    tasks = sc.accumulator(0)
     kind = FloatType() if setup.output_width == 1 else ArrayType(FloatType(), containsNull=False)
     schema = StructType([*df.schema.fields, StructField(setup.output, kind, nullable=False)])
-    return df.mapInArrow(score_partitions(setup, loads, rows), schema), loads, rows
+    return df.mapInArrow(score_partitions(setup, loads, rows, tasks), schema), loads, rows, tasks

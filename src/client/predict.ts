@@ -39,6 +39,8 @@ export interface PredictResult {
   rows: number;
   /** Times a model was loaded: once per executor core that ran a task. */
   loads: number;
+  /** Tasks that scored a partition (more than loads: the processes served later tasks too). */
+  tasks: number;
   output: string;
   features: string[];
   scoreMs: number;
@@ -108,6 +110,7 @@ export async function predict(o: PredictOptions): Promise<PredictResult> {
       out: driver.out as string,
       rows: driver.rows as number,
       loads: driver.loads as number,
+      tasks: driver.tasks as number,
       output: driver.output as string,
       features: driver.features as string[],
       scoreMs: driver.scoreMs as number,

@@ -123,8 +123,11 @@ export async function runSparkSubmit(
   paths: SparkPaths,
   program: string[],
   signal?: AbortSignal,
-  /** Each line the driver prints on stderr, as it comes (progress of a job without a Redis stream). */
-  onStderrLine?: (line: string) => void,
+  /**
+   * Each line spark-submit prints, as it comes (progress of a job without a Redis stream). The
+   * Python driver's own stderr arrives on spark-submit's stdout: PythonRunner merges the two.
+   */
+  onLine?: (line: string) => void,
 ): Promise<SubmitOutcome> {
   const master = o.master ?? defaultMaster(o.workers);
   const env: Record<string, string> = { PYSPARK_PYTHON: paths.python, PYSPARK_DRIVER_PYTHON: paths.python };
@@ -143,8 +146,13 @@ export async function runSparkSubmit(
     tail.push(line);
     if (tail.length > 200) tail.shift();
   };
-  for (const stream of [child.stdout, child.stderr]) if (stream) createInterface({ input: stream }).on('line', keep);
-  if (onStderrLine && child.stderr) createInterface({ input: child.stderr }).on('line', onStderrLine);
+  for (const stream of [child.stdout, child.stderr]) {
+    if (!stream) continue;
+    createInterface({ input: stream }).on('line', (line) => {
+      keep(line);
+      onLine?.(line);
+    });
+  }
   const r = await child;
   return { exitCode: r.exitCode, tail, submitter: 'spark-submit' };
 }

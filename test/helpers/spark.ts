@@ -59,7 +59,7 @@ export function leftoverProcesses(): string[] {
   return ps
     .split('\n')
     .filter((l) =>
-      /sparkring_submit\.py|runtime\/main\.js|runtime\/trial\.js|hpo\/agent\.js|CoarseGrainedExecutorBackend|deploy\.SparkSubmit|deploy\.master\.Master|deploy\.worker\.Worker|pyspark\/daemon|pyspark\.worker/.test(
+      /sparkring_submit\.py|runtime\/main\.js|runtime\/trial\.js|predict\/server\.js|hpo\/agent\.js|CoarseGrainedExecutorBackend|deploy\.SparkSubmit|deploy\.master\.Master|deploy\.worker\.Worker|pyspark\/daemon|pyspark\.worker/.test(
         l,
       ),
     );
