@@ -41,7 +41,6 @@ beforeAll(async () => {
   dir = tempDir('predict');
   data = writeTable(dir, 'linear', ROWS);
   await tf.setBackend('cpu');
-  tf.util.seedrandom?.('7');
   const model = tf.sequential({
     layers: [
       tf.layers.dense({
