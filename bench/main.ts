@@ -12,6 +12,7 @@ import { chaosBench, FAULTS, type Fault, KINDS, type Kind } from './chaos.js';
 import { handoffBench } from './handoff.js';
 import { hostsAllreduceBench } from './hosts-allreduce.js';
 import { hpoBench } from './hpo.js';
+import { predictBench } from './predict.js';
 import { startupBench } from './startup.js';
 import { TRAIN_BACKENDS, TRAIN_MODELS, type TrainBackend, type TrainModel, trainBench } from './train.js';
 
@@ -174,6 +175,16 @@ program
   .option('--json', 'print one JSON object on stdout')
   .action(async (o: { model: TrainModel[]; workers: number[]; backends: TrainBackend[]; cpuCnn?: boolean; json?: boolean }) =>
     emit(await trainBench({ models: o.model, workers: o.workers, backends: o.backends, cpuCnn: o.cpuCnn }, log), o.json),
+  );
+
+program
+  .command('predict')
+  .description('rows/s scoring a DataFrame with sparkring predict, beside predict_batch_udf running the same model in Keras')
+  .option('--rows <n>', 'rows to score', positiveInt('--rows'), 1_000_000)
+  .option('--executors <n>', 'executors of the embedded local Spark', positiveInt('--executors'), 2)
+  .option('--json', 'print one JSON object on stdout')
+  .action(async (o: { rows: number; executors: number; json?: boolean }) =>
+    emit(await predictBench({ rows: o.rows, executors: o.executors }, log), o.json),
   );
 
 function printTable(rows: Array<Record<string, unknown>>): void {

@@ -121,7 +121,8 @@ async function main(): Promise<void> {
         const n = Math.min(config.batchSize, rows - from);
         const got = tf.tidy(() => {
           const x = tf.tensor(xs.subarray(from * inputWidth, (from + n) * inputWidth), [n, ...inputShape]);
-          return (model.predict(x) as tfTypes.Tensor).dataSync() as Float32Array;
+          // One pass: predict() would cut the input into its default batches of 32 rows.
+          return (model.apply(x, { training: false }) as tfTypes.Tensor).dataSync() as Float32Array;
         });
         values.set(got, from * width);
       }
