@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sparkring.codes import DATA_PATH, SPARK
+from sparkring.codes import DATA_COLUMN, DATA_PATH, SPARK
 from sparkring.driver import read_data
 from sparkring.errors import JobError, error_report, find_failure
 from sparkring.executors import release_executors
@@ -28,6 +28,8 @@ class PredictSpec:
     features: Optional[list[str]]
     batch_size: int
     output: Optional[str]
+    # Score only the rows whose column equals the value (as ctx.data.where does in training).
+    where: Optional[tuple[str, float]]
     node: str
     script: str
     tf_backend: str
@@ -43,6 +45,7 @@ class PredictSpec:
             features=list(d["features"]) if d.get("features") else None,
             batch_size=int(d["batchSize"]),
             output=d.get("output"),
+            where=(str(d["where"]["column"]), float(d["where"]["value"])) if d.get("where") else None,
             node=str(d["node"]),
             script=str(d["script"]),
             tf_backend=str(d["tfBackend"]),
@@ -94,6 +97,11 @@ def run(spec: PredictSpec) -> dict[str, Any]:
     progress: Optional[threading.Thread] = None
     try:
         df = read_data(spark, spec.data)
+        if spec.where is not None:
+            column, value = spec.where
+            if column not in df.columns:
+                raise JobError(f"--where {column}=...: no such column; the data has {', '.join(df.columns)}", DATA_COLUMN)
+            df = df.filter(df[column] == value)
         setup = prepare(spark, df, spec.model, spec.features, spec.batch_size, spec.output, spec.node, spec.script, spec.tf_backend)
         scored, loads, rows, tasks = with_predictions(spark, df, setup)
         if os.path.exists(spec.out) and not spec.overwrite:

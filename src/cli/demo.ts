@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { type AllreduceResult, allreduce } from '../client/allreduce.js';
 import { RunError } from '../client/errors.js';
 import { packageRoot, sparkPaths } from '../client/paths.js';
+import { type PredictResult, predict } from '../client/predict.js';
 import type { TfBackendChoice } from '../runtime/backend.js';
 
 export async function ensureDigits(): Promise<string> {
@@ -16,13 +17,15 @@ export async function ensureDigits(): Promise<string> {
   return path;
 }
 
-export async function runDemo(o: {
-  experiments?: string;
-  json?: boolean;
-  tfBackend?: TfBackendChoice;
-}): Promise<AllreduceResult> {
+export interface DemoResult extends AllreduceResult {
+  /** The held-out rows scored with the saved model by `sparkring predict`. */
+  scored: PredictResult;
+}
+
+/** Trains with ctx.fit and saves the model, then scores the held-out rows with it on Spark. */
+export async function runDemo(o: { experiments?: string; json?: boolean; tfBackend?: TfBackendChoice }): Promise<DemoResult> {
   const data = await ensureDigits();
-  return allreduce({
+  const trained = await allreduce({
     entry: join(packageRoot(), 'examples', 'digits', 'train.ts'),
     workers: 2,
     data,
@@ -31,4 +34,13 @@ export async function runDemo(o: {
     hparams: { epochs: 30, batchSize: 32, lr: 0.05 },
     tfBackend: o.tfBackend,
   });
+  const scored = await predict({
+    model: trained.dir,
+    data,
+    where: { column: 'is_test', value: 1 },
+    out: join(trained.dir, 'held-out-predictions.parquet'),
+    executors: 2,
+    tfBackend: o.tfBackend,
+  });
+  return { ...trained, scored };
 }

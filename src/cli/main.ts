@@ -271,11 +271,18 @@ program
   .action(async (o: { experiments?: string; json?: boolean; tfBackend: TfBackendChoice }) => {
     try {
       const r = await runDemo(o);
-      if (o.json) return printResult(r, true);
+      if (o.json) {
+        const { runId, dir, workers, attempts, backends, result, metrics, timings, scored } = r;
+        process.stdout.write(
+          `${JSON.stringify({ runId, dir, workers, attempts, backends, result, metrics, timings, scored })}\n`,
+        );
+        return;
+      }
       const accuracy = (r.result as { heldOutAccuracy?: number } | null)?.heldOutAccuracy;
       process.stdout.write(`held-out accuracy: ${accuracy === undefined ? '?' : (accuracy * 100).toFixed(1)}%\n`);
       process.stdout.write(`trained on: ${[...new Set(r.backends)].join(', ')}\n`);
       printResult(r, false);
+      process.stdout.write(`held-out rows scored with the saved model: ${r.scored.rows}, in ${r.scored.out}\n`);
     } catch (err) {
       fail(err);
     }
@@ -407,6 +414,7 @@ program
     "feature columns in the model's input order, comma-separated (default: the model's signature.json)",
   )
   .option('--output <name>', "the prediction column's name (default: the signature's, 'prediction')")
+  .option('--where <col=value>', 'score only the rows whose column equals the number (e.g. is_test=1)', whereFlag)
   .option('--batch-size <n>', 'rows a model call takes at most', positiveInt('--batch-size'), 4096)
   .option('--executors <n>', 'executors of the embedded local Spark', positiveInt('--executors'), 2)
   .option('--master <url>', 'Spark master (default: the embedded local-cluster)')
@@ -426,6 +434,7 @@ program
         out: string;
         features?: string;
         output?: string;
+        where?: { column: string; value: number };
         batchSize: number;
         executors: number;
         master?: string;
@@ -442,6 +451,7 @@ program
           out: o.out,
           features: o.features?.split(',').map((f) => f.trim()),
           output: o.output,
+          where: o.where,
           batchSize: o.batchSize,
           executors: o.executors,
           master: o.master,
@@ -461,5 +471,12 @@ program
       }
     },
   );
+
+function whereFlag(v: string): { column: string; value: number } {
+  const m = /^([^=]+)=(.+)$/.exec(v);
+  if (!m || !Number.isFinite(Number(m[2])))
+    throw new InvalidArgumentError(`--where takes COLUMN=NUMBER (e.g. is_test=1), not "${v}"`);
+  return { column: (m[1] as string).trim(), value: Number(m[2]) };
+}
 
 await program.parseAsync(process.argv);

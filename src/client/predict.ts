@@ -24,6 +24,8 @@ export interface PredictOptions {
   batchSize?: number;
   /** The prediction column's name; default the signature's ("prediction"). */
   output?: string;
+  /** Score only the rows whose column equals the value (e.g. the held-out rows: { column: 'is_test', value: 1 }). */
+  where?: { column: string; value: number };
   /** Executors of the embedded local Spark (default 2); ignored with `master`. */
   executors?: number;
   master?: string;
@@ -83,6 +85,7 @@ export async function predict(o: PredictOptions): Promise<PredictResult> {
       features: o.features ?? null,
       batchSize,
       output: o.output ?? null,
+      where: o.where ?? null,
       node: process.execPath,
       script: join(packageRoot(), 'dist', 'src', 'predict', 'server.js'),
       tfBackend: o.tfBackend ?? 'auto',

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gpuDiscoveryScript, ROOT, sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
+import { gpuDiscoveryScript, PYTHON, ROOT, sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
 
 const SITE = join('lib', 'python3.11', 'site-packages');
 
@@ -80,9 +80,32 @@ describe('native TensorFlow in the workers, on local-cluster', () => {
   it('the digits demo (ctx.fit) trains on tensorflow 2.21.0 to the accuracy it had on pure-JS tfjs (95.6%)', async () => {
     const r = await sparkring(['demo', '--json', '--experiments', join(dir, 'demo')], {}, dir);
     expect(r.exitCode, r.all).toBe(0);
-    const out = JSON.parse(r.stdout) as { backends: string[]; result: { heldOutAccuracy: number }; dir: string };
+    const out = JSON.parse(r.stdout) as {
+      backends: string[];
+      result: { heldOutAccuracy: number };
+      dir: string;
+      scored: { rows: number; out: string };
+    };
     expect(out.backends).toEqual(['tensorflow 2.21.0 cpu', 'tensorflow 2.21.0 cpu']);
     expect(out.result.heldOutAccuracy).toBeGreaterThan(0.94);
+    // The saved model scored the held-out rows on Spark to the accuracy validation measured.
+    const scoredAccuracy = execFileSync(
+      PYTHON,
+      [
+        '-c',
+        `import sys, numpy as np, pyarrow.dataset as ds
+t = ds.dataset(sys.argv[1], format="parquet").to_table(columns=["label", "is_test", "prediction"])
+assert set(t.column("is_test").to_pylist()) == {1}
+p = np.array(t.column("prediction").to_pylist())
+print(float((p.argmax(1) == t.column("label").to_numpy()).mean()), t.num_rows)`,
+        out.scored.out,
+      ],
+      { encoding: 'utf8' },
+    )
+      .trim()
+      .split(' ');
+    expect(Number(scoredAccuracy[1])).toBe(out.scored.rows);
+    expect(Number(scoredAccuracy[0])).toBeCloseTo(out.result.heldOutAccuracy, 6);
     expect(r.stderr).toMatch(/\[worker 0\] trains on tensorflow 2\.21\.0 cpu, 1 thread/);
     const env = JSON.parse(readFileSync(join(out.dir, 'versioned', 'environment.json'), 'utf8'));
     expect(env).toMatchObject({ tfBackend: 'auto', backends: ['tensorflow 2.21.0 cpu', 'tensorflow 2.21.0 cpu'] });
