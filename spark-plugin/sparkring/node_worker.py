@@ -34,6 +34,20 @@ def tied_to_this_process(command: list[str]) -> list[str]:
     return [setpriv, "--pdeathsig", "SIGKILL", "--", *command]
 
 
+def spawn_node(command: list[str], env: dict[str, str], control_w: int) -> subprocess.Popen[bytes]:
+    """`command` tied to this process, in a session of its own, with the write end of its control
+    pipe passed on, stdin a pipe and its stdout and stderr together on one pipe."""
+    return subprocess.Popen(
+        tied_to_this_process(command),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        pass_fds=(control_w,),
+        env=env,
+        start_new_session=True,
+    )
+
+
 class NodeWorker:
     """A Node process (the training runtime, or a search agent) with its control pipe (fd
     SPARKRING_CONTROL_FD) and its log."""
@@ -62,15 +76,7 @@ class NodeWorker:
         self._log = open(log_path, "ab", buffering=0)
         self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         try:
-            self.proc = subprocess.Popen(
-                tied_to_this_process([node, script]),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                pass_fds=(control_w,),
-                env=env,
-                start_new_session=True,
-            )
+            self.proc = spawn_node([node, script], env, control_w)
         except FileNotFoundError as e:
             os.close(control_r)
             os.close(control_w)

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import struct
-import subprocess
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import pyarrow as pa
 
 from sparkring.codes import DATA_COLUMN, PREDICT_MODEL, RUNTIME_MISSING
 from sparkring.errors import JobError, SparkringWorkerError, WorkerFailure, known
-from sparkring.node_worker import tied_to_this_process
+from sparkring.node_worker import spawn_node
 from sparkring.tf_libraries import tensorflow_env
 
 MODEL_FILES = ("model.json", "weights.bin", "signature.json")
@@ -97,15 +96,7 @@ class ScoringProcess:
         }
         self.tail: collections.deque[str] = collections.deque(maxlen=50)
         try:
-            self.proc = subprocess.Popen(
-                tied_to_this_process([setup.node, setup.script, json.dumps(config)]),
-                stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                pass_fds=(reply_w,),
-                env=env,
-                start_new_session=True,
-            )
+            self.proc = spawn_node([setup.node, setup.script, json.dumps(config)], env, reply_w)
         except FileNotFoundError as e:
             os.close(reply_r)
             os.close(reply_w)
@@ -119,8 +110,8 @@ class ScoringProcess:
         self.ready = ready
 
     def _pump(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
             self.tail.append(raw.decode("utf-8", "replace").rstrip("\n"))
 
     def _frame(self) -> Any:
