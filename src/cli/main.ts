@@ -463,7 +463,7 @@ program
         else {
           const perS = Math.round(r.rows / (r.scoreMs / 1000));
           process.stdout.write(
-            `scored ${r.rows} rows into ${r.out} (column ${r.output}) in ${(r.scoreMs / 1000).toFixed(1)} s, ${perS} rows/s; the model loaded ${r.loads} times\n`,
+            `scored ${r.rows} rows into ${r.out} (column ${r.output}) in ${(r.scoreMs / 1000).toFixed(1)} s, ${perS} rows/s; the model loaded ${r.loads} time${r.loads === 1 ? '' : 's'}\n`,
           );
         }
       } catch (err) {
