@@ -62,6 +62,50 @@ const Type = { Int: 2, Float: 3, Bool: 6, List: 12, FixedSizeList: 16 } as const
 
 const isNumeric = (t: DataType): boolean => t.typeId === Type.Int || t.typeId === Type.Float || t.typeId === Type.Bool;
 
+type NumberArray = Float32Array | Float64Array | Int32Array | Int16Array | Int8Array | Uint32Array | Uint16Array | Uint8Array;
+
+/**
+ * A list column's values in one batch, row-major, read from its element buffer without an array per
+ * row. Undefined where that cannot be done: int64 or boolean elements, or null elements. Then the
+ * caller reads row by row. A string says that the rows' lengths differ. arrow-js slices a Data's
+ * offsets (List) or its child (FixedSizeList) with it, so indices start at 0 here.
+ */
+function listValues(vec: Vector, width: number | undefined): { values: Float32Array; width: number } | string | undefined {
+  const parts: Float32Array[] = [];
+  let w = width;
+  for (const data of vec.data) {
+    const child = data.children[0];
+    if (!child || child.nullCount > 0 || child.type.typeId === Type.Bool) return undefined;
+    const elements = child.values as unknown;
+    if (!ArrayBuffer.isView(elements) || elements instanceof BigInt64Array || elements instanceof BigUint64Array)
+      return undefined;
+    const all = elements as NumberArray;
+    if (data.type.typeId === Type.FixedSizeList) {
+      const size = (data.type as { listSize: number }).listSize;
+      if (w !== undefined && w !== size) return `rows have ${size} values, earlier rows ${w}`;
+      w = size;
+      parts.push(Float32Array.from(all.subarray(0, data.length * size)));
+    } else {
+      const offsets = data.valueOffsets as Int32Array;
+      const first = offsets[0] as number;
+      for (let i = 0; i < data.length; i++) {
+        const n = (offsets[i + 1] as number) - (offsets[i] as number);
+        if (w === undefined) w = n;
+        if (n !== w) return `row ${i} has ${n} values, earlier rows ${w}`;
+      }
+      parts.push(Float32Array.from(all.subarray(first, offsets[data.length] as number)));
+    }
+  }
+  if (parts.length === 1) return { values: parts[0] as Float32Array, width: w ?? 0 };
+  const values = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    values.set(p, at);
+    at += p.length;
+  }
+  return { values, width: w ?? 0 };
+}
+
 export class PartitionData {
   private readonly cache = new Map<string, { values: Float32Array; width: number }>();
   /** Called with the number of rows each time batches() yields (for samples/s). */
@@ -151,6 +195,13 @@ export class PartitionData {
       if (!vec) throw new DataColumnError(name, b, 'missing from this batch');
       if (vec.nullCount > 0) throw new DataColumnError(name, b, `${vec.nullCount} null values; fill or drop them in Spark first`);
       if (field.type.typeId === Type.FixedSizeList || field.type.typeId === Type.List) {
+        const fast = listValues(vec, parts.length === 0 ? undefined : width);
+        if (typeof fast === 'string') throw new DataColumnError(name, b, fast);
+        if (fast) {
+          width = fast.width;
+          parts.push(fast.values);
+          return;
+        }
         const rows: number[][] = [];
         for (let i = 0; i < vec.length; i++) {
           const row = Array.from(vec.get(i) as Iterable<number | bigint>, Number);
