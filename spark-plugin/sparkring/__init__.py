@@ -1,7 +1,9 @@
-"""The PySpark side of sparkring: the barrier-stage driver, the task that bridges to Node, and
-`predict(df, model)`, which scores a DataFrame with a model ctx.saveModel wrote."""
+"""sparkring for PySpark: `allreduce(entry, df, ...)` trains TypeScript (TensorFlow.js) on the
+caller's own SparkSession and DataFrame; `predict(df, model)` scores a DataFrame with a model
+ctx.saveModel wrote. The rest is the barrier-stage driver and the task that bridges to Node."""
 
+from sparkring.api import Run, RunError, allreduce
 from sparkring.scoring import predict
 
 __version__ = "0.1.0"
-__all__ = ["predict", "__version__"]
+__all__ = ["Run", "RunError", "allreduce", "predict", "__version__"]

@@ -31,12 +31,14 @@ CODES: dict[str, CodeRule] = {
     "SR_WORKER_EXIT": {"kind": "worker", "final": False},
     "SR_HANDOFF_SPACE": {"kind": "worker", "final": False},
     "SR_EXECUTOR_LOST": {"kind": "worker", "final": False},
+    "SR_WORKER_SILENT": {"kind": "worker", "final": False},
     "SR_RUNTIME_MISSING": {"kind": "setup", "final": True},
     "SR_EXPERIMENTS_NOT_SHARED": {"kind": "setup", "final": True},
     "SR_DATA_PATH": {"kind": "input", "final": True},
     "SR_SLOTS": {"kind": "slots", "final": True},
     "SR_DYNAMIC_ALLOCATION": {"kind": "job", "final": True},
     "SR_SEARCH": {"kind": "job", "final": True},
+    "SR_SPARK_CONNECT": {"kind": "input", "final": True},
     "SR_SPARK": {"kind": "spark", "final": False},
 }
 
@@ -44,6 +46,7 @@ ENTRY_FAILED = "SR_ENTRY_FAILED"
 WORKER_EXIT = "SR_WORKER_EXIT"
 HANDOFF_SPACE = "SR_HANDOFF_SPACE"
 EXECUTOR_LOST = "SR_EXECUTOR_LOST"
+WORKER_SILENT = "SR_WORKER_SILENT"
 RUNTIME_MISSING = "SR_RUNTIME_MISSING"
 EXPERIMENTS_NOT_SHARED = "SR_EXPERIMENTS_NOT_SHARED"
 DATA_PATH = "SR_DATA_PATH"
@@ -53,7 +56,14 @@ SLOTS = "SR_SLOTS"
 DYNAMIC_ALLOCATION = "SR_DYNAMIC_ALLOCATION"
 SEARCH = "SR_SEARCH"
 SPARK = "SR_SPARK"
+SPARK_CONNECT = "SR_SPARK_CONNECT"
 
 
 def kind_of(code: str) -> str:
     return CODES[code]["kind"]
+
+
+def is_final(code: str) -> bool:
+    """Whether another attempt cannot help with an error of this code (unknown codes: it can't)."""
+    rule = CODES.get(code)
+    return True if rule is None else rule["final"]

@@ -12,6 +12,16 @@ from typing import Any, Optional
 from sparkring.spec import RedisEndpoint
 
 
+def connect(endpoint: RedisEndpoint, timeout_s: float = 10) -> Any:
+    """A redis-py client for the run's Redis (TLS with the run's CA where it names one)."""
+    import redis
+
+    kwargs: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": 10}
+    if endpoint.url.startswith("rediss://") and endpoint.ca:
+        kwargs["ssl_ca_certs"] = endpoint.ca
+    return redis.Redis.from_url(endpoint.url, **kwargs)
+
+
 class EventSender:
     def __init__(self, endpoint: Optional[RedisEndpoint], source: str) -> None:
         self._redis: Any = None
@@ -19,12 +29,7 @@ class EventSender:
         self._source = source
         if endpoint is None:
             return
-        import redis
-
-        kwargs: dict[str, Any] = {"socket_timeout": 10, "socket_connect_timeout": 10}
-        if endpoint.url.startswith("rediss://") and endpoint.ca:
-            kwargs["ssl_ca_certs"] = endpoint.ca
-        self._redis = redis.Redis.from_url(endpoint.url, **kwargs)
+        self._redis = connect(endpoint)
         self._stream = endpoint.stream
 
     def send(self, kind: str, **fields: Any) -> None:

@@ -15,7 +15,7 @@ class RedisEndpoint:
 
 
 # Fields of job-spec.schema.json that only the client reads back (experiments rerun).
-CLIENT_ONLY = ("master", "maxAttempts", "heartbeatTimeoutMs")
+CLIENT_ONLY = ("master",)
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,10 @@ class JobSpec:
     # Set from the second attempt on: every attempt of a run shares one experiment directory
     # (and so its checkpoints).
     run_dir: Optional[str]
+    # Attempts of the run in all, made by the driver in its one Spark application (lifecycle.py).
+    max_attempts: int
+    # A worker still training that sends no heartbeat for this long fails its attempt.
+    heartbeat_timeout_ms: float
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "JobSpec":
@@ -74,6 +78,8 @@ class JobSpec:
             worker=dict(d["worker"]),
             release_executors=bool(d["releaseExecutors"]),
             run_dir=d["runDir"],
+            max_attempts=int(d["maxAttempts"]),
+            heartbeat_timeout_ms=float(d["heartbeatTimeoutMs"]),
         )
 
     @staticmethod

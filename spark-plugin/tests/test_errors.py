@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sparkring.codes import CODES
-from sparkring.driver import stage_error
+from sparkring.stage import stage_error
 from sparkring.errors import SparkringWorkerError, WorkerFailure, error_report, find_failure
 from sparkring.lost import LostTask
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sparkring.driver import unreadable_data
+from sparkring.stage import unreadable_data
 from sparkring.shared_dir import check_shared, leave_token, remove_token, sees_token
 
 

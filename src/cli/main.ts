@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-/** The `sparkring` command line (docs/architecture.md says where each flag travels). */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { type AllreduceResult, allreduce } from '../client/allreduce.js';
 import { RunError } from '../client/errors.js';
@@ -8,6 +7,8 @@ import { LAUNCH_DEFAULTS } from '../client/launch-options.js';
 import { ALLREDUCE_DEFAULTS, DEFAULT_EXPERIMENTS } from '../client/options.js';
 import { predict } from '../client/predict.js';
 import { rerun } from '../client/rerun.js';
+/** The `sparkring` command line (docs/architecture.md says where each flag travels). */
+import { runSession } from '../client/session.js';
 import { parseGridFlag, parseRandomFlag, SearchSpaceError } from '../hpo/space.js';
 import { basicAuth, bearer } from '../livy/client.js';
 import { TF_BACKENDS, type TfBackendChoice } from '../runtime/backend.js';
@@ -204,7 +205,7 @@ withJobOptions(
     )
     .option(
       '--max-attempts <k>',
-      'resubmit a failed run up to K attempts in all',
+      'retry a failed run up to K attempts in all, each in the same Spark application',
       positiveInt('--max-attempts'),
       ALLREDUCE_DEFAULTS.maxAttempts,
     )
@@ -355,6 +356,14 @@ withJobOptions(
     fail(err);
   }
 });
+
+// The Python API's side channel (spark-plugin/sparkring/api.py; client/session.ts), not for people.
+program
+  .command('session', { hidden: true })
+  .description('the client side of a run whose Spark driver is the calling Python process (JSON lines on stdin/stdout)')
+  .action(async () => {
+    process.exitCode = await runSession(process.stdin, process.stdout);
+  });
 
 const experiments = program.command('experiments').description('runs recorded under the experiments directory');
 experiments

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { RunEvent } from '../events/protocol.js';
-import { redactUrl } from '../events/redis.js';
+import { type RedisEndpoint, redactUrl } from '../events/redis.js';
 import { curvesSvg } from '../experiments/curves.js';
 import { VERSIONED_ENTRY, writeMetrics, writeVersioned } from '../experiments/layout.js';
 import { type Staging, shipRuntime, stagingDir, workerEntry } from './bundle.js';
@@ -16,10 +16,10 @@ import { readDriverResult } from './driver-result.js';
 import { compileEntry } from './entry-compile.js';
 import { RunError } from './errors.js';
 import { EventFollower } from './event-stream.js';
-import { jobSpec } from './job-spec.js';
+import { type JobSpec, jobSpec } from './job-spec.js';
 import { checkLivy, runLivyBatch } from './livy-submit.js';
 import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from './options.js';
-import { packageRoot, requireSparkPaths } from './paths.js';
+import { packageRoot, requireSparkPaths, type SparkPaths } from './paths.js';
 import { Progress } from './progress.js';
 import { placeJob } from './reachable.js';
 import { redactConf } from './redaction.js';
@@ -61,13 +61,15 @@ export interface AllreduceResult {
   appId: string;
 }
 
-interface DriverResult {
+export interface DriverResult {
   ok: boolean;
   appId: string;
   dir: string;
   result?: unknown;
   ranks?: Array<Omit<RankReport, 'rank'>>;
   releaseMs?: number | null;
+  /** Attempts made, each a barrier stage in the one application (spark-plugin/sparkring/lifecycle.py). */
+  attempts?: number;
   versions?: { spark?: string; python?: string; master?: string };
   error?: DriverError;
 }
@@ -80,19 +82,48 @@ function preflight(o: ResolvedAllreduceOptions): void {
   if (!o.master && !o.livy) checkEmbeddedSlots(o.workers, '--workers');
 }
 
-export async function allreduce(input: AllreduceOptions): Promise<AllreduceResult> {
+/** One run's client side, from its options to its spec on disk, with its events followed. */
+export interface OpenRun {
+  o: ResolvedAllreduceOptions;
+  paths: SparkPaths;
+  say: (line: string) => void;
+  progress: Progress;
+  runId: string;
+  secret: string;
+  redis: RedisEndpoint;
+  sparkConf: Record<string, string>;
+  staging: string;
+  archives: string[];
+  spec: JobSpec;
+  specPath: string;
+  resultPath: string;
+  versionedEntry: string;
+  /** Stops following, the private Redis and removes the staging. */
+  close(): Promise<void>;
+}
+
+/**
+ * The client's half of a run up to its spec (the one pipeline of `allreduce` and of the Python
+ * API's session, client/session.ts): checks, the run's Redis and event following, the compiled
+ * entry (and the shipped runtime), spec.json. `submits`: whether this client runs spark-submit
+ * (the Python API's driver is the caller's own process).
+ */
+export async function openRun(input: AllreduceOptions, submits = true): Promise<OpenRun> {
   const o = resolveAllreduceOptions(input);
   preflight(o);
   if (o.livy) await checkLivy({ livy: o.livy, livyHeaders: o.livyHeaders });
   if (o.queue && (o.master === 'yarn' || o.livy)) await checkYarnQueue(o.queue);
-  const paths = requireSparkPaths();
+  const paths = requireSparkPaths(submits);
   const say = o.onProgress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const progress = new Progress(say);
   const runId = randomUUID();
   await mkdir(o.experiments, { recursive: true });
   const placed = await placeJob(o);
   const redis = await openRunRedis(o, runId, placed.address);
-  const follower = new EventFollower(redis.endpoint, (e: RunEvent) => progress.on(e));
+  const follower = new EventFollower(redis.endpoint, (e: RunEvent) => {
+    progress.on(e);
+    o.onEvent?.(e);
+  });
   follower.onIgnored = (message) => say(`sparkring: ${message}`);
   let lastTrouble = 0;
   follower.onTrouble = (message) => {
@@ -100,79 +131,96 @@ export async function allreduce(input: AllreduceOptions): Promise<AllreduceResul
     lastTrouble = Date.now();
     say(`sparkring: Redis at ${redactUrl(redis.endpoint.url)}: ${message}; following the run resumes when it is back`);
   };
-  const secret = randomBytes(32).toString('hex');
   let stage: Staging | undefined;
+  const close = async (): Promise<void> => {
+    await follower.stop();
+    await redis.stop();
+    await stage?.remove();
+  };
   try {
+    const secret = randomBytes(32).toString('hex');
     stage = await stagingDir(o.stage, 'sparkring-');
     const staging = stage.dir;
     const bundle = await shipRuntime(o, paths, staging, say);
     const entry = await workerEntry(o.entry, bundle, staging);
     // The entry as it ran, self-contained and portable (tfjs imports left bare), for versioned/.
     const versionedEntry = await compileEntry(o.entry, join(staging, VERSIONED_ENTRY), 'bare');
-    const submit = { ...o, sparkConf: placed.sparkConf, archives: bundle ? [bundle.archive] : [] };
-    let lastError: RunError | undefined;
-    let runDir: string | undefined;
-    for (let attempt = 0; attempt < o.maxAttempts; attempt++) {
-      const resultPath = join(staging, `result-${attempt}.json`);
-      const spec = jobSpec(o, paths, { runId, secret, attempt, resultPath, redis: redis.endpoint, runDir, entry }, bundle);
-      progress.startAttempt(attempt);
-      const specPath = join(staging, `spec-${attempt}.json`);
-      await writeFile(specPath, JSON.stringify(spec, null, 2), { mode: 0o600 });
-      say(`sparkring: submitting ${o.name} with ${o.workers} workers (attempt ${attempt + 1} of ${o.maxAttempts})`);
-      const submitAt = Date.now();
-      const silent = new AbortController();
-      const watch = setInterval(() => {
-        const now = Date.now();
-        for (const [rank, at] of progress.heartbeats) {
-          if (now - at > o.heartbeatTimeoutMs)
-            silent.abort(
-              new RunError('worker', `worker ${rank} sent no heartbeat for ${Math.round((now - at) / 1000)} s`, { rank }),
-            );
-        }
-      }, 500);
-      const stop = o.signal ? AbortSignal.any([silent.signal, o.signal]) : silent.signal;
-      const program = [paths.submitFile, specPath];
-      const outcome = await (o.livy
-        ? runLivyBatch({ ...submit, livy: o.livy }, paths, program, staging, say, stop)
-        : runSparkSubmit(submit, paths, program, stop)
-      ).finally(() => clearInterval(watch));
-      if (o.signal?.aborted) throw new RunError('input', 'interrupted; the run was stopped');
-      const driver = await readDriverResult<DriverResult>(resultPath, redis.endpoint, secret);
-      if (driver?.dir && !isInside(o.experiments, driver.dir)) {
-        throw new RunError(
-          'spark',
-          `the driver's result names ${driver.dir}, outside --experiments ${o.experiments}; nothing was written there`,
-        );
-      }
-      // Later attempts resume in the same directory, from its checkpoints. The directory an event
-      // named counts only inside --experiments (events are not signed).
-      const heard = progress.runDir && isInside(o.experiments, progress.runDir) ? progress.runDir : undefined;
-      runDir ??= driver?.dir ?? heard;
-      if (driver?.dir) await recordRun(driver, o, spec, progress, versionedEntry);
-      if (driver?.ok) {
-        const result = toResult(driver, runId, o.workers, attempt + 1, submitAt, progress);
-        const { ranks: _ranks, ...summary } = result;
-        await writeFile(join(driver.dir, 'result.json'), JSON.stringify({ ...driver, ...summary, ok: true }, null, 2));
-        return result;
-      }
-      lastError = silent.signal.aborted ? (silent.signal.reason as RunError) : toError(driver, outcome, progress);
-      if (lastError.detail.final) break;
-      if (attempt + 1 < o.maxAttempts)
-        say(`sparkring: attempt ${attempt + 1} failed: ${lastError.message}; resubmitting from the last checkpoint`);
-    }
-    throw lastError ?? new RunError('spark', 'the run failed');
-  } finally {
-    await follower.stop();
-    await redis.stop();
-    await stage?.remove();
+    const resultPath = join(staging, 'result.json');
+    const spec = jobSpec(o, paths, { runId, secret, attempt: 0, resultPath, redis: redis.endpoint, entry }, bundle);
+    const specPath = join(staging, 'spec.json');
+    await writeFile(specPath, JSON.stringify(spec, null, 2), { mode: 0o600 });
+    return {
+      o,
+      paths,
+      say,
+      progress,
+      runId,
+      secret,
+      redis: redis.endpoint,
+      sparkConf: placed.sparkConf,
+      staging,
+      archives: bundle ? [bundle.archive] : [],
+      spec,
+      specPath,
+      resultPath,
+      versionedEntry,
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
   }
+}
+
+export async function allreduce(input: AllreduceOptions): Promise<AllreduceResult> {
+  const run = await openRun(input);
+  const { o, paths, say } = run;
+  try {
+    const submit = { ...o, sparkConf: run.sparkConf, archives: run.archives };
+    const attempts = o.maxAttempts > 1 ? ` (up to ${o.maxAttempts} attempts, in one Spark application)` : '';
+    say(`sparkring: submitting ${o.name} with ${o.workers} workers${attempts}`);
+    const submitAt = Date.now();
+    const program = [paths.submitFile, run.specPath];
+    const outcome = await (o.livy
+      ? runLivyBatch({ ...submit, livy: o.livy }, paths, program, run.staging, say, o.signal)
+      : runSparkSubmit(submit, paths, program, o.signal));
+    if (o.signal?.aborted) throw new RunError('input', 'interrupted; the run was stopped');
+    return await finishRun(run, submitAt, outcome);
+  } finally {
+    await run.close();
+  }
+}
+
+/**
+ * The driver's result (its file, or its signed last event) as the run's outcome: the run's files
+ * recorded, its result returned or its error thrown. `outcome`: spark-submit's, where this client ran it.
+ */
+export async function finishRun(run: OpenRun, submitAt: number, outcome?: SubmitOutcome): Promise<AllreduceResult> {
+  const { o, progress } = run;
+  const driver = await readDriverResult<DriverResult>(run.resultPath, run.redis, run.secret);
+  if (driver?.dir && !isInside(o.experiments, driver.dir)) {
+    throw new RunError(
+      'spark',
+      `the driver's result names ${driver.dir}, outside --experiments ${o.experiments}; nothing was written there`,
+    );
+  }
+  if (driver?.dir) await recordRun(driver, o, run.spec, progress, run.versionedEntry);
+  if (driver?.ok) {
+    const result = toResult(driver, run.runId, o.workers, submitAt, progress);
+    const { ranks: _ranks, ...summary } = result;
+    await writeFile(join(driver.dir, 'result.json'), JSON.stringify({ ...driver, ...summary, ok: true }, null, 2));
+    return result;
+  }
+  if (driver?.error) throw driverError(driver.error, progress.errors, driver.dir);
+  if (outcome) throw submitError(outcome);
+  throw new RunError('spark', 'the driver ended without a result; see its log above');
 }
 
 /** What the client adds to the run directory: spec.json, versioned/, metrics.jsonl, curves.svg. */
 async function recordRun(
   driver: DriverResult,
   o: ResolvedAllreduceOptions,
-  spec: Record<string, unknown>,
+  spec: JobSpec,
   progress: Progress,
   versionedEntry: string,
 ): Promise<void> {
@@ -192,14 +240,7 @@ async function recordRun(
   await writeFile(join(driver.dir, 'curves.svg'), curvesSvg(records, `${o.name} (${driver.appId})`));
 }
 
-function toResult(
-  d: DriverResult,
-  runId: string,
-  workers: number,
-  attempts: number,
-  submitAt: number,
-  progress: Progress,
-): AllreduceResult {
+function toResult(d: DriverResult, runId: string, workers: number, submitAt: number, progress: Progress): AllreduceResult {
   const ranks = (d.ranks ?? []).map((r, rank) => ({ ...r, rank }));
   const rank0 = ranks[0];
   const ringFormedAt = Math.max(...ranks.map((r) => r.ringFormedAt));
@@ -208,7 +249,7 @@ function toResult(
     appId: d.appId,
     dir: d.dir,
     workers,
-    attempts,
+    attempts: d.attempts ?? 1,
     backends: ranks.map((r) => r.backend ?? r.tfjs),
     result: d.result ?? null,
     metrics: progress.lastMetrics.get(0)?.metrics ?? {},
@@ -219,10 +260,6 @@ function toResult(
     },
     ranks,
   };
-}
-
-function toError(d: DriverResult | undefined, outcome: SubmitOutcome, progress: Progress): RunError {
-  return d?.error ? driverError(d.error, progress.errors, d.dir) : submitError(outcome);
 }
 
 /** Whether `path` lies inside `dir`. */

@@ -35,9 +35,10 @@ export function driverError(e: DriverError, heard: readonly HeardError[], dir?: 
     );
   }
   const finalHeard = heard.some((x) => isErrorCode(x.code) && ERROR_CODES[x.code].final);
-  if (e.rank === undefined) {
+  if (e.rank === undefined || e.code === 'SR_WORKER_SILENT') {
+    // A silent worker's line names it already; the others' errors came after it went quiet.
     const rule = ERROR_CODES[e.code];
-    return new RunError(rule.kind, e.message, { dir, code: e.code, final: rule.final || finalHeard });
+    return new RunError(rule.kind, e.message, { dir, code: e.code, final: rule.final || finalHeard, rank: e.rank });
   }
   // Prefer the worker that failed first over the ones that lost it as a peer.
   const root = heard.find((x) => x.code !== 'SR_PEER_LOST');

@@ -15,7 +15,7 @@ export class RunError extends Error {
       workerStack?: string;
       logTail?: string;
       dir?: string;
-      /** A retry would fail the same way: --max-attempts does not resubmit. */
+      /** A retry would fail the same way: --max-attempts does not retry it. */
       final?: boolean;
     } = {},
   ) {

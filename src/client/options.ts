@@ -1,6 +1,7 @@
 import { basename, extname, resolve } from 'node:path';
 import { z } from 'zod';
 import { RING_TIMEOUT_DEFAULTS } from '../collective/options.js';
+import type { RunEvent } from '../events/protocol.js';
 import { TF_BACKENDS } from '../runtime/backend.js';
 import { RunError } from './errors.js';
 
@@ -50,6 +51,8 @@ export const jobFields = {
   redisCa: z.string().min(1).optional(),
   /** Progress and log lines; default: stderr. */
   onProgress: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
+  /** Every run event as it arrives (after the progress line it makes), e.g. for a notebook's table. */
+  onEvent: z.custom<(e: RunEvent) => void>((v) => typeof v === 'function').optional(),
   /**
    * Ship the runtime and the entry to the executors as a Spark archive (default: unless the master
    * is local or on loopback, where the executors run this checkout's files in place).

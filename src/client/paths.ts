@@ -22,22 +22,23 @@ export class SetupError extends Error {
   override readonly name = 'SetupError';
 }
 
-/** sparkPaths(), its setup problem as the run's error. */
-export function requireSparkPaths(): SparkPaths {
+/** sparkPaths(), its setup problem as the run's error. `needsSubmit`: false where the caller's own
+ * Spark driver runs the job (the Python API), so no spark-submit of ours is needed. */
+export function requireSparkPaths(needsSubmit = true): SparkPaths {
   try {
-    return sparkPaths();
+    return sparkPaths(needsSubmit);
   } catch (err) {
     if (err instanceof SetupError) throw new RunError('setup', err.message);
     throw err;
   }
 }
 
-export function sparkPaths(): SparkPaths {
+export function sparkPaths(needsSubmit = true): SparkPaths {
   const root = packageRoot();
   const venv = process.env.SPARKRING_VENV ?? join(root, '.venv');
   const python = join(venv, 'bin', 'python');
   const sparkSubmit = process.env.SPARKRING_SPARK_SUBMIT ?? join(venv, 'bin', 'spark-submit');
-  if (!existsSync(sparkSubmit)) {
+  if (needsSubmit && !existsSync(sparkSubmit)) {
     throw new SetupError(
       `spark-submit not found at ${sparkSubmit}; run \`make setup\` (creates ${venv} with the pinned pyspark) or set SPARKRING_SPARK_SUBMIT`,
     );

@@ -1,6 +1,10 @@
 /** Progress of a run on stderr: driver stages, per-worker step / metrics / samples/s, worker logs. */
 import type { RunEvent } from '../events/protocol.js';
 import type { MetricRecord } from '../experiments/layout.js';
+import { type DriverError, driverError } from './driver-error.js';
+
+const isDriverError = (v: unknown): v is DriverError =>
+  typeof v === 'object' && v !== null && typeof (v as DriverError).message === 'string';
 
 const fmt = (v: number): string =>
   Math.abs(v) >= 1000 || Number.isInteger(v) ? String(Math.round(v * 100) / 100) : v.toPrecision(4);
@@ -14,19 +18,14 @@ export class Progress {
   readonly errors: Array<{ rank: number; message: string; stack?: string; code?: string }> = [];
   /** Every metrics event, in arrival order, with the attempt it came from. */
   readonly records: Array<MetricRecord & { attempt: number }> = [];
-  /** When each worker still training was last heard from (client clock). */
-  readonly heartbeats = new Map<number, number>();
-  private readonly finished = new Set<number>();
   /** The run directory, once the driver said it. */
   runDir: string | undefined;
   private attempt = 0;
 
-  /** A new attempt: errors of the earlier ones no longer count. */
-  startAttempt(attempt: number): void {
+  /** A new attempt (the driver's `attempt` event): errors of the earlier ones no longer count. */
+  private startAttempt(attempt: number): void {
     this.attempt = attempt;
     this.errors.length = 0;
-    this.heartbeats.clear();
-    this.finished.clear();
   }
 
   /**
@@ -61,7 +60,14 @@ export class Progress {
           this.runDir ??= typeof e.dir === 'string' ? e.dir : undefined;
           this.write(`sparkring: Spark application ${String(e.appId)} started`);
         } else if (e.stage === 'slots') this.write('sparkring: slots ready, starting the barrier stage');
-        else if (e.stage === 'released')
+        else if (e.stage === 'attempt' && typeof e.attempt === 'number') {
+          this.startAttempt(e.attempt);
+          if (e.attempt > 0)
+            this.write(`sparkring: attempt ${e.attempt + 1} of ${String(e.maxAttempts)}, in the same Spark application`);
+        } else if (e.stage === 'retry' && typeof e.attempt === 'number' && isDriverError(e.error)) {
+          const why = driverError(e.error, this.errors).message;
+          this.write(`sparkring: attempt ${e.attempt + 1} failed: ${why}; retrying from the last checkpoint`);
+        } else if (e.stage === 'released')
           this.write(
             `sparkring: executors released${typeof e.releaseMs === 'number' ? ` in ${Math.round(e.releaseMs)} ms` : ''}`,
           );
@@ -93,12 +99,8 @@ export class Progress {
         return;
       }
       case 'heartbeat':
-        if (!this.finished.has(e.rank)) this.heartbeats.set(e.rank, Date.now() + (e.busyMs ?? 0));
-        return;
       case 'done':
-        this.finished.add(e.rank);
-        this.heartbeats.delete(e.rank);
-        return;
+        return; // the driver watches heartbeats (spark-plugin/sparkring/heartbeats.py)
       case 'error':
         this.errors.push({
           rank: e.rank,

@@ -11,7 +11,7 @@ export type ErrorKind = 'setup' | 'input' | 'slots' | 'worker' | 'spark' | 'job'
 
 export interface CodeRule {
   kind: ErrorKind;
-  /** A retry on the same cluster would fail the same way: --max-attempts does not resubmit. */
+  /** A retry on the same cluster would fail the same way: --max-attempts does not retry it. */
   final: boolean;
 }
 
@@ -37,12 +37,14 @@ export const ERROR_CODES = {
   SR_WORKER_EXIT: { kind: 'worker', final: false }, // the Node worker exited or was killed
   SR_HANDOFF_SPACE: { kind: 'worker', final: false }, // the partition did not fit the handoff directory
   SR_EXECUTOR_LOST: { kind: 'worker', final: false }, // Spark lost a task's executor or Python worker
+  SR_WORKER_SILENT: { kind: 'worker', final: false }, // a worker still training sent no heartbeat for the timeout
   SR_RUNTIME_MISSING: { kind: 'setup', final: true }, // an executor has no Node, or not the shipped runtime
   SR_EXPERIMENTS_NOT_SHARED: { kind: 'setup', final: true }, // executor hosts do not see --experiments
   SR_DATA_PATH: { kind: 'input', final: true }, // --data cannot be read by the executors
   SR_SLOTS: { kind: 'slots', final: true }, // the cluster has too few task slots for --workers
   SR_DYNAMIC_ALLOCATION: { kind: 'job', final: true }, // barrier stages refuse dynamic allocation
   SR_SEARCH: { kind: 'job', final: true }, // a search could not go on (rounds failed, client gone)
+  SR_SPARK_CONNECT: { kind: 'input', final: true }, // the Python API was given a Spark Connect session
   SR_SPARK: { kind: 'spark', final: false }, // Spark failed the job for a reason of its own
 } as const satisfies Record<string, CodeRule>;
 

@@ -111,17 +111,17 @@ describe('a run that loses a worker or an executor resumes from its checkpoint',
     [
       'a Node worker',
       /node .*runtime\/main\.js/,
-      /^sparkring: attempt 1 failed: worker \d failed: the Node worker \(pid \d+\) on \S+ was killed by signal 9 \(SIGKILL\) before reporting; resubmitting/,
+      /^sparkring: attempt 1 failed: worker \d failed: the Node worker \(pid \d+\) on \S+ was killed by signal 9 \(SIGKILL\) before reporting; retrying from the last checkpoint/,
     ],
     [
       'an executor JVM',
       /CoarseGrainedExecutorBackend/,
-      /^sparkring: attempt 1 failed: worker \d failed: its executor \d+ on \S+ was lost \(Command exited with code 137\); resubmitting/,
+      /^sparkring: attempt 1 failed: worker \d failed: its executor \d+ on \S+ was lost \(Command exited with code 137\); retrying from the last checkpoint/,
     ],
     [
       "a task's Python worker",
       pythonWorker,
-      /^sparkring: attempt 1 failed: worker \d failed: the Python worker of its Spark task on \S+ \(executor \d+\) died: Python worker exited unexpectedly \(crashed\); resubmitting/,
+      /^sparkring: attempt 1 failed: worker \d failed: the Python worker of its Spark task on \S+ \(executor \d+\) died: Python worker exited unexpectedly \(crashed\); retrying from the last checkpoint/,
     ],
   ] as const)(
     'kill -9 of %s: 2 attempts, the retry line says what failed, the weights of a run that never failed',

@@ -1,0 +1,223 @@
+"""The Python API: TypeScript training on the caller's own SparkSession and DataFrame.
+
+    import sparkring
+    run = sparkring.allreduce("train.ts", df, num_workers=2, hparams={"lr": 0.1}, max_attempts=3)
+    run.result, run.attempts, run.dir
+
+The DataFrame goes to the barrier stage as it stands: its plan runs in each attempt's stage,
+straight into the workers' Arrow handoff, with nothing written on the way. This process is the
+run's Spark driver (lifecycle.py, as for spark-submit); a Node process beside it (`sparkring
+session`, src/client/session.ts) does the client's half: the compiled entry, the run's Redis,
+its progress and its files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import IO, Any, Optional
+
+from sparkring.codes import SPARK_CONNECT
+from sparkring.lifecycle import run_job
+from sparkring.progress import LineProgress, progress_for
+from sparkring.runtime_home import CLI, node_binary, runtime_home
+from sparkring.spec import JobSpec
+
+SPARK_CONNECT_REFUSED = (
+    "sparkring.allreduce needs a classic SparkSession, not Spark Connect: a training run is a barrier stage "
+    "that this Python process drives through the SparkContext (job groups, slot checks, executor release), "
+    "which a Spark Connect client has not got; run it where the driver runs (a notebook on the cluster, "
+    "spark-submit, or `sparkring allreduce`)"
+)
+
+
+class RunError(RuntimeError):
+    """A failed run: `kind` (input, setup, worker, slots, job, spark), the worker's `rank` and `stack`
+    where a worker failed, the machine-readable `code` (codes.py) and the run's `dir` where it has one."""
+
+    def __init__(
+        self,
+        message: str,
+        kind: str,
+        code: Optional[str] = None,
+        rank: Optional[int] = None,
+        stack: Optional[str] = None,
+        dir: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.code = code
+        self.rank = rank
+        self.stack = stack
+        self.dir = dir
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished run: rank 0's return value and what the run recorded."""
+
+    result: Any
+    attempts: int
+    dir: str
+    run_id: str
+    app_id: str
+    metrics: dict[str, float]
+    timings: dict[str, Optional[float]]
+    backends: list[str]
+    # Each rank's report: host, rows, backend, handoff, timings.
+    ranks: list[dict[str, Any]] = field(repr=False)
+
+
+def active_session(df: Any, spark: Any) -> Any:
+    if spark is None and df is not None:
+        spark = df.sparkSession
+    if spark is None:
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.getActiveSession()
+    if spark is None:
+        raise RunError("no active SparkSession: create one (SparkSession.builder...getOrCreate()) or pass spark=", "input")
+    if type(spark).__module__.startswith("pyspark.sql.connect"):
+        raise RunError(SPARK_CONNECT_REFUSED, "input", code=SPARK_CONNECT)
+    return spark
+
+
+class _Session:
+    """The Node side of the run (`sparkring session`) and its messages."""
+
+    def __init__(self, progress: LineProgress) -> None:
+        home = runtime_home()
+        self._proc = subprocess.Popen(
+            [node_binary(), os.path.join(home, CLI), "session"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=os.getcwd(),
+        )
+        self._replies: queue.Queue[dict[str, Any]] = queue.Queue()
+        self._progress = progress
+        threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True).start()
+        threading.Thread(target=self._relay, args=(self._proc.stderr,), daemon=True).start()
+
+    def _read(self, stream: IO[bytes]) -> None:
+        for raw in stream:
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                continue
+            kind = message.get("type")
+            if kind == "line":
+                self._progress.line(str(message["line"]))
+            elif kind == "event":
+                self._progress.event(dict(message["event"]))
+            else:
+                self._replies.put(message)
+        self._replies.put({"type": "error", "error": {"kind": "setup", "message": self._ended()}})
+
+    def _ended(self) -> str:
+        code = self._proc.wait()
+        return f"the sparkring session process ended (status {code}) before it answered; its output is above"
+
+    def _relay(self, stream: IO[bytes]) -> None:
+        for raw in stream:  # Node's own warnings; the caller sees them where they see progress
+            print(raw.decode(errors="replace").rstrip("\n"), file=sys.stderr, flush=True)
+
+    def send(self, message: dict[str, Any]) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write((json.dumps(message) + "\n").encode())
+        self._proc.stdin.flush()
+
+    def reply(self) -> dict[str, Any]:
+        message = self._replies.get()
+        if message.get("type") == "error":
+            e = message.get("error") or {}
+            raise RunError(
+                str(e.get("message", "the run failed")),
+                str(e.get("kind", "spark")),
+                code=e.get("code"),
+                rank=e.get("rank"),
+                stack=e.get("stack"),
+                dir=e.get("dir"),
+            )
+        return message
+
+    def close(self) -> None:
+        if self._proc.stdin is not None and not self._proc.stdin.closed:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+
+
+def allreduce(
+    entry: str,
+    df: Any = None,
+    *,
+    num_workers: int,
+    hparams: Optional[dict[str, Any]] = None,
+    max_attempts: int = 1,
+    experiments: Optional[str] = None,
+    name: Optional[str] = None,
+    gpus_per_worker: float = 0,
+    tf_backend: str = "auto",
+    heartbeat_timeout_s: float = 60,
+    partition_by: Optional[str] = None,
+    release_executors: bool = False,
+    spark: Any = None,
+    progress: Optional[bool] = None,
+) -> Run:
+    """Trains `entry` (a .ts or .js module whose default export is train(ctx)) on `num_workers`
+    Spark executors of the active SparkSession, in one barrier stage per attempt, with `df`'s rows
+    dealt to them (by `partition_by`'s values where given) as ctx.data. Returns the finished Run,
+    or raises RunError. `release_executors` gives the session's executors back when training ends
+    (off by default here: the session is the caller's). `progress=False`: lines only, no
+    notebook table."""
+    spark = active_session(df, spark)
+    shown = progress_for(progress)
+    options: dict[str, Any] = {
+        "entry": os.path.abspath(entry),
+        "workers": num_workers,
+        "hparams": hparams or {},
+        "maxAttempts": max_attempts,
+        "gpusPerWorker": gpus_per_worker,
+        "tfBackend": tf_backend,
+        "heartbeatTimeoutMs": int(heartbeat_timeout_s * 1000),
+        "releaseExecutors": release_executors,
+        "master": spark.sparkContext.master,
+    }
+    for key, value in (("experiments", experiments and os.path.abspath(experiments)), ("name", name), ("partitionBy", partition_by)):
+        if value is not None:
+            options[key] = value
+    session = _Session(shown)
+    try:
+        session.send({"type": "options", "options": options})
+        spec = JobSpec.load(str(session.reply()["path"]))
+        shown.line(f"sparkring: training {spec.name} with {num_workers} workers in {spark.sparkContext.applicationId}")
+        try:
+            run_job(spark, lambda: df if df is not None else spark.range(num_workers), spec)
+        except BaseException:
+            session.send({"type": "abandoned"})
+            raise
+        session.send({"type": "ran"})
+        r = dict(session.reply()["result"])
+    finally:
+        session.close()
+        shown.close()
+    return Run(
+        result=r.get("result"),
+        attempts=int(r.get("attempts", 1)),
+        dir=str(r["dir"]),
+        run_id=str(r["runId"]),
+        app_id=str(r["appId"]),
+        metrics=dict(r.get("metrics") or {}),
+        timings=dict(r.get("timings") or {}),
+        backends=list(r.get("backends") or []),
+        ranks=list(r.get("ranks") or []),
+    )

@@ -1,0 +1,81 @@
+"""The driver's watch over one attempt's workers, from the run's Redis stream (the workers XADD
+heartbeats, `done` and `error` events; src/runtime/events.ts): a worker still training that is
+silent for the timeout (stopped, swapping, wedged in native code) fails the attempt, which Spark
+alone would never notice. Also keeps the codes of the errors the workers reported themselves."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Any, Callable, Optional
+
+from sparkring.events import connect
+from sparkring.spec import RedisEndpoint
+
+POLL_MS = 500
+
+
+class HeartbeatWatch:
+    """Follows the stream from now on in a thread; calls `on_silent(rank, silent_s)` once, for the
+    first worker that sent a heartbeat and then nothing for `timeout_ms` (less the `busyMs` it
+    announced) before its `done`."""
+
+    def __init__(self, endpoint: RedisEndpoint, timeout_ms: float, on_silent: Callable[[int, float], None]) -> None:
+        self._endpoint = endpoint
+        self._timeout_s = timeout_ms / 1000
+        self._on_silent = on_silent
+        self._due: dict[int, float] = {}  # rank -> when it was last heard from, plus its busyMs
+        self._done: set[int] = set()
+        self.codes: list[str] = []  # the codes of the workers' own error events, as they came
+        self.silent: Optional[tuple[int, float]] = None
+        self._stop = threading.Event()
+        self._redis: Any = connect(endpoint, timeout_s=5)
+        newest = self._redis.xrevrange(endpoint.stream, count=1)
+        self._last_id: str = newest[0][0].decode() if newest else "0-0"
+        self._thread = threading.Thread(target=self._follow, name="sparkring-heartbeats", daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            try:
+                replies = self._redis.xread({self._endpoint.stream: self._last_id}, count=1000, block=POLL_MS)
+            except Exception as e:  # Redis restarting: the watch resumes when it is back
+                print(f"sparkring: heartbeat watch: {e}", file=sys.stderr)
+                self._stop.wait(1)
+                continue
+            for _stream, entries in replies or []:
+                for entry_id, fields in entries:
+                    self._last_id = entry_id.decode()
+                    self._heard(fields.get(b"e"))
+            self._check(time.time())
+
+    def _heard(self, raw: Optional[bytes]) -> None:
+        try:
+            event = json.loads(raw or b"")
+            rank = int(event["rank"])
+        except (ValueError, KeyError, TypeError):
+            return  # the driver's own events carry no rank
+        kind = event.get("type")
+        if kind == "heartbeat" and rank not in self._done:
+            self._due[rank] = time.time() + float(event.get("busyMs") or 0) / 1000
+        elif kind == "done":
+            self._done.add(rank)
+            self._due.pop(rank, None)
+        elif kind == "error" and isinstance(event.get("code"), str):
+            self.codes.append(event["code"])
+
+    def _check(self, now: float) -> None:
+        if self.silent is not None:
+            return
+        for rank, at in self._due.items():
+            if now - at > self._timeout_s:
+                self.silent = (rank, now - at)
+                self._on_silent(rank, now - at)
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._redis.close()

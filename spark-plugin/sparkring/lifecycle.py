@@ -1,0 +1,126 @@
+"""The one lifecycle of a training run, in the Spark driver, for the CLI's spark-submit
+(driver.py) and the Python API (api.py) alike: the slot checks, the attempts (each a barrier
+stage in this same Spark application, resuming from the run directory's checkpoints), the run
+events, the result files and the executors' release. The failure policy lives here alone: an
+attempt is retried unless its error's code is final (codes.py) or it was the last."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from dataclasses import replace
+from typing import Any, Callable, Optional
+
+from sparkring.codes import DYNAMIC_ALLOCATION, SLOTS, is_final
+from sparkring.errors import JobError, error_report
+from sparkring.events import EventSender, signed_result
+from sparkring.executors import executor_ids, release_executors
+from sparkring.run_files import experiment_dir, write_json, write_result
+from sparkring.shared_dir import leave_token, remove_token
+from sparkring.slots import SlotNeed, SlotsError, local_cluster_shape, wait_for_slots
+from sparkring.spec import JobSpec
+from sparkring.stage import AttemptOutcome, run_attempt
+
+
+def check_conf(sc: Any) -> SlotNeed:
+    conf = sc.getConf()
+    if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
+        raise JobError(
+            "spark.dynamicAllocation.enabled=true: Spark barrier stages refuse dynamic allocation (SPARK-24942); "
+            "sparkring releases the executors itself when training ends",
+            DYNAMIC_ALLOCATION,
+        )
+    return SlotNeed(0, int(conf.get("spark.task.cpus", "1")), float(conf.get("spark.task.resource.gpu.amount", "0")))
+
+
+def wait_for_workers(sc: Any, spec: JobSpec) -> float:
+    """Seconds waited until the application has a slot for every worker (SlotsError if it never will)."""
+    conf = sc.getConf()
+    need = replace(check_conf(sc), workers=spec.workers)
+    jsc = sc._jsc.sc()
+    profile = jsc.resourceProfileManager().defaultResourceProfile()
+    return wait_for_slots(
+        need,
+        sc.master,
+        lambda: int(jsc.maxNumConcurrentTasks(profile)),
+        lambda: len(executor_ids(sc)),
+        spec.slot_wait_seconds,
+        local_cluster_shape(sc.master, float(conf.get("spark.executor.resource.gpu.amount", "0"))),
+    )
+
+
+def attempt_failed_for_good(outcome: AttemptOutcome) -> bool:
+    error = outcome.error or {}
+    return is_final(str(error.get("code"))) or any(is_final(c) for c in outcome.heard_codes)
+
+
+def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec, *, run_dir: Optional[str] = None) -> dict[str, Any]:
+    """Runs the job `spec` in `spark`'s application over the frame `make_frame` gives (read once,
+    its plan run by each attempt's stage); returns the result, also written to <run>/result.json,
+    spec.result_path and the run's last event. Never raises for a failed run: the result says."""
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    from sparkring.task import make_task
+
+    events = EventSender(spec.redis, "driver")
+    sc = spark.sparkContext
+    conf = sc.getConf()
+    app_id = sc.applicationId
+    run_dir = run_dir or spec.run_dir or experiment_dir(spec.experiments, app_id, spec.name)
+    os.makedirs(run_dir, exist_ok=True)
+    events.send("driver", stage="started", appId=app_id, dir=run_dir)
+    started = time.time()
+    result: dict[str, Any] = {
+        "appId": app_id,
+        "dir": run_dir,
+        "workers": spec.workers,
+        "attempts": 0,
+        "versions": {"spark": spark.version, "python": sys.version.split()[0], "master": sc.master},
+    }
+    attempt = 0
+    try:
+        check_conf(sc)
+        frame = make_frame()
+        schema = to_arrow_schema(frame.schema)
+        driver_host = conf.get("spark.driver.host", socket.gethostname())
+        for attempt in range(spec.attempt, spec.max_attempts):
+            this = replace(spec, attempt=attempt, run_dir=run_dir)
+            result["attempts"] = attempt + 1
+            waited = wait_for_workers(sc, this)
+            events.send("driver", stage="slots", waitedMs=int(waited * 1000))
+            events.send("driver", stage="attempt", attempt=attempt, maxAttempts=spec.max_attempts)
+            token = leave_token(run_dir, attempt)
+            try:
+                task = make_task(this, run_dir, schema, token, driver_host)
+                outcome = run_attempt(sc, frame, this, task, f"sparkring-{spec.run_id}-{attempt}")
+            finally:
+                remove_token(run_dir, attempt)
+            if outcome.ok:
+                ranks = outcome.ranks or []
+                result["ranks"] = ranks
+                result["result"] = ranks[0].get("result") if ranks else None
+                result["stageMs"] = (outcome.finished - outcome.started) * 1000
+                result["trainEndAt"] = int(outcome.finished * 1000)
+                release_ms = release_executors(sc) if spec.release_executors else None
+                result["releaseMs"] = release_ms
+                events.send("driver", stage="released", releaseMs=release_ms)
+                result["ok"] = True
+                break
+            result.update(ok=False, error=outcome.error)
+            if attempt_failed_for_good(outcome) or attempt + 1 >= spec.max_attempts:
+                break
+            events.send("driver", stage="retry", attempt=attempt, error=outcome.error, failedAt=int(outcome.finished * 1000))
+    except SlotsError as e:
+        result.update(ok=False, error=error_report(SLOTS, str(e)))
+    except JobError as e:
+        result.update(ok=False, error=error_report(e.code, str(e)))
+    finally:
+        result["runMs"] = (time.time() - started) * 1000
+        write_json(os.path.join(run_dir, "result.json"), result)
+        write_result(spec.result_path, result)
+        # The result rides on the last event too, for a client on another machine than the driver.
+        events.send("driver", stage="done", ok=result.get("ok", False), **signed_result(spec.secret, result))
+        events.close()
+    return result

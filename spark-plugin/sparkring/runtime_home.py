@@ -1,0 +1,37 @@
+"""Where this machine's sparkring runtime is (the built TypeScript: dist/src/...) and which Node
+runs it: $SPARKRING_HOME, else the checkout this package sits in (spark-plugin/sparkring);
+$SPARKRING_NODE, else `node` on PATH."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Optional
+
+from sparkring.codes import RUNTIME_MISSING
+from sparkring.errors import JobError
+
+CLI = os.path.join("dist", "src", "cli", "main.js")
+
+
+def runtime_home() -> str:
+    """The folder holding dist/ (and package.json): JobError naming both places looked at when absent."""
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    given: Optional[str] = os.environ.get("SPARKRING_HOME")
+    for home in (given,) if given else (checkout,):
+        if os.path.isfile(os.path.join(home, CLI)):
+            return home
+    where = f"$SPARKRING_HOME={given}" if given else f"this package's checkout {checkout}"
+    raise JobError(
+        f"the sparkring runtime is not at {where} (no {CLI} there); build it with `make build` in the checkout, "
+        "or set SPARKRING_HOME to a built sparkring",
+        RUNTIME_MISSING,
+    )
+
+
+def node_binary() -> str:
+    """Node 20 for the client side of a run: $SPARKRING_NODE, else `node` on PATH."""
+    node = os.environ.get("SPARKRING_NODE") or shutil.which("node")
+    if not node:
+        raise JobError("Node 20 is not on PATH: install it, or set SPARKRING_NODE to its binary", RUNTIME_MISSING)
+    return node

@@ -1,0 +1,89 @@
+/**
+ * The client's side of a run whose Spark driver is the caller's own Python process (the Python
+ * API, spark-plugin/sparkring/api.py): the same pipeline as `allreduce` (client/allreduce.ts)
+ * except for spark-submit. Protocol: JSON lines, Python's on stdin, ours on stdout.
+ *
+ *   python → node   {"type":"options", "options": {...AllreduceOptions}}
+ *   node → python   {"type":"line", "line"} (progress and worker logs), {"type":"event", "event"}
+ *                   (metrics and driver events, for a notebook's table)
+ *   node → python   {"type":"spec", "path"}: the job spec the caller's driver runs (lifecycle.py)
+ *   python → node   {"type":"ran"} once its run_job returned (or {"type":"abandoned"})
+ *   node → python   {"type":"result", "result"} or {"type":"error", "error": {kind, code, message, ...}}
+ *
+ * A closed stdin before "ran" abandons the run: its Redis and staging are cleaned up all the same.
+ */
+import { createInterface } from 'node:readline';
+import { z } from 'zod';
+import type { RunEvent } from '../events/protocol.js';
+import { finishRun, openRun } from './allreduce.js';
+import { RunError } from './errors.js';
+import type { AllreduceOptions } from './options.js';
+
+const fromCaller = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('options'), options: z.record(z.string(), z.unknown()) }),
+  z.object({ type: z.literal('ran') }),
+  z.object({ type: z.literal('abandoned') }),
+]);
+type FromCaller = z.infer<typeof fromCaller>;
+
+/** Options the caller may not set: its own driver reads the data and is already running. */
+const NOT_FROM_CALLER = ['data', 'livy', 'queue', 'onProgress', 'onEvent', 'signal', 'ship'] as const;
+
+export async function runSession(input: NodeJS.ReadableStream, output: NodeJS.WritableStream): Promise<number> {
+  const send = (message: Record<string, unknown>): void => {
+    output.write(`${JSON.stringify(message)}\n`);
+  };
+  const lines = createInterface({ input })[Symbol.asyncIterator]();
+  const next = async (): Promise<FromCaller | undefined> => {
+    const line = await lines.next();
+    if (line.done) return undefined;
+    return fromCaller.parse(JSON.parse(line.value));
+  };
+  try {
+    const first = await next();
+    if (first?.type !== 'options') throw new RunError('input', 'the session needs its options first');
+    const options = { ...first.options } as Record<string, unknown>;
+    for (const key of NOT_FROM_CALLER) delete options[key];
+    const run = await openRun(
+      {
+        ...(options as unknown as AllreduceOptions),
+        ship: false,
+        onProgress: (line) => send({ type: 'line', line }),
+        onEvent: (event: RunEvent) => {
+          if (event.type === 'metrics' || event.type === 'driver') send({ type: 'event', event });
+        },
+      },
+      false,
+    );
+    try {
+      const startedAt = Date.now();
+      send({ type: 'spec', path: run.specPath });
+      const ran = await next();
+      if (ran?.type !== 'ran') throw new RunError('input', 'the caller abandoned the run before its driver finished');
+      send({ type: 'result', result: await finishRun(run, startedAt) });
+    } finally {
+      await run.close();
+    }
+    return 0;
+  } catch (err) {
+    send({ type: 'error', error: errorMessage(err) });
+    return 1;
+  }
+}
+
+function errorMessage(err: unknown): Record<string, unknown> {
+  if (err instanceof RunError) {
+    const d = err.detail;
+    return {
+      kind: err.kind,
+      message: err.message,
+      code: d.code,
+      rank: d.rank,
+      stack: d.workerStack,
+      logTail: d.logTail,
+      dir: d.dir,
+    };
+  }
+  if (err instanceof z.ZodError) return { kind: 'input', message: `bad session message: ${z.prettifyError(err)}` };
+  return { kind: 'spark', message: err instanceof Error ? err.message : String(err) };
+}
