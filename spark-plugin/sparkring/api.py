@@ -199,7 +199,9 @@ def allreduce(
     try:
         session.send({"type": "options", "options": options})
         spec = JobSpec.load(str(session.reply()["path"]))
-        shown.line(f"sparkring: training {spec.name} with {num_workers} workers in {spark.sparkContext.applicationId}")
+        shown.line(f"sparkring: training {spec.name} with {num_workers} worker{'s' if num_workers != 1 else ''} "
+            f"in {spark.sparkContext.applicationId}"
+            + (f" (up to {max_attempts} attempts)" if max_attempts > 1 else ""))
         try:
             run_job(spark, lambda: df if df is not None else spark.range(num_workers), spec)
         except BaseException:

@@ -103,9 +103,10 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec, *, run_dir
                 result["result"] = ranks[0].get("result") if ranks else None
                 result["stageMs"] = (outcome.finished - outcome.started) * 1000
                 result["trainEndAt"] = int(outcome.finished * 1000)
-                release_ms = release_executors(sc) if spec.release_executors else None
-                result["releaseMs"] = release_ms
-                events.send("driver", stage="released", releaseMs=release_ms)
+                result["releaseMs"] = None
+                if spec.release_executors:
+                    result["releaseMs"] = release_executors(sc)
+                    events.send("driver", stage="released", releaseMs=result["releaseMs"])
                 result["ok"] = True
                 break
             result.update(ok=False, error=outcome.error)

@@ -4,6 +4,7 @@ executor, host and error; this turns the first failed task into one line."""
 
 from __future__ import annotations
 
+import re
 import signal
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -42,7 +43,24 @@ def describe(task: LostTask) -> str:
         return f"its executor {task.executor} on {task.host} was lost ({reason})"
     if "Python worker exited unexpectedly" in first:
         return f"the Python worker of its Spark task on {task.host} (executor {task.executor}) died: {first.split(': ', 1)[-1]}"
+    if "PythonException" in first:
+        first = python_error(task.error) or first
     return f"its Spark task on {task.host} (executor {task.executor}) failed: {first}"
+
+
+def python_error(text: str) -> Optional[str]:
+    """The exception line that ends a Python traceback in `text` (Spark's PythonException), with the
+    fix where it is a module the executors' Python lacks."""
+    raised = re.findall(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.*)$", text, re.MULTILINE)
+    if not raised:
+        return None
+    name, message = raised[-1]
+    if name == "ModuleNotFoundError":
+        return (
+            f"the executors' Python cannot import it ({message}): install sparkring and its dependencies "
+            "in that Python, or point PYSPARK_PYTHON at one that has them"
+        )
+    return f"{name}: {message}"
 
 
 def first_lost(sc: Any, job_group: str) -> Optional[LostTask]:

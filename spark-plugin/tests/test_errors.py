@@ -44,3 +44,16 @@ def test_stage_error_every_branch_has_a_known_code() -> None:
     assert other["code"] == "SR_SPARK" and other["message"] == "Job aborted"
     for report in (worker, shared, unread, lost, other):
         assert report["code"] in CODES and report["kind"] == CODES[report["code"]]["kind"]
+
+
+def test_a_python_task_failure_names_the_exception_and_the_fix() -> None:
+    from sparkring.lost import LostTask, describe
+
+    text = (
+        "org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n"
+        '  File "worker.py", line 90, in read_command\n'
+        "ModuleNotFoundError: No module named 'pyarrow'\n"
+    )
+    line = describe(LostTask(1, "1", "10.0.0.2", text))
+    assert line.startswith("its Spark task on 10.0.0.2 (executor 1) failed: the executors' Python cannot import it")
+    assert "No module named 'pyarrow'" in line and "PYSPARK_PYTHON" in line

@@ -43,7 +43,6 @@ entry, out, mode, experiments = sys.argv[1:5]
 spark = (
     SparkSession.builder.master("local-cluster[2,1,1024]")
     .appName("python-api-test")
-    .config("spark.pyspark.python", sys.executable)
     .config("spark.executor.memory", "512m")
     .config("spark.ui.showConsoleProgress", "false")
     .getOrCreate()
@@ -96,6 +95,8 @@ async function python(mode: 'same' | 'retry', onLine: (line: string) => void = (
   const out = join(dir, `${mode}.json`);
   const child = execa(PYTHON, [join(dir, 'run.py'), join(dir, 'train.ts'), out, mode, join(dir, 'experiments')], {
     cwd: dir,
+    // The executors' Python: what a cluster's PySpark users set up once (spark.pyspark.python applies to spark-submit only).
+    env: { PYSPARK_PYTHON: PYTHON },
     all: true,
     reject: false,
   });
@@ -165,7 +166,11 @@ describe('sparkring.allreduce from a PySpark script', () => {
     expect(retried.result.attempt).toBe(1);
     expect(retried.appId).toBe(report.appId);
     expect(unbroken.appId).toBe(report.appId);
-    expect(retried.result.weights).toEqual(unbroken.result.weights);
+    // Full-batch steps: the same weights up to float32 summation order (each attempt's stage runs the
+    // join again, and its rows may reach the round-robin repartition in another order).
+    retried.result.weights.forEach((w, i) => {
+      expect(w).toBeCloseTo(unbroken.result.weights[i] as number, 5);
+    });
     expect(retried.result.ids.flat().sort((a, b) => a - b)).toEqual(report.ids);
     expect(
       lines.some((l) => /^sparkring: attempt 1 failed: worker \d failed: .*; retrying from the last checkpoint$/.test(l)),
