@@ -13,6 +13,7 @@ import { handoffBench } from './handoff.js';
 import { hostsAllreduceBench } from './hosts-allreduce.js';
 import { hpoBench } from './hpo.js';
 import { predictBench } from './predict.js';
+import { retryBench } from './retry.js';
 import { startupBench } from './startup.js';
 import { TRAIN_BACKENDS, TRAIN_MODELS, type TrainBackend, type TrainModel, trainBench } from './train.js';
 
@@ -124,6 +125,14 @@ program
   .option('--rounds <n>', 'rounds (medians are reported)', positiveInt('--rounds'), 3)
   .option('--json', 'print one JSON object on stdout')
   .action(async (o: { workers: number; rounds: number; json?: boolean }) => emit(await startupBench(o, log), o.json));
+
+program
+  .command('retry')
+  .description('a failed attempt to the next ring: retried in the same Spark application, beside a resubmission')
+  .option('--workers <n>', 'workers', positiveInt('--workers'), 2)
+  .option('--rounds <n>', 'rounds (medians are reported)', positiveInt('--rounds'), 3)
+  .option('--json', 'print one JSON object on stdout')
+  .action(async (o: { workers: number; rounds: number; json?: boolean }) => emit(await retryBench(o, log), o.json));
 
 program
   .command('handoff')
