@@ -205,7 +205,10 @@ def allreduce(
         try:
             run_job(spark, lambda: df if df is not None else spark.range(num_workers), spec)
         except BaseException:
-            session.send({"type": "abandoned"})
+            try:
+                session.send({"type": "abandoned"})
+            except OSError:  # the session process is gone already; the caller's exception is the news
+                pass
             raise
         session.send({"type": "ran"})
         r = dict(session.reply()["result"])

@@ -32,14 +32,18 @@ class HeartbeatWatch:
         self.silent: Optional[tuple[int, float]] = None
         self._stop = threading.Event()
         self._redis: Any = connect(endpoint, timeout_s=5)
-        newest = self._redis.xrevrange(endpoint.stream, count=1)
-        self._last_id: str = newest[0][0].decode() if newest else "0-0"
+        # Where the stream ends now, read in the thread: a Redis that is down as the attempt starts
+        # delays the watch, never the attempt.
+        self._last_id: Optional[str] = None
         self._thread = threading.Thread(target=self._follow, name="sparkring-heartbeats", daemon=True)
         self._thread.start()
 
     def _follow(self) -> None:
         while not self._stop.is_set():
             try:
+                if self._last_id is None:
+                    newest = self._redis.xrevrange(self._endpoint.stream, count=1)
+                    self._last_id = newest[0][0].decode() if newest else "0-0"
                 replies = self._redis.xread({self._endpoint.stream: self._last_id}, count=1000, block=POLL_MS)
             except Exception as e:  # Redis restarting: the watch resumes when it is back
                 print(f"sparkring: heartbeat watch: {e}", file=sys.stderr)

@@ -11,7 +11,7 @@ import socket
 import sys
 import time
 from dataclasses import replace
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from sparkring.codes import DYNAMIC_ALLOCATION, SLOTS, is_final
 from sparkring.errors import JobError, error_report
@@ -24,21 +24,19 @@ from sparkring.spec import JobSpec
 from sparkring.stage import AttemptOutcome, run_attempt
 
 
-def check_conf(sc: Any) -> SlotNeed:
-    conf = sc.getConf()
+def refuse_dynamic_allocation(conf: Any) -> None:
     if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
         raise JobError(
             "spark.dynamicAllocation.enabled=true: Spark barrier stages refuse dynamic allocation (SPARK-24942); "
             "sparkring releases the executors itself when training ends",
             DYNAMIC_ALLOCATION,
         )
-    return SlotNeed(0, int(conf.get("spark.task.cpus", "1")), float(conf.get("spark.task.resource.gpu.amount", "0")))
 
 
 def wait_for_workers(sc: Any, spec: JobSpec) -> float:
     """Seconds waited until the application has a slot for every worker (SlotsError if it never will)."""
     conf = sc.getConf()
-    need = replace(check_conf(sc), workers=spec.workers)
+    need = SlotNeed(spec.workers, int(conf.get("spark.task.cpus", "1")), float(conf.get("spark.task.resource.gpu.amount", "0")))
     jsc = sc._jsc.sc()
     profile = jsc.resourceProfileManager().defaultResourceProfile()
     return wait_for_slots(
@@ -56,7 +54,7 @@ def attempt_failed_for_good(outcome: AttemptOutcome) -> bool:
     return is_final(str(error.get("code"))) or any(is_final(c) for c in outcome.heard_codes)
 
 
-def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec, *, run_dir: Optional[str] = None) -> dict[str, Any]:
+def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[str, Any]:
     """Runs the job `spec` in `spark`'s application over the frame `make_frame` gives (read once,
     its plan run by each attempt's stage); returns the result, also written to <run>/result.json,
     spec.result_path and the run's last event. Never raises for a failed run: the result says."""
@@ -68,7 +66,7 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec, *, run_dir
     sc = spark.sparkContext
     conf = sc.getConf()
     app_id = sc.applicationId
-    run_dir = run_dir or spec.run_dir or experiment_dir(spec.experiments, app_id, spec.name)
+    run_dir = spec.run_dir or experiment_dir(spec.experiments, app_id, spec.name)
     os.makedirs(run_dir, exist_ok=True)
     events.send("driver", stage="started", appId=app_id, dir=run_dir)
     started = time.time()
@@ -79,9 +77,8 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec, *, run_dir
         "attempts": 0,
         "versions": {"spark": spark.version, "python": sys.version.split()[0], "master": sc.master},
     }
-    attempt = 0
     try:
-        check_conf(sc)
+        refuse_dynamic_allocation(conf)
         frame = make_frame()
         schema = to_arrow_schema(frame.schema)
         driver_host = conf.get("spark.driver.host", socket.gethostname())

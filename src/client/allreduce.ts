@@ -61,7 +61,7 @@ export interface AllreduceResult {
   appId: string;
 }
 
-export interface DriverResult {
+interface DriverResult {
   ok: boolean;
   appId: string;
   dir: string;

@@ -27,7 +27,7 @@ const fromCaller = z.discriminatedUnion('type', [
 type FromCaller = z.infer<typeof fromCaller>;
 
 /** Options the caller may not set: its own driver reads the data and is already running. */
-const NOT_FROM_CALLER = ['data', 'livy', 'queue', 'onProgress', 'onEvent', 'signal', 'ship'] as const;
+const NOT_FROM_CALLER = ['data', 'livy', 'queue'] as const;
 
 export async function runSession(input: NodeJS.ReadableStream, output: NodeJS.WritableStream): Promise<number> {
   const send = (message: Record<string, unknown>): void => {
