@@ -3,6 +3,8 @@
     import sparkring
     run = sparkring.allreduce("train.ts", df, num_workers=2, hparams={"lr": 0.1}, max_attempts=3)
     run.result, run.attempts, run.dir
+    search = sparkring.launch("trial.ts", grid={"lr": [0.1, 0.01]}, metric="loss", executors=2)
+    search.best, search.trials
 
 The DataFrame goes to the barrier stage as it stands: its plan runs in each attempt's stage,
 straight into the workers' Arrow handoff, with nothing written on the way. This process is the
@@ -20,12 +22,13 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import IO, Any, Optional
+from typing import IO, Any, Callable, Optional
 
 from sparkring.codes import SPARK_CONNECT
 from sparkring.lifecycle import run_job
 from sparkring.progress import LineProgress, progress_for
 from sparkring.runtime_home import CLI, node_binary, runtime_home
+from sparkring.search import SearchSpec, run_search
 from sparkring.spec import JobSpec
 
 SPARK_CONNECT_REFUSED = (
@@ -156,6 +159,37 @@ class _Session:
             self._proc.wait()
 
 
+def _drive(job: str, options: dict[str, Any], shown: LineProgress, drive: Callable[[str], Any]) -> dict[str, Any]:
+    """One job through the session: its options to the Node side, `drive(spec_path)` (this
+    process's driver) between its spec and its result."""
+    session = _Session(shown)
+    try:
+        session.send({"type": "options", "job": job, "options": options})
+        spec_path = str(session.reply()["path"])
+        try:
+            drive(spec_path)
+        except BaseException:
+            try:
+                session.send({"type": "abandoned"})
+            except OSError:  # the session process is gone already; the caller's exception is the news
+                pass
+            raise
+        session.send({"type": "ran"})
+        return dict(session.reply()["result"])
+    finally:
+        session.close()
+        shown.close()
+
+
+def _job_options(entry: str, spark: Any, experiments: Optional[str], name: Optional[str], tf_backend: str) -> dict[str, Any]:
+    options: dict[str, Any] = {"entry": os.path.abspath(entry), "tfBackend": tf_backend, "master": spark.sparkContext.master}
+    if experiments is not None:
+        options["experiments"] = os.path.abspath(experiments)
+    if name is not None:
+        options["name"] = name
+    return options
+
+
 def allreduce(
     entry: str,
     df: Any = None,
@@ -181,40 +215,27 @@ def allreduce(
     notebook table."""
     spark = active_session(df, spark)
     shown = progress_for(progress)
-    options: dict[str, Any] = {
-        "entry": os.path.abspath(entry),
-        "workers": num_workers,
-        "hparams": hparams or {},
-        "maxAttempts": max_attempts,
-        "gpusPerWorker": gpus_per_worker,
-        "tfBackend": tf_backend,
-        "heartbeatTimeoutMs": int(heartbeat_timeout_s * 1000),
-        "releaseExecutors": release_executors,
-        "master": spark.sparkContext.master,
-    }
-    for key, value in (("experiments", experiments and os.path.abspath(experiments)), ("name", name), ("partitionBy", partition_by)):
-        if value is not None:
-            options[key] = value
-    session = _Session(shown)
-    try:
-        session.send({"type": "options", "options": options})
-        spec = JobSpec.load(str(session.reply()["path"]))
-        shown.line(f"sparkring: training {spec.name} with {num_workers} worker{'s' if num_workers != 1 else ''} "
-            f"in {spark.sparkContext.applicationId}"
-            + (f" (up to {max_attempts} attempts)" if max_attempts > 1 else ""))
-        try:
-            run_job(spark, lambda: df if df is not None else spark.range(num_workers), spec)
-        except BaseException:
-            try:
-                session.send({"type": "abandoned"})
-            except OSError:  # the session process is gone already; the caller's exception is the news
-                pass
-            raise
-        session.send({"type": "ran"})
-        r = dict(session.reply()["result"])
-    finally:
-        session.close()
-        shown.close()
+    options = _job_options(entry, spark, experiments, name, tf_backend)
+    options.update(
+        workers=num_workers,
+        hparams=hparams or {},
+        maxAttempts=max_attempts,
+        gpusPerWorker=gpus_per_worker,
+        heartbeatTimeoutMs=int(heartbeat_timeout_s * 1000),
+        releaseExecutors=release_executors,
+    )
+    if partition_by is not None:
+        options["partitionBy"] = partition_by
+
+    def drive(spec_path: str) -> None:
+        spec = JobSpec.load(spec_path)
+        shown.line(
+            f"sparkring: training {spec.name} with {num_workers} worker{'s' if num_workers != 1 else ''} "
+            f"in {spark.sparkContext.applicationId}" + (f" (up to {max_attempts} attempts)" if max_attempts > 1 else "")
+        )
+        run_job(spark, lambda: df if df is not None else spark.range(num_workers), spec)
+
+    r = _drive("allreduce", options, shown, drive)
     return Run(
         result=r.get("result"),
         attempts=int(r.get("attempts", 1)),
@@ -225,4 +246,125 @@ def allreduce(
         timings=dict(r.get("timings") or {}),
         backends=list(r.get("backends") or []),
         ranks=list(r.get("ranks") or []),
+    )
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial of a search: its hyperparameters, its final status (done, failed or stopped) and
+    metric, and what its train(ctx) returned."""
+
+    id: str
+    hparams: dict[str, Any]
+    status: str
+    metric: Optional[float]
+    attempts: int
+    steps: int
+    stopped_early: bool
+    error: Optional[str]
+    executor: Optional[str]
+    backend: Optional[str]
+    result: Any
+
+    @staticmethod
+    def from_dict(t: dict[str, Any]) -> "Trial":
+        return Trial(
+            id=str(t["id"]),
+            hparams=dict(t.get("hparams") or {}),
+            status=str(t["status"]),
+            metric=None if t.get("metric") is None else float(t["metric"]),
+            attempts=int(t.get("attempts", 0)),
+            steps=int(t.get("steps", 0)),
+            stopped_early=bool(t.get("stoppedEarly")),
+            error=t.get("error"),
+            executor=t.get("executor"),
+            backend=t.get("backend"),
+            result=t.get("result"),
+        )
+
+
+@dataclass(frozen=True)
+class Search:
+    """A finished search: every trial, the best done one (None when none finished), its files."""
+
+    best: Optional[Trial]
+    trials: list[Trial]
+    dir: str
+    run_id: str
+    app_id: str
+    timings: dict[str, Optional[float]]
+
+
+def _camel(d: dict[str, Any]) -> dict[str, Any]:
+    """min_steps -> minSteps (the TypeScript options' spelling); camelCase keys pass as they are."""
+    return {k.split("_")[0] + "".join(w.title() for w in k.split("_")[1:]): v for k, v in d.items()}
+
+
+def launch(
+    entry: str,
+    *,
+    grid: Optional[dict[str, list[Any]]] = None,
+    random: Optional[dict[str, Any]] = None,
+    trials: Optional[int] = None,
+    seed: int = 0,
+    hparams: Optional[dict[str, Any]] = None,
+    metric: str = "loss",
+    direction: str = "min",
+    executors: int = 2,
+    asha: Optional[dict[str, Any]] = None,
+    median: Optional[dict[str, Any]] = None,
+    max_trial_attempts: int = 3,
+    lease_s: float = 10,
+    experiments: Optional[str] = None,
+    name: Optional[str] = None,
+    gpus_per_trial: float = 0,
+    tf_backend: str = "auto",
+    spark: Any = None,
+    progress: Optional[bool] = None,
+) -> Search:
+    """Searches `entry`'s hyperparameters (a `grid`: every combination; or `random`
+    distributions, `trials` draws of them, as `sparkring launch --random` takes them) on
+    `executors` executors of the active SparkSession, one trial at a time each, each trial a fresh
+    Node process; `asha` ({min_steps, eta, max_steps}) or `median` ({grace_steps, min_trials})
+    stop poor trials early by `metric` (a trial hears a stop when it next renews its lease, every
+    third of `lease_s`; a trial whose executor stops renewing it for `lease_s` runs again
+    elsewhere). Returns the Search, or raises RunError."""
+    spark = active_session(None, spark)
+    if asha is not None and median is not None:
+        raise RunError("give asha= or median=, not both: a search has one early-stopping rule", "input")
+    shown = progress_for(progress)
+    options = _job_options(entry, spark, experiments, name, tf_backend)
+    options.update(
+        hparams=hparams or {},
+        seed=seed,
+        metric=metric,
+        direction=direction,
+        executors=executors,
+        maxTrialAttempts=max_trial_attempts,
+        leaseMs=int(lease_s * 1000),
+        gpusPerTrial=gpus_per_trial,
+    )
+    for key, value in (("grid", grid), ("random", random), ("trials", trials)):
+        if value is not None:
+            options[key] = value
+    if asha is not None:
+        options["earlyStop"] = {"kind": "asha", **_camel(asha)}
+    if median is not None:
+        options["earlyStop"] = {"kind": "median", **_camel(median)}
+
+    def drive(spec_path: str) -> None:
+        with open(spec_path, encoding="utf-8") as f:
+            spec = SearchSpec.from_dict(json.load(f))
+        shown.line(f"sparkring: searching {spec.name} on {executors} executors in {spark.sparkContext.applicationId}")
+        run_search(spark, spec, time_release=False)  # a failed search: the session raises its error
+
+    r = _drive("search", options, shown, drive)
+    best = r.get("best")
+    return Search(
+        best=None if best is None else Trial.from_dict(best),
+        trials=[Trial.from_dict(t) for t in r.get("trials") or []],
+        dir=str(r["dir"]),
+        run_id=str(r["runId"]),
+        app_id=str(r["appId"]),
+        timings=dict(r.get("timings") or {}),
     )

@@ -38,7 +38,7 @@ class NotebookProgress(LineProgress):
         from IPython.display import HTML, display  # type: ignore[import-not-found]
 
         self._html = HTML
-        self._workers: dict[int, dict[str, Any]] = {}
+        self._rows: dict[tuple[int, str], dict[str, Any]] = {}
         self._attempt = 1
         self._handle: Optional[Any] = display(HTML(self._table()), display_id=True)
 
@@ -49,7 +49,9 @@ class NotebookProgress(LineProgress):
             row = {"step": event.get("step"), **dict(event.get("metrics") or {})}
             if event.get("samplesPerSec") is not None:
                 row["samples/s"] = round(float(event["samplesPerSec"]))
-            self._workers[int(event["rank"])] = row
+            trial = event.get("trial")
+            key = (0, f"trial {trial}") if trial is not None else (int(event["rank"]), f"worker {event['rank']}")
+            self._rows[key] = row
         else:
             return
         if self._handle is not None:
@@ -57,14 +59,20 @@ class NotebookProgress(LineProgress):
 
     def _table(self) -> str:
         columns: list[str] = []
-        for row in self._workers.values():
+        for row in self._rows.values():
             columns += [c for c in row if c not in columns]
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in ["worker", *columns])
+        head = "".join(f"<th>{html.escape(c)}</th>" for c in ["", *columns])
         body = "".join(
-            "<tr>" + f"<td>{rank}</td>" + "".join(f"<td>{_cell(row.get(c))}</td>" for c in columns) + "</tr>"
-            for rank, row in sorted(self._workers.items())
+            "<tr>" + f"<td>{html.escape(label)}</td>" + "".join(f"<td>{_cell(row.get(c))}</td>" for c in columns) + "</tr>"
+            for (_, label), row in sorted(self._rows.items(), key=lambda item: (item[0][0], _natural(item[0][1])))
         )
         return f"<b>sparkring</b> attempt {self._attempt}<table><tr>{head}</tr>{body}</table>"
+
+
+def _natural(label: str) -> tuple[str, int]:
+    """'trial 10' after 'trial 9'."""
+    head, _, tail = label.rpartition(" ")
+    return (head, int(tail)) if tail.isdigit() else (label, 0)
 
 
 def _cell(v: Any) -> str:

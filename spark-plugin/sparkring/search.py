@@ -246,13 +246,26 @@ def run_round(sc: Any, group: str, collect: Callable[[], Any], r: Any, spec: Sea
 
 
 def run(spec: SearchSpec) -> dict[str, Any]:
-    import redis as redis_lib
+    """The search of a spark-submit: its own SparkSession, whose executors go back to the cluster
+    as the queue drains (releaseMs times that), stopped when the search ends."""
     from pyspark.sql import SparkSession
 
-    events = EventSender(spec.redis, "driver")
     spark = SparkSession.builder.appName(f"sparkring-search-{spec.name}").getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    try:
+        return run_search(spark, spec, time_release=True)
+    finally:
+        spark.stop()
+
+
+def run_search(spark: Any, spec: SearchSpec, time_release: bool) -> dict[str, Any]:
+    """Rounds of agent tasks on `spark` until every trial has its final result; the result as
+    result.json and the signed last event. `time_release`: wait (up to RELEASE_TIMEOUT_S) for the
+    executors to go, for the result's releaseMs; off in a caller's session, whose executors stay."""
+    import redis as redis_lib
+
+    events = EventSender(spec.redis, "driver")
     sc = spark.sparkContext
-    sc.setLogLevel("ERROR")
     app_id = sc.applicationId
     run_dir = experiment_dir(spec.experiments, app_id, spec.name)
     os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
@@ -305,9 +318,11 @@ def run(spec: SearchSpec) -> dict[str, Any]:
             last_round_end = time.time()
         result["rounds"] = rounds
         result["lastTrialEndAt"] = int((last_round_end or time.time()) * 1000)
-        gone = watch.wait_all_gone(RELEASE_TIMEOUT_S)
-        result["releaseMs"] = None if gone is None or last_round_end is None else max(0.0, gone - last_round_end) * 1000
-        events.send("driver", stage="released", releaseMs=result["releaseMs"])
+        result["releaseMs"] = None
+        if time_release:
+            gone = watch.wait_all_gone(RELEASE_TIMEOUT_S)
+            result["releaseMs"] = None if gone is None or last_round_end is None else max(0.0, gone - last_round_end) * 1000
+            events.send("driver", stage="released", releaseMs=result["releaseMs"])
         result["ok"] = True
     except JobError as e:
         result.update(ok=False, error=error_report(e.code, str(e)))
@@ -321,6 +336,5 @@ def run(spec: SearchSpec) -> dict[str, Any]:
         events.send("driver", stage="done", ok=result.get("ok", False), **signed_result(spec.secret, result))
         events.close()
         r.close()
-        spark.stop()
     return result
 

@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { connectRedis } from '../events/redis.js';
+import { connectRedis, type RedisEndpoint } from '../events/redis.js';
 import { writeVersioned } from '../experiments/layout.js';
 import { EventWriter } from '../experiments/tensorboard.js';
 import type { TrialOutcome } from '../hpo/protocol.js';
@@ -28,12 +28,12 @@ import {
   stoppingRule,
 } from './launch-options.js';
 import { checkLivy, runLivyBatch } from './livy-submit.js';
-import { packageRoot, requireSparkPaths } from './paths.js';
+import { packageRoot, requireSparkPaths, type SparkPaths } from './paths.js';
 import { placeJob } from './reachable.js';
 import { redactConf } from './redaction.js';
 import { openRunRedis } from './redis-server.js';
 import { SearchProgress } from './search-progress.js';
-import { checkEmbeddedSlots, runSparkSubmit, submitError } from './spark-submit.js';
+import { checkEmbeddedSlots, runSparkSubmit, type SubmitOutcome, submitError } from './spark-submit.js';
 import { checkYarnQueue } from './yarn.js';
 
 export interface TrialResult {
@@ -71,7 +71,31 @@ interface DriverResult {
   error?: DriverError;
 }
 
-export async function launch(input: LaunchOptions): Promise<LaunchResult> {
+/** One search's client side, from its options to its spec on disk, with its queue filled and its events followed. */
+export interface OpenSearch {
+  o: ResolvedLaunchOptions;
+  paths: SparkPaths;
+  say: (line: string) => void;
+  trials: number;
+  spec: SearchSpec;
+  specPath: string;
+  resultPath: string;
+  staging: string;
+  sparkConf: Record<string, string>;
+  archives: string[];
+  queue: TrialQueue;
+  redis: RedisEndpoint;
+  /** Stops the reaper, following and the private Redis, and removes the staging. */
+  close(): Promise<void>;
+}
+
+/**
+ * The client's half of a search up to its spec (the one pipeline of `launch` and of the Python
+ * API's session, client/session.ts): checks, the run's Redis with the trials queued, the lease
+ * reaper, early-stopping decisions, the shipped runtime, spec.json. `submits`: whether this client
+ * runs spark-submit (the Python API's driver is the caller's own process).
+ */
+export async function openSearch(input: LaunchOptions, submits = true): Promise<OpenSearch> {
   const o = resolveLaunchOptions(input);
   const trials = searchTrials(o);
   const rule = stoppingRule(o);
@@ -79,7 +103,7 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
   if (!o.master && !o.livy) checkEmbeddedSlots(o.executors, '--executors');
   if (o.livy) await checkLivy({ livy: o.livy, livyHeaders: o.livyHeaders });
   if (o.queue && (o.master === 'yarn' || o.livy)) await checkYarnQueue(o.queue);
-  const paths = requireSparkPaths();
+  const paths = requireSparkPaths(submits);
   const say = o.onProgress ?? ((line: string) => process.stderr.write(`${line}\n`));
   const runId = randomUUID();
   const secret = randomBytes(32).toString('hex');
@@ -94,9 +118,17 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
   const follower = new EventFollower(redis.endpoint, (e) => {
     const decided = progress.on(e, rule);
     if (decided) queue.requestStop(decided).catch(() => undefined);
+    o.onEvent?.(e);
   });
   let stage: Staging | undefined;
   let reaper: NodeJS.Timeout | undefined;
+  const close = async (): Promise<void> => {
+    if (reaper) clearInterval(reaper);
+    await follower.stop();
+    conn.disconnect();
+    await redis.stop();
+    await stage?.remove();
+  };
   try {
     await conn.connect();
     await queue.enqueue(trials);
@@ -140,57 +172,87 @@ export async function launch(input: LaunchOptions): Promise<LaunchResult> {
     };
     const specPath = join(staging, 'spec.json');
     await writeFile(specPath, JSON.stringify(spec, null, 2), { mode: 0o600 });
-    say(`sparkring: searching ${trials.length} trials of ${o.name} on ${o.executors} executors`);
+    return {
+      o,
+      paths,
+      say,
+      trials: trials.length,
+      spec,
+      specPath,
+      resultPath,
+      staging,
+      sparkConf: placed.sparkConf,
+      archives: bundle ? [bundle.archive] : [],
+      queue,
+      redis: redis.endpoint,
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+export async function launch(input: LaunchOptions): Promise<LaunchResult> {
+  const search = await openSearch(input);
+  const { o, paths, say } = search;
+  try {
+    say(`sparkring: searching ${search.trials} trials of ${o.name} on ${o.executors} executors`);
     const startedAt = Date.now();
     const submit = {
       workers: o.executors,
       master: o.master,
       queue: o.queue,
       gpusPerWorker: o.gpusPerTrial,
-      sparkConf: placed.sparkConf,
+      sparkConf: search.sparkConf,
       search: true,
-      archives: bundle ? [bundle.archive] : [],
+      archives: search.archives,
     };
-    const program = [paths.submitFile, specPath];
+    const program = [paths.submitFile, search.specPath];
     const outcome = o.livy
       ? await runLivyBatch(
           { ...submit, livy: o.livy, livyHeaders: o.livyHeaders, name: o.name },
           paths,
           program,
-          staging,
+          search.staging,
           say,
           o.signal,
         )
       : await runSparkSubmit(submit, paths, program, o.signal);
     if (o.signal?.aborted) throw new RunError('input', 'interrupted; the search was stopped');
-    const searchMs = Date.now() - startedAt;
-    const driver = await readDriverResult<DriverResult>(resultPath, redis.endpoint, secret);
-    if (!driver?.ok) {
-      if (driver?.dir) {
-        await writeFile(join(driver.dir, 'result.json'), JSON.stringify({ ...driver, trials: await queue.trials() }, null, 2));
-      }
-      if (driver?.error) throw driverError(driver.error, [], driver.dir);
-      throw submitError(outcome);
-    }
-    const results = (await queue.trials()).map(toTrialResult);
-    const best = bestTrial(results, o.direction);
-    const result: LaunchResult = {
-      runId,
-      appId: driver.appId,
-      dir: driver.dir,
-      trials: results,
-      best,
-      timings: { searchMs, releaseMs: driver.releaseMs ?? null },
-    };
-    await recordSearch(result, o, spec, driver);
-    return result;
+    return await finishSearch(search, startedAt, outcome);
   } finally {
-    if (reaper) clearInterval(reaper);
-    await follower.stop();
-    conn.disconnect();
-    await redis.stop();
-    await stage?.remove();
+    await search.close();
   }
+}
+
+/**
+ * The driver's result (its file, or its signed last event) as the search's outcome: its trials
+ * from the queue, the best one, the run's files recorded. `outcome`: spark-submit's, where this client ran it.
+ */
+export async function finishSearch(search: OpenSearch, startedAt: number, outcome?: SubmitOutcome): Promise<LaunchResult> {
+  const { o, queue, spec } = search;
+  const searchMs = Date.now() - startedAt;
+  const driver = await readDriverResult<DriverResult>(search.resultPath, search.redis, spec.secret);
+  if (!driver?.ok) {
+    if (driver?.dir) {
+      await writeFile(join(driver.dir, 'result.json'), JSON.stringify({ ...driver, trials: await queue.trials() }, null, 2));
+    }
+    if (driver?.error) throw driverError(driver.error, [], driver.dir);
+    if (outcome) throw submitError(outcome);
+    throw new RunError('spark', 'the search driver ended without a result; see its log above');
+  }
+  const results = (await queue.trials()).map(toTrialResult);
+  const result: LaunchResult = {
+    runId: spec.runId,
+    appId: driver.appId,
+    dir: driver.dir,
+    trials: results,
+    best: bestTrial(results, o.direction),
+    timings: { searchMs, releaseMs: driver.releaseMs ?? null },
+  };
+  await recordSearch(result, o, spec as unknown as Record<string, unknown>, driver);
+  return result;
 }
 
 function toTrialResult(t: Awaited<ReturnType<TrialQueue['trials']>>[number]): TrialResult {

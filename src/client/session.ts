@@ -3,7 +3,7 @@
  * API, spark-plugin/sparkring/api.py): the same pipeline as `allreduce` (client/allreduce.ts)
  * except for spark-submit. Protocol: JSON lines, Python's on stdin, ours on stdout.
  *
- *   python → node   {"type":"options", "options": {...AllreduceOptions}}
+ *   python → node   {"type":"options", "job": "allreduce" | "search", "options": {...AllreduceOptions or LaunchOptions}}
  *   node → python   {"type":"line", "line"} (progress and worker logs), {"type":"event", "event"}
  *                   (metrics and driver events, for a notebook's table)
  *   node → python   {"type":"spec", "path"}: the job spec the caller's driver runs (lifecycle.py)
@@ -17,10 +17,16 @@ import { z } from 'zod';
 import type { RunEvent } from '../events/protocol.js';
 import { finishRun, openRun } from './allreduce.js';
 import { RunError } from './errors.js';
+import { finishSearch, openSearch } from './launch.js';
+import type { LaunchOptions } from './launch-options.js';
 import type { AllreduceOptions } from './options.js';
 
 const fromCaller = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('options'), options: z.record(z.string(), z.unknown()) }),
+  z.object({
+    type: z.literal('options'),
+    job: z.enum(['allreduce', 'search']).default('allreduce'),
+    options: z.record(z.string(), z.unknown()),
+  }),
   z.object({ type: z.literal('ran') }),
   z.object({ type: z.literal('abandoned') }),
 ]);
@@ -44,31 +50,45 @@ export async function runSession(input: NodeJS.ReadableStream, output: NodeJS.Wr
     if (first?.type !== 'options') throw new RunError('input', 'the session needs its options first');
     const options = { ...first.options } as Record<string, unknown>;
     for (const key of NOT_FROM_CALLER) delete options[key];
-    const run = await openRun(
-      {
-        ...(options as unknown as AllreduceOptions),
-        ship: false,
-        onProgress: (line) => send({ type: 'line', line }),
-        onEvent: (event: RunEvent) => {
-          if (event.type === 'metrics' || event.type === 'driver') send({ type: 'event', event });
-        },
+    const relayed = {
+      ...options,
+      ship: false,
+      onProgress: (line: string) => send({ type: 'line', line }),
+      onEvent: (event: RunEvent) => {
+        if (event.type === 'metrics' || event.type === 'driver' || event.type === 'trial') send({ type: 'event', event });
       },
-      false,
-    );
+    };
+    const job = await openJob(first.job, relayed);
     try {
       const startedAt = Date.now();
-      send({ type: 'spec', path: run.specPath });
+      send({ type: 'spec', path: job.specPath });
       const ran = await next();
       if (ran?.type !== 'ran') throw new RunError('input', 'the caller abandoned the run before its driver finished');
-      send({ type: 'result', result: await finishRun(run, startedAt) });
+      send({ type: 'result', result: await job.finish(startedAt) });
     } finally {
-      await run.close();
+      await job.close();
     }
     return 0;
   } catch (err) {
     send({ type: 'error', error: errorMessage(err) });
     return 1;
   }
+}
+
+/** A training run or a search, opened up to its spec: the two jobs' one shape here. */
+interface OpenJob {
+  specPath: string;
+  finish(startedAt: number): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+async function openJob(job: 'allreduce' | 'search', options: Record<string, unknown>): Promise<OpenJob> {
+  if (job === 'search') {
+    const search = await openSearch(options as unknown as LaunchOptions, false);
+    return { specPath: search.specPath, finish: (at) => finishSearch(search, at), close: search.close };
+  }
+  const run = await openRun(options as unknown as AllreduceOptions, false);
+  return { specPath: run.specPath, finish: (at) => finishRun(run, at), close: run.close };
 }
 
 function errorMessage(err: unknown): Record<string, unknown> {
