@@ -10,7 +10,7 @@ PYTHON ?= python3
 BUILD_STAMP := dist/.tsbuildinfo
 TS_SOURCES := $(shell find src bench cluster -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: help setup deps venv redis livy yarn build test unit demo bench lint clean cluster-up cluster-down
+.PHONY: help setup deps venv redis livy yarn spark-connect build test unit demo bench lint clean cluster-up cluster-down
 
 help:
 	@echo "make demo   run the main job end to end"
@@ -44,10 +44,10 @@ venv: $(VENV_STAMP)
 redis:
 	@command -v redis-server >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null || { echo "sparkring needs redis-server (apt-get install redis-server)"; exit 1; }; }
 
-# A real Livy server and a real single-machine YARN for the tests, from Maven Central jars
-# (scripts/livy/pom.xml and scripts/yarn/pom.xml say which).
-livy yarn:
-	@command -v mvn >/dev/null || { echo "the Livy and YARN tests need Maven (apt-get install maven)"; exit 1; }
+# A real Livy server, a real single-machine YARN and a real Spark Connect server for the tests, from
+# Maven Central jars (scripts/NAME/pom.xml says which).
+livy yarn spark-connect:
+	@command -v mvn >/dev/null || { echo "the Livy, YARN and Spark Connect tests need Maven (apt-get install maven)"; exit 1; }
 	scripts/maven-jars.sh $@
 
 
@@ -73,7 +73,7 @@ setup: build venv redis $(TF_BINDING)
 
 # Lint, the type check of src, bench, cluster and test, the unit tests, pytest, then the end-to-end
 # tests (scripts/run-tests.mjs says which folders are which).
-test: setup livy yarn
+test: setup livy yarn spark-connect
 	node scripts/run-tests.mjs
 
 unit: setup

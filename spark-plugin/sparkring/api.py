@@ -32,10 +32,10 @@ from sparkring.search import SearchSpec, run_search
 from sparkring.spec import JobSpec
 
 SPARK_CONNECT_REFUSED = (
-    "sparkring.allreduce needs a classic SparkSession, not Spark Connect: a training run is a barrier stage "
+    "{what} needs a classic SparkSession, not Spark Connect: its barrier stages and search rounds are Spark jobs "
     "that this Python process drives through the SparkContext (job groups, slot checks, executor release), "
     "which a Spark Connect client has not got; run it where the driver runs (a notebook on the cluster, "
-    "spark-submit, or `sparkring allreduce`)"
+    "spark-submit, or the `sparkring` command)"
 )
 
 
@@ -76,7 +76,7 @@ class Run:
     ranks: list[dict[str, Any]] = field(repr=False)
 
 
-def active_session(df: Any, spark: Any) -> Any:
+def active_session(df: Any, spark: Any, what: str) -> Any:
     if spark is None and df is not None:
         spark = df.sparkSession
     if spark is None:
@@ -86,7 +86,7 @@ def active_session(df: Any, spark: Any) -> Any:
     if spark is None:
         raise RunError("no active SparkSession: create one (SparkSession.builder...getOrCreate()) or pass spark=", "input")
     if type(spark).__module__.startswith("pyspark.sql.connect"):
-        raise RunError(SPARK_CONNECT_REFUSED, "input", code=SPARK_CONNECT)
+        raise RunError(SPARK_CONNECT_REFUSED.format(what=what), "input", code=SPARK_CONNECT)
     return spark
 
 
@@ -213,7 +213,7 @@ def allreduce(
     or raises RunError. `release_executors` gives the session's executors back when training ends
     (off by default here: the session is the caller's). `progress=False`: lines only, no
     notebook table."""
-    spark = active_session(df, spark)
+    spark = active_session(df, spark, "sparkring.allreduce")
     shown = progress_for(progress)
     options = _job_options(entry, spark, experiments, name, tf_backend)
     options.update(
@@ -329,7 +329,7 @@ def launch(
     stop poor trials early by `metric` (a trial hears a stop when it next renews its lease, every
     third of `lease_s`; a trial whose executor stops renewing it for `lease_s` runs again
     elsewhere). Returns the Search, or raises RunError."""
-    spark = active_session(None, spark)
+    spark = active_session(None, spark, "sparkring.launch")
     if asha is not None and median is not None:
         raise RunError("give asha= or median=, not both: a search has one early-stopping rule", "input")
     shown = progress_for(progress)

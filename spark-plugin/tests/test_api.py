@@ -32,7 +32,7 @@ class FakeSession:
 
 
 def test_a_search_with_two_early_stopping_rules_is_refused_before_anything_starts(monkeypatch: Any) -> None:
-    monkeypatch.setattr(api, "active_session", lambda df, spark: FakeSession())
+    monkeypatch.setattr(api, "active_session", lambda df, spark, what: FakeSession())
     with pytest.raises(RunError, match="asha= or median=, not both") as e:
         api.launch("trial.ts", grid={"x": [1]}, asha={}, median={})
     assert e.value.kind == "input"
