@@ -32,10 +32,10 @@ deps: $(NODE_STAMP)
 
 # The pinned pyspark (with its own spark-submit and jars), pyarrow, pytest, the demo's data source and
 # the workers' TensorFlow (tensorflow-cpu from PyPI).
-$(VENV_STAMP): spark-plugin/pyproject.toml
+$(VENV_STAMP): spark-plugin/pyproject.toml spark-plugin/constraints.txt
 	@command -v java >/dev/null || { echo "sparkring needs Java 17 (e.g. apt-get install openjdk-17-jre-headless)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e 'spark-plugin[test,demo,tf]'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c spark-plugin/constraints.txt -e 'spark-plugin[test,demo,tf]'
 	@touch $@
 
 venv: $(VENV_STAMP)
