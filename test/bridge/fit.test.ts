@@ -4,14 +4,14 @@
  * process; a worker killed mid-fit resumes to the same weights; the saved model loads with
  * tf.loadLayersModel in a plain Node process. The entry lives in a temp folder, as a user's does.
  */
-import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AllreduceResult, allreduce } from '../../src/index.js';
+import { predictInPlainNode } from '../helpers/load-model.js';
 import { TestRedis } from '../helpers/redis.js';
-import { pidOf, ROOT, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+import { pidOf, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
 
 const SIZES = [9, 700, 1300];
 const PROBE = [
@@ -196,22 +196,7 @@ describe('ctx.saveModel', () => {
       label: 'y',
       output: { name: 'prediction' },
     });
-    // A user's script in their own folder, with only tfjs-node to load the model.
-    const script = join(tempDir('load-model'), 'predict.cjs');
-    writeFileSync(
-      script,
-      `const tf = require('@tensorflow/tfjs-node');
-tf.loadLayersModel('file://' + process.argv[2] + '/model.json').then(async (model) => {
-  const out = model.predict(tf.tensor2d(JSON.parse(process.argv[3])));
-  process.stdout.write(JSON.stringify([...(await out.data())]));
-});
-`,
-    );
-    const out = execFileSync(process.execPath, [script, result.modelDir, JSON.stringify(PROBE)], {
-      encoding: 'utf8',
-      env: { ...process.env, NODE_PATH: join(ROOT, 'node_modules'), TF_CPP_MIN_LOG_LEVEL: '2' },
-    });
-    const loaded = JSON.parse(out) as number[];
+    const loaded = predictInPlainNode(result.modelDir, PROBE);
     expect(loaded).toHaveLength(PROBE.length);
     loaded.forEach((p, i) => {
       expect(p).toBeCloseTo(result.predictions[i] as number, 5);

@@ -4,12 +4,12 @@
  * every row once, as `sparkring.predict(df, run.dir)` does and as tfjs's own loadLayersModel does
  * in a plain Node process; saved and loaded again (with the run's folder gone), it scores the same.
  */
-import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, expect, it } from 'vitest';
-import { PYTHON, ROOT, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
+import { predictInPlainNode } from '../helpers/load-model.js';
+import { PYTHON, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
 
 const TRAIN = `import type { TrainContext } from 'sparkring';
 
@@ -112,23 +112,10 @@ it('an Estimator in a Pipeline fits, scores every row once, and saves and loads 
 
   // The saved model as tfjs-node itself loads it, in a plain Node process of the user's.
   const stage = readdirSync(join(saved, 'stages')).find((d) => d.startsWith('1_')) as string;
-  const script = join(dir, 'load.cjs');
-  writeFileSync(
-    script,
-    `const tf = require('@tensorflow/tfjs-node');
-tf.loadLayersModel('file://' + process.argv[2] + '/model.json').then(async (model) => {
-  const out = model.predict(tf.tensor2d(JSON.parse(process.argv[3])));
-  process.stdout.write(JSON.stringify([...(await out.data())]));
-});
-`,
+  const loaded = predictInPlainNode(
+    join(saved, 'stages', stage, 'model'),
+    report.sample.map((row) => row.slice(0, 4)),
   );
-  const probe = report.sample.map((row) => row.slice(0, 4));
-  const loaded = JSON.parse(
-    execFileSync(process.execPath, [script, join(saved, 'stages', stage, 'model'), JSON.stringify(probe)], {
-      encoding: 'utf8',
-      env: { ...process.env, NODE_PATH: join(ROOT, 'node_modules'), TF_CPP_MIN_LOG_LEVEL: '2' },
-    }),
-  ) as number[];
   report.sample.forEach((row, i) => {
     expect(loaded[i]).toBeCloseTo(report.piped[String(row[4])] as number, 4);
   });

@@ -63,7 +63,9 @@ describe('a peer that dies or stalls', () => {
     // Not before the timeout, by the detecting rank's own clock (from the test's, the stop and the last
     // frame rank 2 sent are apart by however long this process or rank 2 waited for a core).
     const silences = [0, 1, 3]
-      .map((r) => /nothing heard for (\d+) ms/.exec(String((results[r]?.error as { message?: string }).message))?.[1])
+      .map(
+        (r) => /nothing heard for (\d+) ms/.exec(String((results[r]?.error as { message?: string } | undefined)?.message))?.[1],
+      )
       .filter((ms) => ms !== undefined)
       .map(Number);
     expect(silences.length).toBeGreaterThan(0);
