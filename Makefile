@@ -10,12 +10,13 @@ PYTHON ?= python3
 BUILD_STAMP := dist/.tsbuildinfo
 TS_SOURCES := $(shell find src bench cluster -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: help setup deps venv redis livy yarn spark-connect build test unit demo bench lint clean cluster-up cluster-down
+.PHONY: help setup deps venv redis livy yarn spark-connect build test unit smoke-pyspark4 demo bench lint clean cluster-up cluster-down
 
 help:
 	@echo "make demo   run the main job end to end"
 	@echo "make test   lint, typecheck and the whole test suite (prints 'N passed, N failed')"
 	@echo "make unit   the unit tests alone, without Spark (about 80 s)"
+	@echo "make smoke-pyspark4   the Python API on the newest PySpark 4 (its own venv in .cache)"
 	@echo "make bench NAME=allreduce ARGS='--json'   run one benchmark"
 	@echo "make lint   biome check"
 	@echo "make cluster-up HOSTS=3 / make cluster-down   a multi-host Spark cluster on this machine (root)"
@@ -78,6 +79,15 @@ test: setup livy yarn spark-connect
 
 unit: setup
 	node scripts/run-tests.mjs unit
+
+# The Python API on the newest PySpark 4, in a venv of its own (a second PySpark download, so not
+# part of `make test`): pip resolves the package's pyspark range to it, and a 2-worker run from a
+# user's script trains to one worker's weights.
+PYSPARK4 := 4.3.0
+smoke-pyspark4: setup
+	test -x .cache/pyspark4/bin/python || $(PYTHON) -m venv .cache/pyspark4
+	.cache/pyspark4/bin/pip install --quiet --disable-pip-version-check -c <(grep -v '^pyspark' spark-plugin/constraints.txt) pyspark==$(PYSPARK4) -e spark-plugin
+	SPARKRING_TEST_PYTHON=$(CURDIR)/.cache/pyspark4/bin/python SPARKRING_TEST_SPARK=$(PYSPARK4) npx vitest run test/bridge/python-api.test.ts -t "one worker's weights"
 
 demo: setup
 	node dist/src/cli/main.js demo

@@ -75,6 +75,7 @@ else:
     retried = sparkring.allreduce(entry, df, num_workers=2, hparams=hp, max_attempts=2, experiments=experiments, name="retried")
     report = {"unbroken": summary(unbroken), "retried": summary(retried)}
 report["ids"] = ids
+report["spark"] = spark.version
 report["appId"] = spark.sparkContext.applicationId
 with open(out, "w") as f:
     json.dump(report, f)
@@ -90,13 +91,15 @@ interface RunSummary {
 }
 
 let dir: string;
+/** The user's Python: the venv's, or another PySpark's (make smoke-pyspark4 points it at a 4.x venv). */
+const USER_PYTHON = process.env.SPARKRING_TEST_PYTHON ?? PYTHON;
 
 async function python(mode: 'same' | 'retry', onLine: (line: string) => void = () => {}) {
   const out = join(dir, `${mode}.json`);
-  const child = execa(PYTHON, [join(dir, 'run.py'), join(dir, 'train.ts'), out, mode, join(dir, 'experiments')], {
+  const child = execa(USER_PYTHON, [join(dir, 'run.py'), join(dir, 'train.ts'), out, mode, join(dir, 'experiments')], {
     cwd: dir,
     // The executors' Python: what a cluster's PySpark users set up once (spark.pyspark.python applies to spark-submit only).
-    env: { PYSPARK_PYTHON: PYTHON },
+    env: { PYSPARK_PYTHON: USER_PYTHON },
     all: true,
     reject: false,
   });
@@ -131,6 +134,8 @@ describe('sparkring.allreduce from a PySpark script', () => {
     const { report, lines } = await python('same');
     const two = report.two as RunSummary;
     const one = report.one as RunSummary;
+    // make smoke-pyspark4 names the PySpark it points the script at.
+    expect(report.spark).toBe(process.env.SPARKRING_TEST_SPARK ?? '3.5.6');
     const seen = two.result.ids.flat().sort((a, b) => a - b);
     expect(seen).toEqual(report.ids);
     expect(two.result.ids.every((part) => part.length > 0)).toBe(true);
