@@ -251,8 +251,9 @@ def allreduce(
 
 @dataclass(frozen=True)
 class Trial:
-    """One trial of a search: its hyperparameters, its final status (done, failed or stopped) and
-    metric, and what its train(ctx) returned."""
+    """One trial of a search: its hyperparameters, its final status ("done" or "failed"; a trial
+    ASHA or the median rule stopped is done with `stopped_early`), its metric, and what its
+    train(ctx) returned."""
 
     id: str
     hparams: dict[str, Any]

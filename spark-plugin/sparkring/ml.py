@@ -1,8 +1,7 @@
 """Spark ML: a TypeScript training entry as a `pyspark.ml` Estimator.
 
-    from pyspark.ml import Pipeline
-    from sparkring.ml import Estimator
-    est = Estimator(entry="train.ts", num_workers=2, hparams={"epochs": 5})
+    import sparkring.ml
+    est = sparkring.ml.Estimator(entry="train.ts", num_workers=2, hparams={"epochs": 5})
     model = Pipeline(stages=[features, est]).fit(df)      # or est.fit(df)
     model.transform(df)                                   # the prediction column appended
     model.write().overwrite().save(path); PipelineModel.load(path)
