@@ -204,9 +204,13 @@ export class HostCluster {
   }
 
   /**
-   * Makes `target` unreachable from every other host for TCP to ephemeral ports (where rings
-   * listen), while Spark's fixed ports (a fixed spark.blockManager.port for shuffles, the driver in
-   * the root namespace) still work: a routing rule in each other host that answers "unreachable".
+   * Makes `target` unreachable from every other host for TCP between ephemeral ports (a peer's
+   * connection to the port a ring listens on), while Spark's fixed ports still work both ways (a
+   * fixed spark.blockManager.port for shuffles and broadcasts, the driver in the root namespace): a
+   * routing rule in each other host that answers "unreachable". The rule matches the source port
+   * too: a routing rule is stateless, so without it the answers to `target`'s own connections to a
+   * peer's fixed port (a broadcast piece it fetches from a peer) would be cut as well, and its task
+   * would wait on that fetch instead of failing on the ring.
    */
   isolateFromPeers(target: Host): void {
     for (const h of this.hosts) {
@@ -222,7 +226,7 @@ export class HostCluster {
 
   private ephemeralTo(target: Host): string[] {
     const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/);
-    return ['to', `${target.address}/32`, 'ipproto', 'tcp', 'dport', `${low}-${high}`];
+    return ['to', `${target.address}/32`, 'ipproto', 'tcp', 'sport', `${low}-${high}`, 'dport', `${low}-${high}`];
   }
 
   /** The processes on `host` whose command line matches `pattern`, as "pid command". */
