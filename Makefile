@@ -82,11 +82,12 @@ unit: setup
 
 # The Python API on the newest PySpark 4, in a venv of its own (a second PySpark download, so not
 # part of `make test`): pip resolves the package's pyspark range to it, and a 2-worker run from a
-# user's script trains to one worker's weights.
+# user's script trains to one worker's weights. PySpark 4.3 wants pyarrow >= 18 (and 18 is the
+# last that runs on the venv's numpy 1.26), so the venv's pyarrow pin gives way to it.
 PYSPARK4 := 4.3.0
 smoke-pyspark4: setup
 	test -x .cache/pyspark4/bin/python || $(PYTHON) -m venv .cache/pyspark4
-	.cache/pyspark4/bin/pip install --quiet --disable-pip-version-check -c <(grep -v '^pyspark' spark-plugin/constraints.txt) pyspark==$(PYSPARK4) -e spark-plugin
+	.cache/pyspark4/bin/pip install --quiet --disable-pip-version-check -c <(grep -v -E '^(pyspark|pyarrow)=' spark-plugin/constraints.txt) pyspark==$(PYSPARK4) 'pyarrow>=18,<19' -e spark-plugin
 	SPARKRING_TEST_PYTHON=$(CURDIR)/.cache/pyspark4/bin/python SPARKRING_TEST_SPARK=$(PYSPARK4) npx vitest run test/bridge/python-api.test.ts -t "one worker's weights"
 
 demo: setup
