@@ -35,6 +35,7 @@ from pyspark.ml.util import (
 
 from sparkring.api import RunError, allreduce
 from sparkring.codes import PREDICT_MODEL
+from sparkring.errors import JobError
 from sparkring.scoring import DEFAULT_BATCH_SIZE, MODEL_FILES, model_dir_of, predict
 
 
@@ -104,9 +105,9 @@ class Estimator(SparkEstimator["Model"], _Shared, DefaultParamsWritable, Default
         )
         try:
             model_dir = model_dir_of(run.dir)
-        except Exception:
+        except JobError as e:  # its message names the files missing
             raise RunError(
-                f"the run in {run.dir} saved no model: an Estimator's entry ends with `await ctx.saveModel(model)`",
+                f"{e}; an Estimator's entry ends with `await ctx.saveModel(model)`",
                 "input",
                 code=PREDICT_MODEL,
                 dir=run.dir,
