@@ -10,12 +10,13 @@ PYTHON ?= python3
 BUILD_STAMP := dist/.tsbuildinfo
 TS_SOURCES := $(shell find src bench cluster -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: help setup deps venv redis livy yarn spark-connect build test unit smoke-pyspark4 demo bench lint clean cluster-up cluster-down
+.PHONY: help setup deps venv redis livy yarn spark-connect build test unit smoke-pyspark4 demo bench lint clean cluster-up cluster-down wheel
 
 help:
 	@echo "make demo   run the main job end to end"
 	@echo "make test   lint, typecheck and the whole test suite (prints 'N passed, N failed')"
 	@echo "make unit   the unit tests alone, without Spark (about 80 s)"
+	@echo "make wheel  the Python package with the Node runtime in it, for pip (dist-wheel/)"
 	@echo "make smoke-pyspark4   the Python API on the newest PySpark 4 (its own venv in .cache)"
 	@echo "make bench NAME=allreduce ARGS='--json'   run one benchmark"
 	@echo "make lint   biome check"
@@ -79,6 +80,10 @@ test: setup livy yarn spark-connect
 
 unit: setup
 	node scripts/run-tests.mjs unit
+
+# The wheel PySpark users pip install: the API and the Node runtime as package data (scripts/build-wheel.mjs).
+wheel: setup
+	node scripts/build-wheel.mjs
 
 # The Python API on the newest PySpark 4, in a venv of its own (a second PySpark download, so not
 # part of `make test`): pip resolves the package's pyspark range to it, and a 2-worker run from a

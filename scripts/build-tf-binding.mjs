@@ -31,7 +31,9 @@ export const BINDING_IN_PACKAGE = join('lib', 'napi-v8', 'tfjs_binding.node');
 
 const say = (line) => console.log(`sparkring: ${line}`);
 const fallback = (why) => {
-  say(`${why}; workers will train on pure-JS tfjs (40x to 300x slower) until this is fixed and \`make setup\` runs again`);
+  say(
+    `${why}; workers will train on pure-JS tfjs (40x to 300x slower) until this is fixed and setup runs again (\`make setup\` in a checkout, \`sparkring setup\` once installed)`,
+  );
   process.exit(0);
 };
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 from sparkring.codes import DATA_COLUMN, PREDICT_MODEL, RUNTIME_MISSING
 from sparkring.errors import JobError, SparkringWorkerError, WorkerFailure, known
 from sparkring.node_worker import spawn_node
+from sparkring.runtime_home import runtime_home
 from sparkring.tf_libraries import tensorflow_env
 
 MODEL_FILES = ("model.json", "weights.bin", "signature.json")
@@ -67,9 +68,8 @@ def _digest(model_dir: str) -> str:
 
 
 def default_script() -> str:
-    """The scoring process's script in this checkout's build (the package sits in spark-plugin/)."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    return os.path.join(root, "dist", "src", "predict", "server.js")
+    """The scoring process's script in this machine's runtime (the wheel's, or the checkout's build)."""
+    return os.path.join(runtime_home(), "dist", "src", "predict", "server.js")
 
 
 def _read_exact(stream: IO[bytes], n: int) -> bytes:

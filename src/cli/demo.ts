@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { type AllreduceResult, allreduce } from '../client/allreduce.js';
 import { RunError } from '../client/errors.js';
-import { packageRoot, sparkPaths } from '../client/paths.js';
+import { dataCache, packageRoot, sparkPaths } from '../client/paths.js';
 import { type PredictResult, predict } from '../client/predict.js';
 import type { TfBackendChoice } from '../runtime/backend.js';
 
 export async function ensureDigits(): Promise<string> {
-  const path = join(packageRoot(), '.cache', 'digits.parquet');
+  const path = join(dataCache(), 'digits.parquet');
   if (existsSync(path)) return path;
   const { python } = sparkPaths();
   const r = await execa(python, ['-m', 'sparkring.datasets', 'digits', path], { reject: false });

@@ -5,10 +5,12 @@ import { RunError } from '../client/errors.js';
 import { type LaunchResult, launch } from '../client/launch.js';
 import { LAUNCH_DEFAULTS } from '../client/launch-options.js';
 import { ALLREDUCE_DEFAULTS, DEFAULT_EXPERIMENTS } from '../client/options.js';
+import { SetupError } from '../client/paths.js';
 import { predict } from '../client/predict.js';
 import { rerun } from '../client/rerun.js';
 /** The `sparkring` command line (docs/architecture.md says where each flag travels). */
 import { runSession } from '../client/session.js';
+import { prepareEnvironment, setup } from '../client/setup.js';
 import { parseGridFlag, parseRandomFlag, SearchSpaceError } from '../hpo/space.js';
 import { basicAuth, bearer } from '../livy/client.js';
 import { TF_BACKENDS, type TfBackendChoice } from '../runtime/backend.js';
@@ -160,7 +162,16 @@ const seconds = (ms: number): number => ms / 1000;
 /** Bad input (flags, options, the search space, the data) exits with 2, every other failure with 1. */
 const EXIT_INPUT = 2;
 
+/** A progress line of the command itself (stderr, as the run's own lines). */
+const sayLine = (line: string): void => {
+  process.stderr.write(`sparkring: ${line}\n`);
+};
+
 function fail(err: unknown): never {
+  if (err instanceof SetupError) {
+    process.stderr.write(`sparkring: ${err.message}\n`);
+    process.exit(1);
+  }
   if (err instanceof SearchSpaceError || err instanceof InvalidArgumentError) {
     process.stderr.write(`sparkring: ${err.message}\n`);
     process.exit(EXIT_INPUT);
@@ -240,6 +251,7 @@ withJobOptions(
 ).action(async (entry: string, o: Record<string, unknown>) => {
   const interrupt = onInterrupt();
   try {
+    await prepareEnvironment(sayLine, { livy: o.livy as string | undefined });
     const hp = Object.fromEntries(Object.entries(o.hp as Record<string, string>).map(([k, v]) => [k, parseValue(v)]));
     const r = await allreduce({
       ...jobArgs(entry, o, interrupt.signal),
@@ -271,6 +283,7 @@ program
   .option('--json', 'print one JSON object on stdout')
   .action(async (o: { experiments?: string; json?: boolean; tfBackend: TfBackendChoice }) => {
     try {
+      await prepareEnvironment(sayLine);
       const r = await runDemo(o);
       if (o.json) {
         const { runId, dir, workers, attempts, backends, result, metrics, timings, scored } = r;
@@ -331,6 +344,7 @@ withJobOptions(
 ).action(async (entry: string, o: Record<string, unknown>) => {
   const interrupt = onInterrupt();
   try {
+    await prepareEnvironment(sayLine, { livy: o.livy as string | undefined });
     const grid = (o.grid as string[]).length ? Object.fromEntries((o.grid as string[]).map(parseGridFlag)) : undefined;
     const random = (o.random as string[]).length ? Object.fromEntries((o.random as string[]).map(parseRandomFlag)) : undefined;
     const hp = Object.fromEntries(Object.entries(o.hp as Record<string, string>).map(([k, v]) => [k, parseValue(v)]));
@@ -356,6 +370,29 @@ withJobOptions(
     fail(err);
   }
 });
+
+program
+  .command('setup')
+  .description(
+    "make sparkring's Python environment (pyspark, pyarrow, TensorFlow from PyPI) in the user cache and build its native parts; the first run does this too",
+  )
+  .option('--json', 'print one JSON object on stdout')
+  .action(async (o: { json?: boolean }) => {
+    try {
+      const r = await setup(sayLine);
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(r)}\n`);
+        return;
+      }
+      process.stdout.write(`Python environment: ${r.venv}\n`);
+      process.stdout.write(`Spark: ${r.sparkSubmit} (from ${r.sparkFrom})\n`);
+      process.stdout.write(
+        `TensorFlow for the workers: ${r.tfBinding ?? 'none built: workers train on pure-JS tfjs (see the lines above)'}\n`,
+      );
+    } catch (err) {
+      fail(err);
+    }
+  });
 
 // The Python API's side channel (spark-plugin/sparkring/api.py; client/session.ts), not for people.
 program
@@ -399,6 +436,7 @@ experiments
   .action(async (run: string, o: { experiments?: string; redis?: string; json?: boolean; trustSpec?: boolean }) => {
     const interrupt = onInterrupt();
     try {
+      await prepareEnvironment(sayLine);
       const r = await rerun(run, o.experiments ?? DEFAULT_EXPERIMENTS(), {
         redis: secretValue('--redis', o.redis),
         trustSpec: o.trustSpec,
@@ -454,6 +492,7 @@ program
       },
     ) => {
       try {
+        await prepareEnvironment(sayLine);
         const r = await predict({
           model,
           data: o.data,
