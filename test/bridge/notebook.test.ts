@@ -80,9 +80,10 @@ it("a notebook cell shows the run's progress table, its lines and its result", a
   expect(stdout).toMatch(/^RESULT \d+ 1$/m);
   const table = outputs.find((o) => o.output_type === 'display_data' && join_(o.data?.['text/html']).includes('<table>'));
   const html = join_(table?.data?.['text/html']);
-  // The table as it was last updated: a row per worker, with its step, loss and samples/s.
-  expect(html).toContain('<th>worker</th><th>step</th>');
+  // The table as it was last updated: a row per worker (labelled, as a search's rows are by trial),
+  // with its step, loss and samples/s.
+  expect(html).toContain('<tr><th></th><th>step</th>');
   expect(html).toContain('<th>loss</th>');
   expect(html).toContain('<th>samples/s</th>');
-  expect(html).toMatch(/<tr><td>0<\/td>.*<tr><td>1<\/td>/);
+  expect(html).toMatch(/<tr><td>worker 0<\/td><td>\d+<\/td>.*<tr><td>worker 1<\/td><td>\d+<\/td>/);
 }, 300_000);
