@@ -6,7 +6,7 @@
  * native parts, which npm's install of a global package leaves unbuilt.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +53,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   expect(await waitForNoLeftovers()).toEqual([]);
+  // A venv with TensorFlow is over a GB.
+  rmSync(base, { recursive: true, force: true });
 });
 
 describe('an installed sparkring (npm pack, npm install -g)', () => {

@@ -6,7 +6,7 @@
  * tfjs-node's binding come from the wheel, and nothing from the checkout or npm.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
@@ -85,6 +85,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   expect(await waitForNoLeftovers()).toEqual([]);
+  // A venv with TensorFlow is over a GB.
+  rmSync(dir, { recursive: true, force: true });
 });
 
 it("pip install of the wheel: a user's script trains its DataFrame and scores it, on the wheel's runtime", async () => {
