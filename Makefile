@@ -10,7 +10,7 @@ PYTHON ?= python3
 BUILD_STAMP := dist/.tsbuildinfo
 TS_SOURCES := $(shell find src bench cluster -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: help setup deps venv redis livy yarn spark-connect build test unit smoke-pyspark4 demo bench lint clean cluster-up cluster-down wheel
+.PHONY: help setup deps venv redis livy yarn spark-connect tfjs-converter build test unit smoke-pyspark4 demo bench lint clean cluster-up cluster-down wheel
 
 help:
 	@echo "make demo   run the main job end to end"
@@ -53,6 +53,16 @@ livy yarn spark-connect:
 	scripts/maven-jars.sh $@
 
 
+# PyPI's tensorflowjs converter for the saved-model test, in a venv of its own: it pins a TensorFlow
+# the workers' venv does not have (scripts/tfjs-converter/requirements.txt says why).
+CONVERTER_STAMP := .cache/tfjs-converter/.installed
+$(CONVERTER_STAMP): scripts/tfjs-converter/requirements.txt
+	test -x .cache/tfjs-converter/bin/python || $(PYTHON) -m venv .cache/tfjs-converter
+	.cache/tfjs-converter/bin/pip install --quiet --disable-pip-version-check -r scripts/tfjs-converter/requirements.txt
+	@touch $@
+
+tfjs-converter: $(CONVERTER_STAMP)
+
 $(BUILD_STAMP): $(NODE_STAMP) $(TS_SOURCES)
 	npx tsc -p tsconfig.json
 	@touch $@
@@ -75,7 +85,7 @@ setup: build venv redis $(TF_BINDING)
 
 # Lint, the type check of src, bench, cluster and test, the unit tests, pytest, then the end-to-end
 # tests (scripts/run-tests.mjs says which folders are which).
-test: setup livy yarn spark-connect
+test: setup livy yarn spark-connect tfjs-converter
 	node scripts/run-tests.mjs
 
 unit: setup

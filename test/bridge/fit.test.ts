@@ -2,8 +2,10 @@
  * ctx.fit and ctx.saveModel on real Spark: partitions of 9, 700 and 1300 rows (--partition-by)
  * take equal steps and every row; full-batch fit equals tfjs's model.fit on all rows in one
  * process; a worker killed mid-fit resumes to the same weights; the saved model loads with
- * tf.loadLayersModel in a plain Node process. The entry lives in a temp folder, as a user's does.
+ * tf.loadLayersModel in a plain Node process, and PyPI's tensorflowjs converter turns it into a
+ * Keras model that predicts the same. The entry lives in a temp folder, as a user's does.
  */
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -11,9 +13,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AllreduceResult, allreduce } from '../../src/index.js';
 import { predictInPlainNode } from '../helpers/load-model.js';
 import { TestRedis } from '../helpers/redis.js';
-import { pidOf, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+import { pidOf, ROOT, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
 
 const SIZES = [9, 700, 1300];
+/** The converter's own venv (make tfjs-converter): tensorflowjs cannot live beside the workers' TensorFlow. */
+const CONVERTER_BIN = (name: string): string => join(ROOT, '.cache', 'tfjs-converter', 'bin', name);
 const PROBE = [
   [1, 2, 3, 4],
   [-1, 0.5, 0, 2],
@@ -199,6 +203,30 @@ describe('ctx.saveModel', () => {
     const loaded = predictInPlainNode(result.modelDir, PROBE);
     expect(loaded).toHaveLength(PROBE.length);
     loaded.forEach((p, i) => {
+      expect(p).toBeCloseTo(result.predictions[i] as number, 5);
+    });
+  });
+
+  it("PyPI's tensorflowjs converter turns it into a Keras model that predicts the same values", () => {
+    const { result } = shuffled;
+    const keras = join(tempDir('keras'), 'model.h5');
+    execFileSync(
+      CONVERTER_BIN('tensorflowjs_converter'),
+      ['--input_format', 'tfjs_layers_model', '--output_format', 'keras', join(result.modelDir, 'model.json'), keras],
+      { stdio: 'ignore', env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' } },
+    );
+    const script = [
+      'import json, sys, numpy as np, tf_keras',
+      'model = tf_keras.models.load_model(sys.argv[1])',
+      'print(json.dumps(model.predict(np.array(json.loads(sys.argv[2]), dtype="float32"), verbose=0).ravel().tolist()))',
+    ].join('\n');
+    const out = execFileSync(CONVERTER_BIN('python'), ['-c', script, keras, JSON.stringify(PROBE)], {
+      encoding: 'utf8',
+      env: { ...process.env, TF_CPP_MIN_LOG_LEVEL: '3' },
+    });
+    const predicted = JSON.parse(out.trim().split('\n').at(-1) ?? '[]') as number[];
+    expect(predicted).toHaveLength(PROBE.length);
+    predicted.forEach((p, i) => {
       expect(p).toBeCloseTo(result.predictions[i] as number, 5);
     });
   });
