@@ -84,6 +84,8 @@ export interface SetupResult {
 /** Makes (or checks) the private environment and the native pieces; says each step. */
 export async function setup(say: (line: string) => void): Promise<SetupResult> {
   const root = packageRoot();
+  // A checkout's .venv has the plugin installed editable, for its tests: make setup owns it.
+  if (isCheckout()) throw new SetupError(`${root} is a checkout: \`make setup\` makes its environment (.venv)`);
   const venv = privateVenv();
   const python = join(venv, 'bin', 'python');
   if (!isSetUp(venv)) {
