@@ -86,7 +86,7 @@ describe('an installed sparkring (npm pack, npm install -g)', () => {
       encoding: 'utf8',
     }).trim();
     expect(plugin.startsWith(join(cache, 'venv'))).toBe(true);
-  });
+  }, 540_000);
 
   it('`sparkring setup` again redoes nothing; with no Spark of the user it names its own pyspark', async () => {
     const r = await installed(['setup', '--json'], base);
