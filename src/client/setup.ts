@@ -116,7 +116,7 @@ export async function setup(say: (line: string) => void): Promise<SetupResult> {
     );
     writeFileSync(join(venv, STAMP), installedFor());
   }
-  if (!isCheckout()) await restoreTfjsNode(root, say);
+  await restoreTfjsNode(root, say);
   // Both scripts skip work already done and never fail: without a compiler they say what is lost.
   await step(
     "building tfjs-node's binding",
