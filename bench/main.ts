@@ -180,10 +180,22 @@ program
   .option('--backends <names>', `backends (${TRAIN_BACKENDS.join(',')})`, list(oneOf('--backends', TRAIN_BACKENDS)), [
     ...TRAIN_BACKENDS,
   ])
+  .option('--rounds <n>', 'runs of each native configuration, alternating; rows are the median run', positiveInt('--rounds'), 3)
   .option('--cpu-cnn', 'also time a pure-JS CNN step (minutes)')
   .option('--json', 'print one JSON object on stdout')
-  .action(async (o: { model: TrainModel[]; workers: number[]; backends: TrainBackend[]; cpuCnn?: boolean; json?: boolean }) =>
-    emit(await trainBench({ models: o.model, workers: o.workers, backends: o.backends, cpuCnn: o.cpuCnn }, log), o.json),
+  .action(
+    async (o: {
+      model: TrainModel[];
+      workers: number[];
+      backends: TrainBackend[];
+      rounds: number;
+      cpuCnn?: boolean;
+      json?: boolean;
+    }) =>
+      emit(
+        await trainBench({ models: o.model, workers: o.workers, backends: o.backends, rounds: o.rounds, cpuCnn: o.cpuCnn }, log),
+        o.json,
+      ),
   );
 
 program

@@ -37,6 +37,8 @@ export interface TrainRow {
   allreduce_share?: number;
   step_ms?: number;
   split_ms?: Record<string, number>;
+  /** With --rounds above 1: every round's samples/s, in run order (the row is the median one). */
+  rounds_samples_per_s?: (number | null)[];
   error?: string;
 }
 
@@ -52,7 +54,7 @@ interface EntryRow {
 const round = (v: number, digits = 0): number => Number(v.toFixed(digits));
 
 export async function trainBench(
-  o: { models: TrainModel[]; workers: number[]; backends: TrainBackend[]; cpuCnn?: boolean },
+  o: { models: TrainModel[]; workers: number[]; backends: TrainBackend[]; rounds: number; cpuCnn?: boolean },
   progress: (l: string) => void,
 ) {
   const dir = await mkdtemp(join(tmpdir(), 'sparkring-train-'));
@@ -67,17 +69,13 @@ export async function trainBench(
       samples_per_s: null,
       error,
     });
-    const configs = [
-      ...(o.backends.includes('native') ? o.workers.map((workers) => ({ workers, backend: 'native' as TrainBackend })) : []),
-      // Pure-JS and wasm on one worker: the cost of not having native TensorFlow.
-      ...o.backends.filter((b) => b !== 'native').map((backend) => ({ workers: 1, backend })),
-    ];
-    for (const { workers, backend } of configs) {
+    const runConfig = async (workers: number, backend: TrainBackend): Promise<TrainRow[]> => {
       // A pure-JS CNN step takes minutes (reference E: more than 75 s; over 10 min seen here).
       const models = backend === 'cpu' && !o.cpuCnn ? o.models.filter((m) => m !== 'cnn') : o.models;
-      for (const model of o.models.filter((m) => !models.includes(m)))
-        rows.push(unmeasured(model, workers, backend, 'skipped: pure-JS takes minutes a CNN step (--cpu-cnn runs it)'));
-      if (models.length === 0) continue;
+      const out: TrainRow[] = o.models
+        .filter((m) => !models.includes(m))
+        .map((m) => unmeasured(m, workers, backend, 'skipped: pure-JS takes minutes a CNN step (--cpu-cnn runs it)'));
+      if (models.length === 0) return out;
       progress(`sparkring: ${models.join(', ')} on ${workers} worker(s), --tf-backend ${backend}`);
       let run: Awaited<ReturnType<typeof allreduce>>;
       try {
@@ -93,13 +91,12 @@ export async function trainBench(
           onProgress: (l) => progress(`  ${l}`),
         });
       } catch (err) {
-        for (const model of models) rows.push(unmeasured(model, workers, backend, (err as Error).message));
-        continue;
+        return [...out, ...models.map((model) => unmeasured(model, workers, backend, (err as Error).message))];
       }
       const result = run.result as { rows: EntryRow[] };
       progress(`  ${JSON.stringify(result.rows)}`);
       for (const r of result.rows) {
-        rows.push({
+        out.push({
           impl: 'sparkring',
           model: r.model,
           workers,
@@ -115,7 +112,27 @@ export async function trainBench(
               }),
         });
       }
+      return out;
+    };
+    if (o.backends.includes('native')) {
+      // Rounds alternate the worker counts (1, 2, 1, 2, ...), so a slow spell of this shared VM
+      // lands on both sides of the ratio rather than on one run; each row is its median round.
+      const rounds: TrainRow[][] = [];
+      for (let r = 0; r < o.rounds; r++) {
+        for (const workers of o.workers) {
+          if (o.rounds > 1) progress(`round ${r + 1} of ${o.rounds}`);
+          rounds.push(await runConfig(workers, 'native'));
+        }
+      }
+      for (const workers of o.workers) {
+        for (const model of o.models) {
+          const runs = rounds.flat().filter((row) => row.model === model && row.workers === workers);
+          rows.push(medianRow(runs));
+        }
+      }
     }
+    // Pure-JS and wasm on one worker: the cost of not having native TensorFlow.
+    for (const backend of o.backends.filter((b) => b !== 'native')) rows.push(...(await runConfig(1, backend)));
     if (o.backends.includes('native')) {
       for (const workers of o.workers.filter((w) => w > 1)) {
         progress(`independent: ${workers} Node processes training alone at once, no Spark, no ring (the machine's ceiling)`);
@@ -155,7 +172,16 @@ export async function trainBench(
       },
     ]),
   );
-  return { bench: 'train', batch: BATCH, rows, goals };
+  return { bench: 'train', batch: BATCH, rounds: o.rounds, rows, goals };
+}
+
+/** The run with the median samples/s, carrying every run's figure (a failed run counts as none). */
+function medianRow(runs: TrainRow[]): TrainRow {
+  const measured = runs
+    .filter((r) => r.samples_per_s !== null)
+    .sort((a, b) => (a.samples_per_s as number) - (b.samples_per_s as number));
+  const median = measured[Math.floor((measured.length - 1) / 2)] ?? (runs[0] as TrainRow);
+  return runs.length > 1 ? { ...median, rounds_samples_per_s: runs.map((r) => r.samples_per_s) } : median;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { Ring } from '../../src/collective/ring.js';
 import { killRings, outcomes, ringOf } from '../helpers/ring.js';
 
 afterEach(killRings);
@@ -80,6 +81,25 @@ describe('fusion', () => {
       expect(r?.error).toBeUndefined();
       expect(r?.result).toEqual({ a: { shape: [2, 2], values: [2, 1, 2, 3] }, b: [1, 2] });
     }
+  });
+});
+
+describe('a ring of one (a search trial, a single worker)', () => {
+  it('returns tensors equal to its input that outlive it, without copying them, and refuses what a ring would', async () => {
+    const tf = await import('@tensorflow/tfjs');
+    await tf.setBackend('cpu');
+    const ring = Ring.solo('solo-test');
+    const grads = { w: tf.tensor([1, 2, 3, 4], [2, 2]), b: tf.tensor([5], [1], 'int32') };
+    const out = await ring.allreduce(grads, 'sum');
+    tf.dispose([grads.w, grads.b]);
+    expect(out.w.shape).toEqual([2, 2]);
+    expect(Array.from(await out.w.data())).toEqual([1, 2, 3, 4]);
+    expect(Array.from(await out.b.data())).toEqual([5]);
+    expect(out.b.dtype).toBe('int32');
+    tf.dispose([out.w, out.b]);
+    const ints = { n: tf.tensor([1], [1], 'int32') };
+    await expect(ring.allreduce(ints, 'mean')).rejects.toThrow(/"mean" on an Int32Array would truncate/);
+    ints.n.dispose();
   });
 });
 
