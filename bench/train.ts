@@ -27,9 +27,15 @@ const STEPS: Record<TrainBackend, { warmup: Record<TrainModel, number>; steps: R
   cpu: { warmup: { mlp: 1, cnn: 0 }, steps: { mlp: 3, cnn: 1 } },
 };
 
+/** How a sparkring step runs: op by op as tfjs runs it, or as TensorFlow functions (compiled-step.ts). */
+export type StepMode = 'eager' | 'compiled';
+
 export interface TrainRow {
   impl: 'sparkring' | 'independent' | 'keras-eager' | 'keras';
   model: TrainModel;
+  mode?: StepMode;
+  /** A compiled row whose steps ran eagerly after all: why. */
+  eager_because?: string;
   workers: number;
   backend: string;
   threads: number;
@@ -44,6 +50,8 @@ export interface TrainRow {
 
 interface EntryRow {
   model: TrainModel;
+  mode?: StepMode;
+  eager_because?: string;
   samples_per_s?: number;
   step_ms?: number;
   allreduce_share?: number;
@@ -63,6 +71,7 @@ export async function trainBench(
     const unmeasured = (model: TrainModel, workers: number, backend: string, error: string): TrainRow => ({
       impl: 'sparkring',
       model,
+      mode: 'eager',
       workers,
       backend,
       threads: 1,
@@ -85,7 +94,8 @@ export async function trainBench(
           workers,
           experiments: join(dir, 'experiments'),
           tfBackend: backend as TfBackendChoice,
-          hparams: { models, batch: BATCH, ...STEPS[backend] },
+          // Only native TensorFlow compiles steps; the others run both modes op by op.
+          hparams: { models, batch: BATCH, modes: backend === 'native' ? ['eager', 'compiled'] : ['eager'], ...STEPS[backend] },
           // A pure-JS CNN step blocks the worker's event loop, and so its heartbeats, for over a minute.
           heartbeatTimeoutMs: 900_000,
           onProgress: (l) => progress(`  ${l}`),
@@ -99,6 +109,8 @@ export async function trainBench(
         out.push({
           impl: 'sparkring',
           model: r.model,
+          mode: r.mode ?? 'eager',
+          ...(r.eager_because ? { eager_because: r.eager_because } : {}),
           workers,
           backend: run.backends[0] ?? backend,
           threads: run.ranks[0]?.tfThreads ?? 1,
@@ -126,8 +138,10 @@ export async function trainBench(
       }
       for (const workers of o.workers) {
         for (const model of o.models) {
-          const runs = rounds.flat().filter((row) => row.model === model && row.workers === workers);
-          rows.push(medianRow(runs));
+          for (const mode of ['eager', 'compiled'] as const) {
+            const runs = rounds.flat().filter((row) => row.model === model && row.workers === workers && row.mode === mode);
+            if (runs.length > 0) rows.push(medianRow(runs));
+          }
         }
       }
     }
@@ -150,12 +164,13 @@ export async function trainBench(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  const find = (impl: string, model: string, workers = 1) =>
+  const find = (impl: string, model: string, workers = 1, mode: StepMode = 'compiled') =>
     rows.find(
       (r) =>
         r.impl === impl &&
         r.model === model &&
         r.workers === workers &&
+        (impl !== 'sparkring' || r.mode === mode) &&
         (!impl.match(/^(sparkring|independent)$/) || r.backend.startsWith('tensorflow')),
     )?.samples_per_s ?? null;
   const ratio = (a: number | null, b: number | null) => (a && b ? round(a / b, 2) : null);
@@ -163,9 +178,12 @@ export async function trainBench(
     o.models.map((m) => [
       m,
       {
-        one_worker_vs_keras_eager: ratio(find('sparkring', m), find('keras-eager', m)),
+        // Op by op against op by op; then compiled steps against tf.function (the moonshot).
+        one_worker_vs_keras_eager: ratio(find('sparkring', m, 1, 'eager'), find('keras-eager', m)),
         one_worker_vs_keras: ratio(find('sparkring', m), find('keras', m)),
+        compiled_vs_eager: ratio(find('sparkring', m), find('sparkring', m, 1, 'eager')),
         two_workers_vs_one: ratio(find('sparkring', m, 2), find('sparkring', m)),
+        two_workers_vs_one_eager: ratio(find('sparkring', m, 2, 'eager'), find('sparkring', m, 1, 'eager')),
         // What two processes that never talk reach on these cores: no data-parallel run can beat it.
         independent_two_vs_one: ratio(find('independent', m, 2), find('sparkring', m)),
         two_workers_vs_independent: ratio(find('sparkring', m, 2), find('independent', m, 2)),
@@ -192,7 +210,12 @@ function medianRow(runs: TrainRow[]): TrainRow {
 async function independentRows(models: TrainModel[], workers: number): Promise<TrainRow[]> {
   const env = { TF_NUM_INTRAOP_THREADS: '1', TF_NUM_INTEROP_THREADS: '1', TF_CPP_MIN_LOG_LEVEL: '2' };
   const { warmup, steps } = STEPS.native;
-  const args = [packageFile('bench/solo-train.mjs'), models.join(','), '', JSON.stringify({ warmup, steps })];
+  const args = [
+    packageFile('bench/solo-train.mjs'),
+    models.join(','),
+    '',
+    JSON.stringify({ warmup, steps, modes: ['compiled'] }),
+  ];
   const outs = await Promise.all(Array.from({ length: workers }, () => execa(process.execPath, args, { env })));
   const results = outs.map(
     (o) => JSON.parse(o.stdout.trim().split('\n').at(-1) as string) as { backend: string; rows: EntryRow[] },

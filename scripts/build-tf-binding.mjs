@@ -16,7 +16,7 @@
  * tfjs-node, TensorFlow or a compiler, workers train on pure-JS tfjs and say what that costs.
  */
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -66,8 +66,10 @@ for (const need of [...libs, join(include, 'tensorflow', 'c', 'eager', 'c_api.h'
 }
 
 const sources = ['tfjs_backend.cc', 'tfjs_binding.cc'].map((s) => join(tfjsNode, 'binding', s));
+/** Step tracing (native/tf_trace.cc says what it is), hooked into the binding by TRACE_PATCHES. */
+const traceSource = join(root, 'native', 'tf_trace.cc');
 const built = existsSync(manifest) ? JSON.parse(readFileSync(manifest, 'utf8')) : undefined;
-const newest = Math.max(...[...sources, ...libs].map((f) => statSync(f).mtimeMs));
+const newest = Math.max(...[...sources, traceSource, fileURLToPath(import.meta.url), ...libs].map((f) => statSync(f).mtimeMs));
 const inPackage = join(tfjsNode, BINDING_IN_PACKAGE);
 if (existsSync(target) && existsSync(portable) && built?.tfDir === tfDir && statSync(target).mtimeMs >= newest) {
   if (!existsSync(inPackage)) {
@@ -89,10 +91,18 @@ mkdirSync(outDir, { recursive: true });
 const cxx = process.env.CXX || 'c++';
 const started = Date.now();
 say(`building tfjs-node's binding against the TensorFlow at ${tfDir} (about 20 s)`);
-const objects = sources.map((src) => join(outDir, `${src.split('/').pop()}.o`));
+// tfjs-node's sources with the trace hooks, compiled with native/tf_trace.cc. If a hook's anchor is
+// not in this tfjs-node's sources, the binding is built as published, without compiled steps.
+const patchedDir = join(outDir, 'binding');
+mkdirSync(patchedDir, { recursive: true });
+const patched = patchBinding(join(tfjsNode, 'binding'), patchedDir);
+if (!patched) say(`tfjs-node's binding sources are not the ones the trace hooks fit; building it without compiled steps`);
+const compileList = patched ? [...sources.map((s) => join(patchedDir, s.split('/').pop())), traceSource] : sources;
+const objects = compileList.map((src) => join(outDir, `${src.split('/').pop()}.o`));
 try {
-  for (const [i, src] of sources.entries()) {
-    const args = ['-O2', '-std=c++17', '-fPIC', '-DNAPI_VERSION=8', `-I${nodeHeaders}`, `-I${include}`, '-c', src];
+  for (const [i, src] of compileList.entries()) {
+    const headers = patched ? patchedDir : join(tfjsNode, 'binding');
+    const args = ['-O2', '-std=c++17', '-fPIC', '-DNAPI_VERSION=8', `-I${headers}`, `-I${nodeHeaders}`, `-I${include}`, '-c', src];
     execFileSync(cxx, [...args, '-o', objects[i]], { stdio: 'inherit' });
   }
   const link = (out, extra) =>
@@ -111,3 +121,52 @@ mkdirSync(dirname(inPackage), { recursive: true });
 copyFileSync(target, inPackage);
 writeFileSync(manifest, JSON.stringify({ tfDir, python, built: new Date().toISOString() }, null, 2));
 say(`built ${target} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+
+/**
+ * Copies tfjs-node's binding sources into `to` with the hooks of native/tf_trace.cc: its methods on
+ * TFJSBackend, the call that mirrors each executed op while a trace is open, and its exports.
+ * Returns false (nothing usable written) when an anchor is missing.
+ */
+function patchBinding(from, to) {
+  const edits = {
+    'tfjs_backend.h': [
+      ['class TFJSBackend {', 'struct Trace;\nvoid RegisterTraceExports(napi_env env, napi_value exports);\n\nclass TFJSBackend {'],
+      [
+        '  bool is_gpu_device;',
+        [
+          '  bool is_gpu_device;',
+          '  Trace *trace_ = nullptr;',
+          '  napi_value BeginTrace(napi_env env, const std::vector<int32_t> &input_ids);',
+          '  napi_value EndTrace(napi_env env, const std::string &name, const std::vector<int32_t> &output_ids);',
+          '  void AbortTrace();',
+          '  void TraceOp(napi_env env, const std::string &op_name, napi_value attrs, napi_value input_ids, int num_outputs);',
+        ].join('\n'),
+      ],
+      ['#include <unordered_map>', '#include <unordered_map>\n#include <vector>'],
+    ],
+    'tfjs_backend.cc': [
+      [
+        '  TFE_Execute(tfe_op.op, result_handles.data(), &size, tf_status.status);\n  ENSURE_TF_OK_RETVAL(env, tf_status, nullptr);\n',
+        '  TFE_Execute(tfe_op.op, result_handles.data(), &size, tf_status.status);\n  ENSURE_TF_OK_RETVAL(env, tf_status, nullptr);\n  if (trace_) TraceOp(env, op_name, op_attr_inputs, input_tensor_ids, num_outputs);\n',
+      ],
+    ],
+    'tfjs_binding.cc': [
+      [
+        '  nstatus = napi_define_properties(env, exports, ARRAY_SIZE(exports_properties),',
+        '  RegisterTraceExports(env, exports);\n  nstatus = napi_define_properties(env, exports, ARRAY_SIZE(exports_properties),',
+      ],
+    ],
+  };
+  const out = {};
+  for (const [file, pairs] of Object.entries(edits)) {
+    let text = readFileSync(join(from, file), 'utf8');
+    for (const [anchor, replacement] of pairs) {
+      if (text.split(anchor).length !== 2) return false;
+      text = text.replace(anchor, replacement);
+    }
+    out[file] = text;
+  }
+  for (const file of readdirSync(from)) copyFileSync(join(from, file), join(to, file));
+  for (const [file, text] of Object.entries(out)) writeFileSync(join(to, file), text);
+  return true;
+}

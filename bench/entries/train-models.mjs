@@ -2,7 +2,7 @@
 // once in the worker (input work is not what is measured). Each step's time is split into
 // gradients (forward + backward), wait (a barrier: until the slowest rank's gradients are ready),
 // allreduce (download, ring, new tensors) and apply.
-// hparams: { models: ['mlp','cnn'], warmup: {mlp, cnn}, steps: {mlp, cnn}, batch }
+// hparams: { models: ['mlp','cnn'], warmup: {mlp, cnn}, steps: {mlp, cnn}, batch, modes: ['eager','compiled'] }
 const time = () => performance.now();
 
 export function buildModel(tf, name) {
@@ -22,7 +22,9 @@ export function buildModel(tf, name) {
   return model;
 }
 
-async function measure(ctx, name, warmup, steps, batch) {
+// mode 'compiled': the step's gradients and update run as TensorFlow functions (ctx.compileGradients,
+// ctx.compileApply), traced in the warm-up steps; 'eager': op by op, as tfjs runs them.
+async function measure(ctx, name, warmup, steps, batch, mode) {
   const { tf } = ctx;
   const model = buildModel(tf, name);
   await ctx.syncWeights(model);
@@ -30,6 +32,15 @@ async function measure(ctx, name, warmup, steps, batch) {
   const ys = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32'), 10);
   const optimizer = tf.train.sgd(0.01);
   const vars = model.trainableWeights.map((w) => w.read());
+  const gradients = ctx.compileGradients(vars, { eager: mode === 'eager' });
+  const apply =
+    mode === 'eager'
+      ? (g) => optimizer.applyGradients(g)
+      : (
+          (c) => (g) =>
+            c.apply(g)
+        )(ctx.compileApply(optimizer));
+  const lossOf = ([x, y]) => ({ loss: tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true })) });
   const split = { gradients: 0, wait: 0, allreduce: 0, apply: 0 };
   let started = 0;
   for (let s = 0; s < warmup + steps; s++) {
@@ -39,17 +50,14 @@ async function measure(ctx, name, warmup, steps, batch) {
       split.gradients = split.wait = split.allreduce = split.apply = 0;
     }
     const t0 = time();
-    const { value, grads } = optimizer.computeGradients(
-      () => tf.losses.softmaxCrossEntropy(ys, model.apply(xs, { training: true })),
-      vars,
-    );
+    const { loss: value, grads } = gradients.run([xs, ys], '', lossOf);
     await value.data(); // the step's kernels have run
     const t1 = time();
     if (ctx.worldSize > 1) await ctx.barrier();
     const t1b = time();
     const averaged = await ctx.allreduce(grads, 'mean');
     const t2 = time();
-    optimizer.applyGradients(averaged);
+    apply(averaged);
     await vars[0].data();
     const t3 = time();
     tf.dispose([value, grads, averaged]);
@@ -62,8 +70,11 @@ async function measure(ctx, name, warmup, steps, batch) {
   tf.dispose([xs, ys]);
   model.dispose();
   const total = split.gradients + split.allreduce + split.apply;
+  const reason = gradients.steps.reason([xs, ys, ...vars]);
   return {
     model: name,
+    mode,
+    ...(reason && mode === 'compiled' ? { eager_because: reason } : {}),
     steps,
     seconds,
     samples_per_s: (steps * batch * ctx.worldSize) / seconds,
@@ -75,13 +86,15 @@ async function measure(ctx, name, warmup, steps, batch) {
 }
 
 export default async function train(ctx) {
-  const { models, warmup, steps, batch } = ctx.hparams;
+  const { models, warmup, steps, batch, modes = ['compiled'] } = ctx.hparams;
   const rows = [];
   for (const name of models) {
-    try {
-      rows.push(await measure(ctx, name, warmup[name], steps[name], batch));
-    } catch (err) {
-      rows.push({ model: name, error: String(err.message ?? err).split('\n')[0] });
+    for (const mode of modes) {
+      try {
+        rows.push(await measure(ctx, name, warmup[name], steps[name], batch, mode));
+      } catch (err) {
+        rows.push({ model: name, mode, error: String(err.message ?? err).split('\n')[0] });
+      }
     }
   }
   return { backend: ctx.tf.getBackend(), rows };

@@ -4,6 +4,7 @@ import { format } from 'node:util';
 import type { Ring } from '../collective/index.js';
 import { EventWriter } from '../experiments/tensorboard.js';
 import type { Checkpoints } from './checkpoint.js';
+import { CompiledApply, CompiledGradients } from './compiled-step.js';
 import type { PartitionData } from './data.js';
 import { type FitOptions, fit as fitModel, type History } from './fit/fit.js';
 import { type SaveModelOptions, saveModel } from './fit/save-model.js';
@@ -44,6 +45,14 @@ export interface TrainContext {
    * feature columns); returns that folder's path on every rank.
    */
   saveModel(model: import('@tensorflow/tfjs').LayersModel, options?: SaveModelOptions): Promise<string>;
+  /**
+   * A custom loop's gradients as TensorFlow functions, as tf.function compiles a Keras step:
+   * `.run(inputs, key, lossOf)` traces the first steps of each input shape, then runs the step as
+   * one op (native TensorFlow only; other backends and `{ eager: true }` run it op by op).
+   */
+  compileGradients(vars: import('@tensorflow/tfjs').Variable[], options?: { eager?: boolean }): CompiledGradients;
+  /** optimizer.applyGradients as a TensorFlow function, the same way: `.apply(grads)`. */
+  compileApply(optimizer: import('@tensorflow/tfjs').Optimizer): CompiledApply;
   /** The search trial this process runs (sparkring launch); null in an allreduce run. */
   readonly trial: { readonly id: string } | null;
   /** True once the search's early-stopping rule stopped this trial: return what you have. */
@@ -160,6 +169,8 @@ export function createContext(o: {
       const features = options.features ?? lastFit?.features ?? o.data.columns.filter((c) => c !== label);
       return saveModel(tf(), ring, model, o.modelDir, { ...options, label, features });
     },
+    compileGradients: (vars, options) => new CompiledGradients(tf(), vars, options),
+    compileApply: (optimizer) => new CompiledApply(tf(), optimizer),
     trial: o.trial ? { id: o.trial.id } : null,
     shouldStop: () => signal.aborted,
     signal,

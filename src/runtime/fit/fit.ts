@@ -13,6 +13,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import type { Ring } from '../../collective/index.js';
 import type { Tf } from '../backend.js';
 import type { Checkpoints } from '../checkpoint.js';
+import { CompiledApply, CompiledGradients } from '../compiled-step.js';
 import { DataColumnError, type PartitionData } from '../data.js';
 import { syncWeights } from '../tfjs.js';
 import { FitModelError } from './errors.js';
@@ -49,6 +50,12 @@ export interface FitOptions {
   /** Rows to validate on after each epoch (e.g. ctx.data.where('is_test', 1)): val_ metrics. */
   validationData?: PartitionData;
   callbacks?: FitCallback | FitCallback[];
+  /**
+   * Run each step as TensorFlow functions, traced from the first steps as tf.function does (default
+   * true; native TensorFlow only). A step that does not trace the same twice, e.g. a model with
+   * dropout, runs eagerly on its own; false runs every step eagerly.
+   */
+  compile?: boolean;
   /** Checkpoint every epoch, so that a retried attempt resumes (default true). */
   checkpoint?: boolean;
 }
@@ -183,6 +190,21 @@ async function evaluate(tf: Tf, ring: Ring, model: tfTypes.LayersModel, c: Compi
   return logs;
 }
 
+/**
+ * The step's gradients and its update: compiled into TensorFlow functions (compiled-step.ts) unless
+ * the caller asked for eager steps, in which case both run op by op as tfjs runs them.
+ */
+function trainingStep(tf: Tf, model: tfTypes.LayersModel, vars: tfTypes.Variable[], compile: boolean) {
+  if (compile) {
+    const apply = new CompiledApply(tf, model.optimizer);
+    return { gradients: new CompiledGradients(tf, vars), apply: (g: tfTypes.NamedTensorMap) => apply.apply(g) };
+  }
+  return {
+    gradients: new CompiledGradients(tf, vars, { eager: true }),
+    apply: (g: tfTypes.NamedTensorMap) => model.optimizer.applyGradients(g),
+  };
+}
+
 async function each(callbacks: FitCallback[], call: (cb: FitCallback) => unknown): Promise<void> {
   for (const cb of callbacks) await call(cb);
 }
@@ -227,6 +249,7 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
   }
 
   const vars = model.trainableWeights.map((w) => w.read() as tfTypes.Variable);
+  const step = trainingStep(tf, model, vars, o.compile ?? true);
   const params = { epochs, steps, rows: totalRows, batchSize, resumedFromEpoch: start };
   for (const cb of callbacks) {
     cb.setModel?.(model);
@@ -252,28 +275,29 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
         return sum + b - a;
       }, 0);
       let grads: tfTypes.NamedTensorMap;
-      const kept: tfTypes.Scalar[] = [];
+      let kept: tfTypes.Tensor[] = [];
       if (n > 0) {
         const { x, y } = gather(tf, train, c, order, from, to);
-        const computed = model.optimizer.computeGradients(() => {
-          const pred = model.apply(x, { training: true }) as tfTypes.Tensor;
-          const lossSum = rowSum(tf, c.loss(y, pred), n);
-          for (const m of c.metrics) kept.push(tf.keep(rowSum(tf, m.fn(y, pred), n)));
-          kept.unshift(tf.keep(lossSum));
+        // n and stepRows are constants of the step's graph: a short last step is a signature of its own.
+        const computed = step.gradients.run([x, y], `${n}/${stepRows}`, ([xs, ys]) => {
+          const pred = model.apply(xs as tfTypes.Tensor, { training: true }) as tfTypes.Tensor;
+          const lossSum = rowSum(tf, c.loss(ys as tfTypes.Tensor, pred), n);
+          const extras = [lossSum, ...c.metrics.map((m) => rowSum(tf, m.fn(ys as tfTypes.Tensor, pred), n))];
           const regularization = c.regularization();
           const objective = tf.div(lossSum, stepRows) as tfTypes.Scalar;
-          if (regularization.length === 0) return objective;
+          if (regularization.length === 0) return { loss: objective, extras };
           // Each rank adds its share of the penalty, so the ranks' sum holds it once.
-          return tf.add(objective, tf.mul(tf.addN(regularization), n / stepRows)) as tfTypes.Scalar;
-        }, vars);
+          return { loss: tf.add(objective, tf.mul(tf.addN(regularization), n / stepRows)) as tfTypes.Scalar, extras };
+        });
         grads = computed.grads;
-        computed.value.dispose();
+        kept = computed.extras;
+        computed.loss.dispose();
         tf.dispose([x, y]);
       } else {
         grads = Object.fromEntries(vars.map((v) => [v.name, tf.zerosLike(v)]));
       }
       const summed = await ring.allreduce(grads, 'sum');
-      model.optimizer.applyGradients(summed);
+      step.apply(summed);
       tf.dispose([grads, summed]);
       const values = await Promise.all(kept.map((t) => t.data()));
       tf.dispose(kept);

@@ -1,0 +1,222 @@
+/**
+ * Compiled steps: the ops of a training step run as one TensorFlow function instead of one by one,
+ * as tf.function does for Keras: Grappler and oneDNN's graph passes rewrite it, and tfjs's per-op
+ * dispatch is gone.
+ *
+ * A function comes from tracing: tfjs runs the step eagerly while tfjs-node's binding mirrors
+ * every op into a graph (native/tf_trace.cc). It is used only once two traces of the same input
+ * shapes give the same graph, constants included: tfjs makes some tensors in JS (its scalars,
+ * random values, a loss's weights), and the graph holds their values. A step whose graph changes
+ * from one trace to the next (dropout's masks drawn in JS, a data-dependent branch) stays eager,
+ * and `reason` says why. Tensors a step reads that are not its inputs are frozen into the function
+ * as they were when it was traced.
+ */
+import type * as tfTypes from '@tensorflow/tfjs';
+import type { Tf } from './backend.js';
+
+type Tensor = tfTypes.Tensor;
+
+interface TracingBinding {
+  beginTrace(inputIds: number[]): void;
+  endTrace(name: string | null, outputIds: number[]): Uint8Array;
+  abortTrace(): void;
+}
+
+interface NodeBackendLike {
+  binding: Partial<TracingBinding>;
+  getInputTensorIds(tensors: Tensor[]): number[];
+  executeMultipleOutputs(name: string, attrs: unknown[], inputs: Tensor[], numOutputs: number): Tensor[];
+}
+
+/** How steps of one signature run: being traced, compiled, or eager for good. */
+export type StepMode = 'tracing' | 'compiled' | 'eager';
+
+interface Signature {
+  mode: StepMode;
+  traces: Buffer[];
+  fn?: string;
+  outputs: number;
+  reason?: string;
+}
+
+/** Traces before giving up: a step that makes state on its first run (Adam's moments) settles on the second. */
+const MAX_TRACES = 3;
+let functions = 0;
+
+/** Whether this process's tfjs runs on a tfjs-node binding built with the trace hooks. */
+export function canCompile(tf: Tf): boolean {
+  if (tf.getBackend() !== 'tensorflow') return false;
+  return typeof (tf.backend() as unknown as NodeBackendLike).binding?.beginTrace === 'function';
+}
+
+/**
+ * Runs `body` (a function of `inputs` that returns its outputs) eagerly while tracing it, then as
+ * one TensorFlow function per signature (the inputs' dtypes and shapes, and the caller's key).
+ */
+export class TracedSteps {
+  private readonly signatures = new Map<string, Signature>();
+
+  /** With `eagerBecause`, nothing is traced and reason() gives that. */
+  constructor(
+    private readonly tf: Tf,
+    private readonly eagerBecause?: string,
+  ) {}
+
+  mode(inputs: Tensor[], key = ''): StepMode {
+    return this.signatures.get(this.keyOf(inputs, key))?.mode ?? 'tracing';
+  }
+
+  /** Why steps of this signature run eagerly, if they do. */
+  reason(inputs: Tensor[], key = ''): string | undefined {
+    return this.signatures.get(this.keyOf(inputs, key))?.reason;
+  }
+
+  /** The outputs, and whether they came from the function (new tensors) or from `body`. */
+  run(inputs: Tensor[], key: string, body: () => Tensor[]): { outputs: Tensor[]; compiled: boolean } {
+    const k = this.keyOf(inputs, key);
+    let sig = this.signatures.get(k);
+    if (!sig) {
+      const reason =
+        this.eagerBecause ??
+        (canCompile(this.tf) ? undefined : 'the TensorFlow binding has no trace hooks (not native, or built without them)');
+      sig = reason ? { mode: 'eager', traces: [], outputs: 0, reason } : { mode: 'tracing', traces: [], outputs: 0 };
+      this.signatures.set(k, sig);
+    }
+    if (sig.mode === 'compiled') {
+      const outputs = this.backend().executeMultipleOutputs(sig.fn as string, [], inputs, sig.outputs);
+      return { outputs, compiled: true };
+    }
+    if (sig.mode === 'eager') return { outputs: body(), compiled: false };
+    return { outputs: this.traced(sig, inputs, body), compiled: false };
+  }
+
+  private keyOf(inputs: Tensor[], key: string): string {
+    return `${inputs.map((t) => `${t.dtype}[${t.shape.join(',')}]`).join(' ')}|${key}`;
+  }
+
+  private backend(): NodeBackendLike {
+    return this.tf.backend() as unknown as NodeBackendLike;
+  }
+
+  private traced(sig: Signature, inputs: Tensor[], body: () => Tensor[]): Tensor[] {
+    const backend = this.backend();
+    const binding = backend.binding as TracingBinding;
+    binding.beginTrace(backend.getInputTensorIds(inputs));
+    let outputs: Tensor[];
+    try {
+      outputs = body();
+    } catch (err) {
+      binding.abortTrace();
+      throw err;
+    }
+    const name = sig.traces.length >= 1 ? `sparkring_step_${process.pid}_${++functions}` : null;
+    try {
+      const graph = Buffer.from(binding.endTrace(name, backend.getInputTensorIds(outputs)));
+      const previous = sig.traces.at(-1);
+      sig.traces.push(graph);
+      if (name && previous?.equals(graph)) {
+        Object.assign(sig, { mode: 'compiled', fn: name, outputs: outputs.length, traces: [] });
+      } else if (sig.traces.length >= MAX_TRACES) {
+        this.giveUp(
+          sig,
+          'its graph changed from one step to the next (random values or state made in JS, or a data-dependent branch)',
+        );
+      }
+    } catch (err) {
+      this.giveUp(sig, (err as Error).message);
+    }
+    return outputs;
+  }
+
+  private giveUp(sig: Signature, reason: string): void {
+    Object.assign(sig, { mode: 'eager', reason, traces: [] });
+  }
+}
+
+/** What one step computes: its loss (differentiated) and tensors to hand back beside it (metrics). */
+export interface StepLoss {
+  loss: tfTypes.Scalar;
+  extras?: Tensor[];
+}
+
+export interface StepGradients {
+  loss: tfTypes.Scalar;
+  grads: tfTypes.NamedTensorMap;
+  extras: Tensor[];
+}
+
+/**
+ * The forward and backward pass: a step's loss differentiated with respect to `vars`, as
+ * optimizer.computeGradients gives it. `eager` runs every step op by op (nothing is traced).
+ */
+export class CompiledGradients {
+  readonly steps: TracedSteps;
+
+  constructor(
+    private readonly tf: Tf,
+    private readonly vars: tfTypes.Variable[],
+    options: { eager?: boolean } = {},
+  ) {
+    this.steps = new TracedSteps(tf, options.eager ? 'compile is off' : undefined);
+  }
+
+  /**
+   * `lossOf(inputs)` is the step; `key` names what else its graph depends on (numbers it uses,
+   * such as the rows of a short last batch). Steps of one signature must compute the same thing.
+   */
+  run(inputs: Tensor[], key: string, lossOf: (inputs: Tensor[]) => StepLoss): StepGradients {
+    const tf = this.tf;
+    const { outputs } = this.steps.run([...inputs, ...this.vars], key, () => {
+      let extras: Tensor[] = [];
+      const { value, grads } = tf.variableGrads(() => {
+        const out = lossOf(inputs);
+        extras = (out.extras ?? []).map((t) => tf.keep(t));
+        return out.loss;
+      }, this.vars);
+      return [value, ...this.vars.map((v) => grads[v.name] as Tensor), ...extras];
+    });
+    const grads: tfTypes.NamedTensorMap = {};
+    this.vars.forEach((v, i) => {
+      grads[v.name] = outputs[1 + i] as Tensor;
+    });
+    return { loss: outputs[0] as tfTypes.Scalar, grads, extras: outputs.slice(1 + this.vars.length) };
+  }
+}
+
+interface OptimizerInternals {
+  incrementIterations?(): void;
+  getConfig(): unknown;
+}
+
+/**
+ * optimizer.applyGradients as one function of the gradients and every variable (the model's and
+ * the optimizer's own: Adam's moments, its beta powers); its outputs are assigned back. The
+ * optimizer's config (its learning rate) is part of the signature, so a new rate traces anew.
+ */
+export class CompiledApply {
+  private readonly steps: TracedSteps;
+
+  constructor(
+    private readonly tf: Tf,
+    private readonly optimizer: tfTypes.Optimizer,
+  ) {
+    this.steps = new TracedSteps(tf);
+  }
+
+  apply(grads: tfTypes.NamedTensorMap): void {
+    const tf = this.tf;
+    const names = Object.keys(grads).sort();
+    const state = Object.values(tf.engine().registeredVariables).sort((a, b) => (a.name < b.name ? -1 : 1));
+    const key = `${names.join(',')}|${state.map((v) => v.name).join(',')}|${JSON.stringify(this.optimizer.getConfig())}`;
+    const { outputs, compiled } = this.steps.run([...names.map((n) => grads[n] as Tensor), ...state], key, () => {
+      this.optimizer.applyGradients(grads);
+      return state;
+    });
+    if (!compiled) return;
+    state.forEach((v, i) => {
+      v.assign(outputs[i] as Tensor);
+    });
+    tf.dispose(outputs);
+    (this.optimizer as unknown as OptimizerInternals).incrementIterations?.();
+  }
+}
