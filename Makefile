@@ -75,7 +75,7 @@ $(NATIVE): native/partition_map.cc scripts/build-native.mjs
 # tfjs-node's binding, built against the venv's TensorFlow (reference E); without it workers train on
 # pure-JS tfjs and say so.
 TF_BINDING := native/build/tfjs_binding.node
-$(TF_BINDING): $(NODE_STAMP) $(VENV_STAMP) scripts/build-tf-binding.mjs
+$(TF_BINDING): $(NODE_STAMP) $(VENV_STAMP) scripts/build-tf-binding.mjs native/tf_trace.cc native/tf_data_into.cc
 	node scripts/build-tf-binding.mjs
 
 build: $(BUILD_STAMP) $(NATIVE)

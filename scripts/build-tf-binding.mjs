@@ -66,10 +66,10 @@ for (const need of [...libs, join(include, 'tensorflow', 'c', 'eager', 'c_api.h'
 }
 
 const sources = ['tfjs_backend.cc', 'tfjs_binding.cc'].map((s) => join(tfjsNode, 'binding', s));
-/** Step tracing (native/tf_trace.cc says what it is), hooked into the binding by TRACE_PATCHES. */
-const traceSource = join(root, 'native', 'tf_trace.cc');
+/** Our additions to the binding (each file says what it is), hooked in by patchBinding. */
+const extraSources = ['tf_trace.cc', 'tf_data_into.cc'].map((s) => join(root, 'native', s));
 const built = existsSync(manifest) ? JSON.parse(readFileSync(manifest, 'utf8')) : undefined;
-const newest = Math.max(...[...sources, traceSource, fileURLToPath(import.meta.url), ...libs].map((f) => statSync(f).mtimeMs));
+const newest = Math.max(...[...sources, ...extraSources, fileURLToPath(import.meta.url), ...libs].map((f) => statSync(f).mtimeMs));
 const inPackage = join(tfjsNode, BINDING_IN_PACKAGE);
 if (existsSync(target) && existsSync(portable) && built?.tfDir === tfDir && statSync(target).mtimeMs >= newest) {
   if (!existsSync(inPackage)) {
@@ -97,7 +97,7 @@ const patchedDir = join(outDir, 'binding');
 mkdirSync(patchedDir, { recursive: true });
 const patched = patchBinding(join(tfjsNode, 'binding'), patchedDir);
 if (!patched) say(`tfjs-node's binding sources are not the ones the trace hooks fit; building it without compiled steps`);
-const compileList = patched ? [...sources.map((s) => join(patchedDir, s.split('/').pop())), traceSource] : sources;
+const compileList = patched ? [...sources.map((s) => join(patchedDir, s.split('/').pop())), ...extraSources] : sources;
 const objects = compileList.map((src) => join(outDir, `${src.split('/').pop()}.o`));
 try {
   for (const [i, src] of compileList.entries()) {
@@ -123,14 +123,18 @@ writeFileSync(manifest, JSON.stringify({ tfDir, python, built: new Date().toISOS
 say(`built ${target} in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 
 /**
- * Copies tfjs-node's binding sources into `to` with the hooks of native/tf_trace.cc: its methods on
- * TFJSBackend, the call that mirrors each executed op while a trace is open, and its exports.
+ * Copies tfjs-node's binding sources into `to` with the hooks of native/tf_trace.cc and
+ * native/tf_data_into.cc: their methods on TFJSBackend, the call that mirrors each executed op while
+ * a trace is open, and their exports.
  * Returns false (nothing usable written) when an anchor is missing.
  */
 function patchBinding(from, to) {
   const edits = {
     'tfjs_backend.h': [
-      ['class TFJSBackend {', 'struct Trace;\nvoid RegisterTraceExports(napi_env env, napi_value exports);\n\nclass TFJSBackend {'],
+      [
+        'class TFJSBackend {',
+        'struct Trace;\nvoid RegisterTraceExports(napi_env env, napi_value exports);\nvoid RegisterDataIntoExports(napi_env env, napi_value exports);\n\nclass TFJSBackend {',
+      ],
       [
         '  bool is_gpu_device;',
         [
@@ -140,6 +144,7 @@ function patchBinding(from, to) {
           '  napi_value EndTrace(napi_env env, const std::string &name, const std::vector<int32_t> &output_ids);',
           '  void AbortTrace();',
           '  void TraceOp(napi_env env, const std::string &op_name, napi_value attrs, napi_value input_ids, int num_outputs);',
+          '  napi_value TensorDataInto(napi_env env, int32_t id, napi_value target);',
         ].join('\n'),
       ],
       ['#include <unordered_map>', '#include <unordered_map>\n#include <vector>'],
@@ -153,7 +158,7 @@ function patchBinding(from, to) {
     'tfjs_binding.cc': [
       [
         '  nstatus = napi_define_properties(env, exports, ARRAY_SIZE(exports_properties),',
-        '  RegisterTraceExports(env, exports);\n  nstatus = napi_define_properties(env, exports, ARRAY_SIZE(exports_properties),',
+        '  RegisterTraceExports(env, exports);\n  RegisterDataIntoExports(env, exports);\n  nstatus = napi_define_properties(env, exports, ARRAY_SIZE(exports_properties),',
       ],
     ],
   };

@@ -242,17 +242,30 @@ export class Ring {
       }
       const ctor = (parts[0] as T).constructor as NumericArrayConstructor;
       const total = parts.reduce((sum, p) => sum + p.length, 0);
-      let fusion = this.fusionBuffers.get(ctor);
-      if (!fusion || fusion.length < total) {
-        fusion = new ctor(total);
-        this.fusionBuffers.set(ctor, fusion);
-      }
-      const buffer = fusion.subarray(0, total) as T;
+      const buffer = this.fusionBuffer(ctor, total) as T;
       const views = this.pack(parts, buffer);
       await this.allreduceInPlace(buffer, op);
       for (const [k, p] of parts.entries()) p.set(views[k] as T);
     }
     return xs as T[];
+  }
+
+  /** Tensor fusion's bucket size (options.fusionThresholdBytes). */
+  get fusionThresholdBytes(): number {
+    return this.options.fusionThresholdBytes;
+  }
+
+  /**
+   * This ring's fusion buffer of that element type, grown to at least `length`: the first `length`
+   * elements. Reused by every fused allreduce (and overwritten by the next one).
+   */
+  fusionBuffer(ctor: NumericArrayConstructor, length: number): NumericArray {
+    let fusion = this.fusionBuffers.get(ctor);
+    if (!fusion || fusion.length < length) {
+      fusion = new ctor(length);
+      this.fusionBuffers.set(ctor, fusion);
+    }
+    return fusion.subarray(0, length);
   }
 
   /** Copies parts one after another into buffer; returns the view of each part's place. */

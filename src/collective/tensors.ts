@@ -10,6 +10,7 @@ export async function allreduceTensorMap<M extends TensorMapLike>(ring: Ring, ma
   const tf = await import('@tensorflow/tfjs-core');
   const names = Object.keys(map).sort();
   const arrays: NumericArray[] = [];
+  const direct = ring.worldSize > 1 && directAccess(tf, map, names, ring.fusionThresholdBytes);
   for (const name of names) {
     const t = map[name];
     if (!t || typeof t.data !== 'function' || !Array.isArray(t.shape)) {
@@ -20,7 +21,7 @@ export async function allreduceTensorMap<M extends TensorMapLike>(ring: Ring, ma
     }
     // What the ring would refuse, refused on a ring of one too (it skips the ring below).
     checkReduceOp(op, t.dtype === 'int32' ? new Int32Array(0) : new Float32Array(0));
-    if (ring.worldSize === 1) continue;
+    if (ring.worldSize === 1 || direct) continue;
     // A native backend's tensors are read synchronously (one copy out of TensorFlow): awaiting
     // data() per tensor cost about 4 ms a step for the CNN of bench train (8 gradients, 4.8 MB).
     arrays.push((t.dataSync ? t.dataSync() : await t.data()) as NumericArray);
@@ -32,6 +33,7 @@ export async function allreduceTensorMap<M extends TensorMapLike>(ring: Ring, ma
     for (const name of names) out[name] = tf.clone(map[name] as never);
     return out as M;
   }
+  if (direct) return (await allreduceDirect(tf, ring, map, names, op, direct)) as M;
   // tfjs hands out copies from data(), so they can be reduced in place.
   const reduced = await ring.allreduceManyInPlace(arrays, op);
   const out: TensorMapLike = {};
@@ -40,4 +42,67 @@ export async function allreduceTensorMap<M extends TensorMapLike>(ring: Ring, ma
     out[name] = tf.tensor(reduced[i] as NumericArray, t.shape, t.dtype as 'float32' | 'int32');
   });
   return out as M;
+}
+
+type TfCore = typeof import('@tensorflow/tfjs-core');
+
+interface NodeBinding {
+  tensorDataInto(id: number, target: NumericArray): void;
+}
+
+interface DirectBackend {
+  binding: Partial<NodeBinding>;
+  getInputTensorIds(tensors: unknown[]): number[];
+}
+
+/**
+ * tfjs-node's binding built with native/tf_data_into.cc, when every tensor is float32 and together
+ * they fit one fusion buffer: then gradients go from TensorFlow straight into the ring's buffer and
+ * back, with no array made per tensor per step (the garbage that made V8 stall the ring).
+ */
+function directAccess(tf: TfCore, map: TensorMapLike, names: string[], thresholdBytes: number): DirectBackend | undefined {
+  if (tf.getBackend() !== 'tensorflow') return undefined;
+  const backend = tf.backend() as unknown as DirectBackend;
+  if (typeof backend.binding?.tensorDataInto !== 'function') return undefined;
+  let bytes = 0;
+  for (const name of names) {
+    const t = map[name] as TensorMapLike[string] & { size?: number };
+    if (t.dtype !== 'float32' || typeof t.size !== 'number') return undefined;
+    bytes += t.size * 4;
+  }
+  return bytes <= thresholdBytes ? backend : undefined;
+}
+
+async function allreduceDirect(
+  tf: TfCore,
+  ring: Ring,
+  map: TensorMapLike,
+  names: string[],
+  op: ReduceOp,
+  backend: DirectBackend,
+): Promise<TensorMapLike> {
+  const tensors = names.map((name) => map[name] as TensorMapLike[string] & { size: number });
+  const total = tensors.reduce((sum, t) => sum + t.size, 0);
+  const buffer = ring.fusionBuffer(Float32Array, total);
+  const ids = backend.getInputTensorIds(tensors);
+  const binding = backend.binding as NodeBinding;
+  let at = 0;
+  tensors.forEach((t, i) => {
+    binding.tensorDataInto(ids[i] as number, buffer.subarray(at, at + t.size));
+    at += t.size;
+  });
+  await ring.allreduceInPlace(buffer, op);
+  const out: TensorMapLike = {};
+  at = 0;
+  const made = tensors.map((t) => {
+    const made = tf.tensor(buffer.subarray(at, at + t.size) as Float32Array, t.shape, 'float32');
+    at += t.size;
+    return made;
+  });
+  // Into TensorFlow now: the fusion buffer is the next allreduce's.
+  backend.getInputTensorIds(made);
+  names.forEach((name, i) => {
+    out[name] = made[i] as TensorMapLike[string];
+  });
+  return out;
 }

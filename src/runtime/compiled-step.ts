@@ -66,6 +66,19 @@ export class TracedSteps {
     return this.signatures.get(this.keyOf(inputs, key))?.mode ?? 'tracing';
   }
 
+  /**
+   * How the steps so far ran: 'tracing' until a signature is decided, then 'compiled' when none
+   * stayed eager, 'eager' when none compiled, else 'mixed'; with the reasons the eager ones gave.
+   */
+  summary(): { mode: 'tracing' | 'compiled' | 'eager' | 'mixed'; eagerBecause: string[] } {
+    const all = [...this.signatures.values()];
+    const count = (m: StepMode) => all.filter((s) => s.mode === m).length;
+    const eagerBecause = [...new Set(all.flatMap((s) => (s.mode === 'eager' && s.reason ? [s.reason] : [])))];
+    if (all.length === 0 || count('tracing') === all.length) return { mode: 'tracing', eagerBecause };
+    const mode = count('compiled') === 0 ? 'eager' : count('eager') === 0 ? 'compiled' : 'mixed';
+    return { mode, eagerBecause };
+  }
+
   /** Why steps of this signature run eagerly, if they do. */
   reason(inputs: Tensor[], key = ''): string | undefined {
     return this.signatures.get(this.keyOf(inputs, key))?.reason;
@@ -195,6 +208,8 @@ interface OptimizerInternals {
  */
 export class CompiledApply {
   private readonly steps: TracedSteps;
+  /** How the last apply ran. */
+  lastMode: StepMode = 'tracing';
 
   constructor(
     private readonly tf: Tf,
@@ -208,10 +223,12 @@ export class CompiledApply {
     const names = Object.keys(grads).sort();
     const state = Object.values(tf.engine().registeredVariables).sort((a, b) => (a.name < b.name ? -1 : 1));
     const key = `${names.join(',')}|${state.map((v) => v.name).join(',')}|${JSON.stringify(this.optimizer.getConfig())}`;
-    const { outputs, compiled } = this.steps.run([...names.map((n) => grads[n] as Tensor), ...state], key, () => {
+    const inputs = [...names.map((n) => grads[n] as Tensor), ...state];
+    const { outputs, compiled } = this.steps.run(inputs, key, () => {
       this.optimizer.applyGradients(grads);
       return state;
     });
+    this.lastMode = compiled ? 'compiled' : this.steps.mode(inputs, key);
     if (!compiled) return;
     state.forEach((v, i) => {
       v.assign(outputs[i] as Tensor);

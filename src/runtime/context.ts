@@ -159,6 +159,7 @@ export function createContext(o: {
           },
           step: () => step,
           fitIndex,
+          log: (line) => ctx.log(line),
         },
         model,
         options,

@@ -71,7 +71,7 @@ interface FitResult {
   attempt: number;
   ranks: Array<{ rows: number; sizes: number[] }>;
   history: Record<string, number[]>;
-  params: { steps: number; rows: number; resumedFromEpoch: number };
+  params: { steps: number; rows: number; resumedFromEpoch: number; stepMode?: string };
   weights: number[];
   predictions: number[];
   modelDir: string;
@@ -168,6 +168,8 @@ describe('ctx.fit on uneven partitions', () => {
     const { result } = await run({ optimizer: 'sgd', batchSize: 1300, epochs: 3, shuffle: false, epochMs: 0 });
     const reference = await singleProcessFit(3);
     expect(result.params.steps).toBe(1);
+    // One step an epoch: traced in the first two epochs, a TensorFlow function in the third.
+    expect(result.params.stepMode).toBe('compiled');
     result.weights.forEach((w, i) => {
       expect(w).toBeCloseTo(reference.weights[i] as number, 5);
     });

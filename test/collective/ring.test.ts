@@ -84,6 +84,26 @@ describe('fusion', () => {
   });
 });
 
+describe('tensors on native TensorFlow', () => {
+  it('go from TensorFlow into the fusion buffer and back, results outliving the next allreduce', async () => {
+    const ring = await ringOf(2, () => ({ scenario: 'nativeTensors' }));
+    for (const r of await outcomes(ring)) {
+      expect(r?.error).toBeUndefined();
+      expect(r?.result).toEqual({
+        direct: true,
+        shapes: [[30, 100], [2]],
+        firstRight: true,
+        secondRight: true,
+        // sum of [rank + 1, 10 rank], then the mean of [rank + 2, 10 rank], over ranks 0 and 1
+        b: [
+          [3, 10],
+          [2.5, 5],
+        ],
+      });
+    }
+  });
+});
+
 describe('a ring of one (a search trial, a single worker)', () => {
   it('returns tensors equal to its input that outlive it, without copying them, and refuses what a ring would', async () => {
     const tf = await import('@tensorflow/tfjs');

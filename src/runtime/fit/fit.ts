@@ -64,7 +64,17 @@ export interface FitOptions {
 export interface History {
   epoch: number[];
   history: Record<string, number[]>;
-  params: { epochs: number; steps: number; rows: number; batchSize: number; resumedFromEpoch: number };
+  params: {
+    epochs: number;
+    steps: number;
+    rows: number;
+    batchSize: number;
+    resumedFromEpoch: number;
+    /** How the steps ran once decided (options.compile): as TensorFlow functions, op by op, or both. */
+    stepMode?: 'compiled' | 'eager' | 'mixed';
+    /** Why steps ran op by op, when some did. */
+    eagerBecause?: string[];
+  };
 }
 
 /** What fit needs of the worker's context. */
@@ -81,6 +91,8 @@ export interface FitRuntime {
   step(): number;
   /** Which fit call of train() this is (0 for the first): a checkpoint resumes the same call. */
   fitIndex: number;
+  /** A line for the run's log (ctx.log). */
+  log?(line: string): void;
 }
 
 /** How often, at most, a long epoch reports its running loss. */
@@ -250,7 +262,7 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
 
   const vars = model.trainableWeights.map((w) => w.read() as tfTypes.Variable);
   const step = trainingStep(tf, model, vars, o.compile ?? true);
-  const params = { epochs, steps, rows: totalRows, batchSize, resumedFromEpoch: start };
+  const params: History['params'] = { epochs, steps, rows: totalRows, batchSize, resumedFromEpoch: start };
   for (const cb of callbacks) {
     cb.setModel?.(model);
     cb.setParams?.({ ...params, samples: totalRows, metrics: ['loss', ...c.metrics.map((m) => m.name)] });
@@ -329,6 +341,17 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
       history[name] = [...(history[name] ?? []), value];
     }
     rt.report({ ...logs, epoch }, (epoch + 1) * steps);
+    const how = step.gradients.steps.summary();
+    if (params.stepMode === undefined && how.mode !== 'tracing') {
+      Object.assign(params, { stepMode: how.mode, ...(how.eagerBecause.length ? { eagerBecause: how.eagerBecause } : {}) });
+      if (ring.rank === 0) {
+        rt.log?.(
+          how.mode === 'compiled'
+            ? 'fit: steps run as TensorFlow functions (traced in the first steps)'
+            : `fit: ${how.mode === 'eager' ? 'steps run' : 'some steps run'} op by op: ${how.eagerBecause.join('; ')}`,
+        );
+      }
+    }
     await each(callbacks, (cb) => cb.onEpochEnd?.(epoch, { ...logs }));
     // A callback (early stopping) may stop training; any rank's stop stops every rank.
     const [stop] = await ring.allreduce(new Int32Array([model.stopTraining ? 1 : 0]), 'max');

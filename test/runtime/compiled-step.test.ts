@@ -1,0 +1,77 @@
+/**
+ * Compiled steps (src/runtime/compiled-step.ts over native/tf_trace.cc) in a fresh Node process on
+ * the venv's TensorFlow, as a worker runs them: the same gradients and weights as op-by-op tfjs,
+ * SGD with a learning rate that changes and Adam with its state, a model with dropout left eager
+ * with the reason, no tensor left behind; and on pure-JS tfjs, every step eager, saying why.
+ */
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { FIXTURES } from '../helpers/spark.js';
+
+interface Scenario {
+  modes: string[];
+  applyModes: string[];
+  reason: string | null;
+  maxGradDiff: number;
+  extraDiff: number;
+  maxWeightDiff: number | null;
+  iterations: [number, number];
+  leaked: number;
+}
+
+interface Out {
+  backend: string;
+  loaded: string;
+  mlpSgd: Scenario;
+  cnnAdam: Scenario;
+  dropout: Scenario;
+}
+
+async function run(choice: string): Promise<Out> {
+  const r = await execa(process.execPath, [join(FIXTURES, 'compiled-steps.mjs'), choice], {
+    env: { TF_CPP_MIN_LOG_LEVEL: '2' },
+    reject: false,
+  });
+  expect(r.exitCode, r.stderr).toBe(0);
+  return JSON.parse(r.stdout.trim().split('\n').at(-1) as string) as Out;
+}
+
+describe('compiled steps', () => {
+  it('on native TensorFlow: compiled after one trace, to the gradients and weights of eager tfjs (SGD with a new rate, Adam)', async () => {
+    const out = await run('native');
+    expect(out.loaded).toMatch(/^tensorflow 2\.21\.0 cpu/);
+    for (const s of [out.mlpSgd, out.cnnAdam]) {
+      expect(s.modes.slice(1).every((m) => m === 'compiled')).toBe(true);
+      expect(s.reason).toBeNull();
+      // Grappler's fused kernels round differently from tfjs's op-by-op ones in the last bits.
+      expect(s.maxGradDiff).toBeLessThan(1e-5);
+      expect(s.extraDiff).toBeLessThan(1e-3);
+      expect(s.maxWeightDiff).toBeLessThan(1e-5);
+      expect(s.iterations[1]).toBe(s.iterations[0]);
+      expect(s.leaked).toBe(0);
+    }
+    // The update is compiled too; a new learning rate (step 3) traces it anew, then compiles again.
+    expect(out.mlpSgd.applyModes).toEqual(['tracing', 'compiled', 'compiled', 'tracing', 'compiled', 'compiled']);
+    // Adam makes its moments on its first step, so its update settles on the second trace.
+    expect(out.cnnAdam.applyModes.slice(2).every((m) => m === 'compiled')).toBe(true);
+  });
+
+  it('leaves a step whose graph changes (dropout draws its masks in JS) eager, and says why', async () => {
+    const { dropout } = await run('native');
+    expect(dropout.modes).toEqual(['tracing', 'tracing', 'eager', 'eager', 'eager']);
+    expect(dropout.reason).toMatch(/graph changed from one step to the next/);
+    expect(dropout.leaked).toBe(0);
+  });
+
+  it('on pure-JS tfjs: every step eager, the reason naming the missing trace hooks', async () => {
+    const out = await run('cpu');
+    expect(out.backend).toBe('cpu');
+    for (const s of [out.mlpSgd, out.cnnAdam]) {
+      expect(s.modes.every((m) => m === 'eager')).toBe(true);
+      expect(s.reason).toMatch(/no trace hooks/);
+      expect(s.maxWeightDiff).toBe(0);
+      expect(s.leaked).toBe(0);
+    }
+  });
+});
