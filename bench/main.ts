@@ -180,7 +180,12 @@ program
   .option('--backends <names>', `backends (${TRAIN_BACKENDS.join(',')})`, list(oneOf('--backends', TRAIN_BACKENDS)), [
     ...TRAIN_BACKENDS,
   ])
-  .option('--rounds <n>', 'runs of each native configuration, alternating; rows are the median run', positiveInt('--rounds'), 3)
+  .option(
+    '--rounds <n>',
+    'rounds of every native configuration, the ceiling and Keras, one after the other; rows are medians, goals the median round',
+    positiveInt('--rounds'),
+    3,
+  )
   .option('--cpu-cnn', 'also time a pure-JS CNN step (minutes)')
   .option('--json', 'print one JSON object on stdout')
   .action(

@@ -67,6 +67,7 @@ export async function trainBench(
 ) {
   const dir = await mkdtemp(join(tmpdir(), 'sparkring-train-'));
   const rows: TrainRow[] = [];
+  const rounds: TrainRow[][] = [];
   try {
     const unmeasured = (model: TrainModel, workers: number, backend: string, error: string): TrainRow => ({
       impl: 'sparkring',
@@ -126,45 +127,29 @@ export async function trainBench(
       }
       return out;
     };
-    if (o.backends.includes('native')) {
-      // Rounds alternate the worker counts (1, 2, 1, 2, ...), so a slow spell of this shared VM
-      // lands on both sides of the ratio rather than on one run; each row is its median round.
-      const rounds: TrainRow[][] = [];
-      for (let r = 0; r < o.rounds; r++) {
-        for (const workers of o.workers) {
-          if (o.rounds > 1) progress(`round ${r + 1} of ${o.rounds}`);
-          rounds.push(await runConfig(workers, 'native'));
-        }
-      }
-      for (const workers of o.workers) {
-        for (const model of o.models) {
-          for (const mode of ['eager', 'compiled'] as const) {
-            const runs = rounds.flat().filter((row) => row.model === model && row.workers === workers && row.mode === mode);
-            if (runs.length > 0) rows.push(medianRow(runs));
-          }
-        }
-      }
-    }
-    // Pure-JS and wasm on one worker: the cost of not having native TensorFlow.
-    for (const backend of o.backends.filter((b) => b !== 'native')) rows.push(...(await runConfig(1, backend)));
-    if (o.backends.includes('native')) {
+    // Rounds repeat every native configuration, the machine's ceiling and Keras, one after the
+    // other, so a slow spell of this shared VM lands on both sides of a ratio rather than on one
+    // run: rows are each configuration's median round, goals the median of each round's ratio.
+    for (let r = 0; r < (o.backends.includes('native') ? o.rounds : 0); r++) {
+      if (o.rounds > 1) progress(`round ${r + 1} of ${o.rounds}`);
+      const these: TrainRow[] = [];
+      for (const workers of o.workers) these.push(...(await runConfig(workers, 'native')));
       for (const workers of o.workers.filter((w) => w > 1)) {
         progress(`independent: ${workers} Node processes training alone at once, no Spark, no ring (the machine's ceiling)`);
-        rows.push(...(await independentRows(o.models, workers)));
+        these.push(...(await independentRows(o.models, workers)));
       }
+      progress('keras: the same models in one Python process on the same TensorFlow (1 thread)');
+      these.push(...(await kerasRows(o.models)));
+      rounds.push(these);
     }
-    progress('keras: the same models in one Python process on the same TensorFlow (1 thread)');
-    const keras = await execa(
-      sparkPaths().python,
-      [join(packageRoot(), 'bench', 'keras_train.py'), o.models.join(','), '5', '30', String(BATCH), '1'],
-      { env: { TF_CPP_MIN_LOG_LEVEL: '2' } },
-    );
-    for (const r of JSON.parse(keras.stdout.trim().split('\n').at(-1) as string) as TrainRow[])
-      rows.push({ ...r, samples_per_s: round(r.samples_per_s as number), step_ms: round(r.step_ms as number, 1) });
+    const key = (row: TrainRow) => `${row.impl}/${row.model}/${row.workers}/${row.mode ?? ''}`;
+    for (const k of [...new Set(rounds.flat().map(key))]) rows.push(medianRow(rounds.flat().filter((row) => key(row) === k)));
+    // Pure-JS and wasm on one worker: the cost of not having native TensorFlow.
+    for (const backend of o.backends.filter((b) => b !== 'native')) rows.push(...(await runConfig(1, backend)));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  const find = (impl: string, model: string, workers = 1, mode: StepMode = 'compiled') =>
+  const find = (rows: TrainRow[], impl: string, model: string, workers = 1, mode: StepMode = 'compiled') =>
     rows.find(
       (r) =>
         r.impl === impl &&
@@ -174,23 +159,48 @@ export async function trainBench(
         (!impl.match(/^(sparkring|independent)$/) || r.backend.startsWith('tensorflow')),
     )?.samples_per_s ?? null;
   const ratio = (a: number | null, b: number | null) => (a && b ? round(a / b, 2) : null);
+  const goalsOf = (rows: TrainRow[], m: TrainModel) => {
+    const at = (impl: string, workers = 1, mode: StepMode = 'compiled') => find(rows, impl, m, workers, mode);
+    return {
+      // Op by op against op by op; then compiled steps against tf.function (the moonshot).
+      one_worker_vs_keras_eager: ratio(at('sparkring', 1, 'eager'), at('keras-eager')),
+      one_worker_vs_keras: ratio(at('sparkring'), at('keras')),
+      compiled_vs_eager: ratio(at('sparkring'), at('sparkring', 1, 'eager')),
+      two_workers_vs_one: ratio(at('sparkring', 2), at('sparkring')),
+      two_workers_vs_one_eager: ratio(at('sparkring', 2, 'eager'), at('sparkring', 1, 'eager')),
+      // What two processes that never talk reach on these cores: no data-parallel run can beat it.
+      independent_two_vs_one: ratio(at('independent', 2), at('sparkring')),
+      two_workers_vs_independent: ratio(at('sparkring', 2), at('independent', 2)),
+    };
+  };
+  const median = (xs: Array<number | null>): number | null => {
+    const v = xs.filter((x): x is number => x !== null).sort((a, b) => a - b);
+    return v.length ? (v[Math.floor((v.length - 1) / 2)] as number) : null;
+  };
   const goals = Object.fromEntries(
-    o.models.map((m) => [
-      m,
-      {
-        // Op by op against op by op; then compiled steps against tf.function (the moonshot).
-        one_worker_vs_keras_eager: ratio(find('sparkring', m, 1, 'eager'), find('keras-eager', m)),
-        one_worker_vs_keras: ratio(find('sparkring', m), find('keras', m)),
-        compiled_vs_eager: ratio(find('sparkring', m), find('sparkring', m, 1, 'eager')),
-        two_workers_vs_one: ratio(find('sparkring', m, 2), find('sparkring', m)),
-        two_workers_vs_one_eager: ratio(find('sparkring', m, 2, 'eager'), find('sparkring', m, 1, 'eager')),
-        // What two processes that never talk reach on these cores: no data-parallel run can beat it.
-        independent_two_vs_one: ratio(find('independent', m, 2), find('sparkring', m)),
-        two_workers_vs_independent: ratio(find('sparkring', m, 2), find('independent', m, 2)),
-      },
-    ]),
+    o.models.map((m) => {
+      const each = rounds.map((r) => goalsOf(r, m));
+      if (each.length === 0) return [m, goalsOf(rows, m)];
+      const names = Object.keys(each[0] as object) as Array<keyof ReturnType<typeof goalsOf>>;
+      return [m, Object.fromEntries(names.map((n) => [n, median(each.map((g) => g[n]))]))];
+    }),
   );
-  return { bench: 'train', batch: BATCH, rounds: o.rounds, rows, goals };
+  const goalsByRound = rounds.map((r) => Object.fromEntries(o.models.map((m) => [m, goalsOf(r, m)])));
+  return { bench: 'train', batch: BATCH, rounds: o.rounds, rows, goals, goals_by_round: goalsByRound };
+}
+
+/** The same models in one Python process on the same TensorFlow, eager and compiled (bench/keras_train.py). */
+async function kerasRows(models: TrainModel[]): Promise<TrainRow[]> {
+  const keras = await execa(
+    sparkPaths().python,
+    [join(packageRoot(), 'bench', 'keras_train.py'), models.join(','), '5', '30', String(BATCH), '1'],
+    { env: { TF_CPP_MIN_LOG_LEVEL: '2' } },
+  );
+  return (JSON.parse(keras.stdout.trim().split('\n').at(-1) as string) as TrainRow[]).map((r) => ({
+    ...r,
+    samples_per_s: round(r.samples_per_s as number),
+    step_ms: round(r.step_ms as number, 1),
+  }));
 }
 
 /** The run with the median samples/s, carrying every run's figure (a failed run counts as none). */
