@@ -114,7 +114,12 @@ export class TracedSteps {
   private traced(sig: Signature, inputs: Tensor[], body: () => Tensor[]): Tensor[] {
     const backend = this.backend();
     const binding = backend.binding as TracingBinding;
-    binding.beginTrace(backend.getInputTensorIds(inputs));
+    try {
+      binding.beginTrace(backend.getInputTensorIds(inputs));
+    } catch (err) {
+      this.giveUp(sig, (err as Error).message);
+      return body();
+    }
     let outputs: Tensor[];
     try {
       outputs = body();
