@@ -69,7 +69,9 @@ const sources = ['tfjs_backend.cc', 'tfjs_binding.cc'].map((s) => join(tfjsNode,
 /** Our additions to the binding (each file says what it is), hooked in by patchBinding. */
 const extraSources = ['tf_trace.cc', 'tf_data_into.cc'].map((s) => join(root, 'native', s));
 const built = existsSync(manifest) ? JSON.parse(readFileSync(manifest, 'utf8')) : undefined;
-const newest = Math.max(...[...sources, ...extraSources, fileURLToPath(import.meta.url), ...libs].map((f) => statSync(f).mtimeMs));
+const newest = Math.max(
+  ...[...sources, ...extraSources, fileURLToPath(import.meta.url), ...libs].map((f) => statSync(f).mtimeMs),
+);
 const inPackage = join(tfjsNode, BINDING_IN_PACKAGE);
 if (existsSync(target) && existsSync(portable) && built?.tfDir === tfDir && statSync(target).mtimeMs >= newest) {
   if (!existsSync(inPackage)) {
@@ -102,7 +104,17 @@ const objects = compileList.map((src) => join(outDir, `${src.split('/').pop()}.o
 try {
   for (const [i, src] of compileList.entries()) {
     const headers = patched ? patchedDir : join(tfjsNode, 'binding');
-    const args = ['-O2', '-std=c++17', '-fPIC', '-DNAPI_VERSION=8', `-I${headers}`, `-I${nodeHeaders}`, `-I${include}`, '-c', src];
+    const args = [
+      '-O2',
+      '-std=c++17',
+      '-fPIC',
+      '-DNAPI_VERSION=8',
+      `-I${headers}`,
+      `-I${nodeHeaders}`,
+      `-I${include}`,
+      '-c',
+      src,
+    ];
     execFileSync(cxx, [...args, '-o', objects[i]], { stdio: 'inherit' });
   }
   const link = (out, extra) =>
