@@ -21,7 +21,7 @@ const ctx = {
   },
   syncWeights: async () => undefined,
   compileGradients: (vars, options) => new CompiledGradients(loaded.tf, vars, options),
-  compileApply: (optimizer) => new CompiledApply(loaded.tf, optimizer),
+  compileApply: (optimizer, options) => new CompiledApply(loaded.tf, optimizer, options),
   allreduce: async (grads) => grads,
   barrier: async () => undefined,
 };

@@ -33,13 +33,7 @@ async function measure(ctx, name, warmup, steps, batch, mode) {
   const optimizer = tf.train.sgd(0.01);
   const vars = model.trainableWeights.map((w) => w.read());
   const gradients = ctx.compileGradients(vars, { eager: mode === 'eager' });
-  const apply =
-    mode === 'eager'
-      ? (g) => optimizer.applyGradients(g)
-      : (
-          (c) => (g) =>
-            c.apply(g)
-        )(ctx.compileApply(optimizer));
+  const update = ctx.compileApply(optimizer, { eager: mode === 'eager' });
   const lossOf = ([x, y]) => ({ loss: tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true })) });
   const split = { gradients: 0, wait: 0, allreduce: 0, apply: 0 };
   let started = 0;
@@ -57,7 +51,7 @@ async function measure(ctx, name, warmup, steps, batch, mode) {
     const t1b = time();
     const averaged = await ctx.allreduce(grads, 'mean');
     const t2 = time();
-    apply(averaged);
+    update.apply(averaged);
     // tfjs-node runs ops synchronously: reading the smallest variable (the last bias) is the sync
     // point without copying a big kernel out (Keras's timing reads only the loss, at the end).
     await vars.at(-1).data();

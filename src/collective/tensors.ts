@@ -9,8 +9,6 @@ import type { Ring } from './ring.js';
 export async function allreduceTensorMap<M extends TensorMapLike>(ring: Ring, map: M, op: ReduceOp): Promise<M> {
   const tf = await import('@tensorflow/tfjs-core');
   const names = Object.keys(map).sort();
-  const arrays: NumericArray[] = [];
-  const direct = ring.worldSize > 1 && directAccess(tf, map, names, ring.fusionThresholdBytes);
   for (const name of names) {
     const t = map[name];
     if (!t || typeof t.data !== 'function' || !Array.isArray(t.shape)) {
@@ -21,10 +19,6 @@ export async function allreduceTensorMap<M extends TensorMapLike>(ring: Ring, ma
     }
     // What the ring would refuse, refused on a ring of one too (it skips the ring below).
     checkReduceOp(op, t.dtype === 'int32' ? new Int32Array(0) : new Float32Array(0));
-    if (ring.worldSize === 1 || direct) continue;
-    // A native backend's tensors are read synchronously (one copy out of TensorFlow): awaiting
-    // data() per tensor cost about 4 ms a step for the CNN of bench train (8 gradients, 4.8 MB).
-    arrays.push((t.dataSync ? t.dataSync() : await t.data()) as NumericArray);
   }
   // A ring of one: every op's result is the tensor itself. Clones share its data (no copy out of
   // TensorFlow and back, 2.4 ms a step for bench train's CNN), and the caller may dispose either.
@@ -33,7 +27,15 @@ export async function allreduceTensorMap<M extends TensorMapLike>(ring: Ring, ma
     for (const name of names) out[name] = tf.clone(map[name] as never);
     return out as M;
   }
+  const direct = directAccess(tf, map, names, ring.fusionThresholdBytes);
   if (direct) return (await allreduceDirect(tf, ring, map, names, op, direct)) as M;
+  const arrays: NumericArray[] = [];
+  for (const name of names) {
+    const t = map[name] as TensorMapLike[string];
+    // A native backend's tensors are read synchronously (one copy out of TensorFlow): awaiting
+    // data() per tensor cost about 4 ms a step for the CNN of bench train (8 gradients, 4.8 MB).
+    arrays.push((t.dataSync ? t.dataSync() : await t.data()) as NumericArray);
+  }
   // tfjs hands out copies from data(), so they can be reduced in place.
   const reduced = await ring.allreduceManyInPlace(arrays, op);
   const out: TensorMapLike = {};
@@ -57,8 +59,8 @@ interface DirectBackend {
 
 /**
  * tfjs-node's binding built with native/tf_data_into.cc, when every tensor is float32 and together
- * they fit one fusion buffer: then gradients go from TensorFlow straight into the ring's buffer and
- * back, with no array made per tensor per step (the garbage that made V8 stall the ring).
+ * they fit one fusion buffer: then gradients go from TensorFlow straight into the ring's buffer,
+ * with no array made per tensor on the way out (half the garbage that made V8 stall the ring).
  */
 function directAccess(tf: TfCore, map: TensorMapLike, names: string[], thresholdBytes: number): DirectBackend | undefined {
   if (tf.getBackend() !== 'tensorflow') return undefined;
@@ -94,13 +96,13 @@ async function allreduceDirect(
   await ring.allreduceInPlace(buffer, op);
   const out: TensorMapLike = {};
   at = 0;
+  // Copies: tfjs-node's createTensor wraps a typed array's memory without copying when it is
+  // aligned, so a view of the fusion buffer would change under the tensor at the next allreduce.
   const made = tensors.map((t) => {
-    const made = tf.tensor(buffer.subarray(at, at + t.size) as Float32Array, t.shape, 'float32');
+    const made = tf.tensor(buffer.slice(at, at + t.size) as Float32Array, t.shape, 'float32');
     at += t.size;
     return made;
   });
-  // Into TensorFlow now: the fusion buffer is the next allreduce's.
-  backend.getInputTensorIds(made);
   names.forEach((name, i) => {
     out[name] = made[i] as TensorMapLike[string];
   });

@@ -216,14 +216,21 @@ export class CompiledApply {
   /** How the last apply ran. */
   lastMode: StepMode = 'tracing';
 
+  /** `eager` applies every update op by op (nothing is traced). */
   constructor(
     private readonly tf: Tf,
     private readonly optimizer: tfTypes.Optimizer,
+    private readonly options: { eager?: boolean } = {},
   ) {
     this.steps = new TracedSteps(tf);
   }
 
   apply(grads: tfTypes.NamedTensorMap): void {
+    if (this.options.eager) {
+      this.optimizer.applyGradients(grads);
+      this.lastMode = 'eager';
+      return;
+    }
     const tf = this.tf;
     const names = Object.keys(grads).sort();
     const state = Object.values(tf.engine().registeredVariables).sort((a, b) => (a.name < b.name ? -1 : 1));

@@ -52,7 +52,7 @@ export interface TrainContext {
    */
   compileGradients(vars: import('@tensorflow/tfjs').Variable[], options?: { eager?: boolean }): CompiledGradients;
   /** optimizer.applyGradients as a TensorFlow function, the same way: `.apply(grads)`. */
-  compileApply(optimizer: import('@tensorflow/tfjs').Optimizer): CompiledApply;
+  compileApply(optimizer: import('@tensorflow/tfjs').Optimizer, options?: { eager?: boolean }): CompiledApply;
   /** The search trial this process runs (sparkring launch); null in an allreduce run. */
   readonly trial: { readonly id: string } | null;
   /** True once the search's early-stopping rule stopped this trial: return what you have. */
@@ -171,7 +171,7 @@ export function createContext(o: {
       return saveModel(tf(), ring, model, o.modelDir, { ...options, label, features });
     },
     compileGradients: (vars, options) => new CompiledGradients(tf(), vars, options),
-    compileApply: (optimizer) => new CompiledApply(tf(), optimizer),
+    compileApply: (optimizer, options) => new CompiledApply(tf(), optimizer, options),
     trial: o.trial ? { id: o.trial.id } : null,
     shouldStop: () => signal.aborted,
     signal,

@@ -202,21 +202,6 @@ async function evaluate(tf: Tf, ring: Ring, model: tfTypes.LayersModel, c: Compi
   return logs;
 }
 
-/**
- * The step's gradients and its update: compiled into TensorFlow functions (compiled-step.ts) unless
- * the caller asked for eager steps, in which case both run op by op as tfjs runs them.
- */
-function trainingStep(tf: Tf, model: tfTypes.LayersModel, vars: tfTypes.Variable[], compile: boolean) {
-  if (compile) {
-    const apply = new CompiledApply(tf, model.optimizer);
-    return { gradients: new CompiledGradients(tf, vars), apply: (g: tfTypes.NamedTensorMap) => apply.apply(g) };
-  }
-  return {
-    gradients: new CompiledGradients(tf, vars, { eager: true }),
-    apply: (g: tfTypes.NamedTensorMap) => model.optimizer.applyGradients(g),
-  };
-}
-
 async function each(callbacks: FitCallback[], call: (cb: FitCallback) => unknown): Promise<void> {
   for (const cb of callbacks) await call(cb);
 }
@@ -261,7 +246,12 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
   }
 
   const vars = model.trainableWeights.map((w) => w.read() as tfTypes.Variable);
-  const step = trainingStep(tf, model, vars, o.compile ?? true);
+  // The step's gradients and its update, as TensorFlow functions unless the caller asked for eager steps.
+  const eager = !(o.compile ?? true);
+  const step = {
+    gradients: new CompiledGradients(tf, vars, { eager }),
+    update: new CompiledApply(tf, model.optimizer, { eager }),
+  };
   const params: History['params'] = { epochs, steps, rows: totalRows, batchSize, resumedFromEpoch: start };
   for (const cb of callbacks) {
     cb.setModel?.(model);
@@ -309,7 +299,7 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
         grads = Object.fromEntries(vars.map((v) => [v.name, tf.zerosLike(v)]));
       }
       const summed = await ring.allreduce(grads, 'sum');
-      step.apply(summed);
+      step.update.apply(summed);
       tf.dispose([grads, summed]);
       const values = await Promise.all(kept.map((t) => t.data()));
       tf.dispose(kept);
