@@ -2,7 +2,7 @@
 // picks for a task given GPUS (bench/gpu-check.sh runs it on a GPU machine). Prints one JSON line.
 //   node bench/solo-train.mjs MODELS [GPUS] [STEPS]   e.g. cnn 0, or cnn '' '{"warmup":{"cnn":3},"steps":{"cnn":40}}'
 import { loadTf } from '../dist/src/runtime/backend.js';
-import { CompiledApply, CompiledGradients } from '../dist/src/runtime/compiled-step.js';
+import { CompiledStep } from '../dist/src/runtime/compiled-step.js';
 import train from './entries/train-models.mjs';
 
 const [models = 'cnn', gpus = '', steps] = process.argv.slice(2);
@@ -20,8 +20,7 @@ const ctx = {
     ...(steps ? JSON.parse(steps) : {}),
   },
   syncWeights: async () => undefined,
-  compileGradients: (vars, options) => new CompiledGradients(loaded.tf, vars, options),
-  compileApply: (optimizer, options) => new CompiledApply(loaded.tf, optimizer, options),
+  compileStep: (vars, optimizer, options) => new CompiledStep(loaded.tf, vars, optimizer, options),
   allreduce: async (grads) => grads,
   barrier: async () => undefined,
 };

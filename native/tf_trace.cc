@@ -19,7 +19,9 @@
 #include <node_api.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -483,6 +485,24 @@ static std::string CanonicalGraph(TF_Graph *graph, TF_Status *status) {
   return out;
 }
 
+// With SPARKRING_TRACE_DUMP=DIR, a compiled step's graph is written to DIR/NAME.pb (a GraphDef whose
+// inputs are the Placeholders input0, input1, ...) and its outputs, one "node:index" a line, to
+// DIR/NAME.outputs: to profile it or read it in TensorBoard.
+static void DumpGraph(TF_Graph *graph, const std::string &name, const std::vector<TF_Output> &outs) {
+  const char *dir = std::getenv("SPARKRING_TRACE_DUMP");
+  if (dir == nullptr || *dir == '\0') return;
+  TF_AutoStatus status;
+  TF_Buffer *def = TF_NewBuffer();
+  TF_GraphToGraphDef(graph, def, status.status);
+  if (TF_GetCode(status.status) == TF_OK) {
+    std::ofstream(std::string(dir) + "/" + name + ".pb", std::ios::binary)
+        .write(static_cast<const char *>(def->data), static_cast<std::streamsize>(def->length));
+    std::ofstream outputs(std::string(dir) + "/" + name + ".outputs");
+    for (const TF_Output &o : outs) outputs << TF_OperationName(o.oper) << ":" << o.index << "\n";
+  }
+  TF_DeleteBuffer(def);
+}
+
 napi_value TFJSBackend::EndTrace(napi_env env, const std::string &name, const std::vector<int32_t> &output_ids) {
   if (!trace_) return Throw(env, "endTrace: no trace is open");
   if (!trace_->error.empty()) {
@@ -507,6 +527,7 @@ napi_value TFJSBackend::EndTrace(napi_env env, const std::string &name, const st
     napi_create_buffer(env, canonical.size(), &copy, &result);
     std::memcpy(copy, canonical.data(), canonical.size());
   }
+  if (TF_GetCode(status.status) == TF_OK && !name.empty()) DumpGraph(trace_->graph, name, outs);
   if (TF_GetCode(status.status) == TF_OK && !name.empty()) {
     TF_Function *fn = TF_GraphToFunction(trace_->graph, name.c_str(), 0, -1, nullptr,
                                          static_cast<int>(trace_->inputs.size()), trace_->inputs.data(),

@@ -22,8 +22,9 @@ export function buildModel(tf, name) {
   return model;
 }
 
-// mode 'compiled': the step's gradients and update run as TensorFlow functions (ctx.compileGradients,
-// ctx.compileApply), traced in the warm-up steps; 'eager': op by op, as tfjs runs them.
+// mode 'compiled': each step runs as TensorFlow functions (ctx.compileStep), traced in the warm-up
+// steps: one function a step on one worker; gradients and update on either side of the allreduce
+// on more. 'eager': op by op, as tfjs runs them.
 async function measure(ctx, name, warmup, steps, batch, mode) {
   const { tf } = ctx;
   const model = buildModel(tf, name);
@@ -32,41 +33,50 @@ async function measure(ctx, name, warmup, steps, batch, mode) {
   const ys = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32'), 10);
   const optimizer = tf.train.sgd(0.01);
   const vars = model.trainableWeights.map((w) => w.read());
-  const gradients = ctx.compileGradients(vars, { eager: mode === 'eager' });
-  const update = ctx.compileApply(optimizer, { eager: mode === 'eager' });
+  const split = ctx.worldSize > 1 ? { gradients: 0, wait: 0, allreduce: 0, apply: 0 } : { step: 0 };
+  let marks = [];
+  // tfjs-node runs ops synchronously, so the gradients are computed when the allreduce is called.
+  const allreduce = async (grads) => {
+    const t1 = time();
+    await ctx.barrier();
+    const t1b = time();
+    const averaged = await ctx.allreduce(grads, 'mean');
+    marks = [t1, t1b, time()];
+    return averaged;
+  };
+  const step = ctx.compileStep(vars, optimizer, {
+    eager: mode === 'eager',
+    ...(ctx.worldSize > 1 ? { allreduce } : {}),
+  });
   const lossOf = ([x, y]) => ({ loss: tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true })) });
-  const split = { gradients: 0, wait: 0, allreduce: 0, apply: 0 };
   let started = 0;
   for (let s = 0; s < warmup + steps; s++) {
     if (s === warmup) {
       await ctx.barrier();
       started = time();
-      split.gradients = split.wait = split.allreduce = split.apply = 0;
+      for (const k of Object.keys(split)) split[k] = 0;
     }
     const t0 = time();
-    const { loss: value, grads } = gradients.run([xs, ys], '', lossOf);
-    await value.data(); // the step's kernels have run
-    const t1 = time();
-    if (ctx.worldSize > 1) await ctx.barrier();
-    const t1b = time();
-    const averaged = await ctx.allreduce(grads, 'mean');
-    const t2 = time();
-    update.apply(averaged);
-    // tfjs-node runs ops synchronously: reading the smallest variable (the last bias) is the sync
-    // point without copying a big kernel out (Keras's timing reads only the loss, at the end).
-    await vars.at(-1).data();
+    const { loss } = await step.run([xs, ys], '', lossOf);
+    // Reading the loss is the sync point (as Keras's timing reads it); the update has run by then.
+    await loss.data();
     const t3 = time();
-    tf.dispose([value, grads, averaged]);
-    split.gradients += t1 - t0;
-    split.wait += t1b - t1;
-    split.allreduce += t2 - t1b;
-    split.apply += t3 - t2;
+    loss.dispose();
+    if (ctx.worldSize > 1) {
+      const [t1, t1b, t2] = marks;
+      split.gradients += t1 - t0;
+      split.wait += t1b - t1;
+      split.allreduce += t2 - t1b;
+      split.apply += t3 - t2;
+    } else {
+      split.step += t3 - t0; // one worker: gradients and update are one function, nothing between them
+    }
   }
   const seconds = (time() - started) / 1000;
   tf.dispose([xs, ys]);
   model.dispose();
-  const total = split.gradients + split.allreduce + split.apply;
-  const reason = gradients.steps.reason([xs, ys, ...vars]);
+  const total = Object.values(split).reduce((a, b) => a + b, 0);
+  const reason = step.summary().eagerBecause.join('; ');
   return {
     model: name,
     mode,
@@ -76,7 +86,7 @@ async function measure(ctx, name, warmup, steps, batch, mode) {
     samples_per_s: (steps * batch * ctx.worldSize) / seconds,
     step_ms: (seconds * 1000) / steps,
     // What the allreduce costs a step: waiting for the slowest rank is the price of synchronous SGD.
-    allreduce_share: (split.wait + split.allreduce) / total,
+    allreduce_share: ((split.wait ?? 0) + (split.allreduce ?? 0)) / total,
     split_ms: Object.fromEntries(Object.entries(split).map(([k, v]) => [k, v / steps])),
   };
 }

@@ -231,21 +231,124 @@ export class CompiledApply {
       this.lastMode = 'eager';
       return;
     }
-    const tf = this.tf;
     const names = Object.keys(grads).sort();
-    const state = Object.values(tf.engine().registeredVariables).sort((a, b) => (a.name < b.name ? -1 : 1));
-    const key = `${names.join(',')}|${state.map((v) => v.name).join(',')}|${JSON.stringify(this.optimizer.getConfig())}`;
-    const inputs = [...names.map((n) => grads[n] as Tensor), ...state];
+    const state = variableState(this.tf, this.optimizer);
+    const key = `${names.join(',')}|${state.key}`;
+    const inputs = [...names.map((n) => grads[n] as Tensor), ...state.vars];
     const { outputs, compiled } = this.steps.run(inputs, key, () => {
       this.optimizer.applyGradients(grads);
-      return state;
+      return state.vars;
     });
     this.lastMode = compiled ? 'compiled' : this.steps.mode(inputs, key);
-    if (!compiled) return;
-    state.forEach((v, i) => {
-      v.assign(outputs[i] as Tensor);
+    if (compiled) state.update(outputs);
+  }
+}
+
+/**
+ * Every variable an update may change (the model's and the optimizer's own: Adam's moments, its beta
+ * powers), in a fixed order, and a key naming them and the optimizer's config (a new learning rate
+ * is a new function). `update` takes a compiled function's new values for them, in that order.
+ */
+function variableState(tf: Tf, optimizer: tfTypes.Optimizer) {
+  const vars = Object.values(tf.engine().registeredVariables).sort((a, b) => (a.name < b.name ? -1 : 1));
+  return {
+    vars,
+    key: `${vars.map((v) => v.name).join(',')}|${JSON.stringify(optimizer.getConfig())}`,
+    update(values: Tensor[]): void {
+      vars.forEach((v, i) => {
+        v.assign(values[i] as Tensor);
+      });
+      tf.dispose(values);
+      // Traced, applyGradients counted its step; a compiled step has to count it here.
+      (optimizer as unknown as OptimizerInternals).incrementIterations?.();
+    },
+  };
+}
+
+/** Sums or averages gradients across the ring (ctx.allreduce, ring.allreduce). */
+export type GradientAllreduce = (grads: tfTypes.NamedTensorMap) => Promise<tfTypes.NamedTensorMap>;
+
+export interface StepResult {
+  loss: tfTypes.Scalar;
+  /** What `lossOf` handed back beside the loss, computed by the same step. */
+  extras: Tensor[];
+}
+
+/**
+ * A whole training step: the gradients of `lossOf`, reduced across the ring by `allreduce`, then the
+ * optimizer's update. Without `allreduce` (a ring of one) there is nothing to wait for between the
+ * two, so they run as one TensorFlow function, as a Keras step under tf.function does: the
+ * gradients never leave it, and one op runs a step instead of two.
+ */
+export class CompiledStep {
+  /** With an allreduce: the step in two functions, the allreduce between them. */
+  private readonly split?: { gradients: CompiledGradients; update: CompiledApply; allreduce: GradientAllreduce };
+  /** The function(s) whose modes summary() reports: the whole step's, or the gradients'. */
+  private readonly steps: TracedSteps;
+
+  constructor(
+    private readonly tf: Tf,
+    private readonly vars: tfTypes.Variable[],
+    private readonly optimizer: tfTypes.Optimizer,
+    options: { eager?: boolean; allreduce?: GradientAllreduce } = {},
+  ) {
+    const eager = { eager: options.eager };
+    if (options.allreduce) {
+      const gradients = new CompiledGradients(tf, vars, eager);
+      this.split = { gradients, update: new CompiledApply(tf, optimizer, eager), allreduce: options.allreduce };
+      this.steps = gradients.steps;
+    } else {
+      this.steps = new TracedSteps(tf, options.eager ? 'compile is off' : undefined);
+    }
+  }
+
+  /** How the steps so far ran, as TracedSteps.summary gives it. */
+  summary(): ReturnType<TracedSteps['summary']> {
+    return this.steps.summary();
+  }
+
+  /** `key` and `lossOf` as CompiledGradients.run takes them. */
+  async run(inputs: Tensor[], key: string, lossOf: (inputs: Tensor[]) => StepLoss): Promise<StepResult> {
+    if (this.split) {
+      const { loss, grads, extras } = this.split.gradients.run(inputs, key, lossOf);
+      await this.reduceAndApply(grads);
+      return { loss, extras };
+    }
+    const tf = this.tf;
+    const state = variableState(tf, this.optimizer);
+    let extraCount = 0;
+    const { outputs, compiled } = this.steps.run([...inputs, ...state.vars], `${key}|${state.key}`, () => {
+      let extras: Tensor[] = [];
+      const { value, grads } = tf.variableGrads(() => {
+        const out = lossOf(inputs);
+        extras = (out.extras ?? []).map((t) => tf.keep(t));
+        return out.loss;
+      }, this.vars);
+      this.optimizer.applyGradients(grads);
+      tf.dispose(grads);
+      extraCount = extras.length;
+      return [value, ...extras, ...state.vars];
     });
-    tf.dispose(outputs);
-    (this.optimizer as unknown as OptimizerInternals).incrementIterations?.();
+    if (compiled) {
+      extraCount = outputs.length - 1 - state.vars.length;
+      state.update(outputs.slice(1 + extraCount));
+    }
+    return { loss: outputs[0] as tfTypes.Scalar, extras: outputs.slice(1, 1 + extraCount) };
+  }
+
+  /**
+   * A rank with no rows in this step still takes its part in the allreduce, with zeros, and applies
+   * what the others sent.
+   */
+  async runWithoutRows(): Promise<void> {
+    if (!this.split) throw new Error('CompiledStep.runWithoutRows: a ring of one always has rows');
+    await this.reduceAndApply(Object.fromEntries(this.vars.map((v) => [v.name, this.tf.zerosLike(v)])));
+  }
+
+  private async reduceAndApply(grads: tfTypes.NamedTensorMap): Promise<void> {
+    const split = this.split as NonNullable<CompiledStep['split']>;
+    const reduced = await split.allreduce(grads);
+    split.update.apply(reduced);
+    this.tf.dispose([grads, reduced]);
   }
 }

@@ -4,7 +4,7 @@ import { format } from 'node:util';
 import type { Ring } from '../collective/index.js';
 import { EventWriter } from '../experiments/tensorboard.js';
 import type { Checkpoints } from './checkpoint.js';
-import { CompiledApply, CompiledGradients } from './compiled-step.js';
+import { CompiledApply, CompiledGradients, CompiledStep, type GradientAllreduce } from './compiled-step.js';
 import type { PartitionData } from './data.js';
 import { type FitOptions, fit as fitModel, type History } from './fit/fit.js';
 import { type SaveModelOptions, saveModel } from './fit/save-model.js';
@@ -53,6 +53,16 @@ export interface TrainContext {
   compileGradients(vars: import('@tensorflow/tfjs').Variable[], options?: { eager?: boolean }): CompiledGradients;
   /** optimizer.applyGradients as a TensorFlow function, the same way: `.apply(grads)`. */
   compileApply(optimizer: import('@tensorflow/tfjs').Optimizer, options?: { eager?: boolean }): CompiledApply;
+  /**
+   * A whole custom-loop step: `await step.run([xs, ys], '', lossOf)` computes the gradients, averages
+   * them across the ring (`allreduce` replaces that: `(grads) => ctx.allreduce(grads, 'sum')`) and
+   * applies them. On one worker, gradients and update run as a single TensorFlow function.
+   */
+  compileStep(
+    vars: import('@tensorflow/tfjs').Variable[],
+    optimizer: import('@tensorflow/tfjs').Optimizer,
+    options?: { eager?: boolean; allreduce?: GradientAllreduce },
+  ): CompiledStep;
   /** The search trial this process runs (sparkring launch); null in an allreduce run. */
   readonly trial: { readonly id: string } | null;
   /** True once the search's early-stopping rule stopped this trial: return what you have. */
@@ -172,6 +182,11 @@ export function createContext(o: {
     },
     compileGradients: (vars, options) => new CompiledGradients(tf(), vars, options),
     compileApply: (optimizer, options) => new CompiledApply(tf(), optimizer, options),
+    compileStep: (vars, optimizer, options = {}) =>
+      new CompiledStep(tf(), vars, optimizer, {
+        eager: options.eager,
+        allreduce: o.worldSize > 1 ? (options.allreduce ?? ((grads) => ring.allreduce(grads, 'mean'))) : undefined,
+      }),
     trial: o.trial ? { id: o.trial.id } : null,
     shouldStop: () => signal.aborted,
     signal,

@@ -20,12 +20,24 @@ interface Scenario {
   leaked: number;
 }
 
+interface WholeStep {
+  modes: string[];
+  eagerBecause: string[];
+  maxLossDiff: number;
+  extraDiff: number;
+  maxWeightDiff: number;
+  iterations: [number, number];
+  leaked: number;
+}
+
 interface Out {
   backend: string;
   loaded: string;
   mlpSgd: Scenario;
   cnnAdam: Scenario;
   dropout: Scenario;
+  wholeSgd: WholeStep;
+  wholeAdam: WholeStep;
 }
 
 async function run(choice: string): Promise<Out> {
@@ -55,6 +67,22 @@ describe('compiled steps', () => {
     expect(out.mlpSgd.applyModes).toEqual(['tracing', 'compiled', 'compiled', 'tracing', 'compiled', 'compiled']);
     // Adam makes its moments on its first step, so its update settles on the second trace.
     expect(out.cnnAdam.applyModes.slice(2).every((m) => m === 'compiled')).toBe(true);
+  });
+
+  it('on one worker, runs gradients and update as one function, to the losses and weights of eager tfjs', async () => {
+    const out = await run('native');
+    // SGD compiles on its second trace, and again after its new learning rate (step 3);
+    // Adam's first step makes its moments, so its whole step settles a trace later.
+    expect(out.wholeSgd.modes).toEqual(['tracing', 'compiled', 'compiled', 'compiled', 'compiled', 'compiled']);
+    expect(out.wholeAdam.modes.slice(3).every((m) => m === 'compiled')).toBe(true);
+    for (const s of [out.wholeSgd, out.wholeAdam]) {
+      expect(s.eagerBecause).toEqual([]);
+      expect(s.maxLossDiff).toBeLessThan(1e-5);
+      expect(s.extraDiff).toBeLessThan(1e-3);
+      expect(s.maxWeightDiff).toBeLessThan(1e-5);
+      expect(s.iterations[1]).toBe(s.iterations[0]);
+      expect(s.leaked).toBe(0);
+    }
   });
 
   it('leaves a step whose graph changes (dropout draws its masks in JS) eager, and says why', async () => {

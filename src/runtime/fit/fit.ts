@@ -13,7 +13,7 @@ import type * as tfTypes from '@tensorflow/tfjs';
 import type { Ring } from '../../collective/index.js';
 import type { Tf } from '../backend.js';
 import type { Checkpoints } from '../checkpoint.js';
-import { CompiledApply, CompiledGradients } from '../compiled-step.js';
+import { CompiledStep } from '../compiled-step.js';
 import { DataColumnError, type PartitionData } from '../data.js';
 import { syncWeights } from '../tfjs.js';
 import { FitModelError } from './errors.js';
@@ -248,10 +248,10 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
   const vars = model.trainableWeights.map((w) => w.read() as tfTypes.Variable);
   // The step's gradients and its update, as TensorFlow functions unless the caller asked for eager steps.
   const eager = !(o.compile ?? true);
-  const step = {
-    gradients: new CompiledGradients(tf, vars, { eager }),
-    update: new CompiledApply(tf, model.optimizer, { eager }),
-  };
+  const step = new CompiledStep(tf, vars, model.optimizer, {
+    eager,
+    allreduce: ring.worldSize > 1 ? (grads) => ring.allreduce(grads, 'sum') : undefined,
+  });
   const params: History['params'] = { epochs, steps, rows: totalRows, batchSize, resumedFromEpoch: start };
   for (const cb of callbacks) {
     cb.setModel?.(model);
@@ -276,12 +276,11 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
         const [a, b] = stepRange(rows, steps, k);
         return sum + b - a;
       }, 0);
-      let grads: tfTypes.NamedTensorMap;
       let kept: tfTypes.Tensor[] = [];
       if (n > 0) {
         const { x, y } = gather(tf, train, c, order, from, to);
         // n and stepRows are constants of the step's graph: a short last step is a signature of its own.
-        const computed = step.gradients.run([x, y], `${n}/${stepRows}`, ([xs, ys]) => {
+        const computed = await step.run([x, y], `${n}/${stepRows}`, ([xs, ys]) => {
           const pred = model.apply(xs as tfTypes.Tensor, { training: true }) as tfTypes.Tensor;
           const lossSum = rowSum(tf, c.loss(ys as tfTypes.Tensor, pred), n);
           const extras = [lossSum, ...c.metrics.map((m) => rowSum(tf, m.fn(ys as tfTypes.Tensor, pred), n))];
@@ -291,16 +290,12 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
           // Each rank adds its share of the penalty, so the ranks' sum holds it once.
           return { loss: tf.add(objective, tf.mul(tf.addN(regularization), n / stepRows)) as tfTypes.Scalar, extras };
         });
-        grads = computed.grads;
         kept = computed.extras;
         computed.loss.dispose();
         tf.dispose([x, y]);
       } else {
-        grads = Object.fromEntries(vars.map((v) => [v.name, tf.zerosLike(v)]));
+        await step.runWithoutRows();
       }
-      const summed = await ring.allreduce(grads, 'sum');
-      step.update.apply(summed);
-      tf.dispose([grads, summed]);
       const values = await Promise.all(kept.map((t) => t.data()));
       tf.dispose(kept);
       values.forEach((v, i) => {
@@ -331,7 +326,7 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
       history[name] = [...(history[name] ?? []), value];
     }
     rt.report({ ...logs, epoch }, (epoch + 1) * steps);
-    const how = step.gradients.steps.summary();
+    const how = step.summary();
     if (params.stepMode === undefined && how.mode !== 'tracing') {
       Object.assign(params, { stepMode: how.mode, ...(how.eagerBecause.length ? { eagerBecause: how.eagerBecause } : {}) });
       if (ring.rank === 0) {
