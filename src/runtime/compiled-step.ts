@@ -163,6 +163,17 @@ export interface StepGradients {
   extras: Tensor[];
 }
 
+/** `lossOf(inputs)` differentiated with respect to `vars`, and the extras it handed back (kept). */
+function differentiate(tf: Tf, vars: tfTypes.Variable[], inputs: Tensor[], lossOf: (inputs: Tensor[]) => StepLoss) {
+  let extras: Tensor[] = [];
+  const { value, grads } = tf.variableGrads(() => {
+    const out = lossOf(inputs);
+    extras = (out.extras ?? []).map((t) => tf.keep(t));
+    return out.loss;
+  }, vars);
+  return { value, grads, extras };
+}
+
 /**
  * The forward and backward pass: a step's loss differentiated with respect to `vars`, as
  * optimizer.computeGradients gives it. `eager` runs every step op by op (nothing is traced).
@@ -185,12 +196,7 @@ export class CompiledGradients {
   run(inputs: Tensor[], key: string, lossOf: (inputs: Tensor[]) => StepLoss): StepGradients {
     const tf = this.tf;
     const { outputs } = this.steps.run([...inputs, ...this.vars], key, () => {
-      let extras: Tensor[] = [];
-      const { value, grads } = tf.variableGrads(() => {
-        const out = lossOf(inputs);
-        extras = (out.extras ?? []).map((t) => tf.keep(t));
-        return out.loss;
-      }, this.vars);
+      const { value, grads, extras } = differentiate(tf, this.vars, inputs, lossOf);
       return [value, ...this.vars.map((v) => grads[v.name] as Tensor), ...extras];
     });
     const grads: tfTypes.NamedTensorMap = {};
@@ -318,12 +324,7 @@ export class CompiledStep {
     const state = variableState(tf, this.optimizer);
     let extraCount = 0;
     const { outputs, compiled } = this.steps.run([...inputs, ...state.vars], `${key}|${state.key}`, () => {
-      let extras: Tensor[] = [];
-      const { value, grads } = tf.variableGrads(() => {
-        const out = lossOf(inputs);
-        extras = (out.extras ?? []).map((t) => tf.keep(t));
-        return out.loss;
-      }, this.vars);
+      const { value, grads, extras } = differentiate(tf, this.vars, inputs, lossOf);
       this.optimizer.applyGradients(grads);
       tf.dispose(grads);
       extraCount = extras.length;
