@@ -18,6 +18,16 @@ const UNIT = readdirSync('test', { withFileTypes: true })
 const out = mkdtempSync(join(tmpdir(), 'sparkring-tests-'));
 const totals = { passed: 0, failed: 0, skipped: 0 };
 const broken = [];
+/** Each failed test with the first line of why, printed again just above the summary line: CI keeps only a log's tail. */
+const failures = [];
+const XML_ENTITIES = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
+const unescapeXml = (text) =>
+  text.replace(/&(#\d+|\w+);/g, (e, n) => (n[0] === '#' ? String.fromCharCode(Number(n.slice(1))) : (XML_ENTITIES[n] ?? e)));
+const firstLine = (text) =>
+  String(text ?? '')
+    .trim()
+    .split('\n')[0]
+    .slice(0, 300);
 
 /** A check that passes or fails as a whole (lint, typecheck): one test in the totals. */
 function check(name, command, args) {
@@ -41,6 +51,11 @@ function pytest() {
     totals.failed += failed;
     totals.skipped += attr('skipped');
     totals.passed += attr('tests') - failed - attr('skipped');
+    for (const m of xml.matchAll(
+      /<testcase\b[^>]*?classname="([^"]*)"[^>]*?name="([^"]*)"[^>]*>\s*<(failure|error)\b[^>]*?message="([^"]*)"/g,
+    )) {
+      failures.push(`pytest ${m[1]}::${m[2]}: ${firstLine(unescapeXml(m[4]))}`);
+    }
     if (r.status !== 0 && failed === 0) broken.push('pytest');
   } catch {
     broken.push('pytest');
@@ -60,8 +75,13 @@ function vitest(name, folders) {
     let unrun = 0;
     for (const file of j.testResults) {
       const asserts = file.assertionResults ?? [];
+      const where = file.name.replace(`${process.cwd()}/`, '');
       if (file.status === 'failed' && !asserts.some((a) => a.status === 'failed')) {
         unrun += asserts.filter((a) => a.status !== 'passed').length || 1;
+        failures.push(`${where} (did not run): ${firstLine(file.message)}`);
+      }
+      for (const a of asserts.filter((t) => t.status === 'failed')) {
+        failures.push(`${where} > ${a.fullName}: ${firstLine(a.failureMessages?.[0])}`);
       }
     }
     // The slowest files, so CI's log says where the suite's time goes.
@@ -88,6 +108,7 @@ if (process.argv[2] === 'unit') {
   pytest();
   vitest('end-to-end', END_TO_END);
 }
+if (failures.length > 0) console.log(`\nfailed:\n${failures.map((f) => `  ${f}`).join('\n')}`);
 if (broken.length > 0) console.log(`\nwhat did not pass or run to the end: ${broken.join(', ')}`);
 console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exit(totals.failed > 0 || broken.length > 0 ? 1 : 0);
