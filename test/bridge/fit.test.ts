@@ -187,7 +187,13 @@ describe('ctx.fit on uneven partitions', () => {
     expect(retried.result.attempt).toBe(1);
     expect(retried.result.params.resumedFromEpoch).toBeGreaterThanOrEqual(1);
     expect(retried.result.history.loss).toHaveLength(6);
-    expect(retried.result.weights).toEqual(unbroken.result.weights);
+    // The same weights to float32's last bits: the retry traces its first steps again, op by op,
+    // where the unbroken run had compiled them, and Grappler's fused kernels round differently
+    // (one ulp seen). An epoch replayed or skipped moves Adam's weights by ~1e-2.
+    expect(retried.result.weights).toHaveLength(unbroken.result.weights.length);
+    retried.result.weights.forEach((w, i) => {
+      expect(w).toBeCloseTo(unbroken.result.weights[i] as number, 6);
+    });
   }, 300_000);
 });
 
