@@ -157,6 +157,7 @@ function patchBinding(from, to) {
           '  void AbortTrace();',
           '  void TraceOp(napi_env env, const std::string &op_name, napi_value attrs, napi_value input_ids, int num_outputs);',
           '  napi_value TensorDataInto(napi_env env, int32_t id, napi_value target);',
+          '  napi_value TensorFromData(napi_env env, napi_value shape, napi_value source);',
         ].join('\n'),
       ],
       ['#include <unordered_map>', '#include <unordered_map>\n#include <vector>'],

@@ -28,7 +28,7 @@ export async function allreduceTensorMap<M extends TensorMapLike>(ring: Ring, ma
     return out as M;
   }
   const direct = directAccess(tf, map, names, ring.fusionThresholdBytes);
-  if (direct) return (await allreduceDirect(tf, ring, map, names, op, direct)) as M;
+  if (direct) return (await allreduceDirect(ring, map, names, op, direct)) as M;
   const arrays: NumericArray[] = [];
   for (const name of names) {
     const t = map[name] as TensorMapLike[string];
@@ -50,22 +50,28 @@ type TfCore = typeof import('@tensorflow/tfjs-core');
 
 interface NodeBinding {
   tensorDataInto(id: number, target: NumericArray): void;
+  tensorFromData(shape: number[], source: Float32Array): number;
+  TF_FLOAT: number;
 }
 
 interface DirectBackend {
   binding: Partial<NodeBinding>;
   getInputTensorIds(tensors: unknown[]): number[];
+  /** How tfjs-node makes a tfjs tensor of a tensor its binding holds. */
+  createOutputTensor(info: { id: number; shape: number[]; dtype: number }): TensorMapLike[string];
 }
 
 /**
  * tfjs-node's binding built with native/tf_data_into.cc, when every tensor is float32 and together
- * they fit one fusion buffer: then gradients go from TensorFlow straight into the ring's buffer,
- * with no array made per tensor on the way out (half the garbage that made V8 stall the ring).
+ * they fit one fusion buffer: then gradients go from TensorFlow straight into the ring's buffer and
+ * back, with no array made on the way (the garbage that made V8 stall the ring).
  */
 function directAccess(tf: TfCore, map: TensorMapLike, names: string[], thresholdBytes: number): DirectBackend | undefined {
   if (tf.getBackend() !== 'tensorflow') return undefined;
   const backend = tf.backend() as unknown as DirectBackend;
-  if (typeof backend.binding?.tensorDataInto !== 'function') return undefined;
+  if (typeof backend.binding?.tensorDataInto !== 'function' || typeof backend.binding.tensorFromData !== 'function') {
+    return undefined;
+  }
   let bytes = 0;
   for (const name of names) {
     const t = map[name] as TensorMapLike[string] & { size?: number };
@@ -76,7 +82,6 @@ function directAccess(tf: TfCore, map: TensorMapLike, names: string[], threshold
 }
 
 async function allreduceDirect(
-  tf: TfCore,
   ring: Ring,
   map: TensorMapLike,
   names: string[],
@@ -96,12 +101,13 @@ async function allreduceDirect(
   await ring.allreduceInPlace(buffer, op);
   const out: TensorMapLike = {};
   at = 0;
-  // Copies: tfjs-node's createTensor wraps a typed array's memory without copying when it is
-  // aligned, so a view of the fusion buffer would change under the tensor at the next allreduce.
+  // Copied into memory TensorFlow allocates: tfjs's own tf.tensor(view) would keep the view as the
+  // tensor's memory (tfjs-node's createTensor wraps aligned arrays), and the next allreduce would
+  // change it; tf.tensor(copy) would make a new JS array per tensor per step.
   const made = tensors.map((t) => {
-    const made = tf.tensor(buffer.slice(at, at + t.size) as Float32Array, t.shape, 'float32');
+    const id = binding.tensorFromData(t.shape, buffer.subarray(at, at + t.size) as Float32Array);
     at += t.size;
-    return made;
+    return backend.createOutputTensor({ id, shape: t.shape, dtype: binding.TF_FLOAT });
   });
   names.forEach((name, i) => {
     out[name] = made[i] as TensorMapLike[string];
