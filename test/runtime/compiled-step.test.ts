@@ -30,6 +30,14 @@ interface WholeStep {
   leaked: number;
 }
 
+interface FitOnOne {
+  stepMode: [string | undefined, string | undefined];
+  loss: [number[], number[]];
+  mae: [number[], number[]];
+  maxWeightDiff: number;
+  leaked: number;
+}
+
 interface Out {
   backend: string;
   loaded: string;
@@ -38,6 +46,7 @@ interface Out {
   dropout: Scenario;
   wholeSgd: WholeStep;
   wholeAdam: WholeStep;
+  fitOnOne: FitOnOne;
 }
 
 async function run(choice: string): Promise<Out> {
@@ -83,6 +92,19 @@ describe('compiled steps', () => {
       expect(s.iterations[1]).toBe(s.iterations[0]);
       expect(s.leaked).toBe(0);
     }
+  });
+
+  it('ctx.fit on one worker: compiled whole steps, to the losses, metrics and weights of op-by-op steps', async () => {
+    const { fitOnOne } = await run('native');
+    expect(fitOnOne.stepMode).toEqual(['compiled', 'eager']);
+    const [compiled, eager] = fitOnOne.loss;
+    expect(compiled).toHaveLength(4);
+    compiled.forEach((l, i) => {
+      expect(l).toBeCloseTo(eager[i] as number, 4);
+      expect(fitOnOne.mae[0][i]).toBeCloseTo(fitOnOne.mae[1][i] as number, 4);
+    });
+    expect(fitOnOne.maxWeightDiff).toBeLessThan(1e-5);
+    expect(fitOnOne.leaked).toBe(0);
   });
 
   it('leaves a step whose graph changes (dropout draws its masks in JS) eager, and says why', async () => {
