@@ -20,10 +20,15 @@ POLL_MS = 500
 class HeartbeatWatch:
     """Follows the stream from now on in a thread; calls `on_silent(rank, silent_s)` once, for the
     first worker that sent a heartbeat and then nothing for `timeout_ms` (less the `busyMs` it
-    announced) before its `done`."""
+    announced) before its `done`. Only attempt `attempt`'s events count: a failed attempt's worker
+    can still be sending as the next attempt starts, and its rank's new worker may take longer than
+    the timeout to send its first."""
 
-    def __init__(self, endpoint: RedisEndpoint, timeout_ms: float, on_silent: Callable[[int, float], None]) -> None:
+    def __init__(
+        self, endpoint: RedisEndpoint, timeout_ms: float, on_silent: Callable[[int, float], None], attempt: int
+    ) -> None:
         self._endpoint = endpoint
+        self._attempt = attempt
         self._timeout_s = timeout_ms / 1000
         self._on_silent = on_silent
         self._due: dict[int, float] = {}  # rank -> when it was last heard from, plus its busyMs
@@ -61,6 +66,8 @@ class HeartbeatWatch:
             rank = int(event["rank"])
         except (ValueError, KeyError, TypeError):
             return  # the driver's own events carry no rank
+        if event.get("attempt", self._attempt) != self._attempt:
+            return
         kind = event.get("type")
         if kind == "heartbeat" and rank not in self._done:
             self._due[rank] = time.time() + float(event.get("busyMs") or 0) / 1000

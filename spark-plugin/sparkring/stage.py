@@ -79,7 +79,9 @@ def run_attempt(sc: Any, frame: Any, spec: JobSpec, task: Any, job_group: str) -
     from sparkring.task import RESULT_SCHEMA
 
     watch = (
-        HeartbeatWatch(spec.redis, spec.heartbeat_timeout_ms, lambda _rank, _s: sc.cancelJobGroup(job_group))
+        HeartbeatWatch(
+            spec.redis, spec.heartbeat_timeout_ms, lambda _rank, _s: sc.cancelJobGroup(job_group), spec.attempt
+        )
         if spec.redis is not None
         else None
     )

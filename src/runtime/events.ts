@@ -16,14 +16,24 @@ export class EventSender {
     private readonly redis: Redis | undefined,
     private readonly stream: string,
     private readonly source: string,
+    private readonly attempt: number,
   ) {}
 
-  static async connect(endpoint: RedisEndpoint | null | undefined, source: string, rank: number): Promise<EventSender> {
-    if (!endpoint) return new EventSender(undefined, '', source);
+  /**
+   * Every event carries the attempt that sent it: a failed attempt's worker may still be sending as
+   * the next attempt's watch starts, and its heartbeats must not stand for the new worker of its rank.
+   */
+  static async connect(
+    endpoint: RedisEndpoint | null | undefined,
+    source: string,
+    rank: number,
+    attempt: number,
+  ): Promise<EventSender> {
+    if (!endpoint) return new EventSender(undefined, '', source, attempt);
     const redis = connectRedis(endpoint, { maxRetriesPerRequest: null });
     redis.on('error', () => undefined); // reconnects by itself; entries wait in its offline queue
     redis.connect().catch(() => undefined);
-    const sender = new EventSender(redis, endpoint.stream, source);
+    const sender = new EventSender(redis, endpoint.stream, source, attempt);
     sender.heartbeat = setInterval(() => sender.send('heartbeat', { rank }), HEARTBEAT_MS);
     sender.heartbeat.unref();
     sender.send('heartbeat', { rank });
@@ -37,7 +47,7 @@ export class EventSender {
   /** Appends one event; settles once Redis has it (or the try failed). */
   private async append(type: string, fields: Record<string, unknown>): Promise<void> {
     if (!this.redis) return;
-    const event = JSON.stringify({ type, source: this.source, at: Date.now(), ...fields });
+    const event = JSON.stringify({ type, source: this.source, at: Date.now(), attempt: this.attempt, ...fields });
     await this.redis.xadd(this.stream, 'MAXLEN', '~', MAX_STREAM_LENGTH, '*', 'e', event).catch(() => undefined);
   }
 

@@ -18,7 +18,7 @@ const TRAIN = `import type { TrainContext } from 'sparkring';
 export default async function train(ctx: TrainContext) {
   const { tf } = ctx;
   const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [2] })] });
-  model.compile({ optimizer: tf.train.sgd(0.1), loss: 'meanSquaredError' });
+  model.compile({ optimizer: tf.train.sgd(0.3), loss: 'meanSquaredError' });
   const history = await ctx.fit(model, { label: 'y', features: ['a', 'b'], batchSize: 64, epochs: 5 });
   await ctx.saveModel(model);
   return { loss: history.history.loss.at(-1) };
@@ -117,6 +117,8 @@ it("pip install of the wheel: a user's script trains its DataFrame and scores it
   expect(report.package.startsWith(site)).toBe(true);
   expect(report.runtime.startsWith(site)).toBe(true);
   expect(report.backends).toEqual(['tensorflow 2.21.0 cpu', 'tensorflow 2.21.0 cpu']);
-  expect(report.result.loss).toBeLessThan(0.1);
+  // Fifth-epoch MSE with SGD(0.3) is under 0.002 from any Glorot start (300 simulated seeds); with
+  // SGD(0.1) it reached 0.124 from some, which once failed this test.
+  expect(report.result.loss).toBeLessThan(0.02);
   expect(report).toMatchObject({ rows: 2000, ids: 2000 });
 });

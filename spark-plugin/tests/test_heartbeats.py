@@ -1,0 +1,76 @@
+"""The driver's heartbeat watch against a real redis-server: only its own attempt's workers count."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from typing import Callable, Iterator
+
+import pytest
+import redis
+
+from sparkring.heartbeats import HeartbeatWatch
+from sparkring.spec import RedisEndpoint
+
+STREAM = "run-events"
+
+
+@pytest.fixture
+def endpoint() -> Iterator[RedisEndpoint]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        client.close()
+        yield RedisEndpoint(url=f"redis://127.0.0.1:{port}", stream=STREAM)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def send(endpoint: RedisEndpoint, **event: object) -> None:
+    client = redis.Redis.from_url(endpoint.url)
+    client.xadd(endpoint.stream, {"e": json.dumps({"source": "test", "at": 0, **event})})
+    client.close()
+
+
+def wait_until(cond: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def test_a_failed_attempts_heartbeats_do_not_stand_for_the_next_attempts_workers(endpoint: RedisEndpoint) -> None:
+    silent: list[tuple[int, float]] = []
+    watch = HeartbeatWatch(endpoint, 1000, lambda rank, s: silent.append((rank, s)), attempt=1)
+    try:
+        time.sleep(0.7)  # the watch has read where the stream ends
+        # The previous attempt's worker, not yet torn down: its heartbeat and error are not this attempt's.
+        send(endpoint, type="heartbeat", rank=0, attempt=0)
+        send(endpoint, type="error", rank=0, attempt=0, message="x", code="SR_OLD")
+        assert not wait_until(lambda: bool(silent), 2.5)
+        assert watch.codes == []
+        # This attempt's rank 1 is heard once, then stops.
+        send(endpoint, type="heartbeat", rank=1, attempt=1)
+        send(endpoint, type="error", rank=1, attempt=1, message="y", code="SR_NEW")
+        assert wait_until(lambda: bool(silent), 5)
+        assert silent[0][0] == 1 and silent[0][1] >= 1
+        assert watch.codes == ["SR_NEW"]
+    finally:
+        watch.stop()
