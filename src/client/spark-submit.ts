@@ -110,12 +110,17 @@ export interface SubmitOutcome {
   submitter: string;
 }
 
-/** The error of a job whose driver left no result: the first line of its output that names one. */
+/**
+ * The error of a job whose driver left no result: the first exception of its output with a message
+ * (Spark's own cause, e.g. `java.lang.IllegalArgumentException: requirement failed: ...`), else the
+ * first line that names an error.
+ */
 export function submitError(outcome: SubmitOutcome): RunError {
   const { tail, exitCode } = outcome;
   const meaningful = tail.filter((l) => /error|exception/i.test(l) && !/^\s+at /.test(l));
+  const cause = meaningful.find((l) => /^\S*(Exception|Error): \S/.test(l));
   const ended = outcome.submitter === 'spark-submit' ? `spark-submit exited with ${exitCode}` : `${outcome.submitter} failed`;
-  return new RunError('spark', `${ended}: ${meaningful[0] ?? tail.at(-1) ?? 'no output'}`);
+  return new RunError('spark', `${ended}: ${cause ?? meaningful[0] ?? tail.at(-1) ?? 'no output'}`);
 }
 
 export async function runSparkSubmit(

@@ -1,7 +1,7 @@
 /** The spark-submit command line a run gets (pure: no Spark is started). */
 import { describe, expect, it } from 'vitest';
 import type { SparkPaths } from '../../src/client/paths.js';
-import { sparkSubmitArgs } from '../../src/client/spark-submit.js';
+import { sparkSubmitArgs, submitError } from '../../src/client/spark-submit.js';
 
 const paths = { python: '/venv/bin/python' } as SparkPaths;
 const program = ['/plugin/sparkring_submit.py', '/stage/spec-0.json'];
@@ -61,5 +61,26 @@ describe('sparkSubmitArgs', () => {
       'spark.task.resource.gpu.amount': '0.5',
       'spark.executor.resource.gpu.amount': '1',
     });
+  });
+});
+
+describe('submitError', () => {
+  it("names Spark's own cause, not the generic line before it", () => {
+    const tail = [
+      '26/12/06 04:08:16 ERROR SparkContext: Error initializing SparkContext.',
+      'java.lang.IllegalArgumentException: requirement failed: spark.network.timeoutInterval should be less than or equal to spark.storage.blockManagerHeartbeatTimeoutMs.',
+      '\tat scala.Predef$.require(Predef.scala:281)',
+    ];
+    const e = submitError({ exitCode: 1, tail, submitter: 'spark-submit' });
+    expect(e.message).toBe(`spark-submit exited with 1: ${tail[1]}`);
+  });
+
+  it('without an exception, the first line naming an error, else the last line', () => {
+    expect(submitError({ exitCode: 1, tail: ['starting', 'ERROR Client: queue full', 'bye'], submitter: 'Livy batch 3' }).message).toBe(
+      'Livy batch 3 failed: ERROR Client: queue full',
+    );
+    expect(submitError({ exitCode: 2, tail: ['starting', 'bye'], submitter: 'spark-submit' }).message).toBe(
+      'spark-submit exited with 2: bye',
+    );
   });
 });

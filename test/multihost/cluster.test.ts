@@ -218,6 +218,14 @@ describe('a host cut off mid-training', () => {
     try {
       const r = await resumable({
         maxAttempts: 2,
+        // The driver drops the cut host's executor 30 s after its last heartbeat (every 3 s) rather
+        // than 120: releasing the executors and stopping the application wait for that (60 s and
+        // more). The ring's peer timeout (5 s) still fails the attempt first.
+        sparkConf: {
+          'spark.network.timeout': '30s',
+          'spark.network.timeoutInterval': '5s',
+          'spark.executor.heartbeatInterval': '3s',
+        },
         onProgress: (line) => {
           lines.push(line);
           const m = /^\[worker \d\] step (\d+)/.exec(line);
