@@ -43,6 +43,8 @@ export interface TrainRow {
   allreduce_share?: number;
   step_ms?: number;
   split_ms?: Record<string, number>;
+  /** Rank 0's compute a step (p50, p90, max) and, on more workers, what waiting for the slower rank costs a step. */
+  compute_ms?: Record<string, number>;
   /** With --rounds above 1: every round's samples/s, in run order (the row is the median one). */
   rounds_samples_per_s?: (number | null)[];
   error?: string;
@@ -56,10 +58,13 @@ interface EntryRow {
   step_ms?: number;
   allreduce_share?: number;
   split_ms?: Record<string, number>;
+  compute_ms?: Record<string, number>;
   error?: string;
 }
 
 const round = (v: number, digits = 0): number => Number(v.toFixed(digits));
+const roundAll = (o: Record<string, number> | undefined): Record<string, number> =>
+  Object.fromEntries(Object.entries(o ?? {}).map(([k, v]) => [k, round(v, 1)]));
 
 export async function trainBench(
   o: { models: TrainModel[]; workers: number[]; backends: TrainBackend[]; rounds: number; cpuCnn?: boolean },
@@ -121,7 +126,8 @@ export async function trainBench(
             : {
                 step_ms: round(r.step_ms as number, 1),
                 allreduce_share: round(r.allreduce_share as number, 3),
-                split_ms: Object.fromEntries(Object.entries(r.split_ms ?? {}).map(([k, v]) => [k, round(v, 1)])),
+                split_ms: roundAll(r.split_ms),
+                compute_ms: roundAll(r.compute_ms),
               }),
         });
       }
@@ -149,7 +155,7 @@ export async function trainBench(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  const find = (rows: TrainRow[], impl: string, model: string, workers = 1, mode: StepMode = 'compiled') =>
+  const rowOf = (rows: TrainRow[], impl: string, model: string, workers = 1, mode: StepMode = 'compiled') =>
     rows.find(
       (r) =>
         r.impl === impl &&
@@ -157,7 +163,22 @@ export async function trainBench(
         r.workers === workers &&
         (impl !== 'sparkring' || r.mode === mode) &&
         (!impl.match(/^(sparkring|independent)$/) || r.backend.startsWith('tensorflow')),
-    )?.samples_per_s ?? null;
+    );
+  const find = (rows: TrainRow[], impl: string, model: string, workers = 1, mode: StepMode = 'compiled') =>
+    rowOf(rows, impl, model, workers, mode)?.samples_per_s ?? null;
+  /**
+   * The most two workers could reach over one if the allreduce cost nothing (hidden entirely behind
+   * the backward pass): their compute a step, with its contention for the shared cores, plus the
+   * wait for the slower rank that a synchronous step cannot avoid.
+   */
+  const allreduceHidden = (rows: TrainRow[], m: TrainModel): number | null => {
+    const one = rowOf(rows, 'sparkring', m)?.step_ms;
+    const two = rowOf(rows, 'sparkring', m, 2);
+    const split = two?.split_ms;
+    const slower = two?.compute_ms?.slower_rank;
+    if (!one || split?.gradients === undefined || split.apply === undefined || slower === undefined) return null;
+    return round((2 * one) / (split.gradients + split.apply + slower), 2);
+  };
   const ratio = (a: number | null, b: number | null) => (a && b ? round(a / b, 2) : null);
   const goalsOf = (rows: TrainRow[], m: TrainModel) => {
     const at = (impl: string, workers = 1, mode: StepMode = 'compiled') => find(rows, impl, m, workers, mode);
@@ -171,6 +192,7 @@ export async function trainBench(
       // What two processes that never talk reach on these cores: no data-parallel run can beat it.
       independent_two_vs_one: ratio(at('independent', 2), at('sparkring')),
       two_workers_vs_independent: ratio(at('sparkring', 2), at('independent', 2)),
+      two_workers_vs_one_allreduce_hidden: allreduceHidden(rows, m),
     };
   };
   const median = (xs: Array<number | null>): number | null => {
@@ -241,6 +263,7 @@ async function independentRows(models: TrainModel[], workers: number): Promise<T
       samples_per_s: each.every((v) => v !== undefined)
         ? round(each.reduce((a, b) => (a as number) + (b as number), 0) as number)
         : null,
+      compute_ms: roundAll(results[0]?.rows.find((row) => row.model === model)?.compute_ms),
     };
   });
 }

@@ -35,6 +35,7 @@ async function measure(ctx, name, warmup, steps, batch, mode) {
   const vars = model.trainableWeights.map((w) => w.read());
   const split = ctx.worldSize > 1 ? { gradients: 0, wait: 0, allreduce: 0, apply: 0 } : { step: 0 };
   let marks = [];
+  const compute = []; // each measured step's gradients (one worker: the whole step), ms
   // tfjs-node runs ops synchronously, so the gradients are computed when the allreduce is called.
   const allreduce = async (grads) => {
     const t1 = time();
@@ -68,11 +69,14 @@ async function measure(ctx, name, warmup, steps, batch, mode) {
       split.wait += t1b - t1;
       split.allreduce += t2 - t1b;
       split.apply += t3 - t2;
+      if (s >= warmup) compute.push(t1 - t0);
     } else {
       split.step += t3 - t0; // one worker: gradients and update are one function, nothing between them
+      if (s >= warmup) compute.push(t3 - t0);
     }
   }
   const seconds = (time() - started) / 1000;
+  const jitter = await computeJitter(ctx, compute);
   tf.dispose([xs, ys]);
   model.dispose();
   const total = Object.values(split).reduce((a, b) => a + b, 0);
@@ -88,7 +92,31 @@ async function measure(ctx, name, warmup, steps, batch, mode) {
     // What the allreduce costs a step: waiting for the slowest rank is the price of synchronous SGD.
     allreduce_share: ((split.wait ?? 0) + (split.allreduce ?? 0)) / total,
     split_ms: Object.fromEntries(Object.entries(split).map(([k, v]) => [k, v / steps])),
+    compute_ms: jitter,
   };
+}
+
+/**
+ * How a step's compute varies: this rank's p50, p90 and max, and (on more ranks) what waiting for
+ * the slower rank costs a synchronous step: the mean over steps of the slowest rank's compute less
+ * the ranks' mean. Every rank's times travel in one sum-allreduce of a ranks x steps array.
+ */
+async function computeJitter(ctx, compute) {
+  const sorted = [...compute].sort((a, b) => a - b);
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+  const own = { p50: at(0.5), p90: at(0.9), max: sorted.at(-1) };
+  if (ctx.worldSize === 1) return own;
+  const rows = new Float32Array(ctx.worldSize * compute.length);
+  rows.set(compute, ctx.rank * compute.length);
+  const times = await ctx.allreduce(rows, 'sum');
+  let slowest = 0;
+  let mean = 0;
+  for (let s = 0; s < compute.length; s++) {
+    const each = Array.from({ length: ctx.worldSize }, (_, r) => times[r * compute.length + s]);
+    slowest += Math.max(...each);
+    mean += each.reduce((a, b) => a + b, 0) / each.length;
+  }
+  return { ...own, slower_rank: (slowest - mean) / compute.length };
 }
 
 export default async function train(ctx) {
