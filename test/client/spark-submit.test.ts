@@ -76,9 +76,9 @@ describe('submitError', () => {
   });
 
   it('without an exception, the first line naming an error, else the last line', () => {
-    expect(submitError({ exitCode: 1, tail: ['starting', 'ERROR Client: queue full', 'bye'], submitter: 'Livy batch 3' }).message).toBe(
-      'Livy batch 3 failed: ERROR Client: queue full',
-    );
+    expect(
+      submitError({ exitCode: 1, tail: ['starting', 'ERROR Client: queue full', 'bye'], submitter: 'Livy batch 3' }).message,
+    ).toBe('Livy batch 3 failed: ERROR Client: queue full');
     expect(submitError({ exitCode: 2, tail: ['starting', 'bye'], submitter: 'spark-submit' }).message).toBe(
       'spark-submit exited with 2: bye',
     );
