@@ -11,6 +11,8 @@
 //   endTrace(name: string|null, outputIds)  -> Buffer: the graph in a canonical form (a caller
 //                                           compares two traces);
 //                                           with a name, registers the function under that name
+//   endTrace(name, outputIds, splitAt)      -> { graph, cuts }: also split in two functions for
+//                                           overlap (native/tf_overlap.cc)
 //   abortTrace()
 //
 // Tensors a traced op reads that are neither inputs nor traced outputs (tfjs's scalars, a loss's
@@ -255,14 +257,18 @@ napi_value BeginTraceJs(napi_env env, napi_callback_info info) {
 }
 
 napi_value EndTraceJs(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value args[2];
+  size_t argc = 3;
+  napi_value args[3];
   napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
-  if (argc < 2 || !IsArrayValue(env, args[1])) return Throw(env, "endTrace(name: string | null, outputIds: number[])");
+  if (argc < 2 || !IsArrayValue(env, args[1])) {
+    return Throw(env, "endTrace(name: string | null, outputIds: number[], splitAt?: number)");
+  }
   napi_valuetype t;
   napi_typeof(env, args[0], &t);
   std::string name = t == napi_string ? GetString(env, args[0]) : std::string();
-  return BackendOf(env)->EndTrace(env, name, IdList(env, args[1]));
+  int32_t split_at = -1;
+  if (argc == 3) napi_get_value_int32(env, args[2], &split_at);
+  return BackendOf(env)->EndTrace(env, name, IdList(env, args[1]), split_at);
 }
 
 napi_value AbortTraceJs(napi_env env, napi_callback_info info) {
@@ -503,7 +509,8 @@ static void DumpGraph(TF_Graph *graph, const std::string &name, const std::vecto
   TF_DeleteBuffer(def);
 }
 
-napi_value TFJSBackend::EndTrace(napi_env env, const std::string &name, const std::vector<int32_t> &output_ids) {
+napi_value TFJSBackend::EndTrace(napi_env env, const std::string &name, const std::vector<int32_t> &output_ids,
+                                 int32_t split_at) {
   if (!trace_) return Throw(env, "endTrace: no trace is open");
   if (!trace_->error.empty()) {
     std::string error = trace_->error;
@@ -539,9 +546,24 @@ napi_value TFJSBackend::EndTrace(napi_env env, const std::string &name, const st
     }
   }
   std::string message = TF_GetCode(status.status) == TF_OK ? "" : TF_Message(status.status);
+  if (!message.empty() || split_at < 0) {
+    AbortTrace();
+    if (!message.empty()) return Throw(env, "endTrace: " + message);
+    return result;
+  }
+  napi_value cuts = nullptr;
+  if (name.empty()) {
+    napi_get_null(env, &cuts);
+  } else {
+    cuts = SplitForOverlap(env, trace_->graph, trace_->inputs, outs, static_cast<size_t>(split_at), name);
+  }
   AbortTrace();
-  if (!message.empty()) return Throw(env, "endTrace: " + message);
-  return result;
+  if (cuts == nullptr) return nullptr;  // it threw
+  napi_value both;
+  napi_create_object(env, &both);
+  napi_set_named_property(env, both, "graph", result);
+  napi_set_named_property(env, both, "cuts", cuts);
+  return both;
 }
 
 void RegisterTraceExports(napi_env env, napi_value exports) {

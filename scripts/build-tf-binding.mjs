@@ -67,7 +67,7 @@ for (const need of [...libs, join(include, 'tensorflow', 'c', 'eager', 'c_api.h'
 
 const sources = ['tfjs_backend.cc', 'tfjs_binding.cc'].map((s) => join(tfjsNode, 'binding', s));
 /** Our additions to the binding (each file says what it is), hooked in by patchBinding. */
-const extraSources = ['tf_trace.cc', 'tf_data_into.cc'].map((s) => join(root, 'native', s));
+const extraSources = ['tf_trace.cc', 'tf_data_into.cc', 'tf_overlap.cc'].map((s) => join(root, 'native', s));
 const built = existsSync(manifest) ? JSON.parse(readFileSync(manifest, 'utf8')) : undefined;
 const newest = Math.max(
   ...[...sources, ...extraSources, fileURLToPath(import.meta.url), ...libs].map((f) => statSync(f).mtimeMs),
@@ -145,7 +145,7 @@ function patchBinding(from, to) {
     'tfjs_backend.h': [
       [
         'class TFJSBackend {',
-        'struct Trace;\nvoid RegisterTraceExports(napi_env env, napi_value exports);\nvoid RegisterDataIntoExports(napi_env env, napi_value exports);\n\nclass TFJSBackend {',
+        'struct Trace;\nvoid RegisterTraceExports(napi_env env, napi_value exports);\nvoid RegisterDataIntoExports(napi_env env, napi_value exports);\nvoid RegisterOverlapExports(napi_env env, napi_value exports);\n\nclass TFJSBackend {',
       ],
       [
         '  bool is_gpu_device;',
@@ -153,11 +153,13 @@ function patchBinding(from, to) {
           '  bool is_gpu_device;',
           '  Trace *trace_ = nullptr;',
           '  napi_value BeginTrace(napi_env env, const std::vector<int32_t> &input_ids);',
-          '  napi_value EndTrace(napi_env env, const std::string &name, const std::vector<int32_t> &output_ids);',
+          '  napi_value EndTrace(napi_env env, const std::string &name, const std::vector<int32_t> &output_ids, int32_t split_at);',
           '  void AbortTrace();',
           '  void TraceOp(napi_env env, const std::string &op_name, napi_value attrs, napi_value input_ids, int num_outputs);',
           '  napi_value TensorDataInto(napi_env env, int32_t id, napi_value target);',
           '  napi_value TensorFromData(napi_env env, napi_value shape, napi_value source);',
+          '  napi_value SplitForOverlap(napi_env env, TF_Graph *graph, const std::vector<TF_Output> &inputs, const std::vector<TF_Output> &outs, size_t split_at, const std::string &name);',
+          '  napi_value RunFunctionAsync(napi_env env, const std::string &name, const std::vector<int32_t> &input_ids, int num_outputs);',
         ].join('\n'),
       ],
       ['#include <unordered_map>', '#include <unordered_map>\n#include <vector>'],
@@ -171,7 +173,7 @@ function patchBinding(from, to) {
     'tfjs_binding.cc': [
       [
         '  nstatus = napi_define_properties(env, exports, ARRAY_SIZE(exports_properties),',
-        '  RegisterTraceExports(env, exports);\n  RegisterDataIntoExports(env, exports);\n  nstatus = napi_define_properties(env, exports, ARRAY_SIZE(exports_properties),',
+        '  RegisterTraceExports(env, exports);\n  RegisterDataIntoExports(env, exports);\n  RegisterOverlapExports(env, exports);\n  nstatus = napi_define_properties(env, exports, ARRAY_SIZE(exports_properties),',
       ],
     ],
   };

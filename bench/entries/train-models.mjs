@@ -1,8 +1,10 @@
 // Benchmark entry (bench train): the two models of reference E, batch 128, SGD, synthetic data made
 // once in the worker (input work is not what is measured). Each step's time is split into
-// gradients (forward + backward), wait (a barrier: until the slowest rank's gradients are ready),
-// allreduce (download, ring, new tensors) and apply.
-// hparams: { models: ['mlp','cnn'], warmup: {mlp, cnn}, steps: {mlp, cnn}, batch, modes: ['eager','compiled'] }
+// gradients (forward + backward; with overlap, until the early gradients are out), wait (a barrier:
+// until the slowest rank's are), allreduce (the ring's calls: download, ring, new tensors),
+// late_gradients (waiting for the late gradients after the early ones' allreduce: the part of
+// their computation the ring did not hide) and apply.
+// hparams: { models: ['mlp','cnn'], warmup: {mlp, cnn}, steps: {mlp, cnn}, batch, modes: ['eager','compiled','serial'] }
 const time = () => performance.now();
 
 export function buildModel(tf, name) {
@@ -24,7 +26,8 @@ export function buildModel(tf, name) {
 
 // mode 'compiled': each step runs as TensorFlow functions (ctx.compileStep), traced in the warm-up
 // steps: one function a step on one worker; gradients and update on either side of the allreduce
-// on more. 'eager': op by op, as tfjs runs them.
+// on more, the first layers' gradients computed while the ring moves the others. 'serial': compiled,
+// all gradients computed before any is reduced. 'eager': op by op, as tfjs runs them.
 async function measure(ctx, name, warmup, steps, batch, mode) {
   const { tf } = ctx;
   const model = buildModel(tf, name);
@@ -33,20 +36,21 @@ async function measure(ctx, name, warmup, steps, batch, mode) {
   const ys = tf.oneHot(tf.randomUniform([batch], 0, 10, 'int32'), 10);
   const optimizer = tf.train.sgd(0.01);
   const vars = model.trainableWeights.map((w) => w.read());
-  const split = ctx.worldSize > 1 ? { gradients: 0, wait: 0, allreduce: 0, apply: 0 } : { step: 0 };
-  let marks = [];
+  const split = ctx.worldSize > 1 ? { gradients: 0, wait: 0, allreduce: 0, late_gradients: 0, apply: 0 } : { step: 0 };
+  let marks = []; // this step's allreduce calls: [called, past the barrier, done]
   const compute = []; // each measured step's gradients (one worker: the whole step), ms
-  // tfjs-node runs ops synchronously, so the gradients are computed when the allreduce is called.
+  // The gradients an allreduce is called with are computed by then (tfjs-node runs ops synchronously).
   const allreduce = async (grads) => {
     const t1 = time();
-    await ctx.barrier();
+    if (marks.length === 0) await ctx.barrier();
     const t1b = time();
     const averaged = await ctx.allreduce(grads, 'mean');
-    marks = [t1, t1b, time()];
+    marks.push([t1, t1b, time()]);
     return averaged;
   };
   const step = ctx.compileStep(vars, optimizer, {
     eager: mode === 'eager',
+    overlap: mode !== 'serial',
     ...(ctx.worldSize > 1 ? { allreduce } : {}),
   });
   const lossOf = ([x, y]) => ({ loss: tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true })) });
@@ -58,17 +62,19 @@ async function measure(ctx, name, warmup, steps, batch, mode) {
       for (const k of Object.keys(split)) split[k] = 0;
     }
     const t0 = time();
+    marks = [];
     const { loss } = await step.run([xs, ys], '', lossOf);
     // Reading the loss is the sync point (as Keras's timing reads it); the update has run by then.
     await loss.data();
     const t3 = time();
     loss.dispose();
     if (ctx.worldSize > 1) {
-      const [t1, t1b, t2] = marks;
+      const [[t1, t1b, t2], late] = marks;
       split.gradients += t1 - t0;
       split.wait += t1b - t1;
-      split.allreduce += t2 - t1b;
-      split.apply += t3 - t2;
+      split.allreduce += marks.reduce((sum, [, from, to]) => sum + to - from, 0);
+      split.late_gradients += late ? late[0] - t2 : 0;
+      split.apply += t3 - marks.at(-1)[2];
       if (s >= warmup) compute.push(t1 - t0);
     } else {
       split.step += t3 - t0; // one worker: gradients and update are one function, nothing between them

@@ -16,16 +16,26 @@ import type { Tf } from './backend.js';
 
 type Tensor = tfTypes.Tensor;
 
+interface TensorInfo {
+  id: number;
+  shape: number[];
+  dtype: number;
+}
+
 interface TracingBinding {
   beginTrace(inputIds: number[]): void;
   endTrace(name: string | null, outputIds: number[]): Uint8Array;
+  /** Also splits the function at `splitAt` for overlap (native/tf_overlap.cc). */
+  endTrace(name: string | null, outputIds: number[], splitAt: number): { graph: Uint8Array; cuts: number | null };
   abortTrace(): void;
+  runFunctionAsync(name: string, inputIds: number[], numOutputs: number): Promise<TensorInfo[]>;
 }
 
 interface NodeBackendLike {
   binding: Partial<TracingBinding>;
   getInputTensorIds(tensors: Tensor[]): number[];
   executeMultipleOutputs(name: string, attrs: unknown[], inputs: Tensor[], numOutputs: number): Tensor[];
+  createOutputTensor(info: TensorInfo): Tensor;
 }
 
 /** How steps of one signature run: being traced, compiled, or eager for good. */
@@ -37,6 +47,15 @@ interface Signature {
   fn?: string;
   outputs: number;
   reason?: string;
+  /** Compiled and split for overlap: where, and how many tensors pass from the first function to the second. */
+  split?: { at: number; cuts: number };
+}
+
+/** A step's outputs; with `rest`, only those before the split, the others computed off the JS thread. */
+export interface StepOutputs {
+  outputs: Tensor[];
+  compiled: boolean;
+  rest?: Promise<Tensor[]>;
 }
 
 /** Traces before giving up: a step that makes state on its first run (Adam's moments) settles on the second. */
@@ -70,13 +89,14 @@ export class TracedSteps {
    * How the steps so far ran: 'tracing' until a signature is decided, then 'compiled' when none
    * stayed eager, 'eager' when none compiled, else 'mixed'; with the reasons the eager ones gave.
    */
-  summary(): { mode: 'tracing' | 'compiled' | 'eager' | 'mixed'; eagerBecause: string[] } {
+  summary(): { mode: 'tracing' | 'compiled' | 'eager' | 'mixed'; eagerBecause: string[]; overlapped: boolean } {
     const all = [...this.signatures.values()];
     const count = (m: StepMode) => all.filter((s) => s.mode === m).length;
     const eagerBecause = [...new Set(all.flatMap((s) => (s.mode === 'eager' && s.reason ? [s.reason] : [])))];
-    if (all.length === 0 || count('tracing') === all.length) return { mode: 'tracing', eagerBecause };
+    const overlapped = all.some((s) => s.split !== undefined);
+    if (all.length === 0 || count('tracing') === all.length) return { mode: 'tracing', eagerBecause, overlapped };
     const mode = count('compiled') === 0 ? 'eager' : count('eager') === 0 ? 'compiled' : 'mixed';
-    return { mode, eagerBecause };
+    return { mode, eagerBecause, overlapped };
   }
 
   /** Why steps of this signature run eagerly, if they do. */
@@ -84,8 +104,13 @@ export class TracedSteps {
     return this.signatures.get(this.keyOf(inputs, key))?.reason;
   }
 
-  /** The outputs, and whether they came from the function (new tensors) or from `body`. */
-  run(inputs: Tensor[], key: string, body: () => Tensor[]): { outputs: Tensor[]; compiled: boolean } {
+  /**
+   * The outputs, and whether they came from the function (new tensors) or from `body`. With
+   * `splitAt` (how many of body's outputs come first, asked once it has run), a compiled step runs
+   * as two functions and the later outputs come in `rest`, computed on a libuv thread while the
+   * caller works with the first ones (native/tf_overlap.cc).
+   */
+  run(inputs: Tensor[], key: string, body: () => Tensor[], splitAt?: () => number): StepOutputs {
     const k = this.keyOf(inputs, key);
     let sig = this.signatures.get(k);
     if (!sig) {
@@ -95,12 +120,27 @@ export class TracedSteps {
       sig = reason ? { mode: 'eager', traces: [], outputs: 0, reason } : { mode: 'tracing', traces: [], outputs: 0 };
       this.signatures.set(k, sig);
     }
+    if (sig.mode === 'compiled' && sig.split) return this.runSplit(sig, sig.split, inputs);
     if (sig.mode === 'compiled') {
       const outputs = this.backend().executeMultipleOutputs(sig.fn as string, [], inputs, sig.outputs);
       return { outputs, compiled: true };
     }
     if (sig.mode === 'eager') return { outputs: body(), compiled: false };
-    return { outputs: this.traced(sig, inputs, body), compiled: false };
+    const overlap = splitAt && typeof this.backend().binding.runFunctionAsync === 'function' ? splitAt : undefined;
+    return { outputs: this.traced(sig, inputs, body, overlap), compiled: false };
+  }
+
+  private runSplit(sig: Signature, split: { at: number; cuts: number }, inputs: Tensor[]): StepOutputs {
+    const backend = this.backend();
+    const first = backend.executeMultipleOutputs(`${sig.fn}_a`, [], inputs, split.at + split.cuts);
+    const cuts = first.splice(split.at);
+    const ids = backend.getInputTensorIds([...inputs, ...cuts]);
+    const rest = (backend.binding as TracingBinding)
+      .runFunctionAsync(`${sig.fn}_b`, ids, sig.outputs - split.at)
+      .then((infos) => infos.map((info) => backend.createOutputTensor(info)))
+      .finally(() => this.tf.dispose(cuts));
+    rest.catch(() => undefined); // a caller that failed before awaiting it has its own error to tell
+    return { outputs: first, compiled: true, rest };
   }
 
   private keyOf(inputs: Tensor[], key: string): string {
@@ -111,7 +151,7 @@ export class TracedSteps {
     return this.tf.backend() as unknown as NodeBackendLike;
   }
 
-  private traced(sig: Signature, inputs: Tensor[], body: () => Tensor[]): Tensor[] {
+  private traced(sig: Signature, inputs: Tensor[], body: () => Tensor[], splitAt?: () => number): Tensor[] {
     const backend = this.backend();
     const binding = backend.binding as TracingBinding;
     try {
@@ -129,11 +169,22 @@ export class TracedSteps {
     }
     const name = sig.traces.length >= 1 ? `sparkring_step_${process.pid}_${++functions}` : null;
     try {
-      const graph = Buffer.from(binding.endTrace(name, backend.getInputTensorIds(outputs)));
+      const ids = backend.getInputTensorIds(outputs);
+      const at = splitAt?.();
+      let graph: Buffer;
+      let cuts: number | null = null;
+      if (at === undefined) {
+        graph = Buffer.from(binding.endTrace(name, ids));
+      } else {
+        const ended = binding.endTrace(name, ids, at);
+        graph = Buffer.from(ended.graph);
+        cuts = ended.cuts;
+      }
       const previous = sig.traces.at(-1);
       sig.traces.push(graph);
       if (name && previous?.equals(graph)) {
-        Object.assign(sig, { mode: 'compiled', fn: name, outputs: outputs.length, traces: [] });
+        const split = at !== undefined && cuts !== null ? { at, cuts } : undefined;
+        Object.assign(sig, { mode: 'compiled', fn: name, outputs: outputs.length, traces: [], split });
       } else if (sig.traces.length >= MAX_TRACES) {
         this.giveUp(
           sig,
@@ -205,6 +256,52 @@ export class CompiledGradients {
     });
     return { loss: outputs[0] as tfTypes.Scalar, grads, extras: outputs.slice(1 + this.vars.length) };
   }
+
+  /**
+   * As run, but the gradients of the `late` variables (those backpropagation reaches last: a
+   * model's first layers) come in a promise: once compiled, a second function computes them off
+   * the JS thread while the caller reduces the early ones. Traced or eager, all come at once.
+   */
+  runOverlapped(
+    inputs: Tensor[],
+    key: string,
+    lossOf: (inputs: Tensor[]) => StepLoss,
+    late: ReadonlySet<string>,
+  ): OverlappedGradients {
+    const tf = this.tf;
+    const early = this.vars.filter((v) => !late.has(v.name));
+    const lateVars = this.vars.filter((v) => late.has(v.name));
+    let extraCount = 0;
+    const { outputs, rest } = this.steps.run(
+      [...inputs, ...this.vars],
+      `${key}|overlap`,
+      () => {
+        const { value, grads, extras } = differentiate(tf, this.vars, inputs, lossOf);
+        extraCount = extras.length;
+        return [value, ...extras, ...[...early, ...lateVars].map((v) => grads[v.name] as Tensor)];
+      },
+      () => 1 + extraCount + early.length,
+    );
+    const extras = outputs.length - 1 - early.length - (rest ? 0 : lateVars.length);
+    const named = (vars: tfTypes.Variable[], tensors: Tensor[]): tfTypes.NamedTensorMap =>
+      Object.fromEntries(vars.map((v, i) => [v.name, tensors[i] as Tensor]));
+    const after = 1 + extras + early.length;
+    return {
+      loss: outputs[0] as tfTypes.Scalar,
+      extras: outputs.slice(1, 1 + extras),
+      early: named(early, outputs.slice(1 + extras, after)),
+      late: (rest ?? Promise.resolve(outputs.slice(after))).then((tensors) => named(lateVars, tensors)),
+    };
+  }
+}
+
+export interface OverlappedGradients {
+  loss: tfTypes.Scalar;
+  extras: Tensor[];
+  /** The gradients of the variables backpropagation reaches first, out now. */
+  early: tfTypes.NamedTensorMap;
+  /** The others, still being computed when the step runs compiled. */
+  late: Promise<tfTypes.NamedTensorMap>;
 }
 
 interface OptimizerInternals {
@@ -287,8 +384,17 @@ export interface StepResult {
  * gradients never leave it, and one op runs a step instead of two.
  */
 export class CompiledStep {
-  /** With an allreduce: the step in two functions, the allreduce between them. */
-  private readonly split?: { gradients: CompiledGradients; update: CompiledApply; allreduce: GradientAllreduce };
+  /**
+   * With an allreduce: the step in two functions, the allreduce between them; the gradients of
+   * `late` variables are reduced on their own, after the others, whose reduction overlaps their
+   * computation (CompiledGradients.runOverlapped).
+   */
+  private readonly split?: {
+    gradients: CompiledGradients;
+    update: CompiledApply;
+    allreduce: GradientAllreduce;
+    late: ReadonlySet<string>;
+  };
   /** The function(s) whose modes summary() reports: the whole step's, or the gradients'. */
   private readonly steps: TracedSteps;
 
@@ -296,12 +402,17 @@ export class CompiledStep {
     private readonly tf: Tf,
     private readonly vars: tfTypes.Variable[],
     private readonly optimizer: tfTypes.Optimizer,
-    options: { eager?: boolean; allreduce?: GradientAllreduce } = {},
+    options: { eager?: boolean; allreduce?: GradientAllreduce; overlap?: boolean } = {},
   ) {
     const eager = { eager: options.eager };
     if (options.allreduce) {
       const gradients = new CompiledGradients(tf, vars, eager);
-      this.split = { gradients, update: new CompiledApply(tf, optimizer, eager), allreduce: options.allreduce };
+      this.split = {
+        gradients,
+        update: new CompiledApply(tf, optimizer, eager),
+        allreduce: options.allreduce,
+        late: options.overlap === false ? new Set() : lateVariables(vars),
+      };
       this.steps = gradients.steps;
     } else {
       this.steps = new TracedSteps(tf, options.eager ? 'compile is off' : undefined);
@@ -315,6 +426,11 @@ export class CompiledStep {
 
   /** `key` and `lossOf` as CompiledGradients.run takes them. */
   async run(inputs: Tensor[], key: string, lossOf: (inputs: Tensor[]) => StepLoss): Promise<StepResult> {
+    if (this.split && this.split.late.size > 0) {
+      const { loss, extras, early, late } = this.split.gradients.runOverlapped(inputs, key, lossOf, this.split.late);
+      await this.reduceAndApply(early, late);
+      return { loss, extras };
+    }
     if (this.split) {
       const { loss, grads, extras } = this.split.gradients.run(inputs, key, lossOf);
       await this.reduceAndApply(grads);
@@ -343,13 +459,39 @@ export class CompiledStep {
    */
   async runWithoutRows(): Promise<void> {
     if (!this.split) throw new Error('CompiledStep.runWithoutRows: a ring of one always has rows');
-    await this.reduceAndApply(Object.fromEntries(this.vars.map((v) => [v.name, this.tf.zerosLike(v)])));
+    const late = this.split.late;
+    const zeros = (vars: tfTypes.Variable[]) => Object.fromEntries(vars.map((v) => [v.name, this.tf.zerosLike(v)]));
+    const early = zeros(this.vars.filter((v) => !late.has(v.name)));
+    await this.reduceAndApply(
+      early,
+      late.size > 0 ? Promise.resolve(zeros(this.vars.filter((v) => late.has(v.name)))) : undefined,
+    );
   }
 
-  private async reduceAndApply(grads: tfTypes.NamedTensorMap): Promise<void> {
+  /**
+   * Reduces `grads`, then (every rank in the same order) `late` once it is computed, and applies
+   * both: the ring moves the first while TensorFlow computes the second.
+   */
+  private async reduceAndApply(grads: tfTypes.NamedTensorMap, late?: Promise<tfTypes.NamedTensorMap>): Promise<void> {
     const split = this.split as NonNullable<CompiledStep['split']>;
     const reduced = await split.allreduce(grads);
-    split.update.apply(reduced);
-    this.tf.dispose([grads, reduced]);
+    const lateGrads = late ? await late : {};
+    const reducedLate = late ? await split.allreduce(lateGrads) : {};
+    split.update.apply({ ...reduced, ...reducedLate });
+    this.tf.dispose([grads, reduced, lateGrads, reducedLate]);
   }
+}
+
+/**
+ * The variables whose gradients a step reduces last: those of the first layers, which
+ * backpropagation reaches last. Walking back from the last variable (variables come in layer
+ * order), the ones until half the bytes are early; the rest are late (none, when half the bytes
+ * takes them all: the first layer holds most of them).
+ */
+function lateVariables(vars: tfTypes.Variable[]): ReadonlySet<string> {
+  const total = vars.reduce((sum, v) => sum + v.size, 0);
+  let early = 0;
+  let i = vars.length;
+  while (i > 0 && early * 2 < total) early += (vars[--i] as tfTypes.Variable).size;
+  return new Set(vars.slice(0, i).map((v) => v.name));
 }

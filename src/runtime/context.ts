@@ -56,12 +56,14 @@ export interface TrainContext {
   /**
    * A whole custom-loop step: `await step.run([xs, ys], '', lossOf)` computes the gradients, averages
    * them across the ring (`allreduce` replaces that: `(grads) => ctx.allreduce(grads, 'sum')`) and
-   * applies them. On one worker, gradients and update run as a single TensorFlow function.
+   * applies them. On one worker, gradients and update run as a single TensorFlow function. On more,
+   * the first layers' gradients are computed while the ring moves the others (`vars` in layer
+   * order, as model.trainableWeights gives them; `overlap: false` reduces them all at once).
    */
   compileStep(
     vars: import('@tensorflow/tfjs').Variable[],
     optimizer: import('@tensorflow/tfjs').Optimizer,
-    options?: { eager?: boolean; allreduce?: GradientAllreduce },
+    options?: { eager?: boolean; allreduce?: GradientAllreduce; overlap?: boolean },
   ): CompiledStep;
   /** The search trial this process runs (sparkring launch); null in an allreduce run. */
   readonly trial: { readonly id: string } | null;
@@ -185,6 +187,7 @@ export function createContext(o: {
     compileStep: (vars, optimizer, options = {}) =>
       new CompiledStep(tf(), vars, optimizer, {
         eager: options.eager,
+        overlap: options.overlap,
         allreduce: o.worldSize > 1 ? (options.allreduce ?? ((grads) => ring.allreduce(grads, 'mean'))) : undefined,
       }),
     trial: o.trial ? { id: o.trial.id } : null,

@@ -104,6 +104,25 @@ describe('tensors on native TensorFlow', () => {
   });
 });
 
+describe('compiled steps on a ring of native TensorFlow workers', () => {
+  it("overlap the conv layers' backward pass with the dense gradients' allreduce, to the weights of steps that do not", async () => {
+    const ring = await ringOf(2, () => ({ scenario: 'overlappedSteps' }));
+    const results = (await outcomes(ring)).map((r) => {
+      expect(r?.error).toBeUndefined();
+      return r?.result as { summaries: Array<{ mode: string; overlapped: boolean }>; weights: number[]; maxDiff: number };
+    });
+    for (const r of results) {
+      expect(r.summaries).toEqual([
+        { mode: 'compiled', eagerBecause: [], overlapped: true },
+        { mode: 'compiled', eagerBecause: [], overlapped: false },
+      ]);
+      expect(r.maxDiff).toBeLessThan(1e-6);
+    }
+    // Every rank applied the same reduced gradients.
+    expect(results[1]?.weights).toEqual(results[0]?.weights);
+  });
+});
+
 describe('a ring of one (a search trial, a single worker)', () => {
   it('returns tensors equal to its input that outlive it, without copying them, and refuses what a ring would', async () => {
     const tf = await import('@tensorflow/tfjs');

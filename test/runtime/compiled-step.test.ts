@@ -2,7 +2,9 @@
  * Compiled steps (src/runtime/compiled-step.ts over native/tf_trace.cc) in a fresh Node process on
  * the venv's TensorFlow, as a worker runs them: the same gradients and weights as op-by-op tfjs,
  * SGD with a learning rate that changes and Adam with its state, a model with dropout left eager
- * with the reason, no tensor left behind; and on pure-JS tfjs, every step eager, saying why.
+ * with the reason, no tensor left behind; a step with an allreduce whose first layers' gradients
+ * are computed off the JS thread while the others are reduced; and on pure-JS tfjs, every step
+ * eager, saying why.
  */
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -23,6 +25,9 @@ interface Scenario {
 interface WholeStep {
   modes: string[];
   eagerBecause: string[];
+  overlapped: boolean;
+  /** With an allreduce: how many gradients each call reduced, in order. */
+  calls: number[];
   maxLossDiff: number;
   extraDiff: number;
   maxWeightDiff: number;
@@ -46,6 +51,8 @@ interface Out {
   dropout: Scenario;
   wholeSgd: WholeStep;
   wholeAdam: WholeStep;
+  overlapCnn: WholeStep;
+  overlapMlp: WholeStep;
   fitOnOne: FitOnOne;
 }
 
@@ -88,6 +95,25 @@ describe('compiled steps', () => {
       expect(s.eagerBecause).toEqual([]);
       expect(s.maxLossDiff).toBeLessThan(1e-5);
       expect(s.extraDiff).toBeLessThan(1e-3);
+      expect(s.maxWeightDiff).toBeLessThan(1e-5);
+      expect(s.iterations[1]).toBe(s.iterations[0]);
+      expect(s.leaked).toBe(0);
+    }
+  });
+
+  it("with an allreduce: the first layers' gradients computed while the others are reduced, to the losses and weights of eager tfjs", async () => {
+    const { overlapCnn, overlapMlp } = await run('native');
+    // The CNN's dense layers (most of its bytes) are reduced first, its conv layers' gradients after;
+    // the two calls come in that order every step, traced or compiled, as every rank must make them.
+    expect(overlapCnn.overlapped).toBe(true);
+    expect(overlapCnn.calls).toEqual(Array(12).fill(2));
+    // The MLP's first layer is most of its bytes: nothing is left to overlap, one call a step.
+    expect(overlapMlp.overlapped).toBe(false);
+    expect(overlapMlp.calls).toEqual(Array(6).fill(4));
+    for (const s of [overlapCnn, overlapMlp]) {
+      expect(s.modes.slice(2).every((m) => m === 'compiled')).toBe(true);
+      expect(s.eagerBecause).toEqual([]);
+      expect(s.maxLossDiff).toBeLessThan(1e-5);
       expect(s.maxWeightDiff).toBeLessThan(1e-5);
       expect(s.iterations[1]).toBe(s.iterations[0]);
       expect(s.leaked).toBe(0);
