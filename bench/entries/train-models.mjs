@@ -4,7 +4,7 @@
 // until the slowest rank's are), allreduce (the ring's calls: download, ring, new tensors),
 // late_gradients (waiting for the late gradients after the early ones' allreduce: the part of
 // their computation the ring did not hide) and apply.
-// hparams: { models: ['mlp','cnn'], warmup: {mlp, cnn}, steps: {mlp, cnn}, batch, modes: ['eager','compiled','serial'] }
+// hparams: { models: ['mlp','cnn'], warmup: {mlp, cnn}, steps: {mlp, cnn}, batch, modes: ['eager','compiled','overlap'] }
 const time = () => performance.now();
 
 export function buildModel(tf, name) {
@@ -26,8 +26,8 @@ export function buildModel(tf, name) {
 
 // mode 'compiled': each step runs as TensorFlow functions (ctx.compileStep), traced in the warm-up
 // steps: one function a step on one worker; gradients and update on either side of the allreduce
-// on more, the first layers' gradients computed while the ring moves the others. 'serial': compiled,
-// all gradients computed before any is reduced. 'eager': op by op, as tfjs runs them.
+// on more. 'overlap': compiled, the first layer's gradients computed while the ring moves the
+// others (compileStep's overlap option). 'eager': op by op, as tfjs runs them.
 async function measure(ctx, name, warmup, steps, batch, mode) {
   const { tf } = ctx;
   const model = buildModel(tf, name);
@@ -50,7 +50,7 @@ async function measure(ctx, name, warmup, steps, batch, mode) {
   };
   const step = ctx.compileStep(vars, optimizer, {
     eager: mode === 'eager',
-    overlap: mode !== 'serial',
+    overlap: mode === 'overlap',
     ...(ctx.worldSize > 1 ? { allreduce } : {}),
   });
   const lossOf = ([x, y]) => ({ loss: tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true })) });

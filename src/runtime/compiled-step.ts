@@ -385,9 +385,11 @@ export interface StepResult {
  */
 export class CompiledStep {
   /**
-   * With an allreduce: the step in two functions, the allreduce between them; the gradients of
-   * `late` variables are reduced on their own, after the others, whose reduction overlaps their
-   * computation (CompiledGradients.runOverlapped).
+   * With an allreduce: the step in two functions, the allreduce between them. With `overlap`, the
+   * gradients of `late` variables are reduced on their own, after the others, whose reduction
+   * overlaps their computation (CompiledGradients.runOverlapped). Off by default: on workers of one
+   * core each, the ring's copies and sums need the same core as the backward pass, and overlapping
+   * them was slower (bench train, CNN on 2 workers: 2,105 samples/s overlapped, 2,261 not).
    */
   private readonly split?: {
     gradients: CompiledGradients;
@@ -411,7 +413,7 @@ export class CompiledStep {
         gradients,
         update: new CompiledApply(tf, optimizer, eager),
         allreduce: options.allreduce,
-        late: options.overlap === false ? new Set() : lateVariables(vars),
+        late: options.overlap ? lateVariables(vars) : new Set(),
       };
       this.steps = gradients.steps;
     } else {
@@ -483,15 +485,20 @@ export class CompiledStep {
 }
 
 /**
- * The variables whose gradients a step reduces last: those of the first layers, which
- * backpropagation reaches last. Walking back from the last variable (variables come in layer
- * order), the ones until half the bytes are early; the rest are late (none, when half the bytes
- * takes them all: the first layer holds most of them).
+ * The variables whose gradients a step reduces last: the first layer's (variables come in layer
+ * order; a layer's share the name before the last '/'), which backpropagation reaches last. Its
+ * backward pass runs while the ring reduces everything else. Only the first layer: split deeper,
+ * the second function loses oneDNN's fusions across the layers it takes, more than the allreduce
+ * it hides (CNN: 107 ms of compute a step in two functions against 83 in one; with the first
+ * layer alone, 87). None when that layer holds over a tenth of the bytes: its own allreduce would
+ * then come after the backward pass, unhidden (an MLP's first layer is most of its bytes).
  */
 function lateVariables(vars: tfTypes.Variable[]): ReadonlySet<string> {
+  const layerOf = (v: tfTypes.Variable) => (v.name.includes('/') ? v.name.slice(0, v.name.lastIndexOf('/')) : v.name);
+  const first = vars[0];
+  if (!first || vars.length < 2) return new Set();
+  const late = vars.filter((v) => layerOf(v) === layerOf(first));
   const total = vars.reduce((sum, v) => sum + v.size, 0);
-  let early = 0;
-  let i = vars.length;
-  while (i > 0 && early * 2 < total) early += (vars[--i] as tfTypes.Variable).size;
-  return new Set(vars.slice(0, i).map((v) => v.name));
+  const bytes = late.reduce((sum, v) => sum + v.size, 0);
+  return late.length < vars.length && bytes * 10 <= total ? new Set(late.map((v) => v.name)) : new Set();
 }

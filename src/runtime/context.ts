@@ -56,9 +56,10 @@ export interface TrainContext {
   /**
    * A whole custom-loop step: `await step.run([xs, ys], '', lossOf)` computes the gradients, averages
    * them across the ring (`allreduce` replaces that: `(grads) => ctx.allreduce(grads, 'sum')`) and
-   * applies them. On one worker, gradients and update run as a single TensorFlow function. On more,
-   * the first layers' gradients are computed while the ring moves the others (`vars` in layer
-   * order, as model.trainableWeights gives them; `overlap: false` reduces them all at once).
+   * applies them. On one worker, gradients and update run as a single TensorFlow function. With
+   * `overlap: true`, on more, the first layer's gradients are computed off the JS thread while the
+   * ring moves the others (`vars` in layer order, as model.trainableWeights gives them): for rings
+   * whose allreduce waits on a network rather than on the worker's own core.
    */
   compileStep(
     vars: import('@tensorflow/tfjs').Variable[],

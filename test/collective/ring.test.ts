@@ -105,7 +105,7 @@ describe('tensors on native TensorFlow', () => {
 });
 
 describe('compiled steps on a ring of native TensorFlow workers', () => {
-  it("overlap the conv layers' backward pass with the dense gradients' allreduce, to the weights of steps that do not", async () => {
+  it("overlap the conv layer's backward pass with the dense gradients' allreduce, to the weights of steps that do not", async () => {
     const ring = await ringOf(2, () => ({ scenario: 'overlappedSteps' }));
     const results = (await outcomes(ring)).map((r) => {
       expect(r?.error).toBeUndefined();
