@@ -137,7 +137,7 @@ napi_value TFJSBackend::RunFunctionAsync(napi_env env, const std::string &name, 
       delete run;
       return Throw(env, "runFunctionAsync: input tensor " + std::to_string(input_ids[i]) + " is not in TensorFlow");
     }
-    // The op holds its own reference to each input: JS may dispose the tensor before it runs.
+    // The caller keeps every input until the promise settles (compiled-step.ts disposes the cuts then).
     TFE_OpAddInput(run->op, found->second, run->status);
   }
   if (TF_GetCode(run->status) != TF_OK) {
