@@ -194,6 +194,10 @@ napi_value TFJSBackend::SplitForOverlap(napi_env env, TF_Graph *graph, const std
   // The tensors the second function reads from the first's ops; control edges cannot cross.
   std::vector<TF_Output> cuts;
   std::unordered_set<std::string> seen;
+  auto cut = [&](TF_Output o) {
+    if (placeholders.count(o.oper) || !in_first.count(o.oper)) return;
+    if (seen.insert(std::string(TF_OperationName(o.oper)) + ":" + std::to_string(o.index)).second) cuts.push_back(o);
+  };
   for (TF_Operation *op : body_rest) {
     int nc = TF_OperationNumControlInputs(op);
     std::vector<TF_Operation *> control(nc);
@@ -201,19 +205,10 @@ napi_value TFJSBackend::SplitForOverlap(napi_env env, TF_Graph *graph, const std
     for (TF_Operation *c : control) {
       if (in_first.count(c)) return none;
     }
-    for (int i = 0; i < TF_OperationNumInputs(op); i++) {
-      TF_Output src = TF_OperationInput(TF_Input{op, i});
-      if (placeholders.count(src.oper) || !in_first.count(src.oper)) continue;
-      std::string key = std::string(TF_OperationName(src.oper)) + ":" + std::to_string(src.index);
-      if (seen.insert(key).second) cuts.push_back(src);
-    }
+    for (int i = 0; i < TF_OperationNumInputs(op); i++) cut(TF_OperationInput(TF_Input{op, i}));
   }
   // A second-function output the first computes anyway passes through it as an input.
-  for (const TF_Output &r : rest) {
-    if (placeholders.count(r.oper) || !in_first.count(r.oper)) continue;
-    std::string key = std::string(TF_OperationName(r.oper)) + ":" + std::to_string(r.index);
-    if (seen.insert(key).second) cuts.push_back(r);
-  }
+  for (const TF_Output &r : rest) cut(r);
   std::vector<TF_Output> first_outputs = first;
   first_outputs.insert(first_outputs.end(), cuts.begin(), cuts.end());
   std::vector<TF_Output> rest_inputs = inputs;

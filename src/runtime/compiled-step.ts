@@ -269,8 +269,7 @@ export class CompiledGradients {
     late: ReadonlySet<string>,
   ): OverlappedGradients {
     const tf = this.tf;
-    const early = this.vars.filter((v) => !late.has(v.name));
-    const lateVars = this.vars.filter((v) => late.has(v.name));
+    const [early, lateVars] = splitVariables(this.vars, late);
     let extraCount = 0;
     const { outputs, rest } = this.steps.run(
       [...inputs, ...this.vars],
@@ -461,13 +460,9 @@ export class CompiledStep {
    */
   async runWithoutRows(): Promise<void> {
     if (!this.split) throw new Error('CompiledStep.runWithoutRows: a ring of one always has rows');
-    const late = this.split.late;
+    const [early, late] = splitVariables(this.vars, this.split.late);
     const zeros = (vars: tfTypes.Variable[]) => Object.fromEntries(vars.map((v) => [v.name, this.tf.zerosLike(v)]));
-    const early = zeros(this.vars.filter((v) => !late.has(v.name)));
-    await this.reduceAndApply(
-      early,
-      late.size > 0 ? Promise.resolve(zeros(this.vars.filter((v) => late.has(v.name)))) : undefined,
-    );
+    await this.reduceAndApply(zeros(early), late.length > 0 ? Promise.resolve(zeros(late)) : undefined);
   }
 
   /**
@@ -482,6 +477,11 @@ export class CompiledStep {
     split.update.apply({ ...reduced, ...reducedLate });
     this.tf.dispose([grads, reduced, lateGrads, reducedLate]);
   }
+}
+
+/** `vars` whose gradients a step reduces first, and those in `late`, each in their order. */
+function splitVariables(vars: tfTypes.Variable[], late: ReadonlySet<string>): [tfTypes.Variable[], tfTypes.Variable[]] {
+  return [vars.filter((v) => !late.has(v.name)), vars.filter((v) => late.has(v.name))];
 }
 
 /**
