@@ -7,5 +7,6 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Multi-process tests share 2 cores; running files one at a time keeps timeouts honest.
     fileParallelism: false,
+    setupFiles: ['test/helpers/remove-temp-dirs.ts'],
   },
 });

@@ -5,7 +5,7 @@
 // The unit tests are every vitest folder but the end-to-end ones, which start Spark, Livy, YARN or
 // a cluster of hosts: those live together in END_TO_END.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -28,6 +28,15 @@ const firstLine = (text) =>
     .trim()
     .split('\n')[0]
     .slice(0, 300);
+/** A setup error's first line and, when it has more, its last: a failed command's own last words are its cause. */
+const firstAndLastLines = (text) => {
+  const lines = String(text ?? '')
+    .trim()
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('at '));
+  return lines.length > 1 ? `${firstLine(lines[0])} ... ${lines.at(-1).slice(0, 300)}` : firstLine(lines[0]);
+};
 
 /** A check that passes or fails as a whole (lint, typecheck): one test in the totals. */
 function check(name, command, args) {
@@ -78,7 +87,7 @@ function vitest(name, folders) {
       const where = file.name.replace(`${process.cwd()}/`, '');
       if (file.status === 'failed' && !asserts.some((a) => a.status === 'failed')) {
         unrun += asserts.filter((a) => a.status !== 'passed').length || 1;
-        failures.push(`${where} (did not run): ${firstLine(file.message)}`);
+        failures.push(`${where} (did not run): ${firstAndLastLines(file.message)}`);
       }
       for (const a of asserts.filter((t) => t.status === 'failed')) {
         failures.push(`${where} > ${a.fullName}: ${firstLine(a.failureMessages?.[0])}`);
@@ -108,6 +117,7 @@ if (process.argv[2] === 'unit') {
   pytest();
   vitest('end-to-end', END_TO_END);
 }
+rmSync(out, { recursive: true, force: true });
 if (failures.length > 0) console.log(`\nfailed:\n${failures.map((f) => `  ${f}`).join('\n')}`);
 if (broken.length > 0) console.log(`\nwhat did not pass or run to the end: ${broken.join(', ')}`);
 console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +10,20 @@ export const PYTHON = join(ROOT, '.venv', 'bin', 'python');
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
 export const entry = (name: string): string => join(FIXTURES, 'entries', name);
 
-export const tempDir = (prefix: string): string => mkdtempSync(join(tmpdir(), `sparkring-${prefix}-`));
+const madeDirs = new Set<string>();
+
+/** A temp folder outside the checkout, as a user's files are; removed after its test file (removeTempDirs). */
+export function tempDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `sparkring-${prefix}-`));
+  madeDirs.add(dir);
+  return dir;
+}
+
+/** Removes every folder tempDir made in this test file: vitest's setup file calls it after the file's own afterAll. */
+export function removeTempDirs(): void {
+  for (const dir of madeDirs) rmSync(dir, { recursive: true, force: true });
+  madeDirs.clear();
+}
 
 /**
  * Writes a test table (see test/fixtures/write-table.py) and returns its path: `rows` rows, or for
