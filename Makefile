@@ -67,9 +67,10 @@ $(BUILD_STAMP): $(NODE_STAMP) $(TS_SOURCES)
 	npx tsc -p tsconfig.json
 	@touch $@
 
-# The partition-mapping addon (npm's postinstall builds it too); sparkring reads partitions without it.
-NATIVE := native/build/partition_map.node
-$(NATIVE): native/partition_map.cc scripts/build-native.mjs
+# The small addons (npm's postinstall builds them too): partitions and ring regions mapped, the ring's
+# reductions vectorized. sparkring works without them, slower.
+NATIVE := native/build/partition_map.node native/build/ring_reduce.node
+$(NATIVE) &: native/partition_map.cc native/ring_reduce.cc scripts/build-native.mjs
 	node scripts/build-native.mjs
 
 # tfjs-node's binding, built against the venv's TensorFlow (reference E); without it workers train on

@@ -1,25 +1,30 @@
 /**
- * Ring allreduce bus bandwidth (nccl-tests' busbw = bytes * 2(N-1)/N / time) for each data plane,
+ * Ring allreduce bus bandwidth (nccl-tests' busbw = bytes * 2(N-1)/N / time) for each data plane
+ * (raw TCP, raw TCP with shared memory between the ranks of one host, gRPC),
  * beside OpenMPI's MPI_Allreduce over TCP (../shared/anchors/mpi-allreduce.sh) and the loopback
  * TCP ceiling (../shared/anchors/tcp-loopback.sh), measured in the same run.
  */
 
 import { startRing } from '../cluster/ring-processes.js';
-import type { Transport } from '../src/collective/index.js';
 import { packageFile } from '../src/util/package-file.js';
 import { runAnchor } from './lib/anchors.js';
+
+export const DATA_PLANES = ['tcp', 'shm', 'grpc'] as const;
+export type DataPlane = (typeof DATA_PLANES)[number];
 
 export interface AllreduceBenchOptions {
   bytes: number[];
   workers: number[];
   iters: number;
-  transports: Transport[];
+  transports: DataPlane[];
   chunkBytes?: number;
   anchors: boolean;
 }
 
 export interface AllreduceRow {
   impl: string;
+  /** How rank 0's data reached rank 1 (Ring.dataPath). */
+  data_path?: string;
   procs: number;
   bytes: number;
   time_ms: number;
@@ -53,7 +58,8 @@ export async function allreduceBench(
       }
       for (const transport of o.transports) {
         const ring = await startRing(worker, n, () => ({
-          transport,
+          transport: transport === 'grpc' ? 'grpc' : 'tcp',
+          sharedMemory: transport === 'shm',
           bytes,
           iters: o.iters,
           chunkBytes: o.chunkBytes,
@@ -61,11 +67,17 @@ export async function allreduceBench(
           tensorBytes: 64 * 1024,
         }));
         try {
-          const r = (await ring.waitFor(0, 'result', 600_000)).result as { timeMs: number; fusedMs: number; perTensorMs: number };
+          const r = (await ring.waitFor(0, 'result', 600_000)).result as {
+            timeMs: number;
+            fusedMs: number;
+            perTensorMs: number;
+            dataPath: string;
+          };
           await Promise.all(ring.ranks.map((p) => p.exited));
           const bw = busbw(bytes, n, r.timeMs);
           const row: AllreduceRow = {
             impl: `sparkring-${transport}`,
+            data_path: r.dataPath,
             procs: n,
             bytes,
             time_ms: round(r.timeMs, 2),

@@ -6,8 +6,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { parseRate } from '../cluster/hosts.js';
 import { positiveInt } from '../src/cli/args.js';
-import { TRANSPORTS, type Transport } from '../src/collective/index.js';
-import { allreduceBench } from './allreduce.js';
+import { allreduceBench, DATA_PLANES, type DataPlane } from './allreduce.js';
 import { chaosBench, FAULTS, type Fault, KINDS, type Kind } from './chaos.js';
 import { handoffBench } from './handoff.js';
 import { hostsAllreduceBench } from './hosts-allreduce.js';
@@ -48,11 +47,11 @@ const linkRate = (v: string): string => {
   }
   return v;
 };
-const transport = (v: string): Transport => {
-  if (!(TRANSPORTS as readonly string[]).includes(v)) {
-    throw new InvalidArgumentError(`--transport takes ${TRANSPORTS.join(' or ')}, not "${v}"`);
+const transport = (v: string): DataPlane => {
+  if (!(DATA_PLANES as readonly string[]).includes(v)) {
+    throw new InvalidArgumentError(`--transport takes ${DATA_PLANES.join(' or ')}, not "${v}"`);
   }
-  return v as Transport;
+  return v as DataPlane;
 };
 
 const program = new Command('bench').description('sparkring benchmarks').showHelpAfterError();
@@ -63,7 +62,12 @@ program
   .option('--bytes <sizes>', 'comma-separated message sizes', list(parseBytes), [4 * MiB, 16 * MiB, 64 * MiB])
   .option('--workers <counts>', 'comma-separated process counts', list(positiveInt('--workers')), [2, 3])
   .option('--iters <n>', 'timed iterations per size', positiveInt('--iters'), 10)
-  .option('--transport <names>', `data planes to measure (${TRANSPORTS.join(',')})`, list(transport), [...TRANSPORTS])
+  .option(
+    '--transport <names>',
+    `data planes to measure (${DATA_PLANES.join(',')}; shm: tcp with shared memory between ranks of one host)`,
+    list(transport),
+    [...DATA_PLANES],
+  )
   .option('--chunk-bytes <size>', 'pipelining chunk size', parseBytes)
   .option('--no-anchors', 'skip the OpenMPI and iperf3 reference runs')
   .option(
@@ -78,7 +82,7 @@ program
       bytes: number[];
       workers: number[];
       iters: number;
-      transport: Transport[];
+      transport: DataPlane[];
       chunkBytes?: number;
       anchors: boolean;
       hosts?: number[];

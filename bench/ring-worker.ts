@@ -7,6 +7,8 @@ interface Config {
   rank: number;
   worldSize: number;
   transport: Transport;
+  /** Shared memory between ranks of one host (off: the socket carries everything). */
+  sharedMemory?: boolean;
   bytes: number;
   iters: number;
   chunkBytes?: number;
@@ -29,6 +31,7 @@ const member = await listen({
   worldSize: cfg.worldSize,
   secret: 'bench-secret',
   transport: cfg.transport,
+  sharedMemory: cfg.sharedMemory ?? false,
   chunkBytes: cfg.chunkBytes,
   host: cfg.host,
 });
@@ -66,5 +69,7 @@ const perTensorMs = cfg.only
   : await timed(2, async () => {
       for (const t of small) await ring.allreduceInPlace(t, 'sum');
     });
-out({ result: { timeMs, fusedMs, perTensorMs, cpuShare: ringCpuShare, machineBusy: ringMachineBusy } });
+out({
+  result: { timeMs, fusedMs, perTensorMs, cpuShare: ringCpuShare, machineBusy: ringMachineBusy, dataPath: ring.dataPath },
+});
 await ring.close();

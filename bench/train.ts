@@ -43,6 +43,8 @@ export interface TrainRow {
   workers: number;
   backend: string;
   threads: number;
+  /** On more workers: how rank 0's gradients reached rank 1 ('shared memory' or 'tcp'; SPARKRING_SHARED_MEMORY=0 for tcp). */
+  data_path?: string;
   samples_per_s: number | null;
   allreduce_share?: number;
   step_ms?: number;
@@ -129,6 +131,7 @@ export async function trainBench(
           workers,
           backend: run.backends[0] ?? backend,
           threads: run.ranks[0]?.tfThreads ?? 1,
+          ...(workers > 1 ? { data_path: run.ranks[0]?.ringDataPath } : {}),
           samples_per_s: r.samples_per_s === undefined ? null : round(r.samples_per_s),
           ...(r.error
             ? { error: r.error }

@@ -1,6 +1,7 @@
 /*
  * partition_map: maps a range of a file (the partition a Spark task wrote to shared memory) into
- * a Uint8Array without copying it. Node has no mmap of its own, and the npm mmap bindings are
+ * a Uint8Array without copying it; and maps the ring's shared-memory regions read-write
+ * (createShared, openShared: src/collective/shared-memory.ts). Node has no mmap of its own, and the npm mmap bindings are
  * NAN-based and unmaintained, so this small addon is written by hand. Built at install time by
  * scripts/build-native.mjs for the Node that builds it; sparkring reads the file instead when it
  * is absent or was built for another Node.
@@ -73,6 +74,16 @@ void Collected(const WeakCallbackInfo<Uncounted>& info) {
   info.SetSecondPassCallback(CountAgain);  // V8's API may be called only in the second pass
 }
 
+/* A mapping's bytes as a Uint8Array over its own ArrayBuffer, uncounted like a partition. */
+Local<Uint8Array> Wrap(Isolate* isolate, void* base, size_t length) {
+  std::unique_ptr<BackingStore> store = ArrayBuffer::NewBackingStore(base, length, Unmap, nullptr);
+  Local<ArrayBuffer> buffer = ArrayBuffer::New(isolate, std::move(store));
+  auto* uncounted = new Uncounted{Global<ArrayBuffer>(isolate, buffer), static_cast<int64_t>(length)};
+  uncounted->buffer.SetWeak(uncounted, Collected, WeakCallbackType::kParameter);
+  isolate->AdjustAmountOfExternalAllocatedMemory(-uncounted->bytes);
+  return Uint8Array::New(buffer, 0, length);
+}
+
 /* mapRange(path: string, offset: number, length: number): Uint8Array */
 void MapRange(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
@@ -113,13 +124,55 @@ void MapRange(const FunctionCallbackInfo<Value>& args) {
     Throw(isolate, Exception::Error, "EMMAP", "cannot map " + path + ": " + std::strerror(err));
     return;
   }
-  std::unique_ptr<BackingStore> store = ArrayBuffer::NewBackingStore(base, span, Unmap, nullptr);
-  Local<ArrayBuffer> buffer = ArrayBuffer::New(isolate, std::move(store));
-  auto* uncounted = new Uncounted{Global<ArrayBuffer>(isolate, buffer), static_cast<int64_t>(span)};
-  uncounted->buffer.SetWeak(uncounted, Collected, WeakCallbackType::kParameter);
-  isolate->AdjustAmountOfExternalAllocatedMemory(-uncounted->bytes);
-  args.GetReturnValue().Set(Uint8Array::New(buffer, offset - start, length));
+  Local<Uint8Array> whole = Wrap(isolate, base, span);
+  args.GetReturnValue().Set(Uint8Array::New(whole->Buffer(), offset - start, length));
 }
+
+/*
+ * createShared(path, length) makes a new file of `length` zero bytes (mode 0600, never an existing
+ * one) and maps it read-write; openShared(path, length) maps an existing one. Both throw with
+ * code EOPEN (errno in the message) when the file cannot be had, ERANGE when it is shorter.
+ */
+void MapShared(const FunctionCallbackInfo<Value>& args, bool create) {
+  Isolate* isolate = args.GetIsolate();
+  if (args.Length() != 2 || !args[0]->IsString() || !args[1]->IsNumber() || !(args[1].As<v8::Number>()->Value() > 0)) {
+    Throw(isolate, Exception::TypeError, "EINVAL", create ? "createShared(path, length > 0)" : "openShared(path, length > 0)");
+    return;
+  }
+  String::Utf8Value path_value(isolate, args[0]);
+  std::string path(*path_value, path_value.length());
+  size_t length = static_cast<size_t>(args[1].As<v8::Number>()->Value());
+  int fd = create ? open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    Throw(isolate, Exception::Error, "EOPEN", "cannot open " + path + ": " + std::strerror(errno));
+    return;
+  }
+  if (create && ftruncate(fd, static_cast<off_t>(length)) != 0) {
+    int err = errno;
+    close(fd);
+    unlink(path.c_str());
+    Throw(isolate, Exception::Error, "EOPEN", "cannot size " + path + ": " + std::strerror(err));
+    return;
+  }
+  off_t size = lseek(fd, 0, SEEK_END);
+  if (size < 0 || static_cast<size_t>(size) < length) {
+    close(fd);
+    Throw(isolate, Exception::RangeError, "ERANGE", path + " is shorter than " + std::to_string(length) + " bytes");
+    return;
+  }
+  void* base = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int err = errno;
+  close(fd);
+  if (base == MAP_FAILED) {
+    if (create) unlink(path.c_str());
+    Throw(isolate, Exception::Error, "EMMAP", "cannot map " + path + ": " + std::strerror(err));
+    return;
+  }
+  args.GetReturnValue().Set(Wrap(isolate, base, length));
+}
+
+void CreateShared(const FunctionCallbackInfo<Value>& args) { MapShared(args, true); }
+void OpenShared(const FunctionCallbackInfo<Value>& args) { MapShared(args, false); }
 
 }  // namespace
 
@@ -128,5 +181,13 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   exports
       ->Set(context, String::NewFromUtf8Literal(isolate, "mapRange"),
             FunctionTemplate::New(isolate, MapRange)->GetFunction(context).ToLocalChecked())
+      .Check();
+  exports
+      ->Set(context, String::NewFromUtf8Literal(isolate, "createShared"),
+            FunctionTemplate::New(isolate, CreateShared)->GetFunction(context).ToLocalChecked())
+      .Check();
+  exports
+      ->Set(context, String::NewFromUtf8Literal(isolate, "openShared"),
+            FunctionTemplate::New(isolate, OpenShared)->GetFunction(context).ToLocalChecked())
       .Check();
 }

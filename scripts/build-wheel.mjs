@@ -79,7 +79,7 @@ if (!existsSync(join(tfjsNode, 'package.json'))) {
 mkdirSync(join(tfjsNode, 'lib', 'napi-v8'), { recursive: true });
 copyFileSync(join(root, 'native', 'build', 'tfjs_binding.portable.node'), join(tfjsNode, 'lib', 'napi-v8', 'tfjs_binding.node'));
 mkdirSync(join(home, 'native', 'build'), { recursive: true });
-for (const f of ['tfjs_binding.portable.node', 'partition_map.node']) {
+for (const f of ['tfjs_binding.portable.node', 'partition_map.node', 'ring_reduce.node']) {
   const built = join(root, 'native', 'build', f);
   if (existsSync(built)) copyFileSync(built, join(home, 'native', 'build', f));
 }

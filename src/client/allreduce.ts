@@ -33,6 +33,11 @@ export interface RankReport {
   host: string;
   result: unknown;
   ringFormedAt: number;
+  /**
+   * How this rank's data reached the next rank: 'shared memory' (both on one host), 'tcp' or
+   * 'grpc' (the transport), 'none' for a ring of one (collective/ring.ts dataPath).
+   */
+  ringDataPath: string;
   trainStartAt: number;
   trainEndAt: number;
   rows: number;

@@ -9,6 +9,7 @@
  *   runtime/runtime/main.js, runtime/hpo/agent.js, runtime/hpo/trial.js  the Node side
  *   proto/ring.proto                                                         read by the ring at start
  *   native/build/partition_map.node                                          when built here (same platform and Node)
+ *   native/build/ring_reduce.node                                            likewise
  *   node_modules/@tensorflow/tfjs(-core)                                      one tfjs for runtime and entry
  *   node_modules/@tensorflow/tfjs-node                                         its JS in one file, and the binding
  *                                                                            built here (scripts/build-tf-binding.mjs),
@@ -26,7 +27,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { execa } from 'execa';
 import { BINDING_IN_PACKAGE, TF_BINDING_PORTABLE } from '../runtime/backend.js';
-import { PARTITION_MAP_ADDON } from '../runtime/partition-map.js';
+import { MAP_ADDON, REDUCE_ADDON } from '../util/addons.js';
 import { compiledEntryName, compileEntry, REQUIRE_SHIM } from './entry-compile.js';
 import { RunError } from './errors.js';
 import { removeWhenGone } from './janitor.js';
@@ -67,12 +68,13 @@ async function buildRuntime(dir: string, paths: SparkPaths): Promise<void> {
   });
   await mkdir(join(dir, 'proto'), { recursive: true });
   await copyFile(join(packageRoot(), 'proto', 'ring.proto'), join(dir, 'proto', 'ring.proto'));
-  // The partition-mapping addon, when this machine built it: the executors are assumed to share its
-  // platform, as with --ship-node. Without it the workers read their partitions instead.
-  const addon = join(packageRoot(), PARTITION_MAP_ADDON);
-  if (existsSync(addon)) {
-    await mkdir(dirname(join(dir, PARTITION_MAP_ADDON)), { recursive: true });
-    await copyFile(addon, join(dir, PARTITION_MAP_ADDON));
+  // The small addons, when this machine built them: the executors are assumed to share its platform,
+  // as with --ship-node. Without them the workers read their partitions and reduce in JavaScript.
+  for (const relative of [MAP_ADDON, REDUCE_ADDON]) {
+    const addon = join(packageRoot(), relative);
+    if (!existsSync(addon)) continue;
+    await mkdir(dirname(join(dir, relative)), { recursive: true });
+    await copyFile(addon, join(dir, relative));
   }
   await writeFile(join(dir, 'package.json'), JSON.stringify({ name: BUNDLE_NAME, private: true, type: 'module' }));
 }

@@ -28,6 +28,8 @@ export class DirectReader {
   /** Checked on every header before a buffer is allocated for its payload; a refusal stops reading. */
   check: FrameCheck | undefined;
   onRefused: ((problem: string) => void) | undefined;
+  /** Fills a `shared` frame's payload from the link's shared memory (none of it is on the wire). */
+  takeShared: ((into: Buffer) => void) | undefined;
   private refused = false;
 
   constructor(preambleBytes: number) {
@@ -83,6 +85,12 @@ export class DirectReader {
         }
       }
       const need = this.header.length;
+      if (this.header.shared && this.takeShared) {
+        this.payload = this.allocate(this.header);
+        this.takeShared(this.payload);
+        this.finishPayload();
+        continue;
+      }
       const have = Math.min(need, end - at);
       const payload = need === 0 ? EMPTY : this.allocate(this.header);
       this.scratch.copy(payload, 0, at, at + have);

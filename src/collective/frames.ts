@@ -1,15 +1,21 @@
 /**
- * Ring frames: a 16-byte little-endian header and a payload. The same bytes travel on the
+ * Ring frames: a 16-byte little-endian header and a payload. Header: kind u8 | collective u8 |
+ * flags u16 (bit 0: the payload is in shared memory, not on the wire) | seq u32 | index u32 |
+ * payload length u32. The same bytes travel on the
  * raw TCP data plane and inside gRPC Link messages (see proto/ring.proto).
  */
 
 export const HEADER_BYTES = 16;
+const SHARED_FLAG = 1;
 
 export enum FrameKind {
   Data = 1,
   Heartbeat = 2,
   Abort = 3,
   Goodbye = 4,
+  /** The link's own: shared memory offered and answered (shared-memory.ts); the ring never sees them. */
+  SharedOffer = 5,
+  SharedAnswer = 6,
 }
 
 export enum CollectiveKind {
@@ -27,6 +33,8 @@ export interface FrameHeader {
   seq: number;
   index: number;
   length: number;
+  /** The payload is in the link's shared memory, not on the wire (byte 2, bit 0). */
+  shared?: boolean;
 }
 
 /**
@@ -43,11 +51,16 @@ export function encodeHeader(h: Omit<FrameHeader, 'length'>, payloadLength: numb
   const b = Buffer.allocUnsafe(HEADER_BYTES);
   b.writeUInt8(h.kind, 0);
   b.writeUInt8(h.collective, 1);
-  b.writeUInt16LE(0, 2);
+  b.writeUInt16LE(h.shared ? SHARED_FLAG : 0, 2);
   b.writeUInt32LE(h.seq >>> 0, 4);
   b.writeUInt32LE(h.index >>> 0, 8);
   b.writeUInt32LE(payloadLength, 12);
   return b;
+}
+
+/** Flags an encoded header's payload as being in shared memory. */
+export function markShared(header: Buffer): void {
+  header.writeUInt16LE(header.readUInt16LE(2) | SHARED_FLAG, 2);
 }
 
 export function decodeHeader(b: Uint8Array, at = 0): FrameHeader {
@@ -58,6 +71,7 @@ export function decodeHeader(b: Uint8Array, at = 0): FrameHeader {
     seq: v.getUint32(4, true),
     index: v.getUint32(8, true),
     length: v.getUint32(12, true),
+    shared: (v.getUint8(2) & SHARED_FLAG) !== 0,
   };
 }
 

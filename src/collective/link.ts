@@ -7,14 +7,18 @@ import type net from 'node:net';
 import type { DirectReader } from './direct-reader.js';
 import { FrameRefusedError } from './errors.js';
 import {
+  CollectiveKind,
   decodeHeader,
   encodeHeader,
   type Frame,
   type FrameCheck,
   FrameDecoder,
   type FrameHeader,
+  FrameKind,
   HEADER_BYTES,
+  markShared,
 } from './frames.js';
+import { IncomingRegion, OutgoingRegion, parseOffer, SHARED_MIN_BYTES } from './shared-memory.js';
 
 export interface LinkEvents {
   frame(f: Frame): void;
@@ -24,6 +28,9 @@ export interface LinkEvents {
 
 /** How long a closing link waits for its peer to close too. */
 const LINGER_MS = 1000;
+/** An offered region's file is removed by then even if no answer came (the link stays plain TCP). */
+const OFFER_ANSWER_MS = 10_000;
+const MAX_OFFER_BYTES = 1024;
 
 export abstract class Link {
   lastHeardAt = Date.now();
@@ -67,6 +74,11 @@ export abstract class Link {
 
   /** Where payloads are read to, for data planes that can read in place (raw TCP). */
   setPayloadAllocator(_allocate: (h: FrameHeader) => Buffer): void {}
+
+  /** Payloads to the peer go through shared memory (shared-memory.ts), not the socket. */
+  get sendsThroughSharedMemory(): boolean {
+    return false;
+  }
 
   /** Frames that `check` refuses break the link before their payload is read. */
   setFrameCheck(check: FrameCheck): void {
@@ -116,6 +128,12 @@ export abstract class Link {
 
 export class TcpLink extends Link {
   private readonly reader: DirectReader | undefined;
+  /** Sending side: the region offered, and whether the peer mapped it. */
+  private outgoing: OutgoingRegion | undefined;
+  private outgoingMapped = false;
+  private offerTimer: NodeJS.Timeout | undefined;
+  /** Receiving side: the peer's region, mapped here. */
+  private incoming: IncomingRegion | undefined;
   /**
    * `reader` is given for sockets opened with `onread` (the data receiving side); other sockets
    * (which only receive small control frames) use 'data' events.
@@ -132,12 +150,12 @@ export class TcpLink extends Link {
     this.reader = reader;
     if (reader) {
       reader.onBytes = () => this.heard();
-      reader.check = (h) => this.frameCheck?.(h);
+      reader.check = (h) => this.check(h);
       reader.onRefused = (problem) => this.refuse(problem);
-      reader.setSink((f) => this.received(f));
+      reader.setSink((f) => this.onTcpFrame(f));
     } else {
-      const decoder = new FrameDecoder((f) => this.received(f));
-      decoder.check = (h) => this.frameCheck?.(h);
+      const decoder = new FrameDecoder((f) => this.onTcpFrame(f));
+      decoder.check = (h) => this.check(h);
       decoder.onRefused = (problem) => this.refuse(problem);
       socket.on('data', (chunk: Buffer) => {
         this.heard();
@@ -154,7 +172,71 @@ export class TcpLink extends Link {
     if (this.reader) this.reader.allocate = allocate;
   }
 
+  override get sendsThroughSharedMemory(): boolean {
+    return this.outgoingMapped;
+  }
+
+  /**
+   * Sending side: offers the peer a shared-memory region (shared-memory.ts has the handshake).
+   * Nothing changes until the peer answers that it mapped it; a peer on another host cannot.
+   */
+  offerSharedMemory(): void {
+    if (this.reader || this.outgoing || this.ended) return;
+    const region = OutgoingRegion.create();
+    if (!region) return;
+    this.outgoing = region;
+    this.offerTimer = setTimeout(() => region.unlink(), OFFER_ANSWER_MS);
+    this.offerTimer.unref();
+    this.send(
+      { kind: FrameKind.SharedOffer, collective: CollectiveKind.None, seq: 0, index: 0 },
+      Buffer.from(JSON.stringify(region.offer())),
+    );
+  }
+
+  /** The link's own frames (the shared-memory handshake) are checked here, the rest by the ring's check. */
+  private check(h: FrameHeader): string | undefined {
+    if (h.kind === FrameKind.SharedOffer)
+      return this.reader && h.length <= MAX_OFFER_BYTES ? undefined : 'a shared-memory offer it did not expect';
+    if (h.kind === FrameKind.SharedAnswer)
+      return this.outgoing && h.length === 0 ? undefined : 'a shared-memory answer to no offer';
+    if (h.shared && !this.incoming) return 'a frame whose payload is in shared memory, on a link without shared memory';
+    return this.frameCheck?.(h);
+  }
+
+  private onTcpFrame(f: Frame): void {
+    if (f.kind === FrameKind.SharedOffer) this.answerOffer(f.payload);
+    else if (f.kind === FrameKind.SharedAnswer) this.answered(f.index === 1);
+    else this.received(f);
+  }
+
+  /** Receiving side: maps the offered region if it can (same host), and says whether it did. */
+  private answerOffer(payload: Uint8Array): void {
+    this.heard();
+    let mapped = false;
+    try {
+      const region = IncomingRegion.open(parseOffer(payload));
+      this.incoming = region;
+      (this.reader as DirectReader).takeShared = (into) => region.take(into);
+      mapped = true;
+    } catch {
+      // Another host, or no addon here: the link stays plain TCP.
+    }
+    this.send({ kind: FrameKind.SharedAnswer, collective: CollectiveKind.None, seq: 0, index: mapped ? 1 : 0 });
+  }
+
+  private answered(mapped: boolean): void {
+    this.heard();
+    clearTimeout(this.offerTimer);
+    this.outgoing?.unlink();
+    this.outgoingMapped = mapped;
+  }
+
   protected write(header: Buffer, payload: Uint8Array | undefined, done: () => void): void {
+    if (this.outgoingMapped && payload && payload.byteLength >= SHARED_MIN_BYTES && this.outgoing?.put(payload)) {
+      markShared(header);
+      this.socket.write(header, () => done());
+      return;
+    }
     if (!payload || payload.byteLength === 0) {
       this.socket.write(header, () => done());
       return;
@@ -172,6 +254,8 @@ export class TcpLink extends Link {
    * blame this rank instead (flaky attribution when a rank of three was killed).
    */
   protected shutdown(): Promise<void> {
+    clearTimeout(this.offerTimer);
+    this.outgoing?.unlink();
     const socket = this.socket;
     if (socket.destroyed) return Promise.resolve();
     return new Promise((resolve) => {

@@ -210,7 +210,12 @@ export class RingMember {
     this.dataLinks.admit(
       socket,
       this.options.formationTimeoutMs,
-      (proven, leftover) => this.successor.resolve((addr) => new TcpLink(this.successorRank, addr, proven, undefined, leftover)),
+      (proven, leftover) =>
+        this.successor.resolve((addr) => {
+          const link = new TcpLink(this.successorRank, addr, proven, undefined, leftover);
+          if (this.options.sharedMemory) link.offerSharedMemory();
+          return link;
+        }),
       () => this.options.log?.(`ring rank ${this.options.rank}: refused a data link with an unknown session or proof`),
     );
   }

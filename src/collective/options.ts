@@ -38,6 +38,11 @@ export const ringOptionsSchema = z
      * ranks that did not arrive (alive, heartbeats coming, but never entering it).
      */
     collectiveTimeoutMs: z.number().int().positive().default(RING_TIMEOUT_DEFAULTS.collectiveTimeoutMs),
+    /**
+     * Ranks on one host send large payloads through shared memory (shared-memory.ts) instead of
+     * their TCP socket; ranks on other hosts cannot, and stay on TCP. Raw TCP data plane only.
+     */
+    sharedMemory: z.boolean().default(true),
     /** Size of the pipelined pieces of an allreduce. */
     chunkBytes: z.number().int().min(1024).default(MiB),
     /** Tensor fusion: many tensors are packed into buffers of up to this many bytes. */

@@ -28,12 +28,12 @@ import type { RingOptions } from './options.js';
 import {
   bytesOf,
   checkReduceOp,
-  finishReduce,
   isNumericArray,
   type NumericArray,
   type NumericArrayConstructor,
   type ReduceOp,
   reduceInto,
+  reduceLastInto,
   viewAs,
 } from './reduce.js';
 
@@ -119,6 +119,7 @@ export class Ring {
       secret: 'solo',
       host: '127.0.0.1',
       transport: 'tcp',
+      sharedMemory: false,
       formationTimeoutMs: 1,
       peerTimeoutMs: 1,
       collectiveTimeoutMs: 1,
@@ -131,6 +132,15 @@ export class Ring {
   /** The error that ended this ring, if any. */
   get error(): Error | undefined {
     return this.failure;
+  }
+
+  /**
+   * How this rank's data reaches its successor: 'shared memory' once the successor (on this host)
+   * mapped the link's region, else the transport ('tcp' or 'grpc'); 'none' in a ring of one.
+   */
+  get dataPath(): 'shared memory' | 'tcp' | 'grpc' | 'none' {
+    if (!this.next) return 'none';
+    return this.next.sendsThroughSharedMemory ? 'shared memory' : this.options.transport;
   }
 
   /** Calls `listener` once when the ring fails (at once if it has). */
@@ -410,8 +420,8 @@ export class Ring {
         const [s, e] = incoming[i] as [number, number];
         const payload = await this.expect(seq, CollectiveKind.Allreduce, i, (e - s) * size);
         if (i < allgatherFrom) {
-          reduceInto(x, s, viewAs(ctor, payload), op);
-          if (i >= lastReduceStep) finishReduce(x, s, e, op, n);
+          if (i >= lastReduceStep) reduceLastInto(x, s, viewAs(ctor, payload), op, n);
+          else reduceInto(x, s, viewAs(ctor, payload), op);
           this.pool.give(payload);
         } else if (payload.buffer !== x.buffer || payload.byteOffset !== x.byteOffset + s * size) {
           x.set(viewAs(ctor, payload), s);

@@ -67,6 +67,8 @@ try {
     peerTimeoutMs: init.peerTimeoutMs,
     formationTimeoutMs: init.formationTimeoutMs,
     collectiveTimeoutMs: init.collectiveTimeoutMs,
+    // As NCCL_SHM_DISABLE=1 does for NCCL: the socket carries everything, even on one host.
+    sharedMemory: process.env.SPARKRING_SHARED_MEMORY !== '0',
   });
   control.send({ type: 'listening', address: member.address });
   const ringArrives = control.next(ringMessage);
@@ -141,6 +143,7 @@ try {
     type: 'result',
     result: result === undefined ? null : result,
     ringFormedAt,
+    ringDataPath: ring.dataPath,
     trainStartAt,
     trainEndAt,
     rows: ctx.data.numRows,

@@ -4,28 +4,14 @@
  * is read into a fresh buffer. Both give the same bytes.
  */
 import { open } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { packageFile } from '../util/package-file.js';
+import { mapAddon } from '../util/addons.js';
 
 type MapRange = (path: string, offset: number, length: number) => Uint8Array;
-
-/** The addon, relative to the package root (or to an unpacked runtime bundle's root). */
-export const PARTITION_MAP_ADDON = 'native/build/partition_map.node';
-
-let addon: { mapRange: MapRange | undefined } | undefined;
 
 /** The addon's mapRange, or undefined when it is not built or is turned off. */
 export function partitionMapper(): MapRange | undefined {
   if (process.env.SPARKRING_MAP_PARTITIONS === '0') return undefined;
-  if (!addon) {
-    try {
-      addon = createRequire(import.meta.url)(packageFile(PARTITION_MAP_ADDON)) as { mapRange: MapRange };
-    } catch {
-      // Not built here (no compiler or Node headers at install): reading works, a little slower.
-      addon = { mapRange: undefined };
-    }
-  }
-  return addon.mapRange;
+  return mapAddon()?.mapRange;
 }
 
 /** Bytes [offset, offset + length) of the file at `path`, mapped when it can be, else read. */

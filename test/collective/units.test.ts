@@ -4,7 +4,7 @@ import { CollectiveKind, encodeHeader, type Frame, FrameDecoder, FrameKind } fro
 import { fusionBuckets } from '../../src/collective/fusion.js';
 import { decodeFrameMessage, encodeFrameMessage } from '../../src/collective/link.js';
 import { parseRingOptions } from '../../src/collective/options.js';
-import { checkReduceOp, finishReduce, reduceInto, viewAs } from '../../src/collective/reduce.js';
+import { checkReduceOp, reduceInto, reduceLastInto, viewAs } from '../../src/collective/reduce.js';
 
 const frame = (index: number, payload: Uint8Array): Buffer =>
   Buffer.concat([
@@ -13,7 +13,7 @@ const frame = (index: number, payload: Uint8Array): Buffer =>
   ]);
 
 describe('reduce', () => {
-  it('sums, maxes and mins in place, and means by dividing once', () => {
+  it('sums, maxes and mins in place, and means by dividing once, with the last contribution', () => {
     const a = new Float32Array([1, 5, -2, 0]);
     reduceInto(a, 1, new Float32Array([2, 3]), 'sum');
     expect(Array.from(a)).toEqual([1, 7, 1, 0]);
@@ -21,8 +21,20 @@ describe('reduce', () => {
     expect(Array.from(a)).toEqual([1, 9, 1, 1]);
     reduceInto(a, 0, new Float32Array([0, 9, -5, 1]), 'min');
     expect(Array.from(a)).toEqual([0, 9, -5, 1]);
-    finishReduce(a, 0, 4, 'mean', 2);
-    expect(Array.from(a)).toEqual([0, 4.5, -2.5, 0.5]);
+    reduceInto(a, 0, new Float32Array([1, 1, 1, 1]), 'mean'); // a middle contribution: summed
+    expect(Array.from(a)).toEqual([1, 10, -4, 2]);
+    reduceLastInto(a, 0, new Float32Array([2, 2, 2, 2]), 'mean', 3);
+    expect(Array.from(a)).toEqual([1, 4, -2 / 3, 4 / 3].map(Math.fround));
+    reduceLastInto(a, 0, new Float32Array([1, 1, 1, 1]), 'max', 3); // other ops: as reduceInto
+    expect(Array.from(a)).toEqual([1, 4, 1, 4 / 3].map(Math.fround));
+  });
+
+  it('rounds a float32 mean as summing, storing and then dividing does', () => {
+    const a = new Float32Array([0.1, 1e8, 3.3]);
+    const b = new Float32Array([0.2, 1, 7.7]);
+    const twoPass = Float32Array.from(a, (v, i) => Math.fround(v + (b[i] as number)) / 3);
+    reduceLastInto(a, 0, b, 'mean', 3);
+    expect(Array.from(a)).toEqual(Array.from(twoPass));
   });
 
   it('wraps int32 sums like C', () => {

@@ -9,7 +9,8 @@ import { type RecordBatch, Table, tableToIPC, vectorFromArray } from 'apache-arr
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { PartitionData } from '../../src/runtime/data.js';
-import { fileRange, PARTITION_MAP_ADDON, partitionMapper } from '../../src/runtime/partition-map.js';
+import { fileRange, partitionMapper } from '../../src/runtime/partition-map.js';
+import { MAP_ADDON } from '../../src/util/addons.js';
 import { packageFile } from '../../src/util/package-file.js';
 import { tempDir } from '../helpers/spark.js';
 
@@ -78,7 +79,7 @@ describe('partition handoff', () => {
     writeFileSync(path, Buffer.alloc(8192, 1));
     // V8 reports a function's tier only to code compiled with --allow-natives-syntax: a child process.
     const probe = `
-      const { mapRange } = (await import('node:module')).createRequire('/')(${JSON.stringify(packageFile(PARTITION_MAP_ADDON))});
+      const { mapRange } = (await import('node:module')).createRequire('/')(${JSON.stringify(packageFile(MAP_ADDON))});
       class Reader { constructor(bytes) { this.bytes = bytes; } at(i) { return this.bytes[i] | (this.bytes[i + 1] << 8); } }
       const read = (bytes) => { const r = new Reader(bytes); let s = 0; for (let i = 0; i < 1000; i++) s += r.at(i); return s; };
       for (let k = 0; k < 2000; k++) read(new Uint8Array(4096));

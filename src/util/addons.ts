@@ -1,0 +1,38 @@
+/**
+ * sparkring's two small addons (scripts/build-native.mjs builds them at install), each loaded once.
+ * Either may be absent (no compiler or Node headers at install); its callers then do without it.
+ */
+import { createRequire } from 'node:module';
+import { packageFile } from './package-file.js';
+
+/** native/partition_map.cc: partition files mapped read-only, the ring's shared regions read-write. */
+export interface MapAddon {
+  mapRange(path: string, offset: number, length: number): Uint8Array;
+  createShared(path: string, length: number): Uint8Array;
+  openShared(path: string, length: number): Uint8Array;
+}
+
+/** native/ring_reduce.cc: the ring's reductions as vectorized loops (op: 0 sum, 1 max, 2 min, 3 mean's last). */
+export interface ReduceAddon {
+  reduce(dst: ArrayBufferView, at: number, src: ArrayBufferView, op: number, n: number): void;
+}
+
+/** Relative to the package root (or to an unpacked runtime bundle's root). */
+export const MAP_ADDON = 'native/build/partition_map.node';
+export const REDUCE_ADDON = 'native/build/ring_reduce.node';
+
+const loaded = new Map<string, unknown>();
+
+function load<T>(relative: string): T | undefined {
+  if (!loaded.has(relative)) {
+    try {
+      loaded.set(relative, createRequire(import.meta.url)(packageFile(relative)));
+    } catch {
+      loaded.set(relative, undefined);
+    }
+  }
+  return loaded.get(relative) as T | undefined;
+}
+
+export const mapAddon = (): MapAddon | undefined => load<MapAddon>(MAP_ADDON);
+export const reduceAddon = (): ReduceAddon | undefined => load<ReduceAddon>(REDUCE_ADDON);
