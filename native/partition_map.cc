@@ -142,16 +142,21 @@ void MapShared(const FunctionCallbackInfo<Value>& args, bool create) {
   String::Utf8Value path_value(isolate, args[0]);
   std::string path(*path_value, path_value.length());
   size_t length = static_cast<size_t>(args[1].As<v8::Number>()->Value());
-  int fd = create ? open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : open(path.c_str(), O_RDWR | O_CLOEXEC);
+  int fd = create ? open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+                  : open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
     Throw(isolate, Exception::Error, "EOPEN", "cannot open " + path + ": " + std::strerror(errno));
     return;
   }
-  if (create && ftruncate(fd, static_cast<off_t>(length)) != 0) {
-    int err = errno;
+  /*
+   * Allocated now, not sized sparse: a write to a page that a full tmpfs cannot back raises SIGBUS,
+   * so a /dev/shm without room must fail here (and the link stay on TCP), not in mid-allreduce.
+   */
+  int err = create ? posix_fallocate(fd, 0, static_cast<off_t>(length)) : 0;
+  if (err != 0) {
     close(fd);
     unlink(path.c_str());
-    Throw(isolate, Exception::Error, "EOPEN", "cannot size " + path + ": " + std::strerror(err));
+    Throw(isolate, Exception::Error, "EOPEN", "cannot allocate " + std::to_string(length) + " bytes for " + path + ": " + std::strerror(err));
     return;
   }
   off_t size = lseek(fd, 0, SEEK_END);
@@ -161,7 +166,7 @@ void MapShared(const FunctionCallbackInfo<Value>& args, bool create) {
     return;
   }
   void* base = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  int err = errno;
+  err = errno;
   close(fd);
   if (base == MAP_FAILED) {
     if (create) unlink(path.c_str());

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Optional
 
 
@@ -11,14 +12,45 @@ def executor_ids(sc: Any) -> list[str]:
     return [str(x) for x in sc._jvm.scala.collection.JavaConverters.seqAsJavaList(jsc.getExecutorIds())]
 
 
-def release_executors(sc: Any, timeout_s: float = 60) -> Optional[float]:
+@dataclass
+class Release:
+    """How giving the executors back went: ms until Spark listed none, or the executors (with their
+    host:port) still listed when the wait ended."""
+
+    ms: float
+    remaining: dict[str, str]
+
+    def line(self) -> str:
+        if not self.remaining:
+            return f"executors released in {self.ms:.0f} ms"
+        which = ", ".join(f"executor {i} ({h})" if h else f"executor {i}" for i, h in self.remaining.items())
+        return (
+            f"executors not all released after {self.ms / 1000:.0f} s: {which} still listed; Spark drops an"
+            " executor it cannot reach after spark.network.timeout (120 s unless set)"
+        )
+
+
+def executor_hosts(sc: Any) -> dict[str, str]:
+    """Executor id -> host:port from Spark's status store (empty where this Spark does not offer it)."""
+    try:
+        summaries = sc._jvm.scala.collection.JavaConverters.seqAsJavaList(sc._jsc.sc().statusStore().executorList(True))
+        return {str(s.id()): str(s.hostPort()) for s in summaries}
+    except Exception:  # noqa: BLE001 - statusStore is Spark's own API, not a promise; hosts are a courtesy
+        return {}
+
+
+def release_executors(sc: Any, timeout_s: float = 60) -> Optional[Release]:
     """Kills every executor of this application (barrier jobs cannot use dynamic allocation, so
-    we give them back ourselves); returns ms until Spark reports them gone, None if none."""
+    we give them back ourselves) and waits up to `timeout_s` for Spark to report them gone; None if
+    there were none."""
     ids = executor_ids(sc)
     if not ids:
         return None
+    hosts = executor_hosts(sc)
     started = time.time()
     sc._jsc.sc().killExecutors(sc._jvm.PythonUtils.toSeq(ids))
-    while executor_ids(sc) and time.time() - started < timeout_s:
+    left = ids
+    while left and time.time() - started < timeout_s:
         time.sleep(0.02)
-    return (time.time() - started) * 1000
+        left = executor_ids(sc)
+    return Release((time.time() - started) * 1000, {i: hosts.get(i, "") for i in left})

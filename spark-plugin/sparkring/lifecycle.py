@@ -102,8 +102,10 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
                 result["trainEndAt"] = int(outcome.finished * 1000)
                 result["releaseMs"] = None
                 if spec.release_executors:
-                    result["releaseMs"] = release_executors(sc)
-                    events.send("driver", stage="released", releaseMs=result["releaseMs"])
+                    release = release_executors(sc)
+                    if release is not None:
+                        result["releaseMs"] = None if release.remaining else release.ms
+                        events.send("driver", stage="released", releaseMs=result["releaseMs"], line=release.line())
                 result["ok"] = True
                 break
             result.update(ok=False, error=outcome.error)

@@ -120,7 +120,10 @@ def run(spec: PredictSpec) -> dict[str, Any]:
         result["tasks"] = tasks.value
         result["output"] = setup.output
         result["features"] = list(setup.features)
-        result["releaseMs"] = release_executors(sc)
+        release = release_executors(sc)
+        result["releaseMs"] = None if release is None or release.remaining else release.ms
+        if release is not None and release.remaining:
+            result["releaseNote"] = release.line()
         result["ok"] = True
     except JobError as e:
         result.update(ok=False, error=error_report(e.code, str(e)))

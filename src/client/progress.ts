@@ -69,7 +69,9 @@ export class Progress {
           this.write(`sparkring: attempt ${e.attempt + 1} failed: ${why}; retrying from the last checkpoint`);
         } else if (e.stage === 'released')
           this.write(
-            `sparkring: executors released${typeof e.releaseMs === 'number' ? ` in ${Math.round(e.releaseMs)} ms` : ''}`,
+            typeof e.line === 'string'
+              ? `sparkring: ${e.line}`
+              : `sparkring: executors released${typeof e.releaseMs === 'number' ? ` in ${Math.round(e.releaseMs)} ms` : ''}`,
           );
         return;
       case 'ring':

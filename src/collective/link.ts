@@ -131,6 +131,7 @@ export class TcpLink extends Link {
   /** Sending side: the region offered, and whether the peer mapped it. */
   private outgoing: OutgoingRegion | undefined;
   private outgoingMapped = false;
+  private awaitingAnswer = false;
   private offerTimer: NodeJS.Timeout | undefined;
   /** Receiving side: the peer's region, mapped here. */
   private incoming: IncomingRegion | undefined;
@@ -185,6 +186,7 @@ export class TcpLink extends Link {
     const region = OutgoingRegion.create();
     if (!region) return;
     this.outgoing = region;
+    this.awaitingAnswer = true;
     this.offerTimer = setTimeout(() => region.unlink(), OFFER_ANSWER_MS);
     this.offerTimer.unref();
     this.send(
@@ -195,10 +197,11 @@ export class TcpLink extends Link {
 
   /** The link's own frames (the shared-memory handshake) are checked here, the rest by the ring's check. */
   private check(h: FrameHeader): string | undefined {
+    // One offer per link, one answer per offer: a region swapped mid-stream would lose the two sides' places.
     if (h.kind === FrameKind.SharedOffer)
-      return this.reader && h.length <= MAX_OFFER_BYTES ? undefined : 'a shared-memory offer it did not expect';
+      return this.reader && !this.incoming && h.length <= MAX_OFFER_BYTES ? undefined : 'a shared-memory offer it did not expect';
     if (h.kind === FrameKind.SharedAnswer)
-      return this.outgoing && h.length === 0 ? undefined : 'a shared-memory answer to no offer';
+      return this.awaitingAnswer && h.length === 0 ? undefined : 'a shared-memory answer to no offer';
     if (h.shared && !this.incoming) return 'a frame whose payload is in shared memory, on a link without shared memory';
     return this.frameCheck?.(h);
   }
@@ -226,6 +229,7 @@ export class TcpLink extends Link {
 
   private answered(mapped: boolean): void {
     this.heard();
+    this.awaitingAnswer = false;
     clearTimeout(this.offerTimer);
     this.outgoing?.unlink();
     this.outgoingMapped = mapped;

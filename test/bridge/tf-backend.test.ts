@@ -118,11 +118,14 @@ print(float((p.argmax(1) == t.column("label").to_numpy()).mean()), t.num_rows)`,
     expect(out.backends).toEqual(['tensorflow 2.21.0 cpu', 'tensorflow 2.21.0 cpu']);
     expect(out.result).toEqual({ product: [7, 10, 15, 22], sum: 3, backend: 'tensorflow' });
     const result = JSON.parse(readFileSync(join(JSON.parse(r.stdout).dir, 'result.json'), 'utf8')) as {
-      ranks: Array<{ tfLibrary: string; tfThreads: number }>;
+      ranks: Array<{ tfLibrary: string; tfThreads: number; ringDataPath: string }>;
     };
     for (const rank of result.ranks) {
       expect(rank.tfLibrary).toBe(join(withTf.tfDir, 'libtensorflow_cc.so.2'));
       expect(rank.tfThreads).toBe(1);
+      // The shipped bundle carries the addon that maps the ring's regions: ranks on this one host
+      // passed their data through shared memory.
+      expect(rank.ringDataPath).toBe('shared memory');
     }
   }, 300_000);
 

@@ -75,6 +75,8 @@ describe('training across hosts', () => {
       const { run, ranks, rows } = await linearOn(workers);
       expect(new Set(run.ranks.map((r) => r.host)).size).toBe(workers);
       for (const r of run.ranks) expect(hostOf(r.host), `rank ${r.rank} on ${r.host}`).toBeDefined();
+      // Each host has its own /dev/shm: no rank could map its successor's region, all stayed on TCP.
+      expect(run.ranks.map((r) => r.ringDataPath)).toEqual(run.ranks.map(() => 'tcp'));
       expect(ranks.flatMap((r) => r.batches.flat()).sort((a, b) => a - b)).toEqual(Array.from({ length: rows }, (_, i) => i));
       for (const r of ranks) expect(r.weights).toEqual((ranks[0] as LinearResult).weights);
       const reference = await singleWorkerReference(ranks);
