@@ -20,6 +20,11 @@ class Release:
     ms: float
     remaining: dict[str, str]
 
+    @property
+    def released_ms(self) -> Optional[float]:
+        """The result's releaseMs: the time they took, or None when some did not go."""
+        return None if self.remaining else self.ms
+
     def line(self) -> str:
         if not self.remaining:
             return f"executors released in {self.ms:.0f} ms"

@@ -104,7 +104,7 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
                 if spec.release_executors:
                     release = release_executors(sc)
                     if release is not None:
-                        result["releaseMs"] = None if release.remaining else release.ms
+                        result["releaseMs"] = release.released_ms
                         events.send("driver", stage="released", releaseMs=result["releaseMs"], line=release.line())
                 result["ok"] = True
                 break

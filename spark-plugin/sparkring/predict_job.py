@@ -121,8 +121,8 @@ def run(spec: PredictSpec) -> dict[str, Any]:
         result["output"] = setup.output
         result["features"] = list(setup.features)
         release = release_executors(sc)
-        result["releaseMs"] = None if release is None or release.remaining else release.ms
-        if release is not None and release.remaining:
+        result["releaseMs"] = release.released_ms if release else None
+        if release and release.remaining:
             result["releaseNote"] = release.line()
         result["ok"] = True
     except JobError as e:

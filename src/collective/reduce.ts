@@ -3,7 +3,7 @@
  * in native/ring_reduce.cc when it was built (about ten times faster), else in the JavaScript
  * kernels below; both give the same bits. SPARKRING_NATIVE_REDUCE=0 keeps them in JavaScript.
  */
-import { reduceAddon } from '../util/addons.js';
+import { type ReduceAddon, reduceAddon } from '../util/addons.js';
 
 export type NumericArray = Float32Array | Float64Array | Int32Array;
 export type ReduceOp = 'sum' | 'mean' | 'max' | 'min';
@@ -90,7 +90,13 @@ const KERNELS = new Map<NumericArrayConstructor, KernelSet>(
 
 const NATIVE_OP = { sum: 0, mean: 0, max: 1, min: 2 } as const;
 const NATIVE_MEAN_LAST = 3;
-const native = process.env.SPARKRING_NATIVE_REDUCE === '0' ? undefined : reduceAddon();
+const useNative = process.env.SPARKRING_NATIVE_REDUCE !== '0';
+/** Loaded on the first reduction, not at import: a ring of one (a search trial) never reduces. */
+let native: ReduceAddon | undefined | null = null;
+const nativeAddon = (): ReduceAddon | undefined => {
+  if (native === null) native = useNative ? reduceAddon() : undefined;
+  return native;
+};
 
 function kernelsOf(dst: NumericArray): KernelSet {
   const kernels = KERNELS.get(dst.constructor as NumericArrayConstructor);
@@ -100,7 +106,8 @@ function kernelsOf(dst: NumericArray): KernelSet {
 
 /** dst[at + i] = op(dst[at + i], src[i]) for every i of src (NaN wins max and min). */
 export function reduceInto(dst: NumericArray, at: number, src: NumericArray, op: ReduceOp): void {
-  if (native && dst.constructor === src.constructor) native.reduce(dst, at, src, NATIVE_OP[op], 1);
+  const addon = nativeAddon();
+  if (addon) addon.reduce(dst, at, src, NATIVE_OP[op], 1);
   else kernelsOf(dst)[op === 'mean' ? 'sum' : op](dst, at, src, 1);
 }
 
@@ -109,8 +116,8 @@ export function reduceInto(dst: NumericArray, at: number, src: NumericArray, op:
  * same pass.
  */
 export function reduceLastInto(dst: NumericArray, at: number, src: NumericArray, op: ReduceOp, worldSize: number): void {
+  const addon = nativeAddon();
   if (op !== 'mean' || worldSize === 1) reduceInto(dst, at, src, op);
-  else if (native && dst.constructor === src.constructor && !(dst instanceof Int32Array))
-    native.reduce(dst, at, src, NATIVE_MEAN_LAST, worldSize);
+  else if (addon) addon.reduce(dst, at, src, NATIVE_MEAN_LAST, worldSize);
   else kernelsOf(dst).meanLast(dst, at, src, worldSize);
 }
