@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type LaunchResult, launch } from '../src/client/launch.js';
+import { type LaunchResult, launch } from '../src/client/jobs/search.js';
 import { packageFile } from '../src/util/package-file.js';
 import { median } from './lib/spark.js';
 

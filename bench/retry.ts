@@ -7,8 +7,8 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { allreduce } from '../src/client/allreduce.js';
 import { RunError } from '../src/client/errors.js';
+import { allreduce } from '../src/client/jobs/train.js';
 import type { RunEvent } from '../src/events/protocol.js';
 import { packageFile } from '../src/util/package-file.js';
 import { median, noopEntry } from './lib/spark.js';

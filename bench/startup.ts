@@ -5,7 +5,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { allreduce } from '../src/client/allreduce.js';
+import { allreduce } from '../src/client/jobs/train.js';
 import { benchOptions, median, noopEntry, sparkBench } from './lib/spark.js';
 
 export async function startupBench(o: { workers: number; rounds: number }, progress: (l: string) => void) {

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { allreduce } from '../src/client/allreduce.js';
+import { allreduce } from '../src/client/jobs/train.js';
 import { packageRoot, sparkPaths } from '../src/client/paths.js';
 import type { TfBackendChoice } from '../src/runtime/backend.js';
 import { packageFile } from '../src/util/package-file.js';

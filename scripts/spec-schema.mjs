@@ -1,10 +1,13 @@
 #!/usr/bin/env node
-// Writes the job specs' JSON Schemas (src/client/job-spec.ts) to spark-plugin/sparkring/<name>.schema.json,
-// which the Python side's tests check against. Run after changing a schema: npm run spec-schema.
+// Writes the contracts between the client and the Spark driver as JSON Schema, which the Python side's
+// tests check against: the job specs (src/client/job-spec.ts) as spark-plugin/sparkring/<name>.schema.json,
+// and each kind's driver result (src/client/jobs/<kind>.ts) as <kind>-result.schema.json.
+// Run after changing one: npm run spec-schema.
 import { writeFileSync } from 'node:fs';
 import { specJsonSchemas } from '../dist/src/client/job-spec.js';
+import { resultJsonSchemas } from '../dist/src/client/jobs/index.js';
 
-for (const [name, schema] of Object.entries(specJsonSchemas())) {
+for (const [name, schema] of Object.entries({ ...specJsonSchemas(), ...resultJsonSchemas() })) {
   const path = new URL(`../spark-plugin/sparkring/${name}.schema.json`, import.meta.url);
   writeFileSync(path, `${JSON.stringify(schema, null, 2)}\n`);
   console.log(`wrote ${path.pathname}`);

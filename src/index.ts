@@ -1,6 +1,6 @@
-export { type AllreduceResult, allreduce, type RankReport } from './client/allreduce.js';
 export { RunError, type RunErrorKind } from './client/errors.js';
-export { type LaunchResult, launch, type TrialResult } from './client/launch.js';
+export { type LaunchResult, launch, type TrialResult } from './client/jobs/search.js';
+export { type AllreduceResult, allreduce, type RankReport } from './client/jobs/train.js';
 export type { LaunchOptions } from './client/launch-options.js';
 export type { AllreduceOptions } from './client/options.js';
 export * from './collective/index.js';

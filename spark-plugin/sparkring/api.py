@@ -235,7 +235,7 @@ def allreduce(
         )
         run_job(spark, lambda: df if df is not None else spark.range(num_workers), spec)
 
-    r = _drive("allreduce", options, shown, drive)
+    r = _drive("train", options, shown, drive)
     return Run(
         result=r.get("result"),
         attempts=int(r.get("attempts", 1)),

@@ -40,6 +40,7 @@ CODES: dict[str, CodeRule] = {
     "SR_SEARCH": {"kind": "job", "final": True},
     "SR_SPARK_CONNECT": {"kind": "input", "final": True},
     "SR_SPARK": {"kind": "spark", "final": False},
+    "SR_INTERRUPTED": {"kind": "interrupted", "final": True},
 }
 
 ENTRY_FAILED = "SR_ENTRY_FAILED"
@@ -57,6 +58,7 @@ DYNAMIC_ALLOCATION = "SR_DYNAMIC_ALLOCATION"
 SEARCH = "SR_SEARCH"
 SPARK = "SR_SPARK"
 SPARK_CONNECT = "SR_SPARK_CONNECT"
+INTERRUPTED = "SR_INTERRUPTED"
 
 
 def kind_of(code: str) -> str:

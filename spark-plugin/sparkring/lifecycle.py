@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import os
 import socket
-import sys
-import time
 from dataclasses import replace
 from typing import Any, Callable
 
 from sparkring.codes import DYNAMIC_ALLOCATION, SLOTS, is_final
-from sparkring.errors import JobError, error_report
-from sparkring.events import EventSender, signed_result
+from sparkring.errors import JobError
+from sparkring.envelope import job_envelope
 from sparkring.executors import executor_ids, release_executors
-from sparkring.run_files import experiment_dir, write_json, write_result
+from sparkring.run_files import experiment_dir
 from sparkring.shared_dir import leave_token, remove_token
 from sparkring.slots import SlotNeed, SlotsError, local_cluster_shape, wait_for_slots
 from sparkring.spec import JobSpec
@@ -57,27 +55,19 @@ def attempt_failed_for_good(outcome: AttemptOutcome) -> bool:
 def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[str, Any]:
     """Runs the job `spec` in `spark`'s application over the frame `make_frame` gives (read once,
     its plan run by each attempt's stage); returns the result, also written to <run>/result.json,
-    spec.result_path and the run's last event. Never raises for a failed run: the result says."""
+    spec.result_path and the run's last event (envelope.py). Never raises for a failed run: the result says."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     from sparkring.task import make_task
 
-    events = EventSender(spec.redis, "driver")
     sc = spark.sparkContext
     conf = sc.getConf()
-    app_id = sc.applicationId
-    run_dir = spec.run_dir or experiment_dir(spec.experiments, app_id, spec.name)
+    run_dir = spec.run_dir or experiment_dir(spec.experiments, sc.applicationId, spec.name)
     os.makedirs(run_dir, exist_ok=True)
-    events.send("driver", stage="started", appId=app_id, dir=run_dir)
-    started = time.time()
-    result: dict[str, Any] = {
-        "appId": app_id,
-        "dir": run_dir,
-        "workers": spec.workers,
-        "attempts": 0,
-        "versions": {"spark": spark.version, "python": sys.version.split()[0], "master": sc.master},
-    }
-    try:
+    with job_envelope(spark, spec.result_path, spec.secret, spec.redis, keep_in_run_dir=True) as job:
+        result, events = job.result, job.events
+        result.update(dir=run_dir, workers=spec.workers, attempts=0)
+        events.send("driver", stage="started", appId=sc.applicationId, dir=run_dir)
         refuse_dynamic_allocation(conf)
         frame = make_frame()
         schema = to_arrow_schema(frame.schema)
@@ -85,7 +75,10 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
         for attempt in range(spec.attempt, spec.max_attempts):
             this = replace(spec, attempt=attempt, run_dir=run_dir)
             result["attempts"] = attempt + 1
-            waited = wait_for_workers(sc, this)
+            try:
+                waited = wait_for_workers(sc, this)
+            except SlotsError as e:
+                raise JobError(str(e), SLOTS) from None
             events.send("driver", stage="slots", waitedMs=int(waited * 1000))
             events.send("driver", stage="attempt", attempt=attempt, maxAttempts=spec.max_attempts)
             token = leave_token(run_dir, attempt)
@@ -112,15 +105,4 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
             if attempt_failed_for_good(outcome) or attempt + 1 >= spec.max_attempts:
                 break
             events.send("driver", stage="retry", attempt=attempt, error=outcome.error, failedAt=int(outcome.finished * 1000))
-    except SlotsError as e:
-        result.update(ok=False, error=error_report(SLOTS, str(e)))
-    except JobError as e:
-        result.update(ok=False, error=error_report(e.code, str(e)))
-    finally:
-        result["runMs"] = (time.time() - started) * 1000
-        write_json(os.path.join(run_dir, "result.json"), result)
-        write_result(spec.result_path, result)
-        # The result rides on the last event too, for a client on another machine than the driver.
-        events.send("driver", stage="done", ok=result.get("ok", False), **signed_result(spec.secret, result))
-        events.close()
     return result

@@ -11,12 +11,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sparkring.codes import DATA_COLUMN, DATA_PATH, SPARK
+from sparkring.codes import DATA_COLUMN, DATA_PATH
 from sparkring.driver import read_data
-from sparkring.errors import JobError, error_report, find_failure
+from sparkring.envelope import Job, job_envelope
+from sparkring.errors import JobError
 from sparkring.executors import release_executors
-from sparkring.run_files import write_result
 from sparkring.scoring import prepare, with_predictions
+from sparkring.spec import RedisEndpoint
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class PredictSpec:
     script: str
     tf_backend: str
     result_path: str
+    # The run's secret and Redis: the driver signs its result on the run's last event with it (envelope.py).
+    secret: str
+    redis: RedisEndpoint
 
     @staticmethod
     def from_dict(d: dict[str, Any]) -> "PredictSpec":
@@ -50,6 +54,8 @@ class PredictSpec:
             script=str(d["script"]),
             tf_backend=str(d["tfBackend"]),
             result_path=str(d["resultPath"]),
+            secret=str(d["secret"]),
+            redis=RedisEndpoint(str(d["redis"]["url"]), str(d["redis"]["stream"]), d["redis"]["ca"]),
         )
 
 
@@ -92,50 +98,47 @@ def run(spec: PredictSpec) -> dict[str, Any]:
     spark = SparkSession.builder.appName("sparkring-predict").getOrCreate()
     sc = spark.sparkContext
     sc.setLogLevel("ERROR")
-    result: dict[str, Any] = {"appId": sc.applicationId, "out": spec.out, "versions": {"spark": spark.version, "master": sc.master}}
     stop = threading.Event()
-    progress: Optional[threading.Thread] = None
     try:
-        df = read_data(spark, spec.data)
-        if spec.where is not None:
-            column, value = spec.where
-            if column not in df.columns:
-                raise JobError(f"--where {column}=...: no such column; the data has {', '.join(df.columns)}", DATA_COLUMN)
-            df = df.filter(df[column] == value)
-        setup = prepare(spark, df, spec.model, spec.features, spec.batch_size, spec.output, spec.node, spec.script, spec.tf_backend)
-        scored, loads, rows, tasks = with_predictions(spark, df, setup)
-        if os.path.exists(spec.out) and not spec.overwrite:
-            raise JobError(f"--out {spec.out} exists: remove it, or pass --overwrite", DATA_PATH)
-        job_group = f"sparkring-predict-{sc.applicationId}"
-        sc.setJobGroup(job_group, "sparkring predict")
-        progress = threading.Thread(target=_progress, args=(sc, job_group, stop), daemon=True)
-        progress.start()
-        started = time.time()
-        write_frame(scored, spec.out, spec.overwrite)
-        stop.set()
-        progress.join(timeout=5)
-        result["scoreMs"] = (time.time() - started) * 1000
-        result["rows"] = rows.value
-        result["loads"] = loads.value
-        result["tasks"] = tasks.value
-        result["output"] = setup.output
-        result["features"] = list(setup.features)
-        release = release_executors(sc)
-        result["releaseMs"] = release.released_ms if release else None
-        if release and release.remaining:
-            result["releaseNote"] = release.line()
-        result["ok"] = True
-    except JobError as e:
-        result.update(ok=False, error=error_report(e.code, str(e)))
-    except Exception as e:  # the stage failed: a task's marked failure names the cause
-        failure = find_failure(str(e))
-        if failure is not None:
-            result.update(ok=False, error=error_report(failure.code, failure.message))
-        else:
-            lines = [ln for ln in str(e).splitlines() if ln.strip()]
-            result.update(ok=False, error=error_report(SPARK, lines[0] if lines else type(e).__name__, detail=str(e)[-4000:]))
+        with job_envelope(spark, spec.result_path, spec.secret, spec.redis) as job:
+            score(spark, spec, job, stop)
     finally:
         stop.set()
-        write_result(spec.result_path, result)
         spark.stop()
-    return result
+    return job.result
+
+
+def score(spark: Any, spec: PredictSpec, job: Job, stop: threading.Event) -> None:
+    """The scoring's middle: the data read and filtered, the predictions appended and written, the executors released."""
+    sc = spark.sparkContext
+    result = job.result
+    result["out"] = spec.out
+    df = read_data(spark, spec.data)
+    if spec.where is not None:
+        column, value = spec.where
+        if column not in df.columns:
+            raise JobError(f"--where {column}=...: no such column; the data has {', '.join(df.columns)}", DATA_COLUMN)
+        df = df.filter(df[column] == value)
+    setup = prepare(spark, df, spec.model, spec.features, spec.batch_size, spec.output, spec.node, spec.script, spec.tf_backend)
+    scored, loads, rows, tasks = with_predictions(spark, df, setup)
+    if os.path.exists(spec.out) and not spec.overwrite:
+        raise JobError(f"--out {spec.out} exists: remove it, or pass --overwrite", DATA_PATH)
+    job_group = f"sparkring-predict-{sc.applicationId}"
+    sc.setJobGroup(job_group, "sparkring predict")
+    progress = threading.Thread(target=_progress, args=(sc, job_group, stop), daemon=True)
+    progress.start()
+    started = time.time()
+    write_frame(scored, spec.out, spec.overwrite)
+    stop.set()
+    progress.join(timeout=5)
+    result["scoreMs"] = (time.time() - started) * 1000
+    result["rows"] = rows.value
+    result["loads"] = loads.value
+    result["tasks"] = tasks.value
+    result["output"] = setup.output
+    result["features"] = list(setup.features)
+    release = release_executors(sc)
+    result["releaseMs"] = release.released_ms if release else None
+    if release and release.remaining:
+        result["releaseNote"] = release.line()
+    result["ok"] = True

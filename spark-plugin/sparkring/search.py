@@ -12,18 +12,18 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
+from sparkring.codes import SEARCH
+from sparkring.envelope import Job, job_envelope
+from sparkring.errors import JobError, find_failure
+from sparkring.events import EventSender
 from sparkring.executors import executor_ids
-from sparkring.run_files import experiment_dir, write_result
-from sparkring.codes import SEARCH, SPARK
-from sparkring.errors import JobError, error_report, find_failure
-from sparkring.events import EventSender, signed_result
+from sparkring.run_files import experiment_dir
 from sparkring.spec import RedisEndpoint
 
 ROUND_SCHEMA = "executor string, trials string"
@@ -260,81 +260,72 @@ def run(spec: SearchSpec) -> dict[str, Any]:
 
 def run_search(spark: Any, spec: SearchSpec, time_release: bool) -> dict[str, Any]:
     """Rounds of agent tasks on `spark` until every trial has its final result; the result as
-    result.json and the signed last event. `time_release`: wait (up to RELEASE_TIMEOUT_S) for the
-    executors to go, for the result's releaseMs; off in a caller's session, whose executors stay."""
+    result.json and the signed last event (envelope.py). `time_release`: wait (up to RELEASE_TIMEOUT_S)
+    for the executors to go, for the result's releaseMs; off in a caller's session, whose executors stay."""
     import redis as redis_lib
 
-    events = EventSender(spec.redis, "driver")
     sc = spark.sparkContext
-    app_id = sc.applicationId
-    run_dir = experiment_dir(spec.experiments, app_id, spec.name)
+    run_dir = experiment_dir(spec.experiments, sc.applicationId, spec.name)
     os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
-    events.send("driver", stage="started", appId=app_id, dir=run_dir)
-    result: dict[str, Any] = {
-        "appId": app_id,
-        "dir": run_dir,
-        "executors": spec.executors,
-        "versions": {"spark": spark.version, "python": sys.version.split()[0], "master": sc.master},
-    }
     kwargs: dict[str, Any] = {"socket_timeout": 30, "socket_connect_timeout": 10}
     if spec.redis.url.startswith("rediss://") and spec.redis.ca:
         kwargs["ssl_ca_certs"] = spec.redis.ca
     r = redis_lib.Redis.from_url(spec.redis.url, **kwargs)
     watch = ExecutorWatch(sc)
-    task = make_agent_task(spec, run_dir)
+    try:
+        with job_envelope(spark, spec.result_path, spec.secret, spec.redis) as job:
+            job.result.update(dir=run_dir, executors=spec.executors)
+            job.events.send("driver", stage="started", appId=sc.applicationId, dir=run_dir)
+            run_rounds(sc, spec, r, watch, job, time_release)
+    finally:
+        watch.stop()
+        r.close()
+    return job.result
+
+
+def run_rounds(sc: Any, spec: SearchSpec, r: Any, watch: ExecutorWatch, job: Job, time_release: bool) -> None:
+    """The search's middle: rounds of agent tasks while trials wait or run."""
+    events = job.events
+    task = make_agent_task(spec, str(job.result["dir"]))
     rounds = 0
     failed_rounds = 0
     last_round_end: Optional[float] = None
-    try:
-        while True:
-            pending, running = int(r.llen(spec.pending_key)), int(r.scard(spec.running_key))
-            if pending == 0 and running == 0:
-                break
-            if pending == 0:
-                # Trials of executors that died after the others left: their leases run out and the
-                # client puts them back. Without the client nobody would.
-                if not r.exists(spec.client_key):
-                    raise JobError(
-                        f"{running} trials lost their executors and the client that launched the search is gone; "
-                        "nothing can put them back in the queue",
-                        SEARCH,
-                    )
-                time.sleep(0.2)
-                continue
-            tasks = min(spec.executors, pending)
-            rounds += 1
-            events.send("driver", stage="round", round=rounds, tasks=tasks, pending=pending)
-            try:
-                run_round(sc, f"sparkring-search-{spec.run_id}-{rounds}", lambda: sc.parallelize(range(tasks), tasks).mapPartitions(task).collect(), r, spec, events)
-            except Exception as e:  # the stage failed: excluded executors, or lost ones beyond retries
-                if sc._jsc.sc().isStopped():
-                    raise JobError("the Spark application was stopped", SEARCH) from None
-                failed_rounds += 1
-                failure = find_failure(f"{e}\n{traceback.format_exc()}")
-                reason = failure.message if failure else (str(e).strip().splitlines() or [type(e).__name__])[0]
-                events.send("driver", stage="round-failed", round=rounds, reason=reason)
-                if failed_rounds >= spec.max_failed_rounds:
-                    raise JobError(f"{failed_rounds} rounds of search tasks failed; the last: {reason}", SEARCH) from None
-            last_round_end = time.time()
-        result["rounds"] = rounds
-        result["lastTrialEndAt"] = int((last_round_end or time.time()) * 1000)
-        result["releaseMs"] = None
-        if time_release:
-            gone = watch.wait_all_gone(RELEASE_TIMEOUT_S)
-            result["releaseMs"] = None if gone is None or last_round_end is None else max(0.0, gone - last_round_end) * 1000
-            events.send("driver", stage="released", releaseMs=result["releaseMs"])
-        result["ok"] = True
-    except JobError as e:
-        result.update(ok=False, error=error_report(e.code, str(e)))
-    except Exception as e:
-        lines = [ln for ln in str(e).splitlines() if ln.strip()]
-        result.update(ok=False, error=error_report(SPARK, lines[0] if lines else type(e).__name__, detail=traceback.format_exc()[-4000:]))
-    finally:
-        watch.stop()
-        write_result(spec.result_path, result)
-        # The result rides on the last event too, for a client on another machine than the driver.
-        events.send("driver", stage="done", ok=result.get("ok", False), **signed_result(spec.secret, result))
-        events.close()
-        r.close()
-    return result
-
+    while True:
+        pending, running = int(r.llen(spec.pending_key)), int(r.scard(spec.running_key))
+        if pending == 0 and running == 0:
+            break
+        if pending == 0:
+            # Trials of executors that died after the others left: their leases run out and the
+            # client puts them back. Without the client nobody would.
+            if not r.exists(spec.client_key):
+                raise JobError(
+                    f"{running} trials lost their executors and the client that launched the search is gone; "
+                    "nothing can put them back in the queue",
+                    SEARCH,
+                )
+            time.sleep(0.2)
+            continue
+        tasks = min(spec.executors, pending)
+        rounds += 1
+        events.send("driver", stage="round", round=rounds, tasks=tasks, pending=pending)
+        try:
+            run_round(sc, f"sparkring-search-{spec.run_id}-{rounds}", lambda: sc.parallelize(range(tasks), tasks).mapPartitions(task).collect(), r, spec, events)
+        except Exception as e:  # the stage failed: excluded executors, or lost ones beyond retries
+            if sc._jsc.sc().isStopped():
+                raise JobError("the Spark application was stopped", SEARCH) from None
+            failed_rounds += 1
+            failure = find_failure(f"{e}\n{traceback.format_exc()}")
+            reason = failure.message if failure else (str(e).strip().splitlines() or [type(e).__name__])[0]
+            events.send("driver", stage="round-failed", round=rounds, reason=reason)
+            if failed_rounds >= spec.max_failed_rounds:
+                raise JobError(f"{failed_rounds} rounds of search tasks failed; the last: {reason}", SEARCH) from None
+        last_round_end = time.time()
+    result = job.result
+    result["rounds"] = rounds
+    result["lastTrialEndAt"] = int((last_round_end or time.time()) * 1000)
+    result["releaseMs"] = None
+    if time_release:
+        gone = watch.wait_all_gone(RELEASE_TIMEOUT_S)
+        result["releaseMs"] = None if gone is None or last_round_end is None else max(0.0, gone - last_round_end) * 1000
+        events.send("driver", stage="released", releaseMs=result["releaseMs"])
+    result["ok"] = True

@@ -15,7 +15,7 @@ class RedisEndpoint:
 
 
 # Fields of job-spec.schema.json that only the client reads back (experiments rerun).
-CLIENT_ONLY = ("master",)
+CLIENT_ONLY = ("master", "kind")
 
 
 @dataclass(frozen=True)

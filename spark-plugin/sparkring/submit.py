@@ -1,14 +1,47 @@
-"""What spark-submit runs (spark-plugin/sparkring_submit.py): a training job (driver.py) or a
-search (search.py), as the spec says."""
+"""What spark-submit runs (spark-plugin/sparkring_submit.py): the driver of the job kind the spec
+names. The built-in kinds are train (lifecycle.py through driver.py), search (search.py) and
+predict (predict_job.py). A kind of one's own (src/client/jobs/kind.ts) names its middle in the
+spec as `driver`, a Python file with `middle(spark, spec, job)`: it runs inside the one envelope
+(envelope.py), so it only fills the result."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
+from typing import Any, Callable
 
 from sparkring import driver, predict_job, search
-from sparkring.spec import JobSpec
+from sparkring.envelope import job_envelope
+from sparkring.spec import JobSpec, RedisEndpoint
+
+KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "train": lambda raw: driver.run(JobSpec.from_dict(raw)),
+    "search": lambda raw: search.run(search.SearchSpec.from_dict(raw)),
+    "predict": lambda raw: predict_job.run(predict_job.PredictSpec.from_dict(raw)),
+}
+
+
+def run_own_kind(raw: dict[str, Any]) -> dict[str, Any]:
+    """A kind whose spec names its middle's file: loaded, and run in its own SparkSession inside the envelope."""
+    from pyspark.sql import SparkSession
+
+    path = str(raw["driver"])
+    loaded = importlib.util.spec_from_file_location(f"sparkring_kind_{raw['kind']}", path)
+    if loaded is None or loaded.loader is None:
+        raise SystemExit(f"sparkring: the {raw['kind']} kind's driver {path} is not a Python file")
+    module = importlib.util.module_from_spec(loaded)
+    loaded.loader.exec_module(module)
+    spark = SparkSession.builder.appName(f"sparkring-{raw['kind']}").getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    redis = raw["redis"]
+    try:
+        with job_envelope(spark, str(raw["resultPath"]), str(raw["secret"]), RedisEndpoint(redis["url"], redis["stream"], redis["ca"])) as job:
+            module.middle(spark, raw, job)
+    finally:
+        spark.stop()
+    return job.result
 
 
 def main(argv: list[str]) -> int:
@@ -20,12 +53,14 @@ def main(argv: list[str]) -> int:
         spec_path = os.path.basename(spec_path)  # cluster mode: the spec came with the job's files
     with open(spec_path, encoding="utf-8") as f:
         raw = json.load(f)
-    if raw.get("kind") == "search":
-        result = search.run(search.SearchSpec.from_dict(raw))
-    elif raw.get("kind") == "predict":
-        result = predict_job.run(predict_job.PredictSpec.from_dict(raw))
+    kind = str(raw.get("kind", "train"))
+    if kind in KINDS:
+        result = KINDS[kind](raw)
+    elif raw.get("driver"):
+        result = run_own_kind(raw)
     else:
-        result = driver.run(JobSpec.from_dict(raw))
+        print(f"sparkring: the spec's kind {kind!r} is none of {', '.join(KINDS)} and names no driver", file=sys.stderr)
+        return 2
     if not result.get("ok"):
         error = result.get("error") or {}
         who = f"worker {error['rank']} failed: " if "rank" in error else ""

@@ -2,10 +2,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { type AllreduceResult, allreduce } from '../client/allreduce.js';
 import { RunError } from '../client/errors.js';
+import { type PredictResult, predict } from '../client/jobs/predict.js';
+import { type AllreduceResult, allreduce } from '../client/jobs/train.js';
 import { dataCache, packageRoot, sparkPaths } from '../client/paths.js';
-import { type PredictResult, predict } from '../client/predict.js';
 import type { TfBackendChoice } from '../runtime/backend.js';
 
 export async function ensureDigits(): Promise<string> {

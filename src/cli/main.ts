@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { type AllreduceResult, allreduce } from '../client/allreduce.js';
 import { RunError } from '../client/errors.js';
-import { type LaunchResult, launch } from '../client/launch.js';
+import { PREDICT_DEFAULTS, predict } from '../client/jobs/predict.js';
+import { type LaunchResult, launch } from '../client/jobs/search.js';
+import { type AllreduceResult, allreduce } from '../client/jobs/train.js';
 import { LAUNCH_DEFAULTS } from '../client/launch-options.js';
 import { ALLREDUCE_DEFAULTS, DEFAULT_EXPERIMENTS } from '../client/options.js';
 import { SetupError } from '../client/paths.js';
-import { predict } from '../client/predict.js';
 import { rerun } from '../client/rerun.js';
 /** The `sparkring` command line (docs/architecture.md says where each flag travels). */
 import { runSession } from '../client/session.js';
@@ -48,18 +48,17 @@ function onInterrupt(): AbortController {
   // A second signal while stopping exits at once.
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.on(signal, () => {
-      if (interrupt.signal.aborted) process.exit(130);
+      if (interrupt.signal.aborted) process.exit(EXIT_INTERRUPTED);
       interrupt.abort();
     });
   }
   return interrupt;
 }
 
-/** The options `allreduce` and `launch` share (options.ts jobFields): Spark, Livy, Redis, shipping, output. */
-function withJobOptions(command: Command): Command {
+/** Where and how any job kind is submitted (options.ts jobFields): Spark, Livy, Redis, staging, output. */
+function withSubmitOptions(command: Command): Command {
   return command
     .option('--queue <queue>', 'YARN queue')
-    .option('--experiments <dir>', 'experiments directory (default: ./experiments or $SPARKRING_EXPERIMENTS)')
     .option('--conf <key=value>', 'extra Spark configuration (repeatable)', keyValue('--conf'), {})
     .option(
       '--redis <url>',
@@ -69,12 +68,6 @@ function withJobOptions(command: Command): Command {
     .option('--livy <url>', 'submit through this Livy server (http(s)://host:port) instead of spark-submit')
     .option('--livy-user <user:password>', 'HTTP basic auth for Livy (or @FILE holding it, or $SPARKRING_LIVY_USER)')
     .option('--livy-token <token>', 'bearer token for Livy (or @FILE holding it, or $SPARKRING_LIVY_TOKEN)')
-    .option(
-      '--ship',
-      'ship the runtime and the entry to the executors as a Spark archive (default unless the master is local or on loopback)',
-    )
-    .option('--no-ship', 'run the runtime and the entry from their paths here (the nodes share this file system)')
-    .option('--ship-node', "ship this machine's Node binary too, for nodes without Node 20")
     .option(
       '--stage <dir>',
       "directory for the run's files the cluster reads (spec, archives), shared with Livy and the nodes (default: $TMPDIR)",
@@ -90,14 +83,23 @@ function withJobOptions(command: Command): Command {
     .option('--json', 'print one JSON object on stdout (progress stays on stderr)');
 }
 
-/** The values of withJobOptions' flags, --name and --master: options.ts jobFields. */
-function jobArgs(entry: string, o: Record<string, unknown>, signal: AbortSignal) {
+/** The options `allreduce` and `launch` share besides the submission's: the experiments and the shipped runtime. */
+function withJobOptions(command: Command): Command {
+  return withSubmitOptions(command)
+    .option('--experiments <dir>', 'experiments directory (default: ./experiments or $SPARKRING_EXPERIMENTS)')
+    .option(
+      '--ship',
+      'ship the runtime and the entry to the executors as a Spark archive (default unless the master is local or on loopback)',
+    )
+    .option('--no-ship', 'run the runtime and the entry from their paths here (the nodes share this file system)')
+    .option('--ship-node', "ship this machine's Node binary too, for nodes without Node 20");
+}
+
+/** The values of withSubmitOptions' flags and --master. */
+function submitArgs(o: Record<string, unknown>, signal: AbortSignal) {
   return {
-    entry,
-    name: o.name as string | undefined,
     master: o.master as string | undefined,
     queue: o.queue as string | undefined,
-    experiments: o.experiments as string | undefined,
     sparkConf: o.conf as Record<string, string>,
     redis: secretValue('--redis', o.redis as string | undefined),
     redisCa: o.redisCa as string | undefined,
@@ -106,11 +108,21 @@ function jobArgs(entry: string, o: Record<string, unknown>, signal: AbortSignal)
       secretValue('--livy-user', o.livyUser as string | undefined),
       secretValue('--livy-token', o.livyToken as string | undefined),
     ),
-    ship: o.ship as boolean | undefined,
     tfBackend: o.tfBackend as 'auto' | 'native' | 'wasm' | 'cpu',
-    shipNode: Boolean(o.shipNode),
     stage: o.stage as string | undefined,
     signal,
+  };
+}
+
+/** The values of withJobOptions' flags, --name and --master: options.ts jobFields. */
+function jobArgs(entry: string, o: Record<string, unknown>, signal: AbortSignal) {
+  return {
+    ...submitArgs(o, signal),
+    entry,
+    name: o.name as string | undefined,
+    experiments: o.experiments as string | undefined,
+    ship: o.ship as boolean | undefined,
+    shipNode: Boolean(o.shipNode),
   };
 }
 
@@ -159,8 +171,9 @@ function printLaunchResult(r: LaunchResult, json: boolean): void {
 /** The flags take seconds where the options take milliseconds. */
 const seconds = (ms: number): number => ms / 1000;
 
-/** Bad input (flags, options, the search space, the data) exits with 2, every other failure with 1. */
+/** Bad input (flags, options, the search space, the data) exits with 2, an interrupt with 130 (as a shell's), every other failure with 1. */
 const EXIT_INPUT = 2;
+const EXIT_INTERRUPTED = 130;
 
 /** A progress line of the command itself (stderr, as the run's own lines). */
 const sayLine = (line: string): void => {
@@ -180,7 +193,7 @@ function fail(err: unknown): never {
     process.stderr.write(`sparkring: ${err.message}\n`);
     if (err.detail.workerStack) process.stderr.write(`${err.detail.workerStack}\n`);
     if (err.detail.dir) process.stderr.write(`(experiment: ${err.detail.dir})\n`);
-    process.exit(err.kind === 'input' ? EXIT_INPUT : 1);
+    process.exit(err.kind === 'input' ? EXIT_INPUT : err.kind === 'interrupted' ? EXIT_INTERRUPTED : 1);
   }
   if (err instanceof TypeError || err instanceof RangeError) process.stderr.write(`sparkring: ${err.message}\n`);
   else process.stderr.write(`sparkring: ${(err as Error).stack ?? String(err)}\n`);
@@ -448,77 +461,52 @@ experiments
     }
   });
 
-program
-  .command('predict')
-  .description(
-    'score a table with a model ctx.saveModel wrote: the table with a prediction column appended, computed on Spark executors',
-  )
-  .argument('<model>', 'the model folder (model.json, weights.bin, signature.json) or a run folder with model/ in it')
-  .requiredOption('--data <path>', 'the table to score (parquet, or by extension csv, json, orc)')
-  .requiredOption('--out <path>', 'where the scored table goes (parquet, or by extension csv, json, orc)')
-  .option(
-    '--features <cols>',
-    "feature columns in the model's input order, comma-separated (default: the model's signature.json)",
-  )
-  .option('--output <name>', "the prediction column's name (default: the signature's, 'prediction')")
-  .option('--where <col=value>', 'score only the rows whose column equals the number (e.g. is_test=1)', whereFlag)
-  .option('--batch-size <n>', 'rows a model call takes at most', positiveInt('--batch-size'), 4096)
-  .option('--executors <n>', 'executors of the embedded local Spark', positiveInt('--executors'), 2)
-  .option('--master <url>', 'Spark master (default: the embedded local-cluster)')
-  .option('--conf <key=value>', 'Spark setting (repeatable)', keyValue('--conf'), {})
-  .option('--overwrite', 'replace --out when it exists')
-  .addOption(
-    new Option('--tf-backend <backend>', "the scoring processes' TensorFlow (as for allreduce)")
-      .choices([...TF_BACKENDS])
-      .default('auto'),
-  )
-  .option('--json', 'print one JSON object on stdout')
-  .action(
-    async (
-      model: string,
-      o: {
-        data: string;
-        out: string;
-        features?: string;
-        output?: string;
-        where?: { column: string; value: number };
-        batchSize: number;
-        executors: number;
-        master?: string;
-        conf: Record<string, string>;
-        overwrite?: boolean;
-        tfBackend: TfBackendChoice;
-        json?: boolean;
-      },
-    ) => {
-      try {
-        await prepareEnvironment(sayLine);
-        const r = await predict({
-          model,
-          data: o.data,
-          out: o.out,
-          features: o.features?.split(',').map((f) => f.trim()),
-          output: o.output,
-          where: o.where,
-          batchSize: o.batchSize,
-          executors: o.executors,
-          master: o.master,
-          sparkConf: o.conf,
-          overwrite: o.overwrite,
-          tfBackend: o.tfBackend,
-        });
-        if (o.json) process.stdout.write(`${JSON.stringify(r)}\n`);
-        else {
-          const perS = Math.round(r.rows / (r.scoreMs / 1000));
-          process.stdout.write(
-            `scored ${r.rows} rows into ${r.out} (column ${r.output}) in ${(r.scoreMs / 1000).toFixed(1)} s, ${perS} rows/s; the model loaded ${r.loads} time${r.loads === 1 ? '' : 's'}\n`,
-          );
-        }
-      } catch (err) {
-        fail(err);
-      }
-    },
-  );
+withSubmitOptions(
+  program
+    .command('predict')
+    .description(
+      'score a table with a model ctx.saveModel wrote: the table with a prediction column appended, computed on Spark executors',
+    )
+    .argument('<model>', 'the model folder (model.json, weights.bin, signature.json) or a run folder with model/ in it')
+    .requiredOption('--data <path>', 'the table to score (parquet, or by extension csv, json, orc)')
+    .requiredOption('--out <path>', 'where the scored table goes (parquet, or by extension csv, json, orc)')
+    .option(
+      '--features <cols>',
+      "feature columns in the model's input order, comma-separated (default: the model's signature.json)",
+    )
+    .option('--output <name>', "the prediction column's name (default: the signature's, 'prediction')")
+    .option('--where <col=value>', 'score only the rows whose column equals the number (e.g. is_test=1)', whereFlag)
+    .option('--batch-size <n>', 'rows a model call takes at most', positiveInt('--batch-size'), PREDICT_DEFAULTS.batchSize)
+    .option('--executors <n>', 'executors of the embedded local Spark', positiveInt('--executors'), PREDICT_DEFAULTS.executors)
+    .option('--master <url>', 'Spark master (default: the embedded local-cluster)')
+    .option('--overwrite', 'replace --out when it exists'),
+).action(async (model: string, o: Record<string, unknown>) => {
+  const interrupt = onInterrupt();
+  try {
+    await prepareEnvironment(sayLine, { livy: o.livy as string | undefined });
+    const r = await predict({
+      ...submitArgs(o, interrupt.signal),
+      model,
+      data: o.data as string,
+      out: o.out as string,
+      features: (o.features as string | undefined)?.split(',').map((f) => f.trim()),
+      output: o.output as string | undefined,
+      where: o.where as { column: string; value: number } | undefined,
+      batchSize: o.batchSize as number,
+      executors: o.executors as number,
+      overwrite: Boolean(o.overwrite),
+    });
+    if (o.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    else {
+      const perS = Math.round(r.rows / (r.scoreMs / 1000));
+      process.stdout.write(
+        `scored ${r.rows} rows into ${r.out} (column ${r.output}) in ${(r.scoreMs / 1000).toFixed(1)} s, ${perS} rows/s; the model loaded ${r.loads} time${r.loads === 1 ? '' : 's'}\n`,
+      );
+    }
+  } catch (err) {
+    fail(err);
+  }
+});
 
 function whereFlag(v: string): { column: string; value: number } {
   const m = /^([^=]+)=(.+)$/.exec(v);

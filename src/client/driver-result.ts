@@ -8,8 +8,10 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
 import { parseRunEvent } from '../events/protocol.js';
 import { connectRedis, type RedisEndpoint } from '../events/redis.js';
+import { RunError } from './errors.js';
 
 /** The result's JSON when `proof` is its HMAC-SHA256 under `secret`. */
 export function provenResult(secret: string, resultJson: unknown, proof: unknown): unknown {
@@ -24,8 +26,29 @@ export function provenResult(secret: string, resultJson: unknown, proof: unknown
   }
 }
 
-export async function readDriverResult<T>(resultPath: string, stream: RedisEndpoint, secret: string): Promise<T | undefined> {
-  if (existsSync(resultPath)) return JSON.parse(await readFile(resultPath, 'utf8')) as T;
+/**
+ * The driver's result, checked against its kind's contract (jobs/driver-result-base.ts): a result
+ * that breaks it is a sparkring bug between the two sides, and says which field.
+ */
+export async function readDriverResult<T>(
+  schema: z.ZodType<T>,
+  resultPath: string,
+  stream: RedisEndpoint,
+  secret: string,
+): Promise<T | undefined> {
+  const raw = await readRawResult(resultPath, stream, secret);
+  if (raw === undefined) return undefined;
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  throw new RunError(
+    'spark',
+    `the driver's result breaks its contract, a sparkring bug: ${z.prettifyError(parsed.error).replaceAll('\n', '; ')}`,
+    { code: 'SR_SPARK' },
+  );
+}
+
+async function readRawResult(resultPath: string, stream: RedisEndpoint, secret: string): Promise<unknown> {
+  if (existsSync(resultPath)) return JSON.parse(await readFile(resultPath, 'utf8')) as unknown;
   const redis = connectRedis(stream, { maxRetriesPerRequest: 2 });
   redis.on('error', () => undefined);
   try {
@@ -36,7 +59,7 @@ export async function readDriverResult<T>(resultPath: string, stream: RedisEndpo
       const e = at >= 0 ? parseRunEvent(String(fields[at + 1])) : undefined;
       if (e?.type !== 'driver' || e.stage !== 'done') continue;
       const result = provenResult(secret, e.resultJson, e.proof);
-      if (typeof result === 'object' && result !== null) return result as T;
+      if (typeof result === 'object' && result !== null) return result;
     }
     return undefined;
   } catch {

@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 import type { RedisEndpoint } from '../events/redis.js';
-import { TF_BACKENDS } from '../runtime/backend.js';
+import { workerSettingsSchema } from '../runtime/control.js';
 import type { RuntimeBundle } from './bundle.js';
 import type { ResolvedAllreduceOptions } from './options.js';
 import type { SparkPaths } from './paths.js';
@@ -18,17 +18,8 @@ import type { SparkPaths } from './paths.js';
 const positiveInt = z.number().int().positive();
 const redisEndpoint = z.object({ url: z.string(), stream: z.string(), ca: z.string().nullable() });
 
-export const workerSettingsSchema = z.object({
-  /** --ring-interface: an interface name or a subnet (runtime/ring-address.ts); null: the executor's address. */
-  ringInterface: z.string().nullable(),
-  peerTimeoutMs: positiveInt,
-  formationTimeoutMs: positiveInt,
-  collectiveTimeoutMs: positiveInt,
-  tfBackend: z.enum(TF_BACKENDS),
-});
-export type WorkerSettings = z.infer<typeof workerSettingsSchema>;
-
 export const jobSpecSchema = z.object({
+  kind: z.literal('train'),
   runId: z.string(),
   name: z.string(),
   /** The compiled entry the workers import (client/entry-compile.ts). */
@@ -81,6 +72,7 @@ export function jobSpec(
   bundle?: RuntimeBundle,
 ): JobSpec {
   return {
+    kind: 'train',
     runId: run.runId,
     name: o.name,
     entry: run.entry,

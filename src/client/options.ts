@@ -115,6 +115,16 @@ export type ResolvedAllreduceOptions = z.output<typeof allreduceOptionsSchema> &
   entry: string;
 };
 
+/** Options checked by `schema`, with its defaults; a bad one is the run's input error, naming the option. */
+export function parseOptions<S extends z.ZodType>(schema: S, input: z.input<S>): z.output<S> {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new RunError('input', `invalid option ${i?.path.join('.') || ''}: ${i?.message}`);
+  }
+  return parsed.data;
+}
+
 /**
  * Options checked by `schema`, with what every run derives: the entry's absolute path, the run name
  * (default: the entry's file name) and the experiments directory.
@@ -123,12 +133,7 @@ export function resolveRunOptions<S extends z.ZodType<{ entry: string; name?: st
   schema: S,
   input: z.input<S>,
 ): z.output<S> & { entry: string; name: string; experiments: string } {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    const i = parsed.error.issues[0];
-    throw new RunError('input', `invalid option ${i?.path.join('.') || ''}: ${i?.message}`);
-  }
-  const o = parsed.data;
+  const o = parseOptions(schema, input);
   const entry = resolve(o.entry);
   // The default name is the entry's file name, made into a valid one.
   const fromEntry = basename(entry, extname(entry)).replace(/[^A-Za-z0-9._-]/g, '-');

@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findRun, VERSIONED_ENTRY } from '../experiments/layout.js';
-import { type AllreduceResult, allreduce } from './allreduce.js';
 import { RunError } from './errors.js';
+import { type AllreduceResult, allreduce } from './jobs/train.js';
 import type { AllreduceOptions } from './options.js';
 import { REDACTED } from './redaction.js';
 

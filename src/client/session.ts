@@ -1,9 +1,9 @@
 /**
  * The client's side of a run whose Spark driver is the caller's own Python process (the Python
- * API, spark-plugin/sparkring/api.py): the same pipeline as `allreduce` (client/allreduce.ts)
- * except for spark-submit. Protocol: JSON lines, Python's on stdin, ours on stdout.
+ * API, spark-plugin/sparkring/api.py): the one envelope of every job kind (client/jobs/run-job.ts)
+ * up to its spec; the caller's process is the driver. Protocol: JSON lines, Python's on stdin, ours on stdout.
  *
- *   python → node   {"type":"options", "job": "allreduce" | "search", "options": {...AllreduceOptions or LaunchOptions}}
+ *   python → node   {"type":"options", "job": "train" | "search" | ..., "options": {...the kind's options}}
  *   node → python   {"type":"line", "line"} (progress and worker logs), {"type":"event", "event"}
  *                   (metrics and driver events, for a notebook's table)
  *   node → python   {"type":"spec", "path"}: the job spec the caller's driver runs (lifecycle.py)
@@ -15,16 +15,15 @@
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
 import type { RunEvent } from '../events/protocol.js';
-import { finishRun, openRun } from './allreduce.js';
 import { RunError } from './errors.js';
-import { finishSearch, openSearch } from './launch.js';
-import type { LaunchOptions } from './launch-options.js';
-import type { AllreduceOptions } from './options.js';
+import { JOB_KINDS, type JobKindName } from './jobs/index.js';
+import type { AnyJobKind } from './jobs/kind.js';
+import { openJob } from './jobs/run-job.js';
 
 const fromCaller = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('options'),
-    job: z.enum(['allreduce', 'search']).default('allreduce'),
+    job: z.enum(Object.keys(JOB_KINDS) as [JobKindName, ...JobKindName[]]).default('train'),
     options: z.record(z.string(), z.unknown()),
   }),
   z.object({ type: z.literal('ran') }),
@@ -58,7 +57,7 @@ export async function runSession(input: NodeJS.ReadableStream, output: NodeJS.Wr
         if (event.type === 'metrics' || event.type === 'driver' || event.type === 'trial') send({ type: 'event', event });
       },
     };
-    const job = await openJob(first.job, relayed);
+    const job = await openJob(JOB_KINDS[first.job] as AnyJobKind, relayed, false);
     try {
       const startedAt = Date.now();
       send({ type: 'spec', path: job.specPath });
@@ -73,22 +72,6 @@ export async function runSession(input: NodeJS.ReadableStream, output: NodeJS.Wr
     send({ type: 'error', error: errorMessage(err) });
     return 1;
   }
-}
-
-/** A training run or a search, opened up to its spec: the two jobs' one shape here. */
-interface OpenJob {
-  specPath: string;
-  finish(startedAt: number): Promise<unknown>;
-  close(): Promise<void>;
-}
-
-async function openJob(job: 'allreduce' | 'search', options: Record<string, unknown>): Promise<OpenJob> {
-  if (job === 'search') {
-    const search = await openSearch(options as unknown as LaunchOptions, false);
-    return { specPath: search.specPath, finish: (at) => finishSearch(search, at), close: search.close };
-  }
-  const run = await openRun(options as unknown as AllreduceOptions, false);
-  return { specPath: run.specPath, finish: (at) => finishRun(run, at), close: run.close };
 }
 
 function errorMessage(err: unknown): Record<string, unknown> {

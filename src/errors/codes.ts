@@ -6,8 +6,8 @@
  * fails where the two disagree.
  */
 
-/** What went wrong, as the client reports it: the kind sets the exit status (input: 2, else 1). */
-export type ErrorKind = 'setup' | 'input' | 'slots' | 'worker' | 'spark' | 'job';
+/** What went wrong, as the client reports it: the kind sets the exit status (input: 2, interrupted: 130, else 1). */
+export type ErrorKind = 'setup' | 'input' | 'slots' | 'worker' | 'spark' | 'job' | 'interrupted';
 
 export interface CodeRule {
   kind: ErrorKind;
@@ -46,6 +46,7 @@ export const ERROR_CODES = {
   SR_SEARCH: { kind: 'job', final: true }, // a search could not go on (rounds failed, client gone)
   SR_SPARK_CONNECT: { kind: 'input', final: true }, // the Python API was given a Spark Connect session
   SR_SPARK: { kind: 'spark', final: false }, // Spark failed the job for a reason of its own
+  SR_INTERRUPTED: { kind: 'interrupted', final: true }, // the user stopped the job (Ctrl-C, a kill, an aborted signal)
 } as const satisfies Record<string, CodeRule>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -11,6 +11,22 @@ import { TF_BACKENDS } from './backend.js';
 /** The run's Redis stream as the task hands it to a worker or an agent. */
 export const redisEndpointMessage = z.object({ url: z.string(), stream: z.string(), ca: z.string().nullable().optional() });
 
+/**
+ * The settings a run gives its workers as they are (the spec's `worker`, client/job-spec.ts): the
+ * task passes them on in `init` untouched, so a setting only the worker reads is declared here alone.
+ */
+export const workerSettingsSchema = z.object({
+  /** --ring-interface: an interface name or a subnet (runtime/ring-address.ts); null: the executor's address. */
+  ringInterface: z.string().nullable(),
+  peerTimeoutMs: z.number().int().positive(),
+  /** The ring must form within this long, else the attempt fails naming the ranks not reached. */
+  formationTimeoutMs: z.number().int().positive(),
+  collectiveTimeoutMs: z.number().int().positive(),
+  /** Which TensorFlow to train on (runtime/backend.ts). */
+  tfBackend: z.enum(TF_BACKENDS),
+});
+export type WorkerSettings = z.infer<typeof workerSettingsSchema>;
+
 export const initMessage = z.object({
   type: z.literal('init'),
   runId: z.string(),
@@ -24,20 +40,40 @@ export const initMessage = z.object({
   runDir: z.string(),
   /** The executor's host as Spark knows it: the ring's address unless ringInterface names another. */
   ringHost: z.string(),
-  /** --ring-interface: an interface name or a subnet (runtime/ring-address.ts). */
-  ringInterface: z.string().nullish(),
   /** Every rank's executor host, by rank (Spark's task infos), for errors that name a peer. */
   hosts: z.array(z.string()).optional(),
-  peerTimeoutMs: z.number().int().positive(),
-  formationTimeoutMs: z.number().int().positive().optional(),
-  collectiveTimeoutMs: z.number().int().positive(),
+  ...workerSettingsSchema.shape,
   redis: redisEndpointMessage.nullable(),
-  /** Which TensorFlow to train on (runtime/backend.ts). */
-  tfBackend: z.enum(TF_BACKENDS).default('auto'),
   /** base64 of an Arrow IPC stream: one batch of rows of zeros in the partition's schema (runtime/warm-up.ts). */
   rehearsal: z.string().nullish(),
 });
 export type InitMessage = z.infer<typeof initMessage>;
+
+/** The worker's `result` message (runtime/main.ts), which its task passes on with the host and handoff added. */
+export const workerResultFields = {
+  result: z.unknown(),
+  ringFormedAt: z.number(),
+  /**
+   * How this rank's data reached the next rank: 'shared memory' (both on one host), 'tcp' or
+   * 'grpc' (the transport), 'none' for a ring of one (collective/ring.ts dataPath).
+   */
+  ringDataPath: z.string(),
+  trainStartAt: z.number(),
+  trainEndAt: z.number(),
+  rows: z.number().int(),
+  /** When the partition was parsed and usable here. */
+  dataReadyAt: z.number(),
+  tfjs: z.string(),
+  /** `tensorflow 2.21.0 cpu`, `tensorflow 2.21.0 gpu`, `wasm` or `cpu` (runtime/backend.ts). */
+  backend: z.string(),
+  /** The intra-op threads of its TensorFlow (the task's spark.task.cpus), for native backends. */
+  tfThreads: z.number().int().nullable(),
+  /** The TensorFlow library the worker loaded (native only). */
+  tfLibrary: z.string().nullable(),
+  cudaVisibleDevices: z.string().nullable(),
+};
+export const workerResultMessage = z.object({ type: z.literal('result'), ...workerResultFields });
+export type WorkerResultMessage = z.infer<typeof workerResultMessage>;
 
 export const ringMessage = z.object({ type: z.literal('ring'), peers: z.array(z.string()) });
 

@@ -15,7 +15,7 @@ import { codeOf } from '../errors/codes.js';
 import { loadTf } from './backend.js';
 import { Checkpoints } from './checkpoint.js';
 import { createContext } from './context.js';
-import { ControlChannel, initMessage, partitionMessage, ringMessage } from './control.js';
+import { ControlChannel, initMessage, partitionMessage, ringMessage, type WorkerResultMessage } from './control.js';
 import { PartitionData } from './data.js';
 import { loadEntry } from './entry.js';
 import { EventSender } from './events.js';
@@ -139,7 +139,7 @@ try {
   closeContext();
   await ring.finish();
   done = true;
-  control.send({
+  const message: WorkerResultMessage = {
     type: 'result',
     result: result === undefined ? null : result,
     ringFormedAt,
@@ -153,7 +153,8 @@ try {
     tfThreads: tf.threads ?? null,
     tfLibrary: tf.library ?? null,
     cudaVisibleDevices: process.env.CUDA_VISIBLE_DEVICES ?? null,
-  });
+  };
+  control.send(message);
   events.send('done', { rank });
   await ring.close();
   await events.close();

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type LaunchResult, launch } from '../../src/client/launch.js';
+import { type LaunchResult, launch } from '../../src/client/jobs/search.js';
 import { runStream } from '../../src/events/redis.js';
 import { TestRedis } from '../helpers/redis.js';
 import { entry, sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';

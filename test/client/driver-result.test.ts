@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { readDriverResult } from '../../src/client/driver-result.js';
 import { TestRedis } from '../helpers/redis.js';
 import { PYTHON, tempDir } from '../helpers/spark.js';
@@ -17,6 +18,8 @@ afterAll(async () => {
 });
 
 const SECRET = 'the-run-secret';
+/** Any result with an `ok`: the file and stream paths are under test here, each kind's contract in jobs/. */
+const ANY = z.looseObject({ ok: z.boolean() });
 
 /** What the Python driver's signed_result puts on its last event (spark-plugin/sparkring/events.py). */
 function signedByDriver(result: unknown, secret = SECRET): { resultJson: string; proof: string } {
@@ -32,7 +35,7 @@ describe('readDriverResult', () => {
     const path = join(tempDir('result'), 'result.json');
     writeFileSync(path, JSON.stringify({ ok: true, from: 'file' }));
     const endpoint = { url: `redis://127.0.0.1:${redis.port}`, stream: 'run:file' };
-    expect(await readDriverResult(path, endpoint, SECRET)).toEqual({ ok: true, from: 'file' });
+    expect(await readDriverResult(ANY, path, endpoint, SECRET)).toEqual({ ok: true, from: 'file' });
   });
 
   it('without the file, takes the result from the driver\'s "done" event on the run\'s stream, signed by the driver', async () => {
@@ -47,8 +50,8 @@ describe('readDriverResult', () => {
     await conn.xadd(endpoint.stream, '*', ...event({ type: 'log', rank: 0, line: 'late line' }));
     conn.disconnect();
     const missing = join(tempDir('result'), 'never-written.json');
-    expect(await readDriverResult(missing, endpoint, SECRET)).toEqual({ ok: true, dir: '/x' });
-    expect(await readDriverResult(missing, { ...endpoint, stream: 'run:empty' }, SECRET)).toBeUndefined();
+    expect(await readDriverResult(ANY, missing, endpoint, SECRET)).toEqual({ ok: true, dir: '/x' });
+    expect(await readDriverResult(ANY, missing, { ...endpoint, stream: 'run:empty' }, SECRET)).toBeUndefined();
   });
 
   it('ignores forged and malformed results: no proof, a wrong proof, not JSON', async () => {
@@ -75,6 +78,17 @@ describe('readDriverResult', () => {
     );
     conn.disconnect();
     const missing = join(tempDir('result'), 'never-written.json');
-    expect(await readDriverResult(missing, endpoint, SECRET)).toEqual({ ok: true, dir: '/real' });
+    expect(await readDriverResult(ANY, missing, endpoint, SECRET)).toEqual({ ok: true, dir: '/real' });
+  });
+
+  it("refuses a result that breaks its kind's contract, naming the field", async () => {
+    const path = join(tempDir('result'), 'result.json');
+    writeFileSync(path, JSON.stringify({ ok: true, appId: 'app-1' }));
+    const endpoint = { url: `redis://127.0.0.1:${redis.port}`, stream: 'run:contract' };
+    const schema = z.discriminatedUnion('ok', [
+      z.object({ ok: z.literal(true), appId: z.string(), rows: z.number() }),
+      z.object({ ok: z.literal(false), appId: z.string() }),
+    ]);
+    await expect(readDriverResult(schema, path, endpoint, SECRET)).rejects.toThrow(/breaks its contract.*rows/);
   });
 });

@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { jobSpec, jobSpecSchema, type SearchSpec, searchSpecSchema, specJsonSchemas } from '../../src/client/job-spec.js';
+import { resultJsonSchemas } from '../../src/client/jobs/index.js';
 import { resolveAllreduceOptions } from '../../src/client/options.js';
 import { sparkPaths } from '../../src/client/paths.js';
 import { PYTHON, ROOT } from '../helpers/spark.js';
@@ -18,7 +19,7 @@ function readInPython(module: string, cls: string, spec: unknown): Record<string
 
 describe('the job spec', () => {
   it('the schema files are the schemas as they are now (else: npm run spec-schema)', () => {
-    for (const [name, schema] of Object.entries(specJsonSchemas())) {
+    for (const [name, schema] of Object.entries({ ...specJsonSchemas(), ...resultJsonSchemas() })) {
       expect(JSON.parse(readFileSync(`${ROOT}spark-plugin/sparkring/${name}.schema.json`, 'utf8')), name).toEqual(schema);
     }
   });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Host, removeStaleClusters } from '../../cluster/hosts.js';
 import { SparkOnHosts } from '../../cluster/spark.js';
-import { launch } from '../../src/client/launch.js';
+import { launch } from '../../src/client/jobs/search.js';
 import { type AllreduceResult, allreduce } from '../../src/index.js';
 import { type LinearResult, singleWorkerReference } from '../helpers/linear-reference.js';
 import { entry, PYTHON, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';

@@ -1,0 +1,162 @@
+/**
+ * The one envelope every job kind runs in (jobs/kind.ts): options, preflight, the run's Redis and
+ * its events, staging, the shipped runtime, spec.json, submission (spark-submit or a Livy batch),
+ * the interrupt, the driver's typed result, error mapping and teardown. `openJob` goes as far as
+ * the spec (the Python API's session stops there: its own process is the driver); `runJob` submits.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RunEvent } from '../../events/protocol.js';
+import { redactUrl } from '../../events/redis.js';
+import { type Staging, shipRuntime, stagingDir } from '../bundle.js';
+import { driverError } from '../driver-error.js';
+import { readDriverResult } from '../driver-result.js';
+import { RunError } from '../errors.js';
+import { EventFollower } from '../event-stream.js';
+import { checkLivy, runLivyBatch } from '../livy-submit.js';
+import { requireSparkPaths } from '../paths.js';
+import { placeJob } from '../reachable.js';
+import { openRunRedis } from '../redis-server.js';
+import { checkEmbeddedSlots, runSparkSubmit, type SubmitOutcome, submitError } from '../spark-submit.js';
+import { checkYarnQueue } from '../yarn.js';
+import type { DriverResultBase } from './driver-result-base.js';
+import type { EnvelopeOptions, JobKind, JobRun, KindState } from './kind.js';
+
+/** A job opened up to its spec on disk, with its events followed. */
+export interface OpenJob<O extends EnvelopeOptions, Result> {
+  run: JobRun<O>;
+  specPath: string;
+  /** Reads the driver's result once the driver ended. `outcome`: spark-submit's or Livy's, where this client submitted. */
+  finish(submittedAt: number, outcome?: SubmitOutcome): Promise<Result>;
+  /** Stops following, the kind's resources and the private Redis, and removes the staging. */
+  close(): Promise<void>;
+}
+
+/** An interrupt (Ctrl-C, a kill, an aborted signal): its own kind, and exit status 130. */
+export function interrupted(noun: string): RunError {
+  return new RunError('interrupted', `interrupted; the ${noun} was stopped`, { code: 'SR_INTERRUPTED', final: true });
+}
+
+/**
+ * The client's half of a job up to its spec. `submits`: whether this client runs the driver
+ * (spark-submit or Livy); the Python API's driver is the caller's own process.
+ */
+export async function openJob<
+  I,
+  O extends EnvelopeOptions,
+  S extends { kind: string },
+  D extends DriverResultBase,
+  R,
+  St extends KindState,
+>(kind: JobKind<I, O, S, D, R, St>, input: I, submits = true): Promise<OpenJob<O, R>> {
+  const o = kind.resolve(input);
+  await kind.preflight?.(o);
+  const executors = kind.executors(o);
+  if (!o.master && !o.livy) checkEmbeddedSlots(executors.count, executors.flag);
+  if (o.livy) await checkLivy({ livy: o.livy, livyHeaders: o.livyHeaders });
+  if (o.queue && (o.master === 'yarn' || o.livy)) await checkYarnQueue(o.queue);
+  const paths = requireSparkPaths(submits);
+  const say = o.onProgress ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const runId = randomUUID();
+  const placed = await placeJob(o);
+  const redis = await openRunRedis(o, runId, placed.address);
+  let state: St | undefined;
+  let stage: Staging | undefined;
+  let follower: EventFollower | undefined;
+  const close = async (): Promise<void> => {
+    await follower?.stop();
+    await state?.close?.();
+    await redis.stop();
+    await stage?.remove();
+  };
+  try {
+    stage = await stagingDir(o.stage, `sparkring-${kind.kind}-`);
+    const entry = kind.shipEntry?.(o);
+    const bundle = entry === undefined ? undefined : await shipRuntime({ ...o, entry }, paths, stage.dir, say);
+    const run: JobRun<O> = {
+      o,
+      sparkConf: placed.sparkConf,
+      paths,
+      say,
+      runId,
+      secret: randomBytes(32).toString('hex'),
+      redis: redis.endpoint,
+      staging: stage.dir,
+      resultPath: join(stage.dir, 'result.json'),
+      bundle,
+    };
+    state = (await kind.open?.(run)) ?? ({} as St);
+    const kindState = state;
+    follower = new EventFollower(redis.endpoint, (e: RunEvent) => {
+      kindState.onEvent?.(e);
+      o.onEvent?.(e);
+    });
+    follower.onIgnored = (message) => say(`sparkring: ${message}`);
+    let lastTrouble = 0;
+    follower.onTrouble = (message) => {
+      if (Date.now() - lastTrouble < 10_000) return;
+      lastTrouble = Date.now();
+      say(`sparkring: Redis at ${redactUrl(redis.endpoint.url)}: ${message}; following the run resumes when it is back`);
+    };
+    const spec = await kind.spec(run, kindState);
+    const specPath = join(stage.dir, 'spec.json');
+    await writeFile(specPath, JSON.stringify(spec, null, 2), { mode: 0o600 });
+    const finish = async (submittedAt: number, outcome?: SubmitOutcome): Promise<R> => {
+      const driver = await readDriverResult(kind.result, run.resultPath, run.redis, run.secret);
+      if (driver?.ok) return kind.finish(run, kindState, driver as D & { ok: true }, submittedAt);
+      if (driver) await kind.failed?.(run, kindState, driver);
+      if (driver?.error) throw driverError(driver.error, kindState.heard?.() ?? [], driver.dir);
+      if (outcome) throw submitError(outcome);
+      throw new RunError('spark', `the ${kind.noun}'s driver ended without a result; see its log above`);
+    };
+    return { run, specPath, finish, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** Runs one job of `kind` to its result: opened, submitted, its driver's result read, closed. */
+export async function runJob<
+  I,
+  O extends EnvelopeOptions,
+  S extends { kind: string },
+  D extends DriverResultBase,
+  R,
+  St extends KindState,
+>(kind: JobKind<I, O, S, D, R, St>, input: I): Promise<R> {
+  const job = await openJob(kind, input);
+  const { run } = job;
+  const { o, paths, say } = run;
+  try {
+    if (o.signal?.aborted) throw interrupted(kind.noun);
+    const plan = kind.submission(o);
+    say(plan.line);
+    const submit = {
+      workers: kind.executors(o).count,
+      master: o.master,
+      queue: o.queue,
+      sparkConf: run.sparkConf,
+      archives: run.bundle ? [run.bundle.archive] : [],
+      ...plan.settings,
+    };
+    const submittedAt = Date.now();
+    const program = [paths.submitFile, job.specPath];
+    const onLine = kind.onSubmitLine ? (line: string) => kind.onSubmitLine?.(line, run) : undefined;
+    const outcome = await (o.livy
+      ? runLivyBatch(
+          { ...submit, livy: o.livy, livyHeaders: o.livyHeaders, name: o.name },
+          paths,
+          program,
+          run.staging,
+          say,
+          o.signal,
+        )
+      : runSparkSubmit(submit, paths, program, o.signal, onLine));
+    if (o.signal?.aborted) throw interrupted(kind.noun);
+    return await job.finish(submittedAt, outcome);
+  } finally {
+    await job.close();
+  }
+}
