@@ -63,8 +63,9 @@ $(CONVERTER_STAMP): scripts/tfjs-converter/requirements.txt
 
 tfjs-converter: $(CONVERTER_STAMP)
 
+# `npm run build`: tsc, and the bin made executable (tsc writes it without the bit; `npx sparkring` runs it directly).
 $(BUILD_STAMP): $(NODE_STAMP) $(TS_SOURCES)
-	npx tsc -p tsconfig.json
+	npm run --silent build
 	@touch $@
 
 # The small addons (npm's postinstall builds them too): partitions and ring regions mapped, the ring's

@@ -7,8 +7,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compileEntry } from '../src/client/entry-compile.js';
-import { jobSpec } from '../src/client/job-spec.js';
+import { jobSpec } from '../src/client/jobs/job-spec.js';
+import { compileEntry } from '../src/client/submission/entry-compile.js';
 import { benchOptions, median, sparkBench } from './lib/spark.js';
 
 export async function handoffBench(

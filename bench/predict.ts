@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { execa } from 'execa';
 import { predict } from '../src/client/jobs/predict.js';
-import { packageRoot, sparkPaths } from '../src/client/paths.js';
-import { runSparkSubmit } from '../src/client/spark-submit.js';
+import { packageRoot, sparkPaths } from '../src/client/submission/paths.js';
+import { runSparkSubmit } from '../src/client/submission/spark-submit.js';
 import { Ring } from '../src/collective/index.js';
 import { saveModel } from '../src/runtime/fit/save-model.js';
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { allreduce } from '../src/client/jobs/train.js';
-import { packageRoot, sparkPaths } from '../src/client/paths.js';
+import { packageRoot, sparkPaths } from '../src/client/submission/paths.js';
 import type { TfBackendChoice } from '../src/runtime/backend.js';
 import { packageFile } from '../src/util/package-file.js';
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // Writes the contracts between the client and the Spark driver as JSON Schema, which the Python side's
-// tests check against: the job specs (src/client/job-spec.ts) as spark-plugin/sparkring/<name>.schema.json,
+// tests check against: the job specs (src/client/jobs/job-spec.ts) as spark-plugin/sparkring/<name>.schema.json,
 // and each kind's driver result (src/client/jobs/<kind>.ts) as <kind>-result.schema.json.
 // Run after changing one: npm run spec-schema.
 import { writeFileSync } from 'node:fs';
-import { specJsonSchemas } from '../dist/src/client/job-spec.js';
+import { specJsonSchemas } from '../dist/src/client/jobs/job-spec.js';
 import { resultJsonSchemas } from '../dist/src/client/jobs/index.js';
 
 for (const [name, schema] of Object.entries({ ...specJsonSchemas(), ...resultJsonSchemas() })) {

@@ -1,8 +1,9 @@
 export { RunError, type RunErrorKind } from './client/errors.js';
+export type { AllreduceOptions } from './client/jobs/options.js';
+export { type PredictOptions, type PredictResult, predict } from './client/jobs/predict.js';
 export { type LaunchResult, launch, type TrialResult } from './client/jobs/search.js';
+export type { LaunchOptions } from './client/jobs/search-options.js';
 export { type AllreduceResult, allreduce, type RankReport } from './client/jobs/train.js';
-export type { LaunchOptions } from './client/launch-options.js';
-export type { AllreduceOptions } from './client/options.js';
 export * from './collective/index.js';
 export { type CodeRule, ERROR_CODES, type ErrorCode, type ErrorKind } from './errors/codes.js';
 export { SearchSpaceError } from './hpo/space.js';

@@ -2,9 +2,9 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type ResolvedAllreduceOptions, resolveAllreduceOptions } from '../../src/client/options.js';
-import { type SparkPaths, sparkPaths } from '../../src/client/paths.js';
-import { runSparkSubmit } from '../../src/client/spark-submit.js';
+import { type ResolvedAllreduceOptions, resolveAllreduceOptions } from '../../src/client/jobs/options.js';
+import { type SparkPaths, sparkPaths } from '../../src/client/submission/paths.js';
+import { runSparkSubmit } from '../../src/client/submission/spark-submit.js';
 import { packageFile } from '../../src/util/package-file.js';
 
 export const noopEntry = (): string => packageFile('bench/entries/noop.mjs');

@@ -9,7 +9,7 @@
 The DataFrame goes to the barrier stage as it stands: its plan runs in each attempt's stage,
 straight into the workers' Arrow handoff, with nothing written on the way. This process is the
 run's Spark driver (lifecycle.py, as for spark-submit); a Node process beside it (`sparkring
-session`, src/client/session.ts) does the client's half: the compiled entry, the run's Redis,
+session`, src/client/jobs/session.ts) does the client's half: the compiled entry, the run's Redis,
 its progress and its files.
 """
 

@@ -1,4 +1,4 @@
-"""Paths inside the runtime bundle the client ships as a Spark archive (src/client/bundle.ts)."""
+"""Paths inside the runtime bundle the client ships as a Spark archive (src/client/submission/bundle.ts)."""
 
 from __future__ import annotations
 

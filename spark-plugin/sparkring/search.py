@@ -37,7 +37,7 @@ RELEASE_TIMEOUT_S = 60.0
 
 @dataclass(frozen=True)
 class SearchSpec:
-    """spec.json of a search as src/client/job-spec.ts writes it (search-spec.schema.json): every
+    """spec.json of a search as src/client/jobs/job-spec.ts writes it (search-spec.schema.json): every
     field is written, so none has a default here."""
 
     run_id: str

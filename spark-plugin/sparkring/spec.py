@@ -20,7 +20,7 @@ CLIENT_ONLY = ("master", "kind")
 
 @dataclass(frozen=True)
 class JobSpec:
-    """spec.json as src/client/job-spec.ts writes it (job-spec.schema.json): every field is written,
+    """spec.json as src/client/jobs/job-spec.ts writes it (job-spec.schema.json): every field is written,
     so none has a default here; tests check the fields against the schema."""
 
     run_id: str
@@ -30,7 +30,7 @@ class JobSpec:
     secret: str
     node: str
     runtime_main: str
-    # The archive name (src/client/bundle.ts) when the run ships its runtime; node, runtime_main
+    # The archive name (src/client/submission/bundle.ts) when the run ships its runtime; node, runtime_main
     # and entry are then paths inside it.
     bundle: Optional[str]
     experiments: str

@@ -1,5 +1,5 @@
 """spec.py's JobSpec and search.py's SearchSpec against their contracts, job-spec.schema.json and
-search-spec.schema.json (made from src/client/job-spec.ts by `npm run spec-schema`): a field the two
+search-spec.schema.json (made from src/client/jobs/job-spec.ts by `npm run spec-schema`): a field the two
 sides disagree on fails here."""
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def test_every_schema_field_is_read_by_python_or_named_as_the_clients_own(cls: A
 
 @pytest.mark.parametrize("cls,name,client_only", SPECS)
 def test_python_has_no_defaults_of_its_own(cls: Any, name: str, client_only: tuple[str, ...]) -> None:
-    # The client writes every field; defaults live once, in src/client/options.ts and launch-options.ts.
+    # The client writes every field; defaults live once, in src/client/jobs/options.ts and search-options.ts.
     with_default = [f.name for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING]
     assert with_default == []
 

@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { RunError } from '../client/errors.js';
 import { type PredictResult, predict } from '../client/jobs/predict.js';
 import { type AllreduceResult, allreduce } from '../client/jobs/train.js';
-import { dataCache, packageRoot, sparkPaths } from '../client/paths.js';
+import { dataCache, packageRoot, sparkPaths } from '../client/submission/paths.js';
 import type { TfBackendChoice } from '../runtime/backend.js';
 
 export async function ensureDigits(): Promise<string> {

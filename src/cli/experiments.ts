@@ -1,7 +1,7 @@
 /** `sparkring experiments list | show RUN`: the runs under an experiments directory. */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_EXPERIMENTS } from '../client/options.js';
+import { DEFAULT_EXPERIMENTS } from '../client/jobs/options.js';
 import { curvesSvg } from '../experiments/curves.js';
 import { findRun, listRuns, type RunSummary, readMetrics } from '../experiments/layout.js';
 

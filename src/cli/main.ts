@@ -1,16 +1,16 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { RunError } from '../client/errors.js';
+import { ALLREDUCE_DEFAULTS, DEFAULT_EXPERIMENTS } from '../client/jobs/options.js';
 import { PREDICT_DEFAULTS, predict } from '../client/jobs/predict.js';
+import { rerun } from '../client/jobs/rerun.js';
 import { type LaunchResult, launch } from '../client/jobs/search.js';
-import { type AllreduceResult, allreduce } from '../client/jobs/train.js';
-import { LAUNCH_DEFAULTS } from '../client/launch-options.js';
-import { ALLREDUCE_DEFAULTS, DEFAULT_EXPERIMENTS } from '../client/options.js';
-import { SetupError } from '../client/paths.js';
-import { rerun } from '../client/rerun.js';
+import { LAUNCH_DEFAULTS } from '../client/jobs/search-options.js';
 /** The `sparkring` command line (docs/architecture.md says where each flag travels). */
-import { runSession } from '../client/session.js';
-import { prepareEnvironment, setup } from '../client/setup.js';
+import { runSession } from '../client/jobs/session.js';
+import { type AllreduceResult, allreduce } from '../client/jobs/train.js';
+import { SetupError } from '../client/submission/paths.js';
+import { prepareEnvironment, setup } from '../client/submission/setup.js';
 import { parseGridFlag, parseRandomFlag, SearchSpaceError } from '../hpo/space.js';
 import { basicAuth, bearer } from '../livy/client.js';
 import { TF_BACKENDS, type TfBackendChoice } from '../runtime/backend.js';
@@ -407,7 +407,7 @@ program
     }
   });
 
-// The Python API's side channel (spark-plugin/sparkring/api.py; client/session.ts), not for people.
+// The Python API's side channel (spark-plugin/sparkring/api.py; client/jobs/session.ts), not for people.
 program
   .command('session', { hidden: true })
   .description('the client side of a run whose Spark driver is the calling Python process (JSON lines on stdin/stdout)')

@@ -5,7 +5,7 @@ export type Transport = (typeof TRANSPORTS)[number];
 
 const MiB = 1024 * 1024;
 
-/** The ring's own timeouts by default: a run's options take theirs from here (client/options.ts). */
+/** The ring's own timeouts by default: a run's options take theirs from here (client/jobs/options.ts). */
 export const RING_TIMEOUT_DEFAULTS = {
   formationTimeoutMs: 60_000,
   peerTimeoutMs: 30_000,

@@ -3,10 +3,18 @@
  * values fused, results as new tensors of the same shapes. tfjs-core is loaded only here.
  */
 import type { TensorMapLike } from './fusion.js';
-import { checkReduceOp, type NumericArray, type ReduceOp } from './reduce.js';
-import type { Ring } from './ring.js';
+import { checkReduceOp, type NumericArray, type NumericArrayConstructor, type ReduceOp } from './reduce.js';
 
-export async function allreduceTensorMap<M extends TensorMapLike>(ring: Ring, map: M, op: ReduceOp): Promise<M> {
+/** What a tensor map's allreduce needs of the ring (collective/ring.ts): the ring, seen from here without importing it. */
+export interface ReducingRing {
+  readonly worldSize: number;
+  readonly fusionThresholdBytes: number;
+  allreduceManyInPlace<T extends NumericArray>(xs: T[], op: ReduceOp): Promise<T[]>;
+  fusionBuffer(ctor: NumericArrayConstructor, length: number): NumericArray;
+  allreduceInPlace<T extends NumericArray>(x: T, op: ReduceOp): Promise<T>;
+}
+
+export async function allreduceTensorMap<M extends TensorMapLike>(ring: ReducingRing, map: M, op: ReduceOp): Promise<M> {
   const tf = await import('@tensorflow/tfjs-core');
   const names = Object.keys(map).sort();
   for (const name of names) {
@@ -82,7 +90,7 @@ function directAccess(tf: TfCore, map: TensorMapLike, names: string[], threshold
 }
 
 async function allreduceDirect(
-  ring: Ring,
+  ring: ReducingRing,
   map: TensorMapLike,
   names: string[],
   op: ReduceOp,

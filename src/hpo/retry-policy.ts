@@ -6,7 +6,7 @@
  *    every `renewEveryMs` (hpo/agent.ts). A lease that runs out means the executor is lost: the
  *    trial goes back to the queue. The queue's Lua scripts make this atomic, and refuse a former
  *    owner's late report (hpo/queue.ts REAP and FINISH).
- * 2. Reaping. The client reaps expired leases every `reapEveryMs` (client/launch.ts), and so does
+ * 2. Reaping. The client reaps expired leases every `reapEveryMs` (client/jobs/search.ts), and so does
  *    every agent before it claims a trial. The client also marks itself alive for `clientAliveMs`;
  *    without it, the driver stops waiting for trials that lost their executors (search.py).
  * 3. Fail elsewhere first. An executor skips a trial that failed on it while other trials wait.
@@ -23,7 +23,7 @@
  *    told through the search spec).
  * 7. Spark's own retries. A search task lost with its executor runs again elsewhere, and an
  *    executor that keeps failing tasks is excluded by Spark too (`SEARCH_SPARK_CONF`,
- *    client/spark-submit.ts).
+ *    client/submission/spark-submit.ts).
  */
 
 export interface TrialRetryPolicy {

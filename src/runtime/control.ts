@@ -12,7 +12,7 @@ import { TF_BACKENDS } from './backend.js';
 export const redisEndpointMessage = z.object({ url: z.string(), stream: z.string(), ca: z.string().nullable().optional() });
 
 /**
- * The settings a run gives its workers as they are (the spec's `worker`, client/job-spec.ts): the
+ * The settings a run gives its workers as they are (the spec's `worker`, client/jobs/job-spec.ts): the
  * task passes them on in `init` untouched, so a setting only the worker reads is declared here alone.
  */
 export const workerSettingsSchema = z.object({

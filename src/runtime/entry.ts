@@ -1,5 +1,5 @@
 /**
- * Loads the user's training module, as the client compiled it (client/entry-compile.ts: one ES
+ * Loads the user's training module, as the client compiled it (client/submission/entry-compile.ts: one ES
  * module with an inline source map), and checks its shape.
  */
 import { existsSync } from 'node:fs';

@@ -8,8 +8,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { compileEntry } from '../../src/client/entry-compile.js';
 import { RunError } from '../../src/client/errors.js';
+import { compileEntry } from '../../src/client/submission/entry-compile.js';
 import { ROOT, sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
 
 /** Writes `files` (path -> text) under a fresh temp folder and returns it. */

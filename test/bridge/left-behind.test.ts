@@ -1,7 +1,8 @@
 /**
  * Nothing left behind when the CLI is stopped mid-run, politely (SIGINT, SIGTERM) or not (SIGKILL):
  * no private redis-server, no Spark or Node process, no staging files, no /dev/shm partition file.
- * The entry and the CLI's $TMPDIR (where staging goes) are temp folders outside the checkout.
+ * The entry and the CLI's $TMPDIR (where staging goes) are temp folders outside the checkout. A
+ * polite stop is an interrupt: exit status 130.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -50,7 +51,12 @@ it.each(['SIGINT', 'SIGTERM', 'SIGKILL'] as const)(
     expect(await eventually(() => /\[worker \d\] step 2/.test(out), 120_000)).toBe(true);
     expect(readdirSync(tmp).length).toBeGreaterThan(0); // the run's staging is there while it runs
     child.kill(signal);
-    await child;
+    const ended = await child;
+    if (signal !== 'SIGKILL') {
+      // An interrupt is its own kind: exit 130, as a shell's, and a line that says so (not bad input's 2).
+      expect(ended.exitCode).toBe(130);
+      expect(ended.all).toMatch(/sparkring: interrupted; the run was stopped/);
+    }
     expect(await eventually(() => redisServers().length === redisBefore)).toBe(true);
     expect(await waitForNoLeftovers(30_000)).toEqual([]);
     expect(await eventually(() => readdirSync(tmp).length === 0)).toBe(true);

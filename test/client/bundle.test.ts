@@ -1,11 +1,11 @@
-/** The runtime bundle shipped to executors (src/client/bundle.ts), unpacked and run outside this checkout. */
+/** The runtime bundle shipped to executors (src/client/submission/bundle.ts), unpacked and run outside this checkout. */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildRuntimeBundle } from '../../src/client/bundle.js';
 import { RunError } from '../../src/client/errors.js';
-import { sparkPaths } from '../../src/client/paths.js';
+import { buildRuntimeBundle } from '../../src/client/submission/bundle.js';
+import { sparkPaths } from '../../src/client/submission/paths.js';
 import { entry, tempDir } from '../helpers/spark.js';
 
 function unpack(archive: string): string {

@@ -1,6 +1,6 @@
 /** How the client reads a failed driver result: by code, never by message text. */
 import { describe, expect, it } from 'vitest';
-import { driverError } from '../../src/client/driver-error.js';
+import { driverError } from '../../src/client/jobs/driver-error.js';
 
 describe('driverError', () => {
   it('a driver error without a known code is reported as a sparkring bug', () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { readDriverResult } from '../../src/client/driver-result.js';
+import { readDriverResult } from '../../src/client/jobs/driver-result.js';
 import { TestRedis } from '../helpers/redis.js';
 import { PYTHON, tempDir } from '../helpers/spark.js';
 

@@ -1,7 +1,7 @@
 /** The client follows a run's stream without trusting it: what is not an event is dropped, never acted on. */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { EventFollower } from '../../src/client/event-stream.js';
+import { EventFollower } from '../../src/client/run/event-stream.js';
 import type { RunEvent } from '../../src/events/protocol.js';
 import { TestRedis } from '../helpers/redis.js';
 

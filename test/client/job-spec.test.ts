@@ -1,14 +1,14 @@
 /**
- * The job spec is one contract (src/client/job-spec.ts): the JSON Schema the Python side tests
+ * The job spec is one contract (src/client/jobs/job-spec.ts): the JSON Schema the Python side tests
  * against is made from it, and a spec the client writes is one the driver reads.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { jobSpec, jobSpecSchema, type SearchSpec, searchSpecSchema, specJsonSchemas } from '../../src/client/job-spec.js';
 import { resultJsonSchemas } from '../../src/client/jobs/index.js';
-import { resolveAllreduceOptions } from '../../src/client/options.js';
-import { sparkPaths } from '../../src/client/paths.js';
+import { jobSpec, jobSpecSchema, type SearchSpec, searchSpecSchema, specJsonSchemas } from '../../src/client/jobs/job-spec.js';
+import { resolveAllreduceOptions } from '../../src/client/jobs/options.js';
+import { sparkPaths } from '../../src/client/submission/paths.js';
 import { PYTHON, ROOT } from '../helpers/spark.js';
 
 /** `cls.from_dict(spec)` of the Python module, as a plain object (dataclasses.asdict). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkEventsReachable, clientAddress, driverHostConf, masterHost } from '../../src/client/reachable.js';
+import { checkEventsReachable, clientAddress, driverHostConf, masterHost } from '../../src/client/submission/reachable.js';
 import { describePeer, PeerFailedError } from '../../src/collective/errors.js';
 
 describe('where the executors reach the client', () => {

@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { secretValue } from '../../src/cli/secrets.js';
-import { REDACTED, redactConf } from '../../src/client/redaction.js';
+import { REDACTED, redactConf } from '../../src/client/run/redaction.js';
 import { tempDir } from '../helpers/spark.js';
 
 describe('credentials', () => {

@@ -1,7 +1,7 @@
 /** The spark-submit command line a run gets (pure: no Spark is started). */
 import { describe, expect, it } from 'vitest';
-import type { SparkPaths } from '../../src/client/paths.js';
-import { sparkSubmitArgs, submitError } from '../../src/client/spark-submit.js';
+import type { SparkPaths } from '../../src/client/submission/paths.js';
+import { sparkSubmitArgs, submitError } from '../../src/client/submission/spark-submit.js';
 
 const paths = { python: '/venv/bin/python' } as SparkPaths;
 const program = ['/plugin/sparkring_submit.py', '/stage/spec-0.json'];

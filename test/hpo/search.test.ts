@@ -2,7 +2,7 @@ import { InvalidArgumentError } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { earlyStopFlag } from '../../src/cli/args.js';
 import { bestTrial, type TrialResult } from '../../src/client/jobs/search.js';
-import { resolveLaunchOptions, searchTrials, stoppingRule } from '../../src/client/launch-options.js';
+import { resolveLaunchOptions, searchTrials, stoppingRule } from '../../src/client/jobs/search-options.js';
 import { SearchSpaceError } from '../../src/hpo/space.js';
 import { Asha, MedianStopping } from '../../src/hpo/stopping.js';
 import { trialMetric } from '../../src/hpo/trial-metric.js';

@@ -1,7 +1,8 @@
 /**
  * No import cycles between modules, in TypeScript (src, cluster) or Python (spark-plugin/sparkring),
- * type-only imports included: a cycle is two modules that cannot be understood, or changed, apart.
- * The graph is read from the import statements (relative ones; the packages' own are outside it).
+ * type-only and dynamic (`import()`) imports included: a cycle is two modules that cannot be
+ * understood, or changed, apart. The graph is read from the import statements (relative ones; the
+ * packages' own are outside it).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -20,9 +21,12 @@ function tsGraph(): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const file of [...files(join(ROOT, 'src'), '.ts'), ...files(join(ROOT, 'cluster'), '.ts')]) {
     const text = readFileSync(file, 'utf8');
-    const targets = [...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'(\.[^']+)\.js'/g)].map((m) =>
-      relative(ROOT, resolve(dirname(file), `${m[1]}.ts`)),
-    );
+    // Static imports and re-exports, and import('...') too: a dynamic import is an edge all the same.
+    const specifiers = [
+      ...text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+'(\.[^']+)\.js'/g),
+      ...text.matchAll(/\bimport\(\s*'(\.[^']+)\.js'\s*\)/g),
+    ];
+    const targets = specifiers.map((m) => relative(ROOT, resolve(dirname(file), `${m[1]}.ts`)));
     graph.set(relative(ROOT, file), targets);
   }
   return graph;

@@ -8,13 +8,13 @@
 import type { z } from 'zod';
 import type { RunEvent } from '../../events/protocol.js';
 import type { RedisEndpoint } from '../../events/redis.js';
-import type { RuntimeBundle } from '../bundle.js';
-import type { HeardError } from '../driver-error.js';
-import type { SparkPaths } from '../paths.js';
-import type { SubmitSettings } from '../spark-submit.js';
+import type { RuntimeBundle } from '../submission/bundle.js';
+import type { SparkPaths } from '../submission/paths.js';
+import type { SubmitSettings } from '../submission/spark-submit.js';
+import type { HeardError } from './driver-error.js';
 import type { DriverResultBase } from './driver-result-base.js';
 
-/** What the envelope reads of every kind's resolved options (client/options.ts jobFields). */
+/** What the envelope reads of every kind's resolved options (client/jobs/options.ts jobFields). */
 export interface EnvelopeOptions {
   name: string;
   master?: string;
@@ -35,7 +35,7 @@ export interface EnvelopeOptions {
 /** One job as the envelope opened it: what a kind's hooks are given. */
 export interface JobRun<O extends EnvelopeOptions> {
   o: O;
-  /** The Spark settings submitted: the options' with what placing the job adds (client/reachable.ts). */
+  /** The Spark settings submitted: the options' with what placing the job adds (client/submission/reachable.ts). */
   sparkConf: Record<string, string>;
   paths: SparkPaths;
   say: (line: string) => void;
@@ -54,7 +54,7 @@ export interface JobRun<O extends EnvelopeOptions> {
 /** What a kind keeps while its job runs: its own resources and its reading of the run's events. */
 export interface KindState {
   onEvent?(e: RunEvent): void;
-  /** Errors workers reported, for the driver error's cause (client/driver-error.ts). */
+  /** Errors workers reported, for the driver error's cause (client/jobs/driver-error.ts). */
   heard?(): readonly HeardError[];
   close?(): Promise<void>;
 }

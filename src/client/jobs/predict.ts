@@ -8,11 +8,11 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { RunError } from '../errors.js';
-import { specRedis } from '../job-spec.js';
-import { jobFields, parseOptions } from '../options.js';
-import { packageRoot } from '../paths.js';
+import { packageRoot } from '../submission/paths.js';
 import { driverResultSchema } from './driver-result-base.js';
+import { specRedis } from './job-spec.js';
 import type { JobKind } from './kind.js';
+import { jobFields, parseOptions } from './options.js';
 import { runJob } from './run-job.js';
 
 const { entry: _entry, experiments: _experiments, ...envelopeFields } = jobFields;

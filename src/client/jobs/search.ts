@@ -15,22 +15,22 @@ import type { TrialOutcome } from '../../hpo/protocol.js';
 import { TrialQueue, type TrialStatus } from '../../hpo/queue.js';
 import { clientAliveMs, reapEveryMs, SEARCH_ROUNDS } from '../../hpo/retry-policy.js';
 import type { Hparams } from '../../hpo/space.js';
-import { workerEntry } from '../bundle.js';
 import { RunError } from '../errors.js';
-import { type SearchSpec, specRedis } from '../job-spec.js';
+import { redactConf } from '../run/redaction.js';
+import { SearchProgress } from '../run/search-progress.js';
+import { workerEntry } from '../submission/bundle.js';
+import { packageRoot } from '../submission/paths.js';
+import { driverResultSchema } from './driver-result-base.js';
+import { type SearchSpec, specRedis } from './job-spec.js';
+import type { JobKind, JobRun } from './kind.js';
+import { runJob } from './run-job.js';
 import {
   type LaunchOptions,
   type ResolvedLaunchOptions,
   resolveLaunchOptions,
   searchTrials,
   stoppingRule,
-} from '../launch-options.js';
-import { packageRoot } from '../paths.js';
-import { redactConf } from '../redaction.js';
-import { SearchProgress } from '../search-progress.js';
-import { driverResultSchema } from './driver-result-base.js';
-import type { JobKind, JobRun } from './kind.js';
-import { runJob } from './run-job.js';
+} from './search-options.js';
 
 export interface TrialResult {
   id: string;

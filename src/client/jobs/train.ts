@@ -10,16 +10,16 @@ import { z } from 'zod';
 import { curvesSvg } from '../../experiments/curves.js';
 import { VERSIONED_ENTRY, writeMetrics, writeVersioned } from '../../experiments/layout.js';
 import { workerResultFields } from '../../runtime/control.js';
-import { workerEntry } from '../bundle.js';
-import { compileEntry } from '../entry-compile.js';
 import { RunError } from '../errors.js';
-import { type JobSpec, jobSpec } from '../job-spec.js';
-import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from '../options.js';
-import { packageRoot } from '../paths.js';
-import { Progress } from '../progress.js';
-import { redactConf } from '../redaction.js';
+import { Progress } from '../run/progress.js';
+import { redactConf } from '../run/redaction.js';
+import { workerEntry } from '../submission/bundle.js';
+import { compileEntry } from '../submission/entry-compile.js';
+import { packageRoot } from '../submission/paths.js';
 import { driverResultSchema } from './driver-result-base.js';
+import { type JobSpec, jobSpec } from './job-spec.js';
 import type { JobKind, JobRun } from './kind.js';
+import { type AllreduceOptions, type ResolvedAllreduceOptions, resolveAllreduceOptions } from './options.js';
 import { runJob } from './run-job.js';
 
 /** One rank's report: what its worker sent (runtime/control.ts) and what its task added (task.py). */

@@ -9,8 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync } from 'node:fs';
 import { join } from 'node:path';
-import { LivyClient, LivyError } from '../livy/client.js';
-import { RunError } from './errors.js';
+import { LivyClient, LivyError } from '../../livy/client.js';
+import { RunError } from '../errors.js';
 import { packageRoot, type SparkPaths } from './paths.js';
 import { type SubmitOutcome, type SubmitSettings, sparkConf } from './spark-submit.js';
 

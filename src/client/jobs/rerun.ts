@@ -7,11 +7,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { findRun, VERSIONED_ENTRY } from '../experiments/layout.js';
-import { RunError } from './errors.js';
-import { type AllreduceResult, allreduce } from './jobs/train.js';
+import { findRun, VERSIONED_ENTRY } from '../../experiments/layout.js';
+import { RunError } from '../errors.js';
+import { REDACTED } from '../run/redaction.js';
 import type { AllreduceOptions } from './options.js';
-import { REDACTED } from './redaction.js';
+import { type AllreduceResult, allreduce } from './train.js';
 
 /** Spark settings that run code or choose what runs. */
 const CODE_RUNNING_CONF = [
@@ -77,7 +77,7 @@ export async function rerun(
   const sparkConf = Object.fromEntries(
     Object.entries(recordedConf).filter(([k]) => !untrusted.includes(k) && !redacted.includes(k)),
   );
-  // What spec.json leaves out gets the options' defaults (client/options.ts). Older spec.json files
+  // What spec.json leaves out gets the options' defaults (client/jobs/options.ts). Older spec.json files
   // hold the worker's settings at the top level.
   const given = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
   const worker = (spec.worker ?? spec) as Record<string, unknown>;

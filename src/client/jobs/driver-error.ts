@@ -3,8 +3,8 @@
  * another attempt can help (src/errors/codes.ts), never its message text. A driver error without a
  * known code is a sparkring bug and says so.
  */
-import { ERROR_CODES, type ErrorCode, isErrorCode } from '../errors/codes.js';
-import { RunError } from './errors.js';
+import { ERROR_CODES, type ErrorCode, isErrorCode } from '../../errors/codes.js';
+import { RunError } from '../errors.js';
 
 /** The `error` of a driver's result (spark-plugin/sparkring/errors.py `error_report`). */
 export interface DriverError {
@@ -18,7 +18,7 @@ export interface DriverError {
   detail?: string;
 }
 
-/** A worker's `error` event, as the client heard it (client/progress.ts). */
+/** A worker's `error` event, as the client heard it (client/run/progress.ts). */
 export interface HeardError {
   rank: number;
   message: string;

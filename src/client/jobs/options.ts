@@ -1,9 +1,9 @@
 import { basename, extname, resolve } from 'node:path';
 import { z } from 'zod';
-import { RING_TIMEOUT_DEFAULTS } from '../collective/options.js';
-import type { RunEvent } from '../events/protocol.js';
-import { TF_BACKENDS } from '../runtime/backend.js';
-import { RunError } from './errors.js';
+import { RING_TIMEOUT_DEFAULTS } from '../../collective/options.js';
+import type { RunEvent } from '../../events/protocol.js';
+import { TF_BACKENDS } from '../../runtime/backend.js';
+import { RunError } from '../errors.js';
 
 export const DEFAULT_EXPERIMENTS = (): string => resolve(process.env.SPARKRING_EXPERIMENTS ?? 'experiments');
 

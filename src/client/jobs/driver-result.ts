@@ -9,9 +9,9 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { parseRunEvent } from '../events/protocol.js';
-import { connectRedis, type RedisEndpoint } from '../events/redis.js';
-import { RunError } from './errors.js';
+import { parseRunEvent } from '../../events/protocol.js';
+import { connectRedis, type RedisEndpoint } from '../../events/redis.js';
+import { RunError } from '../errors.js';
 
 /** The result's JSON when `proof` is its HMAC-SHA256 under `secret`. */
 export function provenResult(secret: string, resultJson: unknown, proof: unknown): unknown {

@@ -14,11 +14,11 @@
  */
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
-import type { RunEvent } from '../events/protocol.js';
-import { RunError } from './errors.js';
-import { JOB_KINDS, type JobKindName } from './jobs/index.js';
-import type { AnyJobKind } from './jobs/kind.js';
-import { openJob } from './jobs/run-job.js';
+import type { RunEvent } from '../../events/protocol.js';
+import { RunError } from '../errors.js';
+import { JOB_KINDS, type JobKindName } from './index.js';
+import type { AnyJobKind } from './kind.js';
+import { openJob } from './run-job.js';
 
 const fromCaller = z.discriminatedUnion('type', [
   z.object({

@@ -26,11 +26,11 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { execa } from 'execa';
-import { BINDING_IN_PACKAGE, TF_BINDING_PORTABLE } from '../runtime/backend.js';
-import { MAP_ADDON, REDUCE_ADDON } from '../util/addons.js';
+import { BINDING_IN_PACKAGE, TF_BINDING_PORTABLE } from '../../runtime/backend.js';
+import { MAP_ADDON, REDUCE_ADDON } from '../../util/addons.js';
+import { RunError } from '../errors.js';
+import { removeWhenGone } from '../run/janitor.js';
 import { compiledEntryName, compileEntry, REQUIRE_SHIM } from './entry-compile.js';
-import { RunError } from './errors.js';
-import { removeWhenGone } from './janitor.js';
 import { packageRoot, type SparkPaths } from './paths.js';
 import { isLoopback, masterHost } from './reachable.js';
 

@@ -3,17 +3,17 @@
  * JobSpec), and a search's (search.py SearchSpec). These schemas are the contract. `npm run
  * spec-schema` writes them as JSON Schema to spark-plugin/sparkring/{job,search}-spec.schema.json,
  * and the tests of both sides check against those files. The client writes every field, so
- * defaults live only in the options (client/options.ts, client/launch-options.ts).
+ * defaults live only in the options (client/jobs/options.ts, client/jobs/search-options.ts).
  *
  * `worker` holds what the task hands its Node worker as it is (runtime/control.ts `initMessage`):
  * a setting only the worker reads is added here and there, and nowhere in Python.
  */
 import { z } from 'zod';
-import type { RedisEndpoint } from '../events/redis.js';
-import { workerSettingsSchema } from '../runtime/control.js';
-import type { RuntimeBundle } from './bundle.js';
+import type { RedisEndpoint } from '../../events/redis.js';
+import { workerSettingsSchema } from '../../runtime/control.js';
+import type { RuntimeBundle } from '../submission/bundle.js';
+import type { SparkPaths } from '../submission/paths.js';
 import type { ResolvedAllreduceOptions } from './options.js';
-import type { SparkPaths } from './paths.js';
 
 const positiveInt = z.number().int().positive();
 const redisEndpoint = z.object({ url: z.string(), stream: z.string(), ca: z.string().nullable() });
@@ -22,7 +22,7 @@ export const jobSpecSchema = z.object({
   kind: z.literal('train'),
   runId: z.string(),
   name: z.string(),
-  /** The compiled entry the workers import (client/entry-compile.ts). */
+  /** The compiled entry the workers import (client/submission/entry-compile.ts). */
   entry: z.string(),
   workers: positiveInt,
   secret: z.string(),
@@ -66,7 +66,7 @@ export function jobSpec(
     resultPath: string;
     redis: RedisEndpoint | null;
     runDir?: string;
-    /** The compiled entry the workers import (client/entry-compile.ts). */
+    /** The compiled entry the workers import (client/submission/entry-compile.ts). */
     entry: string;
   },
   bundle?: RuntimeBundle,

@@ -1,6 +1,6 @@
 /** What a search shows on stderr while it runs, and the early-stopping decisions it takes. */
-import type { RunEvent } from '../events/protocol.js';
-import type { StoppingRule } from '../hpo/stopping.js';
+import type { RunEvent } from '../../events/protocol.js';
+import type { StoppingRule } from '../../hpo/stopping.js';
 
 const METRICS_EVERY_MS = 2000;
 

@@ -5,10 +5,10 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { pingRedis, type RedisEndpoint, redactUrl, runStream } from '../events/redis.js';
-import { freePort } from '../util/net.js';
-import { tiedToThisProcess } from '../util/tied.js';
-import { RunError } from './errors.js';
+import { pingRedis, type RedisEndpoint, redactUrl, runStream } from '../../events/redis.js';
+import { freePort } from '../../util/net.js';
+import { tiedToThisProcess } from '../../util/tied.js';
+import { RunError } from '../errors.js';
 
 export class PrivateRedis {
   private constructor(
@@ -57,7 +57,7 @@ export class PrivateRedis {
 
 /**
  * The run's Redis: the one given (checked before anything is submitted), or a private one on
- * `host`, the address the executors reach this client at (client/reachable.ts).
+ * `host`, the address the executors reach this client at (client/submission/reachable.ts).
  */
 export async function openRunRedis(
   o: { redis?: string; redisCa?: string },

@@ -13,7 +13,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { type BuildFailure, build, type Plugin } from 'esbuild';
-import { RunError } from './errors.js';
+import { RunError } from '../errors.js';
 import { packageRoot } from './paths.js';
 
 export const ENTRY_EXTENSIONS = ['.ts', '.mts', '.cts', '.tsx', '.js', '.mjs', '.cjs', '.jsx'] as const;

@@ -11,7 +11,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
-import { RunError } from './errors.js';
+import { RunError } from '../errors.js';
 import { findSparkSubmit, isCheckout, packageRoot, privateVenv, SetupError } from './paths.js';
 
 /** The file a finished install leaves in the venv: what it installed, so a new sparkring installs again. */

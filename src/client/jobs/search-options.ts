@@ -1,7 +1,14 @@
 /** Options of `launch(options)` / `sparkring launch`, and the trials they describe. */
 import { z } from 'zod';
-import { checkDistribution, type Distribution, expandGrid, type Hparams, SearchSpaceError, sampleRandom } from '../hpo/space.js';
-import { Asha, type Direction, MedianStopping, type StoppingRule } from '../hpo/stopping.js';
+import {
+  checkDistribution,
+  type Distribution,
+  expandGrid,
+  type Hparams,
+  SearchSpaceError,
+  sampleRandom,
+} from '../../hpo/space.js';
+import { Asha, type Direction, MedianStopping, type StoppingRule } from '../../hpo/stopping.js';
 import { jobFields, resolveRunOptions } from './options.js';
 
 const earlyStopSchema = z.discriminatedUnion('kind', [

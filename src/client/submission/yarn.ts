@@ -6,7 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RunError } from './errors.js';
+import { RunError } from '../errors.js';
 
 /** A property of a Hadoop configuration file (plain <property><name/><value/></property> pairs). */
 export function hadoopProperty(xml: string, name: string): string | undefined {

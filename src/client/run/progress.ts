@@ -1,7 +1,7 @@
 /** Progress of a run on stderr: driver stages, per-worker step / metrics / samples/s, worker logs. */
-import type { RunEvent } from '../events/protocol.js';
-import type { MetricRecord } from '../experiments/layout.js';
-import { type DriverError, driverError } from './driver-error.js';
+import type { RunEvent } from '../../events/protocol.js';
+import type { MetricRecord } from '../../experiments/layout.js';
+import { type DriverError, driverError } from '../jobs/driver-error.js';
 
 const isDriverError = (v: unknown): v is DriverError =>
   typeof v === 'object' && v !== null && typeof (v as DriverError).message === 'string';

@@ -3,9 +3,9 @@
 import { availableParallelism, freemem } from 'node:os';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
-import { SEARCH_SPARK_CONF } from '../hpo/retry-policy.js';
-import { tiedToThisProcess } from '../util/tied.js';
-import { RunError } from './errors.js';
+import { SEARCH_SPARK_CONF } from '../../hpo/retry-policy.js';
+import { tiedToThisProcess } from '../../util/tied.js';
+import { RunError } from '../errors.js';
 import type { SparkPaths } from './paths.js';
 
 export const defaultMaster = (workers: number): string => `local-cluster[${workers},1,1024]`;

@@ -1,7 +1,7 @@
 /** Follows a run's Redis stream (XREAD BLOCK from the last id seen), surviving Redis restarts. */
 import type { Redis } from 'ioredis';
-import { parseRunEvent, type RunEvent } from '../events/protocol.js';
-import { connectRedis, type RedisEndpoint } from '../events/redis.js';
+import { parseRunEvent, type RunEvent } from '../../events/protocol.js';
+import { connectRedis, type RedisEndpoint } from '../../events/redis.js';
 
 export class EventFollower {
   private stopped = false;

@@ -5,8 +5,8 @@
  * YARN's cluster mode: the driver runs on the cluster), a private Redis would hear nothing, and the
  * run needs --redis.
  */
-import { localAddressToward } from '../util/net.js';
-import { RunError } from './errors.js';
+import { localAddressToward } from '../../util/net.js';
+import { RunError } from '../errors.js';
 import { resourceManagerUrl } from './yarn.js';
 
 export interface Placement {

@@ -6,13 +6,13 @@
  * PATH), else the pinned pyspark of sparkring's private environment. Python: always the private
  * environment, which holds the plugin's dependencies (pyarrow, redis, TensorFlow). That environment is
  * the checkout's .venv (`make setup`) when sparkring runs from its checkout, else a per-user cache
- * (`sparkring setup`, or the first run: src/client/setup.ts).
+ * (`sparkring setup`, or the first run: src/client/submission/setup.ts).
  */
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
-import { packageFile } from '../util/package-file.js';
-import { RunError } from './errors.js';
+import { packageFile } from '../../util/package-file.js';
+import { RunError } from '../errors.js';
 
 export const packageRoot = (): string => dirname(packageFile('package.json'));
 
