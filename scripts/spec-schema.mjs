@@ -4,8 +4,8 @@
 // and each kind's driver result (src/client/jobs/<kind>.ts) as <kind>-result.schema.json.
 // Run after changing one: npm run spec-schema.
 import { writeFileSync } from 'node:fs';
-import { specJsonSchemas } from '../dist/src/client/jobs/job-spec.js';
 import { resultJsonSchemas } from '../dist/src/client/jobs/index.js';
+import { specJsonSchemas } from '../dist/src/client/jobs/job-spec.js';
 
 for (const [name, schema] of Object.entries({ ...specJsonSchemas(), ...resultJsonSchemas() })) {
   const path = new URL(`../spark-plugin/sparkring/${name}.schema.json`, import.meta.url);

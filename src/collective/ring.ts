@@ -8,14 +8,11 @@
 import { BufferPool } from './buffer-pool.js';
 import {
   CollectiveMismatchError,
-  CollectiveTimeoutError,
   decodeAbort,
-  describeStatus,
   EQUAL_STEPS_HINT,
   encodeAbort,
   FrameRefusedError,
   PeerFailedError,
-  type RankStatus,
   RingClosedError,
   RingError,
   UnevenStepsError,
@@ -36,6 +33,7 @@ import {
   reduceLastInto,
   viewAs,
 } from './reduce.js';
+import { RingWatch } from './ring-watch.js';
 
 const mod = (a: number, n: number): number => ((a % n) + n) % n;
 
@@ -53,6 +51,20 @@ function valueBytes(value: unknown, what: string): Buffer {
   }
   return bytes;
 }
+
+/** The most bytes a frame of each kind may carry, checked on its header; a kind not here is refused. */
+const FRAME_LIMITS: Partial<Record<FrameKind, (o: RingOptions) => number>> = {
+  [FrameKind.Heartbeat]: (o) => 1024 + 256 * o.worldSize, // every rank's status (ring-watch.ts)
+  [FrameKind.Abort]: () => MAX_ABORT_BYTES,
+  [FrameKind.Goodbye]: () => 0,
+};
+/** A data frame's limit, by its collective. */
+const DATA_FRAME_LIMITS: Partial<Record<CollectiveKind, (o: RingOptions) => number>> = {
+  [CollectiveKind.Allreduce]: (o) => o.chunkBytes,
+  [CollectiveKind.Finish]: () => 1024,
+  [CollectiveKind.Broadcast]: () => MAX_VALUE_BYTES,
+  [CollectiveKind.Allgather]: () => MAX_VALUE_BYTES,
+};
 
 export class Ring {
   readonly rank: number;
@@ -73,11 +85,8 @@ export class Ring {
   private readonly fusionBuffers = new Map<NumericArrayConstructor, NumericArray>();
   /** The allreduce in progress: where its allgather pieces belong, so they are read in place. */
   private inPlace: { seq: number; x: NumericArray; from: number; ranges: Array<[number, number]> } | undefined;
-  private readonly watchdog: NodeJS.Timeout | undefined;
-  /** Every rank's last known status (this rank's own at [rank]); heartbeats carry it around the ring. */
-  private readonly statuses: Array<RankStatus | undefined>;
-  /** When the collective in progress last made progress (entered, or a piece arrived). */
-  private progressAt = Date.now();
+  /** Statuses, heartbeats and the peer and collective timeouts (ring-watch.ts). */
+  private readonly watch: RingWatch;
   private readonly failureListeners: Array<(err: Error) => void> = [];
 
   constructor(
@@ -91,8 +100,19 @@ export class Ring {
     this.worldSize = options.worldSize;
     this.attempt = options.attempt;
     this.addresses = addresses;
-    this.statuses = new Array(options.worldSize).fill(undefined);
-    this.statuses[options.rank] = { version: 0, seq: 0, collective: 'none', state: 'between', step: null };
+    this.watch = new RingWatch(
+      options,
+      {
+        state: () => ({
+          busy: this.busy,
+          seq: this.seq,
+          countFrom: this.countFrom,
+          ended: this.closed || this.failure !== undefined,
+        }),
+        fail: (err, from) => this.fail(err, from),
+      },
+      prev && next ? [prev, next] : [],
+    );
     for (const link of [prev, next]) {
       link?.setFrameCheck((h) => this.frameProblem(h));
       link?.attach({
@@ -101,11 +121,6 @@ export class Ring {
       });
     }
     prev?.setPayloadAllocator((h) => this.payloadBuffer(h));
-    if (prev && next) {
-      const every = Math.min(1000, Math.max(20, Math.floor(options.peerTimeoutMs / 4)));
-      this.watchdog = setInterval(() => this.tick(), every);
-      this.watchdog.unref();
-    }
   }
 
   /** A ring of one (a search trial): every collective returns its input, nothing is dialled. */
@@ -164,7 +179,7 @@ export class Ring {
 
   /** The training step this rank is at (ctx.report), for the status its neighbours hear. */
   noteStep(step: number): void {
-    this.setStatus({ step });
+    this.watch.setStatus({ step });
   }
 
   /**
@@ -173,14 +188,8 @@ export class Ring {
    * mismatch with an UnevenStepsError, on every rank, instead of averaging different steps.
    */
   async finish(): Promise<void> {
-    this.setStatus({ state: 'returned' });
+    this.watch.setStatus({ state: 'returned' });
     await this.allgatherOf(CollectiveKind.Finish, null);
-  }
-
-  private setStatus(change: Partial<Omit<RankStatus, 'version'>>): void {
-    const mine = this.statuses[this.rank] as RankStatus;
-    if (mine.state === 'returned' && change.state !== undefined) return;
-    this.statuses[this.rank] = { ...mine, ...change, version: mine.version + 1 };
   }
 
   // ---- public collectives -------------------------------------------------------------
@@ -370,7 +379,7 @@ export class Ring {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.watchdog) clearInterval(this.watchdog);
+    this.watch.stop();
     const links = [this.prev, this.next].filter((l): l is Link => l !== undefined);
     if (!this.failure) {
       for (const l of links)
@@ -472,7 +481,7 @@ export class Ring {
       this.fail(err);
       throw err;
     }
-    this.progressAt = Date.now();
+    this.watch.progressed();
     const from = `rank ${prev.peerRank}`;
     const finished = (f.collective === CollectiveKind.Finish) !== (collective === CollectiveKind.Finish);
     if (finished) {
@@ -514,15 +523,15 @@ export class Ring {
       if (this.closed) throw new RingClosedError();
       const seq = ++this.seq;
       this.busy = true;
-      this.progressAt = Date.now();
-      this.setStatus({ seq, collective: CollectiveKind[kind], state: 'in' });
+      this.watch.progressed();
+      this.watch.setStatus({ seq, collective: CollectiveKind[kind], state: 'in' });
       try {
         return await body(seq);
       } catch (err) {
         throw this.failure ?? err;
       } finally {
         this.busy = false;
-        this.setStatus({ state: 'between' });
+        this.watch.setStatus({ state: 'between' });
       }
     });
     this.queue = task.catch(() => undefined);
@@ -544,7 +553,7 @@ export class Ring {
         else this.fail(new RingError(`rank ${link.peerRank} sent data backwards on the ring`));
         return;
       case FrameKind.Heartbeat:
-        this.mergeStatuses(f.payload);
+        this.watch.heard(f.payload);
         return;
       case FrameKind.Abort:
         this.fail(
@@ -573,58 +582,14 @@ export class Ring {
     );
   }
 
-  private tick(): void {
-    if (this.closed || this.failure) return;
-    const statuses = Buffer.from(JSON.stringify(this.statuses));
-    for (const l of [this.prev, this.next]) {
-      l?.send({ kind: FrameKind.Heartbeat, collective: CollectiveKind.None, seq: this.seq, index: this.rank }, statuses);
-    }
-    if (!this.busy) return;
-    const now = Date.now();
-    if (now - this.progressAt > this.options.collectiveTimeoutMs) {
-      this.fail(this.collectiveTimeout(now - this.progressAt));
-      return;
-    }
-    for (const l of [this.prev, this.next]) {
-      if (l && !l.saidGoodbye && now - l.lastHeardAt > this.options.peerTimeoutMs) {
-        this.fail(
-          new PeerFailedError(
-            l.peerRank,
-            l.peerAddress,
-            'stalled',
-            this.rank,
-            `nothing heard for ${now - l.lastHeardAt} ms (peer timeout ${this.options.peerTimeoutMs} ms)`,
-            this.hostOf(l.peerRank),
-          ),
-          l,
-        );
-        return;
-      }
-    }
-  }
-
   /**
    * The most a frame of its kind may carry, checked on its header before a buffer is allocated:
    * a peer (or a stranger past the handshake) cannot make this rank allocate what it names.
    */
   private frameProblem(h: FrameHeader): string | undefined {
-    const most =
-      h.kind === FrameKind.Heartbeat
-        ? 1024 + 256 * this.worldSize
-        : h.kind === FrameKind.Abort
-          ? MAX_ABORT_BYTES
-          : h.kind === FrameKind.Goodbye
-            ? 0
-            : h.kind !== FrameKind.Data
-              ? -1
-              : h.collective === CollectiveKind.Allreduce
-                ? this.options.chunkBytes
-                : h.collective === CollectiveKind.Finish
-                  ? 1024
-                  : h.collective === CollectiveKind.Broadcast || h.collective === CollectiveKind.Allgather
-                    ? MAX_VALUE_BYTES
-                    : -1;
-    if (most < 0) return `a frame of unknown kind ${h.kind}/${h.collective}`;
+    const limit = h.kind === FrameKind.Data ? DATA_FRAME_LIMITS[h.collective] : FRAME_LIMITS[h.kind];
+    if (limit === undefined) return `a frame of unknown kind ${h.kind}/${h.collective}`;
+    const most = limit(this.options);
     if (h.length > most) {
       const what =
         h.kind === FrameKind.Data ? `${CollectiveKind[h.collective]} #${this.shown(h.seq)} piece ${h.index}` : FrameKind[h.kind];
@@ -633,43 +598,8 @@ export class Ring {
     return undefined;
   }
 
-  /** Keeps the newer of each rank's status from a neighbour's heartbeat (others' only: this rank knows its own). */
-  private mergeStatuses(payload: Uint8Array): void {
-    if (payload.byteLength === 0) return;
-    let heard: unknown;
-    try {
-      heard = JSON.parse(Buffer.from(payload).toString('utf8'));
-    } catch {
-      return;
-    }
-    if (!Array.isArray(heard) || heard.length !== this.worldSize) return;
-    heard.forEach((s: unknown, r) => {
-      if (r === this.rank || !isRankStatus(s)) return;
-      if (s.version > (this.statuses[r]?.version ?? -1)) this.statuses[r] = s;
-    });
-  }
-
-  private collectiveTimeout(waitedMs: number): CollectiveTimeoutError {
-    const mine = this.statuses[this.rank] as RankStatus;
-    const missing = this.statuses
-      .map((s, r) => ({ s, r }))
-      .filter(({ s, r }) => r !== this.rank && !(s?.state === 'in' && s.seq === mine.seq));
-    const where = `${mine.collective} #${this.shown(mine.seq)}${mine.step === null ? '' : ` (step ${mine.step})`}`;
-    return new CollectiveTimeoutError(
-      `rank ${this.rank} waited ${Math.round(waitedMs / 1000)} s in ${where} with no progress (collective timeout ${
-        this.options.collectiveTimeoutMs / 1000
-      } s); ranks that did not arrive: ${
-        missing.length > 0
-          ? missing.map(({ s, r }) => describeStatus(r, s, this.countFrom)).join(', ')
-          : 'none known (they may be stuck inside it)'
-      }. A rank that awaits something else or loops between steps keeps the others waiting; raise --collective-timeout if a step can take this long`,
-      missing.map(({ r }) => r),
-    );
-  }
-
-  /** A rank's host as the cluster names it, when the ring was told (options.hosts). */
   private hostOf(rank: number): string | undefined {
-    return this.options.hosts?.[rank];
+    return this.watch.hostOf(rank);
   }
 
   /** Ends the ring with `err` here and tells both neighbours (but the one it came from). */
@@ -685,16 +615,4 @@ export class Ring {
     this.options.log?.(`ring rank ${this.rank}: ${err.message}`);
     for (const listener of this.failureListeners.splice(0)) listener(err);
   }
-}
-
-function isRankStatus(s: unknown): s is RankStatus {
-  if (s === null || typeof s !== 'object') return false;
-  const o = s as Record<string, unknown>;
-  return (
-    typeof o.version === 'number' &&
-    typeof o.seq === 'number' &&
-    typeof o.collective === 'string' &&
-    (o.state === 'in' || o.state === 'between' || o.state === 'returned') &&
-    (o.step === null || typeof o.step === 'number')
-  );
 }
