@@ -1,6 +1,5 @@
 /**
- * A typed client of Apache Livy's REST API (0.9.0): batches and interactive sessions with
- * statements. Written here because no maintained Livy client exists on npm. It always sends X-Requested-By (Livy's CSRF filter wants it on
+ * A typed client of Apache Livy's REST API (0.9.0): the batches sparkring submits. Written here because no maintained Livy client exists on npm. It always sends X-Requested-By (Livy's CSRF filter wants it on
  * every non-GET request), takes pluggable auth headers, retries connection errors and 5xx with
  * backoff (a POST only when it surely never reached Livy: creating a batch twice is worse than
  * failing; createBatch looks for its batch by name before it tries again), and turns Livy's mixed error bodies (JSON {msg}, a bare JSON string, Jetty's HTML)
@@ -8,20 +7,6 @@
  */
 
 export type BatchState = 'not_started' | 'starting' | 'recovering' | 'running' | 'success' | 'dead' | 'killed';
-export type SessionState =
-  | 'not_started'
-  | 'starting'
-  | 'recovering'
-  | 'idle'
-  | 'running'
-  | 'busy'
-  | 'shutting_down'
-  | 'error'
-  | 'dead'
-  | 'killed'
-  | 'success';
-export type StatementState = 'waiting' | 'running' | 'available' | 'error' | 'cancelling' | 'cancelled';
-
 export const FINISHED_BATCH_STATES: readonly BatchState[] = ['success', 'dead', 'killed'];
 
 /** Fields of POST /batches (Livy refuses unknown fields with 400). */
@@ -53,37 +38,6 @@ export interface Batch {
   appId: string | null;
   appInfo: Record<string, string | null>;
   log: string[];
-}
-
-export interface SessionRequest extends Omit<BatchRequest, 'file' | 'className' | 'args'> {
-  kind?: 'spark' | 'pyspark' | 'sparkr' | 'sql';
-  heartbeatTimeoutInSecond?: number;
-  ttl?: string;
-  idleTimeout?: string;
-}
-
-export interface Session {
-  id: number;
-  name: string | null;
-  appId: string | null;
-  owner: string | null;
-  proxyUser: string | null;
-  state: SessionState;
-  kind: string;
-  appInfo: Record<string, string | null>;
-  log: string[];
-}
-
-export type StatementOutput =
-  | { status: 'ok'; execution_count: number; data: Record<string, unknown> }
-  | { status: 'error'; execution_count: number; ename: string; evalue: string; traceback: string[] };
-
-export interface Statement {
-  id: number;
-  code: string;
-  state: StatementState;
-  output: StatementOutput | null;
-  progress: number;
 }
 
 export interface LogPage {
@@ -312,82 +266,5 @@ export class LivyClient {
       if (FINISHED_BATCH_STATES.includes(state)) return state;
       await new Promise((r) => setTimeout(r, o.pollMs ?? 500));
     }
-  }
-
-  // ---- interactive sessions -------------------------------------------------------------
-
-  createSession(req: SessionRequest = {}): Promise<Session> {
-    return this.request('POST', '/sessions', req);
-  }
-
-  getSession(id: number): Promise<Session> {
-    return this.request('GET', `/sessions/${id}`);
-  }
-
-  async deleteSession(id: number): Promise<void> {
-    try {
-      await this.request('DELETE', `/sessions/${id}`);
-    } catch (err) {
-      if (!(err instanceof LivyError && err.status === 404)) throw err;
-    }
-  }
-
-  /** Polls until the session is idle (ready for statements); throws if it died instead. */
-  async waitSessionIdle(id: number, o: { pollMs?: number; timeoutMs?: number } = {}): Promise<Session> {
-    const until = Date.now() + (o.timeoutMs ?? 180_000);
-    for (;;) {
-      const s = await this.getSession(id);
-      if (s.state === 'idle') return s;
-      if (['error', 'dead', 'killed', 'success', 'shutting_down'].includes(s.state)) {
-        throw new LivyError(
-          `Livy session ${id} is ${s.state}: ${s.log.slice(-3).join(' | ')}`,
-          undefined,
-          'GET',
-          `${this.url}/sessions/${id}`,
-        );
-      }
-      if (Date.now() > until) {
-        throw new LivyError(
-          `Livy session ${id} is still ${s.state} after ${o.timeoutMs ?? 180_000} ms`,
-          undefined,
-          'GET',
-          `${this.url}/sessions/${id}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, o.pollMs ?? 500));
-    }
-  }
-
-  runStatement(sessionId: number, code: string, kind?: SessionRequest['kind']): Promise<Statement> {
-    return this.request('POST', `/sessions/${sessionId}/statements`, kind ? { code, kind } : { code });
-  }
-
-  getStatement(sessionId: number, statementId: number): Promise<Statement> {
-    return this.request('GET', `/sessions/${sessionId}/statements/${statementId}`);
-  }
-
-  cancelStatement(sessionId: number, statementId: number): Promise<{ msg: string }> {
-    return this.request('POST', `/sessions/${sessionId}/statements/${statementId}/cancel`, {});
-  }
-
-  /** Runs `code` and polls until its output is there. */
-  async execute(
-    sessionId: number,
-    code: string,
-    o: { pollMs?: number; kind?: SessionRequest['kind'] } = {},
-  ): Promise<StatementOutput> {
-    let st = await this.runStatement(sessionId, code, o.kind);
-    while (!['available', 'error', 'cancelled'].includes(st.state)) {
-      await new Promise((r) => setTimeout(r, o.pollMs ?? 300));
-      st = await this.getStatement(sessionId, st.id);
-    }
-    if (!st.output)
-      throw new LivyError(
-        `statement ${st.id} of session ${sessionId} ended ${st.state} without output`,
-        undefined,
-        'GET',
-        this.url,
-      );
-    return st.output;
   }
 }

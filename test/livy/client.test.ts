@@ -103,10 +103,10 @@ describe('LivyClient', () => {
     expect(seen.map((s) => s.method)).toEqual(['POST', 'GET', 'POST']);
   });
 
-  it('other POSTs are not sent again after a 5xx', async () => {
+  it('a POST it cannot look for is not sent again after a 5xx', async () => {
     const { url, seen } = await serve(() => [503, '"busy"']);
     const livy = new LivyClient({ url, backoffMs: 5 });
-    const err = (await livy.createSession({ kind: 'pyspark' }).catch((e: unknown) => e)) as LivyError;
+    const err = (await livy.createBatch({ file: 'x.py' }).catch((e: unknown) => e)) as LivyError;
     expect(err.maybeApplied).toBe(true);
     expect(seen).toHaveLength(1);
   });
