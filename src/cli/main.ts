@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { z } from 'zod';
 import { RunError } from '../client/errors.js';
 import { ALLREDUCE_DEFAULTS, DEFAULT_EXPERIMENTS } from '../client/jobs/options.js';
 import { PREDICT_DEFAULTS, predict } from '../client/jobs/predict.js';
@@ -17,6 +18,7 @@ import { TF_BACKENDS, type TfBackendChoice } from '../runtime/backend.js';
 import { collect, earlyStopFlag, keyValue, nonNegative, positiveInt } from './args.js';
 import { runDemo } from './demo.js';
 import { experimentsList, experimentsShow } from './experiments.js';
+import { allreduceFlags, type jobFlags, launchFlags, parseFlags, predictFlags, type submitFlags } from './flags.js';
 import { secretValue } from './secrets.js';
 
 const parseValue = (v: string): unknown => {
@@ -96,35 +98,36 @@ function withJobOptions(command: Command): Command {
 }
 
 /** The values of withSubmitOptions' flags and --master. */
-function submitArgs(o: Record<string, unknown>, signal: AbortSignal) {
+function submitArgs(f: z.output<typeof submitFlags>, signal: AbortSignal) {
   return {
-    master: o.master as string | undefined,
-    queue: o.queue as string | undefined,
-    sparkConf: o.conf as Record<string, string>,
-    redis: secretValue('--redis', o.redis as string | undefined),
-    redisCa: o.redisCa as string | undefined,
-    livy: o.livy as string | undefined,
-    livyHeaders: livyHeaders(
-      secretValue('--livy-user', o.livyUser as string | undefined),
-      secretValue('--livy-token', o.livyToken as string | undefined),
-    ),
-    tfBackend: o.tfBackend as 'auto' | 'native' | 'wasm' | 'cpu',
-    stage: o.stage as string | undefined,
+    master: f.master,
+    queue: f.queue,
+    sparkConf: f.conf,
+    redis: secretValue('--redis', f.redis),
+    redisCa: f.redisCa,
+    livy: f.livy,
+    livyHeaders: livyHeaders(secretValue('--livy-user', f.livyUser), secretValue('--livy-token', f.livyToken)),
+    tfBackend: f.tfBackend,
+    stage: f.stage,
     signal,
   };
 }
 
 /** The values of withJobOptions' flags, --name and --master: options.ts jobFields. */
-function jobArgs(entry: string, o: Record<string, unknown>, signal: AbortSignal) {
+function jobArgs(entry: string, f: z.output<typeof jobFlags>, signal: AbortSignal) {
   return {
-    ...submitArgs(o, signal),
+    ...submitArgs(f, signal),
     entry,
-    name: o.name as string | undefined,
-    experiments: o.experiments as string | undefined,
-    ship: o.ship as boolean | undefined,
-    shipNode: Boolean(o.shipNode),
+    name: f.name,
+    experiments: f.experiments,
+    ship: f.ship,
+    shipNode: Boolean(f.shipNode),
   };
 }
+
+/** --hp key=value pairs, each value JSON where it parses. */
+const hparams = (hp: Record<string, string>): Record<string, unknown> =>
+  Object.fromEntries(Object.entries(hp).map(([k, v]) => [k, parseValue(v)]));
 
 function livyHeaders(user: string | undefined, token: string | undefined): Record<string, string> | undefined {
   if (user) {
@@ -264,23 +267,23 @@ withJobOptions(
 ).action(async (entry: string, o: Record<string, unknown>) => {
   const interrupt = onInterrupt();
   try {
-    await prepareEnvironment(sayLine, { livy: o.livy as string | undefined });
-    const hp = Object.fromEntries(Object.entries(o.hp as Record<string, string>).map(([k, v]) => [k, parseValue(v)]));
+    const f = parseFlags(allreduceFlags, o);
+    await prepareEnvironment(sayLine, { livy: f.livy });
     const r = await allreduce({
-      ...jobArgs(entry, o, interrupt.signal),
-      workers: o.workers as number,
-      data: o.data as string | undefined,
-      partitionBy: o.partitionBy as string | undefined,
-      hparams: hp,
-      gpusPerWorker: o.gpusPerWorker as number,
-      maxAttempts: o.maxAttempts as number,
-      heartbeatTimeoutMs: (o.heartbeatTimeout as number) * 1000,
-      collectiveTimeoutMs: (o.collectiveTimeout as number) * 1000,
-      peerTimeoutMs: (o.peerTimeout as number) * 1000,
-      formationTimeoutMs: (o.formationTimeout as number) * 1000,
-      ringInterface: o.ringInterface as string | undefined,
+      ...jobArgs(entry, f, interrupt.signal),
+      workers: f.workers,
+      data: f.data,
+      partitionBy: f.partitionBy,
+      hparams: hparams(f.hp),
+      gpusPerWorker: f.gpusPerWorker,
+      maxAttempts: f.maxAttempts,
+      heartbeatTimeoutMs: f.heartbeatTimeout * 1000,
+      collectiveTimeoutMs: f.collectiveTimeout * 1000,
+      peerTimeoutMs: f.peerTimeout * 1000,
+      formationTimeoutMs: f.formationTimeout * 1000,
+      ringInterface: f.ringInterface,
     });
-    printResult(r, Boolean(o.json));
+    printResult(r, Boolean(f.json));
   } catch (err) {
     fail(err);
   }
@@ -357,28 +360,25 @@ withJobOptions(
 ).action(async (entry: string, o: Record<string, unknown>) => {
   const interrupt = onInterrupt();
   try {
-    await prepareEnvironment(sayLine, { livy: o.livy as string | undefined });
-    const grid = (o.grid as string[]).length ? Object.fromEntries((o.grid as string[]).map(parseGridFlag)) : undefined;
-    const random = (o.random as string[]).length ? Object.fromEntries((o.random as string[]).map(parseRandomFlag)) : undefined;
-    const hp = Object.fromEntries(Object.entries(o.hp as Record<string, string>).map(([k, v]) => [k, parseValue(v)]));
+    const f = parseFlags(launchFlags, o);
+    await prepareEnvironment(sayLine, { livy: f.livy });
     const r = await launch({
-      ...jobArgs(entry, o, interrupt.signal),
-      grid,
-      random,
-      trials: o.trials as number | undefined,
-      seed: o.seed as number,
-      hparams: hp,
-      metric: o.metric as string,
-      direction: o.direction as 'min' | 'max',
-      earlyStop: earlyStopFlag(o.asha, o.median),
-      executors: o.executors as number,
-      maxTrialAttempts: o.maxTrialAttempts as number,
-      excludeAfter: o.excludeAfter as number,
-      gpusPerTrial: o.gpusPerTrial as number,
-      // launch-options.ts refuses wasm with a line that says why.
-      tfBackend: o.tfBackend as 'auto' | 'native' | 'cpu',
+      ...jobArgs(entry, f, interrupt.signal),
+      grid: f.grid.length ? Object.fromEntries(f.grid.map(parseGridFlag)) : undefined,
+      random: f.random.length ? Object.fromEntries(f.random.map(parseRandomFlag)) : undefined,
+      trials: f.trials,
+      seed: f.seed,
+      hparams: hparams(f.hp),
+      metric: f.metric,
+      direction: f.direction,
+      earlyStop: earlyStopFlag(f.asha, f.median),
+      executors: f.executors,
+      maxTrialAttempts: f.maxTrialAttempts,
+      excludeAfter: f.excludeAfter,
+      gpusPerTrial: f.gpusPerTrial,
+      tfBackend: f.tfBackend,
     });
-    printLaunchResult(r, Boolean(o.json));
+    printLaunchResult(r, Boolean(f.json));
   } catch (err) {
     fail(err);
   }
@@ -483,20 +483,21 @@ withSubmitOptions(
 ).action(async (model: string, o: Record<string, unknown>) => {
   const interrupt = onInterrupt();
   try {
-    await prepareEnvironment(sayLine, { livy: o.livy as string | undefined });
+    const f = parseFlags(predictFlags, o);
+    await prepareEnvironment(sayLine, { livy: f.livy });
     const r = await predict({
-      ...submitArgs(o, interrupt.signal),
+      ...submitArgs(f, interrupt.signal),
       model,
-      data: o.data as string,
-      out: o.out as string,
-      features: (o.features as string | undefined)?.split(',').map((f) => f.trim()),
-      output: o.output as string | undefined,
-      where: o.where as { column: string; value: number } | undefined,
-      batchSize: o.batchSize as number,
-      executors: o.executors as number,
-      overwrite: Boolean(o.overwrite),
+      data: f.data,
+      out: f.out,
+      features: f.features?.split(',').map((c) => c.trim()),
+      output: f.output,
+      where: f.where,
+      batchSize: f.batchSize,
+      executors: f.executors,
+      overwrite: Boolean(f.overwrite),
     });
-    if (o.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    if (f.json) process.stdout.write(`${JSON.stringify(r)}\n`);
     else {
       const perS = Math.round(r.rows / (r.scoreMs / 1000));
       process.stdout.write(
