@@ -24,11 +24,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Optional
 
-from sparkring.codes import SPARK_CONNECT
+from sparkring.error_codes import SPARK_CONNECT
 from sparkring.lifecycle import run_job
-from sparkring.progress import LineProgress, progress_for
+from sparkring.caller_progress import LineProgress, progress_for
 from sparkring.runtime_home import CLI, node_binary, runtime_home
-from sparkring.search import SearchSpec, run_search
+from sparkring.search_rounds import run_search
+from sparkring.search_tasks import SearchSpec
 from sparkring.spec import JobSpec
 
 SPARK_CONNECT_REFUSED = (
@@ -41,7 +42,7 @@ SPARK_CONNECT_REFUSED = (
 
 class RunError(RuntimeError):
     """A failed run: `kind` (input, setup, worker, slots, job, spark), the worker's `rank` and `stack`
-    where a worker failed, the machine-readable `code` (codes.py) and the run's `dir` where it has one."""
+    where a worker failed, the machine-readable `code` (error_codes.py) and the run's `dir` where it has one."""
 
     def __init__(
         self,

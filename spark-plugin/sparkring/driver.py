@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sparkring.codes import DATA_PATH
-from sparkring.errors import JobError
+from sparkring.error_codes import DATA_PATH
+from sparkring.failures import JobError
 from sparkring.lifecycle import run_job
 from sparkring.spec import JobSpec
 from sparkring.stage import unreadable_data

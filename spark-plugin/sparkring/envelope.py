@@ -14,9 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
-from sparkring.codes import INTERRUPTED, SPARK
-from sparkring.errors import JobError, error_report, find_failure
-from sparkring.events import EventSender, signed_result
+from sparkring.error_codes import INTERRUPTED, SPARK
+from sparkring.failures import JobError, error_report, find_failure
+from sparkring.driver_events import EventSender, signed_result
 from sparkring.run_files import write_json, write_result
 from sparkring.spec import RedisEndpoint
 

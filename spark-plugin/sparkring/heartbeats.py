@@ -11,7 +11,7 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
-from sparkring.events import connect
+from sparkring.driver_events import connect
 from sparkring.spec import RedisEndpoint
 
 POLL_MS = 500

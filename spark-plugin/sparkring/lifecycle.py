@@ -2,7 +2,7 @@
 (driver.py) and the Python API (api.py) alike: the slot checks, the attempts (each a barrier
 stage in this same Spark application, resuming from the run directory's checkpoints), the run
 events, the result files and the executors' release. The failure policy lives here alone: an
-attempt is retried unless its error's code is final (codes.py) or it was the last."""
+attempt is retried unless its error's code is final (error_codes.py) or it was the last."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import socket
 from dataclasses import replace
 from typing import Any, Callable
 
-from sparkring.codes import DYNAMIC_ALLOCATION, SLOTS, is_final
-from sparkring.errors import JobError
+from sparkring.error_codes import DYNAMIC_ALLOCATION, SLOTS, is_final
+from sparkring.failures import JobError
 from sparkring.envelope import job_envelope
 from sparkring.executors import executor_ids, release_executors
 from sparkring.run_files import experiment_dir

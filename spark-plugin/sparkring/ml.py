@@ -34,8 +34,8 @@ from pyspark.ml.util import (
 )
 
 from sparkring.api import RunError, allreduce
-from sparkring.codes import PREDICT_MODEL
-from sparkring.errors import JobError
+from sparkring.error_codes import PREDICT_MODEL
+from sparkring.failures import JobError
 from sparkring.scoring import DEFAULT_BATCH_SIZE, MODEL_FILES, model_dir_of, predict
 
 

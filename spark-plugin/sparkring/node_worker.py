@@ -15,8 +15,8 @@ import sys
 import threading
 from typing import IO, Any, Optional
 
-from sparkring.codes import RUNTIME_MISSING, WORKER_EXIT
-from sparkring.errors import SparkringWorkerError, WorkerFailure, known
+from sparkring.error_codes import RUNTIME_MISSING, WORKER_EXIT
+from sparkring.failures import SparkringWorkerError, WorkerFailure, known
 from sparkring.gpus import visible_devices
 from sparkring.lost import exit_description
 from sparkring.tf_libraries import tensorflow_env

@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from sparkring.codes import DATA_COLUMN, DATA_PATH
+from sparkring.error_codes import DATA_COLUMN, DATA_PATH
 from sparkring.driver import read_data
 from sparkring.envelope import Job, job_envelope
-from sparkring.errors import JobError
+from sparkring.failures import JobError
 from sparkring.executors import release_executors
 from sparkring.scoring import prepare, with_predictions
 from sparkring.spec import RedisEndpoint

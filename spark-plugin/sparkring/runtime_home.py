@@ -9,8 +9,8 @@ import os
 import shutil
 from typing import Optional
 
-from sparkring.codes import RUNTIME_MISSING
-from sparkring.errors import JobError
+from sparkring.error_codes import RUNTIME_MISSING
+from sparkring.failures import JobError
 
 CLI = os.path.join("dist", "src", "cli", "main.js")
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))

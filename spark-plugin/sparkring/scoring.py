@@ -19,8 +19,8 @@ from typing import IO, Any, Iterator, Optional
 
 import pyarrow as pa
 
-from sparkring.codes import DATA_COLUMN, PREDICT_MODEL, RUNTIME_MISSING
-from sparkring.errors import JobError, SparkringWorkerError, WorkerFailure, known
+from sparkring.error_codes import DATA_COLUMN, PREDICT_MODEL, RUNTIME_MISSING
+from sparkring.failures import JobError, SparkringWorkerError, WorkerFailure, known
 from sparkring.node_worker import spawn_node
 from sparkring.runtime_home import runtime_home
 from sparkring.tf_libraries import tensorflow_env

@@ -11,8 +11,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from sparkring.codes import DATA_COLUMN, DATA_PATH, EXECUTOR_LOST, SPARK, WORKER_SILENT
-from sparkring.errors import JOB_WIDE, JobError, error_report, find_failure
+from sparkring.error_codes import DATA_COLUMN, DATA_PATH, EXECUTOR_LOST, SPARK, WORKER_SILENT
+from sparkring.failures import JOB_WIDE, JobError, error_report, find_failure
 from sparkring.heartbeats import HeartbeatWatch
 from sparkring.lost import LostTask, describe, first_lost
 from sparkring.spec import JobSpec

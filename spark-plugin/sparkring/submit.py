@@ -1,5 +1,5 @@
 """What spark-submit runs (spark-plugin/sparkring_submit.py): the driver of the job kind the spec
-names. The built-in kinds are train (lifecycle.py through driver.py), search (search.py) and
+names. The built-in kinds are train (lifecycle.py through driver.py), search (search_rounds.py) and
 predict (predict_job.py). A kind of one's own (src/client/jobs/kind.ts) names its middle in the
 spec as `driver`, a Python file with `middle(spark, spec, job)`: it runs inside the one envelope
 (envelope.py), so it only fills the result."""
@@ -12,13 +12,13 @@ import os
 import sys
 from typing import Any, Callable
 
-from sparkring import driver, predict_job, search
+from sparkring import driver, predict_job, search_rounds, search_tasks
 from sparkring.envelope import job_envelope
 from sparkring.spec import JobSpec, RedisEndpoint
 
 KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "train": lambda raw: driver.run(JobSpec.from_dict(raw)),
-    "search": lambda raw: search.run(search.SearchSpec.from_dict(raw)),
+    "search": lambda raw: search_rounds.run(search_tasks.SearchSpec.from_dict(raw)),
     "predict": lambda raw: predict_job.run(predict_job.PredictSpec.from_dict(raw)),
 }
 

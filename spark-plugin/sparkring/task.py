@@ -16,9 +16,9 @@ from typing import Callable, Iterator, Optional
 
 import pyarrow as pa
 
-from sparkring.bundle import shipped_paths
-from sparkring.codes import EXPERIMENTS_NOT_SHARED, HANDOFF_SPACE
-from sparkring.errors import SparkringWorkerError, WorkerFailure
+from sparkring.bundle_paths import shipped_paths
+from sparkring.error_codes import EXPERIMENTS_NOT_SHARED, HANDOFF_SPACE
+from sparkring.failures import SparkringWorkerError, WorkerFailure
 from sparkring.gpus import gpu_addresses
 from sparkring.handoff import HandoffSpaceError, RowCounter, handoff_dir, write_partition
 from sparkring.node_worker import NodeWorker

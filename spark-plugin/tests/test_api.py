@@ -50,7 +50,7 @@ def test_the_notebook_table_has_a_row_per_worker_or_trial_in_order(monkeypatch: 
     display.display = lambda html, display_id: Handle()  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "IPython", types.ModuleType("IPython"))
     monkeypatch.setitem(sys.modules, "IPython.display", display)
-    from sparkring.progress import NotebookProgress
+    from sparkring.caller_progress import NotebookProgress
 
     table = NotebookProgress()
     for trial in ("10", "9"):

@@ -1,10 +1,10 @@
-"""The error report every failed result carries: a code of codes.py, its kind, the message."""
+"""The error report every failed result carries: a code of error_codes.py, its kind, the message."""
 
 from __future__ import annotations
 
-from sparkring.codes import CODES
+from sparkring.error_codes import CODES
 from sparkring.stage import stage_error
-from sparkring.errors import SparkringWorkerError, WorkerFailure, error_report, find_failure
+from sparkring.failures import SparkringWorkerError, WorkerFailure, error_report, find_failure
 from sparkring.lost import LostTask
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sparkring.errors import MARKER, SparkringWorkerError, WorkerFailure, find_failure
+from sparkring.failures import MARKER, SparkringWorkerError, WorkerFailure, find_failure
 from sparkring.gpus import gpu_addresses, visible_devices
 from sparkring.slots import ClusterShape, SlotNeed, SlotsError, local_cluster_shape, local_slots, slots_of, wait_for_slots
 from sparkring.spec import JobSpec
@@ -76,7 +76,7 @@ def test_worker_failures_survive_spark_exception_text() -> None:
 
 
 def test_search_spec_reads_what_the_client_writes() -> None:
-    from sparkring.search import SearchSpec
+    from sparkring.search_tasks import SearchSpec
 
     spec = SearchSpec.from_dict(
         {
@@ -111,7 +111,7 @@ def test_search_spec_reads_what_the_client_writes() -> None:
 def test_executor_identity_outside_an_executor_falls_back_to_the_parent() -> None:
     import os
 
-    from sparkring.search import executor_identity
+    from sparkring.search_tasks import executor_identity
 
     executor, host = executor_identity()
     assert executor == f"pid-{os.getppid()}" and host
@@ -120,7 +120,7 @@ def test_executor_identity_outside_an_executor_falls_back_to_the_parent() -> Non
 def test_shipped_paths_resolve_inside_the_unpacked_bundle(tmp_path: Any, monkeypatch: Any) -> None:
     from pyspark import SparkFiles
 
-    from sparkring.bundle import shipped, shipped_paths
+    from sparkring.bundle_paths import shipped, shipped_paths
 
     monkeypatch.setattr(SparkFiles, "_is_running_on_worker", True)
     monkeypatch.setattr(SparkFiles, "_root_directory", str(tmp_path))
@@ -138,8 +138,8 @@ def test_shipped_paths_resolve_inside_the_unpacked_bundle(tmp_path: Any, monkeyp
 def test_a_bundle_spark_did_not_unpack_is_the_workers_error(tmp_path: Any, monkeypatch: Any) -> None:
     from pyspark import SparkFiles
 
-    from sparkring.bundle import shipped_paths
-    from sparkring.errors import SparkringWorkerError
+    from sparkring.bundle_paths import shipped_paths
+    from sparkring.failures import SparkringWorkerError
 
     monkeypatch.setattr(SparkFiles, "_is_running_on_worker", True)
     monkeypatch.setattr(SparkFiles, "_root_directory", str(tmp_path))

@@ -17,10 +17,10 @@ import jsonschema
 import pytest
 
 import sparkring
-from sparkring import lifecycle, predict_job, search
-from sparkring.codes import DATA_PATH, INTERRUPTED
+from sparkring import lifecycle, predict_job, search_rounds
+from sparkring.error_codes import DATA_PATH, INTERRUPTED
 from sparkring.envelope import job_envelope
-from sparkring.errors import JobError
+from sparkring.failures import JobError
 
 KINDS = ("train", "search", "predict")
 # The fields the envelope itself writes into every result.
@@ -28,7 +28,7 @@ ENVELOPE_FIELDS = {"ok", "appId", "versions", "runMs", "error"}
 # Each kind's middle: the functions that fill its result.
 MIDDLES: dict[str, list[Callable[..., Any]]] = {
     "train": [lifecycle.run_job],
-    "search": [search.run_search, search.run_rounds],
+    "search": [search_rounds.run_search, search_rounds.run_rounds],
     "predict": [predict_job.score],
 }
 
@@ -98,7 +98,7 @@ def test_a_search_middle_gives_an_ok_result_that_fits(tmp_path: Any) -> None:
 
     def body(job: Any) -> None:
         job.result.update(dir=str(tmp_path), executors=2)
-        search.run_rounds(SimpleNamespace(), spec, EmptyQueue(), SimpleNamespace(), job, time_release=False)
+        search_rounds.run_rounds(SimpleNamespace(), spec, EmptyQueue(), SimpleNamespace(), job, time_release=False)
 
     result = enveloped(tmp_path, body)
     assert result["ok"] is True

@@ -1,4 +1,4 @@
-"""spec.py's JobSpec and search.py's SearchSpec against their contracts, job-spec.schema.json and
+"""spec.py's JobSpec and search_tasks.py's SearchSpec against their contracts, job-spec.schema.json and
 search-spec.schema.json (made from src/client/jobs/job-spec.ts by `npm run spec-schema`): a field the two
 sides disagree on fails here."""
 
@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 import sparkring
-from sparkring import search, spec
+from sparkring import search_tasks, spec
 
 # Each spec class, its schema file, and the schema's fields only the client reads.
-SPECS = [(spec.JobSpec, "job-spec", spec.CLIENT_ONLY), (search.SearchSpec, "search-spec", search.CLIENT_ONLY)]
+SPECS = [(spec.JobSpec, "job-spec", spec.CLIENT_ONLY), (search_tasks.SearchSpec, "search-spec", search_tasks.CLIENT_ONLY)]
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object"}
 
 
@@ -68,7 +68,7 @@ def test_every_field_python_reads_is_in_the_schema_required_and_of_its_type(cls:
 @pytest.mark.parametrize("cls,name,client_only", SPECS)
 def test_every_schema_field_is_read_by_python_or_named_as_the_clients_own(cls: Any, name: str, client_only: tuple[str, ...]) -> None:
     read = {camel(f.name) for f in dataclasses.fields(cls)}
-    if cls is search.SearchSpec:
+    if cls is search_tasks.SearchSpec:
         read.add("queueKeys")
         assert set(schema(name)["properties"]["queueKeys"]["properties"]) == {"pending", "running", "client"}
     for key in schema(name)["properties"]:

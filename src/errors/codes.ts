@@ -2,7 +2,7 @@
  * The machine-readable codes of sparkring's errors, as they cross process boundaries: the ring's
  * abort frame, the worker's control `error` message and event, the task's WorkerFailure, the
  * driver's result and the client's RunError. The client decides by code (kind, whether a retry
- * can help), never by message text. spark-plugin/sparkring/codes.py holds the same table; a test
+ * can help), never by message text. spark-plugin/sparkring/error_codes.py holds the same table; a test
  * fails where the two disagree.
  */
 

@@ -8,7 +8,7 @@
  *    owner's late report (hpo/queue.ts REAP and FINISH).
  * 2. Reaping. The client reaps expired leases every `reapEveryMs` (client/jobs/search.ts), and so does
  *    every agent before it claims a trial. The client also marks itself alive for `clientAliveMs`;
- *    without it, the driver stops waiting for trials that lost their executors (search.py).
+ *    without it, the driver stops waiting for trials that lost their executors (search_rounds.py).
  * 3. Fail elsewhere first. An executor skips a trial that failed on it while other trials wait.
  *    It tries that trial again itself only after `leaseMs` with nothing else to run (`retryHere`;
  *    hpo/queue.ts CLAIM).
@@ -19,7 +19,7 @@
  *    not the executors (hpo/agent.ts).
  * 6. Rounds. The driver runs rounds of one task per executor until every trial has its final
  *    result. A round in which no trial ran for `idleRoundLeases` leases is cancelled. The search
- *    fails after `maxFailedRounds` rounds that Spark failed (spark-plugin/sparkring/search.py,
+ *    fails after `maxFailedRounds` rounds that Spark failed (spark-plugin/sparkring/search_rounds.py,
  *    told through the search spec).
  * 7. Spark's own retries. A search task lost with its executor runs again elsewhere, and an
  *    executor that keeps failing tasks is excluded by Spark too (`SEARCH_SPARK_CONF`,

@@ -54,7 +54,7 @@ describe('the job spec', () => {
     });
   });
 
-  it('a search spec fits its schema, and search.py reads it', () => {
+  it('a search spec fits its schema, and search_rounds.py reads it', () => {
     const spec: SearchSpec = {
       kind: 'search',
       runId: 'r2',
@@ -79,7 +79,7 @@ describe('the job spec', () => {
       tfBackend: 'auto',
     };
     expect(searchSpecSchema.parse(spec)).toEqual(spec);
-    const read = readInPython('sparkring.search', 'SearchSpec', spec);
+    const read = readInPython('sparkring.search_tasks', 'SearchSpec', spec);
     expect(read).toMatchObject({ run_id: 'r2', pending_key: 'p', lease_ms: 2000, max_failed_rounds: 3, idle_round_leases: 2 });
   });
 });

@@ -1,5 +1,5 @@
 /**
- * The error codes are one table in two languages (src/errors/codes.ts, spark-plugin/sparkring/codes.py):
+ * The error codes are one table in two languages (src/errors/codes.ts, spark-plugin/sparkring/error_codes.py):
  * this fails where they disagree. The ring's errors carry theirs through the abort frame.
  */
 import { execFileSync } from 'node:child_process';
@@ -25,7 +25,7 @@ import { PYTHON, ROOT } from '../helpers/spark.js';
 describe('error codes', () => {
   it('the Python table has the same codes, kinds and finality as the TypeScript one', () => {
     const python = JSON.parse(
-      execFileSync(PYTHON, ['-c', 'import json, sparkring.codes as c; print(json.dumps(c.CODES))'], {
+      execFileSync(PYTHON, ['-c', 'import json, sparkring.error_codes as c; print(json.dumps(c.CODES))'], {
         cwd: `${ROOT}spark-plugin`,
         encoding: 'utf8',
       }),

@@ -77,7 +77,9 @@ describe('imports', () => {
 
   it('the Python modules import one another without a cycle', () => {
     const graph = pyGraph();
-    expect(graph.get('sparkring/submit.py')).toEqual(expect.arrayContaining(['sparkring/driver.py', 'sparkring/search.py']));
+    expect(graph.get('sparkring/submit.py')).toEqual(
+      expect.arrayContaining(['sparkring/driver.py', 'sparkring/search_rounds.py', 'sparkring/envelope.py']),
+    );
     expect(cycles(graph).map((c) => c.join(' -> '))).toEqual([]);
   });
 });

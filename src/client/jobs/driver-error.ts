@@ -6,7 +6,7 @@
 import { ERROR_CODES, type ErrorCode, isErrorCode } from '../../errors/codes.js';
 import { RunError } from '../errors.js';
 
-/** The `error` of a driver's result (spark-plugin/sparkring/errors.py `error_report`). */
+/** The `error` of a driver's result (spark-plugin/sparkring/failures.py `error_report`). */
 export interface DriverError {
   code?: string;
   kind: string;

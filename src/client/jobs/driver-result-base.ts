@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 
-/** The `error` of a failed result (spark-plugin/sparkring/errors.py `error_report`). */
+/** The `error` of a failed result (spark-plugin/sparkring/failures.py `error_report`). */
 export const driverErrorSchema = z.object({
   code: z.string().optional(),
   kind: z.string(),

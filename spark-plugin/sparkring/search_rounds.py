@@ -1,172 +1,29 @@
-"""Hyperparameter search: the non-barrier twin of the training job.
+"""Hyperparameter search, the driver's half: the non-barrier twin of the training job.
 
-One long-lived task per executor starts a Node search agent (src/hpo/agent.ts), which takes
-trials from the Redis queue until none waits, each in a fresh Node process. The driver runs
-rounds of such tasks until every trial has its final result: a trial whose executor died after
-the others left goes back to the queue (the client reaps expired leases) and gets a new round.
-Dynamic allocation stays on, so executors go back to the cluster as the queue drains.
+The driver runs rounds of one search task per executor (search_tasks.py) until every trial has its
+final result: a trial whose executor died after the others left goes back to the queue (the client
+reaps expired leases) and gets a new round. Dynamic allocation stays on, so executors go back to the
+cluster as the queue drains. The search's middle runs inside the job envelope (envelope.py).
 """
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import threading
 import time
 import traceback
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
-from sparkring.codes import SEARCH
+from sparkring.error_codes import SEARCH
 from sparkring.envelope import Job, job_envelope
-from sparkring.errors import JobError, find_failure
-from sparkring.events import EventSender
+from sparkring.failures import JobError, find_failure
+from sparkring.driver_events import EventSender
 from sparkring.executors import executor_ids
 from sparkring.run_files import experiment_dir
-from sparkring.spec import RedisEndpoint
+from sparkring.search_tasks import SearchSpec, make_agent_task
 
-ROUND_SCHEMA = "executor string, trials string"
-
-
-# Fields of search-spec.schema.json that only the client reads back.
-CLIENT_ONLY = ("kind",)
 # How long the driver waits, after the last trial, for the executors to go back (for the result's releaseMs).
 RELEASE_TIMEOUT_S = 60.0
-
-
-@dataclass(frozen=True)
-class SearchSpec:
-    """spec.json of a search as src/client/jobs/job-spec.ts writes it (search-spec.schema.json): every
-    field is written, so none has a default here."""
-
-    run_id: str
-    name: str
-    entry: str
-    executors: int
-    node: str
-    agent_main: str
-    trial_main: str
-    experiments: str
-    result_path: str
-    redis: RedisEndpoint
-    pending_key: str
-    running_key: str
-    client_key: str
-    metric: str
-    lease_ms: int
-    max_trial_attempts: int
-    exclude_after: int
-    # The rounds' rules (src/hpo/retry-policy.ts SEARCH_ROUNDS, rule 6): the search fails after this
-    # many failed rounds, and a round in which no trial ran for this many leases is cancelled.
-    max_failed_rounds: int
-    idle_round_leases: int
-    # The run's secret: the driver signs its result on the event stream with it.
-    secret: str
-    bundle: Optional[str]  # as JobSpec.bundle
-    tf_backend: str  # auto | native | cpu (src/runtime/backend.ts)
-
-    @staticmethod
-    def from_dict(d: dict[str, Any]) -> "SearchSpec":
-        redis = d["redis"]
-        keys = d["queueKeys"]
-        return SearchSpec(
-            run_id=str(d["runId"]),
-            name=str(d["name"]),
-            entry=str(d["entry"]),
-            executors=int(d["executors"]),
-            node=str(d["node"]),
-            agent_main=str(d["agentMain"]),
-            trial_main=str(d["trialMain"]),
-            experiments=str(d["experiments"]),
-            result_path=str(d["resultPath"]),
-            redis=RedisEndpoint(str(redis["url"]), str(redis["stream"]), redis["ca"]),
-            pending_key=str(keys["pending"]),
-            running_key=str(keys["running"]),
-            client_key=str(keys["client"]),
-            metric=str(d["metric"]),
-            lease_ms=int(d["leaseMs"]),
-            max_trial_attempts=int(d["maxTrialAttempts"]),
-            exclude_after=int(d["excludeAfter"]),
-            max_failed_rounds=int(d["maxFailedRounds"]),
-            idle_round_leases=int(d["idleRoundLeases"]),
-            secret=str(d["secret"]),
-            bundle=d["bundle"],
-            tf_backend=str(d["tfBackend"]),
-        )
-
-
-class ExecutorExcludedError(RuntimeError):
-    """Raised by a task whose executor kept failing trials, so that Spark's excludeOnFailure
-    counts it against the executor and runs the task elsewhere."""
-
-
-def executor_identity() -> tuple[str, str]:
-    """(executor id, host) of the executor running this Python worker: the id from the executor
-    JVM's command line (--executor-id), found up the parent chain; else the parent's pid."""
-    host = socket.gethostname()
-    pid = os.getppid()
-    for _ in range(8):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                args = f.read().decode("utf-8", "replace").split("\0")
-            if "--executor-id" in args:
-                return args[args.index("--executor-id") + 1], host
-            with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
-                pid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            break
-        if pid <= 1:
-            break
-    return f"pid-{os.getppid()}", host
-
-
-def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]], Iterator[tuple[str, str]]]:
-    def task(_rows: Iterator[Any]) -> Iterator[tuple[str, str]]:
-        from pyspark import TaskContext
-
-        from sparkring.bundle import shipped_paths
-        from sparkring.gpus import gpu_addresses
-        from sparkring.node_worker import NodeWorker
-
-        ctx = TaskContext.get()
-        executor, host = executor_identity()
-        gpus = gpu_addresses(ctx.resources())
-        log = os.path.join(run_dir, "logs", f"agent-executor-{executor}-task-{ctx.taskAttemptId()}.log")
-        node, agent_main, entry, trial_main = shipped_paths(
-            spec.bundle, ctx.partitionId(), spec.node, spec.agent_main, spec.entry, spec.trial_main
-        )
-        agent = NodeWorker(node, agent_main, ctx.partitionId(), gpus, log, cpus=ctx.cpus())
-        try:
-            agent.send(
-                {
-                    "type": "agent",
-                    "searchId": spec.run_id,
-                    "entry": entry,
-                    "runDir": run_dir,
-                    "metric": spec.metric,
-                    "leaseMs": spec.lease_ms,
-                    "maxAttempts": spec.max_trial_attempts,
-                    "excludeAfter": spec.exclude_after,
-                    "executorId": executor,
-                    "host": host,
-                    "gpus": gpus,
-                    "tfBackend": spec.tf_backend,
-                    "trialMain": trial_main,
-                    "redis": {"url": spec.redis.url, "stream": spec.redis.stream, "ca": spec.redis.ca},
-                }
-            )
-            finished = agent.receive()
-            if finished.get("excluded"):
-                raise ExecutorExcludedError(
-                    f"executor {executor} on {host} failed {spec.exclude_after} trials in a row while other "
-                    "executors completed theirs; it is excluded from this search"
-                )
-            yield (executor, json.dumps(finished.get("trials", [])))
-        finally:
-            agent.stop()
-
-    return task
 
 
 class ExecutorWatch:

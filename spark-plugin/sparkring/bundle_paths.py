@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from sparkring.codes import RUNTIME_MISSING
-from sparkring.errors import SparkringWorkerError, WorkerFailure
+from sparkring.error_codes import RUNTIME_MISSING
+from sparkring.failures import SparkringWorkerError, WorkerFailure
 
 
 class BundleMissingError(RuntimeError):

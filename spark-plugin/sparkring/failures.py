@@ -1,5 +1,5 @@
 """Worker failures, carried through Spark's exception text as one marked JSON line, and the error
-report every failed result carries: a code from codes.py, its kind, the message."""
+report every failed result carries: a code from error_codes.py, its kind, the message."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
-from sparkring.codes import CODES, ENTRY_FAILED, EXPERIMENTS_NOT_SHARED, kind_of
+from sparkring.error_codes import CODES, ENTRY_FAILED, EXPERIMENTS_NOT_SHARED, kind_of
 
 # Failures a task finds about the job as a whole, not about its worker: reported without a rank.
 JOB_WIDE = (EXPERIMENTS_NOT_SHARED,)
@@ -22,7 +22,7 @@ class WorkerFailure:
     message: str
     stack: str = ""
     log_tail: str = ""
-    # Machine-readable cause (codes.py): the worker's own error's, or one the task found.
+    # Machine-readable cause (error_codes.py): the worker's own error's, or one the task found.
     code: str = ENTRY_FAILED
 
 
@@ -49,7 +49,7 @@ def find_failure(text: str) -> Optional[WorkerFailure]:
 
 
 def known(code: object) -> str:
-    """`code` where codes.py has it, else SR_ENTRY_FAILED (a worker's error that named none)."""
+    """`code` where error_codes.py has it, else SR_ENTRY_FAILED (a worker's error that named none)."""
     return code if isinstance(code, str) and code in CODES else ENTRY_FAILED
 
 
