@@ -5,12 +5,29 @@ export type Transport = (typeof TRANSPORTS)[number];
 
 const MiB = 1024 * 1024;
 
-/** The ring's own timeouts by default: a run's options take theirs from here (client/jobs/options.ts). */
+/** The ring's own timeouts by default (ringTimeoutFields). */
 export const RING_TIMEOUT_DEFAULTS = {
   formationTimeoutMs: 60_000,
   peerTimeoutMs: 30_000,
   collectiveTimeoutMs: 600_000,
 } as const;
+
+/**
+ * The ring's timeouts, each declared once with its default: the ring's options, the worker settings
+ * a run hands its workers (runtime/control.ts) and a run's options (client/jobs/options.ts) take
+ * them from here.
+ */
+export const ringTimeoutFields = {
+  /** The ring must form within this long, else the attempt fails naming the ranks not reached. */
+  formationTimeoutMs: z.number().int().positive().default(RING_TIMEOUT_DEFAULTS.formationTimeoutMs),
+  /** A neighbour silent for this long while a collective waits is reported as stalled. */
+  peerTimeoutMs: z.number().int().positive().default(RING_TIMEOUT_DEFAULTS.peerTimeoutMs),
+  /**
+   * A collective that makes no progress for this long ends the attempt on every rank, naming the
+   * ranks that did not arrive (alive, heartbeats coming, but never entering it).
+   */
+  collectiveTimeoutMs: z.number().int().positive().default(RING_TIMEOUT_DEFAULTS.collectiveTimeoutMs),
+};
 
 export const ringOptionsSchema = z
   .object({
@@ -30,14 +47,7 @@ export const ringOptionsSchema = z
     addressNote: z.string().optional(),
     /** Data plane: raw TCP (default, fastest) or the gRPC Link stream. gRPC always does the handshake. */
     transport: z.enum(TRANSPORTS).default('tcp'),
-    formationTimeoutMs: z.number().int().positive().default(RING_TIMEOUT_DEFAULTS.formationTimeoutMs),
-    /** A neighbour silent for this long while a collective waits is reported as stalled. */
-    peerTimeoutMs: z.number().int().positive().default(RING_TIMEOUT_DEFAULTS.peerTimeoutMs),
-    /**
-     * A collective that makes no progress for this long ends the attempt on every rank, naming the
-     * ranks that did not arrive (alive, heartbeats coming, but never entering it).
-     */
-    collectiveTimeoutMs: z.number().int().positive().default(RING_TIMEOUT_DEFAULTS.collectiveTimeoutMs),
+    ...ringTimeoutFields,
     /**
      * Ranks on one host send large payloads through shared memory (shared-memory.ts) instead of
      * their TCP socket; ranks on other hosts cannot, and stay on TCP. Raw TCP data plane only.

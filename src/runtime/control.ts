@@ -6,6 +6,7 @@
 import { writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
+import { ringTimeoutFields } from '../collective/options.js';
 import { TF_BACKENDS } from './backend.js';
 
 /** The run's Redis stream as the task hands it to a worker or an agent. */
@@ -18,10 +19,7 @@ export const redisEndpointMessage = z.object({ url: z.string(), stream: z.string
 export const workerSettingsSchema = z.object({
   /** --ring-interface: an interface name or a subnet (runtime/ring-address.ts); null: the executor's address. */
   ringInterface: z.string().nullable(),
-  peerTimeoutMs: z.number().int().positive(),
-  /** The ring must form within this long, else the attempt fails naming the ranks not reached. */
-  formationTimeoutMs: z.number().int().positive(),
-  collectiveTimeoutMs: z.number().int().positive(),
+  ...ringTimeoutFields,
   /** Which TensorFlow to train on (runtime/backend.ts). */
   tfBackend: z.enum(TF_BACKENDS),
 });

@@ -1,6 +1,6 @@
 import { basename, extname, resolve } from 'node:path';
 import { z } from 'zod';
-import { RING_TIMEOUT_DEFAULTS } from '../../collective/options.js';
+import { ringTimeoutFields } from '../../collective/options.js';
 import type { RunEvent } from '../../events/protocol.js';
 import { TF_BACKENDS } from '../../runtime/backend.js';
 import { RunError } from '../errors.js';
@@ -89,16 +89,13 @@ export const allreduceOptionsSchema = z.object({
   maxAttempts: z.number().int().positive().default(1),
   /** How long to wait for executors to offer the task slots before failing. */
   slotWaitSeconds: z.number().positive().default(30),
-  peerTimeoutMs: z.number().int().positive().default(RING_TIMEOUT_DEFAULTS.peerTimeoutMs),
-  /** The ring must form within this long, else the attempt fails naming the ranks not reached. */
-  formationTimeoutMs: z.number().int().positive().default(RING_TIMEOUT_DEFAULTS.formationTimeoutMs),
+  /** The ring's peer, formation and collective timeouts (collective/options.ts, declared once). */
+  ...ringTimeoutFields,
   /**
    * The interface name (eth1) or subnet (10.0.0.0/16) the ranks' ring listens on; default: each
    * executor's own address as Spark knows it (runtime/ring-address.ts).
    */
   ringInterface: z.string().min(1).optional(),
-  /** A collective with no progress this long ends the attempt on every rank (alive ranks that never arrive). */
-  collectiveTimeoutMs: z.number().int().positive().default(RING_TIMEOUT_DEFAULTS.collectiveTimeoutMs),
   /** A worker silent this long on the run's stream counts as failed (its attempt is ended). */
   heartbeatTimeoutMs: z.number().int().positive().default(60_000),
   /** Give the executors back to the cluster when training ends (default on). */
