@@ -1,5 +1,5 @@
 """The driver's watch over one attempt's workers, from the run's Redis stream (the workers XADD
-heartbeats, `done` and `error` events; src/runtime/events.ts): a worker still training that is
+heartbeats, `done` and `error` events; src/events/sender.ts): a worker still training that is
 silent for the timeout (stopped, swapping, wedged in native code) fails the attempt, which Spark
 alone would never notice. Also keeps the codes of the errors the workers reported themselves."""
 

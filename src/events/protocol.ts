@@ -1,71 +1,8 @@
 /** Run events: what the driver and the workers append to the run's Redis stream (see redis.ts). */
 import { z } from 'zod';
 
-interface Base {
-  source: string;
-  at: number;
-}
-
-export type RunEvent =
-  | (Base & { type: 'driver'; stage: string; [k: string]: unknown })
-  | (Base & {
-      type: 'heartbeat';
-      rank: number;
-      /** The worker is about to block its event loop (loading TensorFlow): the next one may be this late. */
-      busyMs?: number;
-    })
-  | (Base & { type: 'done'; rank: number })
-  | (Base & { type: 'log'; rank: number; line: string; trial?: string })
-  | (Base & {
-      type: 'metrics';
-      rank: number;
-      step: number;
-      metrics: Record<string, number>;
-      samplesPerSec?: number;
-      /** Set in a search: the trial that reported (rank is then 0). */
-      trial?: string;
-      attempt?: number;
-    })
-  | (Base & {
-      type: 'trial';
-      stage: 'started' | 'done' | 'requeued' | 'failed' | 'lost' | 'excluded';
-      id?: string;
-      /** 0 for the trial's first try. */
-      attempt?: number;
-      executor: string;
-      hparams?: Record<string, unknown>;
-      metric?: number | null;
-      steps?: number;
-      stoppedEarly?: boolean;
-      error?: string;
-      after?: number;
-    })
-  | (Base & { type: 'ring'; rank: number; formedAt: number })
-  | (Base & {
-      type: 'backend';
-      rank: number;
-      /** `tensorflow 2.21.0 cpu`, `tensorflow 2.21.0 gpu`, `wasm` or `cpu` (runtime/backend.ts). */
-      backend: string;
-      flavour?: string;
-      threads?: number | null;
-      library?: string | null;
-      /** Why a native backend was not used, and what that costs (--tf-backend auto). */
-      fallback?: string | null;
-    })
-  | (Base & {
-      type: 'error';
-      rank: number;
-      message: string;
-      stack?: string;
-      /** The error's name (UnevenStepsError, PeerFailedError...), for people. */
-      name?: string;
-      /** Its code (src/errors/codes.ts): the client decides by it, not by the message. */
-      code?: string;
-    });
-
-// ---- validation: every event read from Redis is checked before use ---------------------------
-// A Redis shared with others (--redis) may hold anything under the run's key; an event that does
-// not fit its type is dropped, never acted on.
+// Every event read from Redis is checked before use: a Redis shared with others (--redis) may hold
+// anything under the run's key; an event that does not fit its type is dropped, never acted on.
 
 const rank = z.number().int().nonnegative();
 const base = { source: z.string().optional(), at: z.number().optional() };
@@ -102,6 +39,8 @@ const runEventSchema = z.discriminatedUnion('type', [
     steps: z.number().nullish(),
     stoppedEarly: z.boolean().optional(),
     error: z.string().nullish(),
+    /** A failed try's stack, where the trial threw. */
+    stack: z.string().nullish(),
     after: z.number().nullish(),
   }),
   z.object({ ...base, type: z.literal('ring'), rank, formedAt: z.number() }),
@@ -126,6 +65,13 @@ const runEventSchema = z.discriminatedUnion('type', [
   }),
 ]);
 
+/** One run event, as read back from the stream: the type is the schema's (one declaration). */
+export type RunEvent = z.infer<typeof runEventSchema>;
+export type RunEventType = RunEvent['type'];
+
+/** What a sender gives for an event of `type`: its fields, without those every event carries. */
+export type RunEventFields<T extends RunEventType> = Omit<Extract<RunEvent, { type: T }>, 'type' | 'source' | 'at'>;
+
 /** The event in a stream entry's JSON, or undefined when it is not one (malformed, forged, unknown). */
 export function parseRunEvent(json: string): RunEvent | undefined {
   let raw: unknown;
@@ -135,5 +81,5 @@ export function parseRunEvent(json: string): RunEvent | undefined {
     return undefined;
   }
   const parsed = runEventSchema.safeParse(raw);
-  return parsed.success ? (parsed.data as RunEvent) : undefined;
+  return parsed.success ? parsed.data : undefined;
 }

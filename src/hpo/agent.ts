@@ -14,7 +14,9 @@ import { mkdir, open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Redis } from 'ioredis';
+import type { RunEventFields, RunEventType } from '../events/protocol.js';
 import { connectRedis } from '../events/redis.js';
+import { EventSender } from '../events/sender.js';
 import { EventWriter } from '../experiments/tensorboard.js';
 import { ControlChannel } from '../runtime/control.js';
 import { type AgentMessage, agentMessage, type TrialMessage, type TrialOutcome, type TrialReport } from './protocol.js';
@@ -30,6 +32,7 @@ const control = new ControlChannel(Number(process.env.SPARKRING_CONTROL_FD), () 
 class Agent {
   private readonly queue: TrialQueue;
   private readonly owner: string;
+  private readonly events: EventSender;
   readonly ran: string[] = [];
 
   constructor(
@@ -37,12 +40,12 @@ class Agent {
     private readonly redis: Redis,
   ) {
     this.queue = new TrialQueue(redis, config.searchId, config);
+    this.events = EventSender.over(redis, config.redis.stream, `executor-${config.executorId}`);
     this.owner = `executor ${config.executorId} on ${config.host}`;
   }
 
-  private event(type: string, fields: Record<string, unknown>): void {
-    const e = JSON.stringify({ type, source: `executor-${this.config.executorId}`, at: Date.now(), ...fields });
-    this.redis.xadd(this.config.redis.stream, 'MAXLEN', '~', 1_000_000, '*', 'e', e).catch(() => undefined);
+  private event<T extends RunEventType>(type: T, fields: RunEventFields<T>): void {
+    this.events.send(type, fields);
   }
 
   /** Runs trials until none waits; true when this executor was excluded for failing trials. */

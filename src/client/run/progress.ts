@@ -90,13 +90,15 @@ export class Progress {
         this.write(`[worker ${e.rank}] ${e.line}`);
         return;
       case 'metrics': {
-        this.lastMetrics.set(e.rank, { step: e.step, metrics: e.metrics });
-        this.records.push({ rank: e.rank, step: e.step, at: e.at, metrics: e.metrics, attempt: this.attempt });
+        // JSON has no NaN: a NaN metric arrives as null, and is NaN again here.
+        const metrics = Object.fromEntries(Object.entries(e.metrics).map(([k, v]) => [k, v ?? Number.NaN]));
+        this.lastMetrics.set(e.rank, { step: e.step, metrics });
+        this.records.push({ rank: e.rank, step: e.step, at: e.at ?? Date.now(), metrics, attempt: this.attempt });
         const now = Date.now();
         if (now - (this.lastShown.get(e.rank) ?? 0) < this.everyMs) return;
         this.lastShown.set(e.rank, now);
-        const parts = Object.entries(e.metrics).map(([k, v]) => `${k} ${fmt(v)}`);
-        if (e.samplesPerSec !== undefined) parts.push(`${Math.round(e.samplesPerSec)} samples/s`);
+        const parts = Object.entries(metrics).map(([k, v]) => `${k} ${fmt(v)}`);
+        if (typeof e.samplesPerSec === 'number') parts.push(`${Math.round(e.samplesPerSec)} samples/s`);
         this.write(`[worker ${e.rank}] step ${e.step}  ${parts.join('  ')}`);
         return;
       }

@@ -1,10 +1,12 @@
 /**
- * The worker's side of the run events: metrics, logs and heartbeats appended to the run's Redis
- * stream. Best effort and never awaited by training; while Redis restarts, ioredis queues the
- * entries and sends them once it is back.
+ * The one typed sender of run events (protocol.ts `RunEvent`), for every Node process that appends
+ * to the run's Redis stream: a training worker (metrics, logs, heartbeats; runtime/main.ts), a
+ * search agent (trials, and its trials' metrics and logs; hpo/agent.ts). Best effort and never
+ * awaited by training; while Redis restarts, ioredis queues the entries and sends them once it is back.
  */
 import type { Redis } from 'ioredis';
-import { connectRedis, type RedisEndpoint } from '../events/redis.js';
+import type { RunEventFields, RunEventType } from './protocol.js';
+import { connectRedis, type RedisEndpoint } from './redis.js';
 
 const HEARTBEAT_MS = 2000;
 const MAX_STREAM_LENGTH = 1_000_000;
@@ -16,8 +18,15 @@ export class EventSender {
     private readonly redis: Redis | undefined,
     private readonly stream: string,
     private readonly source: string,
-    private readonly attempt: number,
+    private readonly attempt: number | undefined,
+    /** Whether close() ends the connection: not one the caller lent (`over`). */
+    private readonly owns: boolean,
   ) {}
+
+  /** A sender over the caller's own connection (a search agent's, shared with its trial queue); no heartbeat. */
+  static over(redis: Redis, stream: string, source: string): EventSender {
+    return new EventSender(redis, stream, source, undefined, false);
+  }
 
   /**
    * Every event carries the attempt that sent it: a failed attempt's worker may still be sending as
@@ -29,23 +38,23 @@ export class EventSender {
     rank: number,
     attempt: number,
   ): Promise<EventSender> {
-    if (!endpoint) return new EventSender(undefined, '', source, attempt);
+    if (!endpoint) return new EventSender(undefined, '', source, attempt, true);
     const redis = connectRedis(endpoint, { maxRetriesPerRequest: null });
     redis.on('error', () => undefined); // reconnects by itself; entries wait in its offline queue
     redis.connect().catch(() => undefined);
-    const sender = new EventSender(redis, endpoint.stream, source, attempt);
+    const sender = new EventSender(redis, endpoint.stream, source, attempt, true);
     sender.heartbeat = setInterval(() => sender.send('heartbeat', { rank }), HEARTBEAT_MS);
     sender.heartbeat.unref();
     sender.send('heartbeat', { rank });
     return sender;
   }
 
-  send(type: string, fields: Record<string, unknown>): void {
+  send<T extends RunEventType>(type: T, fields: RunEventFields<T>): void {
     void this.append(type, fields);
   }
 
   /** Appends one event; settles once Redis has it (or the try failed). */
-  private async append(type: string, fields: Record<string, unknown>): Promise<void> {
+  private async append<T extends RunEventType>(type: T, fields: RunEventFields<T>): Promise<void> {
     if (!this.redis) return;
     const event = JSON.stringify({ type, source: this.source, at: Date.now(), attempt: this.attempt, ...fields });
     await this.redis.xadd(this.stream, 'MAXLEN', '~', MAX_STREAM_LENGTH, '*', 'e', event).catch(() => undefined);
@@ -85,7 +94,7 @@ export class EventSender {
   /** Stops the heartbeat and waits (a little) for queued entries to reach Redis. */
   async close(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
-    if (!this.redis) return;
+    if (!this.redis || !this.owns) return;
     const r = this.redis;
     await Promise.race([r.quit().catch(() => undefined), new Promise((done) => setTimeout(done, 3000).unref())]);
     r.disconnect();
