@@ -440,7 +440,7 @@ experiments
 
 experiments
   .command('rerun')
-  .description('run a recorded run again: its spec.json and the entry as it ran (versioned/)')
+  .description('run a recorded run or search again: its spec.json and the entry as it ran (versioned/)')
   .argument('<run>', 'run id (<appId>/run.<n>/<name>), a unique suffix of it, its app id or name')
   .option('--experiments <dir>', 'experiments directory')
   .option('--redis <url>', 'Redis for the run events (default: a private redis-server)')
@@ -455,7 +455,8 @@ experiments
         trustSpec: o.trustSpec,
         signal: interrupt.signal,
       });
-      printResult(r, Boolean(o.json));
+      if (r.kind === 'search') printLaunchResult(r.search, Boolean(o.json));
+      else printResult(r.run, Boolean(o.json));
     } catch (err) {
       fail(err);
     }

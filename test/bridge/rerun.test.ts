@@ -1,6 +1,7 @@
 /**
  * `experiments rerun` runs the entry kept in versioned/ (with its own imports), says when the
- * original changed, and applies spec.json's code-running Spark settings only with --trust-spec.
+ * original changed, and applies spec.json's code-running Spark settings only with --trust-spec; a
+ * search reruns as a search, its space from its spec.json.
  * The user's folder and experiments live in a temp folder outside the checkout.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -73,5 +74,35 @@ export default async function train() {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).result).toEqual({ version: 'as it ran', mark: 'set' });
     expect(r.stderr).not.toMatch(/not applying/);
+  }, 240_000);
+});
+
+describe('experiments rerun of a search', () => {
+  it('runs the same space again, with the entry as it ran', async () => {
+    const dir = tempDir('rerun-search');
+    const experiments = join(dir, 'exp');
+    writeFileSync(join(dir, 'trial.ts'), 'export default async (ctx: any) => ({ loss: (ctx.hparams.x - 2) ** 2 });\n');
+    const first = await sparkring(
+      ['launch', 'trial.ts', '--grid', 'x=1,2,4', '--executors', '1', '--experiments', experiments, '--json'],
+      {},
+      dir,
+    );
+    expect(first.exitCode, first.stderr).toBe(0);
+    const runs = JSON.parse((await sparkring(['experiments', 'list', '--experiments', experiments, '--json'])).stdout) as Array<{
+      id: string;
+    }>;
+    writeFileSync(join(dir, 'trial.ts'), "export default async () => { throw new Error('edited'); };\n");
+    const again = await sparkring(['experiments', 'rerun', runs[0]?.id as string, '--experiments', experiments, '--json']);
+    expect(again.exitCode, again.stderr).toBe(0);
+    const search = JSON.parse(again.stdout) as {
+      trials: Array<{ hparams: { x: number }; status: string }>;
+      best: { hparams: { x: number } };
+    };
+    expect(search.trials.map((t) => [t.hparams.x, t.status])).toEqual([
+      [1, 'done'],
+      [2, 'done'],
+      [4, 'done'],
+    ]);
+    expect(search.best.hparams).toEqual({ x: 2 });
   }, 240_000);
 });

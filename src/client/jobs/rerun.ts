@@ -1,6 +1,7 @@
 /**
- * `experiments rerun RUN`: the same job again, from the run's spec.json and the entry kept in its
- * versioned/ (as it ran, with its own imports). Spark settings in spec.json that make the cluster
+ * `experiments rerun RUN`: the same job again, of the kind its spec.json names (a training run or
+ * a search), from the run's spec.json and the entry kept in its versioned/ (as it ran, with its own
+ * imports). Spark settings in spec.json that make the cluster
  * run code (class paths, JVM options, executor environments, discovery scripts, plugins...) are
  * applied only with `trustSpec`: a spec.json may come from someone else.
  */
@@ -11,6 +12,7 @@ import { findRun, VERSIONED_ENTRY } from '../../experiments/layout.js';
 import { RunError } from '../errors.js';
 import { REDACTED } from '../run/redaction.js';
 import type { AllreduceOptions } from './options.js';
+import { type LaunchResult, launch } from './search.js';
 import { type AllreduceResult, allreduce } from './train.js';
 
 /** Spark settings that run code or choose what runs. */
@@ -27,11 +29,14 @@ const CODE_RUNNING_CONF = [
 
 export const runsCode = (key: string): boolean => CODE_RUNNING_CONF.some((re) => re.test(key));
 
+/** A rerun's outcome, by the kind of the run it repeated. */
+export type RerunResult = { kind: 'train'; run: AllreduceResult } | { kind: 'search'; search: LaunchResult };
+
 export async function rerun(
   ref: string,
   experiments: string,
   extra: Pick<AllreduceOptions, 'onProgress' | 'redis' | 'redisCa' | 'signal'> & { trustSpec?: boolean } = {},
-): Promise<AllreduceResult> {
+): Promise<RerunResult> {
   const { trustSpec, ...options } = extra;
   let dir: string;
   try {
@@ -42,12 +47,6 @@ export async function rerun(
   const specPath = join(dir, 'spec.json');
   if (!existsSync(specPath)) throw new RunError('input', `run ${ref} has no spec.json (${specPath}); it cannot be rerun`);
   const spec = JSON.parse(readFileSync(specPath, 'utf8')) as Record<string, unknown>;
-  if (spec.kind === 'search') {
-    throw new RunError(
-      'input',
-      `run ${ref} is a search; start it again with \`sparkring launch\` (its spec.json holds the space)`,
-    );
-  }
   const say = extra.onProgress ?? ((l: string) => process.stderr.write(`${l}\n`));
   const kept = join(dir, 'versioned', VERSIONED_ENTRY);
   const entry = existsSync(kept) ? kept : String(spec.entry);
@@ -77,21 +76,44 @@ export async function rerun(
   const sparkConf = Object.fromEntries(
     Object.entries(recordedConf).filter(([k]) => !untrusted.includes(k) && !redacted.includes(k)),
   );
-  // What spec.json leaves out gets the options' defaults (client/jobs/options.ts). Older spec.json files
-  // hold the worker's settings at the top level.
+  // What spec.json leaves out gets the options' defaults (client/jobs/options.ts, search-options.ts).
   const given = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
-  const worker = (spec.worker ?? spec) as Record<string, unknown>;
-  return allreduce({
+  const common = {
     entry,
     name: String(spec.name),
     experiments: String(spec.experiments ?? experiments),
     sparkConf,
+    master: given<string>(spec.master),
+    queue: given<string>(spec.queue),
+    ...options,
+  };
+  if (spec.kind === 'search') {
+    const search = await launch({
+      ...common,
+      grid: given(spec.grid),
+      random: given(spec.random),
+      trials: given(spec.trials),
+      seed: given(spec.seed),
+      hparams: given(spec.hparams),
+      metric: given(spec.metric),
+      direction: given(spec.direction),
+      earlyStop: given(spec.earlyStop),
+      executors: given(spec.executors),
+      maxTrialAttempts: given(spec.maxTrialAttempts),
+      excludeAfter: given(spec.excludeAfter),
+      leaseMs: given(spec.leaseMs),
+      tfBackend: given(spec.tfBackend),
+    });
+    return { kind: 'search', search };
+  }
+  // Older spec.json files hold the worker's settings at the top level.
+  const worker = (spec.worker ?? spec) as Record<string, unknown>;
+  const run = await allreduce({
+    ...common,
     workers: given(spec.workers),
     data: given(spec.data),
     partitionBy: given(spec.partitionBy),
     hparams: given(spec.hparams),
-    master: given(spec.master),
-    queue: given(spec.queue),
     gpusPerWorker: given(spec.gpusPerWorker),
     maxAttempts: given(spec.maxAttempts),
     slotWaitSeconds: given(spec.slotWaitSeconds),
@@ -102,6 +124,6 @@ export async function rerun(
     collectiveTimeoutMs: given(worker.collectiveTimeoutMs),
     ringInterface: given(worker.ringInterface),
     tfBackend: given(worker.tfBackend),
-    ...options,
   });
+  return { kind: 'train', run };
 }

@@ -5,11 +5,11 @@
  * (spark-plugin/sparkring/search_rounds.py is its driver's middle).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { connectRedis } from '../../events/redis.js';
-import { writeVersioned } from '../../experiments/layout.js';
+import { VERSIONED_ENTRY, writeVersioned } from '../../experiments/layout.js';
 import { EventWriter } from '../../experiments/tensorboard.js';
 import type { TrialOutcome } from '../../hpo/protocol.js';
 import { TrialQueue, type TrialStatus } from '../../hpo/queue.js';
@@ -19,6 +19,7 @@ import { RunError } from '../errors.js';
 import { redactConf } from '../run/redaction.js';
 import { SearchProgress } from '../run/search-progress.js';
 import { workerEntry } from '../submission/bundle.js';
+import { compileEntry } from '../submission/entry-compile.js';
 import { packageRoot } from '../submission/paths.js';
 import { driverResultSchema } from './driver-result-base.js';
 import { type SearchSpec, specRedis } from './job-spec.js';
@@ -71,6 +72,8 @@ type SearchDriverResult = z.infer<typeof searchResultSchema>;
 export interface SearchState {
   queue: TrialQueue;
   spec?: SearchSpec;
+  /** The entry as it ran, self-contained (tfjs imports left bare), for versioned/ and a rerun. */
+  versionedEntry?: string;
   trials: number;
   onEvent: (e: Parameters<SearchProgress['on']>[0]) => void;
   close(): Promise<void>;
@@ -129,6 +132,7 @@ export const searchJob: JobKind<LaunchOptions, ResolvedLaunchOptions, SearchSpec
     },
     async spec(run, state) {
       const { o } = run;
+      state.versionedEntry = await compileEntry(o.entry, join(run.staging, VERSIONED_ENTRY), 'bare');
       state.spec = {
         kind: 'search',
         runId: run.runId,
@@ -245,6 +249,7 @@ async function recordSearch(
   );
   await writeFile(join(r.dir, 'result.json'), JSON.stringify({ ...r, ok: true, rounds: driver.rounds }, null, 2));
   await writeVersioned(r.dir, o.entry, packageRoot(), driver.versions ?? {});
+  if (state.versionedEntry) await copyFile(state.versionedEntry, join(r.dir, 'versioned', VERSIONED_ENTRY));
   const searched: Record<string, unknown[]> = {};
   for (const t of r.trials) {
     for (const [k, v] of Object.entries(t.hparams)) {
