@@ -1,13 +1,18 @@
 /**
  * Submission through a real Livy server (scripts/livy, `make livy`) that runs the venv's Spark on
- * local-cluster[2,1,1024]; progress still comes from the run's Redis stream.
+ * local-cluster[2,1,1024]; progress still comes from the run's Redis stream. Every job kind goes
+ * through the one envelope, so scoring gets Livy too.
  */
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Ring } from '../../src/collective/index.js';
 import { LivyClient, type LivyError } from '../../src/livy/client.js';
+import { saveModel } from '../../src/runtime/fit/save-model.js';
 import { freePort } from '../../src/util/net.js';
+import { FEATURES } from '../fixtures/entries/linear-model.js';
 import { TestLivy } from '../helpers/livy.js';
 import { TestRedis } from '../helpers/redis.js';
 import { entry, leftoverProcesses, ROOT, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
@@ -184,4 +189,32 @@ describe('sparkring allreduce --livy', () => {
     ]);
     expect(leftoverProcesses()).toEqual([]);
   }, 60_000);
+});
+
+describe('sparkring predict --livy', () => {
+  it('scores a table as a Livy batch: one prediction a row, the result as from spark-submit', async () => {
+    await tf.setBackend('cpu');
+    const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [4], kernelInitializer: 'ones' })] });
+    const modelDir = await saveModel(tf, Ring.solo('livy-predict'), model, join(dir, 'predict-run', 'model'), {
+      features: FEATURES,
+      label: 'y',
+    });
+    const out = join(dir, 'scored-via-livy.parquet');
+    const r = await sparkring([
+      'predict',
+      modelDir,
+      '--data',
+      writeTable(tempDir('livy-predict'), 'linear', 500),
+      '--out',
+      out,
+      '--livy',
+      livy.url,
+      '--redis',
+      `redis://127.0.0.1:${redis.port}`,
+      '--json',
+    ]);
+    expect(r.exitCode, `${r.stderr}\n${livy.log()}`).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ rows: 500, output: 'prediction', features: FEATURES, out });
+    expect(r.stderr).toMatch(/sparkring: Livy batch \d+ submitted to http:\/\/127\.0\.0\.1:\d+/);
+  }, 240_000);
 });
