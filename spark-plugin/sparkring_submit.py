@@ -1,8 +1,8 @@
-"""The file given to spark-submit (a primary resource must be a file): runs sparkring.submit."""
+"""The file given to spark-submit (a primary resource must be a file): runs sparkring.driver.submit."""
 
 import sys
 
-from sparkring.submit import main
+from sparkring.driver.submit import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

@@ -4,7 +4,7 @@ there; `predict(df, model)` scores a DataFrame with a model
 ctx.saveModel wrote. The rest is the barrier-stage driver and the task that bridges to Node."""
 
 from sparkring.api import Run, RunError, Search, Trial, allreduce, launch
-from sparkring.scoring import predict
+from sparkring.executor.scoring import predict
 
 __version__ = "0.1.0"
 __all__ = ["Run", "RunError", "Search", "Trial", "allreduce", "launch", "predict", "__version__"]

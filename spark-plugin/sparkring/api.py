@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Optional
 
 from sparkring.error_codes import SPARK_CONNECT
-from sparkring.lifecycle import run_job
+from sparkring.driver.lifecycle import run_job
 from sparkring.caller_progress import LineProgress, progress_for
-from sparkring.runtime_home import CLI, node_binary, runtime_home
-from sparkring.search_rounds import run_search
-from sparkring.search_tasks import SearchSpec
-from sparkring.spec import JobSpec
+from sparkring.executor.runtime_home import CLI, node_binary, runtime_home
+from sparkring.driver.search_rounds import run_search
+from sparkring.executor.search_tasks import SearchSpec
+from sparkring.driver.spec import JobSpec
 
 SPARK_CONNECT_REFUSED = (
     "{what} needs a classic SparkSession, not Spark Connect: its barrier stages and search rounds are Spark jobs "

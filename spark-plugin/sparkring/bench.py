@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import pyarrow as pa
 
-from sparkring.shared_dir import leave_token
+from sparkring.driver.shared_dir import leave_token
 
 
 def noop_barrier(out: str, workers: int) -> None:
@@ -43,9 +43,9 @@ def handoff(spec_path: str, out: str, rows: int, columns: int, rounds: int = 5) 
     from pyspark.sql import functions as F
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from sparkring.run_files import experiment_dir
-    from sparkring.spec import JobSpec
-    from sparkring.task import RESULT_SCHEMA, make_task
+    from sparkring.driver.run_files import experiment_dir
+    from sparkring.driver.spec import JobSpec
+    from sparkring.executor.task import RESULT_SCHEMA, make_task
 
     spec = JobSpec.load(spec_path)
     spark = SparkSession.builder.appName("sparkring-bench-handoff").getOrCreate()

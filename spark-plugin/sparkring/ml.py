@@ -36,7 +36,7 @@ from pyspark.ml.util import (
 from sparkring.api import RunError, allreduce
 from sparkring.error_codes import PREDICT_MODEL
 from sparkring.failures import JobError
-from sparkring.scoring import DEFAULT_BATCH_SIZE, MODEL_FILES, model_dir_of, predict
+from sparkring.executor.scoring import DEFAULT_BATCH_SIZE, MODEL_FILES, model_dir_of, predict
 
 
 class _Shared(Params):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sparkring.error_codes import CODES
-from sparkring.stage import stage_error
+from sparkring.driver.stage import stage_error
 from sparkring.failures import SparkringWorkerError, WorkerFailure, error_report, find_failure
-from sparkring.lost import LostTask
+from sparkring.driver.lost import LostTask
 
 
 def spark_text(failure: WorkerFailure) -> str:
@@ -47,7 +47,7 @@ def test_stage_error_every_branch_has_a_known_code() -> None:
 
 
 def test_a_python_task_failure_names_the_exception_and_the_fix() -> None:
-    from sparkring.lost import LostTask, describe
+    from sparkring.driver.lost import LostTask, describe
 
     text = (
         "org.apache.spark.api.python.PythonException: Traceback (most recent call last):\n"

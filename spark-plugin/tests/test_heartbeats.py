@@ -11,8 +11,8 @@ from typing import Callable, Iterator
 import pytest
 import redis
 
-from sparkring.heartbeats import HeartbeatWatch
-from sparkring.spec import RedisEndpoint
+from sparkring.driver.heartbeats import HeartbeatWatch
+from sparkring.driver.spec import RedisEndpoint
 
 STREAM = "run-events"
 

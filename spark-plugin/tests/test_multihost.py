@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sparkring.stage import unreadable_data
-from sparkring.shared_dir import check_shared, leave_token, remove_token, sees_token
+from sparkring.driver.stage import unreadable_data
+from sparkring.driver.shared_dir import check_shared, leave_token, remove_token, sees_token
 
 
 def test_every_rank_that_sees_the_token_passes(tmp_path: Path) -> None:

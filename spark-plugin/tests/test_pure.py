@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from sparkring.failures import MARKER, SparkringWorkerError, WorkerFailure, find_failure
-from sparkring.gpus import gpu_addresses, visible_devices
-from sparkring.slots import ClusterShape, SlotNeed, SlotsError, local_cluster_shape, local_slots, slots_of, wait_for_slots
-from sparkring.spec import JobSpec
+from sparkring.executor.gpus import gpu_addresses, visible_devices
+from sparkring.driver.slots import ClusterShape, SlotNeed, SlotsError, local_cluster_shape, local_slots, slots_of, wait_for_slots
+from sparkring.driver.spec import JobSpec
 
 
 class FakeResource:
@@ -76,7 +76,7 @@ def test_worker_failures_survive_spark_exception_text() -> None:
 
 
 def test_search_spec_reads_what_the_client_writes() -> None:
-    from sparkring.search_tasks import SearchSpec
+    from sparkring.executor.search_tasks import SearchSpec
 
     spec = SearchSpec.from_dict(
         {
@@ -111,7 +111,7 @@ def test_search_spec_reads_what_the_client_writes() -> None:
 def test_executor_identity_outside_an_executor_falls_back_to_the_parent() -> None:
     import os
 
-    from sparkring.search_tasks import executor_identity
+    from sparkring.executor.search_tasks import executor_identity
 
     executor, host = executor_identity()
     assert executor == f"pid-{os.getppid()}" and host
@@ -120,7 +120,7 @@ def test_executor_identity_outside_an_executor_falls_back_to_the_parent() -> Non
 def test_shipped_paths_resolve_inside_the_unpacked_bundle(tmp_path: Any, monkeypatch: Any) -> None:
     from pyspark import SparkFiles
 
-    from sparkring.bundle_paths import shipped, shipped_paths
+    from sparkring.executor.bundle_paths import shipped, shipped_paths
 
     monkeypatch.setattr(SparkFiles, "_is_running_on_worker", True)
     monkeypatch.setattr(SparkFiles, "_root_directory", str(tmp_path))
@@ -138,7 +138,7 @@ def test_shipped_paths_resolve_inside_the_unpacked_bundle(tmp_path: Any, monkeyp
 def test_a_bundle_spark_did_not_unpack_is_the_workers_error(tmp_path: Any, monkeypatch: Any) -> None:
     from pyspark import SparkFiles
 
-    from sparkring.bundle_paths import shipped_paths
+    from sparkring.executor.bundle_paths import shipped_paths
     from sparkring.failures import SparkringWorkerError
 
     monkeypatch.setattr(SparkFiles, "_is_running_on_worker", True)
@@ -152,7 +152,7 @@ def test_a_bundle_spark_did_not_unpack_is_the_workers_error(tmp_path: Any, monke
 def test_a_partition_is_written_as_one_arrow_stream_reported_in_ranges(tmp_path: Any, monkeypatch: Any) -> None:
     import pyarrow as pa
 
-    from sparkring import handoff
+    from sparkring.executor import handoff
 
     monkeypatch.setattr(handoff, "NOTIFY_BYTES", 10_000)
     schema = pa.schema([("x", pa.float32()), ("y", pa.int64())])
@@ -176,7 +176,7 @@ def test_a_partition_is_written_as_one_arrow_stream_reported_in_ranges(tmp_path:
 def test_a_partition_file_is_never_written_over(tmp_path: Any) -> None:
     import pyarrow as pa
 
-    from sparkring.handoff import write_partition
+    from sparkring.executor.handoff import write_partition
 
     path = tmp_path / "part.arrow"
     path.write_bytes(b"someone else's")
@@ -190,7 +190,7 @@ def test_a_full_handoff_directory_names_itself_and_the_way_out(tmp_path: Any, mo
 
     import pyarrow as pa
 
-    from sparkring import handoff
+    from sparkring.executor import handoff
 
     class FullDisk:
         def __init__(self, sink: Any, schema: Any) -> None:
@@ -212,7 +212,7 @@ def test_a_full_handoff_directory_names_itself_and_the_way_out(tmp_path: Any, mo
 
 
 def test_the_handoff_directory_can_be_chosen(monkeypatch: Any) -> None:
-    from sparkring.handoff import handoff_dir
+    from sparkring.executor.handoff import handoff_dir
 
     monkeypatch.setenv("SPARKRING_HANDOFF_DIR", "/data/handoff")
     assert handoff_dir() == "/data/handoff"
@@ -221,7 +221,7 @@ def test_the_handoff_directory_can_be_chosen(monkeypatch: Any) -> None:
 def test_the_rehearsal_is_an_arrow_stream_of_zeros_in_the_partitions_schema() -> None:
     import pyarrow as pa
 
-    from sparkring.rehearsal import REHEARSAL_ROWS, rehearsal_stream
+    from sparkring.executor.rehearsal import REHEARSAL_ROWS, rehearsal_stream
 
     schema = pa.schema(
         [
@@ -247,7 +247,7 @@ def test_the_rehearsal_is_an_arrow_stream_of_zeros_in_the_partitions_schema() ->
 def test_the_rehearsal_of_a_wide_schema_stays_small() -> None:
     import pyarrow as pa
 
-    from sparkring.rehearsal import REHEARSAL_BYTES, rehearsal_stream
+    from sparkring.executor.rehearsal import REHEARSAL_BYTES, rehearsal_stream
 
     pixels = pa.schema([(f"p{i}", pa.float64()) for i in range(784)])
     stream = rehearsal_stream(pixels)
@@ -257,7 +257,7 @@ def test_the_rehearsal_of_a_wide_schema_stays_small() -> None:
 
 
 def test_lost_task_lines_say_what_died_and_where() -> None:
-    from sparkring.lost import LostTask, describe, exit_description
+    from sparkring.driver.lost import LostTask, describe, exit_description
 
     executor = LostTask(1, "3", "10.0.0.2", "ExecutorLostFailure (executor 3 exited caused by one of the running tasks) Reason: Command exited with code 137")
     assert describe(executor) == "its executor 3 on 10.0.0.2 was lost (Command exited with code 137)"
@@ -268,7 +268,7 @@ def test_lost_task_lines_say_what_died_and_where() -> None:
 
 
 def test_tensorflow_env_puts_the_library_and_nvidia_wheels_on_the_loader_path(tmp_path: Any) -> None:
-    from sparkring.tf_libraries import tensorflow_env
+    from sparkring.executor.tf_libraries import tensorflow_env
 
     tf_dir = tmp_path / "site-packages" / "tensorflow"
     tf_dir.mkdir(parents=True)
@@ -280,7 +280,7 @@ def test_tensorflow_env_puts_the_library_and_nvidia_wheels_on_the_loader_path(tm
 
 
 def test_tensorflow_env_keeps_the_users_thread_settings_and_says_nothing_of_a_missing_tensorflow(tmp_path: Any) -> None:
-    from sparkring import tf_libraries
+    from sparkring.executor import tf_libraries
 
     env = tf_libraries.tensorflow_env(2, {"TF_NUM_INTRAOP_THREADS": "8", "TF_CPP_MIN_LOG_LEVEL": "0"}, None)
     assert env["TF_NUM_INTRAOP_THREADS"] == "8" and env["TF_NUM_INTEROP_THREADS"] == "2"
@@ -292,7 +292,7 @@ def test_tensorflow_env_keeps_the_users_thread_settings_and_says_nothing_of_a_mi
 def test_tensorflow_dir_is_found_without_importing_tensorflow() -> None:
     import sys
 
-    from sparkring.tf_libraries import TF_LIBRARY, tensorflow_dir
+    from sparkring.executor.tf_libraries import TF_LIBRARY, tensorflow_dir
 
     found = tensorflow_dir()
     assert "tensorflow" not in sys.modules

@@ -1,6 +1,6 @@
-"""What giving the executors back reports (sparkring.executors.Release): pure logic."""
+"""What giving the executors back reports (sparkring.driver.executors.Release): pure logic."""
 
-from sparkring.executors import Release
+from sparkring.driver.executors import Release
 
 
 def test_all_gone_reports_the_time() -> None:

@@ -17,9 +17,9 @@ import jsonschema
 import pytest
 
 import sparkring
-from sparkring import lifecycle, predict_job, search_rounds
+from sparkring.driver import lifecycle, predict_job, search_rounds
 from sparkring.error_codes import DATA_PATH, INTERRUPTED
-from sparkring.envelope import job_envelope
+from sparkring.driver.envelope import job_envelope
 from sparkring.failures import JobError
 
 KINDS = ("train", "search", "predict")

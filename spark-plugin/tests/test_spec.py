@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 import sparkring
-from sparkring import search_tasks, spec
+from sparkring.executor import search_tasks
+from sparkring.driver import spec
 
 # Each spec class, its schema file, and the schema's fields only the client reads.
 SPECS = [(spec.JobSpec, "job-spec", spec.CLIENT_ONLY), (search_tasks.SearchSpec, "search-spec", search_tasks.CLIENT_ONLY)]

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The search agent: one per executor, started by the long-lived Spark task of a search
- * (spark-plugin/sparkring/search_tasks.py). It takes trials from the Redis queue one at a time, runs
+ * (spark-plugin/sparkring/executor/search_tasks.py). It takes trials from the Redis queue one at a time, runs
  * each in a fresh Node process (src/hpo/trial.ts), keeps the trial's lease while it runs,
  * passes early-stopping requests on, and records exactly one outcome per try. It leaves when no
  * trial waits (so the executor can go back to the cluster) or when its executor is excluded.

@@ -1,6 +1,6 @@
 /**
  * The messages of a search's processes (no process starts when this is imported):
- *   search task (spark-plugin/sparkring/search_tasks.py) -> agent (hpo/agent.ts): the AgentMessage on stdin;
+ *   search task (spark-plugin/sparkring/executor/search_tasks.py) -> agent (hpo/agent.ts): the AgentMessage on stdin;
  *   agent -> trial (hpo/trial.ts): the TrialMessage on stdin, later perhaps {"type":"stop"};
  *   trial -> agent: TrialReports on fd 3 (metrics, log lines, then the result or the error);
  *   agent -> the queue: a TrialOutcome per finished try (hpo/queue.ts keeps it as the trial's result).

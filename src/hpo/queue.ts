@@ -215,7 +215,7 @@ export class TrialQueue {
     return (await this.redis.sismember(this.key('stop'), id)) === 1;
   }
 
-  /** The keys the Spark driver reads (spark-plugin/sparkring/search_rounds.py) to size its rounds. */
+  /** The keys the Spark driver reads (spark-plugin/sparkring/driver/search_rounds.py) to size its rounds. */
   keys(): { pending: string; running: string; client: string } {
     return { pending: this.key('pending'), running: this.key('running'), client: this.key('client') };
   }

@@ -19,7 +19,7 @@
  *    not the executors (hpo/agent.ts).
  * 6. Rounds. The driver runs rounds of one task per executor until every trial has its final
  *    result. A round in which no trial ran for `idleRoundLeases` leases is cancelled. The search
- *    fails after `maxFailedRounds` rounds that Spark failed (spark-plugin/sparkring/search_rounds.py,
+ *    fails after `maxFailedRounds` rounds that Spark failed (spark-plugin/sparkring/driver/search_rounds.py,
  *    told through the search spec).
  * 7. Spark's own retries. A search task lost with its executor runs again elsewhere, and an
  *    executor that keeps failing tasks is excluded by Spark too (`SEARCH_SPARK_CONF`,

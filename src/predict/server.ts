@@ -1,6 +1,6 @@
 /**
  * The scoring process of `sparkring predict` and sparkring.predict(): one per Python worker of an
- * executor (spark-plugin/sparkring/scoring.py starts it on the first task and keeps it for the
+ * executor (spark-plugin/sparkring/executor/scoring.py starts it on the first task and keeps it for the
  * tasks after), with the model loaded once.
  *
  * Protocol. argv[2] is a JSON config { modelDir, features, batchSize, tfBackend }. Requests come

@@ -1,7 +1,7 @@
 /**
  * Which TensorFlow a worker trains on, chosen by `--tf-backend`:
  *   native  tfjs-node's binding over the TensorFlow C library of the executors' Python (the task
- *           puts it on LD_LIBRARY_PATH: spark-plugin/sparkring/tf_libraries.py), or tfjs-node(-gpu)
+ *           puts it on LD_LIBRARY_PATH: spark-plugin/sparkring/executor/tf_libraries.py), or tfjs-node(-gpu)
  *           installed on the node; `tensorflow <version> cpu|gpu`
  *   wasm    @tensorflow/tfjs-backend-wasm (no gradient kernel for convolutions: MLPs only)
  *   cpu     pure-JS tfjs, 40x to 300x slower than native (README, "TensorFlow in the workers")

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The Node training worker, started by a Spark barrier task (spark-plugin/sparkring/task.py).
+ * The Node training worker, started by a Spark barrier task (spark-plugin/sparkring/executor/task.py).
  * Messages (runtime/control.ts): stdin from the task, the control fd to it.
  *   init (stdin) -> connect to Redis, load the entry, choose the ring address, start the ring
  *   server -> "listening" (control fd) -> rehearse Arrow's reader until "ring" (stdin: the peers)

@@ -1,7 +1,7 @@
 /**
  * Readies Arrow's IPC reader while the worker waits for Spark's allGather (about a second in
  * which it has nothing else to do): it parses the task's rehearsal stream (rows of zeros in the
- * partition's own schema, spark-plugin/sparkring/rehearsal.py) over and over until the ring's
+ * partition's own schema, spark-plugin/sparkring/executor/rehearsal.py) over and over until the ring's
  * peers arrive. A cold reader costs a worker about 10 ms more CPU on a 64 MB partition, at the
  * moment it shares the cores with Spark handing that partition over (bench handoff).
  */

@@ -1,6 +1,6 @@
 /**
  * Native TensorFlow on real Spark: the digits demo trains on it; a shipped runtime trains on the
- * TensorFlow of the executors' own Python (found by the task, spark-plugin/sparkring/tf_libraries.py),
+ * TensorFlow of the executors' own Python (found by the task, spark-plugin/sparkring/executor/tf_libraries.py),
  * falls back to pure-JS with a line saying why where that Python has none, and refuses under
  * --tf-backend native; a task given GPUs whose TensorFlow sees none fails with a line that says so.
  *

@@ -28,7 +28,7 @@ export default async function train(ctx: TrainContext) {
 const SCRIPT = `import json, sys
 from pyspark.sql import SparkSession, functions as F
 import sparkring
-from sparkring.runtime_home import runtime_home
+from sparkring.executor.runtime_home import runtime_home
 
 out, experiments = sys.argv[1:3]
 spark = (

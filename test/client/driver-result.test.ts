@@ -21,10 +21,10 @@ const SECRET = 'the-run-secret';
 /** Any result with an `ok`: the file and stream paths are under test here, each kind's contract in jobs/. */
 const ANY = z.looseObject({ ok: z.boolean() });
 
-/** What the Python driver's signed_result puts on its last event (spark-plugin/sparkring/driver_events.py). */
+/** What the Python driver's signed_result puts on its last event (spark-plugin/sparkring/driver/driver_events.py). */
 function signedByDriver(result: unknown, secret = SECRET): { resultJson: string; proof: string } {
   const script =
-    'import json, sys; from sparkring.driver_events import signed_result; print(json.dumps(signed_result(sys.argv[1], json.loads(sys.argv[2]))))';
+    'import json, sys; from sparkring.driver.driver_events import signed_result; print(json.dumps(signed_result(sys.argv[1], json.loads(sys.argv[2]))))';
   return JSON.parse(execFileSync(PYTHON, ['-c', script, secret, JSON.stringify(result)], { encoding: 'utf8' }));
 }
 

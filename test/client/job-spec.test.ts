@@ -36,7 +36,7 @@ describe('the job spec', () => {
       entry: '/tmp/stage/entry.mjs',
     });
     expect(jobSpecSchema.parse(spec)).toEqual(spec);
-    const read = readInPython('sparkring.spec', 'JobSpec', spec);
+    const read = readInPython('sparkring.driver.spec', 'JobSpec', spec);
     expect(read).toMatchObject({
       run_id: 'r1',
       attempt: 1,
@@ -79,7 +79,7 @@ describe('the job spec', () => {
       tfBackend: 'auto',
     };
     expect(searchSpecSchema.parse(spec)).toEqual(spec);
-    const read = readInPython('sparkring.search_tasks', 'SearchSpec', spec);
+    const read = readInPython('sparkring.executor.search_tasks', 'SearchSpec', spec);
     expect(read).toMatchObject({ run_id: 'r2', pending_key: 'p', lease_ms: 2000, max_failed_rounds: 3, idle_round_leases: 2 });
   });
 });

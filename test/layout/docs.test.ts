@@ -10,8 +10,15 @@ import { describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/spark.js';
 
 const ARCHITECTURE = readFileSync(join(ROOT, 'docs', 'architecture.md'), 'utf8');
-/** Where a path in the doc may be relative to: the repository, src/, the Python package. */
-const BASES = ['', 'src', 'spark-plugin', 'spark-plugin/sparkring'];
+/** Where a path in the doc may be relative to: the repository, src/, the Python package and its rooms. */
+const BASES = [
+  '',
+  'src',
+  'spark-plugin',
+  'spark-plugin/sparkring',
+  'spark-plugin/sparkring/driver',
+  'spark-plugin/sparkring/executor',
+];
 const PATH = /(?<![\w/.<-])((?:[\w.-]+\/)*[\w.-]+\.(?:ts|py|cc|mjs|proto|json|md)|(?:[\w.-]+\/)+)(?![\w/])/g;
 
 function resolveCited(path: string): string | undefined {

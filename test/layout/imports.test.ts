@@ -4,7 +4,7 @@
  * understood, or changed, apart. The graph is read from the import statements (relative ones; the
  * packages' own are outside it).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/spark.js';
@@ -34,14 +34,33 @@ function tsGraph(): Map<string, string[]> {
 
 function pyGraph(): Map<string, string[]> {
   const graph = new Map<string, string[]>();
-  for (const file of files(join(ROOT, 'spark-plugin', 'sparkring'), '.py')) {
+  const base = join(ROOT, 'spark-plugin');
+  /** The module file a dotted name is, if any: sparkring.driver.lifecycle -> sparkring/driver/lifecycle.py. */
+  const moduleFile = (dotted: string): string | undefined => {
+    const path = dotted.replaceAll('.', '/');
+    for (const candidate of [`${path}.py`, `${path}/__init__.py`]) if (existsSync(join(base, candidate))) return candidate;
+    return undefined;
+  };
+  for (const file of files(join(base, 'sparkring'), '.py')) {
     const text = readFileSync(file, 'utf8');
     const targets = new Set<string>();
-    for (const m of text.matchAll(/^\s*from sparkring(?:\.(\w+))? import ([\w, ]+)/gm)) {
-      // `from sparkring import driver, search` names modules; `from sparkring.x import y` names x.
-      for (const name of m[1] ? [m[1]] : (m[2] ?? '').split(',').map((n) => n.trim())) targets.add(`sparkring/${name}.py`);
+    for (const m of text.matchAll(/^\s*from (sparkring(?:\.\w+)*) import ([\w, ]+)/gm)) {
+      // `from sparkring.driver import lifecycle, stage` names modules; `from sparkring.driver.stage import x` names stage.
+      const from = m[1] as string;
+      for (const name of (m[2] ?? '').split(',').map((n) => n.trim())) {
+        const target = moduleFile(`${from}.${name}`) ?? moduleFile(from);
+        if (target && !target.endsWith('__init__.py')) targets.add(target);
+      }
     }
-    graph.set(relative(join(ROOT, 'spark-plugin'), file), [...targets]);
+    for (const m of text.matchAll(/^\s*import (sparkring(?:\.\w+)+)/gm)) {
+      const target = moduleFile(m[1] as string);
+      if (target) targets.add(target);
+    }
+    // A module's own name in its docstring's example is no edge.
+    graph.set(
+      relative(base, file),
+      [...targets].filter((t) => t !== relative(base, file)),
+    );
   }
   return graph;
 }
@@ -77,8 +96,12 @@ describe('imports', () => {
 
   it('the Python modules import one another without a cycle', () => {
     const graph = pyGraph();
-    expect(graph.get('sparkring/submit.py')).toEqual(
-      expect.arrayContaining(['sparkring/driver.py', 'sparkring/search_rounds.py', 'sparkring/envelope.py']),
+    expect(graph.get('sparkring/driver/submit.py')).toEqual(
+      expect.arrayContaining([
+        'sparkring/driver/train_job.py',
+        'sparkring/driver/search_rounds.py',
+        'sparkring/driver/envelope.py',
+      ]),
     );
     expect(cycles(graph).map((c) => c.join(' -> '))).toEqual([]);
   });

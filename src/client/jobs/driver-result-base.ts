@@ -1,5 +1,5 @@
 /**
- * What every kind's driver result holds (spark-plugin/sparkring/envelope.py `job_envelope` writes
+ * What every kind's driver result holds (spark-plugin/sparkring/driver/envelope.py `job_envelope` writes
  * it): ok, the application, the Spark versions, and on failure the error report. Each kind adds its
  * own fields to a result that is ok (jobs/<kind>.ts), and `driverResultSchema` makes the two shapes
  * one contract: a result that is ok has every field its kind promises, so the client reads it

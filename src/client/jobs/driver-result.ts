@@ -2,7 +2,7 @@
  * The driver's result: the file it wrote on this machine (client mode), or, when the driver ran
  * elsewhere (a Livy batch or YARN in cluster mode), the copy it put in its last event on the run's
  * stream. A copy from the stream counts only when it proves the run's secret (an HMAC of its JSON,
- * spark-plugin/sparkring/driver_events.py signed_result): a Redis shared with others cannot hand the
+ * spark-plugin/sparkring/driver/driver_events.py signed_result): a Redis shared with others cannot hand the
  * client a result, nor the directory it then writes to.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * The job specs: the spec.json a training run's driver and tasks read (spark-plugin/sparkring/spec.py
+ * The job specs: the spec.json a training run's driver and tasks read (spark-plugin/sparkring/driver/spec.py
  * JobSpec), and a search's (search_tasks.py SearchSpec). These schemas are the contract. `npm run
  * spec-schema` writes them as JSON Schema to spark-plugin/sparkring/{job,search}-spec.schema.json,
  * and the tests of both sides check against those files. The client writes every field, so

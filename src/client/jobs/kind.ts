@@ -67,7 +67,7 @@ export interface JobKind<
   Result,
   State extends KindState = KindState,
 > {
-  /** The spec's `kind`, by which the Spark driver (spark-plugin/sparkring/submit.py) picks its middle. */
+  /** The spec's `kind`, by which the Spark driver (spark-plugin/sparkring/driver/submit.py) picks its middle. */
   readonly kind: Spec['kind'];
   /** What the job is called in lines: "run", "search", "scoring". */
   readonly noun: string;

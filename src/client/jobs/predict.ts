@@ -1,6 +1,6 @@
 /**
  * The predict kind (`sparkring predict`, `predict()`): scores a table with a model ctx.saveModel
- * wrote, on Spark executors (spark-plugin/sparkring/predict_job.py and scoring.py), and writes the
+ * wrote, on Spark executors (spark-plugin/sparkring/driver/predict_job.py and scoring.py), and writes the
  * table with the prediction column appended. The model loads once per executor core and stays for
  * its tasks. Scoring runs the executors' installed runtime: it ships none.
  */
@@ -52,7 +52,7 @@ export const predictResultSchema = driverResultSchema({
   features: z.array(z.string()),
   scoreMs: z.number(),
   releaseMs: z.number().nullable(),
-  /** Set when executors were still listed after the release's wait (spark-plugin/sparkring/executors.py). */
+  /** Set when executors were still listed after the release's wait (spark-plugin/sparkring/driver/executors.py). */
   releaseNote: z.string().optional(),
 });
 type PredictDriverResult = z.infer<typeof predictResultSchema>;

@@ -2,7 +2,7 @@
  * The search kind (`launch`): a hyperparameter search. Trials wait in a Redis queue; one long-lived
  * Spark task per executor runs them one after another, each in a fresh Node process; early stopping
  * decisions are taken here, from the metrics trials report, and go back through Redis
- * (spark-plugin/sparkring/search_rounds.py is its driver's middle).
+ * (spark-plugin/sparkring/driver/search_rounds.py is its driver's middle).
  */
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
@@ -61,7 +61,7 @@ export interface LaunchResult {
 export const searchResultSchema = driverResultSchema({
   dir: z.string(),
   executors: z.number().int(),
-  /** Rounds of agent tasks the driver ran (spark-plugin/sparkring/search_rounds.py). */
+  /** Rounds of agent tasks the driver ran (spark-plugin/sparkring/driver/search_rounds.py). */
   rounds: z.number().int(),
   lastTrialEndAt: z.number(),
   /** From the last trial's end to the last executor gone; null in a caller's session, whose executors stay. */

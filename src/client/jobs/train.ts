@@ -34,7 +34,7 @@ export type RankReport = z.infer<typeof rankReportSchema> & { rank: number };
 export const trainResultSchema = driverResultSchema({
   dir: z.string(),
   workers: z.number().int(),
-  /** Attempts made, each a barrier stage in the one application (spark-plugin/sparkring/lifecycle.py). */
+  /** Attempts made, each a barrier stage in the one application (spark-plugin/sparkring/driver/lifecycle.py). */
   attempts: z.number().int(),
   ranks: z.array(rankReportSchema),
   result: z.unknown(),

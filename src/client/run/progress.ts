@@ -104,7 +104,7 @@ export class Progress {
       }
       case 'heartbeat':
       case 'done':
-        return; // the driver watches heartbeats (spark-plugin/sparkring/heartbeats.py)
+        return; // the driver watches heartbeats (spark-plugin/sparkring/driver/heartbeats.py)
       case 'error':
         this.errors.push({
           rank: e.rank,

@@ -127,7 +127,7 @@ async function buildTfjs(dir: string): Promise<void> {
 /**
  * tfjs-node's JS as one CommonJS file over the bundle's tfjs, and the binding this machine built
  * against PyPI's TensorFlow. It links libtensorflow_cc.so.2 by soname: on the executors, the task
- * puts their Python's TensorFlow on LD_LIBRARY_PATH (spark-plugin/sparkring/tf_libraries.py). Same
+ * puts their Python's TensorFlow on LD_LIBRARY_PATH (spark-plugin/sparkring/executor/tf_libraries.py). Same
  * platform and Node-API assumption as the partition addon. Without a built binding, nothing is added
  * and the workers say they train on pure-JS tfjs.
  */

@@ -17,9 +17,9 @@ from typing import IO, Any, Optional
 
 from sparkring.error_codes import RUNTIME_MISSING, WORKER_EXIT
 from sparkring.failures import SparkringWorkerError, WorkerFailure, known
-from sparkring.gpus import visible_devices
-from sparkring.lost import exit_description
-from sparkring.tf_libraries import tensorflow_env
+from sparkring.executor.gpus import visible_devices
+from sparkring.driver.lost import exit_description
+from sparkring.executor.tf_libraries import tensorflow_env
 
 LOG_TAIL_LINES = 100
 

@@ -10,9 +10,9 @@ from typing import Any
 
 from sparkring.error_codes import DATA_PATH
 from sparkring.failures import JobError
-from sparkring.lifecycle import run_job
-from sparkring.spec import JobSpec
-from sparkring.stage import unreadable_data
+from sparkring.driver.lifecycle import run_job
+from sparkring.driver.spec import JobSpec
+from sparkring.driver.stage import unreadable_data
 
 
 def load_frame(spark: Any, spec: JobSpec) -> Any:

@@ -16,9 +16,9 @@ from typing import Any, Iterator, Optional
 
 from sparkring.error_codes import INTERRUPTED, SPARK
 from sparkring.failures import JobError, error_report, find_failure
-from sparkring.driver_events import EventSender, signed_result
-from sparkring.run_files import write_json, write_result
-from sparkring.spec import RedisEndpoint
+from sparkring.driver.driver_events import EventSender, signed_result
+from sparkring.driver.run_files import write_json, write_result
+from sparkring.driver.spec import RedisEndpoint
 
 
 @dataclass

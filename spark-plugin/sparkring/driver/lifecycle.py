@@ -1,5 +1,5 @@
 """The one lifecycle of a training run, in the Spark driver, for the CLI's spark-submit
-(driver.py) and the Python API (api.py) alike: the slot checks, the attempts (each a barrier
+(train_job.py) and the Python API (api.py) alike: the slot checks, the attempts (each a barrier
 stage in this same Spark application, resuming from the run directory's checkpoints), the run
 events, the result files and the executors' release. The failure policy lives here alone: an
 attempt is retried unless its error's code is final (error_codes.py) or it was the last."""
@@ -13,13 +13,13 @@ from typing import Any, Callable
 
 from sparkring.error_codes import DYNAMIC_ALLOCATION, SLOTS, is_final
 from sparkring.failures import JobError
-from sparkring.envelope import job_envelope
-from sparkring.executors import executor_ids, release_executors
-from sparkring.run_files import experiment_dir
-from sparkring.shared_dir import leave_token, remove_token
-from sparkring.slots import SlotNeed, SlotsError, local_cluster_shape, wait_for_slots
-from sparkring.spec import JobSpec
-from sparkring.stage import AttemptOutcome, run_attempt
+from sparkring.driver.envelope import job_envelope
+from sparkring.driver.executors import executor_ids, release_executors
+from sparkring.driver.run_files import experiment_dir
+from sparkring.driver.shared_dir import leave_token, remove_token
+from sparkring.driver.slots import SlotNeed, SlotsError, local_cluster_shape, wait_for_slots
+from sparkring.driver.spec import JobSpec
+from sparkring.driver.stage import AttemptOutcome, run_attempt
 
 
 def refuse_dynamic_allocation(conf: Any) -> None:
@@ -58,7 +58,7 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
     spec.result_path and the run's last event (envelope.py). Never raises for a failed run: the result says."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
-    from sparkring.task import make_task
+    from sparkring.executor.task import make_task
 
     sc = spark.sparkContext
     conf = sc.getConf()

@@ -13,9 +13,9 @@ from typing import Any, Callable, Optional
 
 from sparkring.error_codes import DATA_COLUMN, DATA_PATH, EXECUTOR_LOST, SPARK, WORKER_SILENT
 from sparkring.failures import JOB_WIDE, JobError, error_report, find_failure
-from sparkring.heartbeats import HeartbeatWatch
-from sparkring.lost import LostTask, describe, first_lost
-from sparkring.spec import JobSpec
+from sparkring.driver.heartbeats import HeartbeatWatch
+from sparkring.driver.lost import LostTask, describe, first_lost
+from sparkring.driver.spec import JobSpec
 
 
 @dataclass
@@ -76,7 +76,7 @@ def partitioned(df: Any, spec: JobSpec) -> Any:
 def run_attempt(sc: Any, frame: Any, spec: JobSpec, task: Any, job_group: str) -> AttemptOutcome:
     """The barrier stage of attempt `spec.attempt` in job group `job_group`, watched for silent
     workers where the run has Redis (a silent worker cancels the group)."""
-    from sparkring.task import RESULT_SCHEMA
+    from sparkring.executor.task import RESULT_SCHEMA
 
     watch = (
         HeartbeatWatch(

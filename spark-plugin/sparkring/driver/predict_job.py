@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from sparkring.error_codes import DATA_COLUMN, DATA_PATH
-from sparkring.driver import read_data
-from sparkring.envelope import Job, job_envelope
+from sparkring.driver.train_job import read_data
+from sparkring.driver.envelope import Job, job_envelope
 from sparkring.failures import JobError
-from sparkring.executors import release_executors
-from sparkring.scoring import prepare, with_predictions
-from sparkring.spec import RedisEndpoint
+from sparkring.driver.executors import release_executors
+from sparkring.executor.scoring import prepare, with_predictions
+from sparkring.driver.spec import RedisEndpoint
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
-from sparkring.driver_events import connect
-from sparkring.spec import RedisEndpoint
+from sparkring.driver.driver_events import connect
+from sparkring.driver.spec import RedisEndpoint
 
 POLL_MS = 500
 

@@ -21,9 +21,9 @@ import pyarrow as pa
 
 from sparkring.error_codes import DATA_COLUMN, PREDICT_MODEL, RUNTIME_MISSING
 from sparkring.failures import JobError, SparkringWorkerError, WorkerFailure, known
-from sparkring.node_worker import spawn_node
-from sparkring.runtime_home import runtime_home
-from sparkring.tf_libraries import tensorflow_env
+from sparkring.executor.node_worker import spawn_node
+from sparkring.executor.runtime_home import runtime_home
+from sparkring.executor.tf_libraries import tensorflow_env
 
 MODEL_FILES = ("model.json", "weights.bin", "signature.json")
 ERROR_BIT = 0x80000000

@@ -15,12 +15,12 @@ import traceback
 from typing import Any, Callable, Optional
 
 from sparkring.error_codes import SEARCH
-from sparkring.envelope import Job, job_envelope
+from sparkring.driver.envelope import Job, job_envelope
 from sparkring.failures import JobError, find_failure
-from sparkring.driver_events import EventSender
-from sparkring.executors import executor_ids
-from sparkring.run_files import experiment_dir
-from sparkring.search_tasks import SearchSpec, make_agent_task
+from sparkring.driver.driver_events import EventSender
+from sparkring.driver.executors import executor_ids
+from sparkring.driver.run_files import experiment_dir
+from sparkring.executor.search_tasks import SearchSpec, make_agent_task
 
 # How long the driver waits, after the last trial, for the executors to go back (for the result's releaseMs).
 RELEASE_TIMEOUT_S = 60.0

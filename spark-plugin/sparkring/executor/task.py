@@ -16,15 +16,15 @@ from typing import Callable, Iterator, Optional
 
 import pyarrow as pa
 
-from sparkring.bundle_paths import shipped_paths
+from sparkring.executor.bundle_paths import shipped_paths
 from sparkring.error_codes import EXPERIMENTS_NOT_SHARED, HANDOFF_SPACE
 from sparkring.failures import SparkringWorkerError, WorkerFailure
-from sparkring.gpus import gpu_addresses
-from sparkring.handoff import HandoffSpaceError, RowCounter, handoff_dir, write_partition
-from sparkring.node_worker import NodeWorker
-from sparkring.rehearsal import rehearsal_stream
-from sparkring.shared_dir import check_shared
-from sparkring.spec import JobSpec
+from sparkring.executor.gpus import gpu_addresses
+from sparkring.executor.handoff import HandoffSpaceError, RowCounter, handoff_dir, write_partition
+from sparkring.executor.node_worker import NodeWorker
+from sparkring.executor.rehearsal import rehearsal_stream
+from sparkring.driver.shared_dir import check_shared
+from sparkring.driver.spec import JobSpec
 
 RESULT_SCHEMA = "rank long, result string"
 

@@ -11,7 +11,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
-from sparkring.spec import RedisEndpoint
+from sparkring.driver.spec import RedisEndpoint
 
 # Fields of search-spec.schema.json that only the client reads back.
 CLIENT_ONLY = ("kind",)
@@ -107,9 +107,9 @@ def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]],
     def task(_rows: Iterator[Any]) -> Iterator[tuple[str, str]]:
         from pyspark import TaskContext
 
-        from sparkring.bundle_paths import shipped_paths
-        from sparkring.gpus import gpu_addresses
-        from sparkring.node_worker import NodeWorker
+        from sparkring.executor.bundle_paths import shipped_paths
+        from sparkring.executor.gpus import gpu_addresses
+        from sparkring.executor.node_worker import NodeWorker
 
         ctx = TaskContext.get()
         executor, host = executor_identity()

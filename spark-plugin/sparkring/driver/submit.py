@@ -12,12 +12,13 @@ import os
 import sys
 from typing import Any, Callable
 
-from sparkring import driver, predict_job, search_rounds, search_tasks
-from sparkring.envelope import job_envelope
-from sparkring.spec import JobSpec, RedisEndpoint
+from sparkring.driver import predict_job, search_rounds, train_job
+from sparkring.executor import search_tasks
+from sparkring.driver.envelope import job_envelope
+from sparkring.driver.spec import JobSpec, RedisEndpoint
 
 KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "train": lambda raw: driver.run(JobSpec.from_dict(raw)),
+    "train": lambda raw: train_job.run(JobSpec.from_dict(raw)),
     "search": lambda raw: search_rounds.run(search_tasks.SearchSpec.from_dict(raw)),
     "predict": lambda raw: predict_job.run(predict_job.PredictSpec.from_dict(raw)),
 }

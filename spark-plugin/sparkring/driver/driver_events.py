@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any, Optional
 
-from sparkring.spec import RedisEndpoint
+from sparkring.driver.spec import RedisEndpoint
 
 
 def connect(endpoint: RedisEndpoint, timeout_s: float = 10) -> Any:
