@@ -1,5 +1,5 @@
 """What spark-submit runs (spark-plugin/sparkring_submit.py): the driver of the job kind the spec
-names. The built-in kinds are train (lifecycle.py through driver.py), search (search_rounds.py) and
+names. The built-in kinds are train (lifecycle.py through train_job.py), search (search_rounds.py) and
 predict (predict_job.py). A kind of one's own (src/client/jobs/kind.ts) names its middle in the
 spec as `driver`, a Python file with `middle(spark, spec, job)`: it runs inside the one envelope
 (envelope.py), so it only fills the result."""
