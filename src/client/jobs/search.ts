@@ -227,7 +227,8 @@ async function recordSearch(
   driver: SearchDriverResult & { ok: true },
 ): Promise<void> {
   const { o } = run;
-  const { redis: _redis, resultPath: _resultPath, queueKeys: _keys, secret: _secret, ...rerunnable } = state.spec as SearchSpec;
+  if (!state.spec) throw new RunError('spark', 'a sparkring bug: the search ended before its spec was written');
+  const { redis: _redis, resultPath: _resultPath, queueKeys: _keys, secret: _secret, ...rerunnable } = state.spec;
   await writeFile(
     join(r.dir, 'spec.json'),
     JSON.stringify(

@@ -107,14 +107,14 @@ export const trainJob: JobKind<
   },
   result: trainResultSchema,
   async finish(run, state, driver, submittedAt) {
-    await recordRun(run, state, driver);
+    await recordRun(run, state, driver.dir, driver);
     const result = toResult(driver, run.runId, run.o.workers, submittedAt, state.progress);
     const { ranks: _ranks, ...summary } = result;
     await writeFile(join(driver.dir, 'result.json'), JSON.stringify({ ...driver, ...summary, ok: true }, null, 2));
     return result;
   },
   async failed(run, state, driver) {
-    if (driver.dir) await recordRun(run, state, driver);
+    if (driver.dir) await recordRun(run, state, driver.dir, driver);
   },
 };
 
@@ -124,17 +124,19 @@ export const allreduce = (input: AllreduceOptions): Promise<AllreduceResult> => 
 async function recordRun(
   run: JobRun<ResolvedAllreduceOptions>,
   state: TrainState,
-  driver: { dir?: string; appId: string; versions?: Record<string, string | undefined>; ranks?: Array<{ backend: string }> },
+  dir: string,
+  driver: { appId: string; versions?: Record<string, string | undefined>; ranks?: Array<{ backend: string }> },
 ): Promise<void> {
   const { o } = run;
-  const dir = driver.dir as string;
+  const { spec, versionedEntry } = state;
+  if (!spec || !versionedEntry) throw new RunError('spark', 'a sparkring bug: the run ended before its spec was written');
   if (!isInside(o.experiments, dir)) {
     throw new RunError(
       'spark',
       `the driver's result names ${dir}, outside --experiments ${o.experiments}; nothing was written there`,
     );
   }
-  const { secret: _s, redis: _r, resultPath: _p, runDir: _d, attempt: _a, ...rerunnable } = state.spec as JobSpec;
+  const { secret: _s, redis: _r, resultPath: _p, runDir: _d, attempt: _a, ...rerunnable } = spec;
   await writeFile(
     join(dir, 'spec.json'),
     // The user's entry, not the compiled module the workers ran (it lives in the run's staging, gone after the run).
@@ -145,7 +147,7 @@ async function recordRun(
   const backends =
     driver.ranks?.map((r) => r.backend) ?? [...progress.backends.entries()].sort(([a], [b]) => a - b).map(([, b]) => b);
   await writeVersioned(dir, o.entry, packageRoot(), { ...driver.versions, tfBackend: o.tfBackend, backends });
-  await copyFile(state.versionedEntry as string, join(dir, 'versioned', VERSIONED_ENTRY));
+  await copyFile(versionedEntry, join(dir, 'versioned', VERSIONED_ENTRY));
   const records = progress.committedRecords();
   await writeMetrics(dir, records);
   await writeFile(join(dir, 'curves.svg'), curvesSvg(records, `${o.name} (${driver.appId})`));
