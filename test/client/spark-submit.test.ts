@@ -26,6 +26,10 @@ describe('sparkSubmitArgs', () => {
       'spark.dynamicAllocation.enabled': 'false',
       'spark.pyspark.python': '/venv/bin/python',
       'spark.executor.memory': '512m',
+      // The embedded default's JVMs start fast, and a killed executor is dropped after 2 s.
+      'spark.driver.defaultJavaOptions': '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC',
+      'spark.executor.defaultJavaOptions': '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC',
+      'spark.standalone.executorRemoveDelayOnDisconnection': '2s',
     });
   });
 
@@ -40,6 +44,9 @@ describe('sparkSubmitArgs', () => {
       'spark.task.maxFailures': '8',
     });
     expect(conf['spark.executor.memory']).toBeUndefined();
+    // A cluster's JVMs keep their own options.
+    expect(conf['spark.driver.defaultJavaOptions']).toBeUndefined();
+    expect(conf['spark.standalone.executorRemoveDelayOnDisconnection']).toBeUndefined();
   });
 
   it("YARN gets its queue, one executor per worker and the archives; GPUs and the user's settings win", () => {
