@@ -6,7 +6,7 @@
  * native parts, which npm's install of a global package leaves unbuilt.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -74,11 +74,33 @@ describe('an installed sparkring (npm pack, npm install -g)', () => {
       dir: string;
       backends: string[];
       result: { heldOutAccuracy: number };
-      scored: { rows: number };
+      scored: { rows: number; out: string };
     };
+    // ctx.fit trains on native TensorFlow to the accuracy it had on pure-JS tfjs (95.6%).
     expect(out.backends).toEqual(['tensorflow 2.21.0 cpu', 'tensorflow 2.21.0 cpu']);
+    expect(lines).toContain('[worker 0] trains on tensorflow 2.21.0 cpu, 1 thread');
     expect(out.result.heldOutAccuracy).toBeGreaterThan(0.94);
     expect(out.scored.rows).toBe(363);
+    // The saved model scored the held-out rows on Spark to the accuracy validation measured.
+    const [scoredAccuracy, scoredRows] = execFileSync(
+      PYTHON,
+      [
+        '-c',
+        `import sys, numpy as np, pyarrow.dataset as ds
+t = ds.dataset(sys.argv[1], format="parquet").to_table(columns=["label", "is_test", "prediction"])
+assert set(t.column("is_test").to_pylist()) == {1}
+p = np.array(t.column("prediction").to_pylist())
+print(float((p.argmax(1) == t.column("label").to_numpy()).mean()), t.num_rows)`,
+        out.scored.out,
+      ],
+      { encoding: 'utf8' },
+    )
+      .trim()
+      .split(' ');
+    expect(Number(scoredRows)).toBe(out.scored.rows);
+    expect(Number(scoredAccuracy)).toBeCloseTo(out.result.heldOutAccuracy, 6);
+    const env = JSON.parse(readFileSync(join(out.dir, 'versioned', 'environment.json'), 'utf8'));
+    expect(env).toMatchObject({ tfBackend: 'auto', backends: ['tensorflow 2.21.0 cpu', 'tensorflow 2.21.0 cpu'] });
     // The run's files are the user's: under the folder it ran in, not the package or the checkout.
     expect(out.dir.startsWith(join(folder, 'experiments'))).toBe(true);
     // The workers' Python side is the package's copy, installed in the cache's venv.

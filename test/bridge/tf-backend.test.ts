@@ -1,5 +1,5 @@
 /**
- * Native TensorFlow on real Spark: the digits demo trains on it; a shipped runtime trains on the
+ * Native TensorFlow on real Spark (the digits demo trains on it: installed.test.ts): a shipped runtime trains on the
  * TensorFlow of the executors' own Python (found by the task, spark-plugin/sparkring/executor/tf_libraries.py),
  * falls back to pure-JS with a line saying why where that Python has none, and refuses under
  * --tf-backend native; a task given GPUs whose TensorFlow sees none fails with a line that says so.
@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gpuDiscoveryScript, PYTHON, ROOT, sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
+import { gpuDiscoveryScript, ROOT, sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
 
 const SITE = join('lib', 'python3.11', 'site-packages');
 
@@ -76,40 +76,6 @@ describe('native TensorFlow in the workers, on local-cluster', () => {
       {},
       join(dir, 'user'),
     );
-
-  it('the digits demo (ctx.fit) trains on tensorflow 2.21.0 to the accuracy it had on pure-JS tfjs (95.6%)', async () => {
-    const r = await sparkring(['demo', '--json', '--experiments', join(dir, 'demo')], {}, dir);
-    expect(r.exitCode, r.all).toBe(0);
-    const out = JSON.parse(r.stdout) as {
-      backends: string[];
-      result: { heldOutAccuracy: number };
-      dir: string;
-      scored: { rows: number; out: string };
-    };
-    expect(out.backends).toEqual(['tensorflow 2.21.0 cpu', 'tensorflow 2.21.0 cpu']);
-    expect(out.result.heldOutAccuracy).toBeGreaterThan(0.94);
-    // The saved model scored the held-out rows on Spark to the accuracy validation measured.
-    const scoredAccuracy = execFileSync(
-      PYTHON,
-      [
-        '-c',
-        `import sys, numpy as np, pyarrow.dataset as ds
-t = ds.dataset(sys.argv[1], format="parquet").to_table(columns=["label", "is_test", "prediction"])
-assert set(t.column("is_test").to_pylist()) == {1}
-p = np.array(t.column("prediction").to_pylist())
-print(float((p.argmax(1) == t.column("label").to_numpy()).mean()), t.num_rows)`,
-        out.scored.out,
-      ],
-      { encoding: 'utf8' },
-    )
-      .trim()
-      .split(' ');
-    expect(Number(scoredAccuracy[1])).toBe(out.scored.rows);
-    expect(Number(scoredAccuracy[0])).toBeCloseTo(out.result.heldOutAccuracy, 6);
-    expect(r.stderr).toMatch(/\[worker 0\] trains on tensorflow 2\.21\.0 cpu, 1 thread/);
-    const env = JSON.parse(readFileSync(join(out.dir, 'versioned', 'environment.json'), 'utf8'));
-    expect(env).toMatchObject({ tfBackend: 'auto', backends: ['tensorflow 2.21.0 cpu', 'tensorflow 2.21.0 cpu'] });
-  }, 300_000);
 
   it("a shipped runtime trains on the TensorFlow of the executors' own Python", async () => {
     const r = await run(withTf.python);
