@@ -5,8 +5,9 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 60_000,
-    // Multi-process tests share 2 cores; running files one at a time keeps timeouts honest.
+    // Multi-process tests share 2 cores: files run one at a time unless scripts/run-tests.mjs says
+    // otherwise for the end-to-end files that can share them (each file in its own scope).
     fileParallelism: false,
-    setupFiles: ['test/helpers/remove-temp-dirs.ts'],
+    setupFiles: ['test/helpers/scope.ts', 'test/helpers/remove-temp-dirs.ts'],
   },
 });

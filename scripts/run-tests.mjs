@@ -3,13 +3,31 @@
 //   node scripts/run-tests.mjs        lint, typecheck, the unit tests, pytest, the end-to-end tests
 //   node scripts/run-tests.mjs unit   the unit tests only (no Spark; `make unit`)
 // The unit tests are every vitest folder but the end-to-end ones, which start Spark, Livy, YARN or
-// a cluster of hosts: those live together in END_TO_END.
+// a cluster of hosts: those live together in END_TO_END, most of them run two at a time (ALONE says
+// which not).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const END_TO_END = ['test/bridge', 'test/multihost'];
+/**
+ * End-to-end files that run alone: the ones that measure timeouts or leases (a second file's JVMs
+ * starting beside them would stretch what they measure), the cluster of hosts, and YARN (its
+ * containers start with a clean environment, so its processes carry no test scope). The other
+ * end-to-end files mostly wait (for JVMs, Spark's scheduler, timers), and run two at a time, each in
+ * a scope of its own (test/helpers/scope.ts) that its leftover checks and victims are limited to.
+ */
+const ALONE = [
+  'test/multihost/cluster.test.ts',
+  'test/bridge/hangs.test.ts',
+  'test/bridge/redis.test.ts',
+  'test/bridge/launch.test.ts',
+  'test/bridge/yarn.test.ts',
+];
+const SIDE_BY_SIDE = END_TO_END.flatMap((d) => readdirSync(d).map((f) => `${d}/${f}`))
+  .filter((f) => f.endsWith('.test.ts') && !ALONE.includes(f))
+  .sort();
 const UNIT = readdirSync('test', { withFileTypes: true })
   .filter((d) => d.isDirectory() && !['helpers', 'fixtures'].includes(d.name))
   .map((d) => `test/${d.name}`)
@@ -71,12 +89,15 @@ function pytest() {
   }
 }
 
-function vitest(name, folders) {
-  const report = join(out, `vitest-${name}.json`);
+/** One vitest run of `folders` (or files); `sideBySide`: two files at a time, each in its own scope. */
+function vitest(name, folders, sideBySide = false) {
+  const report = join(out, `vitest-${name.replaceAll(' ', '-')}.json`);
+  const parallel = sideBySide ? ['--file-parallelism', '--max-workers=2'] : [];
+  const started = Date.now();
   const r = spawnSync(
     'npx',
-    ['vitest', 'run', ...folders, '--reporter=default', '--reporter=json', `--outputFile.json=${report}`],
-    { stdio: 'inherit' },
+    ['vitest', 'run', ...folders, ...parallel, '--reporter=default', '--reporter=json', `--outputFile.json=${report}`],
+    { stdio: 'inherit', env: sideBySide ? { ...process.env, SPARKRING_TEST_PARALLEL: '1' } : process.env },
   );
   try {
     const j = JSON.parse(readFileSync(report, 'utf8'));
@@ -98,7 +119,8 @@ function vitest(name, folders) {
       .map((f) => ({ name: f.name.replace(`${process.cwd()}/`, ''), s: (f.endTime - f.startTime) / 1000 }))
       .sort((a, b) => b.s - a.s);
     const total = files.reduce((sum, f) => sum + f.s, 0);
-    console.log(`\n${name} test files, ${total.toFixed(0)} s in all:`);
+    const wall = (Date.now() - started) / 1000;
+    console.log(`\n${name} test files, ${total.toFixed(0)} s in all, ${wall.toFixed(0)} s from start to end:`);
     for (const f of files) console.log(`  ${f.s.toFixed(1).padStart(7)} s  ${f.name}`);
     totals.passed += j.numPassedTests;
     totals.failed += j.numFailedTests + unrun;
@@ -116,7 +138,8 @@ if (process.argv[2] === 'unit') {
   check('typecheck', 'npm', ['run', '--silent', 'typecheck']);
   vitest('unit', UNIT);
   pytest();
-  vitest('end-to-end', END_TO_END);
+  vitest('end-to-end side by side', SIDE_BY_SIDE, true);
+  vitest('end-to-end alone', ALONE);
 }
 rmSync(out, { recursive: true, force: true });
 if (failures.length > 0) console.log(`\nfailed:\n${failures.map((f) => `  ${f}`).join('\n')}`);

@@ -1,23 +1,16 @@
-/**
- * Nothing left behind when the CLI is stopped mid-run, politely (SIGINT, SIGTERM) or not (SIGKILL):
- * no private redis-server, no Spark or Node process, no staging files, no /dev/shm partition file.
- * The entry and the CLI's $TMPDIR (where staging goes) are temp folders outside the checkout. A
- * polite stop is an interrupt: exit status 130.
- */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
+import { processes, sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
 
 afterEach(async () => {
   expect(await waitForNoLeftovers()).toEqual([]);
 });
 
 const redisServers = (): string[] =>
-  execFileSync('ps', ['-eo', 'args='], { encoding: 'utf8' })
-    .split('\n')
-    .filter((l) => /^redis-server /.test(l));
+  processes()
+    .filter((p) => /^redis-server /.test(p.args))
+    .map((p) => p.args);
 
 async function eventually(check: () => boolean, timeoutMs = 30_000): Promise<boolean> {
   const until = Date.now() + timeoutMs;
@@ -50,6 +43,9 @@ it.each(['SIGINT', 'SIGTERM', 'SIGKILL'] as const)(
     });
     expect(await eventually(() => /\[worker \d\] step 2/.test(out), 120_000)).toBe(true);
     expect(readdirSync(tmp).length).toBeGreaterThan(0); // the run's staging is there while it runs
+    // The run's own partition files are named by its id (another test's run may have its own).
+    const staging = readdirSync(tmp).find((d) => d.startsWith('sparkring-train-')) as string;
+    const runId = (JSON.parse(readFileSync(join(tmp, staging, 'spec.json'), 'utf8')) as { runId: string }).runId;
     child.kill(signal);
     const ended = await child;
     if (signal !== 'SIGKILL') {
@@ -60,7 +56,7 @@ it.each(['SIGINT', 'SIGTERM', 'SIGKILL'] as const)(
     expect(await eventually(() => redisServers().length === redisBefore)).toBe(true);
     expect(await waitForNoLeftovers(30_000)).toEqual([]);
     expect(await eventually(() => readdirSync(tmp).length === 0)).toBe(true);
-    expect(readdirSync('/dev/shm').filter((f) => f.startsWith('sparkring-'))).toEqual([]);
+    expect(readdirSync('/dev/shm').filter((f) => f.startsWith(`sparkring-${runId}-`))).toEqual([]);
   },
   240_000,
 );

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -6,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runStream } from '../../src/events/redis.js';
 import { type AllreduceResult, allreduce } from '../../src/index.js';
 import { TestRedis } from '../helpers/redis.js';
-import { entry, pidOf, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+import { entry, pidOf, processes, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
 import { readTensorBoard } from '../helpers/tensorboard.js';
 
 interface Resumed {
@@ -36,11 +35,7 @@ async function streamedSteps(runId: string): Promise<Array<[number, number]>> {
 
 /** The pid of a Python worker that a pyspark daemon forked for a task (not a daemon itself). */
 function pythonWorker(): number | undefined {
-  const ps = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' }).trim().split('\n');
-  const rows = ps.map((l) => {
-    const [pid, ppid, ...args] = l.trim().split(/\s+/);
-    return { pid: Number(pid), ppid: Number(ppid), args: args.join(' ') };
-  });
+  const rows = processes();
   const daemons = new Set(rows.filter((r) => /-m pyspark\.daemon/.test(r.args)).map((r) => r.pid));
   return rows.find((r) => daemons.has(r.pid) && daemons.has(r.ppid))?.pid;
 }

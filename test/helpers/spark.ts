@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -59,18 +59,43 @@ echo "{\\"name\\":\\"gpu\\",\\"addresses\\":[$(IFS=,; echo "\${got[*]}")]}"
   return path;
 }
 
+/**
+ * Where test files run side by side (scripts/run-tests.mjs runs some end-to-end files two at a time),
+ * each file's processes carry its own SPARKRING_TEST_SCOPE (test/helpers/scope.ts sets it; every
+ * process a test starts inherits it, down to Spark's executors and the Node workers): the checks
+ * and the victims below are then the file's own. Unset, they are every process on the machine.
+ */
+function inScope(pid: number): boolean {
+  const scope = process.env.SPARKRING_TEST_SCOPE;
+  if (!scope) return true;
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`SPARKRING_TEST_SCOPE=${scope}`);
+  } catch {
+    return false; // gone already
+  }
+}
+
+/** This test file's processes (every process, when files run one at a time), with their parent. */
+export function processes(): Array<{ pid: number; ppid: number; args: string }> {
+  return execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' })
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const [pid, ppid, ...args] = l.trim().split(/\s+/);
+      return { pid: Number(pid), ppid: Number(ppid), args: args.join(' ') };
+    })
+    .filter((p) => p.pid !== process.pid && inScope(p.pid));
+}
+
 /** The pid of the first process whose command line matches. */
 export function pidOf(pattern: RegExp): number | undefined {
-  const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-  const line = ps.split('\n').find((l) => pattern.test(l));
-  return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
+  return processes().find((p) => pattern.test(`${p.pid} ${p.args}`))?.pid;
 }
 
 /** Processes a run may have left behind: drivers, executors, Node workers. */
 export function leftoverProcesses(): string[] {
-  const ps = execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' });
-  return ps
-    .split('\n')
+  return processes()
+    .map((p) => `${p.pid} ${p.args}`)
     .filter((l) =>
       /sparkring_submit\.py|runtime\/main\.js|runtime\/trial\.js|predict\/server\.js|hpo\/agent\.js|CoarseGrainedExecutorBackend|deploy\.SparkSubmit|deploy\.master\.Master|deploy\.worker\.Worker|pyspark\/daemon|pyspark\.worker/.test(
         l,
