@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -300,3 +301,11 @@ def test_tensorflow_dir_is_found_without_importing_tensorflow() -> None:
         import os
 
         assert os.path.exists(os.path.join(found, TF_LIBRARY))
+
+
+def test_runtime_home_finds_the_checkout_this_package_sits_in() -> None:
+    from sparkring.executor.runtime_home import CLI, PACKAGE_DIR, WHEEL_RUNTIME, runtime_home
+
+    assert os.path.basename(PACKAGE_DIR) == "sparkring" and WHEEL_RUNTIME.startswith(os.path.join(PACKAGE_DIR, "_runtime"))
+    if not os.environ.get("SPARKRING_HOME"):
+        assert os.path.isfile(os.path.join(runtime_home(), CLI))

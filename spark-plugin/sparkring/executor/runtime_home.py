@@ -13,7 +13,8 @@ from sparkring.error_codes import RUNTIME_MISSING
 from sparkring.failures import JobError
 
 CLI = os.path.join("dist", "src", "cli", "main.js")
-PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+# The sparkring package: this module sits in its executor/ room.
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # npm's layout: the sparkring package beside its dependencies, which Node finds by walking up.
 WHEEL_RUNTIME = os.path.join(PACKAGE_DIR, "_runtime", "node_modules", "sparkring")
 
