@@ -6,7 +6,7 @@
 // a cluster of hosts: those live together in END_TO_END, most of them run two at a time (ALONE says
 // which not).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -92,12 +92,25 @@ function pytest() {
 /** One vitest run of `folders` (or files); `sideBySide`: two files at a time, each in its own scope. */
 function vitest(name, folders, sideBySide = false) {
   const report = join(out, `vitest-${name.replaceAll(' ', '-')}.json`);
+  const fileTimes = join(out, `file-times-${name.replaceAll(' ', '-')}.json`);
   const parallel = sideBySide ? ['--file-parallelism', '--max-workers=2'] : [];
   const started = Date.now();
   const r = spawnSync(
     'npx',
-    ['vitest', 'run', ...folders, ...parallel, '--reporter=default', '--reporter=json', `--outputFile.json=${report}`],
-    { stdio: 'inherit', env: sideBySide ? { ...process.env, SPARKRING_TEST_PARALLEL: '1' } : process.env },
+    [
+      'vitest',
+      'run',
+      ...folders,
+      ...parallel,
+      '--reporter=default',
+      '--reporter=json',
+      `--outputFile.json=${report}`,
+      '--reporter=./scripts/file-times-reporter.mjs',
+    ],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, SPARKRING_FILE_TIMES: fileTimes, ...(sideBySide ? { SPARKRING_TEST_PARALLEL: '1' } : {}) },
+    },
   );
   try {
     const j = JSON.parse(readFileSync(report, 'utf8'));
@@ -115,8 +128,9 @@ function vitest(name, folders, sideBySide = false) {
       }
     }
     // Every file's time, slowest first, so CI's log says where the suite's time goes.
-    const files = j.testResults
-      .map((f) => ({ name: f.name.replace(`${process.cwd()}/`, ''), s: (f.endTime - f.startTime) / 1000 }))
+    const times = existsSync(fileTimes) ? JSON.parse(readFileSync(fileTimes, 'utf8')) : {};
+    const files = Object.entries(times)
+      .map(([file, s]) => ({ name: file, s }))
       .sort((a, b) => b.s - a.s);
     const total = files.reduce((sum, f) => sum + f.s, 0);
     const wall = (Date.now() - started) / 1000;

@@ -182,13 +182,18 @@ def _drive(job: str, options: dict[str, Any], shown: LineProgress, drive: Callab
         shown.close()
 
 
-def _job_options(entry: str, spark: Any, experiments: Optional[str], name: Optional[str], tf_backend: str) -> dict[str, Any]:
-    options: dict[str, Any] = {"entry": os.path.abspath(entry), "tfBackend": tf_backend, "master": spark.sparkContext.master}
-    if experiments is not None:
-        options["experiments"] = os.path.abspath(experiments)
-    if name is not None:
-        options["name"] = name
-    return options
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the caller gave: the rest take their one default on the Node side
+    (src/client/jobs/options.ts, search-options.ts), which the session applies."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _job_options(entry: str, spark: Any, experiments: Optional[str], name: Optional[str], tf_backend: Optional[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {"entry": os.path.abspath(entry), "master": spark.sparkContext.master}
+    return {
+        **options,
+        **_given(experiments=os.path.abspath(experiments) if experiments is not None else None, name=name, tfBackend=tf_backend),
+    }
 
 
 def allreduce(
@@ -197,12 +202,12 @@ def allreduce(
     *,
     num_workers: int,
     hparams: Optional[dict[str, Any]] = None,
-    max_attempts: int = 1,
+    max_attempts: Optional[int] = None,
     experiments: Optional[str] = None,
     name: Optional[str] = None,
-    gpus_per_worker: float = 0,
-    tf_backend: str = "auto",
-    heartbeat_timeout_s: float = 60,
+    gpus_per_worker: Optional[float] = None,
+    tf_backend: Optional[str] = None,
+    heartbeat_timeout_s: Optional[float] = None,
     partition_by: Optional[str] = None,
     release_executors: bool = False,
     spark: Any = None,
@@ -220,10 +225,12 @@ def allreduce(
     options.update(
         workers=num_workers,
         hparams=hparams or {},
-        maxAttempts=max_attempts,
-        gpusPerWorker=gpus_per_worker,
-        heartbeatTimeoutMs=int(heartbeat_timeout_s * 1000),
         releaseExecutors=release_executors,
+        **_given(
+            maxAttempts=max_attempts,
+            gpusPerWorker=gpus_per_worker,
+            heartbeatTimeoutMs=None if heartbeat_timeout_s is None else int(heartbeat_timeout_s * 1000),
+        ),
     )
     if partition_by is not None:
         options["partitionBy"] = partition_by
@@ -232,7 +239,7 @@ def allreduce(
         spec = JobSpec.load(spec_path)
         shown.line(
             f"sparkring: training {spec.name} with {num_workers} worker{'s' if num_workers != 1 else ''} "
-            f"in {spark.sparkContext.applicationId}" + (f" (up to {max_attempts} attempts)" if max_attempts > 1 else "")
+            f"in {spark.sparkContext.applicationId}" + (f" (up to {spec.max_attempts} attempts)" if spec.max_attempts > 1 else "")
         )
         run_job(spark, lambda: df if df is not None else spark.range(num_workers), spec)
 
@@ -308,19 +315,19 @@ def launch(
     grid: Optional[dict[str, list[Any]]] = None,
     random: Optional[dict[str, Any]] = None,
     trials: Optional[int] = None,
-    seed: int = 0,
+    seed: Optional[int] = None,
     hparams: Optional[dict[str, Any]] = None,
-    metric: str = "loss",
-    direction: str = "min",
-    executors: int = 2,
+    metric: Optional[str] = None,
+    direction: Optional[str] = None,
+    executors: Optional[int] = None,
     asha: Optional[dict[str, Any]] = None,
     median: Optional[dict[str, Any]] = None,
-    max_trial_attempts: int = 3,
-    lease_s: float = 10,
+    max_trial_attempts: Optional[int] = None,
+    lease_s: Optional[float] = None,
     experiments: Optional[str] = None,
     name: Optional[str] = None,
-    gpus_per_trial: float = 0,
-    tf_backend: str = "auto",
+    gpus_per_trial: Optional[float] = None,
+    tf_backend: Optional[str] = None,
     spark: Any = None,
     progress: Optional[bool] = None,
 ) -> Search:
@@ -338,17 +345,19 @@ def launch(
     options = _job_options(entry, spark, experiments, name, tf_backend)
     options.update(
         hparams=hparams or {},
-        seed=seed,
-        metric=metric,
-        direction=direction,
-        executors=executors,
-        maxTrialAttempts=max_trial_attempts,
-        leaseMs=int(lease_s * 1000),
-        gpusPerTrial=gpus_per_trial,
+        **_given(
+            seed=seed,
+            metric=metric,
+            direction=direction,
+            executors=executors,
+            maxTrialAttempts=max_trial_attempts,
+            leaseMs=None if lease_s is None else int(lease_s * 1000),
+            gpusPerTrial=gpus_per_trial,
+            grid=grid,
+            random=random,
+            trials=trials,
+        ),
     )
-    for key, value in (("grid", grid), ("random", random), ("trials", trials)):
-        if value is not None:
-            options[key] = value
     if asha is not None:
         options["earlyStop"] = {"kind": "asha", **_camel(asha)}
     if median is not None:
@@ -357,7 +366,7 @@ def launch(
     def drive(spec_path: str) -> None:
         with open(spec_path, encoding="utf-8") as f:
             spec = SearchSpec.from_dict(json.load(f))
-        shown.line(f"sparkring: searching {spec.name} on {executors} executors in {spark.sparkContext.applicationId}")
+        shown.line(f"sparkring: searching {spec.name} on {spec.executors} executors in {spark.sparkContext.applicationId}")
         run_search(spark, spec, time_release=False)  # a failed search: the session raises its error
 
     r = _drive("search", options, shown, drive)
