@@ -5,12 +5,13 @@
  * ended with the right result, how many were lost or hung, and what was left behind (processes,
  * staging files, /dev/shm partition files). Entries and folders live in a temp folder.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { listProcesses } from '../cluster/processes.js';
 import { freePort } from '../src/util/net.js';
 import { packageFile } from '../src/util/package-file.js';
 
@@ -132,21 +133,7 @@ class ChaosRedis {
   }
 }
 
-interface Proc {
-  pid: number;
-  ppid: number;
-  args: string;
-}
-
-function processes(): Proc[] {
-  return execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' })
-    .trim()
-    .split('\n')
-    .map((l) => {
-      const [pid, ppid, ...args] = l.trim().split(/\s+/);
-      return { pid: Number(pid), ppid: Number(ppid), args: args.join(' ') };
-    });
-}
+const processes = listProcesses;
 
 const LEFTOVER =
   /sparkring_submit\.py|runtime\/main\.js|runtime\/trial\.js|hpo\/agent\.js|CoarseGrainedExecutorBackend|deploy\.SparkSubmit|pyspark\.daemon|pyspark\.worker|^redis-server /;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { listProcesses, type Proc } from '../../cluster/processes.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const PYTHON = join(ROOT, '.venv', 'bin', 'python');
@@ -76,15 +77,8 @@ function inScope(pid: number): boolean {
 }
 
 /** This test file's processes (every process, when files run one at a time), with their parent. */
-export function processes(): Array<{ pid: number; ppid: number; args: string }> {
-  return execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' })
-    .trim()
-    .split('\n')
-    .map((l) => {
-      const [pid, ppid, ...args] = l.trim().split(/\s+/);
-      return { pid: Number(pid), ppid: Number(ppid), args: args.join(' ') };
-    })
-    .filter((p) => p.pid !== process.pid && inScope(p.pid));
+export function processes(): Proc[] {
+  return listProcesses().filter((p) => p.pid !== process.pid && inScope(p.pid));
 }
 
 /** The pid of the first process whose command line matches. */
