@@ -15,6 +15,8 @@ from typing import Any, Callable
 from sparkring.driver import predict_job, search_rounds, train_job
 from sparkring.executor import search_tasks
 from sparkring.driver.envelope import job_envelope
+from sparkring.error_codes import SPARK
+from sparkring.failures import JobError
 from sparkring.driver.spec import JobSpec, RedisEndpoint
 
 KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
@@ -25,20 +27,21 @@ KINDS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 
 def run_own_kind(raw: dict[str, Any]) -> dict[str, Any]:
-    """A kind whose spec names its middle's file: loaded, and run in its own SparkSession inside the envelope."""
+    """A kind whose spec names its middle's file: run in its own SparkSession inside the envelope,
+    which also reports a file that cannot be loaded."""
     from pyspark.sql import SparkSession
 
-    path = str(raw["driver"])
-    loaded = importlib.util.spec_from_file_location(f"sparkring_kind_{raw['kind']}", path)
-    if loaded is None or loaded.loader is None:
-        raise SystemExit(f"sparkring: the {raw['kind']} kind's driver {path} is not a Python file")
-    module = importlib.util.module_from_spec(loaded)
-    loaded.loader.exec_module(module)
     spark = SparkSession.builder.appName(f"sparkring-{raw['kind']}").getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     redis = raw["redis"]
     try:
         with job_envelope(spark, str(raw["resultPath"]), str(raw["secret"]), RedisEndpoint(redis["url"], redis["stream"], redis["ca"])) as job:
+            path = str(raw["driver"])
+            loaded = importlib.util.spec_from_file_location(f"sparkring_kind_{raw['kind']}", path)
+            if loaded is None or loaded.loader is None:
+                raise JobError(f"the {raw['kind']} kind's driver {path} is not a Python file", SPARK)
+            module = importlib.util.module_from_spec(loaded)
+            loaded.loader.exec_module(module)
             module.middle(spark, raw, job)
     finally:
         spark.stop()
