@@ -39,6 +39,9 @@ CODES: dict[str, CodeRule] = {
     "SR_DYNAMIC_ALLOCATION": {"kind": "job", "final": True},
     "SR_SEARCH": {"kind": "job", "final": True},
     "SR_SPARK_CONNECT": {"kind": "input", "final": True},
+    "SR_MODEL_REPO": {"kind": "input", "final": True},
+    "SR_SERVE": {"kind": "setup", "final": True},
+    "SR_INFER": {"kind": "input", "final": True},
     "SR_SPARK": {"kind": "spark", "final": False},
     "SR_INTERRUPTED": {"kind": "interrupted", "final": True},
 }

@@ -15,6 +15,13 @@ export const nonNegative =
     if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${flag} takes a number >= 0, not "${v}"`);
     return n;
   };
+export const nonNegativeInt =
+  (flag: string) =>
+  (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${flag} takes an integer >= 0, not "${v}"`);
+    return n;
+  };
 export const collect = (v: string, acc: string[]): string[] => [...acc, v];
 
 const numberList = (flag: string, text: string, keys: readonly string[]): Record<string, number> => {

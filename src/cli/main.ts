@@ -15,11 +15,14 @@ import { prepareEnvironment, setup } from '../client/submission/setup.js';
 import { parseGridFlag, parseRandomFlag, SearchSpaceError } from '../hpo/space.js';
 import { basicAuth, bearer } from '../livy/client.js';
 import { TF_BACKENDS, type TfBackendChoice } from '../runtime/backend.js';
+import { isServeWorker, serveWorker } from '../serve/cluster.js';
+import { ModelRepoError } from '../serve/repository.js';
 import { collect, earlyStopFlag, keyValue, nonNegative, positiveInt } from './args.js';
 import { runDemo } from './demo.js';
 import { experimentsList, experimentsShow } from './experiments.js';
 import { allreduceFlags, type jobFlags, launchFlags, parseFlags, predictFlags, type submitFlags } from './flags.js';
 import { secretValue } from './secrets.js';
+import { addServeCommands } from './serve.js';
 
 const parseValue = (v: string): unknown => {
   try {
@@ -188,7 +191,7 @@ function fail(err: unknown): never {
     process.stderr.write(`sparkring: ${err.message}\n`);
     process.exit(1);
   }
-  if (err instanceof SearchSpaceError || err instanceof InvalidArgumentError) {
+  if (err instanceof SearchSpaceError || err instanceof InvalidArgumentError || err instanceof ModelRepoError) {
     process.stderr.write(`sparkring: ${err.message}\n`);
     process.exit(EXIT_INPUT);
   }
@@ -517,4 +520,8 @@ function whereFlag(v: string): { column: string; value: number } {
   return { column: (m[1] as string).trim(), value: Number(m[2]) };
 }
 
-await program.parseAsync(process.argv);
+addServeCommands(program, fail);
+
+// A worker of `sparkring serve --workers N` runs this file again, with its options in the environment.
+if (isServeWorker()) await serveWorker();
+else await program.parseAsync(process.argv);

@@ -10,6 +10,7 @@ export const SECRET_ENV = {
   '--redis': 'SPARKRING_REDIS',
   '--livy-user': 'SPARKRING_LIVY_USER',
   '--livy-token': 'SPARKRING_LIVY_TOKEN',
+  '--log-redis': 'SPARKRING_SERVE_REDIS',
 } as const;
 
 export type SecretFlag = keyof typeof SECRET_ENV;

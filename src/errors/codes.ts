@@ -45,6 +45,10 @@ export const ERROR_CODES = {
   SR_DYNAMIC_ALLOCATION: { kind: 'job', final: true }, // barrier stages refuse dynamic allocation
   SR_SEARCH: { kind: 'job', final: true }, // a search could not go on (rounds failed, client gone)
   SR_SPARK_CONNECT: { kind: 'input', final: true }, // the Python API was given a Spark Connect session
+  // Serving (src/serve): the repository, the server, and a request it refused.
+  SR_MODEL_REPO: { kind: 'input', final: true }, // a model name, version, source or policy the repository cannot take
+  SR_SERVE: { kind: 'setup', final: true }, // sparkring serve could not start (a port taken, TLS files)
+  SR_INFER: { kind: 'input', final: true }, // an inference request was refused (its HTTP/gRPC status says why)
   SR_SPARK: { kind: 'spark', final: false }, // Spark failed the job for a reason of its own
   SR_INTERRUPTED: { kind: 'interrupted', final: true }, // the user stopped the job (Ctrl-C, a kill, an aborted signal)
 } as const satisfies Record<string, CodeRule>;

@@ -17,8 +17,6 @@
  * many small tables on one long-lived pipe.
  */
 import { createWriteStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs';
 import {
   Field,
@@ -33,7 +31,7 @@ import {
 } from 'apache-arrow';
 import { loadTf, type TfBackendChoice } from '../runtime/backend.js';
 import { DataColumnError, PartitionData } from '../runtime/data.js';
-import { MODEL_JSON, type ModelSignature, SIGNATURE_JSON, WEIGHTS_BIN } from '../runtime/fit/save-model.js';
+import { loadSavedModel } from '../runtime/fit/load-model.js';
 
 export interface ScoringConfig {
   modelDir: string;
@@ -47,27 +45,6 @@ export interface ScoringConfig {
 const ERROR_BIT = 0x80000000;
 
 console.log = console.error; // stdout is not ours to write
-
-async function loadModel(tf: typeof tfTypes, dir: string) {
-  const [modelJson, weights, signature] = await Promise.all([
-    readFile(join(dir, MODEL_JSON), 'utf8'),
-    readFile(join(dir, WEIGHTS_BIN)),
-    readFile(join(dir, SIGNATURE_JSON), 'utf8'),
-  ]);
-  const json = JSON.parse(modelJson) as {
-    modelTopology: object;
-    weightsManifest: Array<{ weights: tfTypes.io.WeightsManifestEntry[] }>;
-  };
-  const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer;
-  const model = await tf.loadLayersModel(
-    tf.io.fromMemory({
-      modelTopology: json.modelTopology,
-      weightSpecs: json.weightsManifest.flatMap((g) => g.weights),
-      weightData,
-    }),
-  );
-  return { model, signature: JSON.parse(signature) as ModelSignature };
-}
 
 /** The prediction column of `rows` rows of `width` values each. */
 function predictionVector(values: Float32Array, rows: number, width: number): Vector {
@@ -91,7 +68,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   const loaded = await loadTf([], config.tfBackend);
   const { tf } = loaded;
-  const { model, signature } = await loadModel(tf, config.modelDir);
+  const { model, signature } = await loadSavedModel(tf, config.modelDir);
   const features = config.features ?? signature.features;
   const inputShape = signature.inputShape;
   const width = signature.output.shape.reduce((n, d) => n * d, 1);

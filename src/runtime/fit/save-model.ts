@@ -22,6 +22,8 @@ export interface ModelSignature {
   features: string[];
   /** The model's input shape without the batch dimension. */
   inputShape: number[];
+  /** The input tensor's name where it is served (`sparkring serve`); absent in older models: "input". */
+  input?: { name: string };
   /** The label column it was trained on, if any. */
   label: string | null;
   /** The prediction column(s) scoring appends, and the model's output shape without the batch dimension. */
@@ -34,6 +36,8 @@ export interface SaveModelOptions {
   label?: string;
   /** Name of the prediction column; default "prediction". */
   output?: string;
+  /** Name of the input tensor when the model is served; default "input". */
+  input?: string;
 }
 
 /** Writes `dir` (rank 0) and returns its path on every rank once it is there. */
@@ -51,6 +55,7 @@ export async function saveModel(
       format: 'sparkring.signature',
       features: o.features,
       inputShape,
+      input: { name: o.input ?? 'input' },
       label: o.label ?? null,
       output: { name: o.output ?? 'prediction', shape: outputShape },
     };
