@@ -128,14 +128,14 @@ export async function serveWorker(): Promise<void> {
   // SIGINT goes to the whole process group from a terminal: the primary's SIGTERM is the one to drain on.
   process.on('SIGINT', () => {});
   try {
-    const running = await startServer(o, say, (own) => {
-      AggregatorRegistry.setRegistries([own.registry]);
+    const running = await startServer(o, say, () => {
       const id = next++;
       return new Promise<string>((resolve) => {
         pending.set(id, resolve);
         process.send?.({ t: 'metrics?', id } satisfies FromWorker);
       });
     });
+    AggregatorRegistry.setRegistries([running.metrics.registry]);
     process.on('SIGTERM', () => {
       running.drain().then(
         () => process.exit(0),

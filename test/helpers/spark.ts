@@ -91,7 +91,7 @@ export function leftoverProcesses(): string[] {
   return processes()
     .map((p) => `${p.pid} ${p.args}`)
     .filter((l) =>
-      /sparkring_submit\.py|runtime\/main\.js|runtime\/trial\.js|predict\/server\.js|hpo\/agent\.js|CoarseGrainedExecutorBackend|deploy\.SparkSubmit|deploy\.master\.Master|deploy\.worker\.Worker|pyspark\/daemon|pyspark\.worker/.test(
+      /sparkring_submit\.py|cli\/main\.js serve|oip_client\.py|runtime\/main\.js|runtime\/trial\.js|predict\/server\.js|hpo\/agent\.js|CoarseGrainedExecutorBackend|deploy\.SparkSubmit|deploy\.master\.Master|deploy\.worker\.Worker|pyspark\/daemon|pyspark\.worker/.test(
         l,
       ),
     );
