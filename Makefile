@@ -10,7 +10,7 @@ PYTHON ?= python3
 BUILD_STAMP := dist/.tsbuildinfo
 TS_SOURCES := $(shell find src bench cluster -name '*.ts' 2>/dev/null) tsconfig.json
 
-.PHONY: help setup deps venv redis livy yarn spark-connect tfjs-converter build test unit smoke-pyspark4 demo bench lint clean cluster-up cluster-down wheel
+.PHONY: help setup deps venv redis livy yarn spark-connect tfjs-converter serve-clients build test unit smoke-pyspark4 demo bench lint clean cluster-up cluster-down wheel
 
 help:
 	@echo "make demo   run the main job end to end"
@@ -63,6 +63,16 @@ $(CONVERTER_STAMP): scripts/tfjs-converter/requirements.txt
 
 tfjs-converter: $(CONVERTER_STAMP)
 
+# PyPI's tritonclient and kserve for the serving tests, and kserve's ModelServer for `npm run bench -- serve`,
+# in a venv of their own (scripts/serve-clients/requirements.txt says why).
+SERVE_CLIENTS_STAMP := .cache/serve-clients/.installed
+$(SERVE_CLIENTS_STAMP): scripts/serve-clients/requirements.txt
+	test -x .cache/serve-clients/bin/python || $(PYTHON) -m venv .cache/serve-clients
+	.cache/serve-clients/bin/pip install --quiet --disable-pip-version-check -r scripts/serve-clients/requirements.txt
+	@touch $@
+
+serve-clients: $(SERVE_CLIENTS_STAMP)
+
 # `npm run build`: tsc, and the bin made executable (tsc writes it without the bit; `npx sparkring` runs it directly).
 $(BUILD_STAMP): $(NODE_STAMP) $(TS_SOURCES)
 	npm run --silent build
@@ -87,7 +97,7 @@ setup: build venv redis $(TF_BINDING)
 
 # Lint, the type check of src, bench, cluster and test, the unit tests, pytest, then the end-to-end
 # tests (scripts/run-tests.mjs says which folders are which).
-test: setup livy yarn spark-connect tfjs-converter
+test: setup livy yarn spark-connect tfjs-converter serve-clients
 	node scripts/run-tests.mjs
 
 unit: setup

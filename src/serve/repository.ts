@@ -222,7 +222,7 @@ export async function registerModel(
     for (const file of [MODEL_JSON, WEIGHTS_BIN, SIGNATURE_JSON])
       await copyFile(join(source.modelDir, file), join(staging, file));
     for (let attempt = 0; ; attempt++) {
-      const v = (versionsOf(repo, name).at(-1) ?? 0) + 1 + attempt;
+      const v = (versionsOf(repo, name).at(-1) ?? 0) + 1; // read again after a lost race
       const info: VersionInfo = {
         name,
         version: v,
