@@ -76,6 +76,8 @@ export async function writeMetrics(runDir: string, records: readonly MetricRecor
 export interface RunSummary {
   /** <appId>/run.<n>/<name>, relative to the experiments directory. */
   id: string;
+  /** The id the run was submitted under (spec.json's runId; `--json` prints it). */
+  runId: string | null;
   dir: string;
   name: string;
   appId: string;
@@ -129,6 +131,7 @@ export function listRuns(experiments: string): RunSummary[] {
         const search = spec?.kind === 'search';
         runs.push({
           id: relative(experiments, dir),
+          runId: typeof spec?.runId === 'string' ? spec.runId : null,
           dir,
           name,
           appId: app,
@@ -147,11 +150,11 @@ export function listRuns(experiments: string): RunSummary[] {
   return runs.sort((a, b) => a.startedAt.localeCompare(b.startedAt));
 }
 
-/** The run `ref` names: its id, a unique suffix of it, its app id or its name when unique. */
+/** The run `ref` names: its id, a unique suffix of it, its runId, its app id or its name when unique. */
 export function findRun(experiments: string, ref: string): RunSummary {
   const runs = listRuns(experiments);
   const hits = runs.filter(
-    (r) => r.id === ref || r.id.endsWith(`/${ref}`) || r.appId === ref || r.name === ref || r.dir === resolve(ref),
+    (r) => r.id === ref || r.id.endsWith(`/${ref}`) || r.runId === ref || r.appId === ref || r.name === ref || r.dir === resolve(ref),
   );
   if (hits.length === 1) return hits[0] as RunSummary;
   if (hits.length === 0) throw new Error(`no run "${ref}" under ${experiments}; \`sparkring experiments list\` shows the runs`);
