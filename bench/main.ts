@@ -13,6 +13,7 @@ import { hostsAllreduceBench } from './hosts-allreduce.js';
 import { hpoBench } from './hpo.js';
 import { predictBench } from './predict.js';
 import { retryBench } from './retry.js';
+import { serveBench } from './serve.js';
 import { startupBench } from './startup.js';
 import { TRAIN_BACKENDS, TRAIN_MODELS, type TrainBackend, type TrainModel, trainBench } from './train.js';
 
@@ -121,6 +122,19 @@ const emit = (result: Record<string, unknown>, json?: boolean): void => {
 const log = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
+
+program
+  .command('serve')
+  .description(
+    'inference requests/s and p50/p99 of sparkring serve (REST, gRPC, with and without batching) beside KServe and the in-process limit',
+  )
+  .option('--seconds <n>', 'seconds each cell is measured', positiveInt('--seconds'), 5)
+  .option('--concurrency <list>', 'comma-separated concurrencies', list(positiveInt('--concurrency')), [1, 8, 64])
+  .option('--no-peer', 'skip the KServe server')
+  .option('--json', 'print one JSON object on stdout')
+  .action(async (o: { seconds: number; concurrency: number[]; peer: boolean; json?: boolean }) => {
+    emit(await serveBench(o, log), o.json);
+  });
 
 program
   .command('startup')

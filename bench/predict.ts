@@ -28,7 +28,7 @@ export interface PredictRow {
 
 const FEATURES = Array.from({ length: 64 }, (_, i) => `p${i}`);
 
-async function digitsModel(dir: string): Promise<string> {
+export async function digitsModel(dir: string): Promise<string> {
   await tf.setBackend('cpu');
   const model = tf.sequential({
     layers: [
