@@ -154,7 +154,8 @@ export function listRuns(experiments: string): RunSummary[] {
 export function findRun(experiments: string, ref: string): RunSummary {
   const runs = listRuns(experiments);
   const hits = runs.filter(
-    (r) => r.id === ref || r.id.endsWith(`/${ref}`) || r.runId === ref || r.appId === ref || r.name === ref || r.dir === resolve(ref),
+    (r) =>
+      r.id === ref || r.id.endsWith(`/${ref}`) || r.runId === ref || r.appId === ref || r.name === ref || r.dir === resolve(ref),
   );
   if (hits.length === 1) return hits[0] as RunSummary;
   if (hits.length === 0) throw new Error(`no run "${ref}" under ${experiments}; \`sparkring experiments list\` shows the runs`);

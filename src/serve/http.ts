@@ -48,7 +48,6 @@ function send(res: ServerResponse, status: number, body: unknown, draining: bool
 
 function sendError(res: ServerResponse, err: InferError, draining: boolean): void {
   if (err.kind === 'unauthenticated') res.setHeader('www-authenticate', 'Bearer');
-  if (err.kind === 'too_large') res.setHeader('connection', 'close');
   send(res, err.httpStatus, { error: err.message }, draining);
 }
 
@@ -56,7 +55,6 @@ function sendError(res: ServerResponse, err: InferError, draining: boolean): voi
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? Number.NaN);
   if (declared > limit) {
-    req.resume();
     return Promise.reject(
       new InferError('too_large', `the body is ${declared} bytes; this server takes at most ${limit} (--max-body-mb)`),
     );
@@ -68,7 +66,6 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       size += chunk.length;
       if (size > limit) {
         req.removeAllListeners('data');
-        req.resume();
         reject(new InferError('too_large', `the body passed ${limit} bytes, this server's limit (--max-body-mb)`));
         return;
       }
@@ -76,6 +73,26 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     });
     req.on('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)));
     req.on('error', reject);
+  });
+}
+
+/** Reads what is left of a refused body and drops it; false (and the caller closes) past `cap` more bytes. */
+function discarded(req: IncomingMessage, cap: number): Promise<boolean> {
+  if (req.readableEnded) return Promise.resolve(true);
+  if (req.destroyed) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    let more = 0;
+    req.removeAllListeners('data');
+    req.on('data', (chunk: Buffer) => {
+      more += chunk.length;
+      if (more > cap) {
+        req.removeAllListeners('data');
+        resolve(false);
+      }
+    });
+    req.once('end', () => resolve(true));
+    req.once('error', () => resolve(false));
+    req.resume();
   });
 }
 
@@ -155,7 +172,6 @@ export function restServer(service: InferenceService, o: HttpOptions): Server {
         return send(res, ready ? 200 : 503, { ready }, draining);
       }
       if (!authorized(req, o.token)) {
-        req.resume();
         throw new InferError('unauthenticated', 'this server needs a bearer token: send Authorization: Bearer <token>');
       }
       if (path === '/metrics') {
@@ -211,7 +227,9 @@ export function restServer(service: InferenceService, o: HttpOptions): Server {
       );
     } catch (err) {
       const e = err instanceof InferError ? err : new InferError('internal', (err as Error).message);
-      if (!req.readableEnded) req.resume();
+      // The answer goes once the body is read: a client still sending when the socket closed would
+      // see a reset, not the error.
+      if (!(await discarded(req, 4 * o.maxBodyBytes))) return void res.destroy();
       sendError(res, e, draining);
     }
   };

@@ -159,88 +159,95 @@ describe('the Open Inference Protocol, through tritonclient and kserve', () => {
     const header = Buffer.from(
       JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 64], parameters: { binary_data_size: 256 } }] }),
     );
-    const cases: Array<[string, Promise<{ status: number; json: Record<string, unknown> }>, number, RegExp]> = [
-      ['unknown model', rest(`${server.url}/v2/models/nope/infer`, { body: inferBody(x, 1) }), 404, /unknown model 'nope'/],
+    const cases: Array<[string, () => Promise<{ status: number; json: Record<string, unknown> }>, number, RegExp]> = [
+      ['unknown model', () => rest(`${server.url}/v2/models/nope/infer`, { body: inferBody(x, 1) }), 404, /unknown model 'nope'/],
       [
         'unknown version',
-        rest(`${server.url}/v2/models/digits/versions/9/infer`, { body: inferBody(x, 1) }),
+        () => rest(`${server.url}/v2/models/digits/versions/9/infer`, { body: inferBody(x, 1) }),
         404,
         /no version '9'/,
       ],
       [
         'wrong datatype',
-        rest(infer, {
-          body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'INT32', shape: [1, 64], data: Array(64).fill(1) }] }),
-        }),
+        () =>
+          rest(infer, {
+            body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'INT32', shape: [1, 64], data: Array(64).fill(1) }] }),
+          }),
         400,
         /datatype INT32; the model takes FP32/,
       ],
       [
         'wrong shape',
-        rest(infer, {
-          body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 63], data: Array(63).fill(1) }] }),
-        }),
+        () =>
+          rest(infer, {
+            body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 63], data: Array(63).fill(1) }] }),
+          }),
         400,
         /shape \[1, 63\]; the model takes \[-1, 64\]/,
       ],
       [
         'missing input',
-        rest(infer, {
-          body: JSON.stringify({ inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 64], data: Array(64).fill(1) }] }),
-        }),
+        () =>
+          rest(infer, {
+            body: JSON.stringify({ inputs: [{ name: 'pixels', datatype: 'FP32', shape: [1, 64], data: Array(64).fill(1) }] }),
+          }),
         400,
         /unknown input 'pixels'; the model takes 'input'/,
       ],
-      ['no inputs', rest(infer, { body: JSON.stringify({ inputs: [] }) }), 400, /no "inputs"/],
-      ['malformed JSON', rest(infer, { body: '{"inputs": [' }), 400, /not JSON/],
+      ['no inputs', () => rest(infer, { body: JSON.stringify({ inputs: [] }) }), 400, /no "inputs"/],
+      ['malformed JSON', () => rest(infer, { body: '{"inputs": [' }), 400, /not JSON/],
       [
         'binary size mismatch',
-        rest(infer, {
-          body: Buffer.concat([header, Buffer.alloc(100)]),
-          headers: { 'inference-header-content-length': String(header.length), 'content-type': 'application/octet-stream' },
-        }),
+        () =>
+          rest(infer, {
+            body: Buffer.concat([header, Buffer.alloc(100)]),
+            headers: { 'inference-header-content-length': String(header.length), 'content-type': 'application/octet-stream' },
+          }),
         400,
         /binary_data_size 256 runs past the body's binary data \(100 bytes left\)/,
       ],
       [
         'over-limit body',
-        rest(infer, { body: Buffer.alloc(65 * 1024 * 1024, 32), headers: { 'content-type': 'application/json' } }),
+        () => rest(infer, { body: Buffer.alloc(65 * 1024 * 1024, 32), headers: { 'content-type': 'application/json' } }),
         413,
         /at most/,
       ],
       [
         'wrong content type',
-        rest(infer, { body: inferBody(x, 1), headers: { 'content-type': 'text/plain' } }),
+        () => rest(infer, { body: inferBody(x, 1), headers: { 'content-type': 'text/plain' } }),
         415,
         /Content-Type text\/plain/,
       ],
       [
         'non-finite value',
-        rest(infer, {
-          body: Buffer.concat([header, Buffer.from(new Float32Array(64).fill(Number.NaN).buffer)]),
-          headers: { 'inference-header-content-length': String(header.length) },
-        }),
+        () =>
+          rest(infer, {
+            body: Buffer.concat([header, Buffer.from(new Float32Array(64).fill(Number.NaN).buffer)]),
+            headers: { 'inference-header-content-length': String(header.length) },
+          }),
         400,
         /value NaN at row 0, element 0; the model takes finite values/,
       ],
       [
         'data count',
-        rest(infer, {
-          body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 64], data: Array(64).fill(1) }] }),
-        }),
+        () =>
+          rest(infer, {
+            body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 64], data: Array(64).fill(1) }] }),
+          }),
         400,
         /data holds 64 values; its shape takes 128/,
       ],
       [
         'strings for numbers',
-        rest(infer, { body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1], data: ['a'] }] }) }),
+        () =>
+          rest(infer, { body: JSON.stringify({ inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1], data: ['a'] }] }) }),
         400,
         /data\[0\] is string/,
       ],
-      ['no such endpoint', rest(`${server.url}/v3/models`), 404, /no such endpoint/],
+      ['no such endpoint', () => rest(`${server.url}/v3/models`), 404, /no such endpoint/],
     ];
-    for (const [kind, pending, status, message] of cases) {
-      const r = await pending;
+    for (const [kind, send, status, message] of cases) {
+      const r = await send();
       expect(r.status, kind).toBe(status);
       expect(Object.keys(r.json), kind).toEqual(['error']);
       expect(String(r.json.error), kind).toMatch(message);
