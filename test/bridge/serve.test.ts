@@ -408,10 +408,10 @@ describe('the inference log, metrics, workers, auth and shutdown', () => {
       await sleep(500);
       expect(await client.xlen('sparkring:inference:logged')).toBe(300);
       expect(await client.xlen('sparkring:inference:logged:shadow')).toBe(300);
-      const [[, fields]] = (await client.xrange('sparkring:inference:logged:shadow', '-', '+', 'COUNT', 1)) as Array<
-        [string, string[]]
-      >;
-      const entry = Object.fromEntries(fields.map((f, i) => (i % 2 === 0 ? [f, fields[i + 1]] : [])).filter((e) => e.length));
+      const first = (await client.xrange('sparkring:inference:logged:shadow', '-', '+', 'COUNT', 1))[0];
+      const fields = first?.[1] ?? [];
+      const entry: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) entry[fields[i] as string] = fields[i + 1] as string;
       expect(entry).toMatchObject({ model: 'logged', version: '2', via: 'shadow', rows: '1' });
       expect(JSON.parse(entry.outputs as string).prediction.shape).toEqual([1, 10]);
       await client.quit();
