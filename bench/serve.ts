@@ -4,7 +4,8 @@
  *   - `sparkring serve` over REST and gRPC, with dynamic batching (--max-batch-size 64) and without;
  *   - the peer: the same model converted to Keras by PyPI's tensorflowjs converter, served by KServe
  *     0.21's Python ModelServer on the same TensorFlow (bench/serve_peer.py);
- *   - the limit: the same one-row predicts in this process, back to back, on the same TensorFlow.
+ *   - the limit: the same one-row predicts in this process, back to back, on the same TensorFlow (and,
+ *     as the ceiling of rows/s, predicts of 64 rows, the largest batch the batching server makes).
  * Load comes from generators nobody here wrote: autocannon for REST (in this process), tritonclient's
  * asyncio gRPC client for gRPC (bench/serve_grpc_load.py). Each cell warms up for a second first.
  */
@@ -24,7 +25,7 @@ import { freePort } from '../src/util/net.js';
 import { digitsModel } from './predict.js';
 
 export interface ServeRow {
-  impl: 'sparkring' | 'sparkring-no-batching' | 'kserve' | 'in-process';
+  impl: 'sparkring' | 'sparkring-no-batching' | 'kserve' | 'in-process' | 'in-process-batch-64';
   protocol: 'rest' | 'grpc' | 'none';
   concurrency: number;
   rps: number | null;
@@ -140,13 +141,17 @@ function startSparkring(repo: string, ports: { http: number; grpc: number }, max
   );
 }
 
-/** The limit: one-row predicts back to back in this process, on the native TensorFlow. */
-async function inProcess(modelDir: string, seconds: number): Promise<ServeRow> {
+/**
+ * The limit: the same one-row predicts back to back in this process, on the native TensorFlow; with
+ * `rows` 64, the batches the batching server makes at most (its rps is then rows/s).
+ */
+async function inProcess(modelDir: string, seconds: number, rows: 1 | 64): Promise<ServeRow> {
   const { tf } = await loadTf([], 'auto');
   const { model } = await loadSavedModel(tf, modelDir);
-  const x = new Float32Array(ROW);
+  const x = new Float32Array(rows * 64);
+  for (let r = 0; r < rows; r++) x.set(ROW, r * 64);
   const call = (): Float32Array =>
-    tf.tidy(() => (model.apply(tf.tensor(x, [1, 64]), { training: false }) as tfTypes.Tensor).dataSync() as Float32Array);
+    tf.tidy(() => (model.apply(tf.tensor(x, [rows, 64]), { training: false }) as tfTypes.Tensor).dataSync() as Float32Array);
   for (const until = performance.now() + 1000; performance.now() < until; ) call();
   const latencies: number[] = [];
   const started = performance.now();
@@ -160,10 +165,10 @@ async function inProcess(modelDir: string, seconds: number): Promise<ServeRow> {
   const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] as number;
   model.dispose();
   return {
-    impl: 'in-process',
+    impl: rows === 1 ? 'in-process' : 'in-process-batch-64',
     protocol: 'none',
     concurrency: 1,
-    rps: round(latencies.length / elapsed, 0),
+    rps: round((rows * latencies.length) / elapsed, 0),
     p50_ms: round(at(0.5), 3),
     p99_ms: round(at(0.99), 3),
   };
@@ -177,7 +182,8 @@ export async function serveBench(o: { seconds: number; concurrency: number[]; pe
     const repo = join(dir, 'models');
     await registerModel(modelDir, { name: MODEL, repo, experiments: dir });
     progress('in-process predicts (the limit)');
-    rows.push(await inProcess(modelDir, o.seconds));
+    rows.push(await inProcess(modelDir, o.seconds, 1));
+    rows.push(await inProcess(modelDir, o.seconds, 64));
     for (const [impl, maxBatchSize] of [
       ['sparkring', 64],
       ['sparkring-no-batching', 1],
@@ -221,6 +227,7 @@ function goals(rows: ServeRow[], concurrency: number[]) {
   const cell = (impl: ServeRow['impl'], protocol: ServeRow['protocol']) =>
     rows.find((r) => r.impl === impl && r.protocol === protocol && r.concurrency === top);
   const limit = rows.find((r) => r.impl === 'in-process')?.rps ?? null;
+  const batched = rows.find((r) => r.impl === 'in-process-batch-64')?.rps ?? null;
   return (['rest', 'grpc'] as const).map((protocol) => {
     const ours = cell('sparkring', protocol);
     const peer = cell('kserve', protocol);
@@ -230,6 +237,7 @@ function goals(rows: ServeRow[], concurrency: number[]) {
       vs_kserve_rps: ours?.rps && peer?.rps ? round(ours.rps / peer.rps) : null,
       p99_lower_than_kserve: ours?.p99_ms != null && peer?.p99_ms != null ? ours.p99_ms < peer.p99_ms : null,
       of_in_process_limit: ours?.rps && limit ? round(ours.rps / limit) : null,
+      of_in_process_batch_64: ours?.rps && batched ? round(ours.rps / batched) : null,
     };
   });
 }
