@@ -136,6 +136,8 @@ describe('the Open Inference Protocol, through tritonclient and kserve', () => {
       expect(maxDiff(answer.y.flat(), expected), key).toBeLessThanOrEqual(1e-5);
     }
     expect(String(got.grpc_unknown)).toMatch(/NOT_FOUND.*unknown model 'no-such-model'/);
+    expect(String(got.grpc_bad_shape)).toMatch(/INVALID_ARGUMENT.*shape \[1, 63\]; the model takes \[-1, 64\]/);
+    expect(got.grpc_after_errors).toBe('2');
     const k = await oipClient<{ json: number[][]; binary: number[][] }>([
       'kserve',
       server.url,
