@@ -58,6 +58,8 @@ function primary(o: ServeOptions, say: (line: string) => void, onExit: (code: nu
   const registry = new AggregatorRegistry();
   let stopping = false;
   let readyOnce = false;
+  /** When workers died, to stop restarting one that cannot stay up. */
+  const deaths: number[] = [];
   const env = { [OPTIONS_ENV]: JSON.stringify(o) };
   return new Promise((resolve, reject) => {
     const ready = new Map<number, ServeReady>();
@@ -85,23 +87,30 @@ function primary(o: ServeOptions, say: (line: string) => void, onExit: (code: nu
       worker.on('exit', (code) => {
         ready.delete(worker.id);
         if (stopping || !readyOnce) return;
+        const now = Date.now();
+        deaths.push(now);
+        if (deaths.filter((t) => now - t < 60_000).length > 5) {
+          say(`sparkring serve: workers keep exiting (6 in a minute, the last with ${code}); stopping`);
+          stop('worker failures', 1);
+          return;
+        }
         say(`sparkring serve: worker ${worker.process.pid} exited (${code}); starting another`);
         fork();
       });
       return worker;
     };
     for (let i = 0; i < o.workers; i++) fork();
-    const stop = (signal: string): void => {
+    const stop = (signal: string, code = 0): void => {
       if (stopping) return;
       stopping = true;
       say(`sparkring serve: ${signal}: not ready any more, finishing the requests in flight`);
       const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined);
       let left = workers.length;
-      if (left === 0) onExit(0);
+      if (left === 0) onExit(code);
       for (const w of workers) {
         w.on('exit', () => {
           left -= 1;
-          if (left === 0) onExit(0);
+          if (left === 0) onExit(code);
         });
         w.process.kill('SIGTERM');
       }

@@ -194,6 +194,13 @@ export class ModelStore {
     const io = modelIo(info);
     const inputShape = info.signature.inputShape;
     const outputShape = info.signature.output.shape;
+    if ([...inputShape, ...outputShape].some((d) => !(d > 0))) {
+      // Rows of other sizes cannot share a batch, nor be checked against the metadata.
+      model.dispose();
+      throw new Error(
+        `its input [${inputShape}] or output [${outputShape}] has a dimension of variable size; sparkring serve serves fixed shapes`,
+      );
+    }
     const inputWidth = product(inputShape);
     const outputWidth = product(outputShape);
     const tf = this.tf;

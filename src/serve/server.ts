@@ -100,13 +100,13 @@ export async function startServer(
     { say, onBatch: (model, v, rows) => metrics.batchRows.observe({ model, version: String(v) }, rows) },
   );
   await store.start(o.pollMs);
-  const log = o.logRedis
-    ? new InferenceLog(new Redis(o.logRedis, { lazyConnect: false, maxRetriesPerRequest: 2 }), {
-        maxLen: o.logMaxLen,
-        payload: o.logPayload,
-        say,
-      })
-    : null;
+  let log: InferenceLog | null = null;
+  if (o.logRedis) {
+    const redis = new Redis(o.logRedis, { maxRetriesPerRequest: 2 });
+    // Connection trouble shows in the log's own line (its first failed write); ioredis reconnects.
+    redis.on('error', () => {});
+    log = new InferenceLog(redis, { maxLen: o.logMaxLen, payload: o.logPayload, say });
+  }
   const service = new InferenceService(store, metrics, log);
   let accepting = true;
   const common = { maxBodyBytes: o.maxBodyBytes, token: o.token, tls, version: version(), accepting: () => accepting };
