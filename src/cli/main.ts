@@ -15,8 +15,8 @@ import { prepareEnvironment, setup } from '../client/submission/setup.js';
 import { parseGridFlag, parseRandomFlag, SearchSpaceError } from '../hpo/space.js';
 import { basicAuth, bearer } from '../livy/client.js';
 import { TF_BACKENDS, type TfBackendChoice } from '../runtime/backend.js';
-import { isServeWorker, serveWorker } from '../serve/cluster.js';
 import { ModelRepoError } from '../serve/repository.js';
+import { isServeWorker } from '../serve/worker-env.js';
 import { collect, earlyStopFlag, keyValue, nonNegative, positiveInt } from './args.js';
 import { runDemo } from './demo.js';
 import { experimentsList, experimentsShow } from './experiments.js';
@@ -523,5 +523,5 @@ function whereFlag(v: string): { column: string; value: number } {
 addServeCommands(program, fail);
 
 // A worker of `sparkring serve --workers N` runs this file again, with its options in the environment.
-if (isServeWorker()) await serveWorker();
+if (isServeWorker()) await (await import('../serve/cluster.js')).serveWorker();
 else await program.parseAsync(process.argv);

@@ -10,7 +10,6 @@ import { Redis } from 'ioredis';
 import { DEFAULT_EXPERIMENTS } from '../client/jobs/options.js';
 import { sparkPaths } from '../client/submission/paths.js';
 import { TF_BACKENDS, type TfBackendChoice } from '../runtime/backend.js';
-import { serve } from '../serve/cluster.js';
 import { LOG_PAYLOADS, type LogPayload, streamKey } from '../serve/inference-log.js';
 import {
   DEFAULT_REPO,
@@ -327,6 +326,7 @@ export function addServeCommands(program: Command, fail: (err: unknown) => never
           if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new InvalidArgumentError('--tls-cert and --tls-key go together');
           const repo = resolve(o.repo);
           const say = (line: string): void => void process.stderr.write(`${line}\n`);
+          const { serve } = await import('../serve/cluster.js'); // the server's modules load only for `serve`
           const ready = await serve(
             {
               repo,

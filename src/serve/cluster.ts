@@ -13,14 +13,13 @@
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
 import { type RunningServer, type ServeOptions, startServer } from './server.js';
+import { SERVE_OPTIONS_ENV } from './worker-env.js';
 
 type FromWorker =
   | { t: 'ready'; httpPort: number; grpcPort: number; backend: string; models: string }
   | { t: 'metrics?'; id: number }
   | { t: 'failed'; message: string; code: string };
 type FromPrimary = { t: 'metrics'; id: number; text: string };
-
-const OPTIONS_ENV = 'SPARKRING_SERVE_OPTIONS';
 
 export interface ServeReady {
   httpPort: number;
@@ -60,7 +59,7 @@ function primary(o: ServeOptions, say: (line: string) => void, onExit: (code: nu
   let readyOnce = false;
   /** When workers died, to stop restarting one that cannot stay up. */
   const deaths: number[] = [];
-  const env = { [OPTIONS_ENV]: JSON.stringify(o) };
+  const env = { [SERVE_OPTIONS_ENV]: JSON.stringify(o) };
   return new Promise((resolve, reject) => {
     const ready = new Map<number, ServeReady>();
     const fork = (): Worker => {
@@ -120,11 +119,8 @@ function primary(o: ServeOptions, say: (line: string) => void, onExit: (code: nu
   });
 }
 
-/** True in a worker of --workers: the CLI runs `serveWorker` instead of parsing flags. */
-export const isServeWorker = (): boolean => cluster.isWorker && process.env[OPTIONS_ENV] !== undefined;
-
 export async function serveWorker(): Promise<void> {
-  const o = JSON.parse(process.env[OPTIONS_ENV] as string) as ServeOptions;
+  const o = JSON.parse(process.env[SERVE_OPTIONS_ENV] as string) as ServeOptions;
   const say = (line: string): void => void process.stderr.write(`${line}\n`);
   const pending = new Map<number, (text: string) => void>();
   let next = 0;
