@@ -127,7 +127,7 @@ describe('the Open Inference Protocol, through tritonclient and kserve', () => {
       outputs: [{ name: 'prediction', datatype: 'FP32', shape: [-1, 10] }],
     });
     expect(got.grpc).toMatchObject({ live: true, ready: true, model_ready: true });
-    expect((got.grpc?.metadata as { inputs: unknown[] }).inputs).toEqual([
+    expect((got.grpc?.metadata as { inputs: unknown[] } | undefined)?.inputs).toEqual([
       { name: 'input', datatype: 'FP32', shape: ['-1', '64'] },
     ]);
     for (const key of ['http_binary', 'http_json', 'grpc_infer']) {
