@@ -46,6 +46,8 @@ interface ServedModel {
   /** Requests in flight per version: a version leaves service at once, and is disposed at zero. */
   inFlight: Map<number, number>;
   retired: Map<number, () => void>;
+  /** Versions that did not load: a version's files do not change, so they are not tried again. */
+  broken: Set<number>;
   problem: string | null;
 }
 
@@ -151,6 +153,7 @@ export class ModelStore {
           loaded: new Map(),
           inFlight: new Map(),
           retired: new Map(),
+          broken: new Set(),
           problem: null,
         };
         this.models.set(name, model);
@@ -168,12 +171,13 @@ export class ModelStore {
       const present = versionsOf(this.repo, name);
       const wanted = versionsToLoad(present, policy);
       for (const v of wanted) {
-        if (model.loaded.has(v)) continue;
+        if (model.loaded.has(v) || model.broken.has(v)) continue;
         try {
           model.loaded.set(v, await this.load(name, v));
           this.events.say(`sparkring serve: ${name} version ${v} loaded`);
         } catch (err) {
-          this.events.say(`sparkring serve: ${name} version ${v} did not load: ${(err as Error).message}`);
+          model.broken.add(v);
+          this.events.say(`sparkring serve: ${name} version ${v} did not load, and is not served: ${(err as Error).message}`);
         }
       }
       // One assignment each: a request sees the old policy and versions or the new ones.
