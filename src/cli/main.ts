@@ -187,8 +187,10 @@ const sayLine = (line: string): void => {
 };
 
 function fail(err: unknown): never {
-  if (err instanceof SetupError) {
-    process.stderr.write(`sparkring: ${err.message}\n`);
+  // SR_SERVE: sparkring serve could not start (serve/server.ts ServeError, by its code: the server's
+  // modules load only for `serve`).
+  if (err instanceof SetupError || (err as { code?: unknown } | null)?.code === 'SR_SERVE') {
+    process.stderr.write(`sparkring: ${(err as Error).message}\n`);
     process.exit(1);
   }
   if (err instanceof SearchSpaceError || err instanceof InvalidArgumentError || err instanceof ModelRepoError) {

@@ -11,10 +11,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as tf from '@tensorflow/tfjs';
+import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestRedis } from '../helpers/redis.js';
 import {
+  CLI,
   digitRows,
   digitsLikeModel,
   inferBody,
@@ -495,6 +497,27 @@ describe('the inference log, metrics, workers, auth and shutdown', () => {
     expect(results.failed).toEqual([]);
     expect(results.ok).toBeGreaterThan(8);
     expect(server.log()).toMatch(/SIGTERM: not ready any more/);
+  }, 120_000);
+
+  it('says in one line that a port is taken, and which flag to change', async () => {
+    const first = await startServe(['--repo', repo]);
+    try {
+      const second = await execa(
+        process.execPath,
+        [CLI, 'serve', '--repo', repo, '--host', '127.0.0.1', '--http-port', String(first.http), '--grpc-port', '0'],
+        {
+          reject: false,
+          timeout: 60_000,
+        },
+      );
+      expect(second.exitCode).toBe(1);
+      expect(second.stderr).toMatch(
+        new RegExp(`^sparkring: port ${first.http} is taken: pass --http-port with a free one$`, 'm'),
+      );
+      expect(second.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      await first.stop();
+    }
   }, 120_000);
 
   it('asks for its bearer token (from a file, never argv) over REST and gRPC, and serves over TLS', async () => {
