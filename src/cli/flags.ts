@@ -6,6 +6,7 @@
 import { InvalidArgumentError } from 'commander';
 import { z } from 'zod';
 import { TF_BACKENDS } from '../runtime/backend.js';
+import { LOG_PAYLOADS } from '../serve/inference-log.js';
 
 const text = z.string().min(1).optional();
 
@@ -74,6 +75,43 @@ export const predictFlags = submitFlags.extend({
   batchSize: z.number().int().positive(),
   executors: z.number().int().positive(),
   overwrite: z.boolean().optional(),
+});
+
+/** `sparkring serve`'s flags (cli/serve.ts). */
+export const serveFlags = z.object({
+  repo: z.string().min(1),
+  host: z.string().min(1),
+  httpPort: z.number().int().nonnegative(),
+  grpcPort: z.number().int().nonnegative(),
+  workers: z.number().int().positive(),
+  maxBatchSize: z.number().int().positive(),
+  maxQueueDelayMs: z.number().int().nonnegative(),
+  maxBodyMb: z.number().int().positive(),
+  pollMs: z.number().int().positive(),
+  drainS: z.number().nonnegative(),
+  tokenFile: text,
+  tlsCert: text,
+  tlsKey: text,
+  logRedis: text,
+  logMaxLen: z.number().int().positive(),
+  logPayload: z.enum(LOG_PAYLOADS),
+  tfBackend: z.enum(TF_BACKENDS),
+});
+
+const version = z.number().int().positive();
+
+/** `sparkring models route`'s flags (cli/serve.ts); `--no-shadow` gives shadow false. */
+export const routeFlags = z.object({
+  repo: z.string().min(1),
+  canary: z.object({ version, percent: z.number() }).optional(),
+  only: version.optional(),
+  latest: z.boolean().optional(),
+  shadow: z.union([version, z.literal(false)]).optional(),
+  pin: z.array(version),
+  unpin: z.array(version),
+  keep: z.number().int().positive().optional(),
+  stickyHeader: text,
+  json: z.boolean().optional(),
 });
 
 /** The action's flags checked by `schema`; a bad one names its flag. */

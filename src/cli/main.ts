@@ -15,6 +15,7 @@ import { prepareEnvironment, setup } from '../client/submission/setup.js';
 import { parseGridFlag, parseRandomFlag, SearchSpaceError } from '../hpo/space.js';
 import { basicAuth, bearer } from '../livy/client.js';
 import { TF_BACKENDS, type TfBackendChoice } from '../runtime/backend.js';
+import { ServeError } from '../serve/errors.js';
 import { ModelRepoError } from '../serve/repository.js';
 import { isServeWorker } from '../serve/worker-env.js';
 import { collect, earlyStopFlag, keyValue, nonNegative, positiveInt } from './args.js';
@@ -187,10 +188,8 @@ const sayLine = (line: string): void => {
 };
 
 function fail(err: unknown): never {
-  // SR_SERVE: sparkring serve could not start (serve/server.ts ServeError, by its code: the server's
-  // modules load only for `serve`).
-  if (err instanceof SetupError || (err as { code?: unknown } | null)?.code === 'SR_SERVE') {
-    process.stderr.write(`sparkring: ${(err as Error).message}\n`);
+  if (err instanceof SetupError || err instanceof ServeError) {
+    process.stderr.write(`sparkring: ${err.message}\n`);
     process.exit(1);
   }
   if (err instanceof SearchSpaceError || err instanceof InvalidArgumentError || err instanceof ModelRepoError) {

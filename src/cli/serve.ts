@@ -9,8 +9,8 @@ import { type Command, InvalidArgumentError, Option } from 'commander';
 import { Redis } from 'ioredis';
 import { DEFAULT_EXPERIMENTS } from '../client/jobs/options.js';
 import { sparkPaths } from '../client/submission/paths.js';
-import { TF_BACKENDS, type TfBackendChoice } from '../runtime/backend.js';
-import { LOG_PAYLOADS, type LogPayload, streamKey } from '../serve/inference-log.js';
+import { TF_BACKENDS } from '../runtime/backend.js';
+import { LOG_PAYLOADS, streamKey } from '../serve/inference-log.js';
 import {
   DEFAULT_REPO,
   listModels,
@@ -23,6 +23,7 @@ import {
 } from '../serve/repository.js';
 import { nonNegative, nonNegativeInt, positiveInt } from './args.js';
 import { table } from './experiments.js';
+import { parseFlags, routeFlags, serveFlags } from './flags.js';
 import { secretValue } from './secrets.js';
 
 export const TOKEN_ENV = 'SPARKRING_SERVE_TOKEN';
@@ -195,53 +196,38 @@ export function addServeCommands(program: Command, fail: (err: unknown) => never
     .option('--keep <n>', 'keep the newest N versions loaded', positiveInt('--keep'))
     .option('--sticky-header <name>', 'requests with this header (or gRPC metadata) keep to one version per value')
     .option('--json', 'print the policy as JSON')
-    .action(
-      async (
-        name: string,
-        o: {
-          repo: string;
-          canary?: { version: number; percent: number };
-          only?: number;
-          latest?: boolean;
-          shadow?: number | false;
-          pin: number[];
-          unpin: number[];
-          keep?: number;
-          stickyHeader?: string;
-          json?: boolean;
-        },
-      ) => {
-        try {
-          const present = versionsOf(o.repo, name);
-          if (present.length === 0)
-            throw new ModelRepoError(`no model ${name} in ${resolve(o.repo)}; \`sparkring models list\` shows them`);
-          const routings = [o.canary, o.only, o.latest].filter((x) => x !== undefined);
-          if (routings.length > 1) throw new InvalidArgumentError('give one of --canary, --only and --latest');
-          const policy: ModelPolicy = structuredClone(readPolicy(o.repo, name));
-          if (o.canary) {
-            const { version, percent } = o.canary;
-            const primary = primaryOf(policy, present, version);
-            if (primary === undefined) {
-              throw new ModelRepoError(
-                `a canary of v${version} needs another version to take the rest; ${name} has ${present.join(', ')}`,
-              );
-            }
-            policy.routing = { kind: 'canary', weights: { [primary]: 100 - percent, [version]: percent } };
+    .action(async (name: string, flags: Record<string, unknown>) => {
+      try {
+        const o = parseFlags(routeFlags, flags);
+        const present = versionsOf(o.repo, name);
+        if (present.length === 0)
+          throw new ModelRepoError(`no model ${name} in ${resolve(o.repo)}; \`sparkring models list\` shows them`);
+        const routings = [o.canary, o.only, o.latest].filter((x) => x !== undefined);
+        if (routings.length > 1) throw new InvalidArgumentError('give one of --canary, --only and --latest');
+        const policy: ModelPolicy = structuredClone(readPolicy(o.repo, name));
+        if (o.canary) {
+          const { version, percent } = o.canary;
+          const primary = primaryOf(policy, present, version);
+          if (primary === undefined) {
+            throw new ModelRepoError(
+              `a canary of v${version} needs another version to take the rest; ${name} has ${present.join(', ')}`,
+            );
           }
-          if (o.only !== undefined) policy.routing = { kind: 'only', version: o.only };
-          if (o.latest) policy.routing = { kind: 'latest' };
-          if (o.shadow === false) policy.shadow = null;
-          else if (o.shadow !== undefined) policy.shadow = o.shadow;
-          policy.pinned = [...new Set([...policy.pinned, ...o.pin])].filter((v) => !o.unpin.includes(v));
-          if (o.keep !== undefined) policy.keep_latest = o.keep;
-          if (o.stickyHeader) policy.sticky_header = o.stickyHeader;
-          await writePolicy(o.repo, name, policy);
-          process.stdout.write(o.json ? `${JSON.stringify(policy)}\n` : `${name}: ${describeRouting(policy)}\n`);
-        } catch (err) {
-          fail(err);
+          policy.routing = { kind: 'canary', weights: { [primary]: 100 - percent, [version]: percent } };
         }
-      },
-    );
+        if (o.only !== undefined) policy.routing = { kind: 'only', version: o.only };
+        if (o.latest) policy.routing = { kind: 'latest' };
+        if (o.shadow === false) policy.shadow = null;
+        else if (o.shadow !== undefined) policy.shadow = o.shadow;
+        policy.pinned = [...new Set([...policy.pinned, ...o.pin])].filter((v) => !o.unpin.includes(v));
+        if (o.keep !== undefined) policy.keep_latest = o.keep;
+        if (o.stickyHeader) policy.sticky_header = o.stickyHeader;
+        await writePolicy(o.repo, name, policy);
+        process.stdout.write(o.json ? `${JSON.stringify(policy)}\n` : `${name}: ${describeRouting(policy)}\n`);
+      } catch (err) {
+        fail(err);
+      }
+    });
   models
     .command('log')
     .description("export a model's inference log (its Redis stream) to Parquet, for drift analysis in Spark")
@@ -302,60 +288,41 @@ export function addServeCommands(program: Command, fail: (err: unknown) => never
     .addOption(
       new Option('--tf-backend <backend>', 'TensorFlow: native, wasm, cpu, or auto').choices(TF_BACKENDS).default('auto'),
     )
-    .action(
-      async (o: {
-        repo: string;
-        host: string;
-        httpPort: number;
-        grpcPort: number;
-        workers: number;
-        maxBatchSize: number;
-        maxQueueDelayMs: number;
-        maxBodyMb: number;
-        pollMs: number;
-        drainS: number;
-        tokenFile?: string;
-        tlsCert?: string;
-        tlsKey?: string;
-        logRedis?: string;
-        logMaxLen: number;
-        logPayload: LogPayload;
-        tfBackend: TfBackendChoice;
-      }) => {
-        try {
-          if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new InvalidArgumentError('--tls-cert and --tls-key go together');
-          const repo = resolve(o.repo);
-          const say = (line: string): void => void process.stderr.write(`${line}\n`);
-          const { serve } = await import('../serve/cluster.js'); // the server's modules load only for `serve`
-          const ready = await serve(
-            {
-              repo,
-              host: o.host,
-              httpPort: o.httpPort,
-              grpcPort: o.grpcPort,
-              workers: o.workers,
-              maxBatchSize: o.maxBatchSize,
-              maxQueueDelayMs: o.maxQueueDelayMs,
-              maxBodyBytes: o.maxBodyMb * MiB,
-              pollMs: o.pollMs,
-              drainMs: o.drainS * 1000,
-              token: tokenFrom(o.tokenFile),
-              tls: o.tlsCert && o.tlsKey ? { cert: o.tlsCert, key: o.tlsKey } : null,
-              logRedis: secretValue('--log-redis', o.logRedis) ?? null,
-              logMaxLen: o.logMaxLen,
-              logPayload: o.logPayload,
-              tfBackend: o.tfBackend,
-            },
-            say,
-            (code) => process.exit(code),
-          );
-          const scheme = o.tlsCert ? 'https' : 'http';
-          process.stdout.write(
-            `sparkring serve: ready: REST ${scheme}://${o.host}:${ready.httpPort}, gRPC ${o.host}:${ready.grpcPort}; models: ${ready.models}; repo ${repo}; ${ready.backend}; ${o.workers} worker${o.workers === 1 ? '' : 's'}\n`,
-          );
-        } catch (err) {
-          fail(err);
-        }
-      },
-    );
+    .action(async (flags: Record<string, unknown>) => {
+      try {
+        const o = parseFlags(serveFlags, flags);
+        if (Boolean(o.tlsCert) !== Boolean(o.tlsKey)) throw new InvalidArgumentError('--tls-cert and --tls-key go together');
+        const repo = resolve(o.repo);
+        const say = (line: string): void => void process.stderr.write(`${line}\n`);
+        const { serve } = await import('../serve/cluster.js'); // the server's modules load only for `serve`
+        const ready = await serve(
+          {
+            repo,
+            host: o.host,
+            httpPort: o.httpPort,
+            grpcPort: o.grpcPort,
+            workers: o.workers,
+            maxBatchSize: o.maxBatchSize,
+            maxQueueDelayMs: o.maxQueueDelayMs,
+            maxBodyBytes: o.maxBodyMb * MiB,
+            pollMs: o.pollMs,
+            drainMs: o.drainS * 1000,
+            token: tokenFrom(o.tokenFile),
+            tls: o.tlsCert && o.tlsKey ? { cert: o.tlsCert, key: o.tlsKey } : null,
+            logRedis: secretValue('--log-redis', o.logRedis) ?? null,
+            logMaxLen: o.logMaxLen,
+            logPayload: o.logPayload,
+            tfBackend: o.tfBackend,
+          },
+          say,
+          (code) => process.exit(code),
+        );
+        const scheme = o.tlsCert ? 'https' : 'http';
+        process.stdout.write(
+          `sparkring serve: ready: REST ${scheme}://${o.host}:${ready.httpPort}, gRPC ${o.host}:${ready.grpcPort}; models: ${ready.models}; repo ${repo}; ${ready.backend}; ${o.workers} worker${o.workers === 1 ? '' : 's'}\n`,
+        );
+      } catch (err) {
+        fail(err);
+      }
+    });
 }

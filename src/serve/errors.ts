@@ -1,5 +1,5 @@
 /**
- * A request the server refuses, as the Open Inference Protocol answers it: an HTTP status with the
+ * The server's errors. ServeError: it could not start. InferError: a request it refuses, as the Open Inference Protocol answers it: an HTTP status with the
  * error object `{ "error": "<message>" }`, or the gRPC status that means the same. The message names
  * the input, what was expected and what came.
  */
@@ -54,4 +54,13 @@ export class InferError extends Error {
 /** Any throw as the protocol's error: a model call's own failure is an internal error. */
 export function asInferError(err: unknown): InferError {
   return err instanceof InferError ? err : new InferError('internal', (err as Error)?.message ?? String(err));
+}
+
+/** `sparkring serve` could not start (a port taken, a listener refused): the cause and the flag to change. */
+export class ServeError extends Error {
+  readonly code = 'SR_SERVE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ServeError';
+  }
 }

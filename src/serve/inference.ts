@@ -53,22 +53,25 @@ export class InferenceService {
       this.metrics.requests.inc({ model: name, version: v, protocol: ctx.protocol });
       this.metrics.latency.observe({ model: name, version: v, protocol: ctx.protocol }, latencyMs / 1000);
       this.metrics.queue.observe({ model: name, version: v }, answer.queueMs / 1000);
-      const id = request.id ?? randomUUID();
-      const entry = {
-        id,
-        model: name,
-        version: target.version,
-        via: route.via,
-        protocol: ctx.protocol,
-        latencyMs,
-        queueMs: answer.queueMs,
-        at: Date.now(),
-        rows,
-        input: { shape: [rows, ...(target.io.inputs[0]?.shape.slice(1) ?? [])], data: x },
-        outputs,
-      };
-      this.log?.record(entry);
-      if (held.shadow) this.mirror(held.shadow, entry, held.release);
+      // The entry is for the log and the shadow only: none is made on a request that needs neither.
+      const entry =
+        this.log || held.shadow
+          ? {
+              id: request.id ?? randomUUID(),
+              model: name,
+              version: target.version,
+              via: route.via,
+              protocol: ctx.protocol,
+              latencyMs,
+              queueMs: answer.queueMs,
+              at: Date.now(),
+              rows,
+              input: { shape: [rows, ...(target.io.inputs[0]?.shape.slice(1) ?? [])], data: x },
+              outputs,
+            }
+          : null;
+      if (entry) this.log?.record(entry);
+      if (held.shadow && entry) this.mirror(held.shadow, entry, held.release);
       else held.release();
       held = null;
       return { model_name: name, model_version: v, ...(request.id ? { id: request.id } : {}), outputs, wanted };

@@ -12,6 +12,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { Redis } from 'ioredis';
 import { loadTf, type TfBackendChoice } from '../runtime/backend.js';
 import { packageFile } from '../util/package-file.js';
+import { ServeError } from './errors.js';
 import { grpcCredentials, grpcServer } from './grpc.js';
 import { restServer } from './http.js';
 import { InferenceService } from './inference.js';
@@ -45,15 +46,6 @@ export interface RunningServer {
   models: () => string;
   metrics: ServeMetrics;
   drain: () => Promise<void>;
-}
-
-/** What serving needs of a bad option or a port that is taken: the cause and the fix. */
-export class ServeError extends Error {
-  readonly code = 'SR_SERVE';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ServeError';
-  }
 }
 
 const version = (): string => (JSON.parse(readFileSync(packageFile('package.json'), 'utf8')) as { version: string }).version;

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import { execa } from 'execa';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadSavedModel } from '../../src/runtime/fit/load-model.js';
 import { TestRedis } from '../helpers/redis.js';
 import {
   CLI,
@@ -34,18 +35,7 @@ let repo: string;
 const modelDirs: string[] = [];
 
 async function predictLocally(modelDir: string, x: Float32Array, rows: number): Promise<Float32Array> {
-  const model = await tf.loadLayersModel(`file://${join(modelDir, 'model.json')}`).catch(async () => {
-    // tfjs (pure JS) has no file:// handler: read the two files ourselves.
-    const json = JSON.parse(readFileSync(join(modelDir, 'model.json'), 'utf8'));
-    const w = readFileSync(join(modelDir, 'weights.bin'));
-    return tf.loadLayersModel(
-      tf.io.fromMemory({
-        modelTopology: json.modelTopology,
-        weightSpecs: json.weightsManifest.flatMap((g: { weights: unknown[] }) => g.weights),
-        weightData: w.buffer.slice(w.byteOffset, w.byteOffset + w.byteLength) as ArrayBuffer,
-      }),
-    );
-  });
+  const { model } = await loadSavedModel(tf, modelDir);
   const y = model.predict(tf.tensor2d(x.subarray(0, rows * 64), [rows, 64])) as tf.Tensor;
   const out = (await y.data()) as Float32Array;
   y.dispose();
@@ -76,6 +66,19 @@ function clientLoop(server: Served, model: string, extra: string[] = []) {
     },
   };
 }
+
+/** `n` tritonclient requests (4 threads unless `extra` says otherwise), to their end. */
+const requests = (server: Served, model: string, n: number, extra: string[] = []): Promise<LoopResult> =>
+  oipClient<LoopResult>([
+    'loop',
+    `127.0.0.1:${server.http}`,
+    model,
+    '--stop-file',
+    join(dir, 'never'),
+    '--requests',
+    String(n),
+    ...extra,
+  ]);
 
 const versionCounts = (answers: LoopResult['answers']): Record<string, number> => {
   const counts: Record<string, number> = {};
@@ -319,15 +322,7 @@ describe('rollouts', () => {
     const route = await models(['route', 'rollout', '--repo', repo, '--canary', 'v2=10']);
     expect(route.stdout).toContain('rollout: v1 90%, v2 10%');
     await sleep(1000);
-    const canary = await oipClient<LoopResult>([
-      'loop',
-      `127.0.0.1:${server.http}`,
-      'rollout',
-      '--stop-file',
-      join(dir, 'never'),
-      '--requests',
-      '2000',
-    ]);
+    const canary = await requests(server, 'rollout', 2000);
     expect(canary.failures).toEqual([]);
     const counts = versionCounts(canary.answers);
     expect((counts['1'] ?? 0) + (counts['2'] ?? 0)).toBe(2000);
@@ -336,17 +331,7 @@ describe('rollouts', () => {
     expect(counts['2']).toBeLessThanOrEqual(244);
 
     for (const caller of ['caller-a', 'caller-b', 'caller-c']) {
-      const sticky = await oipClient<LoopResult>([
-        'loop',
-        `127.0.0.1:${server.http}`,
-        'rollout',
-        '--stop-file',
-        join(dir, 'never'),
-        '--requests',
-        '100',
-        '--header',
-        `x-sparkring-route-key=${caller}`,
-      ]);
+      const sticky = await requests(server, 'rollout', 100, ['--header', `x-sparkring-route-key=${caller}`]);
       expect(Object.keys(versionCounts(sticky.answers)), caller).toHaveLength(1);
     }
 
@@ -394,15 +379,7 @@ describe('the inference log, metrics, workers, auth and shutdown', () => {
     expect((await models(['route', 'logged', '--repo', repo, '--only', '1', '--shadow', '2'])).exitCode).toBe(0);
     const server = await startServe(['--repo', repo, '--log-redis', redisUrl, '--log-payload', 'full']);
     try {
-      const r = await oipClient<LoopResult>([
-        'loop',
-        `127.0.0.1:${server.http}`,
-        'logged',
-        '--stop-file',
-        join(dir, 'never'),
-        '--requests',
-        '300',
-      ]);
+      const r = await requests(server, 'logged', 300);
       expect(r.failures).toEqual([]);
       const { x } = digitRows(dir, 2);
       const bad = await rest(`${server.url}/v2/models/logged/infer`, { body: inferBody(x, 1).replace('FP32', 'FP16') });
@@ -441,17 +418,7 @@ describe('the inference log, metrics, workers, auth and shutdown', () => {
 
   it('runs --workers 2 on one port, sums their metrics, and drains both on SIGTERM', async () => {
     const server = await startServe(['--repo', repo, '--workers', '2', '--drain-s', '0.5']);
-    const r = await oipClient<LoopResult>([
-      'loop',
-      `127.0.0.1:${server.http}`,
-      'digits',
-      '--stop-file',
-      join(dir, 'never'),
-      '--requests',
-      '200',
-      '--threads',
-      '8',
-    ]);
+    const r = await requests(server, 'digits', 200, ['--threads', '8']);
     expect(r.failures).toEqual([]);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     const total = [
