@@ -37,7 +37,7 @@ deps: $(NODE_STAMP)
 $(VENV_STAMP): spark-plugin/pyproject.toml spark-plugin/constraints.txt
 	@command -v java >/dev/null || { echo "sparkring needs Java 17 (e.g. apt-get install openjdk-17-jre-headless)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c spark-plugin/constraints.txt -e 'spark-plugin[test,demo,tf]'
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -c spark-plugin/constraints.txt -e 'spark-plugin[spark,test,demo,tf]'
 	@touch $@
 
 venv: $(VENV_STAMP)
@@ -46,11 +46,24 @@ venv: $(VENV_STAMP)
 redis:
 	@command -v redis-server >/dev/null || { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null || { echo "sparkring needs redis-server (apt-get install redis-server)"; exit 1; }; }
 
-# A real Livy server, a real single-machine YARN and a real Spark Connect server for the tests, from
-# Maven Central jars (scripts/NAME/pom.xml says which).
-livy yarn spark-connect:
-	@command -v mvn >/dev/null || { echo "the Livy, YARN and Spark Connect tests need Maven (apt-get install maven)"; exit 1; }
+# A real Livy server and a real single-machine YARN for the tests, from Maven Central jars
+# (scripts/NAME/pom.xml says which).
+livy yarn:
+	@command -v mvn >/dev/null || { echo "the Livy and YARN tests need Maven (apt-get install maven)"; exit 1; }
 	scripts/maven-jars.sh $@
+
+# PySpark 4's own Spark Connect server (its venv's Python is also the PySpark 4 client and the
+# executors' Python) and a thin client with pyspark-client alone, for the Connect tests and
+# `npm run bench -- connect` (scripts/spark-connect/*-requirements.txt say why).
+CONNECT_STAMP := .cache/spark-connect/.installed
+$(CONNECT_STAMP): scripts/spark-connect/server-requirements.txt scripts/spark-connect/client-requirements.txt
+	for v in server client; do \
+	  test -x .cache/spark-connect/$$v/bin/python || $(PYTHON) -m venv .cache/spark-connect/$$v; \
+	  .cache/spark-connect/$$v/bin/pip install --quiet --disable-pip-version-check -r scripts/spark-connect/$$v-requirements.txt || exit 1; \
+	done
+	@touch $@
+
+spark-connect: $(CONNECT_STAMP)
 
 
 # PyPI's tensorflowjs converter for the saved-model test, in a venv of its own: it pins a TensorFlow

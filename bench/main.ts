@@ -8,6 +8,7 @@ import { parseRate } from '../cluster/hosts.js';
 import { positiveInt } from '../src/cli/args.js';
 import { allreduceBench, DATA_PLANES, type DataPlane } from './allreduce.js';
 import { chaosBench, FAULTS, type Fault, KINDS, type Kind } from './chaos.js';
+import { connectBench } from './connect.js';
 import { handoffBench } from './handoff.js';
 import { hostsAllreduceBench } from './hosts-allreduce.js';
 import { hpoBench } from './hpo.js';
@@ -135,6 +136,13 @@ program
   .action(async (o: { seconds: number; concurrency: number[]; peer: boolean; json?: boolean }) => {
     emit(await serveBench(o, log), o.json);
   });
+
+program
+  .command('connect')
+  .description('sparkring.allreduce over Spark Connect beside a classic session: submit to ring and wall time')
+  .option('--rounds <n>', 'rounds of each (medians are reported)', positiveInt('--rounds'), 3)
+  .option('--json', 'print one JSON object on stdout')
+  .action(async (o: { rounds: number; json?: boolean }) => emit(await connectBench(o, log), o.json));
 
 program
   .command('startup')

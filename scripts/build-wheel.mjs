@@ -3,7 +3,9 @@
  * Builds the sparkring wheel PySpark users install (`make wheel`): the Python package with the Node
  * runtime as package data, so that a node needs Node 20 and nothing from npm at run time.
  *
- *   node scripts/build-wheel.mjs [--python PY]      PY: the venv that builds it (default .venv/bin/python)
+ *   node scripts/build-wheel.mjs [--python PY] [--out DIR]
+ *     PY: the venv that builds it (default .venv/bin/python); DIR: where the wheel goes (default
+ *     dist-wheel/; its staging goes beside it, so two builds into different folders do not meet)
  *
  * Inside the wheel, sparkring/_runtime/node_modules holds the npm package (`npm pack` of this
  * checkout's build) and its production dependencies in npm's own layout, esbuild included (it
@@ -12,7 +14,7 @@
  * Python on LD_LIBRARY_PATH (sparkring/tf_libraries.py), so the wheel carries no TensorFlow; its
  * `tf` extra installs the pinned one. The binaries make it a Linux x86_64 wheel, tagged so.
  *
- * Output: dist-wheel/sparkring-<version>-py3-none-linux_x86_64.whl
+ * Output: DIR/sparkring-<version>-py3-none-linux_x86_64.whl
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -22,8 +24,9 @@ import { fileURLToPath } from 'node:url';
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const pyFlag = process.argv.indexOf('--python');
 const python = resolve(pyFlag >= 0 ? process.argv[pyFlag + 1] : join(root, '.venv', 'bin', 'python'));
-const staging = join(root, '.cache', 'wheel');
-const out = join(root, 'dist-wheel');
+const outFlag = process.argv.indexOf('--out');
+const out = resolve(outFlag >= 0 ? process.argv[outFlag + 1] : join(root, 'dist-wheel'));
+const staging = outFlag >= 0 ? `${out}.staging` : join(root, '.cache', 'wheel');
 const say = (line) => console.log(`sparkring: ${line}`);
 const run = (file, args, cwd = root) => execFileSync(file, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
 

@@ -31,13 +31,7 @@ from sparkring.executor.runtime_home import CLI, node_binary, runtime_home
 from sparkring.driver.search_rounds import run_search
 from sparkring.executor.search_tasks import SearchSpec
 from sparkring.driver.spec import JobSpec
-
-SPARK_CONNECT_REFUSED = (
-    "{what} needs a classic SparkSession, not Spark Connect: its barrier stages and search rounds are Spark jobs "
-    "that this Python process drives through the SparkContext (job groups, slot checks, executor release), "
-    "which a Spark Connect client has not got; run it where the driver runs (a notebook on the cluster, "
-    "spark-submit, or the `sparkring` command)"
-)
+from sparkring.driver.spark_session import connect_refusal, driver_spark, is_connect
 
 
 class RunError(RuntimeError):
@@ -86,8 +80,12 @@ def active_session(df: Any, spark: Any, what: str) -> Any:
         spark = SparkSession.getActiveSession()
     if spark is None:
         raise RunError("no active SparkSession: create one (SparkSession.builder...getOrCreate()) or pass spark=", "input")
-    if type(spark).__module__.startswith("pyspark.sql.connect"):
-        raise RunError(SPARK_CONNECT_REFUSED.format(what=what), "input", code=SPARK_CONNECT)
+    if is_connect(spark):
+        import pyspark
+
+        refusal = connect_refusal(what, pyspark.__version__, str(spark.version))
+        if refusal is not None:
+            raise RunError(refusal, "input", code=SPARK_CONNECT)
     return spark
 
 
@@ -152,7 +150,10 @@ class _Session:
 
     def close(self) -> None:
         if self._proc.stdin is not None and not self._proc.stdin.closed:
-            self._proc.stdin.close()
+            try:
+                self._proc.stdin.close()
+            except BrokenPipeError:  # it ended first (an interrupt reached it too); its exit status is read below
+                pass
         try:
             self._proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -188,11 +189,19 @@ def _given(**options: Any) -> dict[str, Any]:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def _job_options(entry: str, spark: Any, experiments: Optional[str], name: Optional[str], tf_backend: Optional[str]) -> dict[str, Any]:
-    options: dict[str, Any] = {"entry": os.path.abspath(entry), "master": spark.sparkContext.master}
+def _job_options(
+    entry: str, spark: Any, experiments: Optional[str], name: Optional[str], tf_backend: Optional[str], redis: Optional[str]
+) -> dict[str, Any]:
+    driver = driver_spark(spark)
+    options: dict[str, Any] = {"entry": os.path.abspath(entry), "master": driver.master}
+    if driver.connect:
+        # The server's master may be local to its machine, which is not necessarily this one.
+        options["clusterHost"] = str(spark.client.host)
     return {
         **options,
-        **_given(experiments=os.path.abspath(experiments) if experiments is not None else None, name=name, tfBackend=tf_backend),
+        **_given(
+            experiments=os.path.abspath(experiments) if experiments is not None else None, name=name, tfBackend=tf_backend, redis=redis
+        ),
     }
 
 
@@ -210,6 +219,7 @@ def allreduce(
     heartbeat_timeout_s: Optional[float] = None,
     partition_by: Optional[str] = None,
     release_executors: bool = False,
+    redis: Optional[str] = None,
     spark: Any = None,
     progress: Optional[bool] = None,
 ) -> Run:
@@ -217,11 +227,13 @@ def allreduce(
     Spark executors of the active SparkSession, in one barrier stage per attempt, with `df`'s rows
     dealt to them (by `partition_by`'s values where given) as ctx.data. Returns the finished Run,
     or raises RunError. `release_executors` gives the session's executors back when training ends
-    (off by default here: the session is the caller's). `progress=False`: lines only, no
-    notebook table."""
+    (off by default here: the session is the caller's). `redis`: a redis:// URL for the run's events
+    that the executors and this process both reach, where the executors cannot reach this machine
+    (a remote Spark Connect cluster); default: a Redis private to this run. `progress=False`: lines
+    only, no notebook table."""
     spark = active_session(df, spark, "sparkring.allreduce")
     shown = progress_for(progress)
-    options = _job_options(entry, spark, experiments, name, tf_backend)
+    options = _job_options(entry, spark, experiments, name, tf_backend, redis)
     options.update(
         workers=num_workers,
         hparams=hparams or {},
@@ -239,7 +251,7 @@ def allreduce(
         spec = JobSpec.load(spec_path)
         shown.line(
             f"sparkring: training {spec.name} with {num_workers} worker{'s' if num_workers != 1 else ''} "
-            f"in {spark.sparkContext.applicationId}" + (f" (up to {spec.max_attempts} attempts)" if spec.max_attempts > 1 else "")
+            f"in {driver_spark(spark).app_id}" + (f" (up to {spec.max_attempts} attempts)" if spec.max_attempts > 1 else "")
         )
         run_job(spark, lambda: df if df is not None else spark.range(num_workers), spec)
 
@@ -328,6 +340,7 @@ def launch(
     name: Optional[str] = None,
     gpus_per_trial: Optional[float] = None,
     tf_backend: Optional[str] = None,
+    redis: Optional[str] = None,
     spark: Any = None,
     progress: Optional[bool] = None,
 ) -> Search:
@@ -337,12 +350,12 @@ def launch(
     Node process; `asha` ({min_steps, eta, max_steps}) or `median` ({grace_steps, min_trials})
     stop poor trials early by `metric` (a trial hears a stop when it next renews its lease, every
     third of `lease_s`; a trial whose executor stops renewing it for `lease_s` runs again
-    elsewhere). Returns the Search, or raises RunError."""
+    elsewhere; `redis` as for allreduce). Returns the Search, or raises RunError."""
     spark = active_session(None, spark, "sparkring.launch")
     if asha is not None and median is not None:
         raise RunError("give asha= or median=, not both: a search has one early-stopping rule", "input")
     shown = progress_for(progress)
-    options = _job_options(entry, spark, experiments, name, tf_backend)
+    options = _job_options(entry, spark, experiments, name, tf_backend, redis)
     options.update(
         hparams=hparams or {},
         **_given(
@@ -366,7 +379,7 @@ def launch(
     def drive(spec_path: str) -> None:
         with open(spec_path, encoding="utf-8") as f:
             spec = SearchSpec.from_dict(json.load(f))
-        shown.line(f"sparkring: searching {spec.name} on {spec.executors} executors in {spark.sparkContext.applicationId}")
+        shown.line(f"sparkring: searching {spec.name} on {spec.executors} executors in {driver_spark(spark).app_id}")
         run_search(spark, spec, time_release=False)  # a failed search: the session raises its error
 
     r = _drive("search", options, shown, drive)

@@ -43,8 +43,9 @@ def ok_variant(kind: str) -> dict[str, Any]:
 
 
 def fake_spark() -> Any:
-    sc = SimpleNamespace(applicationId="app-20261206-0001", master="local-cluster[2,1,1024]")
-    return SimpleNamespace(sparkContext=sc, version="3.5.6")
+    """A DriverSpark (spark_session.py) as far as the envelope reads one."""
+    spark = SimpleNamespace(version="3.5.6")
+    return SimpleNamespace(spark=spark, app_id="app-20261206-0001", master="local-cluster[2,1,1024]", connect=False)
 
 
 def enveloped(tmp_path: Any, body: Callable[[Any], None]) -> dict[str, Any]:
@@ -98,7 +99,7 @@ def test_a_search_middle_gives_an_ok_result_that_fits(tmp_path: Any) -> None:
 
     def body(job: Any) -> None:
         job.result.update(dir=str(tmp_path), executors=2)
-        search_rounds.run_rounds(SimpleNamespace(), spec, EmptyQueue(), SimpleNamespace(), job, time_release=False)
+        search_rounds.run_rounds(SimpleNamespace(spark=None), spec, EmptyQueue(), SimpleNamespace(), job, time_release=False)
 
     result = enveloped(tmp_path, body)
     assert result["ok"] is True

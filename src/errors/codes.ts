@@ -44,7 +44,7 @@ export const ERROR_CODES = {
   SR_SLOTS: { kind: 'slots', final: true }, // the cluster has too few task slots for --workers
   SR_DYNAMIC_ALLOCATION: { kind: 'job', final: true }, // barrier stages refuse dynamic allocation
   SR_SEARCH: { kind: 'job', final: true }, // a search could not go on (rounds failed, client gone)
-  SR_SPARK_CONNECT: { kind: 'input', final: true }, // the Python API was given a Spark Connect session
+  SR_SPARK_CONNECT: { kind: 'input', final: true }, // the Python API was given a Spark Connect session older than 4.0 (no barrier mapInArrow)
   // Serving (src/serve): the repository, the server, and a request it refused.
   SR_MODEL_REPO: { kind: 'input', final: true }, // a model name, version, source or policy the repository cannot take
   SR_SERVE: { kind: 'setup', final: true }, // sparkring serve could not start (a port taken, TLS files)

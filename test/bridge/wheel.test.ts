@@ -63,10 +63,12 @@ let venv: string;
 beforeAll(async () => {
   dir = tempDir('wheel');
   venv = join(dir, 'venv');
-  await execa(process.execPath, [join(ROOT, 'scripts', 'build-wheel.mjs')], { cwd: ROOT, timeout: 300_000 });
-  const wheel = readdirSync(join(ROOT, 'dist-wheel')).find((f) => f.endsWith('.whl')) as string;
+  const built = join(dir, 'dist-wheel');
+  await execa(process.execPath, [join(ROOT, 'scripts', 'build-wheel.mjs'), '--out', built], { cwd: ROOT, timeout: 300_000 });
+  const wheel = readdirSync(built).find((f) => f.endsWith('.whl')) as string;
   execFileSync('python3', ['-m', 'venv', venv]);
-  // The wheel's tf extra: the workers' TensorFlow; the constraints keep pip to versions it has cached.
+  // The wheel's extras: spark, the user's PySpark, and tf, the workers' TensorFlow; the constraints
+  // keep pip to versions it has cached.
   await execa(
     join(venv, 'bin', 'pip'),
     [
@@ -75,7 +77,7 @@ beforeAll(async () => {
       '--disable-pip-version-check',
       '-c',
       join(ROOT, 'spark-plugin', 'constraints.txt'),
-      `${join(ROOT, 'dist-wheel', wheel)}[tf]`,
+      `${join(built, wheel)}[spark,tf]`,
     ],
     { timeout: 400_000 },
   );

@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { checkEventsReachable, clientAddress, driverHostConf, masterHost } from '../../src/client/submission/reachable.js';
 import { describePeer, PeerFailedError } from '../../src/collective/errors.js';
@@ -15,6 +16,15 @@ describe('where the executors reach the client', () => {
   it('is loopback for a local master, and the routed address toward a remote one', async () => {
     expect(await clientAddress({ sparkConf: {} })).toBe('127.0.0.1');
     expect(await clientAddress({ master: 'spark://127.0.0.1:7077', sparkConf: {} })).toBe('127.0.0.1');
+  });
+
+  it("takes a Spark Connect server's host where the master names none, and the master's where it does", async () => {
+    expect(await clientAddress({ master: 'local-cluster[2,1,1024]', clusterHost: 'localhost', sparkConf: {} })).toBe('127.0.0.1');
+    const own = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a?.family === 'IPv4' && !a.internal)?.address as string;
+    expect(await clientAddress({ master: 'local[2]', clusterHost: own, sparkConf: {} })).toBe(own);
+    expect(await clientAddress({ master: 'spark://127.0.0.1:7077', clusterHost: own, sparkConf: {} })).toBe('127.0.0.1');
   });
 
   it('refuses a private Redis where the driver runs on the cluster, naming --redis', () => {

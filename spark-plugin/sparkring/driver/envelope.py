@@ -18,6 +18,7 @@ from sparkring.error_codes import INTERRUPTED, SPARK
 from sparkring.failures import JobError, error_report, find_failure
 from sparkring.driver.driver_events import EventSender, signed_result
 from sparkring.driver.run_files import write_json, write_result
+from sparkring.driver.spark_session import DriverSpark
 from sparkring.driver.spec import RedisEndpoint
 
 
@@ -46,16 +47,15 @@ def failure_report(e: BaseException) -> dict[str, Any]:
 
 @contextmanager
 def job_envelope(
-    spark: Any, result_path: str, secret: str, redis: Optional[RedisEndpoint], keep_in_run_dir: bool = False
+    driver: DriverSpark, result_path: str, secret: str, redis: Optional[RedisEndpoint], keep_in_run_dir: bool = False
 ) -> Iterator[Job]:
     """The result of the job run in the block: {ok, appId, versions, runMs, ...what the middle adds}.
     An error the block raises becomes the result's `error` (an interrupt is raised again after the
     result is written). `keep_in_run_dir`: also write it as <result["dir"]>/result.json."""
-    sc = spark.sparkContext
     result: dict[str, Any] = {
         "ok": False,
-        "appId": sc.applicationId,
-        "versions": {"spark": spark.version, "python": sys.version.split()[0], "master": sc.master},
+        "appId": driver.app_id,
+        "versions": {"spark": driver.spark.version, "python": sys.version.split()[0], "master": driver.master},
     }
     events = EventSender(redis, "driver")
     started = time.time()

@@ -9,21 +9,21 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from sparkring.error_codes import DYNAMIC_ALLOCATION, SLOTS, is_final
 from sparkring.failures import JobError
 from sparkring.driver.envelope import job_envelope
-from sparkring.driver.executors import executor_ids, release_executors
 from sparkring.driver.run_files import experiment_dir
 from sparkring.driver.shared_dir import leave_token, remove_token
-from sparkring.driver.slots import SlotNeed, SlotsError, local_cluster_shape, wait_for_slots
+from sparkring.driver.slots import SlotNeed, SlotsError
+from sparkring.driver.spark_session import CONNECT_RELEASE_LINE, DriverSpark, driver_spark
 from sparkring.driver.spec import JobSpec
 from sparkring.driver.stage import AttemptOutcome, run_attempt
 
 
-def refuse_dynamic_allocation(conf: Any) -> None:
-    if conf.get("spark.dynamicAllocation.enabled", "false").lower() == "true":
+def refuse_dynamic_allocation(driver: DriverSpark) -> None:
+    if driver.conf("spark.dynamicAllocation.enabled", "false").lower() == "true":
         raise JobError(
             "spark.dynamicAllocation.enabled=true: Spark barrier stages refuse dynamic allocation (SPARK-24942); "
             "sparkring releases the executors itself when training ends",
@@ -31,20 +31,13 @@ def refuse_dynamic_allocation(conf: Any) -> None:
         )
 
 
-def wait_for_workers(sc: Any, spec: JobSpec) -> float:
-    """Seconds waited until the application has a slot for every worker (SlotsError if it never will)."""
-    conf = sc.getConf()
-    need = SlotNeed(spec.workers, int(conf.get("spark.task.cpus", "1")), float(conf.get("spark.task.resource.gpu.amount", "0")))
-    jsc = sc._jsc.sc()
-    profile = jsc.resourceProfileManager().defaultResourceProfile()
-    return wait_for_slots(
-        need,
-        sc.master,
-        lambda: int(jsc.maxNumConcurrentTasks(profile)),
-        lambda: len(executor_ids(sc)),
-        spec.slot_wait_seconds,
-        local_cluster_shape(sc.master, float(conf.get("spark.executor.resource.gpu.amount", "0"))),
+def wait_for_workers(driver: DriverSpark, spec: JobSpec) -> Optional[float]:
+    """Seconds waited until the application has a slot for every worker (SlotsError if it never
+    will); None where this session cannot count them (Spark then waits for them itself)."""
+    need = SlotNeed(
+        spec.workers, int(driver.conf("spark.task.cpus", "1")), float(driver.conf("spark.task.resource.gpu.amount", "0"))
     )
+    return driver.wait_for_slots(need, spec.slot_wait_seconds)
 
 
 def attempt_failed_for_good(outcome: AttemptOutcome) -> bool:
@@ -60,31 +53,31 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
 
     from sparkring.executor.task import make_task
 
-    sc = spark.sparkContext
-    conf = sc.getConf()
-    run_dir = spec.run_dir or experiment_dir(spec.experiments, sc.applicationId, spec.name)
+    driver = driver_spark(spark)
+    run_dir = spec.run_dir or experiment_dir(spec.experiments, driver.app_id, spec.name)
     os.makedirs(run_dir, exist_ok=True)
-    with job_envelope(spark, spec.result_path, spec.secret, spec.redis, keep_in_run_dir=True) as job:
+    with job_envelope(driver, spec.result_path, spec.secret, spec.redis, keep_in_run_dir=True) as job:
         result, events = job.result, job.events
         result.update(dir=run_dir, workers=spec.workers, attempts=0)
-        events.send("driver", stage="started", appId=sc.applicationId, dir=run_dir)
-        refuse_dynamic_allocation(conf)
+        events.send("driver", stage="started", appId=driver.app_id, dir=run_dir)
+        refuse_dynamic_allocation(driver)
         frame = make_frame()
         schema = to_arrow_schema(frame.schema)
-        driver_host = conf.get("spark.driver.host", socket.gethostname())
+        # Where the run directory was made: over Spark Connect, this client's machine.
+        driver_host = socket.gethostname() if driver.connect else driver.conf("spark.driver.host", socket.gethostname())
         for attempt in range(spec.attempt, spec.max_attempts):
             this = replace(spec, attempt=attempt, run_dir=run_dir)
             result["attempts"] = attempt + 1
             try:
-                waited = wait_for_workers(sc, this)
+                waited = wait_for_workers(driver, this)
             except SlotsError as e:
                 raise JobError(str(e), SLOTS) from None
-            events.send("driver", stage="slots", waitedMs=int(waited * 1000))
+            events.send("driver", stage="slots", waitedMs=None if waited is None else int(waited * 1000))
             events.send("driver", stage="attempt", attempt=attempt, maxAttempts=spec.max_attempts)
             token = leave_token(run_dir, attempt)
             try:
                 task = make_task(this, run_dir, schema, token, driver_host)
-                outcome = run_attempt(sc, frame, this, task, f"sparkring-{spec.run_id}-{attempt}")
+                outcome = run_attempt(driver, frame, this, task, f"sparkring-{spec.run_id}-{attempt}")
             finally:
                 remove_token(run_dir, attempt)
             if outcome.ok:
@@ -94,8 +87,10 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
                 result["stageMs"] = (outcome.finished - outcome.started) * 1000
                 result["trainEndAt"] = int(outcome.finished * 1000)
                 result["releaseMs"] = None
-                if spec.release_executors:
-                    release = release_executors(sc)
+                if spec.release_executors and driver.connect:
+                    events.send("driver", stage="released", releaseMs=None, line=CONNECT_RELEASE_LINE)
+                elif spec.release_executors:
+                    release = driver.release_executors()
                     if release is not None:
                         result["releaseMs"] = release.released_ms
                         events.send("driver", stage="released", releaseMs=result["releaseMs"], line=release.line())

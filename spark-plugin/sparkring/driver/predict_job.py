@@ -15,8 +15,8 @@ from sparkring.error_codes import DATA_COLUMN, DATA_PATH
 from sparkring.driver.train_job import read_data
 from sparkring.driver.envelope import Job, job_envelope
 from sparkring.failures import JobError
-from sparkring.driver.executors import release_executors
-from sparkring.executor.scoring import prepare, with_predictions
+from sparkring.driver.spark_session import ClassicSpark
+from sparkring.executor.scoring import ScoreCounters, prepare, with_predictions
 from sparkring.driver.spec import RedisEndpoint
 
 
@@ -96,11 +96,10 @@ def run(spec: PredictSpec) -> dict[str, Any]:
     from pyspark.sql import SparkSession
 
     spark = SparkSession.builder.appName("sparkring-predict").getOrCreate()
-    sc = spark.sparkContext
-    sc.setLogLevel("ERROR")
+    spark.sparkContext.setLogLevel("ERROR")
     stop = threading.Event()
     try:
-        with job_envelope(spark, spec.result_path, spec.secret, spec.redis) as job:
+        with job_envelope(ClassicSpark(spark), spec.result_path, spec.secret, spec.redis) as job:
             score(spark, spec, job, stop)
     finally:
         stop.set()
@@ -120,7 +119,8 @@ def score(spark: Any, spec: PredictSpec, job: Job, stop: threading.Event) -> Non
             raise JobError(f"--where {column}=...: no such column; the data has {', '.join(df.columns)}", DATA_COLUMN)
         df = df.filter(df[column] == value)
     setup = prepare(spark, df, spec.model, spec.features, spec.batch_size, spec.output, spec.node, spec.script, spec.tf_backend)
-    scored, loads, rows, tasks = with_predictions(spark, df, setup)
+    counters = ScoreCounters(sc.accumulator(0), sc.accumulator(0), sc.accumulator(0))
+    scored = with_predictions(df, setup, counters)
     if os.path.exists(spec.out) and not spec.overwrite:
         raise JobError(f"--out {spec.out} exists: remove it, or pass --overwrite", DATA_PATH)
     job_group = f"sparkring-predict-{sc.applicationId}"
@@ -132,12 +132,12 @@ def score(spark: Any, spec: PredictSpec, job: Job, stop: threading.Event) -> Non
     stop.set()
     progress.join(timeout=5)
     result["scoreMs"] = (time.time() - started) * 1000
-    result["rows"] = rows.value
-    result["loads"] = loads.value
-    result["tasks"] = tasks.value
+    result["rows"] = counters.rows.value
+    result["loads"] = counters.loads.value
+    result["tasks"] = counters.tasks.value
     result["output"] = setup.output
     result["features"] = list(setup.features)
-    release = release_executors(sc)
+    release = ClassicSpark(spark).release_executors()
     result["releaseMs"] = release.released_ms if release else None
     if release and release.remaining:
         result["releaseNote"] = release.line()

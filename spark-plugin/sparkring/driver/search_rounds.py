@@ -18,19 +18,20 @@ from sparkring.error_codes import SEARCH
 from sparkring.driver.envelope import Job, job_envelope
 from sparkring.failures import JobError, find_failure
 from sparkring.driver.driver_events import EventSender
-from sparkring.driver.executors import executor_ids
+from sparkring.driver.spark_session import DriverSpark, driver_spark
 from sparkring.driver.run_files import experiment_dir
-from sparkring.executor.search_tasks import SearchSpec, make_agent_task
+from sparkring.executor.search_tasks import AGENT_SCHEMA, SearchSpec, make_agent_task
 
 # How long the driver waits, after the last trial, for the executors to go back (for the result's releaseMs).
 RELEASE_TIMEOUT_S = 60.0
 
 
 class ExecutorWatch:
-    """Polls the application's executors, remembering when each was last seen (for release timing)."""
+    """Polls the application's executors, remembering when each was last seen (for release timing);
+    idle where the session cannot list them (Spark Connect)."""
 
-    def __init__(self, sc: Any) -> None:
-        self._sc = sc
+    def __init__(self, driver: DriverSpark) -> None:
+        self._driver = driver
         self._stop = threading.Event()
         self.gone_at: dict[str, float] = {}
         self.present: set[str] = set()
@@ -40,9 +41,12 @@ class ExecutorWatch:
     def _poll(self) -> None:
         while not self._stop.is_set():
             try:
-                now = set(executor_ids(self._sc))
+                listed = self._driver.executor_ids()
             except Exception:  # the context is stopping
                 return
+            if listed is None:
+                return
+            now = set(listed)
             at = time.time()
             for gone in self.present - now:
                 self.gone_at[gone] = at
@@ -65,7 +69,7 @@ class ExecutorWatch:
         self._thread.join(timeout=2)
 
 
-def run_round(sc: Any, group: str, collect: Callable[[], Any], r: Any, spec: SearchSpec, events: EventSender) -> None:
+def run_round(driver: DriverSpark, group: str, collect: Callable[[], Any], r: Any, spec: SearchSpec, events: EventSender) -> None:
     """Runs one round of agent tasks. A task whose agent hangs or is frozen holds no lease once
     the client reaped its trial, and would keep the round (and the search) waiting for ever: when
     no trial has run for `idle_round_leases` leases while the round's tasks are still there, the round is
@@ -73,9 +77,9 @@ def run_round(sc: Any, group: str, collect: Callable[[], Any], r: Any, spec: Sea
     outcome: dict[str, BaseException] = {}
 
     def body() -> None:
-        sc.setJobGroup(group, "sparkring search round", interruptOnCancel=True)
         try:
-            collect()
+            with driver.job_scope(group, "sparkring search round"):
+                collect()
         except BaseException as e:  # handed to the caller
             outcome["error"] = e
 
@@ -83,7 +87,12 @@ def run_round(sc: Any, group: str, collect: Callable[[], Any], r: Any, spec: Sea
     thread.start()
     idle_since: Optional[float] = None
     while thread.is_alive():
-        thread.join(timeout=0.5)
+        try:
+            thread.join(timeout=0.5)
+        except KeyboardInterrupt:  # the caller's Ctrl-C reaches this thread, not the round's
+            driver.cancel(group)
+            thread.join(timeout=30)
+            raise
         if not thread.is_alive():
             break
         try:
@@ -95,7 +104,7 @@ def run_round(sc: Any, group: str, collect: Callable[[], Any], r: Any, spec: Sea
             events.send(
                 "driver", stage="round-cancelled", reason=f"no trial ran for {spec.idle_round_leases} leases while a search task still ran"
             )
-            sc.cancelJobGroup(group)
+            driver.cancel(group)
             thread.join(timeout=60)
             return
     if "error" in outcome:
@@ -121,29 +130,31 @@ def run_search(spark: Any, spec: SearchSpec, time_release: bool) -> dict[str, An
     for the executors to go, for the result's releaseMs; off in a caller's session, whose executors stay."""
     import redis as redis_lib
 
-    sc = spark.sparkContext
-    run_dir = experiment_dir(spec.experiments, sc.applicationId, spec.name)
+    driver = driver_spark(spark)
+    run_dir = experiment_dir(spec.experiments, driver.app_id, spec.name)
     os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
     kwargs: dict[str, Any] = {"socket_timeout": 30, "socket_connect_timeout": 10}
     if spec.redis.url.startswith("rediss://") and spec.redis.ca:
         kwargs["ssl_ca_certs"] = spec.redis.ca
     r = redis_lib.Redis.from_url(spec.redis.url, **kwargs)
-    watch = ExecutorWatch(sc)
+    watch = ExecutorWatch(driver)
     try:
-        with job_envelope(spark, spec.result_path, spec.secret, spec.redis) as job:
+        with job_envelope(driver, spec.result_path, spec.secret, spec.redis) as job:
             job.result.update(dir=run_dir, executors=spec.executors)
-            job.events.send("driver", stage="started", appId=sc.applicationId, dir=run_dir)
-            run_rounds(sc, spec, r, watch, job, time_release)
+            job.events.send("driver", stage="started", appId=driver.app_id, dir=run_dir)
+            run_rounds(driver, spec, r, watch, job, time_release)
     finally:
         watch.stop()
         r.close()
     return job.result
 
 
-def run_rounds(sc: Any, spec: SearchSpec, r: Any, watch: ExecutorWatch, job: Job, time_release: bool) -> None:
-    """The search's middle: rounds of agent tasks while trials wait or run."""
+def run_rounds(driver: DriverSpark, spec: SearchSpec, r: Any, watch: ExecutorWatch, job: Job, time_release: bool) -> None:
+    """The search's middle: rounds of agent tasks while trials wait or run, each round a
+    DataFrame of one row per task (the DataFrame API is what a Spark Connect session has)."""
     events = job.events
     task = make_agent_task(spec, str(job.result["dir"]))
+    spark = driver.spark
     rounds = 0
     failed_rounds = 0
     last_round_end: Optional[float] = None
@@ -166,9 +177,10 @@ def run_rounds(sc: Any, spec: SearchSpec, r: Any, watch: ExecutorWatch, job: Job
         rounds += 1
         events.send("driver", stage="round", round=rounds, tasks=tasks, pending=pending)
         try:
-            run_round(sc, f"sparkring-search-{spec.run_id}-{rounds}", lambda: sc.parallelize(range(tasks), tasks).mapPartitions(task).collect(), r, spec, events)
+            frame = spark.range(0, tasks, 1, tasks).mapInArrow(task, AGENT_SCHEMA)
+            run_round(driver, f"sparkring-search-{spec.run_id}-{rounds}", frame.collect, r, spec, events)
         except Exception as e:  # the stage failed: excluded executors, or lost ones beyond retries
-            if sc._jsc.sc().isStopped():
+            if driver.stopped():
                 raise JobError("the Spark application was stopped", SEARCH) from None
             failed_rounds += 1
             failure = find_failure(f"{e}\n{traceback.format_exc()}")

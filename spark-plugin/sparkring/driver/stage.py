@@ -14,7 +14,8 @@ from typing import Any, Callable, Optional
 from sparkring.error_codes import DATA_COLUMN, DATA_PATH, EXECUTOR_LOST, SPARK, WORKER_SILENT
 from sparkring.failures import JOB_WIDE, JobError, error_report, find_failure
 from sparkring.driver.heartbeats import HeartbeatWatch
-from sparkring.driver.lost import LostTask, describe, first_lost
+from sparkring.driver.lost import LostTask, describe
+from sparkring.driver.spark_session import DriverSpark
 from sparkring.driver.spec import JobSpec
 
 
@@ -73,22 +74,22 @@ def partitioned(df: Any, spec: JobSpec) -> Any:
     return df.repartition(spec.workers, spec.partition_by)
 
 
-def run_attempt(sc: Any, frame: Any, spec: JobSpec, task: Any, job_group: str) -> AttemptOutcome:
-    """The barrier stage of attempt `spec.attempt` in job group `job_group`, watched for silent
-    workers where the run has Redis (a silent worker cancels the group)."""
+def run_attempt(driver: DriverSpark, frame: Any, spec: JobSpec, task: Any, job_group: str) -> AttemptOutcome:
+    """The barrier stage of attempt `spec.attempt` in job group (or tag) `job_group`, watched for
+    silent workers where the run has Redis (a silent worker cancels the group)."""
     from sparkring.executor.task import RESULT_SCHEMA
 
     watch = (
         HeartbeatWatch(
-            spec.redis, spec.heartbeat_timeout_ms, lambda _rank, _s: sc.cancelJobGroup(job_group), spec.attempt
+            spec.redis, spec.heartbeat_timeout_ms, lambda _rank, _s: driver.cancel(job_group), spec.attempt
         )
         if spec.redis is not None
         else None
     )
     started = time.time()
-    sc.setJobGroup(job_group, f"sparkring {spec.name} attempt {spec.attempt + 1}", interruptOnCancel=True)
     try:
-        rows = partitioned(frame, spec).mapInArrow(task, RESULT_SCHEMA, barrier=True).collect()
+        with driver.job_scope(job_group, f"sparkring {spec.name} attempt {spec.attempt + 1}"):
+            rows = partitioned(frame, spec).mapInArrow(task, RESULT_SCHEMA, barrier=True).collect()
         per_rank = {int(r["rank"]): json.loads(r["result"]) for r in rows}
         return AttemptOutcome(True, ranks=[per_rank[k] for k in sorted(per_rank)], started=started, finished=time.time())
     except JobError as e:
@@ -103,7 +104,7 @@ def run_attempt(sc: Any, frame: Any, spec: JobSpec, task: Any, job_group: str) -
             error = stage_error(
                 f"{e}\n{traceback.format_exc()}",
                 spec.data,
-                lambda: first_lost(sc, job_group),
+                lambda: driver.first_lost(job_group),
                 lines[0] if lines else type(e).__name__,
             )
         return AttemptOutcome(
@@ -112,4 +113,3 @@ def run_attempt(sc: Any, frame: Any, spec: JobSpec, task: Any, job_group: str) -
     finally:
         if watch is not None:
             watch.stop()
-        sc._jsc.clearJobGroup()

@@ -15,6 +15,7 @@ from typing import Any, Callable
 from sparkring.driver import predict_job, search_rounds, train_job
 from sparkring.executor import search_tasks
 from sparkring.driver.envelope import job_envelope
+from sparkring.driver.spark_session import driver_spark
 from sparkring.error_codes import SPARK
 from sparkring.failures import JobError
 from sparkring.driver.spec import JobSpec, RedisEndpoint
@@ -35,7 +36,7 @@ def run_own_kind(raw: dict[str, Any]) -> dict[str, Any]:
     spark.sparkContext.setLogLevel("ERROR")
     redis = raw["redis"]
     try:
-        with job_envelope(spark, str(raw["resultPath"]), str(raw["secret"]), RedisEndpoint(redis["url"], redis["stream"], redis["ca"])) as job:
+        with job_envelope(driver_spark(spark), str(raw["resultPath"]), str(raw["secret"]), RedisEndpoint(redis["url"], redis["stream"], redis["ca"])) as job:
             path = str(raw["driver"])
             loaded = importlib.util.spec_from_file_location(f"sparkring_kind_{raw['kind']}", path)
             if loaded is None or loaded.loader is None:

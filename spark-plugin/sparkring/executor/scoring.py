@@ -23,9 +23,13 @@ from sparkring.error_codes import DATA_COLUMN, PREDICT_MODEL, RUNTIME_MISSING
 from sparkring.failures import JobError, SparkringWorkerError, WorkerFailure, known
 from sparkring.executor.node_worker import spawn_node
 from sparkring.executor.runtime_home import runtime_home
+from sparkring.driver.spark_session import driver_spark
 from sparkring.executor.tf_libraries import tensorflow_env
 
 MODEL_FILES = ("model.json", "weights.bin", "signature.json")
+# A scoring process no task has used for this long ends: a Spark Connect server's Python workers
+# outlive the sessions that scored on them. spark.executorEnv.SPARKRING_SCORING_IDLE_S sets it.
+SCORING_IDLE_S = 60.0
 ERROR_BIT = 0x80000000
 DEFAULT_BATCH_SIZE = 4096
 
@@ -102,6 +106,8 @@ class ScoringProcess:
             os.close(reply_w)
             raise JobError(f"Node not found on this executor ({setup.node}): install Node 20 on the nodes", RUNTIME_MISSING) from e
         os.close(reply_w)
+        self._idle: Optional[threading.Timer] = None
+        self._lock = threading.Lock()
         self.replies: IO[bytes] = os.fdopen(reply_r, "rb")
         threading.Thread(target=self._pump, daemon=True).start()
         ready = self._frame()
@@ -142,6 +148,33 @@ class ScoringProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def claim(self) -> bool:
+        """For a task: whether the process still runs, its idle end called off."""
+        with self._lock:
+            if self._idle is not None:
+                self._idle.cancel()
+                self._idle = None
+            return self.alive()
+
+    def release(self) -> None:
+        """After a task: the process ends unless another task claims it within the idle time."""
+        idle_s = float(os.environ.get("SPARKRING_SCORING_IDLE_S") or SCORING_IDLE_S)
+        with self._lock:
+            self._idle = threading.Timer(idle_s, self._end)
+            self._idle.daemon = True
+            self._idle.start()
+
+    def _end(self) -> None:
+        with self._lock:
+            self._idle = None
+            if self.alive():
+                assert self.proc.stdin is not None
+                self.proc.stdin.close()  # the server exits at the end of its input
+                try:
+                    self.proc.wait(timeout=10)
+                except Exception:  # noqa: BLE001 - a process that does not end at EOF is killed
+                    self.proc.kill()
+
 
 # The scoring processes of this Python worker, by model and settings: Spark reuses the worker
 # (spark.python.worker.reuse) for the executor's later tasks, and they find their process here.
@@ -151,7 +184,7 @@ _PROCESSES: dict[str, ScoringProcess] = {}
 def _process_for(setup: ScoringSetup, cpus: int) -> tuple[ScoringProcess, bool]:
     key = json.dumps([setup.model_name, setup.features, setup.batch_size, setup.tf_backend, setup.node, setup.script])
     process = _PROCESSES.get(key)
-    if process is not None and process.alive():
+    if process is not None and process.claim():
         return process, False
     from pyspark import SparkFiles
 
@@ -164,7 +197,17 @@ def _process_for(setup: ScoringSetup, cpus: int) -> tuple[ScoringProcess, bool]:
     return process, True
 
 
-def score_partitions(setup: ScoringSetup, loads: Any, rows: Any, tasks: Any):
+@dataclass(frozen=True)
+class ScoreCounters:
+    """Spark accumulators of model loads, rows scored and tasks run (a classic session's; Spark
+    Connect has no accumulators)."""
+
+    loads: Any
+    rows: Any
+    tasks: Any
+
+
+def score_partitions(setup: ScoringSetup, counters: Optional[ScoreCounters]):
     """The mapInArrow function: each batch with the prediction column appended."""
 
     def score(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -176,21 +219,26 @@ def score_partitions(setup: ScoringSetup, loads: Any, rows: Any, tasks: Any):
             process, started = _process_for(setup, ctx.cpus() if ctx else 1)
         except JobError as e:
             raise SparkringWorkerError(WorkerFailure(partition, f"partition {partition}: {e}", code=e.code)) from None
-        tasks.add(1)
-        if started:
-            loads.add(1)
+        if counters is not None:
+            counters.tasks.add(1)
+            if started:
+                counters.loads.add(1)
         out_type = pa.float32() if setup.output_width == 1 else pa.list_(pa.float32())
-        for index, batch in enumerate(batches):
-            features = pa.RecordBatch.from_arrays([batch.column(name) for name in setup.features], names=list(setup.features))
-            reply = process.score(features, index)
-            if isinstance(reply, dict):
-                message = f"partition {partition}: {reply.get('message')}"
-                raise SparkringWorkerError(WorkerFailure(partition, message, code=known(reply.get("code"))))
-            prediction = reply.column(0).combine_chunks()
-            if setup.output_width > 1:
-                prediction = prediction.cast(out_type)
-            rows.add(batch.num_rows)
-            yield batch.append_column(pa.field(setup.output, out_type, nullable=False), prediction)
+        try:
+            for index, batch in enumerate(batches):
+                features = pa.RecordBatch.from_arrays([batch.column(name) for name in setup.features], names=list(setup.features))
+                reply = process.score(features, index)
+                if isinstance(reply, dict):
+                    message = f"partition {partition}: {reply.get('message')}"
+                    raise SparkringWorkerError(WorkerFailure(partition, message, code=known(reply.get("code"))))
+                prediction = reply.column(0).combine_chunks()
+                if setup.output_width > 1:
+                    prediction = prediction.cast(out_type)
+                if counters is not None:
+                    counters.rows.add(batch.num_rows)
+                yield batch.append_column(pa.field(setup.output, out_type, nullable=False), prediction)
+        finally:
+            process.release()
 
     return score
 
@@ -240,7 +288,7 @@ def prepare(
             os.replace(archive, staged)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    spark.sparkContext.addArchive(staged)
+    driver_spark(spark).add_archive(staged)
     return ScoringSetup(
         node=node or os.environ.get("SPARKRING_NODE", "node"),
         script=script,
@@ -266,17 +314,13 @@ def predict(
     output), scored on the executors. `model` is a folder ctx.saveModel wrote, or a run folder."""
     spark = df.sparkSession
     setup = prepare(spark, df, model, features, batch_size, output, tf_backend=tf_backend)
-    return with_predictions(spark, df, setup)[0]
+    return with_predictions(df, setup, None)
 
 
-def with_predictions(spark: Any, df: Any, setup: ScoringSetup) -> tuple[Any, Any, Any, Any]:
-    """The scored frame, and the accumulators of model loads, rows scored and tasks run."""
+def with_predictions(df: Any, setup: ScoringSetup, counters: Optional[ScoreCounters]) -> Any:
+    """The scored frame; `counters` count what its tasks did."""
     from pyspark.sql.types import ArrayType, FloatType, StructField, StructType
 
-    sc = spark.sparkContext
-    loads = sc.accumulator(0)
-    rows = sc.accumulator(0)
-    tasks = sc.accumulator(0)
     kind = FloatType() if setup.output_width == 1 else ArrayType(FloatType(), containsNull=False)
     schema = StructType([*df.schema.fields, StructField(setup.output, kind, nullable=False)])
-    return df.mapInArrow(score_partitions(setup, loads, rows, tasks), schema), loads, rows, tasks
+    return df.mapInArrow(score_partitions(setup, counters), schema)

@@ -103,8 +103,15 @@ def executor_identity() -> tuple[str, str]:
     return f"pid-{os.getppid()}", host
 
 
-def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]], Iterator[tuple[str, str]]]:
-    def task(_rows: Iterator[Any]) -> Iterator[tuple[str, str]]:
+# What each agent task yields: its executor and the trials it ran (JSON).
+AGENT_SCHEMA = "executor string, trials string"
+
+
+def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]], Iterator[Any]]:
+    """The agent task, for mapInArrow over a frame of one row per task."""
+
+    def task(batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
         from pyspark import TaskContext
 
         from sparkring.executor.bundle_paths import shipped_paths
@@ -144,7 +151,9 @@ def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]],
                     f"executor {executor} on {host} failed {spec.exclude_after} trials in a row while other "
                     "executors completed theirs; it is excluded from this search"
                 )
-            yield (executor, json.dumps(finished.get("trials", [])))
+            for _ in batches:  # the task's one row says only that it runs
+                pass
+            yield pa.RecordBatch.from_pydict({"executor": [executor], "trials": [json.dumps(finished.get("trials", []))]})
         finally:
             agent.stop()
 

@@ -30,6 +30,11 @@ export const jobFields = {
   name: z.string().superRefine(checkName).optional(),
   /** Spark master; default: the embedded local-cluster[W,1,1024]. */
   master: z.string().min(1).optional(),
+  /**
+   * A host of the cluster, where the master names none (a local master on a Spark Connect server's
+   * machine): the executors reach this client by the address toward it. The Python API sets it.
+   */
+  clusterHost: z.string().min(1).optional(),
   /** Submit through this Livy server (http(s)://host:port) instead of spark-submit. */
   livy: z
     .string()

@@ -11,6 +11,8 @@ import { resourceManagerUrl } from './yarn.js';
 
 export interface Placement {
   master?: string;
+  /** A cluster host for a master that names none (jobs/options.ts). */
+  clusterHost?: string;
   livy?: string;
   redis?: string;
   sparkConf: Record<string, string>;
@@ -36,7 +38,7 @@ export function isLoopback(host: string): boolean {
 
 /** The address the cluster's executors reach this client at. */
 export async function clientAddress(o: Placement): Promise<string> {
-  const host = masterHost(o.master);
+  const host = masterHost(o.master) ?? o.clusterHost;
   if (!host || isLoopback(host)) return '127.0.0.1';
   try {
     return await localAddressToward(host);
