@@ -31,7 +31,7 @@ from sparkring.executor.runtime_home import CLI, node_binary, runtime_home
 from sparkring.driver.search_rounds import run_search
 from sparkring.executor.search_tasks import SearchSpec
 from sparkring.driver.spec import JobSpec
-from sparkring.driver.spark_session import connect_refusal, driver_spark, is_connect
+from sparkring.driver.spark_session import connect_refusal, driver_spark, is_connect, is_loopback
 
 
 class RunError(RuntimeError):
@@ -161,15 +161,18 @@ class _Session:
             self._proc.wait()
 
 
-def _drive(job: str, options: dict[str, Any], shown: LineProgress, drive: Callable[[str], Any]) -> dict[str, Any]:
-    """One job through the session: its options to the Node side, `drive(spec_path)` (this
-    process's driver) between its spec and its result."""
+def _drive(job: str, options: dict[str, Any], shown: LineProgress, spark: Any, drive: Callable[[str], Any]) -> dict[str, Any]:
+    """One job through the session: its options to the Node side, the runtime archive it built
+    (where the run ships one) added to the session, `drive(spec_path)` (this process's driver)
+    between its spec and its result."""
     session = _Session(shown)
     try:
         session.send({"type": "options", "job": job, "options": options})
-        spec_path = str(session.reply()["path"])
+        spec = session.reply()
         try:
-            drive(spec_path)
+            if spec.get("archive"):
+                driver_spark(spark).add_archive(str(spec["archive"]))
+            drive(str(spec["path"]))
         except BaseException:
             try:
                 session.send({"type": "abandoned"})
@@ -190,17 +193,31 @@ def _given(**options: Any) -> dict[str, Any]:
 
 
 def _job_options(
-    entry: str, spark: Any, experiments: Optional[str], name: Optional[str], tf_backend: Optional[str], redis: Optional[str]
+    entry: str,
+    spark: Any,
+    experiments: Optional[str],
+    name: Optional[str],
+    tf_backend: Optional[str],
+    redis: Optional[str],
+    ship: Optional[bool],
 ) -> dict[str, Any]:
     driver = driver_spark(spark)
     options: dict[str, Any] = {"entry": os.path.abspath(entry), "master": driver.master}
     if driver.connect:
-        # The server's master may be local to its machine, which is not necessarily this one.
-        options["clusterHost"] = str(spark.client.host)
+        # The server's master may be local to its machine, which is not necessarily this one; a
+        # server elsewhere gets the runtime and the entry shipped, unless the caller says otherwise.
+        host = str(spark.client.host)
+        options["clusterHost"] = host
+        if ship is None:
+            ship = not is_loopback(host)
     return {
         **options,
         **_given(
-            experiments=os.path.abspath(experiments) if experiments is not None else None, name=name, tfBackend=tf_backend, redis=redis
+            experiments=os.path.abspath(experiments) if experiments is not None else None,
+            name=name,
+            tfBackend=tf_backend,
+            redis=redis,
+            ship=ship,
         ),
     }
 
@@ -220,6 +237,7 @@ def allreduce(
     partition_by: Optional[str] = None,
     release_executors: bool = False,
     redis: Optional[str] = None,
+    ship: Optional[bool] = None,
     spark: Any = None,
     progress: Optional[bool] = None,
 ) -> Run:
@@ -229,11 +247,13 @@ def allreduce(
     or raises RunError. `release_executors` gives the session's executors back when training ends
     (off by default here: the session is the caller's). `redis`: a redis:// URL for the run's events
     that the executors and this process both reach, where the executors cannot reach this machine
-    (a remote Spark Connect cluster); default: a Redis private to this run. `progress=False`: lines
-    only, no notebook table."""
+    (a remote Spark Connect cluster); default: a Redis private to this run. `ship`: send the Node
+    runtime and the compiled entry to the executors as an archive (default: over Spark Connect to a
+    server not on this machine; else the executors run them at this machine's paths).
+    `progress=False`: lines only, no notebook table."""
     spark = active_session(df, spark, "sparkring.allreduce")
     shown = progress_for(progress)
-    options = _job_options(entry, spark, experiments, name, tf_backend, redis)
+    options = _job_options(entry, spark, experiments, name, tf_backend, redis, ship)
     options.update(
         workers=num_workers,
         hparams=hparams or {},
@@ -255,7 +275,7 @@ def allreduce(
         )
         run_job(spark, lambda: df if df is not None else spark.range(num_workers), spec)
 
-    r = _drive("train", options, shown, drive)
+    r = _drive("train", options, shown, spark, drive)
     return Run(
         result=r.get("result"),
         attempts=int(r.get("attempts", 1)),
@@ -341,6 +361,7 @@ def launch(
     gpus_per_trial: Optional[float] = None,
     tf_backend: Optional[str] = None,
     redis: Optional[str] = None,
+    ship: Optional[bool] = None,
     spark: Any = None,
     progress: Optional[bool] = None,
 ) -> Search:
@@ -350,12 +371,12 @@ def launch(
     Node process; `asha` ({min_steps, eta, max_steps}) or `median` ({grace_steps, min_trials})
     stop poor trials early by `metric` (a trial hears a stop when it next renews its lease, every
     third of `lease_s`; a trial whose executor stops renewing it for `lease_s` runs again
-    elsewhere; `redis` as for allreduce). Returns the Search, or raises RunError."""
+    elsewhere; `redis` and `ship` as for allreduce). Returns the Search, or raises RunError."""
     spark = active_session(None, spark, "sparkring.launch")
     if asha is not None and median is not None:
         raise RunError("give asha= or median=, not both: a search has one early-stopping rule", "input")
     shown = progress_for(progress)
-    options = _job_options(entry, spark, experiments, name, tf_backend, redis)
+    options = _job_options(entry, spark, experiments, name, tf_backend, redis, ship)
     options.update(
         hparams=hparams or {},
         **_given(
@@ -382,7 +403,7 @@ def launch(
         shown.line(f"sparkring: searching {spec.name} on {spec.executors} executors in {driver_spark(spark).app_id}")
         run_search(spark, spec, time_release=False)  # a failed search: the session raises its error
 
-    r = _drive("search", options, shown, drive)
+    r = _drive("search", options, shown, spark, drive)
     best = r.get("best")
     return Search(
         best=None if best is None else Trial.from_dict(best),

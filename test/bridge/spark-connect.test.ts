@@ -14,7 +14,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { pidOf, ROOT, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
+import { processes, ROOT, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
 import { CONNECT_CLIENT_VENV, CONNECT_SERVER_PYTHON, CONNECT_SPARK_VERSION, TestSparkConnect } from '../helpers/spark-connect.js';
 
 // Logistic regression by hand: each step's gradient is the sum over every rank's rows divided by
@@ -89,7 +89,7 @@ export default async function train(ctx: TrainContext) {
 `;
 
 // What a Spark 4 user writes: a remote session, their DataFrame, then the calls.
-const SCRIPT = `import json, shutil, sys
+const SCRIPT = `import json, os, shutil, sys
 import numpy as np
 from pyspark.sql import SparkSession, functions as F
 from pyspark.ml import Pipeline
@@ -97,6 +97,8 @@ from pyspark.ml.feature import SQLTransformer
 import sparkring, sparkring.ml
 
 url, out, experiments = sys.argv[1:4]
+# As to a server on another machine: the runtime and the entry go to the executors as an archive.
+ship = True if os.environ.get("SHIP") == "1" else None
 spark = SparkSession.builder.remote(url).getOrCreate()
 report = {"session": type(spark).__module__, "spark": spark.version, "java": shutil.which("java")}
 try:
@@ -116,10 +118,10 @@ X = np.stack([rows["a"], rows["b"], np.ones(len(rows))], axis=1)
 w = np.zeros(3)
 for _ in range(40):
     w -= 0.5 * X.T @ (1 / (1 + np.exp(-X @ w)) - rows["y"].to_numpy()) / len(rows)
-logistic = sparkring.allreduce("logistic.ts", df, num_workers=2, hparams={"steps": 40, "lr": 0.5}, experiments=experiments, tf_backend="cpu")
+logistic = sparkring.allreduce("logistic.ts", df, num_workers=2, hparams={"steps": 40, "lr": 0.5}, experiments=experiments, tf_backend="cpu", ship=ship)
 report["logistic"] = {"weights": logistic.result["weights"], "numpy": w.tolist(), "rows": len(rows), "appId": logistic.app_id, "dir": logistic.dir}
 
-search = sparkring.launch("trial.ts", grid={"lr": [0.1, 0.3, 1.0]}, metric="loss", direction="min", executors=2, experiments=experiments, tf_backend="cpu")
+search = sparkring.launch("trial.ts", grid={"lr": [0.1, 0.3, 1.0]}, metric="loss", direction="min", executors=2, experiments=experiments, tf_backend="cpu", ship=ship)
 report["search"] = {"best": search.best.hparams if search.best else None, "status": sorted(t.status for t in search.trials)}
 
 fitted = sparkring.allreduce("fit.ts", df, num_workers=2, experiments=experiments, name="fitted", tf_backend="cpu")
@@ -132,9 +134,9 @@ transformed = model.transform(df)
 report["pipeline"] = {"rows": transformed.count(), "columns": transformed.columns}
 
 hp = {"epochs": 8, "epochMs": 400}
-unbroken = sparkring.allreduce("fit.ts", df, num_workers=2, hparams=hp, experiments=experiments, name="unbroken", tf_backend="cpu")
+unbroken = sparkring.allreduce("fit.ts", df, num_workers=2, hparams=hp, experiments=experiments, name="unbroken", tf_backend="cpu", ship=ship)
 print("sparkring-test: unbroken run done", flush=True)
-retried = sparkring.allreduce("fit.ts", df, num_workers=2, hparams=hp, max_attempts=2, experiments=experiments, name="retried", tf_backend="cpu")
+retried = sparkring.allreduce("fit.ts", df, num_workers=2, hparams=hp, max_attempts=2, experiments=experiments, name="retried", tf_backend="cpu", ship=ship)
 report["retry"] = {"unbroken": unbroken.result, "retried": retried.result, "attempts": retried.attempts, "same_app": retried.app_id == unbroken.app_id}
 with open(out, "w") as f:
     json.dump(report, f)
@@ -230,7 +232,7 @@ afterAll(async () => {
 async function runScript(python: string, env: Record<string, string>, name: string) {
   const out = join(dir, `${name}.json`);
   let unbrokenDone = false;
-  let killed = false;
+  let killed: string | undefined;
   const child = execa(python, [join(dir, 'run.py'), server.url, out, join(dir, `experiments-${name}`)], {
     cwd: dir,
     env,
@@ -249,18 +251,18 @@ async function runScript(python: string, env: Record<string, string>, name: stri
       if (line.includes('sparkring-test: unbroken run done')) unbrokenDone = true;
       const step = /^\[worker \d\] step (\d+)/.exec(line);
       if (unbrokenDone && !killed && step && Number(step[1]) >= 3) {
-        const pid = pidOf(/node .*runtime\/main\.js/);
-        if (pid) {
-          killed = true;
-          process.kill(pid, 'SIGKILL');
+        const worker = processes().find((p) => /node .*runtime\/main\.js/.test(p.args));
+        if (worker) {
+          killed = worker.args;
+          process.kill(worker.pid, 'SIGKILL');
         }
       }
     }
   });
   const r = await child;
   expect(r.exitCode, `${lines.slice(-60).join('\n')}\n--- server ---\n${server.log().slice(-3000)}`).toBe(0);
-  expect(killed).toBe(true);
-  return { report: JSON.parse(await readFile(out, 'utf8')) as Report, lines };
+  expect(killed).toBeDefined();
+  return { report: JSON.parse(await readFile(out, 'utf8')) as Report, lines, killed: killed as string };
 }
 
 function expectTheScript(report: Report, lines: string[]): void {
@@ -292,15 +294,28 @@ function expectTheScript(report: Report, lines: string[]): void {
 describe('the Python API over Spark Connect', () => {
   it('PySpark 4: allreduce equals NumPy, launch, predict, the Estimator in a Pipeline, a retried kill -9', async () => {
     // The checkout's package for the client only: the server's executors get it from the client.
-    const { report, lines } = await runScript(CONNECT_SERVER_PYTHON, { PYTHONPATH: join(ROOT, 'spark-plugin') }, 'pyspark4');
+    const { report, lines, killed } = await runScript(
+      CONNECT_SERVER_PYTHON,
+      { PYTHONPATH: join(ROOT, 'spark-plugin') },
+      'pyspark4',
+    );
     expect(report.py4j).toBe(true);
+    // A server on this machine: the workers run the client's runtime where it is.
+    expect(killed).toContain(join(ROOT, 'dist', 'src', 'runtime', 'main.js'));
     expectTheScript(report, lines);
   }, 600_000);
 
   it('the same from a venv with only pyspark-client and the wheel, with no JVM on its PATH', async () => {
-    const { report, lines } = await runScript(clientPython, { PATH: thinPath, JAVA_HOME: '', PYTHONPATH: '' }, 'client');
+    const { report, lines, killed } = await runScript(
+      clientPython,
+      { PATH: thinPath, JAVA_HOME: '', PYTHONPATH: '', SHIP: '1' },
+      'client',
+    );
     expect(report.java).toBeNull();
     expect(report.py4j).toBe(false);
+    // ship=True: the worker ran the runtime from the run's archive, unpacked in the session's files.
+    expect(killed).toMatch(/\/sparkring-runtime-[0-9a-f]{8}\/runtime\/runtime\/main\.js/);
+    expect(lines.some((l) => /^sparkring: shipping the runtime and fit\.ts to the executors/.test(l))).toBe(true);
     expectTheScript(report, lines);
   }, 600_000);
 

@@ -43,6 +43,11 @@ def is_connect(spark: Any) -> bool:
     return type(spark).__module__.startswith("pyspark.sql.connect")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine's loopback (as src/client/submission/reachable.ts's isLoopback)."""
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
+
 class DriverSpark(Protocol):
     spark: Any
     connect: bool

@@ -100,7 +100,10 @@ class ScoringProcess:
         }
         self.tail: collections.deque[str] = collections.deque(maxlen=50)
         try:
-            self.proc = spawn_node([setup.node, setup.script, json.dumps(config)], env, reply_w)
+            # The client's runtime where this executor has it (same machine, shared mount), else the
+            # one installed with this executor's sparkring (a Spark Connect server elsewhere).
+            script = setup.script if os.path.isfile(setup.script) else default_script()
+            self.proc = spawn_node([setup.node, script, json.dumps(config)], env, reply_w)
         except FileNotFoundError as e:
             os.close(reply_r)
             os.close(reply_w)

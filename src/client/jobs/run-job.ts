@@ -12,7 +12,7 @@ import { redactUrl } from '../../events/redis.js';
 import { RunError } from '../errors.js';
 import { EventFollower } from '../run/event-stream.js';
 import { openRunRedis } from '../run/redis-server.js';
-import { type Staging, shipRuntime, stagingDir } from '../submission/bundle.js';
+import { BUNDLE_NAME, type Staging, shipRuntime, stagingDir } from '../submission/bundle.js';
 import { checkLivy, runLivyBatch } from '../submission/livy-submit.js';
 import { requireSparkPaths } from '../submission/paths.js';
 import { placeJob } from '../submission/reachable.js';
@@ -73,7 +73,10 @@ export async function openJob<
   try {
     stage = await stagingDir(o.stage, `sparkring-${kind.kind}-`);
     const entry = kind.shipEntry?.(o);
-    const bundle = entry === undefined ? undefined : await shipRuntime({ ...o, entry }, paths, stage.dir, say);
+    // A caller's long-lived session (the Python API) gets one archive per run: Spark refuses a
+    // second, different archive of the same name in one application or Connect session.
+    const name = submits ? BUNDLE_NAME : `${BUNDLE_NAME}-${runId.slice(0, 8)}`;
+    const bundle = entry === undefined ? undefined : await shipRuntime({ ...o, entry }, paths, stage.dir, say, name);
     const run: JobRun<O> = {
       o,
       sparkConf: placed.sparkConf,

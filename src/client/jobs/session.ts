@@ -6,7 +6,9 @@
  *   python → node   {"type":"options", "job": "train" | "search" | ..., "options": {...the kind's options}}
  *   node → python   {"type":"line", "line"} (progress and worker logs), {"type":"event", "event"}
  *                   (metrics and driver events, for a notebook's table)
- *   node → python   {"type":"spec", "path"}: the job spec the caller's driver runs (lifecycle.py)
+ *   node → python   {"type":"spec", "path", "archive"}: the job spec the caller's driver runs (lifecycle.py),
+ *                   and the runtime archive (path#name) it adds to its session when the run ships one
+ *                   (options.ship: the executors are not on this machine), else null
  *   python → node   {"type":"ran"} once its run_job returned (or {"type":"abandoned"})
  *   node → python   {"type":"result", "result"} or {"type":"error", "error": {kind, code, message, ...}}
  *
@@ -51,7 +53,7 @@ export async function runSession(input: NodeJS.ReadableStream, output: NodeJS.Wr
     for (const key of NOT_FROM_CALLER) delete options[key];
     const relayed = {
       ...options,
-      ship: false,
+      ship: options.ship === true,
       onProgress: (line: string) => send({ type: 'line', line }),
       onEvent: (event: RunEvent) => {
         if (event.type === 'metrics' || event.type === 'driver' || event.type === 'trial') send({ type: 'event', event });
@@ -60,7 +62,7 @@ export async function runSession(input: NodeJS.ReadableStream, output: NodeJS.Wr
     const job = await openJob(JOB_KINDS[first.job] as AnyJobKind, relayed, false);
     try {
       const startedAt = Date.now();
-      send({ type: 'spec', path: job.specPath });
+      send({ type: 'spec', path: job.specPath, archive: job.run.bundle?.archive ?? null });
       const ran = await next();
       if (ran?.type !== 'ran') throw new RunError('input', 'the caller abandoned the run before its driver finished');
       send({ type: 'result', result: await job.finish(startedAt) });

@@ -198,9 +198,10 @@ export async function buildRuntimeBundle(
   entry: string,
   paths: SparkPaths,
   staging: string,
-  options: { shipNode?: boolean } = {},
+  options: { shipNode?: boolean; name?: string } = {},
 ): Promise<RuntimeBundle> {
-  const dir = join(staging, BUNDLE_NAME);
+  const name = options.name ?? BUNDLE_NAME;
+  const dir = join(staging, name);
   await mkdir(dir, { recursive: true });
   await buildRuntime(dir, paths);
   await buildTfjs(dir);
@@ -211,12 +212,12 @@ export async function buildRuntimeBundle(
     await mkdir(join(dir, 'bin'), { recursive: true });
     await copyFile(process.execPath, join(dir, 'bin', 'node'));
   }
-  const archive = join(staging, `${BUNDLE_NAME}.tgz`);
+  const archive = join(staging, `${name}.tgz`);
   await execa('tar', ['-czf', archive, '-C', dir, '.']);
   const inside = (p: string): string => join('runtime', p.slice(join(packageRoot(), 'dist', 'src').length + 1));
   return {
-    archive: `${archive}#${BUNDLE_NAME}`,
-    name: BUNDLE_NAME,
+    archive: `${archive}#${name}`,
+    name,
     node: options.shipNode ? 'bin/node' : 'node',
     runtimeMain: inside(paths.runtimeMain),
     agentMain: inside(paths.agentMain),
@@ -235,9 +236,10 @@ export async function shipRuntime(
   paths: SparkPaths,
   staging: string,
   say: (line: string) => void,
+  name = BUNDLE_NAME,
 ): Promise<RuntimeBundle | undefined> {
   if (!(o.ship ?? executorsMayBeElsewhere(o))) return undefined;
-  const bundle = await buildRuntimeBundle(o.entry, paths, staging, { shipNode: o.shipNode });
+  const bundle = await buildRuntimeBundle(o.entry, paths, staging, { shipNode: o.shipNode, name });
   const { size } = await stat(bundle.archive.slice(0, bundle.archive.indexOf('#')));
   const archive = bundle.archive.slice(0, bundle.archive.indexOf('#'));
   say(
