@@ -76,7 +76,7 @@ export async function connectBench(o: { rounds: number }, progress: (l: string) 
     sessions.classic = await Session.open('classic', master, experiments);
     for (let round = 0; round < o.rounds; round++) {
       // Alternating which goes first, so neither always runs on the machine the other just warmed.
-      for (const kind of round % 2 ? (['classic', 'connect'] as const) : (['connect', 'classic'] as const)) {
+      for (const kind of round % 2 ? (['connect', 'classic'] as const) : (['classic', 'connect'] as const)) {
         const s = await (sessions[kind] as Session).run();
         samples[kind].push(s);
         progress(
@@ -95,6 +95,8 @@ export async function connectBench(o: { rounds: number }, progress: (l: string) 
   });
   const classic = summary('classic');
   const connect = summary('connect');
+  const ratio = (a: number, b: number) => Number((a / b).toFixed(2));
+  const [firstClassic, firstConnect] = [samples.classic[0] as Sample, samples.connect[0] as Sample];
   return {
     bench: 'connect',
     master,
@@ -103,8 +105,13 @@ export async function connectBench(o: { rounds: number }, progress: (l: string) 
     classic,
     connect,
     ratio: {
-      submit_to_ring: Number((connect.submit_to_ring_ms / classic.submit_to_ring_ms).toFixed(2)),
-      wall: Number((connect.wall_ms / classic.wall_ms).toFixed(2)),
+      submit_to_ring: ratio(connect.submit_to_ring_ms, classic.submit_to_ring_ms),
+      wall: ratio(connect.wall_ms, classic.wall_ms),
+    },
+    // Each session's first run (its Python workers and the shipped package are new), on its own.
+    first_run_ratio: {
+      submit_to_ring: ratio(firstConnect.submit_to_ring_ms, firstClassic.submit_to_ring_ms),
+      wall: ratio(firstConnect.wall_ms, firstClassic.wall_ms),
     },
     samples,
   };

@@ -27,6 +27,12 @@ def session(kind: str, target: str) -> SparkSession:
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
+    # Its executors up before the rounds start, as the Connect server's are (cluster/spark-connect.ts):
+    # neither side's first run then shares the machine with the other's JVMs starting.
+    from sparkring.driver.executors import executor_ids
+
+    while len(executor_ids(spark.sparkContext)) < 2:
+        time.sleep(0.2)
     return spark
 
 
@@ -45,6 +51,7 @@ def main(kind: str, target: str, entry: str, experiments: str) -> None:
         )
         wall = time.time() - started
         print("BENCH " + json.dumps({"wall_ms": wall * 1000, "submit_to_ring_ms": run.timings.get("submitToRingMs")}), flush=True)
+    spark.stop()
 
 
 if __name__ == "__main__":
