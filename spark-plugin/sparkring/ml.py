@@ -36,6 +36,7 @@ from pyspark.ml.util import (
 from sparkring.api import RunError, allreduce
 from sparkring.error_codes import PREDICT_MODEL
 from sparkring.failures import JobError
+from sparkring.driver.spark_session import is_connect
 from sparkring.executor.scoring import DEFAULT_BATCH_SIZE, MODEL_FILES, model_dir_of, predict
 
 
@@ -164,7 +165,7 @@ class _ModelWriter(MLWriter):
         source = self.instance.getOrDefault(self.instance.modelDir)
         params = {p.name: v for p, v in self.instance._paramMap.items()}
         params["modelDir"] = "model"  # relative: the saved folder can move
-        DefaultParamsWriter.saveMetadata(self.instance, path, self.sc, paramMap=params)
+        DefaultParamsWriter.saveMetadata(self.instance, path, _spark_for_metadata(self), paramMap=params)
         target = os.path.join(_local(path), "model")
         os.makedirs(target, exist_ok=True)
         for name in MODEL_FILES:
@@ -173,11 +174,17 @@ class _ModelWriter(MLWriter):
 
 class _ModelReader(MLReader[Model]):
     def load(self, path: str) -> Model:
-        metadata = DefaultParamsReader.loadMetadata(path, self.sc)
+        metadata = DefaultParamsReader.loadMetadata(path, _spark_for_metadata(self))
         model = Model()
         DefaultParamsReader.getAndSetParams(model, metadata)
         model._set(modelDir=os.path.join(_local(path), "model"))
         return model
+
+
+def _spark_for_metadata(io: Any) -> Any:
+    """What Spark ML's metadata helpers take: the session over Spark Connect (PySpark 4's helpers
+    write the metadata through it), else the SparkContext (3.5's take only that)."""
+    return io.sparkSession if is_connect(io.sparkSession) else io.sc
 
 
 def _local(path: str) -> str:

@@ -4,7 +4,8 @@
  * sparkring (the client ships it). Two clients run the same user script: PySpark 4 in full, and a venv
  * with only pyspark-client and the sparkring wheel, run with no JVM on its PATH. The script:
  * logistic regression through `sparkring.allreduce` on a computed, filtered DataFrame equals NumPy's
- * full-batch descent; `launch` runs a small grid; `predict` scores every row once; the Estimator fits
+ * full-batch descent; `launch` runs a small grid; `predict` scores every row once; `register` adds
+ * the model to a repository; a worker's own failure comes back as a typed RunError; the Estimator fits
  * and transforms inside a Pipeline; with max_attempts=2 and a worker killed -9, the second attempt
  * ends on the unbroken run's weights. Then Ctrl-C of a client mid-training: the job is gone from the
  * server's UI within 10 s, and nothing is left behind.
@@ -76,6 +77,11 @@ export default async function train(ctx: TrainContext) {
 }
 `;
 
+const BAD = `export default async function train(ctx) {
+  throw new Error(\`boom on rank \${ctx.rank}\`);
+}
+`;
+
 const SLOW = `import type { TrainContext } from 'sparkring';
 
 export default async function train(ctx: TrainContext) {
@@ -92,7 +98,7 @@ export default async function train(ctx: TrainContext) {
 const SCRIPT = `import json, os, shutil, sys
 import numpy as np
 from pyspark.sql import SparkSession, functions as F
-from pyspark.ml import Pipeline
+from pyspark.ml import Pipeline, PipelineModel
 from pyspark.ml.feature import SQLTransformer
 import sparkring, sparkring.ml
 
@@ -118,7 +124,7 @@ X = np.stack([rows["a"], rows["b"], np.ones(len(rows))], axis=1)
 w = np.zeros(3)
 for _ in range(40):
     w -= 0.5 * X.T @ (1 / (1 + np.exp(-X @ w)) - rows["y"].to_numpy()) / len(rows)
-logistic = sparkring.allreduce("logistic.ts", df, num_workers=2, hparams={"steps": 40, "lr": 0.5}, experiments=experiments, tf_backend="cpu", ship=ship)
+logistic = sparkring.allreduce("logistic.ts", df, num_workers=2, hparams={"steps": 40, "lr": 0.5}, experiments=experiments, tf_backend="cpu", ship=ship, release_executors=True)
 report["logistic"] = {"weights": logistic.result["weights"], "numpy": w.tolist(), "rows": len(rows), "appId": logistic.app_id, "dir": logistic.dir}
 
 search = sparkring.launch("trial.ts", grid={"lr": [0.1, 0.3, 1.0]}, metric="loss", direction="min", executors=2, experiments=experiments, tf_backend="cpu", ship=ship)
@@ -127,11 +133,20 @@ report["search"] = {"best": search.best.hparams if search.best else None, "statu
 fitted = sparkring.allreduce("fit.ts", df, num_workers=2, experiments=experiments, name="fitted", tf_backend="cpu")
 scored = sparkring.predict(df, fitted.dir)
 report["predict"] = {"rows": scored.count(), "ids": scored.select("id").distinct().count(), "columns": scored.columns}
+report["registered"] = sparkring.register(fitted, "connect-model", repo=os.path.join(experiments, "models"))["version"]
+
+try:
+    sparkring.allreduce("bad.js", df, num_workers=2, experiments=experiments, name="bad", tf_backend="cpu", ship=ship)
+    report["error"] = None
+except sparkring.RunError as e:
+    report["error"] = {"kind": e.kind, "code": e.code, "rank": e.rank, "message": str(e)}
 
 estimator = sparkring.ml.Estimator(entry="fit.ts", num_workers=2, hparams={"epochs": 3}, experiments=experiments, tf_backend="cpu")
 model = Pipeline(stages=[SQLTransformer(statement="SELECT *, a + b AS c FROM __THIS__"), estimator]).fit(df)
 transformed = model.transform(df)
-report["pipeline"] = {"rows": transformed.count(), "columns": transformed.columns}
+model.write().overwrite().save(os.path.join(experiments, "pipeline"))
+reloaded = PipelineModel.load(os.path.join(experiments, "pipeline")).transform(df)
+report["pipeline"] = {"rows": transformed.count(), "columns": transformed.columns, "reloaded": reloaded.count()}
 
 hp = {"epochs": 8, "epochMs": 400}
 unbroken = sparkring.allreduce("fit.ts", df, num_workers=2, hparams=hp, experiments=experiments, name="unbroken", tf_backend="cpu", ship=ship)
@@ -158,7 +173,9 @@ interface Report {
   logistic: { weights: number[]; numpy: number[]; rows: number; appId: string; dir: string };
   search: { best: { lr: number } | null; status: string[] };
   predict: { rows: number; ids: number; columns: string[] };
-  pipeline: { rows: number; columns: string[] };
+  registered: number | string;
+  error: { kind: string; code: string; rank: number | null; message: string } | null;
+  pipeline: { rows: number; columns: string[]; reloaded: number };
   retry: {
     unbroken: { weights: number[] };
     retried: { attempt: number; weights: number[] };
@@ -175,7 +192,8 @@ let thinPath: string;
 
 beforeAll(async () => {
   dir = tempDir('spark-connect');
-  for (const [name, text] of Object.entries({ 'logistic.ts': LOGISTIC, 'fit.ts': FIT, 'trial.ts': TRIAL, 'slow.ts': SLOW })) {
+  const entries = { 'logistic.ts': LOGISTIC, 'fit.ts': FIT, 'trial.ts': TRIAL, 'bad.js': BAD, 'slow.ts': SLOW };
+  for (const [name, text] of Object.entries(entries)) {
     writeFileSync(join(dir, name), text);
   }
   writeFileSync(join(dir, 'run.py'), SCRIPT);
@@ -276,7 +294,14 @@ function expectTheScript(report: Report, lines: string[]): void {
   expect(report.logistic.appId).toMatch(/^app-/);
   expect(report.search).toEqual({ best: { lr: 0.3 }, status: ['done', 'done', 'done'] });
   expect(report.predict).toEqual({ rows: 2400, ids: 2400, columns: ['id', 'a', 'b', 'y', 'prediction'] });
-  expect(report.pipeline).toEqual({ rows: 2400, columns: ['id', 'a', 'b', 'y', 'c', 'prediction'] });
+  expect(String(report.registered)).toBe('1');
+  // A worker's own failure comes back typed and named, though the client has no executor logs.
+  expect(report.error).toMatchObject({ kind: 'worker', code: 'SR_ENTRY_FAILED' });
+  expect(report.error?.message).toMatch(/boom on rank [01]/);
+  expect([0, 1]).toContain(report.error?.rank);
+  // release_executors=True over Connect: said once that release is the server's dynamic allocation.
+  expect(lines.filter((l) => l.includes('giving them back is left to its dynamic allocation'))).toHaveLength(1);
+  expect(report.pipeline).toEqual({ rows: 2400, columns: ['id', 'a', 'b', 'y', 'c', 'prediction'], reloaded: 2400 });
   expect(report.retry.attempts).toBe(2);
   expect(report.retry.retried.attempt).toBe(1);
   expect(report.retry.same_app).toBe(true);
@@ -292,7 +317,7 @@ function expectTheScript(report: Report, lines: string[]): void {
 }
 
 describe('the Python API over Spark Connect', () => {
-  it('PySpark 4: allreduce equals NumPy, launch, predict, the Estimator in a Pipeline, a retried kill -9', async () => {
+  it('PySpark 4: allreduce equals NumPy, launch, predict, register, a typed failure, a Pipeline saved and loaded, a retried kill -9', async () => {
     // The checkout's package for the client only: the server's executors get it from the client.
     const { report, lines, killed } = await runScript(
       CONNECT_SERVER_PYTHON,
