@@ -110,7 +110,8 @@ export async function setup(say: (line: string) => void): Promise<SetupResult> {
         '--disable-pip-version-check',
         '-c',
         join(root, 'spark-plugin', 'constraints.txt'),
-        `${join(root, 'spark-plugin')}[tf,demo]`,
+        // spark: pyspark itself, which the package leaves to an extra (a Connect client has pyspark-client).
+        `${join(root, 'spark-plugin')}[spark,tf,demo]`,
       ],
       say,
     );
