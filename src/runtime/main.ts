@@ -52,7 +52,7 @@ let rank = -1;
 try {
   const init = await control.next(initMessage);
   rank = init.rank;
-  events = await EventSender.connect(init.redis, `worker-${rank}`, rank, init.attempt);
+  events = await EventSender.connect(init.redis, init.secret, `worker-${rank}`, rank, init.attempt);
   const train = await loadEntry(init.entry);
   const address = chooseRingAddress(init.ringHost, init.ringInterface);
   const member = await listen({
