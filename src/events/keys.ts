@@ -4,11 +4,12 @@
  *   events  every entry on the run's stream carries `m`, the HMAC-SHA256 of its JSON `e` under it;
  *           a reader drops an entry without a valid one (a shared Redis may hold anything)
  *   result  the driver's result on its last event is proven with it (jobs/driver-result.ts)
+ *   ring    the ring's handshake proofs (collective/auth.ts), for the workers alone
  * spark-plugin/sparkring/run_keys.py derives the same keys in Python.
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 
-export type KeyPurpose = 'events' | 'result';
+export type KeyPurpose = 'events' | 'result' | 'ring';
 
 /** The 32-byte key for `purpose`, from the run's secret (hex, as the spec carries it). */
 export function runKey(secret: string, purpose: KeyPurpose): Buffer {

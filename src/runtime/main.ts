@@ -12,6 +12,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { listen, type Ring } from '../collective/index.js';
 import { codeOf } from '../errors/codes.js';
+import { runKey } from '../events/keys.js';
 import { EventSender } from '../events/sender.js';
 import { loadTf } from './backend.js';
 import { Checkpoints } from './checkpoint.js';
@@ -60,7 +61,7 @@ try {
     rank,
     worldSize: init.worldSize,
     attempt: init.attempt,
-    secret: init.secret,
+    secret: runKey(init.secret, 'ring').toString('hex'),
     host: address.host,
     hosts: init.hosts,
     addressNote: address.note,
