@@ -1,4 +1,5 @@
-"""The driver's heartbeat watch against a real redis-server: only its own attempt's workers count."""
+"""The driver's heartbeat watch against a real redis-server: only its own attempt's workers count,
+and only entries signed with the run's events key, of ranks in its world."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import redis
 
 from sparkring.driver.heartbeats import HeartbeatWatch
 from sparkring.driver.spec import RedisEndpoint
+from sparkring.run_keys import mac, run_key
 
 STREAM = "run-events"
+SECRET = "the-run-secret"
 
 
 @pytest.fixture
@@ -41,9 +44,12 @@ def endpoint() -> Iterator[RedisEndpoint]:
         server.wait()
 
 
-def send(endpoint: RedisEndpoint, **event: object) -> None:
+def send(endpoint: RedisEndpoint, secret: str | None = SECRET, **event: object) -> None:
+    """An entry as a worker signs it (src/events/sender.ts); secret=None: unsigned, as a neighbour adds one."""
+    text = json.dumps({"source": "test", "at": 0, **event})
+    fields = {"e": text} if secret is None else {"e": text, "m": mac(run_key(secret, "events"), text)}
     client = redis.Redis.from_url(endpoint.url)
-    client.xadd(endpoint.stream, {"e": json.dumps({"source": "test", "at": 0, **event})})
+    client.xadd(endpoint.stream, fields)  # type: ignore[arg-type]
     client.close()
 
 
@@ -58,7 +64,7 @@ def wait_until(cond: Callable[[], bool], seconds: float) -> bool:
 
 def test_a_failed_attempts_heartbeats_do_not_stand_for_the_next_attempts_workers(endpoint: RedisEndpoint) -> None:
     silent: list[tuple[int, float]] = []
-    watch = HeartbeatWatch(endpoint, 1000, lambda rank, s: silent.append((rank, s)), attempt=1)
+    watch = HeartbeatWatch(endpoint, 1000, lambda rank, s: silent.append((rank, s)), attempt=1, secret=SECRET, world_size=2)
     try:
         time.sleep(0.7)  # the watch has read where the stream ends
         # The previous attempt's worker, not yet torn down: its heartbeat and error are not this attempt's.
@@ -72,5 +78,26 @@ def test_a_failed_attempts_heartbeats_do_not_stand_for_the_next_attempts_workers
         assert wait_until(lambda: bool(silent), 5)
         assert silent[0][0] == 1 and silent[0][1] >= 1
         assert watch.codes == ["SR_NEW"]
+    finally:
+        watch.stop()
+
+
+def test_forged_and_out_of_world_entries_change_nothing(endpoint: RedisEndpoint) -> None:
+    silent: list[tuple[int, float]] = []
+    watch = HeartbeatWatch(endpoint, 1000, lambda rank, s: silent.append((rank, s)), attempt=0, secret=SECRET, world_size=2)
+    try:
+        time.sleep(0.7)
+        # A neighbour on a shared Redis: unsigned, signed with another run's secret, or a rank this
+        # run has not got (signed: a worker's key cannot vouch for a rank beyond the world).
+        send(endpoint, secret=None, type="heartbeat", rank=0, attempt=0)
+        send(endpoint, secret=None, type="error", rank=0, attempt=0, message="x", code="SR_ENTRY_LOAD")
+        send(endpoint, secret="another-run", type="heartbeat", rank=1, attempt=0)
+        send(endpoint, type="heartbeat", rank=99, attempt=0)
+        client = redis.Redis.from_url(endpoint.url)
+        for i in range(500):
+            client.xadd(endpoint.stream, {"e": f"junk {i}"})
+        client.close()
+        assert not wait_until(lambda: bool(silent), 2.5)
+        assert watch.codes == []
     finally:
         watch.stop()

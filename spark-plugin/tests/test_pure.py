@@ -309,3 +309,11 @@ def test_runtime_home_finds_the_checkout_this_package_sits_in() -> None:
     assert os.path.basename(PACKAGE_DIR) == "sparkring" and WHEEL_RUNTIME.startswith(os.path.join(PACKAGE_DIR, "_runtime"))
     if not os.environ.get("SPARKRING_HOME"):
         assert os.path.isfile(os.path.join(runtime_home(), CLI))
+
+
+def test_run_keys_are_hkdf_sha256_as_node_derives_them() -> None:
+    from sparkring.run_keys import run_key
+
+    # The same vector as test/client/event-stream.test.ts (node:crypto hkdfSync).
+    assert run_key("ab12", "events").hex() == "33303ac2a0b3ee1e70963a160264e9a7c5c05a5f04ff1540447fb031778f9d51"
+    assert run_key("ab12", "result") != run_key("ab12", "events")

@@ -203,6 +203,8 @@ export class TcpLink extends Link {
     if (h.kind === FrameKind.SharedAnswer)
       return this.awaitingAnswer && h.length === 0 ? undefined : 'a shared-memory answer to no offer';
     if (h.shared && !this.incoming) return 'a frame whose payload is in shared memory, on a link without shared memory';
+    if (h.shared && this.incoming && h.length > this.incoming.capacity)
+      return `a shared-memory frame of ${h.length} bytes, longer than its region (${this.incoming.capacity})`;
     return this.frameCheck?.(h);
   }
 

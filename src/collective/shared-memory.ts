@@ -28,6 +28,8 @@ import { mapAddon } from '../util/addons.js';
 export const SHARED_MIN_BYTES = 4096;
 /** A power of two, so `head` may wrap at 2^32 and still name the same place. */
 export const SHARED_CAPACITY = 16 * 1024 * 1024;
+/** The largest region a peer may offer: far below 2^32, so a region's places stay below `head`'s wrap. */
+export const SHARED_MAX_CAPACITY = 2 ** 30;
 const DATA_AT = 64;
 const NONCE_BYTES = 16;
 const CONSUMED_WORD = 4; // u32 index of byte 16
@@ -120,8 +122,10 @@ export class IncomingRegion extends Region {
     if (!addon) throw new Error('native/build/partition_map.node is not built here');
     if (!offer.path.startsWith(`${SHM_DIR}/sparkring-ring-`) || offer.path.includes('..'))
       throw new Error(`not a sparkring region: ${offer.path}`);
-    if (!Number.isInteger(offer.capacity) || offer.capacity < SHARED_MIN_BYTES || (offer.capacity & (offer.capacity - 1)) !== 0)
-      throw new Error(`capacity ${offer.capacity} is not a power of two of at least ${SHARED_MIN_BYTES}`);
+    // Arithmetic, not bitwise: `&` works on 32 bits, and 2^33 & (2^33 - 1) is 0 there.
+    const c = offer.capacity;
+    if (!Number.isInteger(c) || c < SHARED_MIN_BYTES || c > SHARED_MAX_CAPACITY || 2 ** Math.round(Math.log2(c)) !== c)
+      throw new Error(`capacity ${c} is not a power of two from ${SHARED_MIN_BYTES} to ${SHARED_MAX_CAPACITY}`);
     const bytes = addon.openShared(offer.path, DATA_AT + offer.capacity);
     removeFile(offer.path);
     if (Buffer.from(bytes.subarray(0, NONCE_BYTES)).toString('hex') !== offer.nonce)

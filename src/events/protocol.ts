@@ -1,5 +1,6 @@
 /** Run events: what the driver and the workers append to the run's Redis stream (see redis.ts). */
 import { z } from 'zod';
+import { macMatches } from './keys.js';
 
 // Every event read from Redis is checked before use: a Redis shared with others (--redis) may hold
 // anything under the run's key; an event that does not fit its type is dropped, never acted on.
@@ -82,4 +83,16 @@ export function parseRunEvent(json: string): RunEvent | undefined {
   }
   const parsed = runEventSchema.safeParse(raw);
   return parsed.success ? parsed.data : undefined;
+}
+
+/**
+ * The event in a stream entry's fields (`e`, and `m` its MAC under the run's events key, keys.ts),
+ * or undefined when it is unsigned, forged or malformed.
+ */
+export function signedEvent(key: Buffer, fields: string[]): RunEvent | undefined {
+  const at = fields.indexOf('e');
+  const signedAt = fields.indexOf('m');
+  if (at < 0 || signedAt < 0) return undefined;
+  const text = String(fields[at + 1]);
+  return macMatches(key, text, fields[signedAt + 1]) ? parseRunEvent(text) : undefined;
 }

@@ -5,7 +5,8 @@
  * awaited by training; while Redis restarts, ioredis queues the entries and sends them once it is back.
  */
 import type { Redis } from 'ioredis';
-import type { RunEventFields, RunEventType } from './protocol.js';
+import { mac, runKey } from './keys.js';
+import { type RunEventFields, type RunEventType, signedEvent } from './protocol.js';
 import { connectRedis, type RedisEndpoint } from './redis.js';
 
 const HEARTBEAT_MS = 2000;
@@ -16,6 +17,8 @@ export class EventSender {
 
   private constructor(
     private readonly redis: Redis | undefined,
+    /** The run's events key (keys.ts): every entry carries its MAC, which readers check. */
+    private readonly key: Buffer,
     private readonly stream: string,
     private readonly source: string,
     private readonly attempt: number | undefined,
@@ -24,8 +27,8 @@ export class EventSender {
   ) {}
 
   /** A sender over the caller's own connection (a search agent's, shared with its trial queue); no heartbeat. */
-  static over(redis: Redis, stream: string, source: string): EventSender {
-    return new EventSender(redis, stream, source, undefined, false);
+  static over(redis: Redis, key: Buffer, stream: string, source: string): EventSender {
+    return new EventSender(redis, key, stream, source, undefined, false);
   }
 
   /**
@@ -34,15 +37,17 @@ export class EventSender {
    */
   static async connect(
     endpoint: RedisEndpoint | null | undefined,
+    secret: string,
     source: string,
     rank: number,
     attempt: number,
   ): Promise<EventSender> {
-    if (!endpoint) return new EventSender(undefined, '', source, attempt, true);
+    const key = runKey(secret, 'events');
+    if (!endpoint) return new EventSender(undefined, key, '', source, attempt, true);
     const redis = connectRedis(endpoint, { maxRetriesPerRequest: null });
     redis.on('error', () => undefined); // reconnects by itself; entries wait in its offline queue
     redis.connect().catch(() => undefined);
-    const sender = new EventSender(redis, endpoint.stream, source, attempt, true);
+    const sender = new EventSender(redis, key, endpoint.stream, source, attempt, true);
     sender.heartbeat = setInterval(() => sender.send('heartbeat', { rank }), HEARTBEAT_MS);
     sender.heartbeat.unref();
     sender.send('heartbeat', { rank });
@@ -57,7 +62,9 @@ export class EventSender {
   private async append<T extends RunEventType>(type: T, fields: RunEventFields<T>): Promise<void> {
     if (!this.redis) return;
     const event = JSON.stringify({ type, source: this.source, at: Date.now(), attempt: this.attempt, ...fields });
-    await this.redis.xadd(this.stream, 'MAXLEN', '~', MAX_STREAM_LENGTH, '*', 'e', event).catch(() => undefined);
+    await this.redis
+      .xadd(this.stream, 'MAXLEN', '~', MAX_STREAM_LENGTH, '*', 'e', event, 'm', mac(this.key, event))
+      .catch(() => undefined);
   }
 
   /**
@@ -80,9 +87,9 @@ export class EventSender {
     for (;;) {
       const page = (await this.redis.xrange(this.stream, start, '+', 'COUNT', 1000)) as Array<[string, string[]]>;
       for (const [id, fields] of page) {
-        const at = fields.indexOf('e');
-        const e = at >= 0 ? (JSON.parse(fields[at + 1] as string) as { type?: string; rank?: number; step?: number }) : {};
-        if (e.type === 'metrics' && e.rank === rank && (e.step ?? 0) > afterStep) stale.push(id);
+        // The run's own signed entries only: a shared Redis's others are not ours to read or delete.
+        const e = signedEvent(this.key, fields);
+        if (e?.type === 'metrics' && e.rank === rank && e.step > afterStep) stale.push(id);
       }
       if (page.length < 1000) break;
       start = `(${(page.at(-1) as [string, string[]])[0]}`;

@@ -40,7 +40,12 @@ class Agent {
     private readonly redis: Redis,
   ) {
     this.queue = new TrialQueue(redis, config.searchId, config);
-    this.events = EventSender.over(redis, config.redis.stream, `executor-${config.executorId}`);
+    this.events = EventSender.over(
+      redis,
+      Buffer.from(config.eventsKey, 'hex'),
+      config.redis.stream,
+      `executor-${config.executorId}`,
+    );
     this.owner = `executor ${config.executorId} on ${config.host}`;
   }
 

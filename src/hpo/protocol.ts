@@ -24,6 +24,8 @@ export const agentMessage = z.object({
   tfBackend: z.enum(['auto', 'native', 'cpu']).default('auto'),
   trialMain: z.string(),
   redis: redisEndpointMessage,
+  /** The run's events key (events/keys.ts), hex: the agent signs the entries it adds to the stream. */
+  eventsKey: z.string().regex(/^[0-9a-f]{64}$/),
 });
 export type AgentMessage = z.infer<typeof agentMessage>;
 

@@ -204,7 +204,11 @@ export class PartitionData {
         }
         const rows: number[][] = [];
         for (let i = 0; i < vec.length; i++) {
-          const row = Array.from(vec.get(i) as Iterable<number | bigint>, Number);
+          const row = Array.from(vec.get(i) as Iterable<number | bigint | null>, (v) => {
+            // Number(null) would be a silent 0 in the features.
+            if (v === null) throw new DataColumnError(name, b, `row ${i} has a null value; fill or drop it in Spark first`);
+            return Number(v);
+          });
           if (parts.length === 0 && rows.length === 0) width = row.length;
           if (row.length !== width)
             throw new DataColumnError(name, b, `row ${i} has ${row.length} values, earlier rows ${width}`);

@@ -12,6 +12,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { listen, type Ring } from '../collective/index.js';
 import { codeOf } from '../errors/codes.js';
+import { runKey } from '../events/keys.js';
 import { EventSender } from '../events/sender.js';
 import { loadTf } from './backend.js';
 import { Checkpoints } from './checkpoint.js';
@@ -52,7 +53,7 @@ let rank = -1;
 try {
   const init = await control.next(initMessage);
   rank = init.rank;
-  events = await EventSender.connect(init.redis, `worker-${rank}`, rank, init.attempt);
+  events = await EventSender.connect(init.redis, init.secret, `worker-${rank}`, rank, init.attempt);
   const train = await loadEntry(init.entry);
   const address = chooseRingAddress(init.ringHost, init.ringInterface);
   const member = await listen({
@@ -60,7 +61,7 @@ try {
     rank,
     worldSize: init.worldSize,
     attempt: init.attempt,
-    secret: init.secret,
+    secret: runKey(init.secret, 'ring').toString('hex'),
     host: address.host,
     hosts: init.hosts,
     addressNote: address.note,

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type AllreduceOptions, type AllreduceResult, allreduce } from '../../src/index.js';
 import { freePort, makeTlsFiles, TestRedis } from '../helpers/redis.js';
@@ -111,6 +112,42 @@ describe('run events through Redis', () => {
     expect(run.result).toMatchObject({ rank: 0 });
     expect(lines).toContain('[worker 1] joined the ring');
     expect(lines.some((l) => /^sparkring: Spark application .* started$/.test(l))).toBe(true);
+  }, 240_000);
+
+  it('a neighbour on a shared Redis (a forged heartbeat, a forged final error, 500 junk entries) changes nothing', async () => {
+    const redis = await TestRedis.start();
+    redises.push(redis);
+    let forged: Promise<unknown> | undefined;
+    const run = await resumableRun('redis-neighbour', {
+      redis: `redis://127.0.0.1:${redis.port}`,
+      maxAttempts: 2,
+      heartbeatTimeoutMs: 4000,
+      onProgress: (line) => {
+        if (forged || (stepOf(line) ?? 0) < 3) return;
+        // redis-cli, as another user of the same Redis: the run's stream is easy to find, and its
+        // entries were plain JSON anyone could add to. A heartbeat for rank 99 that then goes silent
+        // used to cancel the attempt; an error with a final code used to forbid the retry.
+        const cli = (args: string[], input?: string) =>
+          execa('redis-cli', ['-p', String(redis.port), ...args], input === undefined ? {} : { input });
+        forged = (async () => {
+          const key = (await cli(['--scan', '--pattern', 'sparkring:run:*:events'])).stdout.trim();
+          const entry = (e: Record<string, unknown>) => [
+            'XADD',
+            key,
+            '*',
+            'e',
+            JSON.stringify({ source: 'worker-0', at: Date.now(), attempt: 0, ...e }),
+          ];
+          await cli(entry({ type: 'heartbeat', rank: 99 }));
+          await cli([...entry({ type: 'error', rank: 0, message: 'forged', code: 'SR_ENTRY_LOAD' }), 'm', 'f'.repeat(64)]);
+          await cli([], Array.from({ length: 500 }, (_, i) => `XADD ${key} * e junk-${i}`).join('\n'));
+        })();
+      },
+    });
+    await forged;
+    expect(forged).toBeDefined();
+    expect(run.attempts).toBe(1);
+    expect((run.result as { steps: number }).steps).toBe(40);
   }, 240_000);
 
   it('a worker without heartbeats for the timeout fails its attempt, and the run resumes in the next', async () => {

@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { readDriverResult } from '../../src/client/jobs/driver-result.js';
+import { mac, runKey } from '../../src/events/keys.js';
 import { TestRedis } from '../helpers/redis.js';
 import { PYTHON, tempDir } from '../helpers/spark.js';
 
@@ -28,7 +29,11 @@ function signedByDriver(result: unknown, secret = SECRET): { resultJson: string;
   return JSON.parse(execFileSync(PYTHON, ['-c', script, secret, JSON.stringify(result)], { encoding: 'utf8' }));
 }
 
-const event = (e: Record<string, unknown>) => ['e', JSON.stringify({ source: 'driver', at: Date.now(), ...e })];
+/** A stream entry as the driver adds it: the event and its MAC under the run's events key. */
+function event(e: Record<string, unknown>, secret = SECRET): string[] {
+  const text = JSON.stringify({ source: 'driver', at: Date.now(), ...e });
+  return ['e', text, 'm', mac(runKey(secret, 'events'), text)];
+}
 
 describe('readDriverResult', () => {
   it('reads the file the driver wrote on this machine', async () => {
@@ -76,6 +81,27 @@ describe('readDriverResult', () => {
       'e',
       JSON.stringify({ type: 'driver', stage: 'done', resultJson: 'nope', proof: 'zz' }),
     );
+    conn.disconnect();
+    const missing = join(tempDir('result'), 'never-written.json');
+    expect(await readDriverResult(ANY, missing, endpoint, SECRET)).toEqual({ ok: true, dir: '/real' });
+  });
+
+  it('finds the result under any number of entries after it, and takes no unsigned entry for it', async () => {
+    const endpoint = { url: `redis://127.0.0.1:${redis.port}`, stream: 'run:buried' };
+    const conn = new Redis(endpoint.url);
+    await conn.xadd(
+      endpoint.stream,
+      '*',
+      ...event({ type: 'driver', stage: 'done', ok: true, ...signedByDriver({ ok: true, dir: '/real' }) }),
+    );
+    // A neighbour on a shared Redis: 2,500 junk entries, then the real result's fields without the
+    // entry's signature, and an entry signed with another run's key.
+    const junk = conn.pipeline();
+    for (let i = 0; i < 2500; i++) junk.xadd(endpoint.stream, '*', 'e', `junk ${i}`);
+    await junk.exec();
+    const real = signedByDriver({ ok: true, dir: '/etc' });
+    await conn.xadd(endpoint.stream, '*', 'e', JSON.stringify({ type: 'driver', stage: 'done', ok: true, ...real }));
+    await conn.xadd(endpoint.stream, '*', ...event({ type: 'driver', stage: 'done', ok: true, ...real }, 'another-run'));
     conn.disconnect();
     const missing = join(tempDir('result'), 'never-written.json');
     expect(await readDriverResult(ANY, missing, endpoint, SECRET)).toEqual({ ok: true, dir: '/real' });

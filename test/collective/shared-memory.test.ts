@@ -53,6 +53,9 @@ describe('a region between two sides in one process', () => {
     expect(() => IncomingRegion.open({ ...offer, nonce: '00'.repeat(16) })).toThrow(/nonce differs/);
     expect(() => IncomingRegion.open({ ...offer, path: '/etc/passwd' })).toThrow(/not a sparkring region/);
     expect(() => IncomingRegion.open({ ...offer, capacity: 3000 })).toThrow(/power of two/);
+    // 2^33 passed a 32-bit `c & (c - 1)` check; and 2^31 would let `head` wrap inside the region.
+    expect(() => IncomingRegion.open({ ...offer, capacity: 2 ** 33 })).toThrow(/power of two from 4096 to 1073741824/);
+    expect(() => IncomingRegion.open({ ...offer, capacity: 2 ** 31 })).toThrow(/power of two/);
     // Another host has no such file in its /dev/shm.
     expect(() => IncomingRegion.open({ ...offer, path: '/dev/shm/sparkring-ring-0-missing' })).toThrow(/cannot open/);
     out.unlink();

@@ -54,6 +54,20 @@ with pa.ipc.new_stream("${path}", t.schema) as w:
     expect(data.column('i').values).toEqual(Float32Array.from(all.flat().map((v) => Math.trunc(v))));
   });
 
+  it('refuses a null inside an array, naming the column, the batch and the row', () => {
+    const holed = vectorFromArray(
+      [
+        [1, 2],
+        [3, null],
+        [5, 6],
+      ],
+      new List(new Field('item', new Float32(), true)),
+    );
+    expect(() => dataOf(new Table({ v: holed })).column('v')).toThrow(
+      /data column "v" in row batch 0: row 1 has a null value; fill or drop it in Spark first/,
+    );
+  });
+
   it('names the row whose array has another length', () => {
     const uneven = vectorFromArray([[1, 2], [3, 4], [5]], new List(new Field('item', new Float32(), true)));
     expect(() => dataOf(new Table({ v: uneven })).column('v')).toThrow(

@@ -1,15 +1,15 @@
-"""Best-effort run events from the driver: entries on the run's Redis stream (see src/events/redis.ts)."""
+"""Best-effort run events from the driver: entries on the run's Redis stream (see src/events/redis.ts),
+each signed with the run's events key (run_keys.py), and the signed result its last one carries."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import sys
 import time
 from typing import Any, Optional
 
 from sparkring.driver.spec import RedisEndpoint
+from sparkring.run_keys import mac, mac_matches, run_key
 
 
 def connect(endpoint: RedisEndpoint, timeout_s: float = 10) -> Any:
@@ -22,11 +22,25 @@ def connect(endpoint: RedisEndpoint, timeout_s: float = 10) -> Any:
     return redis.Redis.from_url(endpoint.url, **kwargs)
 
 
+def signed_event(key: bytes, fields: dict[bytes, bytes]) -> Optional[dict[str, Any]]:
+    """The event of a stream entry (`e`, and `m` its MAC under the events key), or None when it is
+    unsigned, forged or not JSON: a Redis shared with others may hold anything under the run's key."""
+    text, given = fields.get(b"e"), fields.get(b"m")
+    if text is None or given is None or not mac_matches(key, text.decode("utf-8", "replace"), given.decode("ascii", "replace")):
+        return None
+    try:
+        event = json.loads(text)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
 class EventSender:
-    def __init__(self, endpoint: Optional[RedisEndpoint], source: str) -> None:
+    def __init__(self, endpoint: Optional[RedisEndpoint], source: str, secret: str) -> None:
         self._redis: Any = None
         self._stream = ""
         self._source = source
+        self._key = run_key(secret, "events")
         if endpoint is None:
             return
         self._redis = connect(endpoint)
@@ -38,7 +52,7 @@ class EventSender:
         event = json.dumps({"type": kind, "source": self._source, "at": int(time.time() * 1000), **fields})
         for attempt in range(3):  # rides out a Redis restart
             try:
-                self._redis.xadd(self._stream, {"e": event}, maxlen=1_000_000, approximate=True)
+                self._redis.xadd(self._stream, {"e": event, "m": mac(self._key, event)}, maxlen=1_000_000, approximate=True)
                 return
             except Exception as e:  # redis.exceptions.ConnectionError and friends
                 if attempt == 2:
@@ -52,7 +66,7 @@ class EventSender:
 
 
 def signed_result(secret: str, result: Any) -> dict[str, str]:
-    """The driver's result as it rides on its last event: the JSON and its HMAC with the run's
-    secret, so a client accepts only a result that the run's own driver sent."""
+    """The driver's result as it rides on its last event: the JSON and its HMAC under the run's
+    result key, so a client accepts only a result that the run's own driver sent."""
     text = json.dumps(result)
-    return {"resultJson": text, "proof": hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()}
+    return {"resultJson": text, "proof": mac(run_key(secret, "result"), text)}

@@ -57,7 +57,7 @@ def job_envelope(
         "appId": driver.app_id,
         "versions": {"spark": driver.spark.version, "python": sys.version.split()[0], "master": driver.master},
     }
-    events = EventSender(redis, "driver")
+    events = EventSender(redis, "driver", secret)
     started = time.time()
     interrupted: Optional[KeyboardInterrupt] = None
     try:

@@ -1,18 +1,20 @@
 """The driver's watch over one attempt's workers, from the run's Redis stream (the workers XADD
 heartbeats, `done` and `error` events; src/events/sender.ts): a worker still training that is
 silent for the timeout (stopped, swapping, wedged in native code) fails the attempt, which Spark
-alone would never notice. Also keeps the codes of the errors the workers reported themselves."""
+alone would never notice. Also keeps the codes of the errors the workers reported themselves.
+Only entries signed with the run's events key count, and only ranks of the attempt's world: a
+Redis shared with others may hold anything under the run's key."""
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 import time
 from typing import Any, Callable, Optional
 
-from sparkring.driver.driver_events import connect
+from sparkring.driver.driver_events import connect, signed_event
 from sparkring.driver.spec import RedisEndpoint
+from sparkring.run_keys import run_key
 
 POLL_MS = 500
 
@@ -25,10 +27,18 @@ class HeartbeatWatch:
     the timeout to send its first."""
 
     def __init__(
-        self, endpoint: RedisEndpoint, timeout_ms: float, on_silent: Callable[[int, float], None], attempt: int
+        self,
+        endpoint: RedisEndpoint,
+        timeout_ms: float,
+        on_silent: Callable[[int, float], None],
+        attempt: int,
+        secret: str,
+        world_size: int,
     ) -> None:
         self._endpoint = endpoint
         self._attempt = attempt
+        self._key = run_key(secret, "events")
+        self._world_size = world_size
         self._timeout_s = timeout_ms / 1000
         self._on_silent = on_silent
         self._due: dict[int, float] = {}  # rank -> when it was last heard from, plus its busyMs
@@ -57,15 +67,17 @@ class HeartbeatWatch:
             for _stream, entries in replies or []:
                 for entry_id, fields in entries:
                     self._last_id = entry_id.decode()
-                    self._heard(fields.get(b"e"))
+                    self._heard(signed_event(self._key, fields))
             self._check(time.time())
 
-    def _heard(self, raw: Optional[bytes]) -> None:
+    def _heard(self, event: Optional[dict[str, Any]]) -> None:
         try:
-            event = json.loads(raw or b"")
-            rank = int(event["rank"])
+            rank = int((event or {})["rank"])
         except (ValueError, KeyError, TypeError):
-            return  # the driver's own events carry no rank
+            return  # unsigned, or the driver's own (which carry no rank)
+        assert event is not None
+        if not 0 <= rank < self._world_size:
+            return
         if event.get("attempt", self._attempt) != self._attempt:
             return
         kind = event.get("type")

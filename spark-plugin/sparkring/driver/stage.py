@@ -81,7 +81,12 @@ def run_attempt(driver: DriverSpark, frame: Any, spec: JobSpec, task: Any, job_g
 
     watch = (
         HeartbeatWatch(
-            spec.redis, spec.heartbeat_timeout_ms, lambda _rank, _s: driver.cancel(job_group), spec.attempt
+            spec.redis,
+            spec.heartbeat_timeout_ms,
+            lambda _rank, _s: driver.cancel(job_group),
+            spec.attempt,
+            spec.secret,
+            spec.workers,
         )
         if spec.redis is not None
         else None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
 
 from sparkring.driver.spec import RedisEndpoint
+from sparkring.run_keys import run_key
 
 # Fields of search-spec.schema.json that only the client reads back.
 CLIENT_ONLY = ("kind",)
@@ -143,6 +144,7 @@ def make_agent_task(spec: SearchSpec, run_dir: str) -> Callable[[Iterator[Any]],
                     "tfBackend": spec.tf_backend,
                     "trialMain": trial_main,
                     "redis": {"url": spec.redis.url, "stream": spec.redis.stream, "ca": spec.redis.ca},
+                    "eventsKey": run_key(spec.secret, "events").hex(),
                 }
             )
             finished = agent.receive()

@@ -1,24 +1,22 @@
 /**
  * The driver's result: the file it wrote on this machine (client mode), or, when the driver ran
  * elsewhere (a Livy batch or YARN in cluster mode), the copy it put in its last event on the run's
- * stream. A copy from the stream counts only when it proves the run's secret (an HMAC of its JSON,
- * spark-plugin/sparkring/driver/driver_events.py signed_result): a Redis shared with others cannot hand the
- * client a result, nor the directory it then writes to.
+ * stream. A copy from the stream counts only when its entry is signed with the run's events key and
+ * the result proves the run's result key (an HMAC of its JSON, spark-plugin/sparkring/driver/driver_events.py
+ * signed_result): a Redis shared with others cannot hand the client a result, nor the directory it
+ * then writes to, nor bury the real one under entries of its own.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { parseRunEvent } from '../../events/protocol.js';
+import { macMatches, runKey } from '../../events/keys.js';
+import { signedEvent } from '../../events/protocol.js';
 import { connectRedis, type RedisEndpoint } from '../../events/redis.js';
 import { RunError } from '../errors.js';
 
-/** The result's JSON when `proof` is its HMAC-SHA256 under `secret`. */
+/** The result's JSON when `proof` is its HMAC-SHA256 under the run's result key (events/keys.ts). */
 export function provenResult(secret: string, resultJson: unknown, proof: unknown): unknown {
-  if (typeof resultJson !== 'string' || typeof proof !== 'string') return undefined;
-  const expected = createHmac('sha256', secret).update(resultJson).digest();
-  const given = Buffer.from(proof, 'hex');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return undefined;
+  if (typeof resultJson !== 'string' || !macMatches(runKey(secret, 'result'), resultJson, proof)) return undefined;
   try {
     return JSON.parse(resultJson) as unknown;
   } catch {
@@ -47,21 +45,28 @@ export async function readDriverResult<T>(
   );
 }
 
+const PAGE = 1000;
+
 async function readRawResult(resultPath: string, stream: RedisEndpoint, secret: string): Promise<unknown> {
   if (existsSync(resultPath)) return JSON.parse(await readFile(resultPath, 'utf8')) as unknown;
   const redis = connectRedis(stream, { maxRetriesPerRequest: 2 });
   redis.on('error', () => undefined);
   try {
     await redis.connect();
-    const entries = await redis.xrevrange(stream.stream, '+', '-', 'COUNT', 200);
-    for (const [, fields] of entries) {
-      const at = fields.indexOf('e');
-      const e = at >= 0 ? parseRunEvent(String(fields[at + 1])) : undefined;
-      if (e?.type !== 'driver' || e.stage !== 'done') continue;
-      const result = provenResult(secret, e.resultJson, e.proof);
-      if (typeof result === 'object' && result !== null) return result;
+    // From the newest entry back, a page at a time, however many entries follow the driver's last.
+    const events = runKey(secret, 'events');
+    let end = '+';
+    for (;;) {
+      const page = await redis.xrevrange(stream.stream, end, '-', 'COUNT', PAGE);
+      for (const [, fields] of page) {
+        const e = signedEvent(events, fields);
+        if (e?.type !== 'driver' || e.stage !== 'done') continue;
+        const result = provenResult(secret, e.resultJson, e.proof);
+        if (typeof result === 'object' && result !== null) return result;
+      }
+      if (page.length < PAGE) return undefined;
+      end = `(${(page.at(-1) as [string, string[]])[0]}`;
     }
-    return undefined;
   } catch {
     return undefined;
   } finally {

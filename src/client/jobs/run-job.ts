@@ -7,6 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runKey } from '../../events/keys.js';
 import type { RunEvent } from '../../events/protocol.js';
 import { redactUrl } from '../../events/redis.js';
 import { RunError } from '../errors.js';
@@ -91,7 +92,7 @@ export async function openJob<
     };
     state = (await kind.open?.(run)) ?? ({} as St);
     const kindState = state;
-    follower = new EventFollower(redis.endpoint, (e: RunEvent) => {
+    follower = new EventFollower(redis.endpoint, runKey(run.secret, 'events'), (e: RunEvent) => {
       kindState.onEvent?.(e);
       o.onEvent?.(e);
     });

@@ -1,6 +1,10 @@
-/** Follows a run's Redis stream (XREAD BLOCK from the last id seen), surviving Redis restarts. */
+/**
+ * Follows a run's Redis stream (XREAD BLOCK from the last id seen), surviving Redis restarts. Only
+ * entries signed with the run's events key (events/keys.ts) count: a Redis shared with others may
+ * hold anything under the run's key.
+ */
 import type { Redis } from 'ioredis';
-import { parseRunEvent, type RunEvent } from '../../events/protocol.js';
+import { type RunEvent, signedEvent } from '../../events/protocol.js';
 import { connectRedis, type RedisEndpoint } from '../../events/redis.js';
 
 export class EventFollower {
@@ -16,6 +20,7 @@ export class EventFollower {
 
   constructor(
     private readonly endpoint: RedisEndpoint,
+    private readonly key: Buffer,
     private readonly onEvent: (e: RunEvent) => void,
   ) {
     this.redis = connectRedis(endpoint, { maxRetriesPerRequest: null });
@@ -33,12 +38,13 @@ export class EventFollower {
         for (const [, entries] of res ?? []) {
           for (const [id, fields] of entries) {
             this.lastId = id;
-            const at = fields.indexOf('e');
-            const e = at >= 0 ? parseRunEvent(String(fields[at + 1])) : undefined;
+            const e = signedEvent(this.key, fields);
             if (e) this.onEvent(e);
             else if (!this.toldMalformed) {
               this.toldMalformed = true;
-              this.onIgnored?.(`ignored a malformed event (${id}) on the run's stream; later ones are ignored silently`);
+              this.onIgnored?.(
+                `ignored an unsigned or malformed event (${id}) on the run's stream; later ones are ignored silently`,
+              );
             }
           }
         }

@@ -1,6 +1,7 @@
 /** Progress of a run on stderr: driver stages, per-worker step / metrics / samples/s, worker logs. */
 import type { RunEvent } from '../../events/protocol.js';
 import type { MetricRecord } from '../../experiments/layout.js';
+import { printable } from '../../util/terminal.js';
 import { type DriverError, driverError } from '../jobs/driver-error.js';
 
 const isDriverError = (v: unknown): v is DriverError =>
@@ -48,10 +49,15 @@ export class Progress {
       .map(({ attempt: _attempt, ...r }) => r);
   }
 
+  /** Every line goes out printable (util/terminal.ts): events carry text from workers and entries. */
+  private readonly write: (line: string) => void;
+
   constructor(
-    private readonly write: (line: string) => void,
+    write: (line: string) => void,
     private readonly everyMs = 500,
-  ) {}
+  ) {
+    this.write = (line) => write(printable(line));
+  }
 
   on(e: RunEvent): void {
     switch (e.type) {

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, linkSync } from 'node:fs';
 import { join } from 'node:path';
 import { LivyClient, LivyError } from '../../livy/client.js';
+import { printable } from '../../util/terminal.js';
 import { RunError } from '../errors.js';
 import { packageRoot, type SparkPaths } from './paths.js';
 import { type SubmitOutcome, type SubmitSettings, sparkConf } from './spark-submit.js';
@@ -110,9 +111,9 @@ export async function runLivyBatch(
     if (state !== 'success' && !signal?.aborted) {
       // The cause is often far above the end (a Java exception before its stack and the shutdown).
       const cause = lines.find((l) => /^\S.*(Exception|Error)\b.*:/.test(l) && !lines.slice(-12).includes(l));
-      if (cause) say(`sparkring: Livy batch ${batch.id} failed with: ${cause}`);
+      if (cause) say(`sparkring: Livy batch ${batch.id} failed with: ${printable(cause)}`);
       say(`sparkring: Livy batch ${batch.id} is ${state}; the end of its log:`);
-      for (const line of lines.slice(-12)) say(`  ${line}`);
+      for (const line of lines.slice(-12)) say(`  ${printable(line)}`);
     }
     return {
       exitCode: state === 'success' ? 0 : 1,
