@@ -79,7 +79,8 @@ class DriverSpark(Protocol):
     def release_executors(self) -> Optional[Release]: ...
 
     def add_archive(self, path: str) -> None:
-        """Ships the zip at `path` to every executor, unpacked under SparkFiles as its file name."""
+        """Ships the archive at `path` to every executor, unpacked in its SparkFiles directory under
+        the archive's file name (or NAME, for `path#NAME`)."""
         ...
 
     def stopped(self) -> bool: ...
