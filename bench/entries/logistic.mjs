@@ -1,5 +1,6 @@
-// Logistic regression by hand over the ring (the Spark Connect bench and its test's twin): each
-// step's gradient is the sum over every rank's rows divided by their count.
+// Logistic regression by hand over the ring, for the Spark Connect bench and for
+// test/bridge/spark-connect.test.ts (against NumPy): each step's gradient is the sum over every
+// rank's rows divided by their count.
 export default async function train(ctx) {
   const { steps, lr } = ctx.hparams;
   const a = ctx.data.column('a').values;

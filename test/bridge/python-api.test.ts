@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PYTHON, pidOf, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
+import { followLines, PYTHON, pidOf, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
 
 const TRAIN = `import type { TrainContext } from 'sparkring';
 
@@ -103,17 +103,7 @@ async function python(mode: 'same' | 'retry', onLine: (line: string) => void = (
     all: true,
     reject: false,
   });
-  const lines: string[] = [];
-  let pending = '';
-  child.all?.on('data', (chunk: Buffer) => {
-    pending += chunk.toString();
-    const parts = pending.split('\n');
-    pending = parts.pop() ?? '';
-    for (const line of parts) {
-      lines.push(line);
-      onLine(line);
-    }
-  });
+  const lines = followLines(child, onLine);
   const r = await child;
   expect(r.exitCode, lines.slice(-40).join('\n')).toBe(0);
   return { report: JSON.parse(await readFile(out, 'utf8')) as Record<string, unknown> & { ids: number[]; appId: string }, lines };

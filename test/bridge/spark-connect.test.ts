@@ -10,40 +10,18 @@
  * ends on the unbroken run's weights. Then Ctrl-C of a client mid-training: the job is gone from the
  * server's UI within 10 s, and nothing is left behind.
  */
-import { mkdirSync, readdirSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { processes, ROOT, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
+import { followLines, processes, ROOT, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
 import { CONNECT_CLIENT_VENV, CONNECT_SERVER_PYTHON, CONNECT_SPARK_VERSION, TestSparkConnect } from '../helpers/spark-connect.js';
 
-// Logistic regression by hand: each step's gradient is the sum over every rank's rows divided by
-// their count, so any split of the rows gives NumPy's full-batch descent.
-const LOGISTIC = `import type { TrainContext } from 'sparkring';
-
-export default async function train(ctx: TrainContext) {
-  const { steps, lr } = ctx.hparams as { steps: number; lr: number };
-  const a = ctx.data.column('a').values;
-  const b = ctx.data.column('b').values;
-  const y = ctx.data.column('y').values;
-  const w = [0, 0, 0];
-  for (let s = 0; s < steps; s++) {
-    const g = new Float64Array(4);
-    for (let i = 0; i < y.length; i++) {
-      const p = 1 / (1 + Math.exp(-(w[0] * a[i] + w[1] * b[i] + w[2])));
-      const e = p - y[i];
-      g[0] += e * a[i];
-      g[1] += e * b[i];
-      g[2] += e;
-      g[3] += 1;
-    }
-    const sum = await ctx.allreduce(Float32Array.from(g), 'sum');
-    for (let k = 0; k < 3; k++) w[k] -= (lr * sum[k]) / sum[3];
-  }
-  return { weights: w, rows: y.length };
-}
-`;
+// Logistic regression by hand (bench/entries/logistic.mjs, which `npm run bench -- connect` runs):
+// each step's gradient is the sum over every rank's rows divided by their count, so any split of the
+// rows gives NumPy's full-batch descent.
+const LOGISTIC = readFileSync(join(ROOT, 'bench', 'entries', 'logistic.mjs'), 'utf8');
 
 // ctx.fit on full batches, saving its model: for predict, the Pipeline and the retried run.
 const FIT = `import type { TrainContext } from 'sparkring';
@@ -124,7 +102,7 @@ X = np.stack([rows["a"], rows["b"], np.ones(len(rows))], axis=1)
 w = np.zeros(3)
 for _ in range(40):
     w -= 0.5 * X.T @ (1 / (1 + np.exp(-X @ w)) - rows["y"].to_numpy()) / len(rows)
-logistic = sparkring.allreduce("logistic.ts", df, num_workers=2, hparams={"steps": 40, "lr": 0.5}, experiments=experiments, tf_backend="cpu", ship=ship, release_executors=True)
+logistic = sparkring.allreduce("logistic.mjs", df, num_workers=2, hparams={"steps": 40, "lr": 0.5}, experiments=experiments, tf_backend="cpu", ship=ship, release_executors=True)
 report["logistic"] = {"weights": logistic.result["weights"], "numpy": w.tolist(), "rows": len(rows), "appId": logistic.app_id, "dir": logistic.dir}
 
 search = sparkring.launch("trial.ts", grid={"lr": [0.1, 0.3, 1.0]}, metric="loss", direction="min", executors=2, experiments=experiments, tf_backend="cpu", ship=ship)
@@ -192,7 +170,7 @@ let thinPath: string;
 
 beforeAll(async () => {
   dir = tempDir('spark-connect');
-  const entries = { 'logistic.ts': LOGISTIC, 'fit.ts': FIT, 'trial.ts': TRIAL, 'bad.js': BAD, 'slow.ts': SLOW };
+  const entries = { 'logistic.mjs': LOGISTIC, 'fit.ts': FIT, 'trial.ts': TRIAL, 'bad.js': BAD, 'slow.ts': SLOW };
   for (const [name, text] of Object.entries(entries)) {
     writeFileSync(join(dir, name), text);
   }
@@ -258,22 +236,14 @@ async function runScript(python: string, env: Record<string, string>, name: stri
     reject: false,
     timeout: 500_000,
   });
-  const lines: string[] = [];
-  let pending = '';
-  child.all?.on('data', (chunk: Buffer) => {
-    pending += chunk.toString();
-    const parts = pending.split('\n');
-    pending = parts.pop() ?? '';
-    for (const line of parts) {
-      lines.push(line);
-      if (line.includes('sparkring-test: unbroken run done')) unbrokenDone = true;
-      const step = /^\[worker \d\] step (\d+)/.exec(line);
-      if (unbrokenDone && !killed && step && Number(step[1]) >= 3) {
-        const worker = processes().find((p) => /node .*runtime\/main\.js/.test(p.args));
-        if (worker) {
-          killed = worker.args;
-          process.kill(worker.pid, 'SIGKILL');
-        }
+  const lines = followLines(child, (line) => {
+    if (line.includes('sparkring-test: unbroken run done')) unbrokenDone = true;
+    const step = /^\[worker \d\] step (\d+)/.exec(line);
+    if (unbrokenDone && !killed && step && Number(step[1]) >= 3) {
+      const worker = processes().find((p) => /node .*runtime\/main\.js/.test(p.args));
+      if (worker) {
+        killed = worker.args;
+        process.kill(worker.pid, 'SIGKILL');
       }
     }
   });

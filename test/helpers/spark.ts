@@ -107,6 +107,25 @@ export async function waitForNoLeftovers(timeoutMs = 20_000, server?: RegExp): P
   }
 }
 
+/**
+ * The whole lines of a child's combined output (execa's `all`) as they come: each is handed to
+ * `onLine` and kept in the array returned, which grows while the child runs.
+ */
+export function followLines(child: { all?: NodeJS.ReadableStream | null }, onLine: (line: string) => void = () => {}): string[] {
+  const lines: string[] = [];
+  let pending = '';
+  child.all?.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    const parts = pending.split('\n');
+    pending = parts.pop() ?? '';
+    for (const line of parts) {
+      lines.push(line);
+      onLine(line);
+    }
+  });
+  return lines;
+}
+
 /** The built CLI: await it for its result, or keep the process to signal it mid-run. */
 export function sparkring(args: string[], env: Record<string, string> = {}, cwd?: string) {
   return execa(process.execPath, [join(ROOT, 'dist', 'src', 'cli', 'main.js'), ...args], {

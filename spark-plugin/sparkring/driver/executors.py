@@ -15,17 +15,21 @@ def executor_ids(sc: Any) -> list[str]:
 @dataclass
 class Release:
     """How giving the executors back went: ms until Spark listed none, or the executors (with their
-    host:port) still listed when the wait ended."""
+    host:port) still listed when the wait ended; or, where this session cannot give them back (Spark
+    Connect), the `left_to` line that says who will."""
 
     ms: float
     remaining: dict[str, str]
+    left_to: Optional[str] = None
 
     @property
     def released_ms(self) -> Optional[float]:
-        """The result's releaseMs: the time they took, or None when some did not go."""
-        return None if self.remaining else self.ms
+        """The result's releaseMs: the time they took, or None when some did not go (or none were given back)."""
+        return None if self.remaining or self.left_to else self.ms
 
     def line(self) -> str:
+        if self.left_to:
+            return self.left_to
         if not self.remaining:
             return f"executors released in {self.ms:.0f} ms"
         which = ", ".join(f"executor {i} ({h})" if h else f"executor {i}" for i, h in self.remaining.items())

@@ -17,7 +17,7 @@ from sparkring.driver.envelope import job_envelope
 from sparkring.driver.run_files import experiment_dir
 from sparkring.driver.shared_dir import leave_token, remove_token
 from sparkring.driver.slots import SlotNeed, SlotsError
-from sparkring.driver.spark_session import CONNECT_RELEASE_LINE, DriverSpark, driver_spark
+from sparkring.driver.spark_session import DriverSpark, driver_spark
 from sparkring.driver.spec import JobSpec
 from sparkring.driver.stage import AttemptOutcome, run_attempt
 
@@ -87,9 +87,7 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
                 result["stageMs"] = (outcome.finished - outcome.started) * 1000
                 result["trainEndAt"] = int(outcome.finished * 1000)
                 result["releaseMs"] = None
-                if spec.release_executors and driver.connect:
-                    events.send("driver", stage="released", releaseMs=None, line=CONNECT_RELEASE_LINE)
-                elif spec.release_executors:
+                if spec.release_executors:
                     release = driver.release_executors()
                     if release is not None:
                         result["releaseMs"] = release.released_ms

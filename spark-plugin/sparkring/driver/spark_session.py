@@ -16,6 +16,7 @@ DataFrame API goes through here, so a job kind runs the same over both:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -76,7 +77,9 @@ class DriverSpark(Protocol):
         """The application's executors; None where this session cannot list them."""
         ...
 
-    def release_executors(self) -> Optional[Release]: ...
+    def release_executors(self) -> Optional[Release]:
+        """Gives the executors back (None if there were none), or says who will."""
+        ...
 
     def add_archive(self, path: str) -> None:
         """Ships the archive at `path` to every executor, unpacked in its SparkFiles directory under
@@ -86,7 +89,32 @@ class DriverSpark(Protocol):
     def stopped(self) -> bool: ...
 
 
-class ClassicSpark:
+class _JobScopes:
+    """`job_scope` for both kinds: the kind's own way to mark a thread's jobs (`_scope`/`_unscope`)
+    and to cancel them."""
+
+    @contextmanager
+    def job_scope(self, tag: str, description: str) -> Iterator[None]:
+        self._scope(tag, description)
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.cancel(tag)
+            raise
+        finally:
+            self._unscope(tag)
+
+    def _scope(self, tag: str, description: str) -> None:
+        raise NotImplementedError
+
+    def _unscope(self, tag: str) -> None:
+        raise NotImplementedError
+
+    def cancel(self, tag: str) -> None:
+        raise NotImplementedError
+
+
+class ClassicSpark(_JobScopes):
     connect = False
 
     def __init__(self, spark: Any) -> None:
@@ -116,16 +144,11 @@ class ClassicSpark:
             local_cluster_shape(self.master, float(self.conf("spark.executor.resource.gpu.amount", "0"))),
         )
 
-    @contextmanager
-    def job_scope(self, tag: str, description: str) -> Iterator[None]:
+    def _scope(self, tag: str, description: str) -> None:
         self.sc.setJobGroup(tag, description, interruptOnCancel=True)
-        try:
-            yield
-        except KeyboardInterrupt:
-            self.cancel(tag)
-            raise
-        finally:
-            self.sc._jsc.clearJobGroup()
+
+    def _unscope(self, tag: str) -> None:
+        self.sc._jsc.clearJobGroup()
 
     def cancel(self, tag: str) -> None:
         self.sc.cancelJobGroup(tag)
@@ -164,9 +187,11 @@ def _digest_of_tree(root: str) -> tuple[str, list[str]]:
     return h.hexdigest()[:16], files
 
 
+@functools.lru_cache(maxsize=1)
 def package_zip() -> str:
     """This sparkring package (without the Node runtime a wheel carries) as a zip named by its
-    content, for executors whose Python has no sparkring, or another one."""
+    content, for executors whose Python has no sparkring, or another one. Made once a process: the
+    package does not change under it."""
     digest, files = _digest_of_tree(PACKAGE_DIR)
     path = os.path.join(tempfile.gettempdir(), f"sparkring-py-{digest}.zip")
     if not os.path.isfile(path):
@@ -206,7 +231,7 @@ def connect_refusal(what: str, client: str, server: str) -> Optional[str]:
     )
 
 
-class ConnectSpark:
+class ConnectSpark(_JobScopes):
     connect = True
 
     def __init__(self, spark: Any) -> None:
@@ -254,16 +279,11 @@ class ConnectSpark:
 
         return wait_for_slots(need, self.master, free, lambda: len(self._rest_executors() or []), timeout_s, shape)
 
-    @contextmanager
-    def job_scope(self, tag: str, description: str) -> Iterator[None]:
+    def _scope(self, tag: str, description: str) -> None:
         self.spark.addTag(tag)
-        try:
-            yield
-        except KeyboardInterrupt:
-            self.cancel(tag)
-            raise
-        finally:
-            self.spark.removeTag(tag)
+
+    def _unscope(self, tag: str) -> None:
+        self.spark.removeTag(tag)
 
     def cancel(self, tag: str) -> None:
         self.spark.interruptTag(tag)
@@ -275,7 +295,7 @@ class ConnectSpark:
         return None
 
     def release_executors(self) -> Optional[Release]:
-        return None
+        return Release(0, {}, left_to=CONNECT_RELEASE_LINE)
 
     def _add_once(self, path: str, **kind: bool) -> None:
         session = str(getattr(self.spark, "session_id", id(self.spark)))
