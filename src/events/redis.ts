@@ -10,7 +10,10 @@ export interface RedisEndpoint {
   url: string;
   /** The run's stream key. */
   stream: string;
-  /** PEM file of the CA that signed the server's certificate (rediss:// with a private CA). */
+  /**
+   * The CA that signed the server's certificate (rediss:// with a private CA): a PEM file's path,
+   * or the PEM itself (a private Redis's own run certificate, which the spec carries).
+   */
   ca?: string | null;
 }
 
@@ -20,8 +23,10 @@ export const runStream = (runId: string): string => `sparkring:run:${runId}:even
 export const redactUrl = (url: string): string =>
   url.replace(/\/\/([^@/]*)@/, (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
 
+const isPem = (ca: string): boolean => ca.startsWith('-----BEGIN');
+
 export function connectRedis(e: { url: string; ca?: string | null }, extra: RedisOptions = {}): Redis {
-  const tls = e.url.startsWith('rediss://') ? { tls: e.ca ? { ca: readFileSync(e.ca) } : {} } : {};
+  const tls = e.url.startsWith('rediss://') ? { tls: e.ca ? { ca: isPem(e.ca) ? e.ca : readFileSync(e.ca) } : {} } : {};
   return new Redis(e.url, { lazyConnect: true, ...tls, ...extra });
 }
 

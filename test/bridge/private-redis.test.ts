@@ -3,9 +3,10 @@
  * and NOAUTH for a client without it; the run itself (driver, tasks, workers) still gets through.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterEach, expect, it } from 'vitest';
 import { TestRedis } from '../helpers/redis.js';
 import { sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
@@ -64,7 +65,7 @@ async function probeWhileRunning(): Promise<void> {
   expect(await ping(port as number)).toMatch(/^-NOAUTH/);
   // While the run is going, no process shows a password: not redis-server, not spark-submit, not a task or worker.
   for (let i = 0; i < 20; i++) {
-    for (const l of commandLines()) expect(l).not.toMatch(/requirepass|redis:\/\/:[^@\s]+@/);
+    for (const l of commandLines()) expect(l).not.toMatch(/requirepass|>[0-9a-f]{48}|rediss?:\/\/[^:/\s]*:[^@\s]+@/);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -107,4 +108,77 @@ it('a Redis password from a file named in $SPARKRING_REDIS reaches no command li
   } finally {
     await redis.stop();
   }
+}, 240_000);
+
+/** The spec of the run staged under `stage`, once it is there: what a same-uid neighbour can read. */
+async function stagedSpec(
+  stage: string,
+  running: { exitCode: number | null },
+): Promise<{ redis: { url: string; stream: string } }> {
+  while (running.exitCode === null) {
+    for (const d of readdirSync(stage)) {
+      const file = join(stage, d, 'spec.json');
+      if (existsSync(file)) {
+        try {
+          return JSON.parse(readFileSync(file, 'utf8'));
+        } catch {
+          // still being written
+        }
+      }
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('the run ended before its spec was staged');
+}
+
+it("with the run's own Redis credentials a neighbour can administer nothing, read no other key, and filling the memory cap fails its writes, not the run", async () => {
+  const dir = tempDir('redis-attacker');
+  const stage = tempDir('redis-attacker-stage');
+  writeFileSync(
+    join(dir, 'slow.ts'),
+    `export default async function train(ctx: any) {
+  for (let s = 0; s < 12; s++) { await new Promise((r) => setTimeout(r, 500)); ctx.report({ loss: s }); await ctx.barrier(); }
+  return 'trained';
+}
+`,
+  );
+  const run = sparkring(['allreduce', join(dir, 'slow.ts'), '--workers', '2', '--experiments', dir, '--stage', stage, '--json'], {
+    SPARKRING_REDIS_MAXMEMORY: '48mb',
+  });
+  const spec = await stagedSpec(stage, run);
+  const attacker = new Redis(spec.redis.url, { maxRetriesPerRequest: 0 });
+  const refusal = (cmd: string[]): Promise<string> =>
+    attacker.call(cmd[0] as string, ...cmd.slice(1)).then(
+      (ok) => `accepted: ${String(ok)}`,
+      (err: Error) => err.message,
+    );
+  try {
+    expect(await refusal(['CONFIG', 'SET', 'requirepass', 'locked-out'])).toMatch(/NOPERM/);
+    expect(await refusal(['CONFIG', 'SET', 'dir', '/tmp'])).toMatch(/NOPERM/);
+    expect(await refusal(['FLUSHALL'])).toMatch(/NOPERM/);
+    expect(await refusal(['REPLICAOF', '127.0.0.1', '1'])).toMatch(/NOPERM/);
+    expect(await refusal(['MIGRATE', '127.0.0.1', '1', spec.redis.stream, '0', '1000'])).toMatch(/NOPERM/);
+    expect(await refusal(['SHUTDOWN', 'NOSAVE'])).toMatch(/NOPERM/);
+    expect(await refusal(['GET', 'sparkring:run:another-run:events'])).toMatch(/NOPERM/);
+    expect(await refusal(['XRANGE', 'sparkring:run:another-run:events', '-', '+'])).toMatch(/NOPERM/);
+    expect(await refusal(['EVAL', "return redis.call('GET', 'elsewhere')", '0'])).toMatch(/can't access|NOPERM/);
+    // Fill the run's own stream, 64 entries of 1 MB at a time, until Redis refuses one: the cap
+    // stops the attacker. (The client deletes unsigned entries as it reads them, so one at a time
+    // the attacker might never get ahead of it.)
+    const junk = 'x'.repeat(1 << 20);
+    let oom = '';
+    for (let batch = 0; batch < 30 && !oom; batch++) {
+      const pipeline = attacker.pipeline();
+      for (let i = 0; i < 64; i++) pipeline.xadd(spec.redis.stream, '*', 'junk', junk);
+      const replies = (await pipeline.exec()) ?? [];
+      oom = replies.map(([err]) => err?.message ?? '').find((m) => m) ?? '';
+    }
+    expect(oom).toMatch(/OOM/);
+  } finally {
+    attacker.disconnect();
+    await run;
+  }
+  const r = await run;
+  expect(r.exitCode, r.stderr).toBe(0);
+  expect(JSON.parse(r.stdout).result).toBe('trained');
 }, 240_000);

@@ -13,12 +13,13 @@ from sparkring.run_keys import mac, mac_matches, run_key
 
 
 def connect(endpoint: RedisEndpoint, timeout_s: float = 10) -> Any:
-    """A redis-py client for the run's Redis (TLS with the run's CA where it names one)."""
+    """A redis-py client for the run's Redis (TLS with the run's CA where it names one: a PEM file's
+    path, or the PEM itself, as a private Redis's run certificate comes)."""
     import redis
 
     kwargs: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": 10}
     if endpoint.url.startswith("rediss://") and endpoint.ca:
-        kwargs["ssl_ca_certs"] = endpoint.ca
+        kwargs["ssl_ca_data" if endpoint.ca.startswith("-----BEGIN") else "ssl_ca_certs"] = endpoint.ca
     return redis.Redis.from_url(endpoint.url, **kwargs)
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 from sparkring.error_codes import SEARCH
 from sparkring.driver.envelope import Job, job_envelope
 from sparkring.failures import JobError, find_failure
-from sparkring.driver.driver_events import EventSender
+from sparkring.driver.driver_events import EventSender, connect as connect_redis
 from sparkring.driver.spark_session import DriverSpark, driver_spark
 from sparkring.driver.run_files import experiment_dir
 from sparkring.executor.search_tasks import AGENT_SCHEMA, SearchSpec, make_agent_task
@@ -128,15 +128,10 @@ def run_search(spark: Any, spec: SearchSpec, time_release: bool) -> dict[str, An
     """Rounds of agent tasks on `spark` until every trial has its final result; the result as
     result.json and the signed last event (envelope.py). `time_release`: wait (up to RELEASE_TIMEOUT_S)
     for the executors to go, for the result's releaseMs; off in a caller's session, whose executors stay."""
-    import redis as redis_lib
-
     driver = driver_spark(spark)
     run_dir = experiment_dir(spec.experiments, driver.app_id, spec.name)
     os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
-    kwargs: dict[str, Any] = {"socket_timeout": 30, "socket_connect_timeout": 10}
-    if spec.redis.url.startswith("rediss://") and spec.redis.ca:
-        kwargs["ssl_ca_certs"] = spec.redis.ca
-    r = redis_lib.Redis.from_url(spec.redis.url, **kwargs)
+    r = connect_redis(spec.redis, timeout_s=30)
     watch = ExecutorWatch(driver)
     try:
         with job_envelope(driver, spec.result_path, spec.secret, spec.redis) as job:

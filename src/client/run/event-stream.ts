@@ -1,7 +1,8 @@
 /**
  * Follows a run's Redis stream (XREAD BLOCK from the last id seen), surviving Redis restarts. Only
  * entries signed with the run's events key (events/keys.ts) count: a Redis shared with others may
- * hold anything under the run's key.
+ * hold anything under the run's key. The others are deleted as they are read, so whoever filled the
+ * run's stream (and with it a private Redis's memory cap) does not keep the run's own events out.
  */
 import type { Redis } from 'ioredis';
 import { type RunEvent, signedEvent } from '../../events/protocol.js';
@@ -32,26 +33,33 @@ export class EventFollower {
     await this.redis.connect().catch(() => undefined);
     while (!this.stopped) {
       try {
-        const res = (await this.redis.xread('BLOCK', 500, 'STREAMS', this.endpoint.stream, this.lastId)) as Array<
+        const res = (await this.redis.xread('COUNT', 1000, 'BLOCK', 500, 'STREAMS', this.endpoint.stream, this.lastId)) as Array<
           [string, Array<[string, string[]]>]
         > | null;
+        const forged: string[] = [];
         for (const [, entries] of res ?? []) {
           for (const [id, fields] of entries) {
             this.lastId = id;
             const e = signedEvent(this.key, fields);
             if (e) this.onEvent(e);
-            else if (!this.toldMalformed) {
-              this.toldMalformed = true;
-              this.onIgnored?.(
-                `ignored an unsigned or malformed event (${id}) on the run's stream; later ones are ignored silently`,
-              );
-            }
+            else forged.push(id);
           }
         }
+        if (forged.length > 0) await this.dropForged(forged);
       } catch {
         if (!this.stopped) await new Promise((r) => setTimeout(r, 200));
       }
     }
+  }
+
+  private async dropForged(ids: string[]): Promise<void> {
+    if (!this.toldMalformed) {
+      this.toldMalformed = true;
+      this.onIgnored?.(
+        `ignored an unsigned or malformed event (${ids[0]}) on the run's stream, and deleted it; later ones are deleted silently`,
+      );
+    }
+    await this.redis.xdel(this.endpoint.stream, ...ids).catch(() => undefined);
   }
 
   /** Reads what is left in the stream, then stops. */
