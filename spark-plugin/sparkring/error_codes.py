@@ -42,6 +42,8 @@ CODES: dict[str, CodeRule] = {
     "SR_MODEL_REPO": {"kind": "input", "final": True},
     "SR_SERVE": {"kind": "setup", "final": True},
     "SR_INFER": {"kind": "input", "final": True},
+    "SR_UNTRUSTED_SPEC": {"kind": "input", "final": True},
+    "SR_INSECURE_RPC": {"kind": "setup", "final": True},
     "SR_SPARK": {"kind": "spark", "final": False},
     "SR_INTERRUPTED": {"kind": "interrupted", "final": True},
 }

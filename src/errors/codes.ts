@@ -49,6 +49,9 @@ export const ERROR_CODES = {
   SR_MODEL_REPO: { kind: 'input', final: true }, // a model name, version, source or policy the repository cannot take
   SR_SERVE: { kind: 'setup', final: true }, // sparkring serve could not start (a port taken, TLS files)
   SR_INFER: { kind: 'input', final: true }, // an inference request was refused (its HTTP/gRPC status says why)
+  // Safety on a shared cluster: what a run refuses to do without the caller's say-so.
+  SR_UNTRUSTED_SPEC: { kind: 'input', final: true }, // experiments rerun of another user's run without --trust-spec
+  SR_INSECURE_RPC: { kind: 'setup', final: true }, // --require-encryption on a cluster whose Spark RPC is not encrypted
   SR_SPARK: { kind: 'spark', final: false }, // Spark failed the job for a reason of its own
   SR_INTERRUPTED: { kind: 'interrupted', final: true }, // the user stopped the job (Ctrl-C, a kill, an aborted signal)
 } as const satisfies Record<string, CodeRule>;

@@ -4,7 +4,7 @@
  * search reruns as a search, its space from its spec.json.
  * The user's folder and experiments live in a temp folder outside the checkout.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { chownSync, cpSync, lstatSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { sparkring, tempDir, waitForNoLeftovers } from '../helpers/spark.js';
@@ -65,7 +65,7 @@ export default async function train() {
       /^sparkring: note: .*train\.ts changed since the run; running the entry as it ran \(.*versioned\/compiled-entry\.mjs\)$/m,
     );
     expect(r.stderr).toMatch(
-      /^sparkring: not applying spark\.executorEnv\.SPARKRING_TEST_MARK from spec\.json \(Spark settings that run code\); pass --trust-spec to apply them$/m,
+      /^sparkring: not applying spark\.executorEnv\.SPARKRING_TEST_MARK from spec\.json \(Spark settings that can run code or choose where the job goes\); pass --trust-spec to apply them$/m,
     );
   }, 240_000);
 
@@ -75,7 +75,56 @@ export default async function train() {
     expect(JSON.parse(r.stdout).result).toEqual({ version: 'as it ran', mark: 'set' });
     expect(r.stderr).not.toMatch(/not applying/);
   }, 240_000);
+
+  it("refuses another user's run without --trust-spec, naming its entry, master and every setting that is not inert", async () => {
+    // The run, as a neighbour on a shared experiments folder would leave it: owned by another uid,
+    // its spec.json carrying every setting that can run code or choose where the job goes.
+    const foreign = join(dir, 'exp-of-another-user');
+    cpSync(experiments(), foreign, { recursive: true });
+    const [specPath] = filesNamed(foreign, 'spec.json');
+    const spec = JSON.parse(readFileSync(specPath as string, 'utf8'));
+    spec.master = 'spark://elsewhere:7077';
+    spec.sparkConf = Object.fromEntries(LEAKY_SETTINGS.map((k) => [k, 'x']));
+    writeFileSync(specPath as string, JSON.stringify(spec));
+    chownTree(foreign, 65534);
+    const r = await sparkring(['experiments', 'rerun', runId, '--experiments', foreign, '--json']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/belongs to uid 65534 .*not to you; rerunning it takes its entry .*versioned\/compiled-entry\.mjs, which would run as you; --master spark:\/\/elsewhere:7077/);
+    for (const k of LEAKY_SETTINGS) expect(r.stderr).toContain(k);
+    expect(r.stderr).toMatch(/pass --trust-spec to run them as they are/);
+  }, 60_000);
 });
+
+/** Settings that can run code or choose where a job goes, as the review found the old denylist missed them. */
+const LEAKY_SETTINGS = [
+  'spark.yarn.jars',
+  'spark.yarn.dist.files',
+  'spark.yarn.dist.archives',
+  'spark.kubernetes.container.image',
+  'spark.kubernetes.driver.podTemplateFile',
+  'spark.kubernetes.executor.podTemplateFile',
+  'spark.driver.userClassPathFirst',
+  'spark.executor.userClassPathFirst',
+  'spark.sql.catalog.evil',
+  'spark.sql.catalogImplementation',
+  'spark.hadoop.fs.file.impl',
+  'spark.hadoop.fs.AbstractFileSystem.file.impl',
+  'spark.ui.filters',
+  'spark.executorEnv.LD_PRELOAD',
+  'spark.executor.extraJavaOptions',
+];
+
+function filesNamed(root: string, name: string): string[] {
+  return readdirSync(root, { recursive: true, encoding: 'utf8' })
+    .filter((p) => p.endsWith(`/${name}`) || p === name)
+    .map((p) => join(root, p));
+}
+
+function chownTree(root: string, uid: number): void {
+  for (const p of [root, ...readdirSync(root, { recursive: true, encoding: 'utf8' }).map((p) => join(root, p))]) {
+    if (!lstatSync(p).isSymbolicLink()) chownSync(p, uid, uid);
+  }
+}
 
 describe('experiments rerun of a search', () => {
   it('runs the same space again, with the entry as it ran', async () => {

@@ -1,9 +1,9 @@
 /**
  * `experiments rerun RUN`: the same job again, of the kind its spec.json names (a training run or
  * a search), from the run's spec.json and the entry kept in its versioned/ (as it ran, with its own
- * imports). Spark settings in spec.json that make the cluster
- * run code (class paths, JVM options, executor environments, discovery scripts, plugins...) are
- * applied only with `trustSpec`: a spec.json may come from someone else.
+ * imports). Without `trustSpec` only inert Spark settings are applied, and another user's run is
+ * refused (rerun-trust.ts): a spec.json may come from someone else. The rerun's experiments root is
+ * the caller's, never the one spec.json names.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
@@ -12,22 +12,9 @@ import { findRun, VERSIONED_ENTRY } from '../../experiments/layout.js';
 import { RunError } from '../errors.js';
 import { REDACTED } from '../run/redaction.js';
 import type { AllreduceOptions } from './options.js';
+import { foreignPaths, isInertConf, refuseForeignRun } from './rerun-trust.js';
 import { type LaunchResult, launch } from './search.js';
 import { type AllreduceResult, allreduce } from './train.js';
-
-/** Spark settings that run code or choose what runs. */
-const CODE_RUNNING_CONF = [
-  /^spark\.(driver|executor|yarn\.am)\.(extraJavaOptions|extraClassPath|extraLibraryPath|defaultJavaOptions)$/,
-  /^spark\.(jars|files|archives|submit\.pyFiles|jars\.packages|jars\.repositories|jars\.ivySettings)$/,
-  /^spark\.pyspark\.(driver\.)?python$/,
-  /^spark\.python\.(worker|daemon)\.module$/,
-  /^spark\.(plugins|extraListeners|sql\.extensions|sql\.queryExecutionListeners|sql\.streaming\.streamingQueryListeners)$/,
-  /^spark\.(executorEnv|yarn\.appMasterEnv|kubernetes\.driverEnv)\./,
-  /\.discoveryScript$/,
-  /^spark\.r\.(command|driver\.command)$/,
-];
-
-export const runsCode = (key: string): boolean => CODE_RUNNING_CONF.some((re) => re.test(key));
 
 /** A rerun's outcome, by the kind of the run it repeated. */
 export type RerunResult = { kind: 'train'; run: AllreduceResult } | { kind: 'search'; search: LaunchResult };
@@ -47,6 +34,8 @@ export async function rerun(
   const specPath = join(dir, 'spec.json');
   if (!existsSync(specPath)) throw new RunError('input', `run ${ref} has no spec.json (${specPath}); it cannot be rerun`);
   const spec = JSON.parse(readFileSync(specPath, 'utf8')) as Record<string, unknown>;
+  // What spec.json leaves out gets the options' defaults (client/jobs/options.ts, search-options.ts).
+  const given = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
   const say = extra.onProgress ?? ((l: string) => process.stderr.write(`${l}\n`));
   const kept = join(dir, 'versioned', VERSIONED_ENTRY);
   const entry = existsSync(kept) ? kept : String(spec.entry);
@@ -64,24 +53,33 @@ export async function rerun(
   }
   const recordedConf = (spec.sparkConf as Record<string, string>) ?? {};
   const redacted = Object.keys(recordedConf).filter((k) => recordedConf[k] === REDACTED);
+  const untrusted = trustSpec ? [] : Object.keys(recordedConf).filter((k) => !isInertConf(k) && !redacted.includes(k));
+  const foreign = foreignPaths([dir, specPath, kept]);
+  if (foreign.length > 0 && !trustSpec) {
+    refuseForeignRun({
+      ref,
+      owned: foreign,
+      entry,
+      master: given<string>(spec.master),
+      queue: given<string>(spec.queue),
+      conf: untrusted,
+    });
+  }
   if (redacted.length > 0) {
     say(`sparkring: spec.json holds ${redacted.join(', ')} redacted; the rerun goes without them`);
   }
-  const untrusted = trustSpec ? [] : Object.keys(recordedConf).filter((k) => runsCode(k) && !redacted.includes(k));
   if (untrusted.length > 0) {
     say(
-      `sparkring: not applying ${untrusted.join(', ')} from spec.json (Spark settings that run code); pass --trust-spec to apply them`,
+      `sparkring: not applying ${untrusted.join(', ')} from spec.json (Spark settings that can run code or choose where the job goes); pass --trust-spec to apply them`,
     );
   }
   const sparkConf = Object.fromEntries(
     Object.entries(recordedConf).filter(([k]) => !untrusted.includes(k) && !redacted.includes(k)),
   );
-  // What spec.json leaves out gets the options' defaults (client/jobs/options.ts, search-options.ts).
-  const given = <T>(v: unknown): T | undefined => (v === null || v === undefined ? undefined : (v as T));
   const common = {
     entry,
     name: String(spec.name),
-    experiments: String(spec.experiments ?? experiments),
+    experiments,
     sparkConf,
     master: given<string>(spec.master),
     queue: given<string>(spec.queue),
