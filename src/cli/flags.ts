@@ -21,6 +21,7 @@ export const submitFlags = z.object({
   livyUser: text,
   livyToken: text,
   stage: text,
+  requireEncryption: z.boolean().optional(),
   tfBackend: z.enum(TF_BACKENDS),
   json: z.boolean().optional(),
 });

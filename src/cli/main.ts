@@ -78,6 +78,10 @@ function withSubmitOptions(command: Command): Command {
       '--stage <dir>',
       "directory for the run's files the cluster reads (spec, archives), shared with Livy and the nodes (default: $TMPDIR)",
     )
+    .option(
+      '--require-encryption',
+      "refuse to run where Spark's RPC to the executors is not encrypted (spark.network.crypto.enabled): the run's secret rides in its task closures",
+    )
     .addOption(
       new Option(
         '--tf-backend <backend>',
@@ -113,6 +117,7 @@ function submitArgs(f: z.output<typeof submitFlags>, signal: AbortSignal) {
     livyHeaders: livyHeaders(secretValue('--livy-user', f.livyUser), secretValue('--livy-token', f.livyToken)),
     tfBackend: f.tfBackend,
     stage: f.stage,
+    requireEncryption: f.requireEncryption,
     signal,
   };
 }

@@ -89,7 +89,9 @@ export default async function train() {
     chownTree(foreign, 65534);
     const r = await sparkring(['experiments', 'rerun', runId, '--experiments', foreign, '--json']);
     expect(r.exitCode).toBe(2);
-    expect(r.stderr).toMatch(/belongs to uid 65534 .*not to you; rerunning it takes its entry .*versioned\/compiled-entry\.mjs, which would run as you; --master spark:\/\/elsewhere:7077/);
+    expect(r.stderr).toMatch(
+      /belongs to uid 65534 .*not to you; rerunning it takes its entry .*versioned\/compiled-entry\.mjs, which would run as you; --master spark:\/\/elsewhere:7077/,
+    );
     for (const k of LEAKY_SETTINGS) expect(r.stderr).toContain(k);
     expect(r.stderr).toMatch(/pass --trust-spec to run them as they are/);
   }, 60_000);

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { entry, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
 import { StandaloneCluster } from '../helpers/standalone.js';
@@ -38,5 +40,30 @@ describe('a standalone Spark cluster through --master spark://', () => {
     const timings = out.timings as { submitToRingMs: number; trainMs: number; releaseMs: number };
     expect(timings.releaseMs).toBeGreaterThan(0);
     expect(r.stderr).toMatch(/\[worker 1\] joined the ring/);
+    // Its RPC is not encrypted, and the run's secret rides in the task closures: it says so once.
+    expect(r.stderr.match(/^sparkring: warning: Spark's RPC to the executors of spark:\/\/\S+ is not encrypted/gm)).toHaveLength(
+      1,
+    );
+  }, 180_000);
+
+  it('with --require-encryption, refuses before any task carries the secret', async () => {
+    const dir = tempDir('standalone-encryption');
+    writeFileSync(join(dir, 'never.ts'), "export default async () => { throw new Error('a task ran'); };\n");
+    const r = await sparkring([
+      'allreduce',
+      join(dir, 'never.ts'),
+      '--workers',
+      '2',
+      '--master',
+      cluster.masterUrl,
+      '--experiments',
+      dir,
+      '--require-encryption',
+    ]);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(
+      /is not encrypted.*this run requires encryption \(spark\.sparkring\.requireEncryption=true, --require-encryption\)/,
+    );
+    expect(r.stderr).not.toMatch(/a task ran|joined the ring/);
   }, 180_000);
 });

@@ -17,6 +17,7 @@ from typing import Any, Iterator, Optional
 from sparkring.error_codes import INTERRUPTED, SPARK
 from sparkring.failures import JobError, error_report, find_failure
 from sparkring.driver.driver_events import EventSender, signed_result
+from sparkring.driver.rpc_encryption import check_rpc_encryption
 from sparkring.driver.run_files import write_json, write_result
 from sparkring.driver.spark_session import DriverSpark
 from sparkring.driver.spec import RedisEndpoint
@@ -61,6 +62,9 @@ def job_envelope(
     started = time.time()
     interrupted: Optional[KeyboardInterrupt] = None
     try:
+        insecure = check_rpc_encryption(driver)
+        if insecure is not None:
+            events.send("driver", stage="warning", line=insecure)
         yield Job(result, events)
     except KeyboardInterrupt as e:
         result.update(ok=False, error=failure_report(e))

@@ -27,6 +27,7 @@ export interface EnvelopeOptions {
   ship?: boolean;
   shipNode?: boolean;
   stage?: string;
+  requireEncryption?: boolean;
   onProgress?: (line: string) => void;
   onEvent?: (e: RunEvent) => void;
   signal?: AbortSignal;

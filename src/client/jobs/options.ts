@@ -23,6 +23,9 @@ function checkName(name: string, ctx: z.RefinementCtx): void {
 }
 
 /** What every job (a training run or a search) is told: where it runs, where it records, how it reports. */
+/** The Spark setting --require-encryption becomes; the driver reads it (spark-plugin/sparkring/driver/rpc_encryption.py). */
+export const REQUIRE_ENCRYPTION_CONF = 'spark.sparkring.requireEncryption';
+
 export const jobFields = {
   /** The training module (.ts or .js) with a default export `train(ctx)`. */
   entry: z.string().min(1),
@@ -68,6 +71,11 @@ export const jobFields = {
    * Livy and the nodes can read, e.g. a shared mount in livy.file.local-dir-whitelist. Default: $TMPDIR.
    */
   stage: z.string().min(1).optional(),
+  /**
+   * Refuse to run where Spark's RPC to the executors is not encrypted (a master other than local
+   * without spark.network.crypto.enabled): the run's secret and Redis password ride in task closures.
+   */
+  requireEncryption: z.boolean().optional(),
   /** Ship this machine's Node binary in the archive too, for nodes without Node 20. */
   shipNode: z.boolean().default(false),
   /**

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { runKey } from '../../events/keys.js';
 import type { RunEvent } from '../../events/protocol.js';
 import { redactUrl } from '../../events/redis.js';
+import { printable } from '../../util/terminal.js';
 import { RunError } from '../errors.js';
 import { EventFollower } from '../run/event-stream.js';
 import { openRunRedis } from '../run/redis-server.js';
@@ -23,6 +24,7 @@ import { driverError } from './driver-error.js';
 import { readDriverResult } from './driver-result.js';
 import type { DriverResultBase } from './driver-result-base.js';
 import type { EnvelopeOptions, JobKind, JobRun, KindState } from './kind.js';
+import { REQUIRE_ENCRYPTION_CONF } from './options.js';
 
 /** A job opened up to its spec on disk, with its events followed. */
 export interface OpenJob<O extends EnvelopeOptions, Result> {
@@ -80,7 +82,7 @@ export async function openJob<
     const bundle = entry === undefined ? undefined : await shipRuntime({ ...o, entry }, paths, stage.dir, say, name);
     const run: JobRun<O> = {
       o,
-      sparkConf: placed.sparkConf,
+      sparkConf: o.requireEncryption ? { ...placed.sparkConf, [REQUIRE_ENCRYPTION_CONF]: 'true' } : placed.sparkConf,
       paths,
       say,
       runId,
@@ -93,6 +95,9 @@ export async function openJob<
     state = (await kind.open?.(run)) ?? ({} as St);
     const kindState = state;
     follower = new EventFollower(redis.endpoint, runKey(run.secret, 'events'), (e: RunEvent) => {
+      // Every kind's driver may warn (spark-plugin/sparkring/driver/rpc_encryption.py).
+      if (e.type === 'driver' && e.stage === 'warning' && typeof e.line === 'string')
+        say(`sparkring: warning: ${printable(e.line)}`);
       kindState.onEvent?.(e);
       o.onEvent?.(e);
     });
