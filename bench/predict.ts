@@ -81,7 +81,7 @@ export async function predictBench(o: { rows: number; executors: number }, progr
       data,
       join(dir, 'udf.parquet'),
       result,
-    ]);
+    ], dir);
     try {
       const r = JSON.parse(await readFile(result, 'utf8')) as { rows: number; score_ms: number };
       rows.push({ impl: 'predict_batch_udf', model: 'mlp', rows: r.rows, rows_per_s: Math.round(r.rows / (r.score_ms / 1000)) });

@@ -22,7 +22,7 @@ export async function sparkBench(
   const dir = await mkdtemp(join(tmpdir(), 'sparkring-bench-'));
   const out = join(dir, 'out.json');
   try {
-    const r = await runSparkSubmit(o, paths, [paths.benchFile, ...args(out)]);
+    const r = await runSparkSubmit(o, paths, [paths.benchFile, ...args(out)], dir);
     try {
       return JSON.parse(await readFile(out, 'utf8')) as Record<string, unknown>;
     } catch {

@@ -1,28 +1,35 @@
-/** The spark-submit command line a run gets (pure: no Spark is started). */
+/** The spark-submit command line and properties file a run gets (pure: no Spark is started). */
 import { describe, expect, it } from 'vitest';
 import type { SparkPaths } from '../../src/client/submission/paths.js';
-import { sparkSubmitArgs, submitError } from '../../src/client/submission/spark-submit.js';
+import {
+  type SubmitSettings,
+  sparkSubmitArgs,
+  submitError,
+  submitProperties,
+} from '../../src/client/submission/spark-submit.js';
 
-const paths = { python: '/venv/bin/python' } as SparkPaths;
+const paths = { python: '/venv/bin/python', sparkSubmit: '/nowhere/bin/spark-submit' } as SparkPaths;
 const program = ['/plugin/sparkring_submit.py', '/stage/spec-0.json'];
 
-/** The --conf pairs of a command line, as an object. */
-function confOf(args: string[]): Record<string, string> {
+/** The settings of a properties file, read as java.util.Properties reads what submitProperties writes. */
+function confOf(o: SubmitSettings, defaults?: string): Record<string, string> {
   const conf: Record<string, string> = {};
-  args.forEach((a, i) => {
-    if (a !== '--conf') return;
-    const [k, ...v] = (args[i + 1] as string).split('=');
-    conf[k as string] = v.join('=');
-  });
+  for (const line of submitProperties(o, paths, defaults).split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^((?:\\.|[^=:\s\\])*)\s*[=:\s]\s*(.*)$/.exec(line) as RegExpExecArray;
+    const unescape = (t: string): string =>
+      t.replace(/\\(.)/g, (_all, c: string) => ({ n: '\n', r: '\r', t: '\t', f: '\f' })[c] ?? c);
+    conf[unescape(m[1] as string)] = unescape(m[2] as string);
+  }
   return conf;
 }
 
 describe('sparkSubmitArgs', () => {
   it('a training run: the embedded master by default, dynamic allocation off, the program last', () => {
-    const args = sparkSubmitArgs({ workers: 3, gpusPerWorker: 0, sparkConf: {} }, paths, program);
-    expect(args.slice(0, 2)).toEqual(['--master', 'local-cluster[3,1,1024]']);
-    expect(args.slice(-2)).toEqual(program);
-    expect(confOf(args)).toMatchObject({
+    const o = { workers: 3, gpusPerWorker: 0, sparkConf: {} };
+    const args = sparkSubmitArgs(o, '/stage/spark-submit.properties', program);
+    expect(args).toEqual(['--master', 'local-cluster[3,1,1024]', '--properties-file', '/stage/spark-submit.properties', ...program]);
+    expect(confOf(o)).toMatchObject({
       'spark.dynamicAllocation.enabled': 'false',
       'spark.pyspark.python': '/venv/bin/python',
       'spark.executor.memory': '512m',
@@ -34,9 +41,7 @@ describe('sparkSubmitArgs', () => {
   });
 
   it("a search keeps dynamic allocation on, with the retry policy's Spark settings", () => {
-    const conf = confOf(
-      sparkSubmitArgs({ workers: 2, gpusPerWorker: 0, sparkConf: {}, search: true, master: 'spark://m:7077' }, paths, program),
-    );
+    const conf = confOf({ workers: 2, gpusPerWorker: 0, sparkConf: {}, search: true, master: 'spark://m:7077' });
     expect(conf).toMatchObject({
       'spark.dynamicAllocation.enabled': 'true',
       'spark.dynamicAllocation.maxExecutors': '2',
@@ -50,24 +55,48 @@ describe('sparkSubmitArgs', () => {
   });
 
   it("YARN gets its queue, one executor per worker and the archives; GPUs and the user's settings win", () => {
-    const args = sparkSubmitArgs(
-      {
-        workers: 2,
-        master: 'yarn',
-        queue: 'ml',
-        gpusPerWorker: 0.5,
-        archives: ['/stage/runtime.tgz#sparkring-runtime'],
-        sparkConf: { 'spark.executor.instances': '4' },
-      },
-      paths,
-      program,
-    );
-    expect(args.slice(0, 6)).toEqual(['--master', 'yarn', '--queue', 'ml', '--archives', '/stage/runtime.tgz#sparkring-runtime']);
-    expect(confOf(args)).toMatchObject({
+    const o = {
+      workers: 2,
+      master: 'yarn',
+      queue: 'ml',
+      gpusPerWorker: 0.5,
+      archives: ['/stage/runtime.tgz#sparkring-runtime'],
+      sparkConf: { 'spark.executor.instances': '4' },
+    };
+    const args = sparkSubmitArgs(o, '/p', program);
+    expect(args.slice(0, 8)).toEqual([
+      '--master',
+      'yarn',
+      '--properties-file',
+      '/p',
+      '--queue',
+      'ml',
+      '--archives',
+      '/stage/runtime.tgz#sparkring-runtime',
+    ]);
+    expect(confOf(o)).toMatchObject({
       'spark.executor.instances': '4',
       'spark.task.resource.gpu.amount': '0.5',
       'spark.executor.resource.gpu.amount': '1',
     });
+  });
+});
+
+describe('submitProperties', () => {
+  it("keeps the cluster's spark-defaults.conf, which a properties file would otherwise replace, and ours win", () => {
+    const conf = confOf(
+      { workers: 2, gpusPerWorker: 0, sparkConf: {}, master: 'spark://m:7077' },
+      'spark.eventLog.enabled true\nspark.dynamicAllocation.enabled true\n',
+    );
+    expect(conf['spark.dynamicAllocation.enabled']).toBe('false');
+    expect(submitProperties({ workers: 2, gpusPerWorker: 0, sparkConf: {} }, paths, 'spark.eventLog.enabled true')).toMatch(
+      /^spark\.eventLog\.enabled true\n/,
+    );
+  });
+
+  it('carries any value as it is: backslashes, line ends, separators, a leading space', () => {
+    const tricky = { 'spark.a=b:c': ' x\\y\nz=1#', 'spark.hadoop.fs.s3a.secret.key': 's3cr3t' };
+    expect(confOf({ workers: 1, gpusPerWorker: 0, sparkConf: tricky })).toMatchObject(tricky);
   });
 });
 

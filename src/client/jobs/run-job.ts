@@ -162,7 +162,7 @@ export async function runJob<
           say,
           o.signal,
         )
-      : runSparkSubmit(submit, paths, program, o.signal, onLine));
+      : runSparkSubmit(submit, paths, program, run.staging, o.signal, onLine));
     if (o.signal?.aborted) throw interrupted(kind.noun);
     return await job.finish(submittedAt, outcome);
   } finally {

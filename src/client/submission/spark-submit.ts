@@ -1,6 +1,9 @@
 /** Runs the spark-plugin driver with spark-submit (client mode) for one attempt of a job. */
 
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { availableParallelism, freemem } from 'node:os';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { SEARCH_SPARK_CONF } from '../../hpo/retry-policy.js';
@@ -108,16 +111,43 @@ export function sparkConf(o: SubmitSettings, paths: SparkPaths, master: string):
   return conf;
 }
 
-/** spark-submit arguments: our Spark settings, then `program` (a file and its arguments). */
-export function sparkSubmitArgs(o: SubmitSettings, paths: SparkPaths, program: string[]): string[] {
-  const master = o.master ?? defaultMaster(o.workers);
-  const conf = sparkConf(o, paths, master);
-  const args = ['--master', master];
+/**
+ * spark-submit arguments: the properties file that holds our Spark settings (submitProperties),
+ * then `program` (a file and its arguments). No setting is on the command line, where `ps` shows
+ * it to every user of the machine: a --conf value may be a secret.
+ */
+export function sparkSubmitArgs(o: SubmitSettings, propertiesFile: string, program: string[]): string[] {
+  const args = ['--master', o.master ?? defaultMaster(o.workers), '--properties-file', propertiesFile];
   if (o.queue) args.push('--queue', o.queue);
   if (o.archives?.length) args.push('--archives', o.archives.join(','));
-  for (const [k, v] of Object.entries(conf)) args.push('--conf', `${k}=${v}`);
   args.push(...program);
   return args;
+}
+
+/**
+ * The properties file's text: the cluster's spark-defaults.conf first (in Spark 3.5 a
+ * --properties-file replaces it), then our settings, which win as later keys do.
+ */
+export function submitProperties(o: SubmitSettings, paths: SparkPaths, defaults = sparkDefaults(paths)): string {
+  const conf = sparkConf(o, paths, o.master ?? defaultMaster(o.workers));
+  const ours = Object.entries(conf).map(([k, v]) => `${propertiesEscape(k, true)}=${propertiesEscape(v, false)}`);
+  return [...(defaults ? [defaults, ''] : []), '# sparkring', ...ours, ''].join('\n');
+}
+
+/** The spark-defaults.conf spark-submit would read, if there is one. */
+function sparkDefaults(paths: SparkPaths): string | undefined {
+  const confDir = process.env.SPARK_CONF_DIR ?? join(process.env.SPARK_HOME ?? dirname(dirname(paths.sparkSubmit)), 'conf');
+  const file = join(confDir, 'spark-defaults.conf');
+  return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+}
+
+/**
+ * java.util.Properties' escaping (written by hand: it is a few characters): backslash, line ends
+ * and, in a key, the separators; a value's leading space.
+ */
+function propertiesEscape(text: string, key: boolean): string {
+  const escaped = text.replace(/[\\\n\r\t\f]/g, (c) => ({ '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\f': '\\f' })[c] as string);
+  return key ? escaped.replace(/[ =:#!]/g, (c) => `\\${c}`) : escaped.replace(/^ /, '\\ ');
 }
 
 export interface SubmitOutcome {
@@ -145,6 +175,8 @@ export async function runSparkSubmit(
   o: SubmitSettings,
   paths: SparkPaths,
   program: string[],
+  /** The run's staging directory (mode 0700), for the properties file. */
+  staging: string,
   signal?: AbortSignal,
   /**
    * Each line spark-submit prints, as it comes (progress of a job without a Redis stream). The
@@ -156,7 +188,9 @@ export async function runSparkSubmit(
   const env: Record<string, string> = { PYSPARK_PYTHON: paths.python, PYSPARK_DRIVER_PYTHON: paths.python };
   if (master.startsWith('local')) env.SPARK_LOCAL_IP = process.env.SPARK_LOCAL_IP ?? '127.0.0.1';
   // Tied to this process: a client killed with SIGKILL takes the driver, and so the job, with it.
-  const child = execa(...tiedToThisProcess(paths.sparkSubmit, sparkSubmitArgs(o, paths, program)), {
+  const propertiesFile = join(staging, 'spark-submit.properties');
+  await writeFile(propertiesFile, submitProperties(o, paths), { mode: 0o600 });
+  const child = execa(...tiedToThisProcess(paths.sparkSubmit, sparkSubmitArgs(o, propertiesFile, program)), {
     env,
     reject: false,
     stdin: 'ignore',
