@@ -74,14 +74,12 @@ export async function predictBench(o: { rows: number; executors: number }, progr
 
     progress(`predict_batch_udf (Keras) on ${o.executors} executors`);
     const result = join(dir, 'udf.json');
-    const submit = await runSparkSubmit({ workers: o.executors, gpusPerWorker: 0, sparkConf: {} }, paths, [
-      script,
-      'score',
-      modelDir,
-      data,
-      join(dir, 'udf.parquet'),
-      result,
-    ], dir);
+    const submit = await runSparkSubmit(
+      { workers: o.executors, gpusPerWorker: 0, sparkConf: {} },
+      paths,
+      [script, 'score', modelDir, data, join(dir, 'udf.parquet'), result],
+      dir,
+    );
     try {
       const r = JSON.parse(await readFile(result, 'utf8')) as { rows: number; score_ms: number };
       rows.push({ impl: 'predict_batch_udf', model: 'mlp', rows: r.rows, rows_per_s: Math.round(r.rows / (r.score_ms / 1000)) });

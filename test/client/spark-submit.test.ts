@@ -1,12 +1,7 @@
 /** The spark-submit command line and properties file a run gets (pure: no Spark is started). */
 import { describe, expect, it } from 'vitest';
 import type { SparkPaths } from '../../src/client/submission/paths.js';
-import {
-  type SubmitSettings,
-  sparkSubmitArgs,
-  submitError,
-  submitProperties,
-} from '../../src/client/submission/spark-submit.js';
+import { type SubmitSettings, sparkSubmitArgs, submitError, submitProperties } from '../../src/client/submission/spark-submit.js';
 
 const paths = { python: '/venv/bin/python', sparkSubmit: '/nowhere/bin/spark-submit' } as SparkPaths;
 const program = ['/plugin/sparkring_submit.py', '/stage/spec-0.json'];
@@ -28,7 +23,13 @@ describe('sparkSubmitArgs', () => {
   it('a training run: the embedded master by default, dynamic allocation off, the program last', () => {
     const o = { workers: 3, gpusPerWorker: 0, sparkConf: {} };
     const args = sparkSubmitArgs(o, '/stage/spark-submit.properties', program);
-    expect(args).toEqual(['--master', 'local-cluster[3,1,1024]', '--properties-file', '/stage/spark-submit.properties', ...program]);
+    expect(args).toEqual([
+      '--master',
+      'local-cluster[3,1,1024]',
+      '--properties-file',
+      '/stage/spark-submit.properties',
+      ...program,
+    ]);
     expect(confOf(o)).toMatchObject({
       'spark.dynamicAllocation.enabled': 'false',
       'spark.pyspark.python': '/venv/bin/python',

@@ -271,7 +271,7 @@ export async function stagingDir(stage: string | undefined, prefix: string): Pro
   } catch (err) {
     throw new RunError('input', `--stage ${parent}: cannot create the run's directory there (${(err as Error).message})`);
   }
-  const janitor = removeWhenGone([dir]);
+  const janitor = removeWhenGone(dir);
   return {
     dir,
     async remove() {

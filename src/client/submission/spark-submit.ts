@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { SEARCH_SPARK_CONF } from '../../hpo/retry-policy.js';
 import { tiedToThisProcess } from '../../util/tied.js';
 import { RunError } from '../errors.js';
+import { addUser } from '../run/janitor.js';
 import type { SparkPaths } from './paths.js';
 
 export const defaultMaster = (workers: number): string => `local-cluster[${workers},1,1024]`;
@@ -146,7 +147,10 @@ function sparkDefaults(paths: SparkPaths): string | undefined {
  * and, in a key, the separators; a value's leading space.
  */
 function propertiesEscape(text: string, key: boolean): string {
-  const escaped = text.replace(/[\\\n\r\t\f]/g, (c) => ({ '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\f': '\\f' })[c] as string);
+  const escaped = text.replace(
+    /[\\\n\r\t\f]/g,
+    (c) => ({ '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\f': '\\f' })[c] as string,
+  );
   return key ? escaped.replace(/[ =:#!]/g, (c) => `\\${c}`) : escaped.replace(/^ /, '\\ ');
 }
 
@@ -198,6 +202,7 @@ export async function runSparkSubmit(
     forceKillAfterDelay: 5000,
     buffer: false,
   });
+  addUser(staging, child.pid);
   const tail: string[] = [];
   const keep = (line: string): void => {
     tail.push(line);
