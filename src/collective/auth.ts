@@ -37,12 +37,25 @@ export function joinProof(secret: Buffer, p: HandshakeParams, clientNonce: Buffe
   return mac(secret, 'join', [...paramParts(p), clientNonce, serverNonce]);
 }
 
-export function acceptProof(secret: Buffer, p: HandshakeParams, clientNonce: Buffer, serverNonce: Buffer): Buffer {
-  return mac(secret, 'accept', [...paramParts(p), clientNonce, serverNonce]);
+/** The served rank's proof, which also binds the session id and data port its JoinReply gives. */
+export function acceptProof(
+  secret: Buffer,
+  p: HandshakeParams,
+  clientNonce: Buffer,
+  serverNonce: Buffer,
+  sessionId: Buffer,
+  dataPort: number,
+): Buffer {
+  return mac(secret, 'accept', [...paramParts(p), clientNonce, serverNonce, sessionId, String(dataPort)]);
 }
 
 export function linkProof(secret: Buffer, sessionId: Buffer): Buffer {
   return mac(secret, 'link', [sessionId]);
+}
+
+/** The served rank's answer on the data link: it holds the secret and took this session. */
+export function linkAckProof(secret: Buffer, sessionId: Buffer): Buffer {
+  return mac(secret, 'ack', [sessionId]);
 }
 
 export function proofMatches(expected: Buffer, got: Uint8Array | undefined): boolean {

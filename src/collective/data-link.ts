@@ -2,9 +2,11 @@
  * The raw TCP data link's authentication (transport "tcp", proto/ring.proto step 3). After Join,
  * the dialing rank connects to the served rank's data port and sends 48 bytes:
  *   16-byte session id (from JoinReply) | HMAC-SHA256(secret, "link" | session id) (auth.ts linkProof)
- * The served rank answers one byte, ACK, and frames follow (frames.ts); a wrong session or proof
- * closes the connection. Until it has proven itself, a connection is held at most
- * UNPROVEN_LINK_MS, and at most MAX_UNPROVEN_LINKS wait at once.
+ * The served rank answers 33 bytes, ACK and HMAC-SHA256(secret, "ack" | session id) (auth.ts
+ * linkAckProof), and frames follow (frames.ts); a wrong session, proof or address closes the
+ * connection. Until it has proven itself, a connection is held at most UNPROVEN_LINK_MS, and at
+ * most MAX_UNPROVEN_LINKS wait at once: a new one pushes out the oldest, so idle connections
+ * cannot keep the real peer out (its 48 bytes follow its connect at once).
  */
 import net from 'node:net';
 import { DirectReader } from './direct-reader.js';
@@ -12,46 +14,53 @@ import { DirectReader } from './direct-reader.js';
 const SESSION_BYTES = 16;
 const AUTH_BYTES = SESSION_BYTES + 32;
 const ACK = 0x01;
+const ACK_BYTES = 1 + 32;
 const MAX_UNPROVEN_LINKS = 8;
 const UNPROVEN_LINK_MS = 10_000;
 
-/** The served side: admits a connection to the data port once its session and proof check out. */
-export class DataLinkGate {
-  private unproven = 0;
+/** What the gate asks of a connection's session: its ack proof when admitted, else undefined. */
+export type SessionCheck = (sessionId: Uint8Array, proof: Uint8Array, remoteAddress: string) => Buffer | undefined;
 
-  constructor(private readonly check: (sessionId: Uint8Array, proof: Uint8Array) => boolean) {}
+/** The served side: admits a connection to the data port once its session, proof and address check out. */
+export class DataLinkGate {
+  private readonly unproven = new Set<net.Socket>();
+
+  constructor(private readonly check: SessionCheck) {}
+
+  /** Drops every connection still owing its proof (the ring formed, or the rank is closing). */
+  dropUnproven(): void {
+    for (const s of this.unproven) s.destroy();
+    this.unproven.clear();
+  }
 
   /**
    * Reads the connection's 48 bytes (for at most `timeoutMs`, and UNPROVEN_LINK_MS): `proven` gets
-   * the socket and what arrived after them; a wrong session or proof closes it and calls `refused`.
+   * the socket and what arrived after them; a wrong session, proof or address closes it and calls `refused`.
    */
   admit(socket: net.Socket, timeoutMs: number, proven: (s: net.Socket, leftover: Buffer) => void, refused: () => void): void {
-    if (this.unproven >= MAX_UNPROVEN_LINKS) {
-      socket.destroy();
-      return;
+    if (this.unproven.size >= MAX_UNPROVEN_LINKS) {
+      const oldest = this.unproven.values().next().value as net.Socket;
+      this.unproven.delete(oldest);
+      oldest.destroy();
     }
-    this.unproven++;
-    let counted = true;
-    const settle = (): void => {
-      if (counted) this.unproven--;
-      counted = false;
-    };
-    socket.once('close', settle);
+    this.unproven.add(socket);
+    socket.once('close', () => this.unproven.delete(socket));
     let got = Buffer.alloc(0);
     const timer = setTimeout(() => socket.destroy(), Math.min(UNPROVEN_LINK_MS, timeoutMs));
     const onData = (chunk: Buffer): void => {
       got = Buffer.concat([got, chunk]);
       if (got.length < AUTH_BYTES) return;
       clearTimeout(timer);
-      settle();
+      this.unproven.delete(socket);
       socket.off('data', onData);
       socket.pause();
-      if (!this.check(got.subarray(0, SESSION_BYTES), got.subarray(SESSION_BYTES, AUTH_BYTES))) {
+      const ack = this.check(got.subarray(0, SESSION_BYTES), got.subarray(SESSION_BYTES, AUTH_BYTES), socket.remoteAddress ?? '');
+      if (!ack) {
         refused();
         socket.destroy();
         return;
       }
-      socket.write(Buffer.of(ACK));
+      socket.write(Buffer.concat([Buffer.of(ACK), ack]));
       proven(socket, got.subarray(AUTH_BYTES));
     };
     socket.on('data', onData);
@@ -59,16 +68,20 @@ export class DataLinkGate {
   }
 }
 
-/** The dialing side: connects, sends the session id and proof, and waits for the one-byte ack. */
+/**
+ * The dialing side: connects, sends the session id and proof, and waits for the ack and its proof
+ * (`ackProof`: what the rank that holds the secret and took this session answers).
+ */
 export function connectData(
   host: string,
   port: number,
   sessionId: Uint8Array,
   proof: Uint8Array,
+  ackProof: (got: Buffer) => boolean,
   deadline: number,
 ): Promise<{ socket: net.Socket; reader: DirectReader }> {
   return new Promise((resolve, reject) => {
-    const reader = new DirectReader(1);
+    const reader = new DirectReader(ACK_BYTES);
     const socket = net.connect({ host, port, onread: { buffer: reader.nextBuffer, callback: reader.onRead } });
     const fail = (err: Error): void => {
       clearTimeout(timer);
@@ -81,13 +94,25 @@ export function connectData(
     );
     socket.once('connect', () => socket.write(Buffer.concat([sessionId, proof])));
     socket.once('error', fail);
-    socket.once('close', () => fail(new Error(`data link to ${host}:${port} was refused (session or proof)`)));
-    reader.onPreamble = (ack) => {
+    socket.once('close', () => fail(new DataLinkClosed(`data link to ${host}:${port} was closed before its acknowledgement`)));
+    let ack = Buffer.alloc(0);
+    reader.onPreamble = (bytes) => {
+      ack = Buffer.concat([ack, bytes]);
+      if (ack.length < ACK_BYTES) return;
       clearTimeout(timer);
       socket.removeAllListeners('close');
       socket.removeAllListeners('error');
-      if (ack[0] !== ACK) fail(new Error(`data link to ${host}:${port}: unexpected acknowledgement`));
-      else resolve({ socket, reader });
+      if (ack[0] !== ACK || !ackProof(ack.subarray(1))) {
+        fail(
+          new DataLinkForged(`the data link's acknowledgement from ${host}:${port} does not prove this job's secret and session`),
+        );
+      } else resolve({ socket, reader });
     };
   });
 }
+
+/** The served side closed the data link before acknowledging it: pushed out of its gate, or refused. */
+export class DataLinkClosed extends Error {}
+
+/** The data link's acknowledgement came from something that does not hold the secret or took another session. */
+export class DataLinkForged extends Error {}

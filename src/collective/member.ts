@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { acceptProof, type HandshakeParams, joinProof, linkProof, newNonce, proofMatches } from './auth.js';
+import { acceptProof, type HandshakeParams, joinProof, linkAckProof, linkProof, newNonce, proofMatches } from './auth.js';
 import {
   CHANNEL_OPTIONS,
   type HelloReply,
@@ -17,7 +17,7 @@ import {
   type RingClient,
   ringService,
 } from './control.js';
-import { connectData, DataLinkGate } from './data-link.js';
+import { connectData, DataLinkClosed, DataLinkForged, DataLinkGate } from './data-link.js';
 import { type HandshakeField, type MissingLink, RingFormationTimeoutError, RingHandshakeError } from './errors.js';
 import { CollectiveKind, FrameKind } from './frames.js';
 import { GrpcLink, type Link, TcpLink } from './link.js';
@@ -25,8 +25,10 @@ import { parseRingOptions, type RingOptions, type RingOptionsInput } from './opt
 import { MAX_VALUE_BYTES, Ring } from './ring.js';
 
 const REFUSAL_LINGER_MS = 3000;
-/** Handshakes (Hello without Join yet) kept at once. */
+/** Handshakes (Hello without Join yet) kept at once; a new one pushes out the oldest. */
 const MAX_PENDING_HELLOS = 32;
+/** How soon a dialer tries again after its Hello, Join or data link was pushed out of a full gate. */
+const CROWDED_RETRY_MS = 50;
 /** The handshake's messages are small: a larger one is refused by gRPC before it is read. */
 const HANDSHAKE_MESSAGE_BYTES = 64 * 1024;
 
@@ -41,6 +43,33 @@ export function splitAddress(address: string): { host: string; port: number } {
 
 const joinAddress = (host: string, port: number): string => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
 
+/** A peer's host as sockets and gRPC name it ("ipv4:1.2.3.4:5", "[::1]:5", "::ffff:1.2.3.4"), one way. */
+function peerHost(address: string): string {
+  const bare = address.replace(/^ipv[46]:/, '');
+  const host = /^\[.*\]:\d+$|^[^:]+:\d+$/.test(bare) ? splitAddress(bare).host : bare;
+  return host.replace(/^::ffff:/, '');
+}
+
+/**
+ * What a dialer whose Hello was refused says: the refusal names only the field (an unauthenticated
+ * caller learns nothing else), so the sentence comes from this rank's own side of it.
+ */
+function refusalReason(field: string, o: RingOptions): string {
+  switch (field) {
+    case 'job_id':
+      return `the peer is not in job "${o.jobId}"`;
+    case 'world_size':
+      return `the peer's world size is not ${o.worldSize}`;
+    case 'attempt':
+      return `the peer is not in attempt ${o.attempt}`;
+    case 'transport':
+      return `the peer does not use transport ${o.transport}`;
+    case 'rank':
+      return `the peer does not take rank ${o.rank} as its successor, or another peer joined it first`;
+    default:
+      return `the peer refused the ${field}`;
+  }
+}
 /** A successor that completed the handshake and opened its data link. */
 type AcceptedLink = (peerAddress: string) => Link;
 
@@ -69,11 +98,12 @@ export class RingMember {
   private readonly secret: Buffer;
   private readonly successor = deferred<AcceptedLink>();
   private readonly hellos = new Map<string, { serverNonce: Buffer; at: number }>();
-  private readonly sessions = new Set<string>();
+  /** Sessions given by Join, with the host that joined: only it may open the data link. */
+  private readonly sessions = new Map<string, string>();
   private client: RingClient | undefined;
   private released = false;
   /** Connections to the data port still owing their proof. */
-  private readonly dataLinks = new DataLinkGate((sessionId, proof) => this.takeSession(sessionId, proof));
+  private readonly dataLinks = new DataLinkGate((sessionId, proof, from) => this.takeSession(sessionId, proof, from));
 
   private constructor(
     readonly options: RingOptions,
@@ -104,7 +134,7 @@ export class RingMember {
       Hello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, cb: grpc.sendUnaryData<HelloReply>) =>
         cb(null, ready().onHello(call.request)),
       Join: (call: grpc.ServerUnaryCall<JoinRequest, JoinReply>, cb: grpc.sendUnaryData<JoinReply>) =>
-        cb(null, ready().onJoin(call.request)),
+        cb(null, ready().onJoin(call.request, call.getPeer())),
       Link: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => ready().onGrpcLink(call),
     });
     const port = await new Promise<number>((resolve, reject) =>
@@ -139,11 +169,15 @@ export class RingMember {
 
   // ---- served side: our successor dials us ------------------------------------------------
 
+  /**
+   * Checks a dialer's Hello. The caller is not authenticated yet: a refusal names the field and
+   * nothing of this rank's job, world, attempt or ranks (the full reason goes to this rank's log).
+   */
   private onHello(req: HelloRequest): HelloReply {
     const o = this.options;
     const refuse = (field: HandshakeField, reason: string): HelloReply => {
       o.log?.(`ring rank ${o.rank}: refused a peer (${field}): ${reason}`);
-      return { refusedField: field, refusedReason: reason, serverNonce: Buffer.alloc(0), rank: o.rank };
+      return { refusedField: field, refusedReason: `${field} does not match`, serverNonce: Buffer.alloc(0), rank: 0 };
     };
     if (req.jobId !== o.jobId) return refuse('job_id', `peer is in job "${req.jobId}", this rank in "${o.jobId}"`);
     if (req.worldSize !== o.worldSize)
@@ -159,20 +193,20 @@ export class RingMember {
     const serverNonce = newNonce();
     const now = Date.now();
     for (const [k, v] of this.hellos) if (now - v.at > o.formationTimeoutMs) this.hellos.delete(k);
-    if (this.hellos.size >= MAX_PENDING_HELLOS) {
-      return refuse('session', `${MAX_PENDING_HELLOS} handshakes are already waiting for their Join; try again later`);
-    }
+    // Full: the oldest Hello goes, not this one (a flood of Hellos cannot keep the real peer out;
+    // a real peer pushed out tries again).
+    if (this.hellos.size >= MAX_PENDING_HELLOS) this.hellos.delete(this.hellos.keys().next().value as string);
     this.hellos.set(req.clientNonce.toString('hex'), { serverNonce, at: now });
     return { refusedField: '', refusedReason: '', serverNonce, rank: o.rank };
   }
 
-  private onJoin(req: JoinRequest): JoinReply {
+  private onJoin(req: JoinRequest, peer: string): JoinReply {
     const o = this.options;
     const refuse = (field: HandshakeField, reason: string): JoinReply => {
       o.log?.(`ring rank ${o.rank}: refused a peer (${field}): ${reason}`);
       return {
         refusedField: field,
-        refusedReason: reason,
+        refusedReason: `${field} does not match`,
         serverProof: Buffer.alloc(0),
         sessionId: Buffer.alloc(0),
         dataPort: 0,
@@ -180,30 +214,37 @@ export class RingMember {
     };
     const key = req.clientNonce.toString('hex');
     const hello = this.hellos.get(key);
-    if (!hello) return refuse('session', 'Join without a matching Hello');
+    if (!hello) return refuse('session', 'Join without a matching Hello (or its Hello was pushed out)');
     this.hellos.delete(key);
     const p = this.params(this.successorRank, o.rank);
     if (!proofMatches(joinProof(this.secret, p, req.clientNonce, hello.serverNonce), req.clientProof)) {
       return refuse('secret', `the dialing peer's proof does not match this job's secret`);
     }
     const sessionId = randomBytes(16);
-    this.sessions.add(sessionId.toString('hex'));
+    this.sessions.set(sessionId.toString('hex'), peerHost(peer));
     const address = this.dataServer?.address();
+    const dataPort = address && typeof address === 'object' ? address.port : 0;
     return {
       refusedField: '',
       refusedReason: '',
-      serverProof: acceptProof(this.secret, p, req.clientNonce, hello.serverNonce),
+      serverProof: acceptProof(this.secret, p, req.clientNonce, hello.serverNonce, sessionId, dataPort),
       sessionId,
-      dataPort: address && typeof address === 'object' ? address.port : 0,
+      dataPort,
     };
   }
 
-  private takeSession(sessionId: Uint8Array, proof: Uint8Array): boolean {
+  /** The data link's ack proof when its session, proof and address are the ones Join gave; else undefined. */
+  private takeSession(sessionId: Uint8Array, proof: Uint8Array, from: string): Buffer | undefined {
     const key = Buffer.from(sessionId).toString('hex');
-    if (!this.sessions.has(key) || this.successor.settled) return false;
-    if (!proofMatches(linkProof(this.secret, Buffer.from(sessionId)), proof)) return false;
+    const joined = this.sessions.get(key);
+    if (joined === undefined || this.successor.settled) return undefined;
+    if (peerHost(from) !== joined) {
+      this.options.log?.(`ring rank ${this.options.rank}: refused a data link from ${from}: its session joined from ${joined}`);
+      return undefined;
+    }
+    if (!proofMatches(linkProof(this.secret, Buffer.from(sessionId)), proof)) return undefined;
     this.sessions.delete(key);
-    return true;
+    return linkAckProof(this.secret, Buffer.from(sessionId));
   }
 
   private onTcpLink(socket: net.Socket): void {
@@ -223,7 +264,7 @@ export class RingMember {
   private onGrpcLink(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
     const session = String(call.metadata.get('sparkring-session')[0] ?? '');
     const proof = String(call.metadata.get('sparkring-proof')[0] ?? '');
-    if (!this.takeSession(Buffer.from(session, 'hex'), Buffer.from(proof, 'hex'))) {
+    if (!this.takeSession(Buffer.from(session, 'hex'), Buffer.from(proof, 'hex'), call.getPeer())) {
       call.emit('error', { code: grpc.status.PERMISSION_DENIED, details: 'unknown session or wrong link proof' });
       return;
     }
@@ -302,14 +343,34 @@ export class RingMember {
   }
 
   private async dial(address: string, deadline: number, state: { lastError: string; done: boolean }): Promise<Link> {
-    const o = this.options;
     const { Client } = ringService();
     const client = new Client(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     this.client = client;
+    for (;;) {
+      const link = await this.handshake(client, address, deadline, state);
+      if (link !== 'crowded') {
+        state.done = true;
+        return link;
+      }
+      // Pushed out of a full gate (someone else is flooding the peer): again, until the deadline.
+      state.lastError = "the peer's handshake gates were full";
+      if (Date.now() >= deadline) throw new Error(state.lastError);
+      await new Promise((r) => setTimeout(r, CROWDED_RETRY_MS));
+    }
+  }
+
+  /** One handshake with the predecessor: its data link, or 'crowded' when a full gate pushed it out. */
+  private async handshake(
+    client: RingClient,
+    address: string,
+    deadline: number,
+    state: { lastError: string },
+  ): Promise<Link | 'crowded'> {
+    const o = this.options;
     const predRank = this.predecessorRank;
     const clientNonce = newNonce();
-    const refused = (field: string, reason: string): RingHandshakeError =>
-      new RingHandshakeError(field as HandshakeField, address, reason);
+    const refused = (field: string): RingHandshakeError =>
+      new RingHandshakeError(field as HandshakeField, address, refusalReason(field, o));
 
     let hello: HelloReply | undefined;
     while (!hello) {
@@ -333,9 +394,10 @@ export class RingMember {
         await new Promise((r) => setTimeout(r, 100));
       }
     }
-    if (hello.refusedField) throw refused(hello.refusedField, hello.refusedReason);
+    if (hello.refusedField === 'session') return 'crowded';
+    if (hello.refusedField) throw refused(hello.refusedField);
     if (hello.rank !== predRank)
-      throw refused('rank', `expected rank ${predRank} at ${address}, it says it is rank ${hello.rank}`);
+      throw new RingHandshakeError('rank', address, `expected rank ${predRank} at ${address}, it says it is rank ${hello.rank}`);
 
     const p = this.params(o.rank, predRank);
     const join = await unary<JoinRequest, JoinReply>(
@@ -346,26 +408,35 @@ export class RingMember {
       },
       deadline,
     );
-    if (join.refusedField) throw refused(join.refusedField, join.refusedReason);
-    if (!proofMatches(acceptProof(this.secret, p, clientNonce, hello.serverNonce), join.serverProof)) {
-      throw refused('secret', `the peer's proof does not match this job's secret`);
+    if (join.refusedField === 'session') return 'crowded';
+    if (join.refusedField) throw refused(join.refusedField);
+    const accepted = acceptProof(this.secret, p, clientNonce, hello.serverNonce, join.sessionId, join.dataPort);
+    if (!proofMatches(accepted, join.serverProof)) {
+      throw new RingHandshakeError(
+        'secret',
+        address,
+        "the peer's proof does not match this job's secret, its session id or its data port (rewritten on the way?)",
+      );
     }
     const proof = linkProof(this.secret, join.sessionId);
-    let link: Link;
-    if (o.transport === 'tcp') {
-      const { host } = splitAddress(address);
-      const socket = await connectData(host, join.dataPort, join.sessionId, proof, deadline);
-      link = new TcpLink(predRank, address, socket.socket, socket.reader);
-      client.close();
-      this.client = undefined;
-    } else {
+    if (o.transport === 'grpc') {
       const md = new grpc.Metadata();
       md.set('sparkring-session', join.sessionId.toString('hex'));
       md.set('sparkring-proof', proof.toString('hex'));
-      link = new GrpcLink(predRank, address, client.Link(md));
+      return new GrpcLink(predRank, address, client.Link(md));
     }
-    state.done = true;
-    return link;
+    const { host } = splitAddress(address);
+    const ack = linkAckProof(this.secret, join.sessionId);
+    try {
+      const socket = await connectData(host, join.dataPort, join.sessionId, proof, (got) => proofMatches(ack, got), deadline);
+      client.close();
+      this.client = undefined;
+      return new TcpLink(predRank, address, socket.socket, socket.reader);
+    } catch (err) {
+      if (err instanceof DataLinkClosed && Date.now() < deadline) return 'crowded';
+      if (err instanceof DataLinkForged) throw new RingHandshakeError('secret', address, err.message);
+      throw err;
+    }
   }
 
   /**
@@ -374,6 +445,7 @@ export class RingMember {
    */
   private stopAccepting(): void {
     this.dataServer?.close();
+    this.dataLinks.dropUnproven();
     if (this.options.transport === 'tcp') this.server.forceShutdown();
     else this.server.tryShutdown(() => undefined);
   }
@@ -384,6 +456,7 @@ export class RingMember {
     this.released = true;
     this.client?.close();
     this.server.forceShutdown();
+    this.dataLinks.dropUnproven();
     const ds = this.dataServer;
     if (ds) await new Promise<void>((r) => ds.close(() => r()));
   }
