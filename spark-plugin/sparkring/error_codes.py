@@ -23,6 +23,7 @@ CODES: dict[str, CodeRule] = {
     "SR_RING_HANDSHAKE": {"kind": "worker", "final": False},
     "SR_PEER_LOST": {"kind": "worker", "final": False},
     "SR_FRAME_REFUSED": {"kind": "worker", "final": False},
+    "SR_RING_INTEGRITY": {"kind": "worker", "final": False},
     "SR_COLLECTIVE_MISMATCH": {"kind": "worker", "final": False},
     "SR_COLLECTIVE_TIMEOUT": {"kind": "worker", "final": False},
     "SR_UNEVEN_STEPS": {"kind": "worker", "final": True},

@@ -46,6 +46,7 @@ export const allreduceFlags = jobFlags.extend({
   peerTimeout: z.number().positive(),
   formationTimeout: z.number().positive(),
   ringInterface: text,
+  ringEncrypt: z.boolean().optional(),
 });
 
 export const launchFlags = jobFlags.extend({

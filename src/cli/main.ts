@@ -272,7 +272,12 @@ withJobOptions(
     .option(
       '--ring-interface <name|cidr>',
       "the network interface (eth1) or subnet (10.0.0.0/16) the ring listens on (default: each executor's own address)",
-    ),
+    )
+    .option(
+      '--ring-encrypt',
+      "seal the ring's frames with AES-256-GCM (default: on where Spark's RPC is encrypted, spark.network.crypto.enabled)",
+    )
+    .option('--no-ring-encrypt', "send the ring's frames in clear even where Spark's RPC is encrypted"),
 ).action(async (entry: string, o: Record<string, unknown>) => {
   const interrupt = onInterrupt();
   try {
@@ -291,6 +296,7 @@ withJobOptions(
       peerTimeoutMs: f.peerTimeout * 1000,
       formationTimeoutMs: f.formationTimeout * 1000,
       ringInterface: f.ringInterface,
+      ringEncrypt: f.ringEncrypt,
     });
     printResult(r, Boolean(f.json));
   } catch (err) {

@@ -18,14 +18,18 @@ const ACK_BYTES = 1 + 32;
 const MAX_UNPROVEN_LINKS = 8;
 const UNPROVEN_LINK_MS = 10_000;
 
-/** What the gate asks of a connection's session: its ack proof when admitted, else undefined. */
-export type SessionCheck = (sessionId: Uint8Array, proof: Uint8Array, remoteAddress: string) => Buffer | undefined;
+/** What the gate asks of a connection's session: what it admitted (with the ack proof to send), else undefined. */
+export type SessionCheck<T extends { ack: Buffer }> = (
+  sessionId: Uint8Array,
+  proof: Uint8Array,
+  remoteAddress: string,
+) => T | undefined;
 
 /** The served side: admits a connection to the data port once its session, proof and address check out. */
-export class DataLinkGate {
+export class DataLinkGate<T extends { ack: Buffer }> {
   private readonly unproven = new Set<net.Socket>();
 
-  constructor(private readonly check: SessionCheck) {}
+  constructor(private readonly check: SessionCheck<T>) {}
 
   /** Drops every connection still owing its proof (the ring formed, or the rank is closing). */
   dropUnproven(): void {
@@ -37,7 +41,12 @@ export class DataLinkGate {
    * Reads the connection's 48 bytes (for at most `timeoutMs`, and UNPROVEN_LINK_MS): `proven` gets
    * the socket and what arrived after them; a wrong session, proof or address closes it and calls `refused`.
    */
-  admit(socket: net.Socket, timeoutMs: number, proven: (s: net.Socket, leftover: Buffer) => void, refused: () => void): void {
+  admit(
+    socket: net.Socket,
+    timeoutMs: number,
+    proven: (s: net.Socket, leftover: Buffer, admitted: T) => void,
+    refused: () => void,
+  ): void {
     if (this.unproven.size >= MAX_UNPROVEN_LINKS) {
       const oldest = this.unproven.values().next().value as net.Socket;
       this.unproven.delete(oldest);
@@ -54,14 +63,18 @@ export class DataLinkGate {
       this.unproven.delete(socket);
       socket.off('data', onData);
       socket.pause();
-      const ack = this.check(got.subarray(0, SESSION_BYTES), got.subarray(SESSION_BYTES, AUTH_BYTES), socket.remoteAddress ?? '');
-      if (!ack) {
+      const admitted = this.check(
+        got.subarray(0, SESSION_BYTES),
+        got.subarray(SESSION_BYTES, AUTH_BYTES),
+        socket.remoteAddress ?? '',
+      );
+      if (!admitted) {
         refused();
         socket.destroy();
         return;
       }
-      socket.write(Buffer.concat([Buffer.of(ACK), ack]));
-      proven(socket, got.subarray(AUTH_BYTES));
+      socket.write(Buffer.concat([Buffer.of(ACK), admitted.ack]));
+      proven(socket, got.subarray(AUTH_BYTES), admitted);
     };
     socket.on('data', onData);
     socket.on('error', () => clearTimeout(timer));
@@ -70,7 +83,9 @@ export class DataLinkGate {
 
 /**
  * The dialing side: connects, sends the session id and proof, and waits for the ack and its proof
- * (`ackProof`: what the rank that holds the secret and took this session answers).
+ * (`ackProof`: what the rank that holds the secret and took this session answers). `direct`: read
+ * the link's frames with a DirectReader (into place); otherwise (a sealed link) they come as
+ * 'data' events, and `leftover` holds what arrived after the ack.
  */
 export function connectData(
   host: string,
@@ -79,10 +94,13 @@ export function connectData(
   proof: Uint8Array,
   ackProof: (got: Buffer) => boolean,
   deadline: number,
-): Promise<{ socket: net.Socket; reader: DirectReader }> {
+  direct = true,
+): Promise<{ socket: net.Socket; reader: DirectReader | undefined; leftover: Buffer }> {
   return new Promise((resolve, reject) => {
-    const reader = new DirectReader(ACK_BYTES);
-    const socket = net.connect({ host, port, onread: { buffer: reader.nextBuffer, callback: reader.onRead } });
+    const reader = direct ? new DirectReader(ACK_BYTES) : undefined;
+    const socket = reader
+      ? net.connect({ host, port, onread: { buffer: reader.nextBuffer, callback: reader.onRead } })
+      : net.connect({ host, port });
     const fail = (err: Error): void => {
       clearTimeout(timer);
       socket.destroy();
@@ -96,18 +114,26 @@ export function connectData(
     socket.once('error', fail);
     socket.once('close', () => fail(new DataLinkClosed(`data link to ${host}:${port} was closed before its acknowledgement`)));
     let ack = Buffer.alloc(0);
-    reader.onPreamble = (bytes) => {
+    const onAck = (bytes: Buffer): void => {
       ack = Buffer.concat([ack, bytes]);
       if (ack.length < ACK_BYTES) return;
       clearTimeout(timer);
       socket.removeAllListeners('close');
       socket.removeAllListeners('error');
-      if (ack[0] !== ACK || !ackProof(ack.subarray(1))) {
+      if (ack[0] !== ACK || !ackProof(ack.subarray(1, ACK_BYTES))) {
         fail(
           new DataLinkForged(`the data link's acknowledgement from ${host}:${port} does not prove this job's secret and session`),
         );
-      } else resolve({ socket, reader });
+        return;
+      }
+      if (!reader) {
+        socket.off('data', onAck);
+        socket.pause();
+      }
+      resolve({ socket, reader, leftover: ack.subarray(ACK_BYTES) });
     };
+    if (reader) reader.onPreamble = onAck;
+    else socket.on('data', onAck);
   });
 }
 

@@ -3,6 +3,7 @@
  * (src/errors/codes.ts), which the abort frame passes around the ring with it.
  */
 import type { ErrorCode } from '../errors/codes.js';
+import { type FrameHeader, FrameKind } from './frames.js';
 
 export class RingError extends Error {
   override readonly name: string = 'RingError';
@@ -91,6 +92,24 @@ export class FrameRefusedError extends RingError {
     readonly problem: string,
   ) {
     super(`rank ${peerRank} at ${peerAddress} sent ${problem}; the frame was refused before it was read`);
+  }
+}
+
+/**
+ * A sealed frame (--ring-encrypt, link-seal.ts) did not open: it was changed, dropped, replayed or
+ * reordered between the ranks, or forged by something that does not hold the ring's key.
+ */
+export class RingIntegrityError extends RingError {
+  override readonly name = 'RingIntegrityError';
+  override readonly code: ErrorCode = 'SR_RING_INTEGRITY';
+  constructor(
+    readonly peerRank: number,
+    readonly peerAddress: string,
+    header: FrameHeader,
+  ) {
+    super(
+      `the link from rank ${peerRank} at ${peerAddress} carried a ${FrameKind[header.kind] ?? header.kind} frame (seq ${header.seq}, ${header.length} bytes) that does not open with the ring's key: it was changed, dropped or replayed on the way; the attempt ends (check the network between the hosts)`,
+    );
   }
 }
 

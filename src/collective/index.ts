@@ -8,6 +8,7 @@ export {
   RingError,
   RingFormationTimeoutError,
   RingHandshakeError,
+  RingIntegrityError,
   UnevenStepsError,
 } from './errors.js';
 export type { TensorMapLike } from './fusion.js';

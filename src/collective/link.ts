@@ -5,7 +5,7 @@
  */
 import type net from 'node:net';
 import type { DirectReader } from './direct-reader.js';
-import { FrameRefusedError } from './errors.js';
+import { FrameRefusedError, RingIntegrityError } from './errors.js';
 import {
   CollectiveKind,
   decodeHeader,
@@ -18,6 +18,7 @@ import {
   HEADER_BYTES,
   markShared,
 } from './frames.js';
+import { type LinkSeal, SealedFrameDecoder } from './link-seal.js';
 import { IncomingRegion, OutgoingRegion, parseOffer, SHARED_MIN_BYTES } from './shared-memory.js';
 
 export interface LinkEvents {
@@ -135,9 +136,12 @@ export class TcpLink extends Link {
   private offerTimer: NodeJS.Timeout | undefined;
   /** Receiving side: the peer's region, mapped here. */
   private incoming: IncomingRegion | undefined;
+  /** This end receives the ring's data (it dialed): it maps the peer's shared memory. */
+  private readonly receivesData: boolean;
   /**
    * `reader` is given for sockets opened with `onread` (the data receiving side); other sockets
-   * (which only receive small control frames) use 'data' events.
+   * (which only receive small control frames) use 'data' events, as does a sealed link (`seal`:
+   * --ring-encrypt, link-seal.ts), whose frames are opened as they arrive.
    */
   constructor(
     peerRank: number,
@@ -145,17 +149,19 @@ export class TcpLink extends Link {
     private readonly socket: net.Socket,
     reader?: DirectReader,
     leftover?: Buffer,
+    private readonly seal?: LinkSeal,
   ) {
     super(peerRank, peerAddress);
     socket.setNoDelay(true);
     this.reader = reader;
+    this.receivesData = reader !== undefined || seal?.side === 'dialer';
     if (reader) {
       reader.onBytes = () => this.heard();
       reader.check = (h) => this.check(h);
       reader.onRefused = (problem) => this.refuse(problem);
       reader.setSink((f) => this.onTcpFrame(f));
     } else {
-      const decoder = new FrameDecoder((f) => this.onTcpFrame(f));
+      const decoder = seal ? this.sealedDecoder(seal) : new FrameDecoder((f) => this.onTcpFrame(f));
       decoder.check = (h) => this.check(h);
       decoder.onRefused = (problem) => this.refuse(problem);
       socket.on('data', (chunk: Buffer) => {
@@ -169,8 +175,29 @@ export class TcpLink extends Link {
     socket.resume();
   }
 
+  /** Opens each sealed frame; a payload in shared memory is taken from the region after its header opened. */
+  private sealedDecoder(seal: LinkSeal): SealedFrameDecoder {
+    const decoder = new SealedFrameDecoder(seal, (f) => {
+      if (f.shared && this.incoming) {
+        const payload = Buffer.allocUnsafeSlow(f.length);
+        this.incoming.take(payload);
+        this.onTcpFrame({ ...f, payload });
+      } else this.onTcpFrame(f);
+    });
+    decoder.onTampered = (h) => {
+      this.broke(new RingIntegrityError(this.peerRank, this.peerAddress, h));
+      this.shutdown();
+    };
+    return decoder;
+  }
+
   override setPayloadAllocator(allocate: (h: FrameHeader) => Buffer): void {
     if (this.reader) this.reader.allocate = allocate;
+  }
+
+  /** Whether frames are sealed (--ring-encrypt). */
+  get sealed(): boolean {
+    return this.seal !== undefined;
   }
 
   override get sendsThroughSharedMemory(): boolean {
@@ -182,7 +209,7 @@ export class TcpLink extends Link {
    * Nothing changes until the peer answers that it mapped it; a peer on another host cannot.
    */
   offerSharedMemory(): void {
-    if (this.reader || this.outgoing || this.ended) return;
+    if (this.receivesData || this.outgoing || this.ended) return;
     const region = OutgoingRegion.create();
     if (!region) return;
     this.outgoing = region;
@@ -199,7 +226,9 @@ export class TcpLink extends Link {
   private check(h: FrameHeader): string | undefined {
     // One offer per link, one answer per offer: a region swapped mid-stream would lose the two sides' places.
     if (h.kind === FrameKind.SharedOffer)
-      return this.reader && !this.incoming && h.length <= MAX_OFFER_BYTES ? undefined : 'a shared-memory offer it did not expect';
+      return this.receivesData && !this.incoming && h.length <= MAX_OFFER_BYTES
+        ? undefined
+        : 'a shared-memory offer it did not expect';
     if (h.kind === FrameKind.SharedAnswer)
       return this.awaitingAnswer && h.length === 0 ? undefined : 'a shared-memory answer to no offer';
     if (h.shared && !this.incoming) return 'a frame whose payload is in shared memory, on a link without shared memory';
@@ -221,7 +250,7 @@ export class TcpLink extends Link {
     try {
       const region = IncomingRegion.open(parseOffer(payload));
       this.incoming = region;
-      (this.reader as DirectReader).takeShared = (into) => region.take(into);
+      if (this.reader) this.reader.takeShared = (into) => region.take(into);
       mapped = true;
     } catch {
       // Another host, or no addon here: the link stays plain TCP.
@@ -238,6 +267,16 @@ export class TcpLink extends Link {
   }
 
   protected write(header: Buffer, payload: Uint8Array | undefined, done: () => void): void {
+    if (this.seal) {
+      const shared = this.outgoingMapped && payload && payload.byteLength >= SHARED_MIN_BYTES && this.outgoing?.put(payload);
+      if (shared) markShared(header);
+      const parts = this.seal.seal(header, shared ? undefined : payload);
+      this.socket.cork();
+      for (const part of parts.slice(0, -1)) this.socket.write(part);
+      this.socket.write(parts.at(-1) as Buffer, () => done());
+      this.socket.uncork();
+      return;
+    }
     if (this.outgoingMapped && payload && payload.byteLength >= SHARED_MIN_BYTES && this.outgoing?.put(payload)) {
       markShared(header);
       this.socket.write(header, () => done());

@@ -21,6 +21,7 @@ import { connectData, DataLinkClosed, DataLinkForged, DataLinkGate } from './dat
 import { type HandshakeField, type MissingLink, RingFormationTimeoutError, RingHandshakeError } from './errors.js';
 import { CollectiveKind, FrameKind } from './frames.js';
 import { GrpcLink, type Link, TcpLink } from './link.js';
+import { LinkSeal } from './link-seal.js';
 import { parseRingOptions, type RingOptions, type RingOptionsInput } from './options.js';
 import { MAX_VALUE_BYTES, Ring } from './ring.js';
 
@@ -98,8 +99,8 @@ export class RingMember {
   private readonly secret: Buffer;
   private readonly successor = deferred<AcceptedLink>();
   private readonly hellos = new Map<string, { serverNonce: Buffer; at: number }>();
-  /** Sessions given by Join, with the host that joined: only it may open the data link. */
-  private readonly sessions = new Map<string, string>();
+  /** Sessions given by Join: the host that joined (only it may open the data link), and the handshake's nonces. */
+  private readonly sessions = new Map<string, { host: string; clientNonce: Buffer; serverNonce: Buffer }>();
   private client: RingClient | undefined;
   private released = false;
   /** Connections to the data port still owing their proof. */
@@ -221,7 +222,11 @@ export class RingMember {
       return refuse('secret', `the dialing peer's proof does not match this job's secret`);
     }
     const sessionId = randomBytes(16);
-    this.sessions.set(sessionId.toString('hex'), peerHost(peer));
+    this.sessions.set(sessionId.toString('hex'), {
+      host: peerHost(peer),
+      clientNonce: req.clientNonce,
+      serverNonce: hello.serverNonce,
+    });
     const address = this.dataServer?.address();
     const dataPort = address && typeof address === 'object' ? address.port : 0;
     return {
@@ -233,27 +238,35 @@ export class RingMember {
     };
   }
 
-  /** The data link's ack proof when its session, proof and address are the ones Join gave; else undefined. */
-  private takeSession(sessionId: Uint8Array, proof: Uint8Array, from: string): Buffer | undefined {
+  /**
+   * The data link of a session Join gave, when its proof and address are right: the ack proof to
+   * answer, and the link's seal (--ring-encrypt). Else undefined.
+   */
+  private takeSession(sessionId: Uint8Array, proof: Uint8Array, from: string): { ack: Buffer; seal?: LinkSeal } | undefined {
     const key = Buffer.from(sessionId).toString('hex');
-    const joined = this.sessions.get(key);
-    if (joined === undefined || this.successor.settled) return undefined;
-    if (peerHost(from) !== joined) {
-      this.options.log?.(`ring rank ${this.options.rank}: refused a data link from ${from}: its session joined from ${joined}`);
+    const session = this.sessions.get(key);
+    if (session === undefined || this.successor.settled) return undefined;
+    if (peerHost(from) !== session.host) {
+      this.options.log?.(
+        `ring rank ${this.options.rank}: refused a data link from ${from}: its session joined from ${session.host}`,
+      );
       return undefined;
     }
     if (!proofMatches(linkProof(this.secret, Buffer.from(sessionId)), proof)) return undefined;
     this.sessions.delete(key);
-    return linkAckProof(this.secret, Buffer.from(sessionId));
+    return {
+      ack: linkAckProof(this.secret, Buffer.from(sessionId)),
+      seal: this.options.encrypt ? new LinkSeal(this.secret, session.clientNonce, session.serverNonce, 'served') : undefined,
+    };
   }
 
   private onTcpLink(socket: net.Socket): void {
     this.dataLinks.admit(
       socket,
       this.options.formationTimeoutMs,
-      (proven, leftover) =>
+      (proven, leftover, admitted) =>
         this.successor.resolve((addr) => {
-          const link = new TcpLink(this.successorRank, addr, proven, undefined, leftover);
+          const link = new TcpLink(this.successorRank, addr, proven, undefined, leftover, admitted.seal);
           if (this.options.sharedMemory) link.offerSharedMemory();
           return link;
         }),
@@ -428,10 +441,19 @@ export class RingMember {
     const { host } = splitAddress(address);
     const ack = linkAckProof(this.secret, join.sessionId);
     try {
-      const socket = await connectData(host, join.dataPort, join.sessionId, proof, (got) => proofMatches(ack, got), deadline);
+      const seal = o.encrypt ? new LinkSeal(this.secret, clientNonce, hello.serverNonce, 'dialer') : undefined;
+      const data = await connectData(
+        host,
+        join.dataPort,
+        join.sessionId,
+        proof,
+        (got) => proofMatches(ack, got),
+        deadline,
+        !seal,
+      );
       client.close();
       this.client = undefined;
-      return new TcpLink(predRank, address, socket.socket, socket.reader);
+      return new TcpLink(predRank, address, data.socket, data.reader, data.leftover, seal);
     } catch (err) {
       if (err instanceof DataLinkClosed && Date.now() < deadline) return 'crowded';
       if (err instanceof DataLinkForged) throw new RingHandshakeError('secret', address, err.message);

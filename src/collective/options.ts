@@ -53,6 +53,11 @@ export const ringOptionsSchema = z
      * their TCP socket; ranks on other hosts cannot, and stay on TCP. Raw TCP data plane only.
      */
     sharedMemory: z.boolean().default(true),
+    /**
+     * Seal every frame of the data links with AES-256-GCM (link-seal.ts): an on-path attacker can
+     * neither read nor change gradients. Raw TCP data plane only.
+     */
+    encrypt: z.boolean().default(false),
     /** Size of the pipelined pieces of an allreduce. */
     chunkBytes: z.number().int().min(1024).default(MiB),
     /** Tensor fusion: many tensors are packed into buffers of up to this many bytes. */
@@ -66,6 +71,10 @@ export const ringOptionsSchema = z
   .refine((o) => o.rank < o.worldSize, {
     message: 'rank must be below worldSize',
     path: ['rank'],
+  })
+  .refine((o) => !o.encrypt || o.transport === 'tcp', {
+    message: 'encryption seals the raw TCP data plane: use transport "tcp" with encrypt',
+    path: ['encrypt'],
   });
 
 export type RingOptionsInput = z.input<typeof ringOptionsSchema>;

@@ -15,6 +15,7 @@ import {
   PeerFailedError,
   RingClosedError,
   RingError,
+  RingIntegrityError,
   UnevenStepsError,
 } from './errors.js';
 import { CollectiveKind, type Frame, type FrameHeader, FrameKind } from './frames.js';
@@ -135,6 +136,7 @@ export class Ring {
       host: '127.0.0.1',
       transport: 'tcp',
       sharedMemory: false,
+      encrypt: false,
       formationTimeoutMs: 1,
       peerTimeoutMs: 1,
       collectiveTimeoutMs: 1,
@@ -571,7 +573,7 @@ export class Ring {
   }
 
   private onBroken(link: Link, cause: Error): void {
-    if (cause instanceof FrameRefusedError) {
+    if (cause instanceof FrameRefusedError || cause instanceof RingIntegrityError) {
       this.fail(cause, link);
       return;
     }

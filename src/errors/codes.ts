@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   SR_RING_HANDSHAKE: { kind: 'worker', final: false }, // a peer refused the handshake, or was refused
   SR_PEER_LOST: { kind: 'worker', final: false }, // a ring peer died, stalled or left
   SR_FRAME_REFUSED: { kind: 'worker', final: false }, // a peer sent a frame too long for its kind
+  SR_RING_INTEGRITY: { kind: 'worker', final: false }, // a sealed frame (--ring-encrypt) was changed or forged on the way
   SR_COLLECTIVE_MISMATCH: { kind: 'worker', final: false }, // ranks ran different collectives
   SR_COLLECTIVE_TIMEOUT: { kind: 'worker', final: false }, // a collective made no progress in --collective-timeout
   SR_UNEVEN_STEPS: { kind: 'worker', final: true }, // ranks took different numbers of steps

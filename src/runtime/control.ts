@@ -20,6 +20,11 @@ export const workerSettingsSchema = z.object({
   /** --ring-interface: an interface name or a subnet (runtime/ring-address.ts); null: the executor's address. */
   ringInterface: z.string().nullable(),
   ...ringTimeoutFields,
+  /**
+   * --ring-encrypt: seal the ring's frames (collective/link-seal.ts). null: as the cluster's Spark RPC
+   * (spark.network.crypto.enabled), which the driver reads before it starts the stage.
+   */
+  ringEncrypt: z.boolean().nullish(),
   /** Which TensorFlow to train on (runtime/backend.ts). */
   tfBackend: z.enum(TF_BACKENDS),
 });

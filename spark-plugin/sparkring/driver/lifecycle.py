@@ -61,6 +61,8 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
         result.update(dir=run_dir, workers=spec.workers, attempts=0)
         events.send("driver", stage="started", appId=driver.app_id, dir=run_dir)
         refuse_dynamic_allocation(driver)
+        if spec.worker.get("ringEncrypt") is None:  # --ring-encrypt by default where Spark's RPC is encrypted
+            spec.worker["ringEncrypt"] = driver.conf("spark.network.crypto.enabled", "false").strip().lower() == "true"
         frame = make_frame()
         schema = to_arrow_schema(frame.schema)
         # Where the run directory was made: over Spark Connect, this client's machine.

@@ -92,6 +92,7 @@ export function jobSpec(
     redis: run.redis ? specRedis(run.redis) : null,
     worker: {
       ringInterface: o.ringInterface ?? null,
+      ringEncrypt: o.ringEncrypt ?? null,
       peerTimeoutMs: o.peerTimeoutMs,
       formationTimeoutMs: o.formationTimeoutMs,
       collectiveTimeoutMs: o.collectiveTimeoutMs,

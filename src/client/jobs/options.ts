@@ -109,6 +109,11 @@ export const allreduceOptionsSchema = z.object({
    * executor's own address as Spark knows it (runtime/ring-address.ts).
    */
   ringInterface: z.string().min(1).optional(),
+  /**
+   * Seal the ring's frames with AES-256-GCM (collective/link-seal.ts); default: on where the
+   * cluster's Spark RPC is encrypted (spark.network.crypto.enabled), else off.
+   */
+  ringEncrypt: z.boolean().optional(),
   /** A worker silent this long on the run's stream counts as failed (its attempt is ended). */
   heartbeatTimeoutMs: z.number().int().positive().default(60_000),
   /** Give the executors back to the cluster when training ends (default on). */

@@ -121,6 +121,7 @@ export async function rerun(
     formationTimeoutMs: given(worker.formationTimeoutMs),
     collectiveTimeoutMs: given(worker.collectiveTimeoutMs),
     ringInterface: given(worker.ringInterface),
+    ringEncrypt: given(worker.ringEncrypt),
     tfBackend: given(worker.tfBackend),
   });
   return { kind: 'train', run };
