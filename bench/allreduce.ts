@@ -1,6 +1,7 @@
 /**
  * Ring allreduce bus bandwidth (nccl-tests' busbw = bytes * 2(N-1)/N / time) for each data plane
- * (raw TCP, raw TCP with shared memory between the ranks of one host, gRPC),
+ * (raw TCP, raw TCP with shared memory between the ranks of one host, gRPC; each raw one also with
+ * --ring-encrypt, `encrypt`, its busbw beside the clear one's as vs_clear),
  * beside OpenMPI's MPI_Allreduce over TCP (../shared/anchors/mpi-allreduce.sh) and the loopback
  * TCP ceiling (../shared/anchors/tcp-loopback.sh), measured in the same run.
  */
@@ -19,6 +20,8 @@ export interface AllreduceBenchOptions {
   transports: DataPlane[];
   chunkBytes?: number;
   anchors: boolean;
+  /** Also each raw TCP plane with its frames sealed (--ring-encrypt). */
+  encrypt?: boolean;
 }
 
 export interface AllreduceRow {
@@ -31,6 +34,8 @@ export interface AllreduceRow {
   busbw_GBps: number;
   vs_mpi?: number;
   vs_tcp_loopback?: number;
+  /** A sealed plane's busbw over the same plane's in clear, same run. */
+  vs_clear?: number;
   fused_ms?: number;
   per_tensor_ms?: number;
   fused_speedup?: number;
@@ -56,10 +61,21 @@ export async function allreduceBench(
         anchorsOut.push(mpi);
         progress(`anchor: ${JSON.stringify(mpi)}`);
       }
-      for (const transport of o.transports) {
+      const planes: Array<[DataPlane, boolean]> = o.transports.flatMap(
+        (t): Array<[DataPlane, boolean]> =>
+          o.encrypt && t !== 'grpc'
+            ? [
+                [t, false],
+                [t, true],
+              ]
+            : [[t, false]],
+      );
+      const clear = new Map<DataPlane, number>();
+      for (const [transport, sealed] of planes) {
         const ring = await startRing(worker, n, () => ({
           transport: transport === 'grpc' ? 'grpc' : 'tcp',
           sharedMemory: transport === 'shm',
+          encrypt: sealed,
           bytes,
           iters: o.iters,
           chunkBytes: o.chunkBytes,
@@ -76,7 +92,7 @@ export async function allreduceBench(
           await Promise.all(ring.ranks.map((p) => p.exited));
           const bw = busbw(bytes, n, r.timeMs);
           const row: AllreduceRow = {
-            impl: `sparkring-${transport}`,
+            impl: `sparkring-${transport}${sealed ? '-sealed' : ''}`,
             data_path: r.dataPath,
             procs: n,
             bytes,
@@ -88,6 +104,9 @@ export async function allreduceBench(
           };
           if (typeof mpi?.busbw_GBps === 'number' && mpi.busbw_GBps > 0) row.vs_mpi = round(bw / mpi.busbw_GBps, 2);
           if (ceilingGBps) row.vs_tcp_loopback = round(bw / ceilingGBps, 2);
+          if (!sealed) clear.set(transport, bw);
+          const clearBw = clear.get(transport);
+          if (sealed && clearBw) row.vs_clear = round(bw / clearBw, 2);
           rows.push(row);
           progress(JSON.stringify(row));
         } finally {

@@ -24,6 +24,8 @@ export interface HostsAllreduceOptions {
   bytes: number[];
   iters: number;
   anchors: boolean;
+  /** Also the ring with its frames sealed (--ring-encrypt), its busbw beside the clear one's. */
+  encrypt?: boolean;
 }
 
 interface Row {
@@ -40,6 +42,8 @@ interface Row {
   cpu_share?: number;
   /** The share of the machine's CPUs busy during the timed iterations (every host shares them). */
   machine_busy?: number;
+  /** A sealed ring's busbw over the clear ring's, same hosts, link and size. */
+  vs_clear?: number;
 }
 
 const busbw = (bytes: number, n: number, ms: number): number => (bytes * 2 * (n - 1)) / n / (ms / 1e3) / 1e9;
@@ -183,46 +187,52 @@ export async function hostsAllreduceBench(
             rows.push(row);
             say(JSON.stringify(row));
           }
-          const ring = await startRing(
-            worker,
-            n,
-            (rank) => ({
-              transport: 'tcp',
-              bytes,
-              iters: o.iters,
-              tensors: 0,
-              tensorBytes: 0,
-              only: true,
-              host: hosts[rank]?.address,
-            }),
-            [],
-            (rank, command) => c.on(hosts[rank] as Host, command),
-          );
-          try {
-            const r = (await ring.waitFor(0, 'result', 600_000)).result as {
-              timeMs: number;
-              cpuShare: number;
-              machineBusy: number;
-            };
-            await Promise.all(ring.ranks.map((p) => p.exited));
-            const bw = busbw(bytes, n, r.timeMs);
-            const row: Row = {
-              impl: 'sparkring-tcp',
-              link,
-              hosts: n,
-              bytes,
-              time_ms: round(r.timeMs, 2),
-              busbw_GBps: round(bw),
-              cpu_share: round(r.cpuShare, 2),
-              machine_busy: round(r.machineBusy, 2),
-            };
-            if (mpiBw) row.vs_mpi = round(bw / mpiBw, 2);
-            if (line) row.vs_line_rate = round(bw / line, 2);
-            if (ringLine) row.vs_ring_line_rate = round(bw / ringLine, 2);
-            rows.push(row);
-            say(JSON.stringify(row));
-          } finally {
-            ring.killAll();
+          let clearBw: number | undefined;
+          for (const sealed of o.encrypt ? [false, true] : [false]) {
+            const ring = await startRing(
+              worker,
+              n,
+              (rank) => ({
+                transport: 'tcp',
+                encrypt: sealed,
+                bytes,
+                iters: o.iters,
+                tensors: 0,
+                tensorBytes: 0,
+                only: true,
+                host: hosts[rank]?.address,
+              }),
+              [],
+              (rank, command) => c.on(hosts[rank] as Host, command),
+            );
+            try {
+              const r = (await ring.waitFor(0, 'result', 600_000)).result as {
+                timeMs: number;
+                cpuShare: number;
+                machineBusy: number;
+              };
+              await Promise.all(ring.ranks.map((p) => p.exited));
+              const bw = busbw(bytes, n, r.timeMs);
+              const row: Row = {
+                impl: sealed ? 'sparkring-tcp-sealed' : 'sparkring-tcp',
+                link,
+                hosts: n,
+                bytes,
+                time_ms: round(r.timeMs, 2),
+                busbw_GBps: round(bw),
+                cpu_share: round(r.cpuShare, 2),
+                machine_busy: round(r.machineBusy, 2),
+              };
+              if (mpiBw) row.vs_mpi = round(bw / mpiBw, 2);
+              if (line) row.vs_line_rate = round(bw / line, 2);
+              if (ringLine) row.vs_ring_line_rate = round(bw / ringLine, 2);
+              if (sealed && clearBw) row.vs_clear = round(bw / clearBw, 2);
+              else clearBw = bw;
+              rows.push(row);
+              say(JSON.stringify(row));
+            } finally {
+              ring.killAll();
+            }
           }
         }
       }
@@ -232,7 +242,7 @@ export async function hostsAllreduceBench(
   }
   say('loopback, the same sizes and process counts:');
   const loopback = await allreduceBench(
-    { bytes: o.bytes, workers: o.hosts, iters: o.iters, transports: ['tcp'], anchors: o.anchors },
+    { bytes: o.bytes, workers: o.hosts, iters: o.iters, transports: ['tcp'], anchors: o.anchors, encrypt: o.encrypt },
     say,
   );
   return { bench: 'allreduce-hosts', rows, lineRates: lines, loopback };

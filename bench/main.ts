@@ -71,6 +71,7 @@ program
     [...DATA_PLANES],
   )
   .option('--chunk-bytes <size>', 'pipelining chunk size', parseBytes)
+  .option('--encrypt', 'also each raw TCP data plane with --ring-encrypt, its busbw beside the clear one (vs_clear)')
   .option('--no-anchors', 'skip the OpenMPI and iperf3 reference runs')
   .option(
     '--hosts <counts>',
@@ -87,6 +88,7 @@ program
       transport: DataPlane[];
       chunkBytes?: number;
       anchors: boolean;
+      encrypt?: boolean;
       hosts?: number[];
       link: string[];
       json?: boolean;
@@ -94,7 +96,7 @@ program
       if (o.hosts) {
         if (o.hosts.some((n) => n < 2)) throw new InvalidArgumentError('--hosts takes counts of 2 or more');
         const across = await hostsAllreduceBench(
-          { hosts: o.hosts, links: o.link, bytes: o.bytes, iters: o.iters, anchors: o.anchors },
+          { hosts: o.hosts, links: o.link, bytes: o.bytes, iters: o.iters, anchors: o.anchors, encrypt: o.encrypt },
           (line) => process.stderr.write(`${line}\n`),
         );
         if (o.json) process.stdout.write(`${JSON.stringify(across)}\n`);
@@ -109,6 +111,7 @@ program
           transports: o.transport,
           chunkBytes: o.chunkBytes,
           anchors: o.anchors,
+          encrypt: o.encrypt,
         },
         (line) => process.stderr.write(`${line}\n`),
       );

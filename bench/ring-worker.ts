@@ -9,6 +9,8 @@ interface Config {
   transport: Transport;
   /** Shared memory between ranks of one host (off: the socket carries everything). */
   sharedMemory?: boolean;
+  /** --ring-encrypt: every frame sealed (collective/link-seal.ts). */
+  encrypt?: boolean;
   bytes: number;
   iters: number;
   chunkBytes?: number;
@@ -32,6 +34,7 @@ const member = await listen({
   secret: 'bench-secret',
   transport: cfg.transport,
   sharedMemory: cfg.sharedMemory ?? false,
+  encrypt: cfg.encrypt ?? false,
   chunkBytes: cfg.chunkBytes,
   host: cfg.host,
 });

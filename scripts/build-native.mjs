@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
- * Builds sparkring's two small addons (npm's postinstall), with the C++ compiler ($CXX or c++) and
+ * Builds sparkring's small addons (npm's postinstall), with the C++ compiler ($CXX or c++) and
  * the headers of the Node that runs this script:
  *   native/partition_map.cc -> native/build/partition_map.node (partitions and ring regions mapped)
  *   native/ring_reduce.cc   -> native/build/ring_reduce.node   (the ring's reductions, vectorized)
+ *   native/frame_seal.cc    -> native/build/frame_seal.node    (--ring-encrypt's AES-256-GCM, in place)
  * It never fails the install: without a compiler or headers sparkring reads partitions instead of
  * mapping them, keeps its ring on sockets, and reduces in JavaScript.
  */
@@ -17,6 +18,8 @@ const ADDONS = [
   { name: 'partition_map', flags: ['-O2'], without: 'partitions will be read into Node, not mapped' },
   // -O3: GCC vectorizes the reduction loops only from -O3 (or -O2 from GCC 12 on).
   { name: 'ring_reduce', flags: ['-O3'], without: 'the ring will reduce in JavaScript' },
+  // Over the OpenSSL the node binary exports (its headers ship with Node's).
+  { name: 'frame_seal', flags: ['-O2'], without: "--ring-encrypt will seal frames with Node's crypto (slower)" },
 ];
 
 const headerDirs = [

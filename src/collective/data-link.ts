@@ -83,9 +83,8 @@ export class DataLinkGate<T extends { ack: Buffer }> {
 
 /**
  * The dialing side: connects, sends the session id and proof, and waits for the ack and its proof
- * (`ackProof`: what the rank that holds the secret and took this session answers). `direct`: read
- * the link's frames with a DirectReader (into place); otherwise (a sealed link) they come as
- * 'data' events, and `leftover` holds what arrived after the ack.
+ * (`ackProof`: what the rank that holds the secret and took this session answers). `open`: a sealed
+ * link's (link-seal.ts), for the reader that opens its frames in place.
  */
 export function connectData(
   host: string,
@@ -94,13 +93,11 @@ export function connectData(
   proof: Uint8Array,
   ackProof: (got: Buffer) => boolean,
   deadline: number,
-  direct = true,
-): Promise<{ socket: net.Socket; reader: DirectReader | undefined; leftover: Buffer }> {
+  open?: (header: Uint8Array, tag: Uint8Array, body: Uint8Array) => boolean,
+): Promise<{ socket: net.Socket; reader: DirectReader }> {
   return new Promise((resolve, reject) => {
-    const reader = direct ? new DirectReader(ACK_BYTES) : undefined;
-    const socket = reader
-      ? net.connect({ host, port, onread: { buffer: reader.nextBuffer, callback: reader.onRead } })
-      : net.connect({ host, port });
+    const reader = new DirectReader(ACK_BYTES, open);
+    const socket = net.connect({ host, port, onread: { buffer: reader.nextBuffer, callback: reader.onRead } });
     const fail = (err: Error): void => {
       clearTimeout(timer);
       socket.destroy();
@@ -114,26 +111,18 @@ export function connectData(
     socket.once('error', fail);
     socket.once('close', () => fail(new DataLinkClosed(`data link to ${host}:${port} was closed before its acknowledgement`)));
     let ack = Buffer.alloc(0);
-    const onAck = (bytes: Buffer): void => {
+    reader.onPreamble = (bytes) => {
       ack = Buffer.concat([ack, bytes]);
       if (ack.length < ACK_BYTES) return;
       clearTimeout(timer);
       socket.removeAllListeners('close');
       socket.removeAllListeners('error');
-      if (ack[0] !== ACK || !ackProof(ack.subarray(1, ACK_BYTES))) {
+      if (ack[0] !== ACK || !ackProof(ack.subarray(1))) {
         fail(
           new DataLinkForged(`the data link's acknowledgement from ${host}:${port} does not prove this job's secret and session`),
         );
-        return;
-      }
-      if (!reader) {
-        socket.off('data', onAck);
-        socket.pause();
-      }
-      resolve({ socket, reader, leftover: ack.subarray(ACK_BYTES) });
+      } else resolve({ socket, reader });
     };
-    if (reader) reader.onPreamble = onAck;
-    else socket.on('data', onAck);
   });
 }
 

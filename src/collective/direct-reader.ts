@@ -3,8 +3,11 @@
  * by the kernel straight into the frame's own buffer (no intermediate chunk, no copy, few reads).
  * Headers and small frames go through a scratch buffer. Written by hand: this is the hot receive
  * path of the TCP data plane and no library reads into caller-chosen buffers.
+ * A sealed link (--ring-encrypt, link-seal.ts) has a 16-byte tag after each header: the payload
+ * is read into its buffer as sealed, then opened there (`open`), before the frame is handed on.
  */
 import { decodeHeader, type Frame, type FrameCheck, type FrameHeader, HEADER_BYTES } from './frames.js';
+import { TAG_BYTES } from './link-seal.js';
 
 const SCRATCH_BYTES = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
@@ -30,10 +33,18 @@ export class DirectReader {
   onRefused: ((problem: string) => void) | undefined;
   /** Fills a `shared` frame's payload from the link's shared memory (none of it is on the wire). */
   takeShared: ((into: Buffer) => void) | undefined;
+  /** A sealed link's: opens a frame's wire payload in place; false when it does not open. */
+  private readonly open: ((header: Uint8Array, tag: Uint8Array, body: Uint8Array) => boolean) | undefined;
+  /** A sealed frame that did not open: nothing more is read. */
+  onTampered: ((h: FrameHeader) => void) | undefined;
+  private readonly headerBytes: number;
+  private sealedHead: Buffer | undefined;
   private refused = false;
 
-  constructor(preambleBytes: number) {
+  constructor(preambleBytes: number, open?: (header: Uint8Array, tag: Uint8Array, body: Uint8Array) => boolean) {
     this.preamble = preambleBytes;
+    this.open = open;
+    this.headerBytes = HEADER_BYTES + (open ? TAG_BYTES : 0);
   }
 
   setSink(sink: (f: Frame) => void): void {
@@ -73,9 +84,10 @@ export class DirectReader {
     }
     while (at < end) {
       if (!this.header) {
-        if (end - at < HEADER_BYTES) break;
+        if (end - at < this.headerBytes) break;
         this.header = decodeHeader(this.scratch, at);
-        at += HEADER_BYTES;
+        if (this.open) this.sealedHead = Buffer.from(this.scratch.subarray(at, at + this.headerBytes));
+        at += this.headerBytes;
         const problem = this.check?.(this.header);
         if (problem !== undefined) {
           this.refused = true;
@@ -88,7 +100,7 @@ export class DirectReader {
       if (this.header.shared && this.takeShared) {
         this.payload = this.allocate(this.header);
         this.takeShared(this.payload);
-        this.finishPayload();
+        if (!this.finishPayload(true)) return;
         continue;
       }
       const have = Math.min(need, end - at);
@@ -98,20 +110,32 @@ export class DirectReader {
       this.payload = payload;
       this.payloadFill = have;
       if (have < need) break;
-      this.finishPayload();
+      if (!this.finishPayload()) return;
     }
     // Keep a partial header at the start of scratch for the next read.
     this.held = end - at;
     if (this.held > 0) this.scratch.copy(this.scratch, 0, at, end);
   }
 
-  private finishPayload(): void {
+  /** Hands the frame on (opened first on a sealed link); false when it did not open. */
+  private finishPayload(fromSharedMemory = false): boolean {
     const h = this.header as FrameHeader;
+    if (this.open && this.sealedHead) {
+      const head = this.sealedHead;
+      const body = fromSharedMemory ? EMPTY : (this.payload as Buffer);
+      if (!this.open(head.subarray(0, HEADER_BYTES), head.subarray(HEADER_BYTES), body)) {
+        this.refused = true;
+        this.held = 0;
+        this.onTampered?.(h);
+        return false;
+      }
+    }
     const f: Frame = { ...h, payload: this.payload as Buffer };
     this.header = undefined;
     this.payload = undefined;
     this.payloadFill = 0;
     if (this.sink) this.sink(f);
     else this.early.push(f);
+    return true;
   }
 }

@@ -8,10 +8,12 @@
  * Written by hand: no library seals a framed stream that Node's crypto does not already.
  */
 import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
+import { sealAddon } from '../util/addons.js';
 import { decodeHeader, type Frame, type FrameCheck, type FrameHeader, HEADER_BYTES } from './frames.js';
 
 export const TAG_BYTES = 16;
 const NONCE_BYTES = 12;
+const EMPTY = Buffer.alloc(0);
 
 /** Which way a link's frames go: from the served rank (data) or from the dialing rank. */
 export type Direction = 'from-served' | 'from-dialer';
@@ -33,6 +35,8 @@ export class LinkSeal {
   private received = 0n;
   private readonly sendKey: Buffer;
   private readonly receiveKey: Buffer;
+  /** native/frame_seal.cc when built: in place, and without Cipheriv's buffer per call. */
+  private readonly addon = sealAddon();
 
   constructor(
     secret: Uint8Array,
@@ -47,32 +51,61 @@ export class LinkSeal {
     this.receiveKey = side === 'served' ? fromDialer : fromServed;
   }
 
-  /** The wire bytes of one frame: header, tag, and the payload sealed (`wirePayload`, none when it is in shared memory). */
-  seal(header: Buffer, wirePayload: Uint8Array | undefined): Buffer[] {
-    const cipher = createCipheriv('aes-256-gcm', this.sendKey, counterNonce(this.sent++));
+  /** Sealed bodies the socket is done with, by size, for the next frames (a fresh 1 MiB buffer a frame costs its page faults). */
+  private readonly spare = new Map<number, Buffer[]>();
+
+  /**
+   * The wire bytes of one frame: header, tag, and the payload sealed (`wirePayload`, none when it
+   * is in shared memory). Give the body back with `recycle` once the socket has written it.
+   */
+  seal(header: Buffer, wirePayload: Uint8Array | undefined): [Buffer, Buffer, Buffer] {
+    const nonce = counterNonce(this.sent++);
+    const plain = wirePayload ?? EMPTY;
+    if (this.addon) {
+      const tag = Buffer.allocUnsafe(TAG_BYTES);
+      const body =
+        plain.byteLength > 0 ? (this.spare.get(plain.byteLength)?.pop() ?? Buffer.allocUnsafeSlow(plain.byteLength)) : EMPTY;
+      this.addon.seal(this.sendKey, nonce, header, plain, body, tag);
+      return [header, tag, body];
+    }
+    const cipher = createCipheriv('aes-256-gcm', this.sendKey, nonce);
     cipher.setAAD(header);
-    const body = wirePayload && wirePayload.byteLength > 0 ? cipher.update(wirePayload) : Buffer.alloc(0);
+    const body = plain.byteLength > 0 ? cipher.update(plain) : EMPTY;
     cipher.final();
     return [header, cipher.getAuthTag(), body];
   }
 
-  /** The payload of a received frame, or undefined when the frame does not open (changed, dropped or replayed). */
-  open(header: Uint8Array, tag: Uint8Array, body: Uint8Array): Buffer | undefined {
-    const decipher = createDecipheriv('aes-256-gcm', this.receiveKey, counterNonce(this.received++));
+  recycle(body: Buffer): void {
+    if (body.byteLength === 0 || !this.addon) return;
+    const free = this.spare.get(body.byteLength) ?? [];
+    if (free.length < 8) free.push(body);
+    this.spare.set(body.byteLength, free);
+  }
+
+  /**
+   * Opens a received frame in place (`body` becomes the payload in clear); false when it does not
+   * open (changed, dropped or replayed).
+   */
+  openInPlace(header: Uint8Array, tag: Uint8Array, body: Uint8Array): boolean {
+    const nonce = counterNonce(this.received++);
+    if (this.addon) return this.addon.open(this.receiveKey, nonce, header, body, tag);
+    const decipher = createDecipheriv('aes-256-gcm', this.receiveKey, nonce);
     decipher.setAAD(header);
     decipher.setAuthTag(tag);
-    const plain = body.byteLength > 0 ? decipher.update(body) : Buffer.alloc(0);
+    const plain = body.byteLength > 0 ? decipher.update(body) : EMPTY;
     try {
       decipher.final();
-      return plain;
     } catch {
-      return undefined;
+      return false;
     }
+    body.set(plain);
+    return true;
   }
 }
 
 /**
- * Cuts a sealed byte stream into frames and opens each. A frame whose header its `check` refuses
+ * Cuts a sealed byte stream into frames and opens each (the link's control side, whose frames are
+ * small; the data side reads sealed frames in place, direct-reader.ts). A frame whose header its `check` refuses
  * stops it before its body is read; one that does not open stops it with `onTampered`.
  */
 export class SealedFrameDecoder {
@@ -105,12 +138,8 @@ export class SealedFrameDecoder {
       if (this.pendingBytes < HEADER_BYTES + TAG_BYTES + bodyBytes) return;
       const all = this.take(HEADER_BYTES + TAG_BYTES + bodyBytes);
       const header = all.subarray(0, HEADER_BYTES);
-      const payload = this.seal.open(
-        header,
-        all.subarray(HEADER_BYTES, HEADER_BYTES + TAG_BYTES),
-        all.subarray(HEADER_BYTES + TAG_BYTES),
-      );
-      if (payload === undefined) {
+      const payload = all.subarray(HEADER_BYTES + TAG_BYTES);
+      if (!this.seal.openInPlace(header, all.subarray(HEADER_BYTES, HEADER_BYTES + TAG_BYTES), payload)) {
         this.stopped = true;
         this.onTampered?.(h);
         return;

@@ -154,11 +154,12 @@ export class TcpLink extends Link {
     super(peerRank, peerAddress);
     socket.setNoDelay(true);
     this.reader = reader;
-    this.receivesData = reader !== undefined || seal?.side === 'dialer';
+    this.receivesData = reader !== undefined;
     if (reader) {
       reader.onBytes = () => this.heard();
       reader.check = (h) => this.check(h);
       reader.onRefused = (problem) => this.refuse(problem);
+      reader.onTampered = (h) => this.tampered(h);
       reader.setSink((f) => this.onTcpFrame(f));
     } else {
       const decoder = seal ? this.sealedDecoder(seal) : new FrameDecoder((f) => this.onTcpFrame(f));
@@ -184,11 +185,14 @@ export class TcpLink extends Link {
         this.onTcpFrame({ ...f, payload });
       } else this.onTcpFrame(f);
     });
-    decoder.onTampered = (h) => {
-      this.broke(new RingIntegrityError(this.peerRank, this.peerAddress, h));
-      this.shutdown();
-    };
+    decoder.onTampered = (h) => this.tampered(h);
     return decoder;
+  }
+
+  /** A sealed frame that did not open: the link is dropped, reported broken with an integrity error. */
+  private tampered(h: FrameHeader): void {
+    this.broke(new RingIntegrityError(this.peerRank, this.peerAddress, h));
+    void this.shutdown();
   }
 
   override setPayloadAllocator(allocate: (h: FrameHeader) => Buffer): void {
@@ -270,10 +274,14 @@ export class TcpLink extends Link {
     if (this.seal) {
       const shared = this.outgoingMapped && payload && payload.byteLength >= SHARED_MIN_BYTES && this.outgoing?.put(payload);
       if (shared) markShared(header);
-      const parts = this.seal.seal(header, shared ? undefined : payload);
+      const [head, tag, body] = this.seal.seal(header, shared ? undefined : payload);
       this.socket.cork();
-      for (const part of parts.slice(0, -1)) this.socket.write(part);
-      this.socket.write(parts.at(-1) as Buffer, () => done());
+      this.socket.write(head);
+      this.socket.write(tag);
+      this.socket.write(body, () => {
+        this.seal?.recycle(body);
+        done();
+      });
       this.socket.uncork();
       return;
     }

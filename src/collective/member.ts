@@ -449,11 +449,11 @@ export class RingMember {
         proof,
         (got) => proofMatches(ack, got),
         deadline,
-        !seal,
+        seal && ((h, tag, body) => seal.openInPlace(h, tag, body)),
       );
       client.close();
       this.client = undefined;
-      return new TcpLink(predRank, address, data.socket, data.reader, data.leftover, seal);
+      return new TcpLink(predRank, address, data.socket, data.reader, undefined, seal);
     } catch (err) {
       if (err instanceof DataLinkClosed && Date.now() < deadline) return 'crowded';
       if (err instanceof DataLinkForged) throw new RingHandshakeError('secret', address, err.message);

@@ -1,6 +1,6 @@
 /**
- * sparkring's two small addons (scripts/build-native.mjs builds them at install), each loaded once.
- * Either may be absent (no compiler or Node headers at install); its callers then do without it.
+ * sparkring's small addons (scripts/build-native.mjs builds them at install), each loaded once.
+ * Any may be absent (no compiler or Node headers at install); its callers then do without it.
  */
 import { createRequire } from 'node:module';
 import { packageFile } from './package-file.js';
@@ -17,9 +17,16 @@ export interface ReduceAddon {
   reduce(dst: ArrayBufferView, at: number, src: ArrayBufferView, op: number, n: number): void;
 }
 
+/** native/frame_seal.cc: AES-256-GCM of the ring's sealed frames, in place (collective/link-seal.ts). */
+export interface SealAddon {
+  seal(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, src: Uint8Array, dst: Uint8Array, tag: Uint8Array): void;
+  open(key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, buf: Uint8Array, tag: Uint8Array): boolean;
+}
+
 /** Relative to the package root (or to an unpacked runtime bundle's root). */
 export const MAP_ADDON = 'native/build/partition_map.node';
 export const REDUCE_ADDON = 'native/build/ring_reduce.node';
+export const SEAL_ADDON = 'native/build/frame_seal.node';
 
 const loaded = new Map<string, unknown>();
 
@@ -36,3 +43,4 @@ function load<T>(relative: string): T | undefined {
 
 export const mapAddon = (): MapAddon | undefined => load<MapAddon>(MAP_ADDON);
 export const reduceAddon = (): ReduceAddon | undefined => load<ReduceAddon>(REDUCE_ADDON);
+export const sealAddon = (): SealAddon | undefined => load<SealAddon>(SEAL_ADDON);

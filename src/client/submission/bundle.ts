@@ -27,7 +27,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { build } from 'esbuild';
 import { execa } from 'execa';
 import { BINDING_IN_PACKAGE, TF_BINDING_PORTABLE } from '../../runtime/backend.js';
-import { MAP_ADDON, REDUCE_ADDON } from '../../util/addons.js';
+import { MAP_ADDON, REDUCE_ADDON, SEAL_ADDON } from '../../util/addons.js';
 import { RunError } from '../errors.js';
 import { removeWhenGone } from '../run/janitor.js';
 import { compiledEntryName, compileEntry, REQUIRE_SHIM } from './entry-compile.js';
@@ -70,7 +70,7 @@ async function buildRuntime(dir: string, paths: SparkPaths): Promise<void> {
   await copyFile(join(packageRoot(), 'proto', 'ring.proto'), join(dir, 'proto', 'ring.proto'));
   // The small addons, when this machine built them: the executors are assumed to share its platform,
   // as with --ship-node. Without them the workers read their partitions and reduce in JavaScript.
-  for (const relative of [MAP_ADDON, REDUCE_ADDON]) {
+  for (const relative of [MAP_ADDON, REDUCE_ADDON, SEAL_ADDON]) {
     const addon = join(packageRoot(), relative);
     if (!existsSync(addon)) continue;
     await mkdir(dirname(join(dir, relative)), { recursive: true });
