@@ -1,7 +1,7 @@
 /*
  * partition_map: maps a range of a file (the partition a Spark task wrote to shared memory) into
- * a Uint8Array without copying it; and maps the ring's shared-memory regions read-write
- * (createShared, openShared: src/collective/shared-memory.ts). Node has no mmap of its own, and the npm mmap bindings are
+ * a Uint8Array without copying it; and makes, hands over and maps the ring's shared-memory regions
+ * (src/collective/shared-memory.ts). Node has no mmap of its own, and the npm mmap bindings are
  * NAN-based and unmaintained, so this small addon is written by hand. Built at install time by
  * scripts/build-native.mjs for the Node that builds it; sparkring reads the file instead when it
  * is absent or was built for another Node.
@@ -13,8 +13,16 @@
  */
 #include <fcntl.h>
 #include <node.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <utility>
 
 #include <cerrno>
 #include <cstdio>
@@ -84,18 +92,26 @@ Local<Uint8Array> Wrap(Isolate* isolate, void* base, size_t length) {
   return Uint8Array::New(buffer, 0, length);
 }
 
+/* A whole number of bytes from 0 (or 1) to 2^40, far past anything mapped here; a double cast
+ * to size_t unchecked would wrap a negative or NaN into a huge length. */
+bool Bytes(const FunctionCallbackInfo<Value>& args, int i, size_t* out, bool zero_ok = false) {
+  if (!args[i]->IsNumber()) return false;
+  double v = args[i].As<v8::Number>()->Value();
+  if (!(v >= (zero_ok ? 0.0 : 1.0)) || v > 1099511627776.0 || v != static_cast<double>(static_cast<uint64_t>(v))) return false;
+  *out = static_cast<size_t>(v);
+  return true;
+}
+
 /* mapRange(path: string, offset: number, length: number): Uint8Array */
 void MapRange(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
-  if (args.Length() != 3 || !args[0]->IsString() || !args[1]->IsNumber() || !args[2]->IsNumber() ||
-      args[1].As<v8::Number>()->Value() < 0 || !(args[2].As<v8::Number>()->Value() > 0)) {
-    Throw(isolate, Exception::TypeError, "EINVAL", "mapRange(path, offset >= 0, length > 0)");
+  size_t offset = 0, length = 0;
+  if (args.Length() != 3 || !args[0]->IsString() || !Bytes(args, 1, &offset, true) || !Bytes(args, 2, &length)) {
+    Throw(isolate, Exception::TypeError, "EINVAL", "mapRange(path, offset >= 0, length > 0), whole numbers of bytes");
     return;
   }
   String::Utf8Value path_value(isolate, args[0]);
   std::string path(*path_value, path_value.length());
-  size_t offset = static_cast<size_t>(args[1].As<v8::Number>()->Value());
-  size_t length = static_cast<size_t>(args[2].As<v8::Number>()->Value());
   size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   size_t start = offset - offset % page;
   size_t span = length + (offset - start);
@@ -129,55 +145,188 @@ void MapRange(const FunctionCallbackInfo<Value>& args) {
 }
 
 /*
- * createShared(path, length) makes a new file of `length` zero bytes (mode 0600, never an existing
- * one) and maps it read-write; openShared(path, length) maps an existing one. Both throw with
- * code EOPEN (errno in the message) when the file cannot be had, ERANGE when it is shorter.
+ * The ring's shared regions have no name in any directory: the sender makes an anonymous memfd
+ * and hands its descriptor to the receiver over a Unix socket (SCM_RIGHTS), after the receiver
+ * proved the offer's nonce; the socket has an abstract name, which no file system holds.
+ *
+ * createRegion(length) -> { bytes, fd }: a memfd of `length` bytes, allocated (a full tmpfs then
+ *   fails here, not with SIGBUS mid-allreduce) and mapped read-write. The caller closes `fd` once
+ *   sent (closeFd).
+ * peerUid(socketFd) -> number: the uid of the process at the other end (SO_PEERCRED).
+ * sendFd(socketFd, fd): sends `fd` with one byte.
+ * connectRegion(name, proof) -> socketFd: connects to the abstract socket `name`, checks its owner
+ *   is this uid, sends `proof`; the socket is then non-blocking.
+ * receiveRegion(socketFd, length) -> Uint8Array | null: the descriptor, once it came (null: not
+ *   yet, ask again), checked to be a file of at least `length` bytes (fstat), mapped read-write;
+ *   the socket is closed then.
+ * All throw with a code: EINVAL, EOPEN, ERANGE, EMMAP, EPEER (the socket's owner is another uid or
+ *   did not answer).
  */
-void MapShared(const FunctionCallbackInfo<Value>& args, bool create) {
+bool Descriptor(const FunctionCallbackInfo<Value>& args, int i, int* out) {
+  if (!args[i]->IsInt32() || args[i].As<v8::Int32>()->Value() < 0) return false;
+  *out = args[i].As<v8::Int32>()->Value();
+  return true;
+}
+
+void CreateRegion(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
-  if (args.Length() != 2 || !args[0]->IsString() || !args[1]->IsNumber() || !(args[1].As<v8::Number>()->Value() > 0)) {
-    Throw(isolate, Exception::TypeError, "EINVAL", create ? "createShared(path, length > 0)" : "openShared(path, length > 0)");
+  size_t length = 0;
+  if (args.Length() != 1 || !Bytes(args, 0, &length)) {
+    Throw(isolate, Exception::TypeError, "EINVAL", "createRegion(length > 0)");
     return;
   }
-  String::Utf8Value path_value(isolate, args[0]);
-  std::string path(*path_value, path_value.length());
-  size_t length = static_cast<size_t>(args[1].As<v8::Number>()->Value());
-  int fd = create ? open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
-                  : open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  int fd = memfd_create("sparkring-ring", MFD_CLOEXEC);
   if (fd < 0) {
-    Throw(isolate, Exception::Error, "EOPEN", "cannot open " + path + ": " + std::strerror(errno));
+    Throw(isolate, Exception::Error, "EOPEN", std::string("memfd_create: ") + std::strerror(errno));
     return;
   }
-  /*
-   * Allocated now, not sized sparse: a write to a page that a full tmpfs cannot back raises SIGBUS,
-   * so a /dev/shm without room must fail here (and the link stay on TCP), not in mid-allreduce.
-   */
-  int err = create ? posix_fallocate(fd, 0, static_cast<off_t>(length)) : 0;
+  int err = posix_fallocate(fd, 0, static_cast<off_t>(length));
   if (err != 0) {
     close(fd);
-    unlink(path.c_str());
-    Throw(isolate, Exception::Error, "EOPEN", "cannot allocate " + std::to_string(length) + " bytes for " + path + ": " + std::strerror(err));
-    return;
-  }
-  off_t size = lseek(fd, 0, SEEK_END);
-  if (size < 0 || static_cast<size_t>(size) < length) {
-    close(fd);
-    Throw(isolate, Exception::RangeError, "ERANGE", path + " is shorter than " + std::to_string(length) + " bytes");
+    Throw(isolate, Exception::Error, "EOPEN", "cannot allocate " + std::to_string(length) + " bytes of shared memory: " + std::strerror(err));
     return;
   }
   void* base = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  err = errno;
+  if (base == MAP_FAILED) {
+    err = errno;
+    close(fd);
+    Throw(isolate, Exception::Error, "EMMAP", std::string("cannot map the region: ") + std::strerror(err));
+    return;
+  }
+  Local<Context> context = isolate->GetCurrentContext();
+  Local<Object> out = Object::New(isolate);
+  out->Set(context, String::NewFromUtf8Literal(isolate, "bytes"), Wrap(isolate, base, length)).Check();
+  out->Set(context, String::NewFromUtf8Literal(isolate, "fd"), v8::Integer::New(isolate, fd)).Check();
+  args.GetReturnValue().Set(out);
+}
+
+void CloseFd(const FunctionCallbackInfo<Value>& args) {
+  int fd = -1;
+  if (args.Length() == 1 && Descriptor(args, 0, &fd)) close(fd);
+}
+
+void PeerUid(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  int fd = -1;
+  struct ucred cred {};
+  socklen_t len = sizeof(cred);
+  if (args.Length() != 1 || !Descriptor(args, 0, &fd) || getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    Throw(isolate, Exception::Error, "EPEER", "peerUid(socketFd): no peer credentials on that descriptor");
+    return;
+  }
+  args.GetReturnValue().Set(v8::Integer::NewFromUnsigned(isolate, cred.uid));
+}
+
+void SendFd(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  int sock = -1, fd = -1;
+  if (args.Length() != 2 || !Descriptor(args, 0, &sock) || !Descriptor(args, 1, &fd)) {
+    Throw(isolate, Exception::TypeError, "EINVAL", "sendFd(socketFd, fd)");
+    return;
+  }
+  char byte = 1;
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  if (sendmsg(sock, &msg, MSG_NOSIGNAL) != 1) Throw(isolate, Exception::Error, "EPEER", std::string("sendmsg: ") + std::strerror(errno));
+}
+
+void ConnectRegion(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  if (args.Length() != 2 || !args[0]->IsString() || !args[1]->IsUint8Array()) {
+    Throw(isolate, Exception::TypeError, "EINVAL", "connectRegion(name, proof)");
+    return;
+  }
+  String::Utf8Value name_value(isolate, args[0]);
+  std::string name(*name_value, name_value.length());
+  Local<Uint8Array> proof = args[1].As<Uint8Array>();
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  if (name.empty() || name.size() + 1 > sizeof(addr.sun_path)) {
+    Throw(isolate, Exception::TypeError, "EINVAL", "connectRegion: the socket name is empty or too long");
+    return;
+  }
+  std::memcpy(addr.sun_path + 1, name.data(), name.size());  // abstract: a leading NUL, no file
+  // The whole sun_path, NULs after the name included: libuv binds Node's abstract names that way.
+  socklen_t addr_len = static_cast<socklen_t>(sizeof(addr));
+  int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (sock < 0 || connect(sock, reinterpret_cast<struct sockaddr*>(&addr), addr_len) != 0) {
+    int err = errno;
+    if (sock >= 0) close(sock);
+    Throw(isolate, Exception::Error, "EPEER", "cannot reach the region's socket (another host?): " + std::string(std::strerror(err)));
+    return;
+  }
+  struct ucred cred {};
+  socklen_t cred_len = sizeof(cred);
+  if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0 || cred.uid != getuid()) {
+    close(sock);
+    Throw(isolate, Exception::Error, "EPEER", "the region's socket belongs to another user");
+    return;
+  }
+  const char* p = static_cast<const char*>(proof->Buffer()->Data()) + proof->ByteOffset();
+  if (send(sock, p, proof->ByteLength(), MSG_NOSIGNAL) != static_cast<ssize_t>(proof->ByteLength()) ||
+      fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK) != 0) {
+    int err = errno;
+    close(sock);
+    Throw(isolate, Exception::Error, "EPEER", std::string("cannot send the proof: ") + std::strerror(err));
+    return;
+  }
+  args.GetReturnValue().Set(v8::Integer::New(isolate, sock));
+}
+
+void ReceiveRegion(const FunctionCallbackInfo<Value>& args) {
+  Isolate* isolate = args.GetIsolate();
+  int sock = -1;
+  size_t length = 0;
+  if (args.Length() != 2 || !Descriptor(args, 0, &sock) || !Bytes(args, 1, &length)) {
+    Throw(isolate, Exception::TypeError, "EINVAL", "receiveRegion(socketFd, length > 0)");
+    return;
+  }
+  char byte = 0;
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+    args.GetReturnValue().SetNull();  // not yet: the caller asks again
+    return;
+  }
+  close(sock);
+  struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (got != 1 || c == nullptr || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) {
+    Throw(isolate, Exception::Error, "EPEER", "the region's owner refused the proof");
+    return;
+  }
+  int fd = -1;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
+  struct stat st {};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) < length) {
+    close(fd);
+    Throw(isolate, Exception::RangeError, "ERANGE", "the region handed over is not a file of " + std::to_string(length) + " bytes");
+    return;
+  }
+  void* base = mmap(nullptr, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int err = errno;
   close(fd);
   if (base == MAP_FAILED) {
-    if (create) unlink(path.c_str());
-    Throw(isolate, Exception::Error, "EMMAP", "cannot map " + path + ": " + std::strerror(err));
+    Throw(isolate, Exception::Error, "EMMAP", std::string("cannot map the region: ") + std::strerror(err));
     return;
   }
   args.GetReturnValue().Set(Wrap(isolate, base, length));
 }
-
-void CreateShared(const FunctionCallbackInfo<Value>& args) { MapShared(args, true); }
-void OpenShared(const FunctionCallbackInfo<Value>& args) { MapShared(args, false); }
 
 }  // namespace
 
@@ -187,12 +336,12 @@ NODE_MODULE_INIT(/* exports, module, context */) {
       ->Set(context, String::NewFromUtf8Literal(isolate, "mapRange"),
             FunctionTemplate::New(isolate, MapRange)->GetFunction(context).ToLocalChecked())
       .Check();
-  exports
-      ->Set(context, String::NewFromUtf8Literal(isolate, "createShared"),
-            FunctionTemplate::New(isolate, CreateShared)->GetFunction(context).ToLocalChecked())
-      .Check();
-  exports
-      ->Set(context, String::NewFromUtf8Literal(isolate, "openShared"),
-            FunctionTemplate::New(isolate, OpenShared)->GetFunction(context).ToLocalChecked())
-      .Check();
+  const std::pair<const char*, v8::FunctionCallback> functions[] = {
+      {"createRegion", CreateRegion}, {"closeFd", CloseFd}, {"peerUid", PeerUid}, {"sendFd", SendFd}, {"connectRegion", ConnectRegion}, {"receiveRegion", ReceiveRegion}};
+  for (const auto& [name, fn] : functions) {
+    exports
+        ->Set(context, String::NewFromUtf8(isolate, name).ToLocalChecked(),
+              FunctionTemplate::New(isolate, fn)->GetFunction(context).ToLocalChecked())
+        .Check();
+  }
 }

@@ -19,7 +19,7 @@ import {
   markShared,
 } from './frames.js';
 import { type LinkSeal, SealedFrameDecoder } from './link-seal.js';
-import { IncomingRegion, OutgoingRegion, parseOffer, SHARED_MIN_BYTES } from './shared-memory.js';
+import { IncomingRegion, OutgoingRegion, parseOffer, SHARED_MIN_BYTES, type SharedOffer } from './shared-memory.js';
 
 export interface LinkEvents {
   frame(f: Frame): void;
@@ -133,6 +133,8 @@ export class TcpLink extends Link {
   private outgoing: OutgoingRegion | undefined;
   private outgoingMapped = false;
   private awaitingAnswer = false;
+  /** A shared-memory offer was made (sender) or received (receiver): one per link. */
+  private offered = false;
   private offerTimer: NodeJS.Timeout | undefined;
   /** Receiving side: the peer's region, mapped here. */
   private incoming: IncomingRegion | undefined;
@@ -213,24 +215,30 @@ export class TcpLink extends Link {
    * Nothing changes until the peer answers that it mapped it; a peer on another host cannot.
    */
   offerSharedMemory(): void {
-    if (this.receivesData || this.outgoing || this.ended) return;
-    const region = OutgoingRegion.create();
-    if (!region) return;
-    this.outgoing = region;
-    this.awaitingAnswer = true;
-    this.offerTimer = setTimeout(() => region.unlink(), OFFER_ANSWER_MS);
-    this.offerTimer.unref();
-    this.send(
-      { kind: FrameKind.SharedOffer, collective: CollectiveKind.None, seq: 0, index: 0 },
-      Buffer.from(JSON.stringify(region.offer())),
-    );
+    if (this.receivesData || this.offered || this.ended) return;
+    this.offered = true;
+    void OutgoingRegion.create().then((region) => {
+      if (!region) return;
+      if (this.ended) {
+        region.release();
+        return;
+      }
+      this.outgoing = region;
+      this.awaitingAnswer = true;
+      this.offerTimer = setTimeout(() => region.release(), OFFER_ANSWER_MS);
+      this.offerTimer.unref();
+      this.send(
+        { kind: FrameKind.SharedOffer, collective: CollectiveKind.None, seq: 0, index: 0 },
+        Buffer.from(JSON.stringify(region.offer())),
+      );
+    });
   }
 
   /** The link's own frames (the shared-memory handshake) are checked here, the rest by the ring's check. */
   private check(h: FrameHeader): string | undefined {
     // One offer per link, one answer per offer: a region swapped mid-stream would lose the two sides' places.
     if (h.kind === FrameKind.SharedOffer)
-      return this.receivesData && !this.incoming && h.length <= MAX_OFFER_BYTES
+      return this.receivesData && !this.offered && h.length <= MAX_OFFER_BYTES
         ? undefined
         : 'a shared-memory offer it did not expect';
     if (h.kind === FrameKind.SharedAnswer)
@@ -250,23 +258,33 @@ export class TcpLink extends Link {
   /** Receiving side: maps the offered region if it can (same host), and says whether it did. */
   private answerOffer(payload: Uint8Array): void {
     this.heard();
-    let mapped = false;
+    this.offered = true;
+    const answer = (mapped: boolean): void =>
+      this.send({ kind: FrameKind.SharedAnswer, collective: CollectiveKind.None, seq: 0, index: mapped ? 1 : 0 });
+    let offer: SharedOffer;
     try {
-      const region = IncomingRegion.open(parseOffer(payload));
-      this.incoming = region;
-      if (this.reader) this.reader.takeShared = (into) => region.take(into);
-      mapped = true;
+      offer = parseOffer(payload);
     } catch {
-      // Another host, or no addon here: the link stays plain TCP.
+      answer(false);
+      return;
     }
-    this.send({ kind: FrameKind.SharedAnswer, collective: CollectiveKind.None, seq: 0, index: mapped ? 1 : 0 });
+    IncomingRegion.open(offer).then(
+      (region) => {
+        if (this.ended) return;
+        this.incoming = region;
+        if (this.reader) this.reader.takeShared = (into) => region.take(into);
+        answer(true);
+      },
+      // Another host or network namespace, or no addon here: the link stays plain TCP.
+      () => answer(false),
+    );
   }
 
   private answered(mapped: boolean): void {
     this.heard();
     this.awaitingAnswer = false;
     clearTimeout(this.offerTimer);
-    this.outgoing?.unlink();
+    this.outgoing?.release();
     this.outgoingMapped = mapped;
   }
 
@@ -308,7 +326,7 @@ export class TcpLink extends Link {
    */
   protected shutdown(): Promise<void> {
     clearTimeout(this.offerTimer);
-    this.outgoing?.unlink();
+    this.outgoing?.release();
     const socket = this.socket;
     if (socket.destroyed) return Promise.resolve();
     return new Promise((resolve) => {

@@ -3,6 +3,7 @@
  * views of them ready for tf.tensor (Float32Array-backed), with epochs and shuffling.
  */
 
+import { closeSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import type { DataType, RecordBatch, Schema, Vector } from 'apache-arrow';
 import { seededRandom } from '../util/random.js';
@@ -154,7 +155,11 @@ export class PartitionData {
         if (m.type === 'data') break;
       }
     } finally {
-      if (path) await unlink(path).catch(() => undefined);
+      // An inherited memfd (spark-plugin/sparkring/executor/handoff.py) is closed, a named file removed:
+      // the mappings stay either way.
+      const inherited = /^\/proc\/self\/fd\/(\d+)$/.exec(path);
+      if (inherited) closeDescriptor(Number(inherited[1]));
+      else if (path) await unlink(path).catch(() => undefined);
     }
     if (!schema) throw new Error(`partition file ${path} holds no Arrow stream`);
     return new PartitionData(batches, schema);
@@ -320,5 +325,13 @@ export class PartitionData {
         yield { xs: bx, ys: by, size, featureCount, epoch, index: index++ };
       }
     }
+  }
+}
+
+function closeDescriptor(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // closed already
   }
 }

@@ -5,11 +5,15 @@
 import { createRequire } from 'node:module';
 import { packageFile } from './package-file.js';
 
-/** native/partition_map.cc: partition files mapped read-only, the ring's shared regions read-write. */
+/** native/partition_map.cc: partition files mapped read-only; the ring's shared regions made, handed over and mapped. */
 export interface MapAddon {
   mapRange(path: string, offset: number, length: number): Uint8Array;
-  createShared(path: string, length: number): Uint8Array;
-  openShared(path: string, length: number): Uint8Array;
+  createRegion(length: number): { bytes: Uint8Array; fd: number };
+  closeFd(fd: number): void;
+  peerUid(socketFd: number): number;
+  sendFd(socketFd: number, fd: number): void;
+  connectRegion(name: string, proof: Uint8Array): number;
+  receiveRegion(socketFd: number, length: number): Uint8Array | null;
 }
 
 /** native/ring_reduce.cc: the ring's reductions as vectorized loops (op: 0 sum, 1 max, 2 min, 3 mean's last). */

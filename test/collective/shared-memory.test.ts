@@ -1,5 +1,5 @@
 /** The shared-memory region under a same-host link (src/collective/shared-memory.ts). */
-import { existsSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { IncomingRegion, inUse, OutgoingRegion, place } from '../../src/collective/shared-memory.js';
 
@@ -22,11 +22,12 @@ describe('placement', () => {
 });
 
 describe('a region between two sides in one process', () => {
-  it('carries payloads in order, refuses one that does not fit until the receiver has taken', () => {
-    const out = OutgoingRegion.create(64 * 1024) as OutgoingRegion;
+  it('carries payloads in order, refuses one that does not fit until the receiver has taken', async () => {
+    const out = (await OutgoingRegion.create(64 * 1024)) as OutgoingRegion;
     expect(out).toBeDefined();
-    const incoming = IncomingRegion.open(out.offer());
-    expect(existsSync(out.path)).toBe(false); // the receiver removed the file once it had it mapped
+    const before = readdirSync('/dev/shm');
+    const incoming = await IncomingRegion.open(out.offer());
+    expect(readdirSync('/dev/shm')).toEqual(before); // no name anywhere: a memfd, handed over
     const piece = (fill: number, n: number): Uint8Array => new Uint8Array(n).fill(fill);
     expect(out.put(piece(1, 40 * 1024))).toBe(true);
     expect(out.put(piece(2, 30 * 1024))).toBe(false); // 40 KiB unread of 64 KiB
@@ -44,21 +45,23 @@ describe('a region between two sides in one process', () => {
     expect(second.every((b) => b === 2)).toBe(true);
     expect(third.every((b) => b === 3)).toBe(true);
     expect(out.put(piece(4, 65 * 1024))).toBe(false); // larger than the region: inline
-    out.unlink();
+    out.release();
   });
 
-  it('is refused when the file is not the one offered, or not a sparkring region', () => {
-    const out = OutgoingRegion.create(64 * 1024) as OutgoingRegion;
+  it('is refused with a wrong nonce, a socket that is not a region, or a bad capacity', async () => {
+    const out = (await OutgoingRegion.create(64 * 1024)) as OutgoingRegion;
     const offer = out.offer();
-    expect(() => IncomingRegion.open({ ...offer, nonce: '00'.repeat(16) })).toThrow(/nonce differs/);
-    expect(() => IncomingRegion.open({ ...offer, path: '/etc/passwd' })).toThrow(/not a sparkring region/);
-    expect(() => IncomingRegion.open({ ...offer, capacity: 3000 })).toThrow(/power of two/);
+    await expect(IncomingRegion.open({ ...offer, nonce: '00'.repeat(16) })).rejects.toThrow(/refused the proof|not handed over/);
+    await expect(IncomingRegion.open({ ...offer, socket: '/etc/passwd' })).rejects.toThrow(/not a sparkring region/);
+    await expect(IncomingRegion.open({ ...offer, capacity: 3000 })).rejects.toThrow(/power of two/);
     // 2^33 passed a 32-bit `c & (c - 1)` check; and 2^31 would let `head` wrap inside the region.
-    expect(() => IncomingRegion.open({ ...offer, capacity: 2 ** 33 })).toThrow(/power of two from 4096 to 1073741824/);
-    expect(() => IncomingRegion.open({ ...offer, capacity: 2 ** 31 })).toThrow(/power of two/);
-    // Another host has no such file in its /dev/shm.
-    expect(() => IncomingRegion.open({ ...offer, path: '/dev/shm/sparkring-ring-0-missing' })).toThrow(/cannot open/);
-    out.unlink();
-    expect(existsSync(offer.path)).toBe(false);
+    await expect(IncomingRegion.open({ ...offer, capacity: 2 ** 33 })).rejects.toThrow(/power of two from 4096 to 1073741824/);
+    await expect(IncomingRegion.open({ ...offer, capacity: 2 ** 31 })).rejects.toThrow(/power of two/);
+    // A rank on another host (or network namespace) finds no such socket.
+    await expect(IncomingRegion.open({ ...offer, socket: `sparkring-ring-${'ab'.repeat(16)}` })).rejects.toThrow(/cannot reach/);
+    // The one with the nonce still gets it; after that the socket is gone.
+    await expect(IncomingRegion.open(offer)).resolves.toBeInstanceOf(IncomingRegion);
+    await expect(IncomingRegion.open(offer)).rejects.toThrow(/cannot reach/);
+    out.release();
   });
 });

@@ -34,15 +34,15 @@ def tied_to_this_process(command: list[str]) -> list[str]:
     return [setpriv, "--pdeathsig", "SIGKILL", "--", *command]
 
 
-def spawn_node(command: list[str], env: dict[str, str], control_w: int) -> subprocess.Popen[bytes]:
+def spawn_node(command: list[str], env: dict[str, str], control_w: int, fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
     """`command` tied to this process, in a session of its own, with the write end of its control
-    pipe passed on, stdin a pipe and its stdout and stderr together on one pipe."""
+    pipe (and `fds`) passed on, stdin a pipe and its stdout and stderr together on one pipe."""
     return subprocess.Popen(
         tied_to_this_process(command),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        pass_fds=(control_w,),
+        pass_fds=(control_w, *fds),
         env=env,
         start_new_session=True,
     )
@@ -61,7 +61,9 @@ class NodeWorker:
         log_path: str,
         host: Optional[str] = None,
         cpus: int = 1,
+        fds: tuple[int, ...] = (),
     ) -> None:
+        """`fds`: descriptors the Node process inherits under the same numbers (the partition's memfd)."""
         self.rank = rank
         # The executor's host as Spark names it, for the line that says where a worker died.
         self.host = host or socket.gethostname()
@@ -76,7 +78,7 @@ class NodeWorker:
         self._log = open(log_path, "ab", buffering=0)
         self.tail: collections.deque[str] = collections.deque(maxlen=LOG_TAIL_LINES)
         try:
-            self.proc = spawn_node([node, script], env, control_w)
+            self.proc = spawn_node([node, script], env, control_w, fds)
         except FileNotFoundError as e:
             os.close(control_r)
             os.close(control_w)

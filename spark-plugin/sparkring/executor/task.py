@@ -20,7 +20,7 @@ from sparkring.executor.bundle_paths import shipped_paths
 from sparkring.error_codes import EXPERIMENTS_NOT_SHARED, HANDOFF_SPACE
 from sparkring.failures import SparkringWorkerError, WorkerFailure
 from sparkring.executor.gpus import gpu_addresses
-from sparkring.executor.handoff import HandoffSpaceError, RowCounter, handoff_dir, write_partition
+from sparkring.executor.handoff import HandoffSpaceError, PartitionFile, RowCounter, write_partition
 from sparkring.executor.node_worker import NodeWorker
 from sparkring.executor.rehearsal import rehearsal_stream
 from sparkring.driver.shared_dir import check_shared
@@ -53,8 +53,13 @@ def make_task(
         if unshared is not None:
             raise SparkringWorkerError(WorkerFailure(rank, unshared, code=EXPERIMENTS_NOT_SHARED))
         log = os.path.join(run_dir, "logs", f"worker-{rank}.log")
-        worker = NodeWorker(node, runtime_main, rank, gpus, log, host, cpus=ctx.cpus())
-        data_path = os.path.join(handoff_dir(), f"sparkring-{spec.run_id}-{spec.attempt}-{rank}-{os.getpid()}.arrow")
+        partition = PartitionFile(f"sparkring-{spec.run_id}-{spec.attempt}-{rank}-{os.getpid()}.arrow")
+        data_path = partition.path
+        try:
+            worker = NodeWorker(node, runtime_main, rank, gpus, log, host, cpus=ctx.cpus(), fds=partition.fds)
+        except BaseException:
+            partition.close()
+            raise
         try:
             worker.send(
                 {
@@ -84,7 +89,13 @@ def make_task(
             stream_started = time.time()
             counted = RowCounter(batches)
             try:
-                end = write_partition(counted, schema, data_path, lambda e: worker.send({"type": "chunk", "path": data_path, "end": e}))
+                end = write_partition(
+                    counted,
+                    schema,
+                    data_path,
+                    lambda e: worker.send({"type": "chunk", "path": data_path, "end": e}),
+                    exclusive=not partition.anonymous,
+                )
                 worker.send({"type": "data", "path": data_path, "end": end, "rows": counted.rows})
             except BrokenPipeError:
                 worker.receive()  # the worker stopped listening: this raises with its own report
@@ -100,7 +111,6 @@ def make_task(
             yield pa.RecordBatch.from_pydict({"rank": [rank], "result": [json.dumps(result)]})
         finally:
             worker.stop()
-            if os.path.exists(data_path):
-                os.unlink(data_path)
+            partition.close()
 
     return task
