@@ -92,9 +92,9 @@ $(BUILD_STAMP): $(NODE_STAMP) $(TS_SOURCES)
 	@touch $@
 
 # The small addons (npm's postinstall builds them too): partitions and ring regions mapped, the ring's
-# reductions vectorized. sparkring works without them, slower.
-NATIVE := native/build/partition_map.node native/build/ring_reduce.node
-$(NATIVE) &: native/partition_map.cc native/ring_reduce.cc scripts/build-native.mjs
+# reductions vectorized, --ring-encrypt's frames sealed in place. sparkring works without them, slower.
+NATIVE := native/build/partition_map.node native/build/ring_reduce.node native/build/frame_seal.node
+$(NATIVE) &: native/partition_map.cc native/ring_reduce.cc native/frame_seal.cc scripts/build-native.mjs
 	node scripts/build-native.mjs
 
 # tfjs-node's binding, built against the venv's TensorFlow (reference E); without it workers train on

@@ -19,6 +19,7 @@ const commandLines = (): string[] => execFileSync('ps', ['-eo', 'args='], { enco
 
 it('the private redis-server wants a password that no command line carries', async () => {
   const dir = tempDir('private-redis');
+  const stage = tempDir('private-redis-stage');
   const file = join(dir, 'slow.ts');
   writeFileSync(
     file,
@@ -28,9 +29,16 @@ it('the private redis-server wants a password that no command line carries', asy
 }
 `,
   );
-  const run = sparkring(['allreduce', file, '--workers', '2', '--experiments', dir, '--json']);
+  const run = sparkring(['allreduce', file, '--workers', '2', '--experiments', dir, '--stage', stage, '--json']);
   try {
-    await probeWhileRunning();
+    // This run's own server (other tests' servers may be running beside it): its port from the staged spec.
+    const spec = await stagedSpec(stage, run);
+    expect(await ping(Number(new URL(spec.redis.url).port))).toMatch(/^-NOAUTH/);
+    // While the run is going, no process shows a password: not redis-server, not spark-submit, not a task or worker.
+    for (let i = 0; i < 20; i++) {
+      for (const l of commandLines()) expect(l).not.toMatch(/requirepass|>[0-9a-f]{48}|rediss?:\/\/[^:/\s]*:[^@\s]+@/);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   } finally {
     await run;
   }
@@ -49,25 +57,6 @@ function ping(port: number): Promise<string> {
     });
     socket.once('error', reject);
   });
-}
-
-async function probeWhileRunning(): Promise<void> {
-  let port: number | undefined;
-  let seenLines: string[] = [];
-  for (let i = 0; i < 600 && port === undefined; i++) {
-    seenLines = commandLines();
-    const line = seenLines.find((l) => /^redis-server /.test(l));
-    const m = line ? /:(\d+)/.exec(line) : null;
-    if (m) port = Number(m[1]);
-    else await new Promise((r) => setTimeout(r, 50));
-  }
-  expect(port).toBeDefined();
-  expect(await ping(port as number)).toMatch(/^-NOAUTH/);
-  // While the run is going, no process shows a password: not redis-server, not spark-submit, not a task or worker.
-  for (let i = 0; i < 20; i++) {
-    for (const l of commandLines()) expect(l).not.toMatch(/requirepass|>[0-9a-f]{48}|rediss?:\/\/[^:/\s]*:[^@\s]+@/);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 it('a Redis password from a file named in $SPARKRING_REDIS, and a --conf secret, reach no command line and no spec.json', async () => {

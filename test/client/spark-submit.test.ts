@@ -12,9 +12,9 @@ function confOf(o: SubmitSettings, defaults?: string): Record<string, string> {
   for (const line of submitProperties(o, paths, defaults).split('\n')) {
     if (!line || line.startsWith('#')) continue;
     const m = /^((?:\\.|[^=:\s\\])*)\s*[=:\s]\s*(.*)$/.exec(line) as RegExpExecArray;
-    const unescape = (t: string): string =>
+    const unescapeProperty = (t: string): string =>
       t.replace(/\\(.)/g, (_all, c: string) => ({ n: '\n', r: '\r', t: '\t', f: '\f' })[c] ?? c);
-    conf[unescape(m[1] as string)] = unescape(m[2] as string);
+    conf[unescapeProperty(m[1] as string)] = unescapeProperty(m[2] as string);
   }
   return conf;
 }
