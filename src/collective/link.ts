@@ -81,6 +81,11 @@ export abstract class Link {
     return false;
   }
 
+  /** Resolves once the data path is known: the shared-memory offer answered, refused or given up. */
+  get dataPathSettled(): Promise<void> {
+    return Promise.resolve();
+  }
+
   /** Frames that `check` refuses break the link before their payload is read. */
   setFrameCheck(check: FrameCheck): void {
     this.frameCheck = check;
@@ -136,6 +141,8 @@ export class TcpLink extends Link {
   /** A shared-memory offer was made (sender) or received (receiver): one per link. */
   private offered = false;
   private offerTimer: NodeJS.Timeout | undefined;
+  private offerSettled: Promise<void> = Promise.resolve();
+  private settleOffer: () => void = () => undefined;
   /** Receiving side: the peer's region, mapped here. */
   private incoming: IncomingRegion | undefined;
   /** This end receives the ring's data (it dialed): it maps the peer's shared memory. */
@@ -210,6 +217,15 @@ export class TcpLink extends Link {
     return this.outgoingMapped;
   }
 
+  override get dataPathSettled(): Promise<void> {
+    return this.offerSettled;
+  }
+
+  protected override broke(cause: Error): void {
+    super.broke(cause);
+    this.settleOffer();
+  }
+
   /**
    * Sending side: offers the peer a shared-memory region (shared-memory.ts has the handshake).
    * Nothing changes until the peer answers that it mapped it; a peer on another host cannot.
@@ -217,15 +233,21 @@ export class TcpLink extends Link {
   offerSharedMemory(): void {
     if (this.receivesData || this.offered || this.ended) return;
     this.offered = true;
+    this.offerSettled = new Promise((resolve) => {
+      this.settleOffer = resolve;
+    });
     void OutgoingRegion.create().then((region) => {
-      if (!region) return;
-      if (this.ended) {
-        region.release();
+      if (!region || this.ended) {
+        region?.release();
+        this.settleOffer();
         return;
       }
       this.outgoing = region;
       this.awaitingAnswer = true;
-      this.offerTimer = setTimeout(() => region.release(), OFFER_ANSWER_MS);
+      this.offerTimer = setTimeout(() => {
+        region.release();
+        this.settleOffer();
+      }, OFFER_ANSWER_MS);
       this.offerTimer.unref();
       this.send(
         { kind: FrameKind.SharedOffer, collective: CollectiveKind.None, seq: 0, index: 0 },
@@ -286,6 +308,7 @@ export class TcpLink extends Link {
     clearTimeout(this.offerTimer);
     this.outgoing?.release();
     this.outgoingMapped = mapped;
+    this.settleOffer();
   }
 
   protected write(header: Buffer, payload: Uint8Array | undefined, done: () => void): void {
@@ -327,6 +350,7 @@ export class TcpLink extends Link {
   protected shutdown(): Promise<void> {
     clearTimeout(this.offerTimer);
     this.outgoing?.release();
+    this.settleOffer();
     const socket = this.socket;
     if (socket.destroyed) return Promise.resolve();
     return new Promise((resolve) => {

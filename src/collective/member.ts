@@ -338,7 +338,11 @@ export class RingMember {
     });
     try {
       const [prev, makeNext] = await Promise.race([Promise.all([dialed, this.successor.promise]), timeout]);
-      const ring = new Ring(o, peers, prev, makeNext(succAddress), () => this.release());
+      const next = makeNext(succAddress);
+      // The ring forms with its data path known: the successor answered the shared-memory offer
+      // (one round trip; a peer on another host answers at once that it cannot map it).
+      await Promise.race([next.dataPathSettled, timeout]);
+      const ring = new Ring(o, peers, prev, next, () => this.release());
       this.stopAccepting();
       return ring;
     } catch (err) {
