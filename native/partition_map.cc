@@ -217,6 +217,22 @@ void PeerUid(const FunctionCallbackInfo<Value>& args) {
   args.GetReturnValue().Set(v8::Integer::NewFromUnsigned(isolate, cred.uid));
 }
 
+// One byte and room for one descriptor: the message an SCM_RIGHTS descriptor travels in.
+struct FdMessage {
+  char byte = 1;
+  struct iovec iov {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg {};
+  FdMessage() {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+  }
+  FdMessage(const FdMessage&) = delete;
+  FdMessage& operator=(const FdMessage&) = delete;
+};
+
 void SendFd(const FunctionCallbackInfo<Value>& args) {
   Isolate* isolate = args.GetIsolate();
   int sock = -1, fd = -1;
@@ -224,14 +240,8 @@ void SendFd(const FunctionCallbackInfo<Value>& args) {
     Throw(isolate, Exception::TypeError, "EINVAL", "sendFd(socketFd, fd)");
     return;
   }
-  char byte = 1;
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
+  FdMessage m;
+  struct msghdr& msg = m.msg;
   struct cmsghdr* c = CMSG_FIRSTHDR(&msg);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
@@ -291,14 +301,8 @@ void ReceiveRegion(const FunctionCallbackInfo<Value>& args) {
     Throw(isolate, Exception::TypeError, "EINVAL", "receiveRegion(socketFd, length > 0)");
     return;
   }
-  char byte = 0;
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
+  FdMessage m;
+  struct msghdr& msg = m.msg;
   ssize_t got = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
   if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
     args.GetReturnValue().SetNull();  // not yet: the caller asks again

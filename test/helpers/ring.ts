@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { expect } from 'vitest';
 import { type RingProcesses, startRing } from '../../cluster/ring-processes.js';
 import { listen, type Ring, type RingOptions } from '../../src/collective/index.js';
 
@@ -44,4 +45,12 @@ export async function ringInProcess(n: number, extra: Partial<RingOptions> = {})
   );
   const addresses = members.map((m) => m.address);
   return Promise.all(members.map((m) => m.join(addresses)));
+}
+
+/** Two ranks' sum of [1, 2] and [3, 4], each checked to be [4, 6], then both closed: a ring that works. */
+export async function expectWorkingPair(a: Ring, b: Ring): Promise<void> {
+  const [x, y] = await Promise.all([a.allreduce(new Float32Array([1, 2]), 'sum'), b.allreduce(new Float32Array([3, 4]), 'sum')]);
+  expect(Array.from(x)).toEqual([4, 6]);
+  expect(Array.from(y)).toEqual([4, 6]);
+  await Promise.all([a.close(), b.close()]);
 }
