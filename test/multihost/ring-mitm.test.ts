@@ -2,7 +2,8 @@
  * A man in the middle between two ranks on namespaced hosts (cluster/hosts.ts): rank 1 on host1
  * reaches rank 0 on host0 through a relay on host2, which flips one bit of one frame of the data
  * rank 0 sends. With --ring-encrypt the attempt ends with a typed integrity error naming the link;
- * without it the sums come out silently wrong, which is what the option is for.
+ * without it the sums come out silently wrong, which is what the option is for; a relay that
+ * rewrites the session id or data port of the JoinReply is refused at the handshake either way.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
@@ -86,6 +87,37 @@ describe('a relay on the path that flips one bit of one frame', () => {
         expect(o0?.sum?.some((v) => v !== 3) || o1?.sum?.some((v) => v !== 3)).toBe(true);
       }
       relay.child.kill('SIGKILL');
+    },
+    60_000,
+  );
+});
+
+describe('a relay on the path that rewrites the JoinReply, without --ring-encrypt', () => {
+  it.each(['sessionId', 'dataPort'])(
+    "a rewritten %s is refused at the handshake: the served rank's proof binds it",
+    async (rewrite) => {
+      const [h0, h1, h2] = cluster.hosts as [Host, Host, Host];
+      const r0 = startOn(h0, 'sealed-rank.mjs', { rank: 0, host: h0.address, encrypt: false });
+      const r1 = startOn(h1, 'sealed-rank.mjs', { rank: 1, host: h1.address, encrypt: false });
+      const a0 = JSON.parse(await r0.line()) as { address: string; dataPort: number };
+      const a1 = JSON.parse(await r1.line()) as { address: string; dataPort: number };
+      const grpcPort = Number(a0.address.split(':')[1]);
+      const relay = startOn(h2, 'flip-relay.mjs', {
+        listen: h2.address,
+        target: h0.address,
+        ports: [grpcPort, a0.dataPort],
+        rewrite,
+        joinPort: grpcPort,
+        dataPort: a0.dataPort,
+      });
+      expect(await relay.line()).toBe('ready');
+      r0.child.stdin?.write(`${JSON.stringify([a0.address, a1.address])}\n`);
+      r1.child.stdin?.write(`${JSON.stringify([`${h2.address}:${grpcPort}`, a1.address])}\n`);
+      const o1 = JSON.parse(await r1.line()) as { error?: { name: string; code: string; message: string; field: string } };
+      expect(await relay.line()).toBe('rewrote');
+      expect(o1.error).toMatchObject({ name: 'RingHandshakeError', code: 'SR_RING_HANDSHAKE', field: 'secret' });
+      expect(o1.error?.message).toMatch(/its session id or its data port \(rewritten on the way\?\)/);
+      for (const c of [r0.child, relay.child]) c.kill('SIGKILL');
     },
     60_000,
   );
