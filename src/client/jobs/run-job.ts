@@ -74,11 +74,15 @@ export async function openJob<
   let stage: Staging | undefined;
   let follower: EventFollower | undefined;
   let doneSaid: (ok: boolean) => void = () => undefined;
+  let lastEventRead = false;
   const driverDone = new Promise<boolean>((resolve) => {
-    doneSaid = resolve;
+    doneSaid = (ok) => {
+      lastEventRead = true;
+      resolve(ok);
+    };
   });
   const close = async (driverEnded?: Promise<unknown>): Promise<void> => {
-    await follower?.stop();
+    await follower?.stop(lastEventRead);
     await state?.close?.();
     await redis.stop();
     const staging = stage;
