@@ -60,3 +60,24 @@ it.each(['SIGINT', 'SIGTERM', 'SIGKILL'] as const)(
   },
   240_000,
 );
+
+it("a run returns on its result; the executors' release comes after, recorded in the run's result.json, and nothing is left behind", async () => {
+  const dir = tempDir('returns-on-result');
+  const tmp = join(dir, 'tmp');
+  mkdirSync(tmp);
+  writeFileSync(
+    join(dir, 'train.mjs'),
+    "export default async (ctx) => (await ctx.allreduce(new Float32Array([ctx.rank + 1]), 'sum'))[0];\n",
+  );
+  const r = await sparkring(['allreduce', 'train.mjs', '--workers', '2', '--experiments', 'exp', '--json'], { TMPDIR: tmp }, dir);
+  expect(r.exitCode, r.all).toBe(0);
+  const out = JSON.parse(r.stdout) as { dir: string; result: number; timings: { releaseMs: number | null } };
+  expect(out.result).toBe(3);
+  // The client did not wait for the release: the driver was still going when it returned.
+  expect(out.timings.releaseMs).toBeNull();
+  expect(await waitForNoLeftovers(60_000)).toEqual([]);
+  const recorded = JSON.parse(readFileSync(join(out.dir, 'result.json'), 'utf8')) as { ok: boolean; releaseMs: number | null };
+  expect(recorded).toMatchObject({ ok: true });
+  expect(recorded.releaseMs).toBeGreaterThan(0);
+  expect(await eventually(() => readdirSync(tmp).length === 0)).toBe(true);
+}, 240_000);

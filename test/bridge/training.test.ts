@@ -106,9 +106,9 @@ describe(`allreduce on local-cluster[${WORKERS},1,1024] with fake GPUs`, () => {
     expect(run.attempts).toBe(1);
     expect(run.timings.submitToRingMs).toBeGreaterThan(0);
     expect(run.timings.trainMs).toBeGreaterThanOrEqual(0);
-    expect(run.timings.releaseMs).toBeGreaterThan(0);
+    // Released after the result (left-behind.test.ts shows it is, and recorded).
+    expect(run.timings.releaseMs).toBeNull();
     expect(run.dir).toMatch(/experiments\/app-[\w-]+\/run\.1\/linear$/);
     expect(lines.some((l) => /^\[worker 1\] joined the ring/.test(l))).toBe(true);
-    expect(lines.some((l) => /executors released/.test(l))).toBe(true);
   });
 });

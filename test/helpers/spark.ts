@@ -97,8 +97,12 @@ export function leftoverProcesses(): string[] {
     );
 }
 
-/** `server`: a server the file keeps across its tests (its JVMs and Python workers), not a leftover. */
-export async function waitForNoLeftovers(timeoutMs = 20_000, server?: RegExp): Promise<string[]> {
+/**
+ * `server`: a server the file keeps across its tests (its JVMs and Python workers), not a leftover.
+ * The default wait covers a driver still releasing its executors and stopping Spark after its
+ * client returned with the result (run-job.ts), on a loaded machine.
+ */
+export async function waitForNoLeftovers(timeoutMs = 45_000, server?: RegExp): Promise<string[]> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const left = leftoverProcesses().filter((l) => !server?.test(l));

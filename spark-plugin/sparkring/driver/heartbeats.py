@@ -54,21 +54,26 @@ class HeartbeatWatch:
         self._thread.start()
 
     def _follow(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self._last_id is None:
-                    newest = self._redis.xrevrange(self._endpoint.stream, count=1)
-                    self._last_id = newest[0][0].decode() if newest else "0-0"
-                replies = self._redis.xread({self._endpoint.stream: self._last_id}, count=1000, block=POLL_MS)
-            except Exception as e:  # Redis restarting: the watch resumes when it is back
-                print(f"sparkring: heartbeat watch: {e}", file=sys.stderr)
-                self._stop.wait(1)
-                continue
-            for _stream, entries in replies or []:
-                for entry_id, fields in entries:
-                    self._last_id = entry_id.decode()
-                    self._heard(signed_event(self._key, fields))
-            self._check(time.time())
+        try:
+            while not self._stop.is_set():
+                try:
+                    if self._last_id is None:
+                        newest = self._redis.xrevrange(self._endpoint.stream, count=1)
+                        self._last_id = newest[0][0].decode() if newest else "0-0"
+                    replies = self._redis.xread({self._endpoint.stream: self._last_id}, count=1000, block=POLL_MS)
+                except Exception as e:  # Redis restarting: the watch resumes when it is back
+                    print(f"sparkring: heartbeat watch: {e}", file=sys.stderr)
+                    self._stop.wait(1)
+                    continue
+                if self._stop.is_set():
+                    break
+                for _stream, entries in replies or []:
+                    for entry_id, fields in entries:
+                        self._last_id = entry_id.decode()
+                        self._heard(signed_event(self._key, fields))
+                self._check(time.time())
+        finally:
+            self._redis.close()
 
     def _heard(self, event: Optional[dict[str, Any]]) -> None:
         try:
@@ -99,6 +104,6 @@ class HeartbeatWatch:
                 return
 
     def stop(self) -> None:
+        """Stops the watch at once: its thread, in a blocking read of up to POLL_MS, ends by itself
+        (and closes its connection) without holding up the attempt's outcome."""
         self._stop.set()
-        self._thread.join(timeout=5)
-        self._redis.close()

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 from dataclasses import replace
 from typing import Any, Callable, Optional
 
 from sparkring.error_codes import DYNAMIC_ALLOCATION, SLOTS, is_final
 from sparkring.failures import JobError
 from sparkring.driver.envelope import job_envelope
-from sparkring.driver.run_files import experiment_dir
+from sparkring.driver.run_files import experiment_dir, write_json
 from sparkring.driver.shared_dir import leave_token, remove_token
 from sparkring.driver.slots import SlotNeed, SlotsError
 from sparkring.driver.spark_session import DriverSpark, driver_spark
@@ -89,7 +90,7 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
                 result["stageMs"] = (outcome.finished - outcome.started) * 1000
                 result["trainEndAt"] = int(outcome.finished * 1000)
                 result["releaseMs"] = None
-                if spec.release_executors:
+                if spec.release_executors and not spec.release_after_result:
                     release = driver.release_executors()
                     if release is not None:
                         result["releaseMs"] = release.released_ms
@@ -100,4 +101,17 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
             if attempt_failed_for_good(outcome) or attempt + 1 >= spec.max_attempts:
                 break
             events.send("driver", stage="retry", attempt=attempt, error=outcome.error, failedAt=int(outcome.finished * 1000))
+    if result.get("ok") and spec.release_executors and spec.release_after_result:
+        release_after_result(driver, result)
     return result
+
+
+def release_after_result(driver: DriverSpark, result: dict[str, Any]) -> None:
+    """The release once the client has its result (it may have gone): recorded in the run
+    directory's result.json, and said on the driver's output, not on the run's events."""
+    release = driver.release_executors()
+    if release is None:
+        return
+    result["releaseMs"] = release.released_ms
+    write_json(os.path.join(str(result["dir"]), "result.json"), result)
+    print(f"sparkring: {release.line()}", file=sys.stderr, flush=True)

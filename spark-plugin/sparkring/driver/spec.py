@@ -46,6 +46,9 @@ class JobSpec:
     # What the task hands its Node worker as it is (ring timeouts, --ring-interface, --tf-backend).
     worker: dict[str, Any]
     release_executors: bool
+    # The CLI's driver: the executors are released after the result is written and sent, off the
+    # user's clock (the client returns on the result). The Python API releases before it returns.
+    release_after_result: bool
     # Set from the second attempt on: every attempt of a run shares one experiment directory
     # (and so its checkpoints).
     run_dir: Optional[str]
@@ -77,6 +80,7 @@ class JobSpec:
             redis=RedisEndpoint(str(redis["url"]), str(redis["stream"]), redis["ca"]) if redis else None,
             worker=dict(d["worker"]),
             release_executors=bool(d["releaseExecutors"]),
+            release_after_result=bool(d.get("releaseAfterResult", False)),
             run_dir=d["runDir"],
             max_attempts=int(d["maxAttempts"]),
             heartbeat_timeout_ms=float(d["heartbeatTimeoutMs"]),

@@ -9,8 +9,10 @@ addresses through allGather, hand over rank and peers, stream the partition as A
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import os
+import threading
 import time
 from typing import Callable, Iterator, Optional
 
@@ -27,6 +29,12 @@ from sparkring.driver.shared_dir import check_shared
 from sparkring.driver.spec import JobSpec
 
 RESULT_SCHEMA = "rank long, result string"
+
+
+def warm_result_path() -> None:
+    """Spark's Arrow writer imports pandas (pyarrow's pandas shim) with the first batch a task
+    yields: up to a second on the result's way to the driver, unless done while the worker trains."""
+    threading.Thread(target=importlib.import_module, args=("pandas",), name="sparkring-warm", daemon=True).start()
 
 
 def make_task(
@@ -97,6 +105,7 @@ def make_task(
                     exclusive=not partition.anonymous,
                 )
                 worker.send({"type": "data", "path": data_path, "end": end, "rows": counted.rows})
+                warm_result_path()
             except BrokenPipeError:
                 worker.receive()  # the worker stopped listening: this raises with its own report
                 raise

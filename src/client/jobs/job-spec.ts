@@ -42,6 +42,8 @@ export const jobSpecSchema = z.object({
   redis: redisEndpoint.nullable(),
   worker: workerSettingsSchema,
   releaseExecutors: z.boolean(),
+  /** The executors are released after the result is sent: the client returns on the result (JobRun.returnsOnResult). */
+  releaseAfterResult: z.boolean().default(false),
   master: z.string().nullable(),
   /** Set from the second attempt on: every attempt of a run shares one directory (its checkpoints). */
   runDir: z.string().nullable(),
@@ -66,6 +68,7 @@ export function jobSpec(
     resultPath: string;
     redis: RedisEndpoint | null;
     runDir?: string;
+    returnsOnResult?: boolean;
     /** The compiled entry the workers import (client/submission/entry-compile.ts). */
     entry: string;
   },
@@ -99,6 +102,7 @@ export function jobSpec(
       tfBackend: o.tfBackend,
     },
     releaseExecutors: o.releaseExecutors,
+    releaseAfterResult: run.returnsOnResult ?? false,
     master: o.master ?? null,
     runDir: run.runDir ?? null,
     maxAttempts: o.maxAttempts,

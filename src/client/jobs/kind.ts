@@ -50,6 +50,11 @@ export interface JobRun<O extends EnvelopeOptions> {
   resultPath: string;
   /** The shipped runtime, when the kind ships one and the executors may be elsewhere. */
   bundle: RuntimeBundle | undefined;
+  /**
+   * This client returns as soon as the driver's result is in (spark-submit): what the driver does
+   * after it (the executors' release, Spark's shutdown) runs on off the user's clock.
+   */
+  returnsOnResult: boolean;
 }
 
 /** What a kind keeps while its job runs: its own resources and its reading of the run's events. */

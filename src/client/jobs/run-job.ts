@@ -18,7 +18,7 @@ import { BUNDLE_NAME, type Staging, shipRuntime, stagingDir } from '../submissio
 import { checkLivy, runLivyBatch } from '../submission/livy-submit.js';
 import { requireSparkPaths } from '../submission/paths.js';
 import { placeJob } from '../submission/reachable.js';
-import { checkEmbeddedSlots, runSparkSubmit, type SubmitOutcome, submitError } from '../submission/spark-submit.js';
+import { checkEmbeddedSlots, type SubmitOutcome, startSparkSubmit, submitError } from '../submission/spark-submit.js';
 import { checkYarnQueue } from '../submission/yarn.js';
 import { driverError } from './driver-error.js';
 import { readDriverResult } from './driver-result.js';
@@ -32,8 +32,14 @@ export interface OpenJob<O extends EnvelopeOptions, Result> {
   specPath: string;
   /** Reads the driver's result once the driver ended. `outcome`: spark-submit's or Livy's, where this client submitted. */
   finish(submittedAt: number, outcome?: SubmitOutcome): Promise<Result>;
-  /** Stops following, the kind's resources and the private Redis, and removes the staging. */
-  close(): Promise<void>;
+  /** Settles when the driver's last event came: true when it says the job succeeded. */
+  driverDone: Promise<boolean>;
+  /**
+   * Stops following, the kind's resources and the private Redis, and removes the staging.
+   * `driverEnded`: the driver is still ending (its result is in): the staging goes when it has
+   * ended, or, if this process ends first, its janitor removes it then.
+   */
+  close(driverEnded?: Promise<unknown>): Promise<void>;
 }
 
 /** An interrupt (Ctrl-C, a kill, an aborted signal): its own kind, and exit status 130. */
@@ -67,11 +73,23 @@ export async function openJob<
   let state: St | undefined;
   let stage: Staging | undefined;
   let follower: EventFollower | undefined;
-  const close = async (): Promise<void> => {
-    await follower?.stop();
+  let doneSaid: (ok: boolean) => void = () => undefined;
+  let lastEventRead = false;
+  const driverDone = new Promise<boolean>((resolve) => {
+    doneSaid = (ok) => {
+      lastEventRead = true;
+      resolve(ok);
+    };
+  });
+  const close = async (driverEnded?: Promise<unknown>): Promise<void> => {
+    await follower?.stop(lastEventRead);
     await state?.close?.();
     await redis.stop();
-    await stage?.remove();
+    const staging = stage;
+    if (driverEnded && staging) {
+      staging.handOver();
+      void driverEnded.then(() => staging.remove());
+    } else await stage?.remove();
   };
   try {
     stage = await stagingDir(o.stage, `sparkring-${kind.kind}-`);
@@ -91,6 +109,7 @@ export async function openJob<
       staging: stage.dir,
       resultPath: join(stage.dir, 'result.json'),
       bundle,
+      returnsOnResult: submits && !o.livy,
     };
     state = (await kind.open?.(run)) ?? ({} as St);
     const kindState = state;
@@ -100,6 +119,7 @@ export async function openJob<
         say(`sparkring: warning: ${printable(e.line)}`);
       kindState.onEvent?.(e);
       o.onEvent?.(e);
+      if (e.type === 'driver' && e.stage === 'done') doneSaid(e.ok === true);
     });
     follower.onIgnored = (message) => say(`sparkring: ${message}`);
     let lastTrouble = 0;
@@ -119,7 +139,7 @@ export async function openJob<
       if (outcome) throw submitError(outcome);
       throw new RunError('spark', `the ${kind.noun}'s driver ended without a result; see its log above`);
     };
-    return { run, specPath, finish, close };
+    return { run, specPath, finish, driverDone, close };
   } catch (err) {
     await close();
     throw err;
@@ -138,6 +158,7 @@ export async function runJob<
   const job = await openJob(kind, input);
   const { run } = job;
   const { o, paths, say } = run;
+  let driverEnding: Promise<unknown> | undefined;
   try {
     if (o.signal?.aborted) throw interrupted(kind.noun);
     const plan = kind.submission(o);
@@ -153,19 +174,31 @@ export async function runJob<
     const submittedAt = Date.now();
     const program = [paths.submitFile, job.specPath];
     const onLine = kind.onSubmitLine ? (line: string) => kind.onSubmitLine?.(line, run) : undefined;
-    const outcome = await (o.livy
-      ? runLivyBatch(
-          { ...submit, livy: o.livy, livyHeaders: o.livyHeaders, name: o.name },
-          paths,
-          program,
-          run.staging,
-          say,
-          o.signal,
-        )
-      : runSparkSubmit(submit, paths, program, run.staging, o.signal, onLine));
+    if (o.livy) {
+      const outcome = await runLivyBatch(
+        { ...submit, livy: o.livy, livyHeaders: o.livyHeaders, name: o.name },
+        paths,
+        program,
+        run.staging,
+        say,
+        o.signal,
+      );
+      if (o.signal?.aborted) throw interrupted(kind.noun);
+      return await job.finish(submittedAt, outcome);
+    }
+    const driver = await startSparkSubmit(submit, paths, program, run.staging, o.signal, onLine);
+    // The result first: once the driver says it succeeded, what it still does (the executors'
+    // release, Spark's shutdown) goes on without this client. A failure waits for the driver's end.
+    const resultIn = job.driverDone.then(
+      (ok): Promise<SubmitOutcome | 'result'> => (ok ? Promise.resolve('result') : driver.outcome),
+    );
+    const first = await Promise.race<SubmitOutcome | 'result'>([driver.outcome, resultIn]);
     if (o.signal?.aborted) throw interrupted(kind.noun);
-    return await job.finish(submittedAt, outcome);
+    if (first !== 'result') return await job.finish(submittedAt, first);
+    driver.letGo();
+    driverEnding = driver.outcome;
+    return await job.finish(submittedAt);
   } finally {
-    await job.close();
+    await job.close(driverEnding);
   }
 }

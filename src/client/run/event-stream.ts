@@ -62,10 +62,14 @@ export class EventFollower {
     await this.redis.xdel(this.endpoint.stream, ...ids).catch(() => undefined);
   }
 
-  /** Reads what is left in the stream, then stops. */
-  async stop(): Promise<void> {
-    await new Promise((r) => setTimeout(r, 600));
+  /**
+   * Reads what is left in the stream, then stops. `lastRead`: the driver's last event was read
+   * already, so nothing is left to wait for: it stops at once.
+   */
+  async stop(lastRead = false): Promise<void> {
+    if (!lastRead) await new Promise((r) => setTimeout(r, 600));
     this.stopped = true;
+    if (lastRead) this.redis.disconnect(); // ends the pending XREAD BLOCK now
     await this.loop;
     this.redis.disconnect();
   }

@@ -29,7 +29,7 @@ import { execa } from 'execa';
 import { BINDING_IN_PACKAGE, TF_BINDING_PORTABLE } from '../../runtime/backend.js';
 import { MAP_ADDON, REDUCE_ADDON, SEAL_ADDON } from '../../util/addons.js';
 import { RunError } from '../errors.js';
-import { removeWhenGone } from '../run/janitor.js';
+import { handOver, removeWhenGone } from '../run/janitor.js';
 import { compiledEntryName, compileEntry, REQUIRE_SHIM } from './entry-compile.js';
 import { packageRoot, type SparkPaths } from './paths.js';
 import { isLoopback, masterHost } from './reachable.js';
@@ -257,6 +257,8 @@ function executorsMayBeElsewhere(o: { livy?: string; master?: string }): boolean
 export interface Staging {
   dir: string;
   remove(): Promise<void>;
+  /** Leaves the directory to its janitor: removed once the processes still using it end. */
+  handOver(): void;
 }
 
 /**
@@ -277,6 +279,9 @@ export async function stagingDir(stage: string | undefined, prefix: string): Pro
     async remove() {
       await rm(dir, { recursive: true, force: true });
       janitor.stop();
+    },
+    handOver() {
+      handOver(dir);
     },
   };
 }

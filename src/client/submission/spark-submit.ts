@@ -7,7 +7,6 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { SEARCH_SPARK_CONF } from '../../hpo/retry-policy.js';
-import { tiedToThisProcess } from '../../util/tied.js';
 import { RunError } from '../errors.js';
 import { addUser } from '../run/janitor.js';
 import type { SparkPaths } from './paths.js';
@@ -175,7 +174,22 @@ export function submitError(outcome: SubmitOutcome): RunError {
   return new RunError('spark', `${ended}: ${cause ?? meaningful[0] ?? tail.at(-1) ?? 'no output'}`);
 }
 
-export async function runSparkSubmit(
+/** Runs spark-submit to its end: the outcome of startSparkSubmit. */
+export async function runSparkSubmit(...args: Parameters<typeof startSparkSubmit>): Promise<SubmitOutcome> {
+  return (await startSparkSubmit(...args)).outcome;
+}
+
+/** A spark-submit running: its outcome, and `letGo()`, after which it ends without this process. */
+export interface SparkSubmitRun {
+  outcome: Promise<SubmitOutcome>;
+  /**
+   * This process no longer waits for it, nor reads its output (later lines go nowhere); it runs
+   * on to its end, and the staging's janitor (run/janitor.ts) removes the staging after it.
+   */
+  letGo(): void;
+}
+
+export async function startSparkSubmit(
   o: SubmitSettings,
   paths: SparkPaths,
   program: string[],
@@ -187,20 +201,22 @@ export async function runSparkSubmit(
    * Python driver's own stderr arrives on spark-submit's stdout: PythonRunner merges the two.
    */
   onLine?: (line: string) => void,
-): Promise<SubmitOutcome> {
+): Promise<SparkSubmitRun> {
   const master = o.master ?? defaultMaster(o.workers);
   const env: Record<string, string> = { PYSPARK_PYTHON: paths.python, PYSPARK_DRIVER_PYTHON: paths.python };
   if (master.startsWith('local')) env.SPARK_LOCAL_IP = process.env.SPARK_LOCAL_IP ?? '127.0.0.1';
-  // Tied to this process: a client killed with SIGKILL takes the driver, and so the job, with it.
   const propertiesFile = join(staging, 'spark-submit.properties');
   await writeFile(propertiesFile, submitProperties(o, paths), { mode: 0o600 });
-  const child = execa(...tiedToThisProcess(paths.sparkSubmit, sparkSubmitArgs(o, propertiesFile, program)), {
+  // Not tied to this process by the kernel: it may outlive a client that has its result. A client
+  // that dies before that (even by SIGKILL) takes it along: the janitor stops the pids it is given.
+  const child = execa(paths.sparkSubmit, sparkSubmitArgs(o, propertiesFile, program), {
     env,
     reject: false,
     stdin: 'ignore',
     cancelSignal: signal,
     forceKillAfterDelay: 5000,
     buffer: false,
+    cleanup: false, // execa's exit hook would kill it even after letGo(); the janitor does that job
   });
   addUser(staging, child.pid);
   const tail: string[] = [];
@@ -215,6 +231,13 @@ export async function runSparkSubmit(
       onLine?.(line);
     });
   }
-  const r = await child;
-  return { exitCode: r.exitCode, tail, submitter: 'spark-submit' };
+  const outcome = child.then((r) => ({ exitCode: r.exitCode, tail, submitter: 'spark-submit' as const }));
+  return {
+    outcome,
+    letGo() {
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      child.unref();
+    },
+  };
 }
