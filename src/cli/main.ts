@@ -43,7 +43,7 @@ function printResult(r: AllreduceResult, json: boolean): void {
   process.stdout.write(`experiment: ${r.dir}\n`);
   const t = r.timings;
   process.stdout.write(
-    `timings: submit to ring ${t.submitToRingMs} ms, training ${t.trainMs} ms, executors released in ${t.releaseMs === null ? '-' : `${Math.round(t.releaseMs)} ms`}\n`,
+    `timings: submit to ring ${t.submitToRingMs} ms, training ${t.trainMs} ms, executors ${t.releaseMs === null ? 'released after the result' : `released in ${Math.round(t.releaseMs)} ms`}\n`,
   );
 }
 
