@@ -11,7 +11,7 @@
  * watches a parent process from outside it.
  */
 import { spawn } from 'node:child_process';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const PIDS_FILE = 'sparkring.pids';
@@ -20,7 +20,8 @@ const HANDED_OVER = 'sparkring.handed-over';
 export function removeWhenGone(dir: string): { stop(): void } {
   const script = [
     'while kill -0 "$0" 2>/dev/null; do sleep 0.5; done',
-    `pids() { cat "$1/${PIDS_FILE}" 2>/dev/null; }`,
+    // A pid counts only while its process is the one recorded (same start time): pids are reused.
+    `pids() { while read -r p t; do [ "$(cut -d' ' -f22 /proc/$p/stat 2>/dev/null)" = "$t" ] && echo "$p"; done < "$1/${PIDS_FILE}" 2>/dev/null; }`,
     'alive() { for p in $(pids "$1"); do kill -0 "$p" 2>/dev/null && return 0; done; return 1; }',
     `if [ -f "$1/${HANDED_OVER}" ]; then most=1800; else most=120; for p in $(pids "$1"); do kill -TERM "$p" 2>/dev/null; done; fi`,
     'n=0; while [ $n -lt $most ] && alive "$1"; do sleep 0.5; n=$((n+1)); done',
@@ -41,9 +42,18 @@ export function removeWhenGone(dir: string): { stop(): void } {
   };
 }
 
-/** Says that process `pid` uses `dir`: its janitor waits for it before removing the directory. */
+/** Says that process `pid` uses `dir`: its janitor waits for it (or stops it) before removing the directory. */
 export function addUser(dir: string, pid: number | undefined): void {
-  if (pid !== undefined) appendFileSync(join(dir, PIDS_FILE), `${pid}\n`, { mode: 0o600 });
+  if (pid === undefined) return;
+  let started: string;
+  try {
+    // Its start time (field 22 of /proc/PID/stat, after the command's closing parenthesis): the
+    // janitor acts on the pid only while it still names this process.
+    started = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ')[19] ?? '';
+  } catch {
+    return; // gone already
+  }
+  appendFileSync(join(dir, PIDS_FILE), `${pid} ${started}\n`, { mode: 0o600 });
 }
 
 /** Says the client returned with the driver still ending: the janitor lets it end, then removes `dir`. */
