@@ -341,7 +341,10 @@ export class RingMember {
       const next = makeNext(succAddress);
       // The ring forms with its data path known: the successor answered the shared-memory offer
       // (one round trip; a peer on another host answers at once that it cannot map it).
-      await Promise.race([next.dataPathSettled, timeout]);
+      await Promise.race([next.dataPathSettled, timeout]).catch(async (err: unknown) => {
+        await Promise.all([prev.close(), next.close()]); // formed links, not yet a ring's to close
+        throw err;
+      });
       const ring = new Ring(o, peers, prev, next, () => this.release());
       this.stopAccepting();
       return ring;
