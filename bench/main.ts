@@ -12,6 +12,7 @@ import { connectBench } from './connect.js';
 import { handoffBench } from './handoff.js';
 import { hostsAllreduceBench } from './hosts-allreduce.js';
 import { hpoBench } from './hpo.js';
+import { PEER_MODELS, PEER_SYSTEMS, type PeerModel, type PeerSystem, peersBench } from './peers.js';
 import { predictBench } from './predict.js';
 import { retryBench } from './retry.js';
 import { serveBench } from './serve.js';
@@ -154,6 +155,24 @@ program
   .option('--rounds <n>', 'rounds (medians are reported)', positiveInt('--rounds'), 3)
   .option('--json', 'print one JSON object on stdout')
   .action(async (o: { workers: number; rounds: number; json?: boolean }) => emit(await startupBench(o, log), o.json));
+
+program
+  .command('peers')
+  .description(
+    'time to a trained model: sparkring (CLI and warm PySpark session) beside spark-tensorflow-distributor, TorchDistributor and one Keras process',
+  )
+  .option('--models <names>', `comma-separated (${PEER_MODELS.join(',')})`, list(oneOf('--models', PEER_MODELS)), [
+    ...PEER_MODELS,
+  ])
+  .option('--systems <names>', `comma-separated (${PEER_SYSTEMS.join(',')})`, list(oneOf('--systems', PEER_SYSTEMS)), [
+    ...PEER_SYSTEMS,
+  ])
+  .option('--workers <n>', 'workers of the distributed systems', positiveInt('--workers'), 2)
+  .option('--rounds <n>', "rounds, systems alternating (rows are each system's median round)", positiveInt('--rounds'), 3)
+  .option('--json', 'print one JSON object on stdout')
+  .action(async (o: { models: PeerModel[]; systems: PeerSystem[]; workers: number; rounds: number; json?: boolean }) =>
+    emit(await peersBench(o, log), o.json),
+  );
 
 program
   .command('retry')

@@ -62,10 +62,21 @@ def stage_error(text: str, data: Optional[str], lost: Callable[[], Optional[Lost
     return error_report(SPARK, first_line, detail=text[-4000:])
 
 
+def planned_partitions(df: Any) -> Optional[int]:
+    """How many partitions Spark planned for the frame (a file scan: its splits, packed by size);
+    None where this session cannot say without running it (Spark Connect has no RDDs)."""
+    try:
+        return int(df.rdd.getNumPartitions())
+    except Exception:
+        return None
+
+
 def partitioned(df: Any, spec: JobSpec) -> Any:
-    """The frame as the barrier stage's W partitions, one per worker."""
+    """The frame as the barrier stage's W partitions, one per worker. A frame Spark already plans as
+    W partitions goes as it is (each rank reads its own splits, as XGBoost's Spark estimator feeds
+    them): no shuffle before the stage. Otherwise a round-robin repartition deals the rows."""
     if spec.partition_by is None:
-        return df.repartition(spec.workers)
+        return df if planned_partitions(df) == spec.workers else df.repartition(spec.workers)
     if spec.partition_by not in df.columns:
         raise JobError(
             f"--partition-by {spec.partition_by}: no such column; the data has {', '.join(df.columns)}",
