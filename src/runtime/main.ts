@@ -3,9 +3,10 @@
  * The Node training worker, started by a Spark barrier task (spark-plugin/sparkring/executor/task.py).
  * Messages (runtime/control.ts): stdin from the task, the control fd to it.
  *   init (stdin) -> connect to Redis, load the entry, choose the ring address, start the ring
- *   server -> "listening" (control fd) -> rehearse Arrow's reader until "ring" (stdin: the peers)
+ *   server -> "listening" (control fd) -> load TensorFlow and rehearse Arrow's reader until "ring"
+ *   (stdin: the peers)
  *   -> join the ring -> "joined" -> "chunk" ranges, then "data" (stdin: the partition file as the
- *   task writes it) -> a ring barrier, load TensorFlow -> train(ctx) -> "result", or "error" with
+ *   task writes it) -> train(ctx) -> "result", or "error" with
  *   the error's code (src/errors/codes.ts).
  */
 import { rmSync } from 'node:fs';
@@ -75,6 +76,19 @@ try {
   control.send({ type: 'listening', address: member.address });
   const ringArrives = control.next(ringMessage);
   if (init.rehearsal) void warmArrowReader(arrow, Buffer.from(init.rehearsal, 'base64'), ringArrives);
+  // TensorFlow loads while Spark's allGather keeps every rank waiting (a second at least: it polls
+  // every 1 s), before any partition moves, so the load neither waits for the data nor slows it.
+  await events.busy(rank, LOADING_TF_MS);
+  const tf = await loadTf(init.gpus, init.tfBackend);
+  events.send('backend', {
+    rank,
+    backend: tf.backend,
+    flavour: tf.flavour,
+    threads: tf.threads ?? null,
+    library: tf.library ?? null,
+    fallback: tf.fallback ?? null,
+  });
+  if (tf.fallback) process.stderr.write(`sparkring runtime: training on pure-JS tfjs: ${tf.fallback}\n`);
   const { peers } = await ringArrives;
   // The ring forms before the partition moves: a ring that cannot form fails before any data is
   // copied, and the copy does not share the cores with connection set-up (bench handoff).
@@ -90,22 +104,6 @@ try {
   const data = await withoutTurbofan(() => PartitionData.fromGrowingFile(nextRange, arrow));
   partitionPath = undefined; // fromGrowingFile removed it once every range was in
   const dataReadyAt = Date.now();
-  // tfjs is loaded once every worker's partition is in: importing it costs a core for a while
-  // (~300 ms of CPU for pure-JS tfjs), which on a host shared with another executor would slow the
-  // partitions still moving there (bench handoff). Nothing before train() needs it, and the first
-  // step waits for the slowest worker's partition anyway.
-  await ring.barrier();
-  await events.busy(rank, LOADING_TF_MS);
-  const tf = await loadTf(init.gpus, init.tfBackend);
-  events.send('backend', {
-    rank,
-    backend: tf.backend,
-    flavour: tf.flavour,
-    threads: tf.threads ?? null,
-    library: tf.library ?? null,
-    fallback: tf.fallback ?? null,
-  });
-  if (tf.fallback) process.stderr.write(`sparkring runtime: training on pure-JS tfjs: ${tf.fallback}\n`);
   const checkpoints = new Checkpoints(init.runDir, rank);
   const resumedStep = init.attempt > 0 ? ((await checkpoints.load())?.reportedStep ?? 0) : 0;
   if (init.attempt > 0) {

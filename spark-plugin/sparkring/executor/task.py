@@ -25,7 +25,7 @@ from sparkring.executor.gpus import gpu_addresses
 from sparkring.executor.handoff import HandoffSpaceError, PartitionFile, RowCounter, write_partition
 from sparkring.executor.node_worker import NodeWorker
 from sparkring.executor.rehearsal import rehearsal_stream
-from sparkring.driver.shared_dir import check_shared
+from sparkring.driver.shared_dir import check_shared, sees_token
 from sparkring.driver.spec import JobSpec
 
 RESULT_SCHEMA = "rank long, result string"
@@ -57,9 +57,25 @@ def make_task(
         # --ring-interface says otherwise) and errors name peers by it.
         hosts = [info.address.rsplit(":", 1)[0] for info in ctx.getTaskInfos()]
         host = hosts[rank]
-        unshared = check_shared(run_dir, spec.attempt, shared_token, host, ctx.allGather, driver_host)
-        if unshared is not None:
-            raise SparkringWorkerError(WorkerFailure(rank, unshared, code=EXPERIMENTS_NOT_SHARED))
+        peers: list[str] = []
+
+        def gather_unless_unshared(address: Optional[str]) -> list[str]:
+            """The ring's addresses, by rank, once every rank's host sees the run directory. One
+            allGather carries both: each of Spark's costs a second at least (BarrierTaskContext
+            polls its RPC every 1 s)."""
+
+            def gather(note: str) -> list[str]:
+                both = [json.loads(m) for m in ctx.allGather(json.dumps({"note": note, "address": address}))]
+                peers.extend(str(m["address"]) for m in both)
+                return [str(m["note"]) for m in both]
+
+            unshared = check_shared(run_dir, spec.attempt, shared_token, host, gather, driver_host)
+            if unshared is not None:
+                raise SparkringWorkerError(WorkerFailure(rank, unshared, code=EXPERIMENTS_NOT_SHARED))
+            return peers
+
+        if not sees_token(run_dir, spec.attempt, shared_token):
+            gather_unless_unshared(None)  # raises: nothing starts or is written where the run directory is not
         log = os.path.join(run_dir, "logs", f"worker-{rank}.log")
         partition = PartitionFile(f"sparkring-{spec.run_id}-{spec.attempt}-{rank}-{os.getpid()}.arrow")
         data_path = partition.path
@@ -91,8 +107,8 @@ def make_task(
                 }
             )
             listening = worker.receive()
-            peers = ctx.allGather(str(listening["address"]))
-            worker.send({"type": "ring", "peers": list(peers)})
+            peers = gather_unless_unshared(str(listening["address"]))
+            worker.send({"type": "ring", "peers": peers})
             worker.receive()  # "joined"; a worker that could not join the ring raises here with its reason
             stream_started = time.time()
             counted = RowCounter(batches)
