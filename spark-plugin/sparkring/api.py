@@ -90,21 +90,49 @@ def active_session(df: Any, spark: Any, what: str) -> Any:
 
 
 class _Session:
-    """The Node side of the run (`sparkring session`) and its messages."""
+    """The Node side of the run (`sparkring session`) and its messages. After each run one more
+    is started and waits for the next run's options, so that Node's start-up is off that run's
+    clock; it exits when this process does (its stdin closes)."""
 
-    def __init__(self, progress: LineProgress) -> None:
+    _spare: Optional["_Session"] = None
+
+    @classmethod
+    def open(cls, progress: LineProgress) -> "_Session":
+        spare, cls._spare = cls._spare, None
+        if spare is not None and spare._fits():
+            spare._progress = progress
+            return spare
+        if spare is not None:
+            spare.close()
+        return cls(progress)
+
+    @classmethod
+    def keep_spare(cls) -> None:
+        if cls._spare is None:
+            try:
+                cls._spare = cls(None)
+            except OSError:  # no Node: the next run says so itself
+                pass
+
+    def __init__(self, progress: Optional[LineProgress]) -> None:
         home = runtime_home()
+        self._cwd = os.getcwd()
+        self._env = dict(os.environ)
         self._proc = subprocess.Popen(
             [node_binary(), os.path.join(home, CLI), "session"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            cwd=os.getcwd(),
+            cwd=self._cwd,
         )
         self._replies: queue.Queue[dict[str, Any]] = queue.Queue()
         self._progress = progress
         threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True).start()
         threading.Thread(target=self._relay, args=(self._proc.stderr,), daemon=True).start()
+
+    def _fits(self) -> bool:
+        """Whether this (spare) process was started as one started now would be."""
+        return self._proc.poll() is None and self._cwd == os.getcwd() and self._env == dict(os.environ)
 
     def _read(self, stream: IO[bytes]) -> None:
         for raw in stream:
@@ -113,9 +141,9 @@ class _Session:
             except ValueError:
                 continue
             kind = message.get("type")
-            if kind == "line":
+            if kind == "line" and self._progress is not None:
                 self._progress.line(str(message["line"]))
-            elif kind == "event":
+            elif kind == "event" and self._progress is not None:
                 self._progress.event(dict(message["event"]))
             else:
                 self._replies.put(message)
@@ -165,7 +193,7 @@ def _drive(job: str, options: dict[str, Any], shown: LineProgress, spark: Any, d
     """One job through the session: its options to the Node side, the runtime archive it built
     (where the run ships one) added to the session, `drive(spec_path)` (this process's driver)
     between its spec and its result."""
-    session = _Session(shown)
+    session = _Session.open(shown)
     try:
         session.send({"type": "options", "job": job, "options": options})
         spec = session.reply()
@@ -184,6 +212,7 @@ def _drive(job: str, options: dict[str, Any], shown: LineProgress, spark: Any, d
     finally:
         session.close()
         shown.close()
+        _Session.keep_spare()
 
 
 def _given(**options: Any) -> dict[str, Any]:

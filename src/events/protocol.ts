@@ -45,6 +45,10 @@ const runEventSchema = z.discriminatedUnion('type', [
     after: z.number().nullish(),
   }),
   z.object({ ...base, type: z.literal('ring'), rank, formedAt: z.number() }),
+  // The ranks' rendezvous before the ring forms (spark-plugin/sparkring/executor/rendezvous.py):
+  // read by the ranks alone; kept here so that a reader does not take them for junk and delete them.
+  z.object({ ...base, type: z.literal('rendezvous'), rank, note: z.string() }),
+  z.object({ ...base, type: z.literal('rendezvous-ack'), rank, tids: z.array(z.number().int()) }),
   z.object({
     ...base,
     type: z.literal('backend'),

@@ -6,7 +6,7 @@
  *   server -> "listening" (control fd) -> load TensorFlow and rehearse Arrow's reader until "ring"
  *   (stdin: the peers)
  *   -> join the ring -> "joined" -> "chunk" ranges, then "data" (stdin: the partition file as the
- *   task writes it) -> train(ctx) -> "result", or "error" with
+ *   task writes it, sent from "ring" on) -> train(ctx) -> "result", or "error" with
  *   the error's code (src/errors/codes.ts).
  */
 import { rmSync } from 'node:fs';
@@ -90,8 +90,7 @@ try {
   });
   if (tf.fallback) process.stderr.write(`sparkring runtime: training on pure-JS tfjs: ${tf.fallback}\n`);
   const { peers } = await ringArrives;
-  // The ring forms before the partition moves: a ring that cannot form fails before any data is
-  // copied, and the copy does not share the cores with connection set-up (bench handoff).
+  // The task is moving the partition meanwhile: its ranges wait on stdin until the ring is joined.
   ring = await member.join(peers);
   const ringFormedAt = Date.now();
   control.send({ type: 'joined' });

@@ -63,10 +63,15 @@ def stage_error(text: str, data: Optional[str], lost: Callable[[], Optional[Lost
 
 
 def planned_partitions(df: Any) -> Optional[int]:
-    """How many partitions Spark planned for the frame (a file scan: its splits, packed by size);
-    None where this session cannot say without running it (Spark Connect has no RDDs)."""
+    """How many partitions the frame's plan has, where Spark can say without running anything: a
+    plan with no exchange or subquery (a file scan, with its filters and projections), whose
+    execute() only builds RDDs. None otherwise (executing an adaptive plan runs its shuffles), and
+    over Spark Connect (no JVM handle)."""
     try:
-        return int(df.rdd.getNumPartitions())
+        plan = df._jdf.queryExecution().executedPlan()
+        if any(word in str(plan.toString()) for word in ("Exchange", "Subquery", "AdaptiveSparkPlan")):
+            return None
+        return int(plan.execute().getNumPartitions())
     except Exception:
         return None
 

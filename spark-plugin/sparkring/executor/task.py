@@ -2,8 +2,8 @@
 
 Bridges a BarrierTaskContext to a Node process the way TorchDistributor bridges to torchrun:
 spawn the worker (node_worker.py: own process group, dies with the task), exchange ring
-addresses through allGather, hand over rank and peers, stream the partition as Arrow IPC
-(handoff.py), yield the result.
+addresses (rendezvous.py: over the run's Redis, else Spark's allGather), hand over rank and peers,
+stream the partition as Arrow IPC (handoff.py) while the worker joins the ring, yield the result.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from sparkring.executor.gpus import gpu_addresses
 from sparkring.executor.handoff import HandoffSpaceError, PartitionFile, RowCounter, write_partition
 from sparkring.executor.node_worker import NodeWorker
 from sparkring.executor.rehearsal import rehearsal_stream
+from sparkring.executor.rendezvous import Rendezvous, stream_tail
 from sparkring.driver.shared_dir import check_shared, sees_token
 from sparkring.driver.spec import JobSpec
 
@@ -40,6 +41,8 @@ def warm_result_path() -> None:
 def make_task(
     spec: JobSpec, run_dir: str, schema: pa.Schema, shared_token: str, driver_host: str
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    # Where the ranks read each other's notes from (None: through Spark's allGather).
+    rendezvous_after = stream_tail(spec.redis)
     # Made once, on the driver: the worker's Arrow reader rehearses on it during the allGather.
     try:
         rehearsal: Optional[str] = base64.b64encode(rehearsal_stream(schema)).decode()
@@ -59,13 +62,30 @@ def make_task(
         host = hosts[rank]
         peers: list[str] = []
 
+        rendezvous = (
+            None
+            if spec.redis is None or rendezvous_after is None
+            else Rendezvous(
+                spec.redis,
+                spec.secret,
+                rendezvous_after,
+                rank,
+                spec.workers,
+                spec.attempt,
+                ctx.taskAttemptId(),
+                hosts,
+                float(spec.worker.get("formationTimeoutMs") or 60_000) / 1000,
+            )
+        )
+
         def gather_unless_unshared(address: Optional[str]) -> list[str]:
             """The ring's addresses, by rank, once every rank's host sees the run directory. One
-            allGather carries both: each of Spark's costs a second at least (BarrierTaskContext
-            polls its RPC every 1 s)."""
+            gather carries both: through the run's Redis (rendezvous.py), else Spark's allGather,
+            which costs a second at least."""
 
             def gather(note: str) -> list[str]:
-                both = [json.loads(m) for m in ctx.allGather(json.dumps({"note": note, "address": address}))]
+                mine = json.dumps({"note": note, "address": address})
+                both = [json.loads(m) for m in (rendezvous.gather(mine) if rendezvous else ctx.allGather(mine))]
                 peers.extend(str(m["address"]) for m in both)
                 return [str(m["note"]) for m in both]
 
@@ -109,7 +129,8 @@ def make_task(
             listening = worker.receive()
             peers = gather_unless_unshared(str(listening["address"]))
             worker.send({"type": "ring", "peers": peers})
-            worker.receive()  # "joined"; a worker that could not join the ring raises here with its reason
+            # The partition moves while the worker finishes loading TensorFlow and joins the ring;
+            # a worker that could not join stops reading, and its report is raised below.
             stream_started = time.time()
             counted = RowCounter(batches)
             try:
@@ -121,6 +142,7 @@ def make_task(
                     exclusive=not partition.anonymous,
                 )
                 worker.send({"type": "data", "path": data_path, "end": end, "rows": counted.rows})
+                worker.receive()  # "joined"; a worker that could not join the ring raises here with its reason
                 warm_result_path()
             except BrokenPipeError:
                 worker.receive()  # the worker stopped listening: this raises with its own report

@@ -13,6 +13,7 @@
  *   node → python   {"type":"result", "result"} or {"type":"error", "error": {kind, code, message, ...}}
  *
  * A closed stdin before "ran" abandons the run: its Redis and staging are cleaned up all the same.
+ * A closed stdin before "options" ends a session quietly: the caller's spare, not needed.
  */
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
@@ -48,7 +49,8 @@ export async function runSession(input: NodeJS.ReadableStream, output: NodeJS.Wr
   };
   try {
     const first = await next();
-    if (first?.type !== 'options') throw new RunError('input', 'the session needs its options first');
+    if (first === undefined) return 0; // a spare the caller did not need (api.py keeps one ready)
+    if (first.type !== 'options') throw new RunError('input', 'the session needs its options first');
     const options = { ...first.options } as Record<string, unknown>;
     for (const key of NOT_FROM_CALLER) delete options[key];
     const relayed = {
