@@ -45,3 +45,13 @@ def load_arrays(w: Workload) -> tuple[Any, Any]:
 
 def report(result: dict[str, Any]) -> None:
     print(json.dumps(result), flush=True)
+
+
+def local_cluster(workers: int, executor_env: dict[str, str]) -> Any:
+    """The SparkSession every Spark system of the bench runs on: local-cluster[W,1,1024], one core a task."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(f"local-cluster[{workers},1,1024]").config("spark.task.cpus", "1")
+    for name, value in executor_env.items():
+        builder = builder.config(f"spark.executorEnv.{name}", value)
+    return builder.getOrCreate()

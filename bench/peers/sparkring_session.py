@@ -12,20 +12,14 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import now_ms, report, workload  # noqa: E402
+from common import local_cluster, now_ms, report, workload  # noqa: E402
 
 started = now_ms()
 w = workload()
 runs, entry, experiments = int(sys.argv[7]), sys.argv[8], sys.argv[9]
 import sparkring  # noqa: E402
-from pyspark.sql import SparkSession  # noqa: E402
 
-spark = (
-    SparkSession.builder.master(f"local-cluster[{w.workers},1,1024]")
-    .config("spark.task.cpus", "1")
-    .config("spark.ui.enabled", "false")
-    .getOrCreate()
-)
+spark = local_cluster(w.workers, {})
 df = spark.read.parquet(os.path.join(w.data, "parquet"))
 hparams = {"model": w.model, "epochs": w.epochs, "batch": w.batch, "lr": w.lr}
 for i in range(runs):

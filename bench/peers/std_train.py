@@ -16,7 +16,7 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from dataclasses import asdict  # noqa: E402
 
-from common import Workload, report, workload  # noqa: E402
+from common import Workload, local_cluster, report, workload  # noqa: E402
 
 
 def train(fields: dict, here: str) -> dict:
@@ -42,16 +42,9 @@ def train(fields: dict, here: str) -> dict:
 
 if __name__ == "__main__":
     w = workload()
-    from pyspark.sql import SparkSession
-
-    spark = (
-        SparkSession.builder.master(f"local-cluster[{w.workers},1,1024]")
-        .config("spark.task.cpus", "1")
-        .config("spark.executorEnv.TF_USE_LEGACY_KERAS", "1")
-        .config("spark.executorEnv.TF_CPP_MIN_LOG_LEVEL", "2")
-        .config("spark.executorEnv.TF_NUM_INTRAOP_THREADS", "1")
-        .config("spark.executorEnv.TF_NUM_INTEROP_THREADS", "1")
-        .getOrCreate()
+    spark = local_cluster(
+        w.workers,
+        {"TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"},
     )
     from spark_tensorflow_distributor import MirroredStrategyRunner
 

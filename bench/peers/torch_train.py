@@ -14,7 +14,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, here)
 from dataclasses import asdict  # noqa: E402
 
-from common import Workload, report, workload  # noqa: E402
+from common import Workload, local_cluster, report, workload  # noqa: E402
 
 
 def train(fields: dict, here: str) -> dict | None:
@@ -79,14 +79,8 @@ def train(fields: dict, here: str) -> dict | None:
 if __name__ == "__main__":
     w = workload()
     from pyspark.ml.torch.distributor import TorchDistributor
-    from pyspark.sql import SparkSession
 
-    spark = (
-        SparkSession.builder.master(f"local-cluster[{w.workers},1,1024]")
-        .config("spark.task.cpus", "1")
-        .config("spark.executorEnv.OMP_NUM_THREADS", "1")
-        .getOrCreate()
-    )
+    spark = local_cluster(w.workers, {"OMP_NUM_THREADS": "1"})
     result = TorchDistributor(num_processes=w.workers, local_mode=False, use_gpu=False).run(train, asdict(w), here)
     report(result)
     spark.stop()

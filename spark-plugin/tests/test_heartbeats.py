@@ -4,10 +4,8 @@ and only entries signed with the run's events key, of ranks in its world."""
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import time
-from typing import Callable, Iterator
+from typing import Callable
 
 import pytest
 import redis
@@ -21,27 +19,8 @@ SECRET = "the-run-secret"
 
 
 @pytest.fixture
-def endpoint() -> Iterator[RedisEndpoint]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        client = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        client.close()
-        yield RedisEndpoint(url=f"redis://127.0.0.1:{port}", stream=STREAM)
-    finally:
-        server.kill()
-        server.wait()
+def endpoint(redis_url: str) -> RedisEndpoint:
+    return RedisEndpoint(url=redis_url, stream=STREAM)
 
 
 def send(endpoint: RedisEndpoint, secret: str | None = SECRET, **event: object) -> None:

@@ -4,12 +4,9 @@ attempt's notes are never taken, and a rank that never comes is named."""
 from __future__ import annotations
 
 import json
-import shutil
-import socket
-import subprocess
 import threading
 import time
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -21,28 +18,9 @@ from sparkring.run_keys import mac, run_key
 SECRET = "run-secret"
 
 
-@pytest.fixture()
-def endpoint() -> Iterator[RedisEndpoint]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not on PATH (make redis)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        yield RedisEndpoint(url=f"redis://127.0.0.1:{port}", stream="sparkring:run:r1:events")
-    finally:
-        server.terminate()
-        server.wait()
+@pytest.fixture
+def endpoint(redis_url: str) -> RedisEndpoint:
+    return RedisEndpoint(url=redis_url, stream="sparkring:run:r1:events")
 
 
 def gather_all(endpoint: RedisEndpoint, tids: list[int], timeout_s: float = 10) -> dict[int, Any]:
