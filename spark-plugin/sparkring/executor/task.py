@@ -43,7 +43,7 @@ def make_task(
 ) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     # Where the ranks read each other's notes from (None: through Spark's allGather).
     rendezvous_after = stream_tail(spec.redis)
-    # Made once, on the driver: the worker's Arrow reader rehearses on it during the allGather.
+    # Made once, on the driver: the worker's Arrow reader rehearses on it while the ranks exchange addresses.
     try:
         rehearsal: Optional[str] = base64.b64encode(rehearsal_stream(schema)).decode()
     except pa.ArrowException:
