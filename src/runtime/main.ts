@@ -76,8 +76,9 @@ try {
   control.send({ type: 'listening', address: member.address });
   const ringArrives = control.next(ringMessage);
   if (init.rehearsal) void warmArrowReader(arrow, Buffer.from(init.rehearsal, 'base64'), ringArrives);
-  // TensorFlow loads while Spark's allGather keeps every rank waiting (a second at least: it polls
-  // every 1 s), before any partition moves, so the load neither waits for the data nor slows it.
+  // TensorFlow loads while the ranks exchange addresses (a second at least where that goes through
+  // Spark's allGather, which polls every 1 s) and the task starts moving the partition: nothing
+  // waits for it until train().
   await events.busy(rank, LOADING_TF_MS);
   const tf = await loadTf(init.gpus, init.tfBackend);
   events.send('backend', {
