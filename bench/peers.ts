@@ -77,15 +77,20 @@ async function peersPython(progress: (l: string) => void): Promise<string> {
   return python;
 }
 
-/** The last line of a runner's stdout that parses as its times. */
-function lastJson(stdout: string): RunnerTimes {
-  const line = stdout
+/** The lines of a runner's stdout that are its JSON reports (Spark's own lines are not). */
+function jsonLines(stdout: string): RunnerTimes[] {
+  return stdout
     .trim()
     .split('\n')
-    .reverse()
-    .find((l) => l.startsWith('{'));
-  if (!line) throw new Error('the runner printed no result');
-  return JSON.parse(line) as RunnerTimes;
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as RunnerTimes);
+}
+
+/** A runner's last report. */
+function lastJson(stdout: string): RunnerTimes {
+  const last = jsonLines(stdout).at(-1);
+  if (!last) throw new Error('the runner printed no result');
+  return last;
 }
 
 function rowOf(impl: PeerSystem, model: PeerModel, workers: number, t: RunnerTimes, submitAt: number, endedAt: number): PeerRow {
@@ -176,12 +181,7 @@ export async function peersBench(
           const extra = ['2', packageFile('bench/entries/peers-fit.mjs'), join(dir, 'experiments')];
           const r = await execa(ours, [script, ...args(model, W), ...extra], { env: python(ours), reject: false, all: true });
           if (r.exitCode !== 0) return [failed(system, model, W, `exit ${r.exitCode}: ${(r.all ?? '').slice(-1500)}`)];
-          const warm = r.stdout
-            .trim()
-            .split('\n')
-            .filter((l) => l.startsWith('{'))
-            .map((l) => JSON.parse(l) as RunnerTimes)
-            .at(-1) as RunnerTimes;
+          const warm = lastJson(r.stdout);
           return [rowOf(system, model, W, warm, warm.submit_at as number, warm.returned_at as number)];
         }
         case 'std':

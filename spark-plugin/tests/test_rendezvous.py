@@ -3,17 +3,17 @@ attempt's notes are never taken, and a rank that never comes is named."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
 
 import pytest
 
+from sparkring.driver.driver_events import append_signed
 from sparkring.driver.spec import RedisEndpoint
 from sparkring.executor.rendezvous import Rendezvous, stream_tail
 from sparkring.failures import SparkringWorkerError
-from sparkring.run_keys import mac, run_key
+from sparkring.run_keys import run_key
 
 SECRET = "run-secret"
 
@@ -56,8 +56,7 @@ def test_the_notes_of_a_dead_stage_attempt_are_never_taken(endpoint: RedisEndpoi
     after = stream_tail(endpoint)
     # A stage attempt that failed after posting (its tasks have the lower ids, and never confirm).
     for r in range(2):
-        event = json.dumps({"type": "rendezvous", "rank": r, "attempt": 0, "tid": r + 1, "note": f"dead {r}"})
-        client.xadd(endpoint.stream, {"e": event, "m": mac(key, event)})
+        append_signed(client, endpoint.stream, key, {"type": "rendezvous", "rank": r, "attempt": 0, "tid": r + 1, "note": f"dead {r}"})
     out: dict[int, Any] = {}
 
     def rank(r: int) -> None:

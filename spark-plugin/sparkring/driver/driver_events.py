@@ -36,6 +36,12 @@ def signed_event(key: bytes, fields: dict[bytes, bytes]) -> Optional[dict[str, A
     return event if isinstance(event, dict) else None
 
 
+def append_signed(r: Any, stream: str, key: bytes, event: dict[str, Any]) -> None:
+    """Appends `event` to the run stream as a signed entry (`e` its JSON, `m` the JSON's MAC)."""
+    text = json.dumps(event)
+    r.xadd(stream, {"e": text, "m": mac(key, text)}, maxlen=1_000_000, approximate=True)
+
+
 class EventSender:
     def __init__(self, endpoint: Optional[RedisEndpoint], source: str, secret: str) -> None:
         self._redis: Any = None
@@ -50,10 +56,10 @@ class EventSender:
     def send(self, kind: str, **fields: Any) -> None:
         if self._redis is None:
             return
-        event = json.dumps({"type": kind, "source": self._source, "at": int(time.time() * 1000), **fields})
+        event = {"type": kind, "source": self._source, "at": int(time.time() * 1000), **fields}
         for attempt in range(3):  # rides out a Redis restart
             try:
-                self._redis.xadd(self._stream, {"e": event, "m": mac(self._key, event)}, maxlen=1_000_000, approximate=True)
+                append_signed(self._redis, self._stream, self._key, event)
                 return
             except Exception as e:  # redis.exceptions.ConnectionError and friends
                 if attempt == 2:

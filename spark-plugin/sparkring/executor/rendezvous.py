@@ -22,15 +22,14 @@ a dead stage attempt never is (its task cannot confirm).
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any, Optional
 
-from sparkring.driver.driver_events import connect, signed_event
+from sparkring.driver.driver_events import append_signed, connect, signed_event
 from sparkring.driver.spec import RedisEndpoint
 from sparkring.error_codes import RING_FORMATION
 from sparkring.failures import SparkringWorkerError, WorkerFailure
-from sparkring.run_keys import mac, run_key
+from sparkring.run_keys import run_key
 
 READ_BLOCK_MS = 500
 
@@ -127,18 +126,9 @@ class Rendezvous:
         return all(self._acks.get(i) == (held[i], held) for i in range(self._world_size))
 
     def _post(self, r: Any, kind: str, **fields: Any) -> None:
-        event = json.dumps(
-            {
-                "type": kind,
-                "source": f"task-{self._rank}",
-                "at": int(time.time() * 1000),
-                "rank": self._rank,
-                "attempt": self._attempt,
-                "tid": self._tid,
-                **fields,
-            }
-        )
-        r.xadd(self._endpoint.stream, {"e": event, "m": mac(self._key, event)}, maxlen=1_000_000, approximate=True)
+        event = {"type": kind, "source": f"task-{self._rank}", "at": int(time.time() * 1000)}
+        event.update(rank=self._rank, attempt=self._attempt, tid=self._tid, **fields)
+        append_signed(r, self._endpoint.stream, self._key, event)
 
     def _take(self, event: Optional[dict[str, Any]]) -> None:
         if event is None or event.get("attempt") != self._attempt:

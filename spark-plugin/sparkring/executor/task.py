@@ -60,8 +60,6 @@ def make_task(
         # --ring-interface says otherwise) and errors name peers by it.
         hosts = [info.address.rsplit(":", 1)[0] for info in ctx.getTaskInfos()]
         host = hosts[rank]
-        peers: list[str] = []
-
         rendezvous = (
             None
             if spec.redis is None or rendezvous_after is None
@@ -83,16 +81,18 @@ def make_task(
             gather carries both: through the run's Redis (rendezvous.py), else Spark's allGather,
             which costs a second at least."""
 
+            addresses: list[str] = []
+
             def gather(note: str) -> list[str]:
                 mine = json.dumps({"note": note, "address": address})
                 both = [json.loads(m) for m in (rendezvous.gather(mine) if rendezvous else ctx.allGather(mine))]
-                peers.extend(str(m["address"]) for m in both)
+                addresses.extend(str(m["address"]) for m in both)
                 return [str(m["note"]) for m in both]
 
             unshared = check_shared(run_dir, spec.attempt, shared_token, host, gather, driver_host)
             if unshared is not None:
                 raise SparkringWorkerError(WorkerFailure(rank, unshared, code=EXPERIMENTS_NOT_SHARED))
-            return peers
+            return addresses
 
         if not sees_token(run_dir, spec.attempt, shared_token):
             gather_unless_unshared(None)  # raises: nothing starts or is written where the run directory is not
