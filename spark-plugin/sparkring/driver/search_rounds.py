@@ -12,7 +12,7 @@ import os
 import threading
 import time
 import traceback
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from sparkring.error_codes import SEARCH
 from sparkring.driver.envelope import Job, job_envelope
@@ -67,6 +67,17 @@ class ExecutorWatch:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=2)
+
+
+def round_job(driver: DriverSpark, tasks: int, task: Callable[[Iterator[Any]], Iterator[Any]]) -> Callable[[], Any]:
+    """One round's job: `task` in each of `tasks` tasks. A classic session runs it as an RDD job,
+    which starts at once. The first DataFrame of a session first starts its SQL catalog and analyzer
+    (1.5-3 s here), and executors that registered meanwhile sit idle: dynamic allocation gives back an
+    executor idle for executorIdleTimeout (2 s), so the first round lost its executors and waited for
+    new ones. A Spark Connect session has only the DataFrame API."""
+    if driver.connect:
+        return driver.spark.range(0, tasks, 1, tasks).mapInArrow(task, AGENT_SCHEMA).collect
+    return driver.spark.sparkContext.parallelize(range(tasks), tasks).mapPartitions(task).collect
 
 
 def run_round(driver: DriverSpark, group: str, collect: Callable[[], Any], r: Any, spec: SearchSpec, events: EventSender) -> None:
@@ -149,7 +160,6 @@ def run_rounds(driver: DriverSpark, spec: SearchSpec, r: Any, watch: ExecutorWat
     DataFrame of one row per task (the DataFrame API is what a Spark Connect session has)."""
     events = job.events
     task = make_agent_task(spec, str(job.result["dir"]))
-    spark = driver.spark
     rounds = 0
     failed_rounds = 0
     last_round_end: Optional[float] = None
@@ -172,8 +182,7 @@ def run_rounds(driver: DriverSpark, spec: SearchSpec, r: Any, watch: ExecutorWat
         rounds += 1
         events.send("driver", stage="round", round=rounds, tasks=tasks, pending=pending)
         try:
-            frame = spark.range(0, tasks, 1, tasks).mapInArrow(task, AGENT_SCHEMA)
-            run_round(driver, f"sparkring-search-{spec.run_id}-{rounds}", frame.collect, r, spec, events)
+            run_round(driver, f"sparkring-search-{spec.run_id}-{rounds}", round_job(driver, tasks, task), r, spec, events)
         except Exception as e:  # the stage failed: excluded executors, or lost ones beyond retries
             if driver.stopped():
                 raise JobError("the Spark application was stopped", SEARCH) from None
