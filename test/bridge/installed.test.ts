@@ -110,7 +110,7 @@ print(float((p.argmax(1) == t.column("label").to_numpy()).mean()), t.num_rows)`,
     expect(plugin.startsWith(join(cache, 'venv'))).toBe(true);
   }, 540_000);
 
-  it('`sparkring setup` again redoes nothing; with no Spark of the user it names its own pyspark', async () => {
+  it("`sparkring setup` again installs nothing; with no Spark of the user it names its own pyspark and archives its JVMs' classes", async () => {
     const r = await installed(['setup', '--json'], base);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/installing|building|fetching/);
@@ -122,6 +122,10 @@ print(float((p.argmax(1) == t.column("label").to_numpy()).mean()), t.num_rows)`,
     });
     expect(out.tfBinding?.startsWith(join(cache, 'venv'))).toBe(true);
     expect(existsSync(join(prefix, 'lib', 'node_modules', 'sparkring', 'native', 'build', 'partition_map.node'))).toBe(true);
+    // Its own pyspark's JVMs get their class-data archives (the first run used $SPARK_HOME's, which gets none).
+    for (const archive of ['driver.jsa', 'executor.jsa']) {
+      expect(existsSync(join(cache, 'venv', 'sparkring-jvm-archives', archive))).toBe(true);
+    }
   });
 
   it('a $SPARK_HOME that holds no Spark: one line naming it, before anything starts', async () => {

@@ -1,5 +1,9 @@
 /** The spark-submit command line and properties file a run gets (pure: no Spark is started). */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { archiveDir, embeddedJavaOptions } from '../../src/client/submission/jvm-archives.js';
 import type { SparkPaths } from '../../src/client/submission/paths.js';
 import { type SubmitSettings, sparkSubmitArgs, submitError, submitProperties } from '../../src/client/submission/spark-submit.js';
 
@@ -7,9 +11,9 @@ const paths = { python: '/venv/bin/python', sparkSubmit: '/nowhere/bin/spark-sub
 const program = ['/plugin/sparkring_submit.py', '/stage/spec-0.json'];
 
 /** The settings of a properties file, read as java.util.Properties reads what submitProperties writes. */
-function confOf(o: SubmitSettings, defaults?: string): Record<string, string> {
+function confOf(o: SubmitSettings, defaults?: string, at: SparkPaths = paths): Record<string, string> {
   const conf: Record<string, string> = {};
-  for (const line of submitProperties(o, paths, defaults).split('\n')) {
+  for (const line of submitProperties(o, at, defaults).split('\n')) {
     if (!line || line.startsWith('#')) continue;
     const m = /^((?:\\.|[^=:\s\\])*)\s*[=:\s]\s*(.*)$/.exec(line) as RegExpExecArray;
     const unescapeProperty = (t: string): string =>
@@ -80,6 +84,33 @@ describe('sparkSubmitArgs', () => {
       'spark.task.resource.gpu.amount': '0.5',
       'spark.executor.resource.gpu.amount': '1',
     });
+  });
+});
+
+describe('the embedded JVMs and their class-data archives', () => {
+  it('use an archive where setup made one beside the spark-submit, each JVM kind its own, and none elsewhere', () => {
+    const venv = mkdtempSync(join(tmpdir(), 'sparkring-archives-'));
+    try {
+      const submit = join(venv, 'bin', 'spark-submit');
+      const plain = '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC';
+      expect(embeddedJavaOptions(submit)).toEqual({ driver: plain, executor: plain });
+      mkdirSync(archiveDir(submit));
+      writeFileSync(join(archiveDir(submit), 'executor.jsa'), '');
+      const quiet = '-Xlog:cds=off -Xlog:cds+dynamic=off';
+      expect(embeddedJavaOptions(submit)).toEqual({
+        driver: plain,
+        executor: `${plain} -XX:SharedArchiveFile=${join(venv, 'sparkring-jvm-archives', 'executor.jsa')} ${quiet}`,
+      });
+      const o = { workers: 2, gpusPerWorker: 0, sparkConf: {} };
+      const conf = confOf(o, undefined, { ...paths, sparkSubmit: submit });
+      expect(conf['spark.executor.defaultJavaOptions']).toContain('-XX:SharedArchiveFile=');
+      // Not for a cluster of the user's: its JVMs are not the embedded default's.
+      expect(confOf({ ...o, master: 'spark://h:7077' }, undefined, { ...paths, sparkSubmit: submit })).not.toHaveProperty(
+        'spark.executor.defaultJavaOptions',
+      );
+    } finally {
+      rmSync(venv, { recursive: true, force: true });
+    }
   });
 });
 

@@ -3,7 +3,8 @@
  * install -g) where no `make setup` ran. It makes a venv in the user cache (paths.ts privateVenv)
  * with the plugin and its pinned dependencies (pyspark, pyarrow, TensorFlow from PyPI), then builds
  * the two native pieces npm 11 does not build for a global package (its install scripts are skipped):
- * tfjs-node's binding against that TensorFlow and the partition-mapping addon. Each step is skipped
+ * tfjs-node's binding against that TensorFlow and the partition-mapping addon, and the class-data
+ * archives of the embedded Spark's JVMs (jvm-archives.ts). Each step is skipped
  * when its result is there already, so a second setup takes a second. The first run of a command that
  * needs Spark makes it too.
  */
@@ -12,6 +13,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { RunError } from '../errors.js';
+import { makeJvmArchives } from './jvm-archives.js';
 import { findSparkSubmit, isCheckout, packageRoot, privateVenv, SetupError } from './paths.js';
 
 /** The file a finished install leaves in the venv: what it installed, so a new sparkring installs again. */
@@ -131,6 +133,8 @@ export async function setup(say: (line: string) => void): Promise<SetupResult> {
   const spark = findSparkSubmit(venv);
   if (spark === undefined)
     throw new SetupError(`the environment at ${venv} has no spark-submit; remove it and run \`sparkring setup\` again`);
+  // Only for sparkring's own pyspark: the archives hold its jars' classes.
+  if (!spark.users) await makeJvmArchives(python, spark.path, say);
   return { venv, python, sparkSubmit: spark.path, sparkFrom: spark.from, tfBinding };
 }
 

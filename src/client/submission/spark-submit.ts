@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { SEARCH_SPARK_CONF } from '../../hpo/retry-policy.js';
 import { RunError } from '../errors.js';
 import { addUser } from '../run/janitor.js';
+import { embeddedJavaOptions } from './jvm-archives.js';
 import type { SparkPaths } from './paths.js';
 
 export const defaultMaster = (workers: number): string => `local-cluster[${workers},1,1024]`;
@@ -75,20 +76,21 @@ function jobConf(o: SubmitSettings): Record<string, string> {
 /**
  * The embedded local default's settings (local-cluster: one short-lived application on this machine,
  * whose JVMs do little but start, read the data and hand it over):
- * - its JVMs compile with C1 alone and collect with the serial collector: a 2-worker run started
- *   5-8 s sooner here (27 s -> 20 s from submit to the executors given back);
+ * - its JVMs' options (jvm-archives.ts: C1 alone, the serial collector, the class-data archives);
  * - its driver drops a killed executor 2 s after the executor's connection closed, not 5 s
  *   (Spark waits that long for the Worker's report of why an executor ended, which for one that
  *   crashed names its exit code, e.g. 137; here that report arrives within a second);
  * - executors of 512 MiB. Spark's defaultJavaOptions come before any extraJavaOptions of yours.
  */
-const EMBEDDED_JVM = '-XX:TieredStopAtLevel=1 -XX:+UseSerialGC';
-export const EMBEDDED_CONF: Readonly<Record<string, string>> = {
-  'spark.executor.memory': '512m',
-  'spark.driver.defaultJavaOptions': EMBEDDED_JVM,
-  'spark.executor.defaultJavaOptions': EMBEDDED_JVM,
-  'spark.standalone.executorRemoveDelayOnDisconnection': '2s',
-};
+export function embeddedConf(sparkSubmit: string): Record<string, string> {
+  const java = embeddedJavaOptions(sparkSubmit);
+  return {
+    'spark.executor.memory': '512m',
+    'spark.driver.defaultJavaOptions': java.driver,
+    'spark.executor.defaultJavaOptions': java.executor,
+    'spark.standalone.executorRemoveDelayOnDisconnection': '2s',
+  };
+}
 
 /** Our Spark settings for a job on `master` (spark-submit --conf, or a Livy batch's conf). */
 export function sparkConf(o: SubmitSettings, paths: SparkPaths, master: string): Record<string, string> {
@@ -98,7 +100,7 @@ export function sparkConf(o: SubmitSettings, paths: SparkPaths, master: string):
     'spark.pyspark.python': paths.python,
     'spark.pyspark.driver.python': paths.python,
   };
-  if (master.startsWith('local-cluster')) Object.assign(conf, EMBEDDED_CONF);
+  if (master.startsWith('local-cluster')) Object.assign(conf, embeddedConf(paths.sparkSubmit));
   // YARN starts spark.executor.instances executors (2 unless told): one per worker.
   if (master === 'yarn' && !o.search) conf['spark.executor.instances'] = String(o.workers);
   if (o.gpusPerWorker > 0) {
