@@ -36,7 +36,10 @@ export interface PeerRow {
   /** Submit (the process started; for the warm session, the allreduce call) to the runner's return. */
   wall_s: number | null;
   first_step_s: number | null;
-  /** The last epoch's rows over its seconds (every system's first epoch carries its tracing). */
+  /**
+   * Steady rows/s: the epochs after the first over their seconds (every system's first epoch
+   * carries its tracing). One epoch alone varied 2x between runs of the same Keras process here.
+   */
   samples_per_s: number | null;
   /** Submit to the end of the first epoch whose training accuracy reached the workload's target. */
   time_to_acc_s: number | null;
@@ -96,7 +99,8 @@ function lastJson(stdout: string): RunnerTimes {
 function rowOf(impl: PeerSystem, model: PeerModel, workers: number, t: RunnerTimes, submitAt: number, endedAt: number): PeerRow {
   const w = WORKLOADS[model];
   const last = t.epochs.at(-1);
-  const before = t.epochs.at(-2)?.at ?? t.first_step_at;
+  const steady =
+    t.epochs.length > 1 ? { from: t.epochs[0]?.at, epochs: t.epochs.length - 1 } : { from: t.first_step_at, epochs: 1 };
   const reached = t.epochs.find((e) => e.acc >= w.targetAcc);
   return {
     impl,
@@ -104,7 +108,7 @@ function rowOf(impl: PeerSystem, model: PeerModel, workers: number, t: RunnerTim
     workers,
     wall_s: round((endedAt - submitAt) / 1000),
     first_step_s: t.first_step_at === null ? null : round((t.first_step_at - submitAt) / 1000),
-    samples_per_s: last && before ? Math.round(w.rows / ((last.at - before) / 1000)) : null,
+    samples_per_s: last && steady.from ? Math.round((w.rows * steady.epochs) / ((last.at - steady.from) / 1000)) : null,
     time_to_acc_s: reached ? round((reached.at - submitAt) / 1000) : null,
     acc: last ? round(last.acc, 3) : null,
     teardown_s: t.saved_at === undefined ? null : round((endedAt - t.saved_at) / 1000, 2),

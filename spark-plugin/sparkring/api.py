@@ -90,15 +90,18 @@ def active_session(df: Any, spark: Any, what: str) -> Any:
 
 
 class _Session:
-    """The Node side of the run (`sparkring session`) and its messages. After each run one more
-    is started and waits for the next run's options, so that Node's start-up is off that run's
-    clock; it exits when this process does (its stdin closes)."""
+    """The Node side of the run (`sparkring session`) and its messages. Once a run's first metrics
+    arrive (or the run ends) one more is started and waits for the next run's options, so that
+    Node's start-up is off that run's clock; it exits when this process does (its stdin closes)."""
 
     _spare: Optional["_Session"] = None
+    # The reader thread of a running session starts the spare too (_read).
+    _spare_lock = threading.Lock()
 
     @classmethod
     def open(cls, progress: LineProgress) -> "_Session":
-        spare, cls._spare = cls._spare, None
+        with cls._spare_lock:
+            spare, cls._spare = cls._spare, None
         if spare is not None and spare._fits():
             spare._progress = progress
             return spare
@@ -108,11 +111,12 @@ class _Session:
 
     @classmethod
     def keep_spare(cls) -> None:
-        if cls._spare is None:
-            try:
-                cls._spare = cls(None)
-            except OSError:  # no Node: the next run says so itself
-                pass
+        with cls._spare_lock:
+            if cls._spare is None:
+                try:
+                    cls._spare = cls(None)
+                except OSError:  # no Node: the next run says so itself
+                    pass
 
     def __init__(self, progress: Optional[LineProgress]) -> None:
         home = runtime_home()
@@ -127,6 +131,7 @@ class _Session:
         )
         self._replies: queue.Queue[dict[str, Any]] = queue.Queue()
         self._progress = progress
+        self._spare_asked = False
         threading.Thread(target=self._read, args=(self._proc.stdout,), daemon=True).start()
         threading.Thread(target=self._relay, args=(self._proc.stderr,), daemon=True).start()
 
@@ -144,7 +149,14 @@ class _Session:
             if kind == "line" and self._progress is not None:
                 self._progress.line(str(message["line"]))
             elif kind == "event" and self._progress is not None:
-                self._progress.event(dict(message["event"]))
+                event = dict(message["event"])
+                self._progress.event(event)
+                # The run's first metrics: its start-up is over, so the next run's session process
+                # starts now (Node's start, 0.3 s, off both runs' start), not when this one returns,
+                # as the next call may follow at once.
+                if event.get("type") == "metrics" and not self._spare_asked:
+                    self._spare_asked = True
+                    _Session.keep_spare()
             else:
                 self._replies.put(message)
         self._replies.put({"type": "error", "error": {"kind": "setup", "message": self._ended()}})
