@@ -17,6 +17,8 @@ import { entry, PYTHON, tempDir, waitForNoLeftovers, writeTable } from '../helpe
 const BATCH = 8;
 let cluster: SparkOnHosts;
 let dir: string;
+/** The cluster's own processes, which stay up across the file's tests. */
+const CLUSTER_SERVERS = /deploy\.master\.Master|deploy\.worker\.Worker/;
 
 beforeAll(async () => {
   removeStaleClusters(); // what a killed earlier run left
@@ -28,6 +30,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   let left: string[] = [];
+  // A client returns on its run's result; its driver then releases the executors and stops the
+  // application (a cut host's executor is dropped only after spark.network.timeout). It does that
+  // against a live master: stopped under it, the driver waited on the master for longer than the
+  // leftover check below.
+  const drivers = await waitForNoLeftovers(150_000, CLUSTER_SERVERS);
   if (cluster) {
     // A cut host's worker notices its lost peer within the peer timeout, then ends.
     const clean = async (): Promise<boolean> => {
@@ -37,10 +44,11 @@ afterAll(async () => {
     await cluster.waitFor(clean, 30_000, 'the hosts to be clean').catch(() => undefined);
     await cluster.stop();
   }
+  expect(drivers).toEqual([]);
   expect(left).toEqual([]);
   expect(await waitForNoLeftovers()).toEqual([]);
   expect(existsSync(cluster.hosts.root)).toBe(false);
-}, 90_000);
+}, 240_000);
 
 /** The rank of a Node worker, from its environment (SPARKRING_RANK). */
 function rankOf(pid: number): number | undefined {
