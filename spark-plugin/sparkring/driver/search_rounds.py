@@ -156,8 +156,8 @@ def run_search(spark: Any, spec: SearchSpec, time_release: bool) -> dict[str, An
 
 
 def run_rounds(driver: DriverSpark, spec: SearchSpec, r: Any, watch: ExecutorWatch, job: Job, time_release: bool) -> None:
-    """The search's middle: rounds of agent tasks while trials wait or run, each round a
-    DataFrame of one row per task (the DataFrame API is what a Spark Connect session has)."""
+    """The search's middle: rounds of agent tasks while trials wait or run, each round one job
+    of a task per executor (round_job)."""
     events = job.events
     task = make_agent_task(spec, str(job.result["dir"]))
     rounds = 0

@@ -82,7 +82,7 @@ function jobConf(o: SubmitSettings): Record<string, string> {
  *   crashed names its exit code, e.g. 137; here that report arrives within a second);
  * - executors of 512 MiB. Spark's defaultJavaOptions come before any extraJavaOptions of yours.
  */
-export function embeddedConf(sparkSubmit: string): Record<string, string> {
+function embeddedConf(sparkSubmit: string): Record<string, string> {
   const java = embeddedJavaOptions(sparkSubmit);
   return {
     'spark.executor.memory': '512m',
