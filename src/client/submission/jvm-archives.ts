@@ -9,7 +9,7 @@
  *   `sparkring-jvm-archives/`, so a run on another Spark never gets them. A JVM that finds its
  *   archive stale (new jars, another Java) starts without it, silently.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 
@@ -32,11 +32,18 @@ export function embeddedJavaOptions(sparkSubmit: string): { driver: string; exec
 }
 
 /**
- * Makes the archives with `python` (the environment of `sparkSubmit`), unless they are there. A
- * failure costs only the faster start: it is said, and setup goes on.
+ * Makes the archives with `python` (the environment of `sparkSubmit`), unless they are there;
+ * `remake` after that environment was (re)installed: the JVMs would ignore archives of its old jars,
+ * silently. A failure costs only the faster start: it is said, and setup goes on.
  */
-export async function makeJvmArchives(python: string, sparkSubmit: string, say: (line: string) => void): Promise<void> {
+export async function makeJvmArchives(
+  python: string,
+  sparkSubmit: string,
+  say: (line: string) => void,
+  remake = false,
+): Promise<void> {
   const dir = archiveDir(sparkSubmit);
+  if (remake) rmSync(dir, { recursive: true, force: true });
   if (Object.values(ARCHIVES).every((file) => existsSync(join(dir, file)))) return;
   say("making the class-data archives of the embedded Spark's JVMs (one small Spark application, about 20 s)");
   const { SPARK_HOME: _theirs, ...env } = process.env;

@@ -90,7 +90,8 @@ export async function setup(say: (line: string) => void): Promise<SetupResult> {
   if (isCheckout()) throw new SetupError(`${root} is a checkout: \`make setup\` makes its environment (.venv)`);
   const venv = privateVenv();
   const python = join(venv, 'bin', 'python');
-  if (!isSetUp(venv)) {
+  const installing = !isSetUp(venv);
+  if (installing) {
     if (!existsSync(python)) {
       const base = process.env.SPARKRING_PYTHON ?? 'python3';
       say(`making sparkring's Python environment in ${venv} (with ${base})`);
@@ -133,8 +134,8 @@ export async function setup(say: (line: string) => void): Promise<SetupResult> {
   const spark = findSparkSubmit(venv);
   if (spark === undefined)
     throw new SetupError(`the environment at ${venv} has no spark-submit; remove it and run \`sparkring setup\` again`);
-  // Only for sparkring's own pyspark: the archives hold its jars' classes.
-  if (!spark.users) await makeJvmArchives(python, spark.path, say);
+  // Only for sparkring's own pyspark: the archives hold its jars' classes (made anew with them).
+  if (!spark.users) await makeJvmArchives(python, spark.path, say, installing);
   return { venv, python, sparkSubmit: spark.path, sparkFrom: spark.from, tfBinding };
 }
 
