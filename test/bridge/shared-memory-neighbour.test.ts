@@ -4,11 +4,10 @@
  * partitions and the ring's gradients went through shared memory (anonymous memfds, handed over).
  * After kill -9 of a worker and its executor, nothing is left in /dev/shm either.
  */
-import { execFileSync } from 'node:child_process';
 import { type FSWatcher, readdirSync, readFileSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+import { processes, sparkring, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
 
 afterEach(async () => {
   expect(await waitForNoLeftovers()).toEqual([]);
@@ -77,23 +76,22 @@ it('after kill -9 of a worker and its executor, nothing of the run is left in /d
     ['allreduce', join(dir, 'train.ts'), '--workers', '2', '--data', writeTable(dir, 'linear', 4000), '--experiments', dir],
     {},
   );
-  // Once both workers are in their loop, kill -9 rank 1's Node worker and the executor JVM above it.
-  const pgrep = (pattern: string): number[] => {
-    try {
-      return execFileSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).trim().split('\n').map(Number);
-    } catch {
-      return [];
-    }
-  };
+  // Once both workers are in their loop, kill -9 rank 1's Node worker and the executor JVM above it:
+  // this file's own (processes() keeps to the file's scope, where a file beside it runs its own).
+  const pidsOf = (pattern: RegExp): number[] =>
+    processes()
+      .filter((p) => pattern.test(p.args))
+      .map((p) => p.pid)
+      .sort((a, b) => a - b);
   let killed = false;
   let bothSince: number | undefined;
   for (let i = 0; i < 1200 && !killed && run.exitCode === null; i++) {
     await new Promise((res) => setTimeout(res, 100));
-    const workers = pgrep('runtime/main.js');
+    const workers = pidsOf(/runtime\/main\.js/);
     if (workers.length < 2) continue;
     bothSince ??= Date.now();
     if (Date.now() - bothSince < 3000) continue; // past formation, the handoff and the region's handover
-    const executors = pgrep('CoarseGrainedExecutorBackend');
+    const executors = pidsOf(/CoarseGrainedExecutorBackend/);
     for (const pid of [...workers.slice(-1), ...executors.slice(-1)]) {
       try {
         process.kill(pid, 'SIGKILL');
