@@ -4,7 +4,7 @@
  * launch agent that enters it) and the link's line rate measured by iperf3 between two hosts, all
  * in the same run; the loopback figures (bench/allreduce.ts) beside them.
  *
- *   npm run bench -- allreduce --hosts 2,3 --link 10gbit,1gbit [--json]
+ *   npm run bench -- allreduce --hosts 2,3 --link 10gbit,1gbit [--wire fp16,bf16] [--json]
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { type Host, HostCluster } from '../cluster/hosts.js';
 import { startRing } from '../cluster/ring-processes.js';
+import type { HalfFormat, WirePrecision } from '../src/collective/half-precision.js';
 import { packageFile } from '../src/util/package-file.js';
 import { allreduceBench } from './allreduce.js';
 import { anchorsDir } from './lib/anchors.js';
@@ -26,6 +27,8 @@ export interface HostsAllreduceOptions {
   anchors: boolean;
   /** Also the ring with its frames sealed (--ring-encrypt), its busbw beside the clear one's. */
   encrypt?: boolean;
+  /** Also the ring with gradients in these 16-bit formats (--wire-precision), beside float32. */
+  wire?: HalfFormat[];
 }
 
 interface Row {
@@ -44,6 +47,8 @@ interface Row {
   machine_busy?: number;
   /** A sealed ring's busbw over the clear ring's, same hosts, link and size. */
   vs_clear?: number;
+  /** A 16-bit wire's busbw (counted in float32 bytes) over the float32 ring's, same hosts, link and size. */
+  vs_fp32?: number;
 }
 
 const busbw = (bytes: number, n: number, ms: number): number => (bytes * 2 * (n - 1)) / n / (ms / 1e3) / 1e9;
@@ -188,13 +193,19 @@ export async function hostsAllreduceBench(
             say(JSON.stringify(row));
           }
           let clearBw: number | undefined;
-          for (const sealed of o.encrypt ? [false, true] : [false]) {
+          const variants: Array<{ sealed: boolean; wire: WirePrecision }> = [
+            { sealed: false, wire: 'fp32' },
+            ...(o.encrypt ? [{ sealed: true, wire: 'fp32' as const }] : []),
+            ...(o.wire ?? []).map((wire) => ({ sealed: false, wire })),
+          ];
+          for (const { sealed, wire } of variants) {
             const ring = await startRing(
               worker,
               n,
               (rank) => ({
                 transport: 'tcp',
                 encrypt: sealed,
+                wirePrecision: wire,
                 bytes,
                 iters: o.iters,
                 tensors: 0,
@@ -214,7 +225,7 @@ export async function hostsAllreduceBench(
               await Promise.all(ring.ranks.map((p) => p.exited));
               const bw = busbw(bytes, n, r.timeMs);
               const row: Row = {
-                impl: sealed ? 'sparkring-tcp-sealed' : 'sparkring-tcp',
+                impl: sealed ? 'sparkring-tcp-sealed' : wire === 'fp32' ? 'sparkring-tcp' : `sparkring-tcp-${wire}`,
                 link,
                 hosts: n,
                 bytes,
@@ -227,6 +238,7 @@ export async function hostsAllreduceBench(
               if (line) row.vs_line_rate = round(bw / line, 2);
               if (ringLine) row.vs_ring_line_rate = round(bw / ringLine, 2);
               if (sealed && clearBw) row.vs_clear = round(bw / clearBw, 2);
+              else if (wire !== 'fp32' && clearBw) row.vs_fp32 = round(bw / clearBw, 2);
               else clearBw = bw;
               rows.push(row);
               say(JSON.stringify(row));

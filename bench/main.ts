@@ -6,6 +6,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { parseRate } from '../cluster/hosts.js';
 import { positiveInt } from '../src/cli/args.js';
+import type { HalfFormat } from '../src/collective/half-precision.js';
 import { allreduceBench, DATA_PLANES, type DataPlane } from './allreduce.js';
 import { chaosBench, FAULTS, type Fault, KINDS, type Kind } from './chaos.js';
 import { connectBench } from './connect.js';
@@ -50,6 +51,7 @@ const linkRate = (v: string): string => {
   }
   return v;
 };
+const wireFormat = oneOf<HalfFormat>('--wire', ['fp16', 'bf16']);
 const transport = (v: string): DataPlane => {
   if (!(DATA_PLANES as readonly string[]).includes(v)) {
     throw new InvalidArgumentError(`--transport takes ${DATA_PLANES.join(' or ')}, not "${v}"`);
@@ -80,6 +82,12 @@ program
     list(positiveInt('--hosts')),
   )
   .option('--link <rates>', "the hosts' link rates, as tc takes them (with --hosts)", list(linkRate), ['10gbit', '1gbit'])
+  .option(
+    '--wire <formats>',
+    'also the ring with gradients in these 16-bit formats (fp16,bf16; --wire-precision), with --hosts: busbw counts float32 bytes, vs_fp32 beside the float32 ring',
+    list(wireFormat),
+    [],
+  )
   .option('--json', 'print one JSON object on stdout')
   .action(
     async (o: {
@@ -92,12 +100,21 @@ program
       encrypt?: boolean;
       hosts?: number[];
       link: string[];
+      wire: HalfFormat[];
       json?: boolean;
     }) => {
       if (o.hosts) {
         if (o.hosts.some((n) => n < 2)) throw new InvalidArgumentError('--hosts takes counts of 2 or more');
         const across = await hostsAllreduceBench(
-          { hosts: o.hosts, links: o.link, bytes: o.bytes, iters: o.iters, anchors: o.anchors, encrypt: o.encrypt },
+          {
+            hosts: o.hosts,
+            links: o.link,
+            bytes: o.bytes,
+            iters: o.iters,
+            anchors: o.anchors,
+            encrypt: o.encrypt,
+            wire: o.wire,
+          },
           (line) => process.stderr.write(`${line}\n`),
         );
         if (o.json) process.stdout.write(`${JSON.stringify(across)}\n`);

@@ -1,5 +1,6 @@
 /** One rank of the allreduce benchmark (see bench/allreduce.ts). */
 import { createInterface } from 'node:readline';
+import type { WirePrecision } from '../src/collective/half-precision.js';
 import { listen, type Transport } from '../src/collective/index.js';
 import { busySince, cpuSample } from './lib/machine-cpu.js';
 
@@ -11,6 +12,8 @@ interface Config {
   sharedMemory?: boolean;
   /** --ring-encrypt: every frame sealed (collective/link-seal.ts). */
   encrypt?: boolean;
+  /** --wire-precision: the timed allreduce as gradients in 16 bits (a mean, with error feedback). */
+  wirePrecision?: WirePrecision;
   bytes: number;
   iters: number;
   chunkBytes?: number;
@@ -35,6 +38,7 @@ const member = await listen({
   transport: cfg.transport,
   sharedMemory: cfg.sharedMemory ?? false,
   encrypt: cfg.encrypt ?? false,
+  wirePrecision: cfg.wirePrecision ?? 'fp32',
   chunkBytes: cfg.chunkBytes,
   host: cfg.host,
 });
@@ -61,7 +65,11 @@ async function timed(iters: number, body: () => Promise<unknown>): Promise<numbe
 let cpuShare = 0;
 let machineBusy = 0;
 const x = new Float32Array(cfg.bytes / 4).fill(cfg.rank + 1);
-const timeMs = await timed(cfg.iters, () => ring.allreduceInPlace(x, 'sum'));
+const halfWire = (cfg.wirePrecision ?? 'fp32') !== 'fp32';
+// Gradients are averaged (a sum would grow past fp16's range over the iterations).
+const timeMs = await timed(cfg.iters, () =>
+  halfWire ? ring.allreduceInPlace(x, 'mean', 'bench') : ring.allreduceInPlace(x, 'sum'),
+);
 const ringCpuShare = cpuShare;
 const ringMachineBusy = machineBusy;
 

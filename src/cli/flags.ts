@@ -5,6 +5,7 @@
  */
 import { InvalidArgumentError } from 'commander';
 import { z } from 'zod';
+import { WIRE_PRECISIONS } from '../collective/half-precision.js';
 import { TF_BACKENDS } from '../runtime/backend.js';
 import { LOG_PAYLOADS } from '../serve/inference-log.js';
 
@@ -47,6 +48,7 @@ export const allreduceFlags = jobFlags.extend({
   formationTimeout: z.number().positive(),
   ringInterface: text,
   ringEncrypt: z.boolean().optional(),
+  wirePrecision: z.enum(WIRE_PRECISIONS),
 });
 
 export const launchFlags = jobFlags.extend({

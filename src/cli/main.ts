@@ -12,6 +12,7 @@ import { runSession } from '../client/jobs/session.js';
 import { type AllreduceResult, allreduce } from '../client/jobs/train.js';
 import { SetupError } from '../client/submission/paths.js';
 import { prepareEnvironment, setup } from '../client/submission/setup.js';
+import { WIRE_PRECISIONS } from '../collective/half-precision.js';
 import { parseGridFlag, parseRandomFlag, SearchSpaceError } from '../hpo/space.js';
 import { basicAuth, bearer } from '../livy/client.js';
 import { TF_BACKENDS, type TfBackendChoice } from '../runtime/backend.js';
@@ -277,7 +278,15 @@ withJobOptions(
       '--ring-encrypt',
       "seal the ring's frames with AES-256-GCM (default: on where Spark's RPC is encrypted, spark.network.crypto.enabled)",
     )
-    .option('--no-ring-encrypt', "send the ring's frames in clear even where Spark's RPC is encrypted"),
+    .option('--no-ring-encrypt', "send the ring's frames in clear even where Spark's RPC is encrypted")
+    .addOption(
+      new Option(
+        '--wire-precision <format>',
+        "the gradients on the ring (ctx.fit's, compileStep's): fp32, or fp16 / bf16 in half the bytes with error feedback",
+      )
+        .choices([...WIRE_PRECISIONS])
+        .default(ALLREDUCE_DEFAULTS.wirePrecision),
+    ),
 ).action(async (entry: string, o: Record<string, unknown>) => {
   const interrupt = onInterrupt();
   try {
@@ -297,6 +306,7 @@ withJobOptions(
       formationTimeoutMs: f.formationTimeout * 1000,
       ringInterface: f.ringInterface,
       ringEncrypt: f.ringEncrypt,
+      wirePrecision: f.wirePrecision,
     });
     printResult(r, Boolean(f.json));
   } catch (err) {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { WIRE_PRECISIONS } from './half-precision.js';
 
 export const TRANSPORTS = ['tcp', 'grpc'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
@@ -58,6 +59,11 @@ export const ringOptionsSchema = z
      * neither read nor change gradients. Raw TCP data plane only.
      */
     encrypt: z.boolean().default(false),
+    /**
+     * Gradients on the wire (allreduceGradients, and allreduceInPlace given their name): fp32 as
+     * they are, or fp16 / bf16 in half the bytes, with error feedback (half-precision.ts).
+     */
+    wirePrecision: z.enum(WIRE_PRECISIONS).default('fp32'),
     /** Size of the pipelined pieces of an allreduce. */
     chunkBytes: z.number().int().min(1024).default(MiB),
     /** Tensor fusion: many tensors are packed into buffers of up to this many bytes. */

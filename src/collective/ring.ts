@@ -20,6 +20,7 @@ import {
 } from './errors.js';
 import { CollectiveKind, type Frame, type FrameHeader, FrameKind } from './frames.js';
 import { fusionBuckets, type TensorMapLike } from './fusion.js';
+import { encodeHalf, type HalfFormat, reduceHalf } from './half-precision.js';
 import { Inbox } from './inbox.js';
 import type { Link } from './link.js';
 import type { RingOptions } from './options.js';
@@ -84,6 +85,10 @@ export class Ring {
   private readonly inbox = new Inbox();
   private readonly pool = new BufferPool();
   private readonly fusionBuffers = new Map<NumericArrayConstructor, NumericArray>();
+  /** Error feedback of gradients sent in 16 bits (options.wirePrecision), by the gradients' key. */
+  private readonly residuals = new Map<string, Float32Array>();
+  /** How many allreduces went on the wire in 16 bits (options.wirePrecision). */
+  halfPrecisionAllreduces = 0;
   /** The allreduce in progress: where its allgather pieces belong, so they are read in place. */
   private inPlace: { seq: number; x: NumericArray; from: number; ranges: Array<[number, number]> } | undefined;
   /** Statuses, heartbeats and the peer and collective timeouts (ring-watch.ts). */
@@ -137,6 +142,7 @@ export class Ring {
       transport: 'tcp',
       sharedMemory: false,
       encrypt: false,
+      wirePrecision: 'fp32',
       formationTimeoutMs: 1,
       peerTimeoutMs: 1,
       collectiveTimeoutMs: 1,
@@ -144,6 +150,11 @@ export class Ring {
       fusionThresholdBytes: 64 * 1024 * 1024,
     };
     return new Ring(options, ['local'], undefined, undefined, async () => undefined);
+  }
+
+  /** The gradients' format on the wire (options.wirePrecision). */
+  get wirePrecision(): RingOptions['wirePrecision'] {
+    return this.options.wirePrecision;
   }
 
   /** The error that ended this ring, if any. */
@@ -213,14 +224,49 @@ export class Ring {
     throw new TypeError('allreduce takes a Float32Array, Float64Array or Int32Array, an array of them, or a tfjs NamedTensorMap');
   }
 
-  /** Reduces `x` in place across all ranks and returns it. */
-  async allreduceInPlace<T extends NumericArray>(x: T, op: ReduceOp = 'mean'): Promise<T> {
+  /**
+   * Reduces `x` in place across all ranks and returns it. `gradients`: x holds the gradients of
+   * that name (the same on every rank, step after step): where the ring sends gradients in 16 bits
+   * (options.wirePrecision), a Float32Array goes on the wire so, and every rank ends with the same
+   * values, each exact in 16 bits. A sum's or mean's rounding is fed back (error feedback): what
+   * each rank's roundings took off is added to its next gradients of that name.
+   */
+  async allreduceInPlace<T extends NumericArray>(x: T, op: ReduceOp = 'mean', gradients?: string): Promise<T> {
     checkReduceOp(op, x);
+    const format = this.options.wirePrecision;
     return this.run(CollectiveKind.Allreduce, async (seq) => {
       if (this.worldSize === 1) return x;
-      await this.ringAllreduce(seq, x, op);
+      if (gradients !== undefined && format !== 'fp32' && x instanceof Float32Array) {
+        let residual: Float32Array | undefined;
+        if (op === 'sum' || op === 'mean') {
+          residual = this.residual(gradients, x.length);
+          reduceInto(x, 0, residual, 'sum');
+          residual.fill(0);
+        }
+        await this.ringAllreduceHalf(seq, x, op, format, residual);
+        this.halfPrecisionAllreduces++;
+      } else await this.ringAllreduce(seq, x, op);
       return x;
     });
+  }
+
+  /** The error feedback kept for the gradients `key` (zeros at first, or when their size changed). */
+  private residual(key: string, length: number): Float32Array {
+    let r = this.residuals.get(key);
+    if (!r || r.length !== length) {
+      r = new Float32Array(length);
+      this.residuals.set(key, r);
+    }
+    return r;
+  }
+
+  /**
+   * Gradients, reduced across the ring as allreduce reduces a tensor map, in 16 bits on the wire
+   * where options.wirePrecision says so (the error feedback is kept per set of tensor names).
+   */
+  async allreduceGradients<M extends TensorMapLike>(grads: M, op: ReduceOp = 'mean'): Promise<M> {
+    const { allreduceTensorMap } = await import('./tensors.js');
+    return allreduceTensorMap(this, grads, op, true);
   }
 
   /**
@@ -254,18 +300,20 @@ export class Ring {
     xs: readonly T[],
     op: ReduceOp = 'mean',
     fusionThresholdBytes = this.options.fusionThresholdBytes,
+    gradients?: string,
   ): Promise<T[]> {
-    for (const bucket of fusionBuckets(xs, fusionThresholdBytes)) {
+    for (const [b, bucket] of fusionBuckets(xs, fusionThresholdBytes).entries()) {
       const parts = bucket.map((i) => xs[i] as T);
+      const key = gradients === undefined ? undefined : `${gradients}#${b}`;
       if (parts.length === 1) {
-        await this.allreduceInPlace(parts[0] as T, op);
+        await this.allreduceInPlace(parts[0] as T, op, key);
         continue;
       }
       const ctor = (parts[0] as T).constructor as NumericArrayConstructor;
       const total = parts.reduce((sum, p) => sum + p.length, 0);
       const buffer = this.fusionBuffer(ctor, total) as T;
       const views = this.pack(parts, buffer);
-      await this.allreduceInPlace(buffer, op);
+      await this.allreduceInPlace(buffer, op, key);
       for (const [k, p] of parts.entries()) p.set(views[k] as T);
     }
     return xs as T[];
@@ -392,6 +440,7 @@ export class Ring {
     this.inbox.fail(this.failure ?? new RingClosedError());
     this.pool.clear();
     this.fusionBuffers.clear();
+    this.residuals.clear();
     await this.release();
   }
 
@@ -443,6 +492,68 @@ export class Ring {
       await next.drained();
     } finally {
       this.inPlace = undefined;
+    }
+  }
+
+  /**
+   * ringAllreduce with 2 bytes an element on the wire (fp16 or bf16): the same schedule over the
+   * same segments, chunked by 2-byte elements. Partial sums add up in float32 here and are rounded
+   * when sent on; a segment's owner rounds its final values before the allgather, which passes the
+   * received bytes on as they came, so every rank ends with the same bits. `residual` gains what
+   * this rank's roundings took off.
+   */
+  private async ringAllreduceHalf(
+    seq: number,
+    x: Float32Array,
+    op: ReduceOp,
+    format: HalfFormat,
+    residual: Float32Array | undefined,
+  ): Promise<void> {
+    const n = this.worldSize;
+    const r = this.rank;
+    const next = this.next as Link;
+    const segment = (k: number): [number, number] => [Math.floor((k * x.length) / n), Math.floor(((k + 1) * x.length) / n)];
+    const steps = 2 * (n - 1);
+    const incoming: Array<[number, number]> = [];
+    const stepStart: number[] = [];
+    for (let g = 0; g < steps; g++) {
+      stepStart.push(incoming.length);
+      for (const range of this.chunks(...segment(mod(r - g - 1, n)), 2)) incoming.push(range);
+    }
+    const lastReduceStep = stepStart[n - 2] as number;
+    const allgatherFrom = stepStart[n - 1] as number;
+    const lastForwarded = stepStart[steps - 1] as number;
+    // Payloads on their way out: pooled again once the link has handed them all to the system.
+    const sending: Uint8Array[] = [];
+    let sent = 0;
+    const send = (payload: Uint8Array): void => {
+      sending.push(payload);
+      next.send({ kind: FrameKind.Data, collective: CollectiveKind.Allreduce, seq, index: sent++ }, payload);
+    };
+    const encoded = (s: number, e: number): Uint8Array => {
+      const out = this.pool.take(2 * (e - s));
+      encodeHalf(out, x, s, format, residual);
+      return out;
+    };
+    try {
+      for (const [s, e] of this.chunks(...segment(r), 2)) send(encoded(s, e));
+      for (let i = 0; i < incoming.length; i++) {
+        const [s, e] = incoming[i] as [number, number];
+        const payload = await this.expect(seq, CollectiveKind.Allreduce, i, 2 * (e - s));
+        if (i < allgatherFrom) {
+          const last = i >= lastReduceStep;
+          reduceHalf(x, s, payload, last && op === 'mean' ? 'meanLast' : op, n, format, last, residual);
+          this.pool.give(payload);
+          if (i < lastForwarded) send(encoded(s, e));
+        } else {
+          reduceHalf(x, s, payload, 'set', n, format, false);
+          if (i < lastForwarded) send(payload);
+          else this.pool.give(payload);
+        }
+      }
+      await next.drained();
+    } finally {
+      for (const b of sending) this.pool.give(b);
     }
   }
 

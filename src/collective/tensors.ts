@@ -9,14 +9,29 @@ import { checkReduceOp, type NumericArray, type NumericArrayConstructor, type Re
 export interface ReducingRing {
   readonly worldSize: number;
   readonly fusionThresholdBytes: number;
-  allreduceManyInPlace<T extends NumericArray>(xs: T[], op: ReduceOp): Promise<T[]>;
+  allreduceManyInPlace<T extends NumericArray>(
+    xs: T[],
+    op: ReduceOp,
+    fusionThresholdBytes?: number,
+    gradients?: string,
+  ): Promise<T[]>;
   fusionBuffer(ctor: NumericArrayConstructor, length: number): NumericArray;
-  allreduceInPlace<T extends NumericArray>(x: T, op: ReduceOp): Promise<T>;
+  allreduceInPlace<T extends NumericArray>(x: T, op: ReduceOp, gradients?: string): Promise<T>;
 }
 
-export async function allreduceTensorMap<M extends TensorMapLike>(ring: ReducingRing, map: M, op: ReduceOp): Promise<M> {
+/**
+ * `gradients`: the map holds gradients, which go on the wire as the ring's wirePrecision says, with
+ * their error feedback kept under their names.
+ */
+export async function allreduceTensorMap<M extends TensorMapLike>(
+  ring: ReducingRing,
+  map: M,
+  op: ReduceOp,
+  gradients = false,
+): Promise<M> {
   const tf = await import('@tensorflow/tfjs-core');
   const names = Object.keys(map).sort();
+  const key = gradients ? names.join(',') : undefined;
   for (const name of names) {
     const t = map[name];
     if (!t || typeof t.data !== 'function' || !Array.isArray(t.shape)) {
@@ -36,7 +51,7 @@ export async function allreduceTensorMap<M extends TensorMapLike>(ring: Reducing
     return out as M;
   }
   const direct = directAccess(tf, map, names, ring.fusionThresholdBytes);
-  if (direct) return (await allreduceDirect(ring, map, names, op, direct)) as M;
+  if (direct) return (await allreduceDirect(ring, map, names, op, direct, key)) as M;
   const arrays: NumericArray[] = [];
   for (const name of names) {
     const t = map[name] as TensorMapLike[string];
@@ -45,7 +60,7 @@ export async function allreduceTensorMap<M extends TensorMapLike>(ring: Reducing
     arrays.push((t.dataSync ? t.dataSync() : await t.data()) as NumericArray);
   }
   // tfjs hands out copies from data(), so they can be reduced in place.
-  const reduced = await ring.allreduceManyInPlace(arrays, op);
+  const reduced = await ring.allreduceManyInPlace(arrays, op, undefined, key);
   const out: TensorMapLike = {};
   names.forEach((name, i) => {
     const t = map[name] as TensorMapLike[string];
@@ -95,6 +110,7 @@ async function allreduceDirect(
   names: string[],
   op: ReduceOp,
   backend: DirectBackend,
+  gradients: string | undefined,
 ): Promise<TensorMapLike> {
   const tensors = names.map((name) => map[name] as TensorMapLike[string] & { size: number });
   const total = tensors.reduce((sum, t) => sum + t.size, 0);
@@ -106,7 +122,7 @@ async function allreduceDirect(
     binding.tensorDataInto(ids[i] as number, buffer.subarray(at, at + t.size));
     at += t.size;
   });
-  await ring.allreduceInPlace(buffer, op);
+  await ring.allreduceInPlace(buffer, op, gradients);
   const out: TensorMapLike = {};
   at = 0;
   // Copied into memory TensorFlow allocates: tfjs's own tf.tensor(view) would keep the view as the

@@ -189,7 +189,7 @@ export function createContext(o: {
       new CompiledStep(tf(), vars, optimizer, {
         eager: options.eager,
         overlap: options.overlap,
-        allreduce: o.worldSize > 1 ? (options.allreduce ?? ((grads) => ring.allreduce(grads, 'mean'))) : undefined,
+        allreduce: o.worldSize > 1 ? (options.allreduce ?? ((grads) => ring.allreduceGradients(grads, 'mean'))) : undefined,
       }),
     trial: o.trial ? { id: o.trial.id } : null,
     shouldStop: () => signal.aborted,

@@ -6,6 +6,7 @@
 import { writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { z } from 'zod';
+import { WIRE_PRECISIONS } from '../collective/half-precision.js';
 import { ringTimeoutFields } from '../collective/options.js';
 import { TF_BACKENDS } from './backend.js';
 
@@ -25,6 +26,8 @@ export const workerSettingsSchema = z.object({
    * (spark.network.crypto.enabled), which the driver reads before it starts the stage.
    */
   ringEncrypt: z.boolean().nullish(),
+  /** --wire-precision: the gradients' format on the ring (collective/half-precision.ts); absent: fp32. */
+  wirePrecision: z.enum(WIRE_PRECISIONS).optional(),
   /** Which TensorFlow to train on (runtime/backend.ts). */
   tfBackend: z.enum(TF_BACKENDS),
 });

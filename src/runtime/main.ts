@@ -72,6 +72,7 @@ try {
     // As NCCL_SHM_DISABLE=1 does for NCCL: the socket carries everything, even on one host.
     sharedMemory: process.env.SPARKRING_SHARED_MEMORY !== '0',
     encrypt: init.ringEncrypt === true,
+    wirePrecision: init.wirePrecision ?? 'fp32',
   });
   control.send({ type: 'listening', address: member.address });
   const ringArrives = control.next(ringMessage);

@@ -27,7 +27,7 @@ export function distributedOptimizer(tf: Tf, ring: Ring, optimizer: tfTypes.Opti
     optimizer,
     async minimize(loss, returnCost = true, varList) {
       const { value, grads } = optimizer.computeGradients(loss, varList);
-      const averaged = await ring.allreduce(grads, 'mean');
+      const averaged = await ring.allreduceGradients(grads, 'mean');
       optimizer.applyGradients(averaged);
       tf.dispose([grads, averaged]);
       if (returnCost) return value;

@@ -16,9 +16,23 @@ export interface MapAddon {
   receiveRegion(socketFd: number, length: number): Uint8Array | null;
 }
 
-/** native/ring_reduce.cc: the ring's reductions as vectorized loops (op: 0 sum, 1 max, 2 min, 3 mean's last). */
+/**
+ * native/ring_reduce.cc: the ring's reductions as vectorized loops (op: 0 sum, 1 max, 2 min, 3 mean's
+ * last, 4 set), and the 16-bit wire's conversions (format: 0 fp16, 1 bf16; collective/half-precision.ts).
+ */
 export interface ReduceAddon {
   reduce(dst: ArrayBufferView, at: number, src: ArrayBufferView, op: number, n: number): void;
+  encodeHalf(dst: Uint8Array, src: Float32Array, at: number, format: number, residual?: Float32Array): void;
+  reduceHalf(
+    dst: Float32Array,
+    at: number,
+    src: Uint8Array,
+    op: number,
+    n: number,
+    format: number,
+    round: boolean,
+    residual?: Float32Array,
+  ): void;
 }
 
 /** native/frame_seal.cc: AES-256-GCM of the ring's sealed frames, in place (collective/link-seal.ts). */

@@ -96,6 +96,7 @@ export function jobSpec(
     worker: {
       ringInterface: o.ringInterface ?? null,
       ringEncrypt: o.ringEncrypt ?? null,
+      wirePrecision: o.wirePrecision,
       peerTimeoutMs: o.peerTimeoutMs,
       formationTimeoutMs: o.formationTimeoutMs,
       collectiveTimeoutMs: o.collectiveTimeoutMs,

@@ -1,5 +1,6 @@
 import { basename, extname, resolve } from 'node:path';
 import { z } from 'zod';
+import { WIRE_PRECISIONS } from '../../collective/half-precision.js';
 import { ringTimeoutFields } from '../../collective/options.js';
 import type { RunEvent } from '../../events/protocol.js';
 import { TF_BACKENDS } from '../../runtime/backend.js';
@@ -114,6 +115,11 @@ export const allreduceOptionsSchema = z.object({
    * cluster's Spark RPC is encrypted (spark.network.crypto.enabled), else off.
    */
   ringEncrypt: z.boolean().optional(),
+  /**
+   * The gradients' format on the ring: fp32, or fp16 / bf16 in half the bytes with error feedback
+   * (collective/half-precision.ts): ctx.fit's, compileStep's and the distributed optimizer's.
+   */
+  wirePrecision: z.enum(WIRE_PRECISIONS).default('fp32'),
   /** A worker silent this long on the run's stream counts as failed (its attempt is ended). */
   heartbeatTimeoutMs: z.number().int().positive().default(60_000),
   /** Give the executors back to the cluster when training ends (default on). */

@@ -122,6 +122,7 @@ export async function rerun(
     collectiveTimeoutMs: given(worker.collectiveTimeoutMs),
     ringInterface: given(worker.ringInterface),
     ringEncrypt: given(worker.ringEncrypt),
+    wirePrecision: given(worker.wirePrecision),
     tfBackend: given(worker.tfBackend),
   });
   return { kind: 'train', run };

@@ -250,7 +250,7 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
   const eager = !(o.compile ?? true);
   const step = new CompiledStep(tf, vars, model.optimizer, {
     eager,
-    allreduce: ring.worldSize > 1 ? (grads) => ring.allreduce(grads, 'sum') : undefined,
+    allreduce: ring.worldSize > 1 ? (grads) => ring.allreduceGradients(grads, 'sum') : undefined,
   });
   const params: History['params'] = { epochs, steps, rows: totalRows, batchSize, resumedFromEpoch: start };
   for (const cb of callbacks) {
@@ -335,6 +335,9 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
             ? 'fit: steps run as TensorFlow functions (traced in the first steps)'
             : `fit: ${how.mode === 'eager' ? 'steps run' : 'some steps run'} op by op: ${how.eagerBecause.join('; ')}`,
         );
+        if (ring.halfPrecisionAllreduces > 0) {
+          rt.log?.(`fit: gradients went on the ring in ${ring.wirePrecision}, with error feedback (--wire-precision)`);
+        }
       }
     }
     await each(callbacks, (cb) => cb.onEpochEnd?.(epoch, { ...logs }));
