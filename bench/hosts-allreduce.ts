@@ -4,7 +4,7 @@
  * launch agent that enters it) and the link's line rate measured by iperf3 between two hosts, all
  * in the same run; the loopback figures (bench/allreduce.ts) beside them.
  *
- *   npm run bench -- allreduce --hosts 2,3 --link 10gbit,1gbit [--wire fp16,bf16] [--json]
+ *   npm run bench -- allreduce --hosts 2,3 --link 10gbit,1gbit [--ranks-per-host 2] [--wire fp16,bf16] [--json]
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
@@ -29,12 +29,19 @@ export interface HostsAllreduceOptions {
   encrypt?: boolean;
   /** Also the ring with gradients in these 16-bit formats (--wire-precision), beside float32. */
   wire?: HalfFormat[];
+  /**
+   * Ranks on each host (default 1). With more than one, ranks are dealt to the hosts in turn (rank r
+   * on host r mod hosts, as Spark may deal barrier tasks), the ranks of a host share memory, and the
+   * ring orders itself by host; a row in rank order (`-rank-order`) shows what that ordering is worth.
+   */
+  ranksPerHost?: number;
 }
 
 interface Row {
   impl: string;
   link: string;
   hosts: number;
+  ranks_per_host: number;
   bytes: number;
   time_ms: number;
   busbw_GBps: number;
@@ -49,6 +56,8 @@ interface Row {
   vs_clear?: number;
   /** A 16-bit wire's busbw (counted in float32 bytes) over the float32 ring's, same hosts, link and size. */
   vs_fp32?: number;
+  /** The ring in rank order over the ring ordered by host, same ranks, hosts, link and size. */
+  vs_host_order?: number;
 }
 
 const busbw = (bytes: number, n: number, ms: number): number => (bytes * 2 * (n - 1)) / n / (ms / 1e3) / 1e9;
@@ -103,8 +112,18 @@ async function lineRate(c: HostCluster, hosts: Host[], oneWay = false): Promise<
   }
 }
 
-/** OpenMPI's MPI_Allreduce (../shared/anchors/mpi_allreduce.c) with one rank on each of `hosts`. */
-async function mpiAcross(c: HostCluster, hosts: Host[], bytes: number, iters: number, tries = 3): Promise<number | undefined> {
+/**
+ * OpenMPI's MPI_Allreduce (../shared/anchors/mpi_allreduce.c) with `perHost` ranks on each of
+ * `hosts` (ranks of one host next to each other, as mpirun maps by slot).
+ */
+async function mpiAcross(
+  c: HostCluster,
+  hosts: Host[],
+  perHost: number,
+  bytes: number,
+  iters: number,
+  tries = 3,
+): Promise<number | undefined> {
   const dir = anchorsDir();
   if (!dir) return undefined;
   const bin = join(tmpdir(), 'sparkring-ref-mpi-allreduce');
@@ -122,15 +141,17 @@ async function mpiAcross(c: HostCluster, hosts: Host[], bytes: number, iters: nu
     [
       '--allow-run-as-root',
       '--host',
-      hosts.map((h) => h.netns).join(','),
+      hosts.map((h) => `${h.netns}:${perHost}`).join(','),
       '-np',
-      String(hosts.length),
+      String(hosts.length * perHost),
       '--mca',
       'plm_rsh_agent',
       agent,
       '--mca',
       'plm_rsh_no_tree_spawn',
       '1',
+      // TCP between the ranks of one host too: its shared-memory transport (vader) ended in a
+      // segmentation fault in every launch across these namespaces, with or without CMA.
       '--mca',
       'btl',
       'tcp,self',
@@ -151,7 +172,7 @@ async function mpiAcross(c: HostCluster, hosts: Host[], bytes: number, iters: nu
   // "mpi n=2 bytes=67108864 time_ms=192.80 busbw_GBps=0.348"
   const ms = /time_ms=([\d.]+)/.exec(r.stdout)?.[1];
   if (ms) return Number(ms);
-  return tries > 1 ? mpiAcross(c, hosts, bytes, iters, tries - 1) : undefined;
+  return tries > 1 ? mpiAcross(c, hosts, perHost, bytes, iters, tries - 1) : undefined;
 }
 
 export async function hostsAllreduceBench(
@@ -182,28 +203,42 @@ export async function hostsAllreduceBench(
             `link ${link}, ${n} hosts: iperf3 ${round(ringStreams.GBps)} GB/s per stream with every host sending to the next (CPUs ${Math.round(ringStreams.machineBusy * 100)}% busy)`,
           );
         }
+        const perHost = o.ranksPerHost ?? 1;
+        const ranks = n * perHost;
         for (const bytes of o.bytes) {
-          const mpiMs = withMpi ? await mpiAcross(c, hosts, bytes, o.iters) : undefined;
-          const mpiBw = mpiMs ? busbw(bytes, n, mpiMs) : undefined;
+          const mpiMs = withMpi ? await mpiAcross(c, hosts, perHost, bytes, o.iters) : undefined;
+          const mpiBw = mpiMs ? busbw(bytes, ranks, mpiMs) : undefined;
           if (mpiMs && mpiBw) {
-            const row: Row = { impl: 'openmpi-tcp', link, hosts: n, bytes, time_ms: round(mpiMs, 2), busbw_GBps: round(mpiBw) };
+            const row: Row = {
+              impl: 'openmpi-tcp',
+              link,
+              hosts: n,
+              ranks_per_host: perHost,
+              bytes,
+              time_ms: round(mpiMs, 2),
+              busbw_GBps: round(mpiBw),
+            };
             if (line) row.vs_line_rate = round(mpiBw / line, 2);
             if (ringLine) row.vs_ring_line_rate = round(mpiBw / ringLine, 2);
             rows.push(row);
             say(JSON.stringify(row));
           }
           let clearBw: number | undefined;
-          const variants: Array<{ sealed: boolean; wire: WirePrecision }> = [
+          const variants: Array<{ sealed: boolean; wire: WirePrecision; rankOrder?: boolean }> = [
             { sealed: false, wire: 'fp32' },
+            ...(perHost > 1 ? [{ sealed: false, wire: 'fp32' as const, rankOrder: true }] : []),
             ...(o.encrypt ? [{ sealed: true, wire: 'fp32' as const }] : []),
             ...(o.wire ?? []).map((wire) => ({ sealed: false, wire })),
           ];
-          for (const { sealed, wire } of variants) {
+          const hostOf = (rank: number): Host => hosts[rank % n] as Host;
+          for (const { sealed, wire, rankOrder } of variants) {
             const ring = await startRing(
               worker,
-              n,
+              ranks,
               (rank) => ({
                 transport: 'tcp',
+                sharedMemory: perHost > 1,
+                hosts: rankOrder ? undefined : Array.from({ length: ranks }, (_, r) => hostOf(r).name),
                 encrypt: sealed,
                 wirePrecision: wire,
                 bytes,
@@ -211,10 +246,10 @@ export async function hostsAllreduceBench(
                 tensors: 0,
                 tensorBytes: 0,
                 only: true,
-                host: hosts[rank]?.address,
+                host: hostOf(rank).address,
               }),
               [],
-              (rank, command) => c.on(hosts[rank] as Host, command),
+              (rank, command) => c.on(hostOf(rank), command),
             );
             try {
               const r = (await ring.waitFor(0, 'result', 600_000)).result as {
@@ -223,11 +258,13 @@ export async function hostsAllreduceBench(
                 machineBusy: number;
               };
               await Promise.all(ring.ranks.map((p) => p.exited));
-              const bw = busbw(bytes, n, r.timeMs);
+              const bw = busbw(bytes, ranks, r.timeMs);
+              const impl = sealed ? 'sparkring-tcp-sealed' : wire === 'fp32' ? 'sparkring-tcp' : `sparkring-tcp-${wire}`;
               const row: Row = {
-                impl: sealed ? 'sparkring-tcp-sealed' : wire === 'fp32' ? 'sparkring-tcp' : `sparkring-tcp-${wire}`,
+                impl: rankOrder ? `${impl}-rank-order` : impl,
                 link,
                 hosts: n,
+                ranks_per_host: perHost,
                 bytes,
                 time_ms: round(r.timeMs, 2),
                 busbw_GBps: round(bw),
@@ -238,6 +275,7 @@ export async function hostsAllreduceBench(
               if (line) row.vs_line_rate = round(bw / line, 2);
               if (ringLine) row.vs_ring_line_rate = round(bw / ringLine, 2);
               if (sealed && clearBw) row.vs_clear = round(bw / clearBw, 2);
+              else if (rankOrder && clearBw) row.vs_host_order = round(bw / clearBw, 2);
               else if (wire !== 'fp32' && clearBw) row.vs_fp32 = round(bw / clearBw, 2);
               else clearBw = bw;
               rows.push(row);

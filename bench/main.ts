@@ -88,9 +88,16 @@ program
     list(wireFormat),
     [],
   )
+  .option(
+    '--ranks-per-host <k>',
+    'with --hosts, this many ranks on each host (dealt in turn, ring ordered by host; OpenMPI with as many)',
+    positiveInt('--ranks-per-host'),
+    1,
+  )
   .option('--json', 'print one JSON object on stdout')
   .action(
     async (o: {
+      ranksPerHost: number;
       bytes: number[];
       workers: number[];
       iters: number;
@@ -114,6 +121,7 @@ program
             anchors: o.anchors,
             encrypt: o.encrypt,
             wire: o.wire,
+            ranksPerHost: o.ranksPerHost,
           },
           (line) => process.stderr.write(`${line}\n`),
         );

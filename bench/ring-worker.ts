@@ -21,6 +21,8 @@ interface Config {
   tensorBytes: number;
   /** The address to listen on (default loopback). */
   host?: string;
+  /** Every rank's host, by rank: the ring puts the ranks of one host side by side (ring-order.ts). */
+  hosts?: string[];
   /** Skip the fused and per-tensor rounds (the multi-host benchmark measures one size only). */
   only?: boolean;
 }
@@ -41,6 +43,7 @@ const member = await listen({
   wirePrecision: cfg.wirePrecision ?? 'fp32',
   chunkBytes: cfg.chunkBytes,
   host: cfg.host,
+  hosts: cfg.hosts,
 });
 out({ address: member.address });
 const rl = createInterface({ input: process.stdin });

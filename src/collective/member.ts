@@ -24,6 +24,7 @@ import { GrpcLink, type Link, TcpLink } from './link.js';
 import { LinkSeal } from './link-seal.js';
 import { parseRingOptions, type RingOptions, type RingOptionsInput } from './options.js';
 import { MAX_VALUE_BYTES, Ring } from './ring.js';
+import { neighboursIn, ringOrder } from './ring-order.js';
 
 const REFUSAL_LINGER_MS = 3000;
 /** Handshakes (Hello without Join yet) kept at once; a new one pushes out the oldest. */
@@ -156,11 +157,17 @@ export class RingMember {
     return member;
   }
 
+  /** This rank's neighbours in the ring's order (ring-order.ts: ranks of one host side by side). */
+  private get neighbours(): { predecessor: number; successor: number } {
+    this.ringNeighbours ??= neighboursIn(ringOrder(this.options.worldSize, this.options.hosts), this.options.rank);
+    return this.ringNeighbours;
+  }
+  private ringNeighbours: { predecessor: number; successor: number } | undefined;
   private get successorRank(): number {
-    return (this.options.rank + 1) % this.options.worldSize;
+    return this.neighbours.successor;
   }
   private get predecessorRank(): number {
-    return (this.options.rank - 1 + this.options.worldSize) % this.options.worldSize;
+    return this.neighbours.predecessor;
   }
 
   private params(dialingRank: number, servedRank: number): HandshakeParams {

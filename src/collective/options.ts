@@ -42,7 +42,10 @@ export const ringOptionsSchema = z
     secret: z.union([z.string().min(1), z.instanceof(Uint8Array)]),
     /** Address to bind and advertise. */
     host: z.string().min(1).default('127.0.0.1'),
-    /** Every rank's host as the cluster names it (by rank), for errors that name a peer. */
+    /**
+     * Every rank's host as the cluster names it (by rank): errors name a peer's host with it, and the
+     * ring puts the ranks of one host side by side (ring-order.ts).
+     */
     hosts: z.array(z.string()).optional(),
     /** How `host` was chosen and how to choose another, for the formation error. */
     addressNote: z.string().optional(),

@@ -35,6 +35,7 @@ import {
   reduceLastInto,
   viewAs,
 } from './reduce.js';
+import { ringOrder } from './ring-order.js';
 import { RingWatch } from './ring-watch.js';
 
 const mod = (a: number, n: number): number => ((a % n) + n) % n;
@@ -74,6 +75,12 @@ export class Ring {
   readonly attempt: number;
   /** Ring addresses of every rank, by rank. */
   readonly addresses: readonly string[];
+  /** The ranks in ring order (ring-order.ts: the ranks of one host side by side). */
+  readonly order: readonly number[];
+  /** This rank's place in `order`: the collectives' schedules go by it. */
+  private readonly position: number;
+  /** The rank this one sends to. */
+  private readonly successor: number;
 
   private seq = 0;
   /** The seq before the user's first collective (markTrainStart). */
@@ -106,6 +113,9 @@ export class Ring {
     this.worldSize = options.worldSize;
     this.attempt = options.attempt;
     this.addresses = addresses;
+    this.order = ringOrder(options.worldSize, options.hosts);
+    this.position = this.order.indexOf(options.rank);
+    this.successor = this.order[(this.position + 1) % options.worldSize] as number;
     this.watch = new RingWatch(
       options,
       {
@@ -358,7 +368,7 @@ export class Ring {
       if (this.worldSize === 1) return x;
       const ctor = x.constructor as NumericArrayConstructor;
       const next = this.next as Link;
-      const forward = mod(this.rank + 1, this.worldSize) !== root;
+      const forward = this.successor !== root;
       const ranges = this.chunks(0, x.length, x.BYTES_PER_ELEMENT);
       for (let i = 0; i < ranges.length; i++) {
         const [s, e] = ranges[i] as [number, number];
@@ -388,7 +398,7 @@ export class Ring {
         return value;
       }
       const bytes = await this.expect(seq, CollectiveKind.Broadcast, 0, undefined);
-      if (mod(this.rank + 1, this.worldSize) !== root) next.send(h, bytes);
+      if (this.successor !== root) next.send(h, bytes);
       await next.drained();
       return JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
     });
@@ -408,7 +418,7 @@ export class Ring {
       const mine = valueBytes(value, 'allgather');
       next.send({ kind: FrameKind.Data, collective: kind, seq, index: this.rank }, mine);
       for (let s = 0; s < this.worldSize - 1; s++) {
-        const origin = mod(this.rank - 1 - s, this.worldSize);
+        const origin = this.order[mod(this.position - 1 - s, this.worldSize)] as number;
         const bytes = await this.expect(seq, kind, origin, undefined);
         out[origin] = JSON.parse(Buffer.from(bytes).toString('utf8')) as T;
         if (s < this.worldSize - 2) {
@@ -453,7 +463,7 @@ export class Ring {
    */
   private async ringAllreduce(seq: number, x: NumericArray, op: ReduceOp): Promise<void> {
     const n = this.worldSize;
-    const r = this.rank;
+    const r = this.position;
     const next = this.next as Link;
     const ctor = x.constructor as NumericArrayConstructor;
     const size = x.BYTES_PER_ELEMENT;
@@ -510,7 +520,7 @@ export class Ring {
     residual: Float32Array | undefined,
   ): Promise<void> {
     const n = this.worldSize;
-    const r = this.rank;
+    const r = this.position;
     const next = this.next as Link;
     const segment = (k: number): [number, number] => [Math.floor((k * x.length) / n), Math.floor(((k + 1) * x.length) / n)];
     const steps = 2 * (n - 1);
