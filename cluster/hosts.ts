@@ -204,6 +204,18 @@ export class HostCluster {
   }
 
   /**
+   * Loses the host for good, as a machine that dies: every process on it (its Spark worker, the
+   * executors, the Node workers) killed, and its link down. The namespace itself stays (its keeper
+   * holds the mount namespace), so stop() still removes it.
+   */
+  lose(host: Host): void {
+    this.cut(host);
+    for (const pid of ip('netns', 'pids', host.netns).split('\n').filter(Boolean)) {
+      if (Number(pid) !== host.keeperPid) quietly(() => process.kill(Number(pid), 'SIGKILL'));
+    }
+  }
+
+  /**
    * Makes `target` unreachable from every other host for TCP between ephemeral ports (a peer's
    * connection to the port a ring listens on), while Spark's fixed ports still work both ways (a
    * fixed spark.blockManager.port for shuffles and broadcasts, the driver in the root namespace): a

@@ -20,6 +20,7 @@ const END_TO_END = ['test/bridge', 'test/multihost'];
  */
 const ALONE = [
   'test/multihost/cluster.test.ts',
+  'test/multihost/elastic.test.ts',
   'test/bridge/hangs.test.ts',
   'test/bridge/redis.test.ts',
   'test/bridge/launch.test.ts',

@@ -282,6 +282,7 @@ def allreduce(
     spark: Any = None,
     progress: Optional[bool] = None,
     wire_precision: Optional[str] = None,
+    min_workers: Optional[int] = None,
 ) -> Run:
     """Trains `entry` (a .ts or .js module whose default export is train(ctx)) on `num_workers`
     Spark executors of the active SparkSession, in one barrier stage per attempt, with `df`'s rows
@@ -294,7 +295,8 @@ def allreduce(
     server not on this machine; else the executors run them at this machine's paths).
     `progress=False`: lines only, no notebook table. `wire_precision`: "fp16" or "bf16" sends the
     gradients of ctx.fit (and compileStep) on the ring in half the bytes, with error feedback;
-    default "fp32"."""
+    default "fp32". `min_workers`: when a host is lost and the cluster does not give its slots back,
+    the run goes on with the workers that are free, at least this many, from the last checkpoint."""
     spark = active_session(df, spark, "sparkring.allreduce")
     shown = progress_for(progress)
     options = _job_options(entry, spark, experiments, name, tf_backend, redis, ship)
@@ -307,6 +309,7 @@ def allreduce(
             gpusPerWorker=gpus_per_worker,
             heartbeatTimeoutMs=None if heartbeat_timeout_s is None else int(heartbeat_timeout_s * 1000),
             wirePrecision=wire_precision,
+            minWorkers=min_workers,
         ),
     )
     if partition_by is not None:

@@ -24,6 +24,8 @@ class WorkerFailure:
     log_tail: str = ""
     # Machine-readable cause (error_codes.py): the worker's own error's, or one the task found.
     code: str = ENTRY_FAILED
+    # The ring peer this worker lost ({"rank", "host"}), where that is why it failed.
+    lost_peer: Optional[dict[str, Any]] = None
 
 
 class SparkringWorkerError(RuntimeError):
@@ -40,11 +42,24 @@ def find_failure(text: str) -> Optional[WorkerFailure]:
     for m in re.finditer(re.escape(MARKER), text):
         try:
             d, _ = decoder.raw_decode(text, m.end())
+            lost = d.get("lost_peer")
             return WorkerFailure(
-                int(d["rank"]), str(d["message"]), str(d.get("stack", "")), str(d.get("log_tail", "")), known(d.get("code"))
+                int(d["rank"]),
+                str(d["message"]),
+                str(d.get("stack", "")),
+                str(d.get("log_tail", "")),
+                known(d.get("code")),
+                lost_peer(lost),
             )
         except (ValueError, KeyError, TypeError):
             continue
+    return None
+
+
+def lost_peer(value: object) -> Optional[dict[str, Any]]:
+    """A worker's lostPeer as {"rank": int, "host": str}, or None where it named none (or not so)."""
+    if isinstance(value, dict) and isinstance(value.get("rank"), int) and isinstance(value.get("host"), str):
+        return {"rank": value["rank"], "host": value["host"]}
     return None
 
 

@@ -42,6 +42,7 @@ export const allreduceFlags = jobFlags.extend({
   hp: z.record(z.string(), z.string()),
   gpusPerWorker: z.number().nonnegative(),
   maxAttempts: z.number().int().positive(),
+  minWorkers: z.number().int().positive().optional(),
   heartbeatTimeout: z.number().positive(),
   collectiveTimeout: z.number().positive(),
   peerTimeout: z.number().positive(),

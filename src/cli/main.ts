@@ -247,6 +247,11 @@ withJobOptions(
       ALLREDUCE_DEFAULTS.maxAttempts,
     )
     .option(
+      '--min-workers <k>',
+      'elastic: when a host is lost and the cluster cannot give its slots back, go on with the workers that are free, at least K, from the last checkpoint',
+      positiveInt('--min-workers'),
+    )
+    .option(
       '--heartbeat-timeout <seconds>',
       'a worker silent this long fails its attempt',
       positiveInt('--heartbeat-timeout'),
@@ -300,6 +305,7 @@ withJobOptions(
       hparams: hparams(f.hp),
       gpusPerWorker: f.gpusPerWorker,
       maxAttempts: f.maxAttempts,
+      minWorkers: f.minWorkers,
       heartbeatTimeoutMs: f.heartbeatTimeout * 1000,
       collectiveTimeoutMs: f.collectiveTimeout * 1000,
       peerTimeoutMs: f.peerTimeout * 1000,

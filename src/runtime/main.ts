@@ -11,7 +11,7 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { listen, type Ring } from '../collective/index.js';
+import { listen, PeerFailedError, type Ring, splitAddress } from '../collective/index.js';
 import { codeOf } from '../errors/codes.js';
 import { runKey } from '../events/keys.js';
 import { EventSender } from '../events/sender.js';
@@ -171,7 +171,10 @@ try {
   events?.send('done', { rank });
   process.stderr.write(`${e.stack ?? e.message}\n`);
   try {
-    control.send({ type: 'error', code, message: `${e.name}: ${e.message}`, stack: e.stack ?? '' });
+    // A lost ring peer, for the driver's next stage (elastic runs give up that host's workers).
+    const lostPeer =
+      e instanceof PeerFailedError ? { rank: e.peerRank, host: e.peerHost ?? splitAddress(e.peerAddress).host } : undefined;
+    control.send({ type: 'error', code, message: `${e.name}: ${e.message}`, stack: e.stack ?? '', lostPeer });
   } catch {
     // the task is gone already
   }

@@ -8,9 +8,9 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type AllreduceResult, allreduce } from '../../src/index.js';
+import { FIT_INITIAL, fullBatchFit } from '../helpers/linear-reference.js';
 import { predictInPlainNode } from '../helpers/load-model.js';
 import { TestRedis } from '../helpers/redis.js';
 import { pidOf, ROOT, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
@@ -23,7 +23,6 @@ const PROBE = [
   [-1, 0.5, 0, 2],
   [0.25, -2, 1, 0],
 ];
-const INITIAL = { kernel: [0.1, -0.2, 0.3, 0.05], bias: [0.5] };
 
 const TRAIN = `import type { TrainContext } from 'sparkring';
 
@@ -33,7 +32,7 @@ export default async function train(ctx: TrainContext) {
   const { tf } = ctx;
   const h = ctx.hparams as { optimizer: string; batchSize: number; epochs: number; shuffle: boolean; epochMs: number };
   const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [4] })] });
-  model.setWeights([tf.tensor2d(${JSON.stringify(INITIAL.kernel)}, [4, 1]), tf.tensor1d(${JSON.stringify(INITIAL.bias)})]);
+  model.setWeights([tf.tensor2d(${JSON.stringify(FIT_INITIAL.kernel)}, [4, 1]), tf.tensor1d(${JSON.stringify(FIT_INITIAL.bias)})]);
   model.compile({
     optimizer: h.optimizer === 'adam' ? tf.train.adam(0.02) : tf.train.sgd(0.05),
     loss: 'meanSquaredError',
@@ -113,25 +112,6 @@ async function run(
   return r as AllreduceResult & { result: FitResult };
 }
 
-/** tfjs's own model.fit, in this process, on all the rows at once: the full-batch reference. */
-async function singleProcessFit(epochs: number): Promise<{ weights: number[]; loss: number[] }> {
-  await tf.setBackend('cpu');
-  const model = tf.sequential({ layers: [tf.layers.dense({ units: 1, inputShape: [4] })] });
-  model.setWeights([tf.tensor2d(INITIAL.kernel, [4, 1]), tf.tensor1d(INITIAL.bias)]);
-  model.compile({ optimizer: tf.train.sgd(0.05), loss: 'meanSquaredError' });
-  const rows = SIZES.reduce((a, b) => a + b, 0);
-  const x = (id: number, j: number) => (((id * 7 + j * 13) % 17) - 8) / 4;
-  const xs = tf.tensor2d(Array.from({ length: rows }, (_, id) => [0, 1, 2, 3].map((j) => x(id, j))));
-  const ys = tf.tensor2d(
-    Array.from({ length: rows }, (_, id) => [0.5 * x(id, 0) - 0.25 * x(id, 1) + x(id, 2) + 0.125 * x(id, 3) + 1]),
-  );
-  const h = await model.fit(xs, ys, { batchSize: rows, epochs, shuffle: false, verbose: 0 });
-  const weights = (await Promise.all(model.getWeights().map((w) => w.data()))).flatMap((d) => [...d]);
-  tf.dispose([xs, ys]);
-  model.dispose();
-  return { weights, loss: h.history.loss as number[] };
-}
-
 beforeAll(async () => {
   redis = await TestRedis.start();
   dir = tempDir('fit');
@@ -166,7 +146,10 @@ describe('ctx.fit on uneven partitions', () => {
 
   it('full-batch fit equals model.fit on all the rows in one process', async () => {
     const { result } = await run({ optimizer: 'sgd', batchSize: 1300, epochs: 3, shuffle: false, epochMs: 0 });
-    const reference = await singleProcessFit(3);
+    const reference = await fullBatchFit(
+      SIZES.reduce((a, b) => a + b, 0),
+      3,
+    );
     expect(result.params.steps).toBe(1);
     // One step an epoch: traced in the first two epochs, a TensorFlow function in the third.
     expect(result.params.stepMode).toBe('compiled');

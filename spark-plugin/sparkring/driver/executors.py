@@ -1,8 +1,11 @@
-"""The application's executors, through the JVM gateway: which there are, and giving them back."""
+"""The application's executors, through the JVM gateway: which there are, giving them back, and
+giving up those of a host that no longer answers."""
 
 from __future__ import annotations
 
+import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -63,3 +66,35 @@ def release_executors(sc: Any, timeout_s: float = 60) -> Optional[Release]:
         time.sleep(0.02)
         left = executor_ids(sc)
     return Release((time.time() - started) * 1000, {i: hosts.get(i, "") for i in left})
+
+
+def answers(host_port: str, timeout_s: float) -> bool:
+    """Whether something accepts a TCP connection at host:port within `timeout_s` (True where no
+    port is known: nothing says the executor is gone)."""
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        return True
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def give_up_host(sc: Any, host: str, timeout_s: float = 1.0) -> list[str]:
+    """Removes from the application the executors on `host` that no longer answer on their port (a
+    host gone: powered off, cut off): Spark itself keeps them, idle, until their heartbeats time out
+    (spark.network.timeout, 120 s unless set), and would place the next barrier stage's tasks on
+    them. Executors that still answer (only a worker died there) are kept. Each is killed as Spark
+    kills a failed executor (killAndReplaceExecutor, private to Spark's Scala but callable here): the
+    application's target stays, so a cluster with room elsewhere starts a replacement. Returns the
+    ids given up."""
+    on_host = [(i, hp) for i, hp in executor_hosts(sc).items() if i != "driver" and hp.rpartition(":")[0].strip("[]") == host]
+    if not on_host:
+        return []
+    with ThreadPoolExecutor(len(on_host)) as pool:  # asked at once: a host gone makes each wait the timeout
+        answered = list(pool.map(lambda e: answers(e[1], timeout_s), on_host))
+    gone = [i for (i, _), ok in zip(on_host, answered) if not ok]
+    for i in gone:
+        sc._jsc.sc().killAndReplaceExecutor(i)
+    return gone

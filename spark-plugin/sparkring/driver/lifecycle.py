@@ -2,7 +2,9 @@
 (train_job.py) and the Python API (api.py) alike: the slot checks, the attempts (each a barrier
 stage in this same Spark application, resuming from the run directory's checkpoints), the run
 events, the result files and the executors' release. The failure policy lives here alone: an
-attempt is retried unless its error's code is final (error_codes.py) or it was the last."""
+attempt is retried unless its error's code is final (error_codes.py) or it was the last; with
+--min-workers, a run that lost a host the cluster does not give back goes on with fewer workers
+(elastic.py), and that shrink does not count as an attempt."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any, Callable, Optional
 
 from sparkring.error_codes import DYNAMIC_ALLOCATION, SLOTS, is_final
 from sparkring.failures import JobError
+from sparkring.driver.elastic import give_up_lost_host, shrunk, unplaceable_hint
 from sparkring.driver.envelope import job_envelope
 from sparkring.driver.run_files import experiment_dir, write_json
 from sparkring.driver.shared_dir import leave_token, remove_token
@@ -32,13 +35,14 @@ def refuse_dynamic_allocation(driver: DriverSpark) -> None:
         )
 
 
+def slot_need(driver: DriverSpark, workers: int) -> SlotNeed:
+    return SlotNeed(workers, int(driver.conf("spark.task.cpus", "1")), float(driver.conf("spark.task.resource.gpu.amount", "0")))
+
+
 def wait_for_workers(driver: DriverSpark, spec: JobSpec) -> Optional[float]:
     """Seconds waited until the application has a slot for every worker (SlotsError if it never
     will); None where this session cannot count them (Spark then waits for them itself)."""
-    need = SlotNeed(
-        spec.workers, int(driver.conf("spark.task.cpus", "1")), float(driver.conf("spark.task.resource.gpu.amount", "0"))
-    )
-    return driver.wait_for_slots(need, spec.slot_wait_seconds)
+    return driver.wait_for_slots(slot_need(driver, spec.workers), spec.slot_wait_seconds)
 
 
 def attempt_failed_for_good(outcome: AttemptOutcome) -> bool:
@@ -68,15 +72,26 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
         schema = to_arrow_schema(frame.schema)
         # Where the run directory was made: over Spark Connect, this client's machine.
         driver_host = socket.gethostname() if driver.connect else driver.conf("spark.driver.host", socket.gethostname())
-        for attempt in range(spec.attempt, spec.max_attempts):
-            this = replace(spec, attempt=attempt, run_dir=run_dir)
+        workers = spec.workers
+        resizes: list[dict[str, Any]] = []
+        # Attempts that count against max_attempts: each stage but those that follow a shrink.
+        counted = spec.attempt
+        attempt = spec.attempt
+        last_error: Optional[dict[str, Any]] = None
+        follows_resize = False
+        while counted < spec.max_attempts:
+            this = replace(spec, attempt=attempt, run_dir=run_dir, workers=workers)
             result["attempts"] = attempt + 1
+            counted += 1
             try:
                 waited = wait_for_workers(driver, this)
             except SlotsError as e:
-                raise JobError(str(e), SLOTS) from None
+                hint = unplaceable_hint(last_error, attempt - 1, spec.min_workers, driver.free_slots(slot_need(driver, workers)))
+                raise JobError(f"{e}{hint}", SLOTS) from None
             events.send("driver", stage="slots", waitedMs=None if waited is None else int(waited * 1000))
-            events.send("driver", stage="attempt", attempt=attempt, maxAttempts=spec.max_attempts)
+            events.send(
+                "driver", stage="attempt", attempt=attempt, maxAttempts=spec.max_attempts, workers=workers, resized=follows_resize
+            )
             token = leave_token(run_dir, attempt)
             try:
                 task = make_task(this, run_dir, schema, token, driver_host)
@@ -98,9 +113,31 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
                 result["ok"] = True
                 break
             result.update(ok=False, error=outcome.error)
-            if attempt_failed_for_good(outcome) or attempt + 1 >= spec.max_attempts:
+            last_error = outcome.error
+            if attempt_failed_for_good(outcome) or (counted >= spec.max_attempts and not spec.min_workers):
                 break
-            events.send("driver", stage="retry", attempt=attempt, error=outcome.error, failedAt=int(outcome.finished * 1000))
+            given_up = give_up_lost_host(driver, outcome.error)
+            need = slot_need(driver, workers)
+            resize = shrunk(driver, need, spec.min_workers, outcome.error, given_up) if spec.min_workers else None
+            follows_resize = resize is not None
+            if resize is not None:
+                counted -= 1  # a shrink is not a retry: the run goes on
+                workers = resize.to_workers
+                resizes.append({"attempt": attempt, **resize.event()})
+                result.update(workers=workers, resizes=resizes)
+                events.send(
+                    "driver",
+                    stage="resized",
+                    attempt=attempt,
+                    error=outcome.error,
+                    line=resize.line(spec.min_workers or 0),
+                    **resize.event(),
+                )
+            elif counted >= spec.max_attempts:
+                break
+            else:
+                events.send("driver", stage="retry", attempt=attempt, error=outcome.error, failedAt=int(outcome.finished * 1000))
+            attempt += 1
     if result.get("ok") and spec.release_executors and spec.release_after_result:
         release_after_result(driver, result)
     return result

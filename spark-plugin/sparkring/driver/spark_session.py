@@ -27,7 +27,7 @@ import zipfile
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional, Protocol
 
-from sparkring.driver.executors import Release, executor_ids, release_executors
+from sparkring.driver.executors import Release, executor_ids, give_up_host, release_executors
 from sparkring.driver.lost import LostTask, first_lost
 from sparkring.driver.slots import SlotNeed, local_cluster_shape, local_slots, wait_for_slots
 
@@ -75,6 +75,14 @@ class DriverSpark(Protocol):
 
     def executor_ids(self) -> Optional[list[str]]:
         """The application's executors; None where this session cannot list them."""
+        ...
+
+    def free_slots(self, need: SlotNeed) -> Optional[int]:
+        """How many of `need`'s tasks could run at once now; None where this session cannot count them."""
+        ...
+
+    def give_up_host(self, host: str) -> list[str]:
+        """Removes the executors on `host` that no longer answer (executors.py); their ids."""
         ...
 
     def release_executors(self) -> Optional[Release]:
@@ -158,6 +166,13 @@ class ClassicSpark(_JobScopes):
 
     def executor_ids(self) -> Optional[list[str]]:
         return executor_ids(self.sc)
+
+    def free_slots(self, need: SlotNeed) -> Optional[int]:
+        jsc = self.sc._jsc.sc()
+        return int(jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile()))
+
+    def give_up_host(self, host: str) -> list[str]:
+        return give_up_host(self.sc, host)
 
     def release_executors(self) -> Optional[Release]:
         return release_executors(self.sc)
@@ -293,6 +308,13 @@ class ConnectSpark(_JobScopes):
 
     def executor_ids(self) -> Optional[list[str]]:
         return None
+
+    def free_slots(self, need: SlotNeed) -> Optional[int]:
+        listed = self._rest_executors()
+        return None if listed is None else slots_of_executors(listed, need)
+
+    def give_up_host(self, host: str) -> list[str]:
+        return []  # a Connect client cannot remove executors: Spark drops them after their heartbeats stop
 
     def release_executors(self) -> Optional[Release]:
         return Release(0, {}, left_to=CONNECT_RELEASE_LINE)

@@ -54,6 +54,8 @@ class JobSpec:
     run_dir: Optional[str]
     # Attempts of the run in all, made by the driver in its one Spark application (lifecycle.py).
     max_attempts: int
+    # --min-workers: a stage after a lost host may start with fewer workers, down to this many; None: never.
+    min_workers: Optional[int]
     # A worker still training that sends no heartbeat for this long fails its attempt.
     heartbeat_timeout_ms: float
 
@@ -83,6 +85,7 @@ class JobSpec:
             release_after_result=bool(d.get("releaseAfterResult", False)),
             run_dir=d["runDir"],
             max_attempts=int(d["maxAttempts"]),
+            min_workers=None if d.get("minWorkers") is None else int(d["minWorkers"]),
             heartbeat_timeout_ms=float(d["heartbeatTimeoutMs"]),
         )
 

@@ -52,13 +52,22 @@ def stage_error(text: str, data: Optional[str], lost: Callable[[], Optional[Lost
     if failure is not None and failure.code in JOB_WIDE:
         return error_report(failure.code, failure.message)
     if failure is not None:
-        return error_report(failure.code, failure.message, rank=failure.rank, stack=failure.stack, logTail=failure.log_tail)
+        return error_report(
+            failure.code,
+            failure.message,
+            rank=failure.rank,
+            stack=failure.stack,
+            logTail=failure.log_tail,
+            lostPeer=failure.lost_peer,
+        )
     unread = unreadable_data(data, text)
     if unread is not None:
         return error_report(DATA_PATH, unread)
     gone = lost()
     if gone is not None:
-        return error_report(EXECUTOR_LOST, describe(gone), rank=gone.rank, detail=text[-4000:])
+        return error_report(
+            EXECUTOR_LOST, describe(gone), rank=gone.rank, detail=text[-4000:], lostPeer={"rank": gone.rank, "host": gone.host}
+        )
     return error_report(SPARK, first_line, detail=text[-4000:])
 
 

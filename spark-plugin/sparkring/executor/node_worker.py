@@ -16,7 +16,7 @@ import threading
 from typing import IO, Any, Optional
 
 from sparkring.error_codes import RUNTIME_MISSING, WORKER_EXIT
-from sparkring.failures import SparkringWorkerError, WorkerFailure, known
+from sparkring.failures import SparkringWorkerError, WorkerFailure, known, lost_peer
 from sparkring.executor.gpus import visible_devices
 from sparkring.driver.lost import exit_description
 from sparkring.executor.tf_libraries import tensorflow_env
@@ -120,7 +120,14 @@ class NodeWorker:
             self.proc.wait(timeout=30)
             self._pump.join(timeout=5)
             raise SparkringWorkerError(
-                WorkerFailure(self.rank, str(msg.get("message")), str(msg.get("stack", "")), self.log_tail(), known(msg.get("code")))
+                WorkerFailure(
+                    self.rank,
+                    str(msg.get("message")),
+                    str(msg.get("stack", "")),
+                    self.log_tail(),
+                    known(msg.get("code")),
+                    lost_peer(msg.get("lostPeer")),
+                )
             )
         return msg
 

@@ -48,6 +48,8 @@ export const jobSpecSchema = z.object({
   /** Set from the second attempt on: every attempt of a run shares one directory (its checkpoints). */
   runDir: z.string().nullable(),
   maxAttempts: positiveInt,
+  /** --min-workers: a lost host's workers may be given up, down to this many (lifecycle.py); null: never. */
+  minWorkers: positiveInt.nullable().default(null),
   heartbeatTimeoutMs: positiveInt,
 });
 export type JobSpec = z.infer<typeof jobSpecSchema>;
@@ -91,6 +93,7 @@ export function jobSpec(
     partitionBy: o.partitionBy ?? null,
     hparams: o.hparams,
     gpusPerWorker: o.gpusPerWorker,
+    minWorkers: o.minWorkers ?? null,
     slotWaitSeconds: o.slotWaitSeconds,
     redis: run.redis ? specRedis(run.redis) : null,
     worker: {

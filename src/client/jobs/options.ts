@@ -101,6 +101,14 @@ export const allreduceOptionsSchema = z.object({
   hparams: z.record(z.string(), z.unknown()).default({}),
   gpusPerWorker: z.number().nonnegative().default(0),
   maxAttempts: z.number().int().positive().default(1),
+  /**
+   * Elastic training: when a worker's host is lost and the cluster cannot give the old size back
+   * within a short wait, the next barrier stage starts with the workers that are free, as long as
+   * there are at least this many, resumed from the last checkpoint (spark-plugin/sparkring/driver/
+   * lifecycle.py). Such a shrink does not count against maxAttempts. Default: off (the run needs
+   * all its workers).
+   */
+  minWorkers: z.number().int().positive().optional(),
   /** How long to wait for executors to offer the task slots before failing. */
   slotWaitSeconds: z.number().positive().default(30),
   /** The ring's peer, formation and collective timeouts (collective/options.ts, declared once). */
@@ -169,6 +177,12 @@ export function resolveRunOptions<S extends z.ZodType<{ entry: string; name?: st
 
 export function resolveAllreduceOptions(input: AllreduceOptions): ResolvedAllreduceOptions {
   const o = resolveRunOptions(allreduceOptionsSchema, input);
+  if (o.minWorkers !== undefined && o.minWorkers > o.workers) {
+    throw new RunError(
+      'input',
+      `--min-workers ${o.minWorkers} is more than --workers ${o.workers}: a run goes on with at least --min-workers of its --workers; lower --min-workers to ${o.workers} or less`,
+    );
+  }
   return {
     ...o,
     data: o.data && !/^[a-z][a-z0-9+.-]*:\/\//i.test(o.data) ? resolve(o.data) : o.data,

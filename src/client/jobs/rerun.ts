@@ -114,6 +114,7 @@ export async function rerun(
     hparams: given(spec.hparams),
     gpusPerWorker: given(spec.gpusPerWorker),
     maxAttempts: given(spec.maxAttempts),
+    minWorkers: given(spec.minWorkers),
     slotWaitSeconds: given(spec.slotWaitSeconds),
     heartbeatTimeoutMs: given(spec.heartbeatTimeoutMs),
     releaseExecutors: given(spec.releaseExecutors),

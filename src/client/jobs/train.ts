@@ -31,11 +31,25 @@ export const rankReportSchema = z.looseObject({
 });
 export type RankReport = z.infer<typeof rankReportSchema> & { rank: number };
 
+/** A shrink of an elastic run (--min-workers): after attempt `attempt` lost `lostHost`. */
+const resizeSchema = z.object({
+  attempt: z.number().int(),
+  fromWorkers: z.number().int(),
+  toWorkers: z.number().int(),
+  lostHost: z.string().nullable(),
+  lostRank: z.number().int().nullable(),
+  /** The lost host's executors the driver removed (they no longer answered). */
+  givenUp: z.array(z.string()),
+});
+export type Resize = z.infer<typeof resizeSchema>;
+
 export const trainResultSchema = driverResultSchema({
   dir: z.string(),
   workers: z.number().int(),
   /** Attempts made, each a barrier stage in the one application (spark-plugin/sparkring/driver/lifecycle.py). */
   attempts: z.number().int(),
+  /** --min-workers: each shrink of the run, from the stage that lost a host (spark-plugin/sparkring/driver/elastic.py). */
+  resizes: z.array(resizeSchema).optional(),
   ranks: z.array(rankReportSchema),
   result: z.unknown(),
   stageMs: z.number(),
@@ -47,8 +61,11 @@ type TrainDriverResult = z.infer<typeof trainResultSchema>;
 export interface AllreduceResult {
   runId: string;
   dir: string;
+  /** The workers of the stage that finished: fewer than asked where an elastic run lost a host. */
   workers: number;
   attempts: number;
+  /** --min-workers: how the run shrank, stage by stage (empty when it kept its size). */
+  resizes: Resize[];
   /** Each rank's TensorFlow backend, by rank. */
   backends: string[];
   result: unknown;
@@ -108,7 +125,7 @@ export const trainJob: JobKind<
   result: trainResultSchema,
   async finish(run, state, driver, submittedAt) {
     await recordRun(run, state, driver.dir, driver);
-    const result = toResult(driver, run.runId, run.o.workers, submittedAt, state.progress);
+    const result = toResult(driver, run.runId, submittedAt, state.progress);
     const { ranks: _ranks, ...summary } = result;
     await writeFile(join(driver.dir, 'result.json'), JSON.stringify({ ...driver, ...summary, ok: true }, null, 2));
     return result;
@@ -153,13 +170,7 @@ async function recordRun(
   await writeFile(join(dir, 'curves.svg'), curvesSvg(records, `${o.name} (${driver.appId})`));
 }
 
-function toResult(
-  d: TrainDriverResult & { ok: true },
-  runId: string,
-  workers: number,
-  submittedAt: number,
-  progress: Progress,
-): AllreduceResult {
+function toResult(d: TrainDriverResult & { ok: true }, runId: string, submittedAt: number, progress: Progress): AllreduceResult {
   const ranks = d.ranks.map((r, rank) => ({ ...r, rank }));
   const rank0 = ranks[0];
   const ringFormedAt = Math.max(...ranks.map((r) => r.ringFormedAt));
@@ -167,8 +178,9 @@ function toResult(
     runId,
     appId: d.appId,
     dir: d.dir,
-    workers,
+    workers: d.workers,
     attempts: d.attempts,
+    resizes: d.resizes ?? [],
     backends: ranks.map((r) => r.backend ?? r.tfjs),
     result: d.result ?? null,
     metrics: progress.lastMetrics.get(0)?.metrics ?? {},

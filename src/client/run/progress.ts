@@ -68,11 +68,17 @@ export class Progress {
         } else if (e.stage === 'slots') this.write('sparkring: slots ready, starting the barrier stage');
         else if (e.stage === 'attempt' && typeof e.attempt === 'number') {
           this.startAttempt(e.attempt);
-          if (e.attempt > 0)
+          if (e.attempt > 0 && e.resized === true)
+            this.write(`sparkring: stage ${e.attempt + 1}, with ${String(e.workers)} workers, in the same Spark application`);
+          else if (e.attempt > 0)
             this.write(`sparkring: attempt ${e.attempt + 1} of ${String(e.maxAttempts)}, in the same Spark application`);
         } else if (e.stage === 'retry' && typeof e.attempt === 'number' && isDriverError(e.error)) {
           const why = driverError(e.error, this.errors).message;
           this.write(`sparkring: attempt ${e.attempt + 1} failed: ${why}; retrying from the last checkpoint`);
+        } else if (e.stage === 'resized' && typeof e.line === 'string') {
+          const why = isDriverError(e.error) ? `: ${driverError(e.error, this.errors).message}` : '';
+          this.write(`sparkring: attempt ${Number(e.attempt) + 1} failed${why}`);
+          this.write(`sparkring: ${e.line}`);
         } else if (e.stage === 'released')
           this.write(
             typeof e.line === 'string'
