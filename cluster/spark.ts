@@ -54,6 +54,7 @@ export class SparkOnHosts {
       );
       hosts.adopt(master);
       const cluster = new SparkOnHosts(hosts, masterUrl, `http://${hosts.clientAddress}:${uiPort}`);
+      cluster.relaunch = (h) => cluster.startWorker(h, sparkClass, base, timeout, o);
       await cluster.waitFor(() => cluster.aliveWorkers().then(() => true), 60_000, 'the Spark master to start');
       for (const h of hosts.hosts) cluster.startWorker(h, sparkClass, base, timeout, o);
       await cluster.waitFor(
@@ -100,11 +101,33 @@ export class SparkOnHosts {
     );
   }
 
+  /** Starts a host's Spark worker again (set once the cluster started). */
+  private relaunch: (h: Host) => void = () => undefined;
+
+  /**
+   * Brings back a host lost with HostCluster.lose(): its link up, its Spark worker started again and
+   * registered with the master (under a new port, as a machine that rebooted).
+   */
+  async bringBack(h: Host): Promise<void> {
+    const before = new Set((await this.workers()).map((w) => w.id));
+    this.hosts.restore(h);
+    this.relaunch(h);
+    await this.waitFor(
+      async () => (await this.workers()).some((w) => w.host === h.address && w.state === 'ALIVE' && !before.has(w.id)),
+      90_000,
+      `the worker on ${h.address} to register again`,
+    );
+  }
+
   /** The addresses of the workers the master counts as alive. */
   async aliveWorkers(): Promise<string[]> {
+    return (await this.workers()).filter((w) => w.state === 'ALIVE').map((w) => w.host);
+  }
+
+  private async workers(): Promise<Array<{ id: string; host: string; state: string }>> {
     const r = await fetch(`${this.webUi}/json/`);
-    const j = (await r.json()) as { workers?: Array<{ host: string; state: string }> };
-    return (j.workers ?? []).filter((w) => w.state === 'ALIVE').map((w) => w.host);
+    const j = (await r.json()) as { workers?: Array<{ id: string; host: string; state: string }> };
+    return j.workers ?? [];
   }
 
   async waitFor(ok: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {

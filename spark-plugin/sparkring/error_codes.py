@@ -22,6 +22,7 @@ CODES: dict[str, CodeRule] = {
     "SR_RING_FORMATION": {"kind": "worker", "final": False},
     "SR_RING_HANDSHAKE": {"kind": "worker", "final": False},
     "SR_PEER_LOST": {"kind": "worker", "final": False},
+    "SR_RESIZE": {"kind": "worker", "final": False},
     "SR_FRAME_REFUSED": {"kind": "worker", "final": False},
     "SR_RING_INTEGRITY": {"kind": "worker", "final": False},
     "SR_COLLECTIVE_MISMATCH": {"kind": "worker", "final": False},
@@ -51,6 +52,7 @@ CODES: dict[str, CodeRule] = {
 
 ENTRY_FAILED = "SR_ENTRY_FAILED"
 WORKER_EXIT = "SR_WORKER_EXIT"
+RESIZE = "SR_RESIZE"
 HANDOFF_SPACE = "SR_HANDOFF_SPACE"
 EXECUTOR_LOST = "SR_EXECUTOR_LOST"
 WORKER_SILENT = "SR_WORKER_SILENT"

@@ -90,3 +90,25 @@ def test_the_peer_a_worker_lost_reaches_the_attempts_error() -> None:
     assert error["code"] == "SR_PEER_LOST"
     assert error["lostPeer"] == {"rank": 3, "host": "10.0.0.12"}
     assert lost_peer({"rank": "3", "host": 1}) is None
+
+
+def test_grow_watch_asks_the_ranks_to_end_once_more_slots_stay_free(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import time
+
+    from sparkring.driver.elastic import GrowWatch, grown, resize_request
+
+    counts = [2, 2, 4, 4, 4]
+    request = resize_request(str(tmp_path), 3)
+    watch = GrowWatch(lambda: counts.pop(0) if len(counts) > 1 else counts[0], 2, 4, request)
+    until = time.time() + 10
+    while watch.target is None and time.time() < until:
+        time.sleep(0.1)
+    assert watch.target == 4
+    with open(request, encoding="utf-8") as f:
+        assert json.load(f) == {"workers": 4}
+    watch.stop()
+    assert not (tmp_path / "resize-3").exists()
+    assert grown(2, 4, 3) == Resize(2, 3, None, None, ())
+    assert grown(2, 4, None) == Resize(2, 2, None, None, ())
+    assert grown(2, 4, 6).line(2).startswith("workers 2 -> 4: executors returned")

@@ -101,7 +101,7 @@ export function encodeHalf(dst: Uint8Array, src: Float32Array, at: number, forma
  * `residual` (indexed as dst) gains what rounding took off: n times that for 'meanLast', as the
  * sum's share.
  */
-export function reduceHalf(
+type ReduceHalf = (
   dst: Float32Array,
   at: number,
   src: Uint8Array,
@@ -110,11 +110,13 @@ export function reduceHalf(
   format: HalfFormat,
   round: boolean,
   residual?: Float32Array,
-): void {
+) => void;
+
+export const reduceHalf: ReduceHalf = (dst, at, src, op, n, format, round, residual) => {
   const addon = native();
   if (addon) addon.reduceHalf(dst, at, src, OP[op === 'mean' ? 'sum' : op], n, FORMAT[format], round, residual);
   else JS_HALF.reduceHalf(dst, at, src, op, n, format, round, residual);
-}
+};
 
 function encodeHalfJs(dst: Uint8Array, src: Float32Array, at: number, format: HalfFormat, residual?: Float32Array): void {
   const encode = encoderOf(format);
@@ -129,16 +131,7 @@ function encodeHalfJs(dst: Uint8Array, src: Float32Array, at: number, format: Ha
   }
 }
 
-function reduceHalfJs(
-  dst: Float32Array,
-  at: number,
-  src: Uint8Array,
-  op: HalfOp | 'meanLast',
-  n: number,
-  format: HalfFormat,
-  round: boolean,
-  residual?: Float32Array,
-): void {
+const reduceHalfJs: ReduceHalf = (dst, at, src, op, n, format, round, residual) => {
   const code = OP[op === 'mean' ? 'sum' : op];
   const scale = code === OP.meanLast ? n : 1;
   const decode = decoderOf(format);
@@ -161,7 +154,7 @@ function reduceHalfJs(
     if (residual) residual[at + i] = (residual[at + i] as number) + Math.fround(scale * Math.fround(v - q));
     dst[at + i] = q;
   }
-}
+};
 
 /** The JavaScript kernels, also where the addon is loaded (tests hold the addon's bits to them). */
 export const JS_HALF = { encodeHalf: encodeHalfJs, reduceHalf: reduceHalfJs };

@@ -457,40 +457,52 @@ export class Ring {
   // ---- the ring algorithm -----------------------------------------------------------
 
   /**
+   * The pieces of an allreduce of `length` elements of `elementBytes` on the wire, for this rank's
+   * place in the ring: its own segment's chunks (sent first), and every piece it will receive, in
+   * stream order, with the indexes where the last reduce step, the allgather and the last step
+   * (whose pieces stay here) begin.
+   */
+  private schedule(length: number, elementBytes: number) {
+    const n = this.worldSize;
+    const r = this.position;
+    const segment = (k: number): [number, number] => [Math.floor((k * length) / n), Math.floor(((k + 1) * length) / n)];
+    const steps = 2 * (n - 1);
+    const incoming: Array<[number, number]> = [];
+    const stepStart: number[] = [];
+    for (let g = 0; g < steps; g++) {
+      stepStart.push(incoming.length);
+      for (const range of this.chunks(...segment(mod(r - g - 1, n)), elementBytes)) incoming.push(range);
+    }
+    return {
+      own: this.chunks(...segment(r), elementBytes),
+      incoming,
+      lastReduceStep: stepStart[n - 2] as number, // its pieces come out fully reduced
+      allgatherFrom: stepStart[n - 1] as number,
+      lastForwarded: stepStart[steps - 1] as number,
+    };
+  }
+
+  /**
    * Reduce-scatter then allgather over N segments, each cut in chunks. Every rank sends
    * chunks step by step (step-major), so a frame's place in the stream is known from the
    * local layout alone; a chunk is forwarded the moment it is reduced.
    */
   private async ringAllreduce(seq: number, x: NumericArray, op: ReduceOp): Promise<void> {
-    const n = this.worldSize;
-    const r = this.position;
     const next = this.next as Link;
     const ctor = x.constructor as NumericArrayConstructor;
     const size = x.BYTES_PER_ELEMENT;
-    const segment = (k: number): [number, number] => [Math.floor((k * x.length) / n), Math.floor(((k + 1) * x.length) / n)];
-    const steps = 2 * (n - 1);
-    // Every piece this rank will receive, in stream order (see the schedule above), and where
-    // each step starts in that order.
-    const incoming: Array<[number, number]> = [];
-    const stepStart: number[] = [];
-    for (let g = 0; g < steps; g++) {
-      stepStart.push(incoming.length);
-      for (const range of this.chunks(...segment(mod(r - g - 1, n)), size)) incoming.push(range);
-    }
-    const lastReduceStep = stepStart[n - 2] as number; // its pieces come out fully reduced
-    const allgatherFrom = stepStart[n - 1] as number;
-    const lastForwarded = stepStart[steps - 1] as number; // the last step's pieces stay here
+    const { own, incoming, lastReduceStep, allgatherFrom, lastForwarded } = this.schedule(x.length, size);
     this.inPlace = { seq, x, from: allgatherFrom, ranges: incoming };
     let sent = 0;
     const send = (s: number, e: number): void =>
       next.send({ kind: FrameKind.Data, collective: CollectiveKind.Allreduce, seq, index: sent++ }, bytesOf(x, s, e));
     try {
-      for (const [s, e] of this.chunks(...segment(r), size)) send(s, e);
+      for (const [s, e] of own) send(s, e);
       for (let i = 0; i < incoming.length; i++) {
         const [s, e] = incoming[i] as [number, number];
         const payload = await this.expect(seq, CollectiveKind.Allreduce, i, (e - s) * size);
         if (i < allgatherFrom) {
-          if (i >= lastReduceStep) reduceLastInto(x, s, viewAs(ctor, payload), op, n);
+          if (i >= lastReduceStep) reduceLastInto(x, s, viewAs(ctor, payload), op, this.worldSize);
           else reduceInto(x, s, viewAs(ctor, payload), op);
           this.pool.give(payload);
         } else if (payload.buffer !== x.buffer || payload.byteOffset !== x.byteOffset + s * size) {
@@ -520,19 +532,8 @@ export class Ring {
     residual: Float32Array | undefined,
   ): Promise<void> {
     const n = this.worldSize;
-    const r = this.position;
     const next = this.next as Link;
-    const segment = (k: number): [number, number] => [Math.floor((k * x.length) / n), Math.floor(((k + 1) * x.length) / n)];
-    const steps = 2 * (n - 1);
-    const incoming: Array<[number, number]> = [];
-    const stepStart: number[] = [];
-    for (let g = 0; g < steps; g++) {
-      stepStart.push(incoming.length);
-      for (const range of this.chunks(...segment(mod(r - g - 1, n)), 2)) incoming.push(range);
-    }
-    const lastReduceStep = stepStart[n - 2] as number;
-    const allgatherFrom = stepStart[n - 1] as number;
-    const lastForwarded = stepStart[steps - 1] as number;
+    const { own, incoming, lastReduceStep, allgatherFrom, lastForwarded } = this.schedule(x.length, 2);
     // Payloads on their way out: pooled again once the link has handed them all to the system.
     const sending: Uint8Array[] = [];
     let sent = 0;
@@ -546,7 +547,7 @@ export class Ring {
       return out;
     };
     try {
-      for (const [s, e] of this.chunks(...segment(r), 2)) send(encoded(s, e));
+      for (const [s, e] of own) send(encoded(s, e));
       for (let i = 0; i < incoming.length; i++) {
         const [s, e] = incoming[i] as [number, number];
         const payload = await this.expect(seq, CollectiveKind.Allreduce, i, 2 * (e - s));

@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   SR_COLLECTIVE_MISMATCH: { kind: 'worker', final: false }, // ranks ran different collectives
   SR_COLLECTIVE_TIMEOUT: { kind: 'worker', final: false }, // a collective made no progress in --collective-timeout
   SR_UNEVEN_STEPS: { kind: 'worker', final: true }, // ranks took different numbers of steps
+  SR_RESIZE: { kind: 'worker', final: false }, // the ranks ended their stage at an epoch's end for a larger one (--min-workers)
   SR_RING_CLOSED: { kind: 'worker', final: false }, // a collective on a closed ring
   SR_RING: { kind: 'worker', final: false }, // any other ring failure
   // Found by the task or the driver.

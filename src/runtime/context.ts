@@ -1,10 +1,11 @@
 /** The TrainContext a training module receives: see the README, "Training module". */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { format } from 'node:util';
 import type { Ring } from '../collective/index.js';
 import { EventWriter } from '../experiments/tensorboard.js';
 import type { Checkpoints } from './checkpoint.js';
 import { CompiledApply, CompiledGradients, CompiledStep, type GradientAllreduce } from './compiled-step.js';
+import type { Resized } from './control.js';
 import type { PartitionData } from './data.js';
 import { type FitOptions, fit as fitModel, type History } from './fit/fit.js';
 import { type SaveModelOptions, saveModel } from './fit/save-model.js';
@@ -15,6 +16,11 @@ export interface TrainContext {
   readonly worldSize: number;
   /** 0 for the first try of a run, then 1, 2, ... after failures. */
   readonly attempt: number;
+  /**
+   * In an elastic run (--min-workers), the stage after a resize: the ring's size before (`from`),
+   * now (`to`, as worldSize) and why (`lost host 10.0.0.12 (rank 3)`, `executors returned`); else null.
+   */
+  readonly resized: Resized | null;
   /** GPU addresses Spark assigned to this worker (also in CUDA_VISIBLE_DEVICES). */
   readonly gpus: readonly string[];
   readonly hparams: Readonly<Record<string, unknown>>;
@@ -97,6 +103,10 @@ export function createContext(o: {
   checkpoints: Checkpoints;
   /** The metrics step of the checkpoint this attempt resumes from (0 for a fresh start). */
   resumedStep: number;
+  /** The file by which the driver asks this stage to end at an epoch's end for a larger ring (--min-workers). */
+  resizeRequest?: string;
+  /** This stage follows an elastic resize (ctx.resized). */
+  resized?: Resized | null;
   trial?: { id: string; group: string; stop: AbortSignal };
 }): { ctx: TrainContext; board: EventWriter; close(): void } {
   const logdir = o.logdir;
@@ -123,6 +133,7 @@ export function createContext(o: {
     rank: o.rank,
     worldSize: o.worldSize,
     attempt: o.attempt,
+    resized: o.resized ?? null,
     gpus: o.gpus,
     hparams: o.hparams,
     data: o.data,
@@ -173,6 +184,8 @@ export function createContext(o: {
           step: () => step,
           fitIndex,
           log: (line) => ctx.log(line),
+          resizeRequested: () => o.resizeRequest !== undefined && existsSync(o.resizeRequest),
+          resized: o.resized ?? null,
         },
         model,
         options,

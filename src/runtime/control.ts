@@ -13,6 +13,10 @@ import { TF_BACKENDS } from './backend.js';
 /** The run's Redis stream as the task hands it to a worker or an agent. */
 export const redisEndpointMessage = z.object({ url: z.string(), stream: z.string(), ca: z.string().nullable().optional() });
 
+/** ctx.resized: the ring's size in the stage before this one, this one's, and why it changed. */
+export const resizedSchema = z.object({ from: z.number().int(), to: z.number().int(), why: z.string() });
+export type Resized = z.infer<typeof resizedSchema>;
+
 /**
  * The settings a run gives its workers as they are (the spec's `worker`, client/jobs/job-spec.ts): the
  * task passes them on in `init` untouched, so a setting only the worker reads is declared here alone.
@@ -30,6 +34,11 @@ export const workerSettingsSchema = z.object({
   wirePrecision: z.enum(WIRE_PRECISIONS).optional(),
   /** Which TensorFlow to train on (runtime/backend.ts). */
   tfBackend: z.enum(TF_BACKENDS),
+  /**
+   * Set by the driver for a stage after an elastic resize (--min-workers, spark-plugin/sparkring/
+   * driver/elastic.py): the size before, and why it changed. The client never writes it.
+   */
+  resized: resizedSchema.nullish(),
 });
 export type WorkerSettings = z.infer<typeof workerSettingsSchema>;
 

@@ -122,6 +122,8 @@ try {
     data,
     logdir: join(init.runDir, 'tensorboard', `worker-${rank}`),
     modelDir: join(init.runDir, 'model'),
+    resizeRequest: join(init.runDir, `resize-${init.attempt}`),
+    resized: init.resized,
     tf: tf.tf,
     ring,
     events,

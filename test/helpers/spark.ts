@@ -81,6 +81,17 @@ export function processes(): Proc[] {
   return listProcesses().filter((p) => p.pid !== process.pid && inScope(p.pid));
 }
 
+/** The rank of a Node worker, from its environment (SPARKRING_RANK). */
+export function rankOf(pid: number): number | undefined {
+  try {
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    const rank = env.find((v) => v.startsWith('SPARKRING_RANK='));
+    return rank ? Number(rank.slice('SPARKRING_RANK='.length)) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The pid of the first process whose command line matches. */
 export function pidOf(pattern: RegExp): number | undefined {
   return processes().find((p) => pattern.test(`${p.pid} ${p.args}`))?.pid;

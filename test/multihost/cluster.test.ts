@@ -12,7 +12,7 @@ import { SparkOnHosts } from '../../cluster/spark.js';
 import { launch } from '../../src/client/jobs/search.js';
 import { type AllreduceResult, allreduce } from '../../src/index.js';
 import { type LinearResult, singleWorkerReference } from '../helpers/linear-reference.js';
-import { entry, PYTHON, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+import { entry, PYTHON, rankOf, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
 
 const BATCH = 8;
 let cluster: SparkOnHosts;
@@ -49,17 +49,6 @@ afterAll(async () => {
   expect(await waitForNoLeftovers()).toEqual([]);
   expect(existsSync(cluster.hosts.root)).toBe(false);
 }, 240_000);
-
-/** The rank of a Node worker, from its environment (SPARKRING_RANK). */
-function rankOf(pid: number): number | undefined {
-  try {
-    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-    const rank = env.find((v) => v.startsWith('SPARKRING_RANK='));
-    return rank ? Number(rank.slice('SPARKRING_RANK='.length)) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 const hostOf = (address: string): Host => cluster.hosts.hosts.find((h) => h.address === address) as Host;
 

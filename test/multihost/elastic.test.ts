@@ -4,15 +4,17 @@
  * (every process on it killed, its link down) after its third epoch. The run goes on, in the same
  * Spark application, with the 2 workers of the other host from the last checkpoint, ends with the
  * weights of tfjs's model.fit on all the rows in one process, and says 4 -> 2 naming the lost host.
+ * With the host back (its link up, its Spark worker started again) the ring grows back to 4 at an
+ * epoch's end, and the weights are the same again.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Host, removeStaleClusters } from '../../cluster/hosts.js';
 import { SparkOnHosts } from '../../cluster/spark.js';
 import { allreduce } from '../../src/index.js';
 import { FIT_INITIAL, fullBatchFit } from '../helpers/linear-reference.js';
-import { PYTHON, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+import { PYTHON, rankOf, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
 
 const ROWS = 400;
 const EPOCHS = 8;
@@ -31,12 +33,12 @@ export default async function train(ctx: TrainContext) {
     label: 'y',
     features: ['x0', 'x1', 'x2', 'x3'],
     batchSize: ${ROWS},
-    epochs: ${EPOCHS},
+    epochs: Number(ctx.hparams.epochs),
     shuffle: false,
     callbacks: { onEpochEnd: () => new Promise((r) => setTimeout(r, 1500)) },
   });
   const weights = (await Promise.all(model.getWeights().map((w) => w.data()))).flatMap((d) => [...d]);
-  return { weights, loss: history.history.loss, worldSize: ctx.worldSize, attempt: ctx.attempt };
+  return { weights, loss: history.history.loss, worldSize: ctx.worldSize, attempt: ctx.attempt, resized: ctx.resized };
 }
 `;
 
@@ -59,15 +61,32 @@ afterAll(async () => {
   expect(await waitForNoLeftovers()).toEqual([]);
 }, 240_000);
 
-it('--min-workers 2: a host lost for good at epoch 3, the run goes on with the other 2 to the full-batch weights', async () => {
+interface ElasticResult {
+  weights: number[];
+  loss: number[];
+  worldSize: number;
+  attempt: number;
+  resized: { from: number; to: number; why: string } | null;
+}
+
+/**
+ * A 4-worker full-batch run of `epochs` epochs with --min-workers 2 that loses, after its third
+ * epoch, the host rank 0 is not on; `whenShrunk` runs once the run says it shrank.
+ */
+async function loseAHost(
+  epochs: number,
+  whenShrunk?: (lost: Host) => void,
+  more: Partial<Parameters<typeof allreduce>[0]> = { minWorkers: 2 },
+) {
   const lines: string[] = [];
   let lost: Host | undefined;
+  let shrunk = false;
   const r = await allreduce({
     entry: join(dir, 'train.ts'),
     workers: 4,
-    minWorkers: 2,
     master: cluster.masterUrl,
     data: writeTable(dir, 'linear', ROWS),
+    hparams: { epochs },
     experiments: join(dir, 'experiments'),
     peerTimeoutMs: 5000,
     slotWaitSeconds: 60,
@@ -81,9 +100,14 @@ it('--min-workers 2: a host lost for good at epoch 3, the run goes on with the o
       'spark.network.timeoutInterval': '5s',
       'spark.executor.heartbeatInterval': '3s',
     },
+    ...more,
     onProgress: (line) => {
       lines.push(line);
-      // One step an epoch: step 3 ends the third epoch. Lose the host rank 0 is not on.
+      if (lost && !shrunk && line.startsWith('sparkring: workers 4 -> 2')) {
+        shrunk = true;
+        whenShrunk?.(lost);
+      }
+      // One step an epoch: step 3 ends the third epoch.
       const m = /^\[worker 0\] step (\d+)/.exec(line);
       if (lost || !m || Number(m[1]) < 3) return;
       lost = cluster.hosts.hosts.find(
@@ -93,29 +117,79 @@ it('--min-workers 2: a host lost for good at epoch 3, the run goes on with the o
     },
   });
   expect(lost).toBeDefined();
-  const host = (lost as Host).address;
-  const result = r.result as { weights: number[]; loss: number[]; worldSize: number; attempt: number };
-  expect(r.workers).toBe(2);
-  expect(result.worldSize).toBe(2);
-  expect(r.ranks.map((k) => k.host)).not.toContain(host);
-  expect(r.resizes).toHaveLength(1);
-  expect(r.resizes[0]).toMatchObject({ fromWorkers: 4, toWorkers: 2, lostHost: host });
-  expect(lines.some((l) => l.startsWith(`sparkring: workers 4 -> 2: host ${host} (rank `))).toBe(true);
-  expect(result.loss).toHaveLength(EPOCHS);
-  const reference = await fullBatchFit(ROWS, EPOCHS);
+  return { r, result: r.result as ElasticResult, lines, lost: lost as Host };
+}
+
+it('without --min-workers, a retry that cannot be placed names the lost host and the setting that would let it go on', async () => {
+  let lost: Host | undefined;
+  try {
+    const failed = await loseAHost(EPOCHS, undefined, { maxAttempts: 2, slotWaitSeconds: 10 }).then(
+      () => undefined,
+      (err: unknown) => err as Error,
+    );
+    lost = cluster.hosts.hosts.find((h) => !cluster.hosts.processesOn(h, /deploy\.worker\.Worker/).length);
+    expect(lost).toBeDefined();
+    expect(failed?.message).toMatch(
+      new RegExp(
+        `the cluster offers 2 .*; attempt 1 lost host ${(lost as Host).address.replaceAll('.', '\\.')} \\(rank \\d\\): --min-workers 2 \\(min_workers=2\\) would let the run go on with the 2 workers free`,
+      ),
+    );
+  } finally {
+    if (lost) await cluster.bringBack(lost);
+  }
+}, 400_000);
+
+async function expectFullBatchWeights(result: ElasticResult, epochs: number): Promise<void> {
+  expect(result.loss).toHaveLength(epochs);
+  const reference = await fullBatchFit(ROWS, epochs);
   result.weights.forEach((w, i) => {
     expect(w).toBeCloseTo(reference.weights[i] as number, 5);
   });
-  cluster.hosts.restore(lost as Host);
+}
+
+it('--min-workers 2: a host lost for good at epoch 3, the run goes on with the other 2 to the full-batch weights', async () => {
+  const { r, result, lines, lost } = await loseAHost(EPOCHS);
+  try {
+    expect(r.workers).toBe(2);
+    expect(result.worldSize).toBe(2);
+    expect(r.ranks.map((k) => k.host)).not.toContain(lost.address);
+    expect(r.resizes).toHaveLength(1);
+    expect(r.resizes[0]).toMatchObject({ fromWorkers: 4, toWorkers: 2, lostHost: lost.address });
+    expect(lines.some((l) => l.startsWith(`sparkring: workers 4 -> 2: host ${lost.address} (rank `))).toBe(true);
+    // The custom-loop view (ctx.resized), and what fit said of its steps.
+    expect(result.resized).toMatchObject({
+      from: 4,
+      to: 2,
+      why: expect.stringMatching(`^lost host ${lost.address} \\(rank \\d\\)$`),
+    });
+    expect(
+      lines.some((l) =>
+        /^\[worker 0\] fit: the ring went 4 -> 2 ranks \(lost host .*\); each step still takes every row/.test(l),
+      ),
+    ).toBe(true);
+    await expectFullBatchWeights(result, EPOCHS);
+  } finally {
+    await cluster.bringBack(lost);
+  }
 }, 400_000);
 
-/** The rank of a Node worker, from its environment (SPARKRING_RANK). */
-function rankOf(pid: number): number | undefined {
-  try {
-    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-    const rank = env.find((v) => v.startsWith('SPARKRING_RANK='));
-    return rank ? Number(rank.slice('SPARKRING_RANK='.length)) : undefined;
-  } catch {
-    return undefined;
-  }
-}
+it('the lost host back while the run trains: the ring grows back to 4 at an epoch end, 4 -> 2 -> 4, the same weights', async () => {
+  const epochs = 24;
+  let back: Promise<void> | undefined;
+  const { r, result, lines, lost } = await loseAHost(epochs, (host) => {
+    back = cluster.bringBack(host);
+  });
+  await back;
+  expect(r.resizes.map((x) => [x.fromWorkers, x.toWorkers])).toEqual([
+    [4, 2],
+    [2, 4],
+  ]);
+  expect(r.resizes[0]?.lostHost).toBe(lost.address);
+  expect(r.workers).toBe(4);
+  expect(result.worldSize).toBe(4);
+  expect(r.ranks.map((k) => k.host)).toContain(lost.address);
+  expect(lines.some((l) => l.startsWith('sparkring: workers 2 -> 4: executors returned'))).toBe(true);
+  expect(result.resized).toEqual({ from: 2, to: 4, why: 'executors returned' });
+  expect(lines.some((l) => /failed: .*ResizeRequested/.test(l))).toBe(false);
+  await expectFullBatchWeights(result, epochs);
+}, 400_000);

@@ -1,10 +1,14 @@
-"""Elastic training (--min-workers): the size of the barrier stage after a failed attempt. A Spark
-barrier stage has a fixed size, so a run that loses a host goes on as a new stage of the size the
-cluster can give now, resumed from the last checkpoint (ctx.fit's is global, written by rank 0).
-Growing back when executors return is not done here yet: a run keeps the size it shrank to."""
+"""Elastic training (--min-workers): the size of each barrier stage. A Spark barrier stage has a
+fixed size, so a run that loses a host goes on as a new stage of the size the cluster can give now,
+resumed from the last checkpoint (ctx.fit's is global, written by rank 0). While a shrunk run
+trains, GrowWatch asks its ranks, through a file in the run directory, to end their stage at the
+next epoch's end once the cluster has slots for more of them; the next stage is then larger."""
 
 from __future__ import annotations
 
+import json
+import os
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -37,7 +41,24 @@ class Resize:
             "givenUp": list(self.given_up),
         }
 
+    @property
+    def why(self) -> str:
+        if self.to_workers > self.from_workers:
+            return "executors returned"
+        if self.lost_host:
+            return f"lost host {self.lost_host}" + (f" (rank {self.lost_rank})" if self.lost_rank is not None else "")
+        return "a worker was lost"
+
+    def worker_note(self) -> dict[str, Any]:
+        """What the next stage's workers get as ctx.resized (runtime/control.ts)."""
+        return {"from": self.from_workers, "to": self.to_workers, "why": self.why}
+
     def line(self, min_workers: int) -> str:
+        if self.to_workers > self.from_workers:
+            return (
+                f"workers {self.from_workers} -> {self.to_workers}: executors returned; the ranks checkpointed at an "
+                "epoch's end and the run goes on from there"
+            )
         lost = f"host {self.lost_host} (rank {self.lost_rank}) was lost" if self.lost_host else "a worker was lost"
         return (
             f"workers {self.from_workers} -> {self.to_workers}: {lost} and the cluster did not give its slots back "
@@ -99,3 +120,51 @@ def unplaceable_hint(error: Optional[dict[str, Any]], attempt: int, min_workers:
     if min_workers is None and free:
         return f"{lost}: --min-workers {free} (min_workers={free}) would let the run go on with the {free} workers free"
     return lost
+
+
+def resize_request(run_dir: str, attempt: int) -> str:
+    """The file by which the driver asks attempt `attempt`'s ranks to end at an epoch's end (runtime/main.ts)."""
+    return os.path.join(run_dir, f"resize-{attempt}")
+
+
+class GrowWatch:
+    """While a shrunk stage of `workers` runs: once the application has slots for more of them
+    (executors returned) in two polls a second apart, asks the ranks to end at the next epoch's end
+    (ctx.fit checkpoints, then ends the stage), and keeps the size the next stage can take."""
+
+    def __init__(self, free_slots: Callable[[], Optional[int]], workers: int, max_workers: int, request: str) -> None:
+        self.free_slots = free_slots
+        self.workers = workers
+        self.max_workers = max_workers
+        self.request = request
+        self.target: Optional[int] = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="sparkring-grow-watch", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        seen = 0
+        while not self._stop.wait(1.0):
+            try:
+                total = self.free_slots()
+            except Exception:  # noqa: BLE001 - the application may be stopping under us
+                return
+            seen = seen + 1 if total is not None and total > self.workers else 0
+            if seen >= 2 and total is not None:
+                self.target = min(total, self.max_workers)
+                with open(self.request, "w", encoding="utf-8") as f:
+                    json.dump({"workers": self.target}, f)
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            os.unlink(self.request)
+        except FileNotFoundError:
+            pass
+
+
+def grown(workers: int, max_workers: int, free: Optional[int]) -> Resize:
+    """The next stage's size after the ranks ended theirs to grow: what is free now, up to max."""
+    return Resize(workers, max(workers, min(max_workers, free or workers)), None, None, ())

@@ -14,9 +14,9 @@ import sys
 from dataclasses import replace
 from typing import Any, Callable, Optional
 
-from sparkring.error_codes import DYNAMIC_ALLOCATION, SLOTS, is_final
+from sparkring.error_codes import DYNAMIC_ALLOCATION, RESIZE, SLOTS, is_final
 from sparkring.failures import JobError
-from sparkring.driver.elastic import give_up_lost_host, shrunk, unplaceable_hint
+from sparkring.driver.elastic import GrowWatch, give_up_lost_host, grown, resize_request, shrunk, unplaceable_hint
 from sparkring.driver.envelope import job_envelope
 from sparkring.driver.run_files import experiment_dir, write_json
 from sparkring.driver.shared_dir import leave_token, remove_token
@@ -79,8 +79,11 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
         attempt = spec.attempt
         last_error: Optional[dict[str, Any]] = None
         follows_resize = False
+        # ctx.resized of the stages after a resize (runtime/control.ts).
+        resized: Optional[dict[str, Any]] = None
         while counted < spec.max_attempts:
-            this = replace(spec, attempt=attempt, run_dir=run_dir, workers=workers)
+            worker = {**spec.worker, "resized": resized} if resized else spec.worker
+            this = replace(spec, attempt=attempt, run_dir=run_dir, workers=workers, worker=worker)
             result["attempts"] = attempt + 1
             counted += 1
             try:
@@ -93,11 +96,23 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
                 "driver", stage="attempt", attempt=attempt, maxAttempts=spec.max_attempts, workers=workers, resized=follows_resize
             )
             token = leave_token(run_dir, attempt)
+            watch = (
+                GrowWatch(
+                    lambda: driver.free_slots(slot_need(driver, spec.workers)),
+                    workers,
+                    spec.workers,
+                    resize_request(run_dir, attempt),
+                )
+                if spec.min_workers and workers < spec.workers
+                else None
+            )
             try:
                 task = make_task(this, run_dir, schema, token, driver_host)
                 outcome = run_attempt(driver, frame, this, task, f"sparkring-{spec.run_id}-{attempt}")
             finally:
                 remove_token(run_dir, attempt)
+                if watch is not None:
+                    watch.stop()
             if outcome.ok:
                 ranks = outcome.ranks or []
                 result["ranks"] = ranks
@@ -112,6 +127,17 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
                         events.send("driver", stage="released", releaseMs=result["releaseMs"], line=release.line())
                 result["ok"] = True
                 break
+            if watch is not None and (outcome.error or {}).get("code") == RESIZE:
+                grow = grown(workers, spec.workers, driver.free_slots(slot_need(driver, spec.workers)))
+                counted -= 1  # growing is never a failure
+                follows_resize = True
+                workers = grow.to_workers
+                resized = grow.worker_note()
+                resizes.append({"attempt": attempt, **grow.event()})
+                result.update(workers=workers, resizes=resizes)
+                events.send("driver", stage="resized", attempt=attempt, grew=True, line=grow.line(spec.min_workers or 0), **grow.event())
+                attempt += 1
+                continue
             result.update(ok=False, error=outcome.error)
             last_error = outcome.error
             if attempt_failed_for_good(outcome) or (counted >= spec.max_attempts and not spec.min_workers):
@@ -123,6 +149,7 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
             if resize is not None:
                 counted -= 1  # a shrink is not a retry: the run goes on
                 workers = resize.to_workers
+                resized = resize.worker_note()
                 resizes.append({"attempt": attempt, **resize.event()})
                 result.update(workers=workers, resizes=resizes)
                 events.send(

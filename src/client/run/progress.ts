@@ -76,8 +76,10 @@ export class Progress {
           const why = driverError(e.error, this.errors).message;
           this.write(`sparkring: attempt ${e.attempt + 1} failed: ${why}; retrying from the last checkpoint`);
         } else if (e.stage === 'resized' && typeof e.line === 'string') {
-          const why = isDriverError(e.error) ? `: ${driverError(e.error, this.errors).message}` : '';
-          this.write(`sparkring: attempt ${Number(e.attempt) + 1} failed${why}`);
+          if (e.grew !== true) {
+            const why = isDriverError(e.error) ? `: ${driverError(e.error, this.errors).message}` : '';
+            this.write(`sparkring: attempt ${Number(e.attempt) + 1} failed${why}`);
+          }
           this.write(`sparkring: ${e.line}`);
         } else if (e.stage === 'released')
           this.write(

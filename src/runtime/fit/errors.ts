@@ -3,3 +3,15 @@ export class FitModelError extends Error {
   override readonly name = 'FitModelError';
   readonly code = 'SR_FIT_MODEL';
 }
+
+/**
+ * Not a failure: the driver asked for a larger ring (--min-workers, executors returned), and every
+ * rank ended its stage at this epoch's end, after its checkpoint; the next stage resumes from it.
+ */
+export class ResizeRequestedError extends Error {
+  override readonly name = 'ResizeRequestedError';
+  readonly code = 'SR_RESIZE';
+  constructor(readonly epochs: number) {
+    super(`the ranks ended their stage after epoch ${epochs} for a larger one, which resumes from its checkpoint`);
+  }
+}

@@ -14,9 +14,10 @@ import type { Ring } from '../../collective/index.js';
 import type { Tf } from '../backend.js';
 import type { Checkpoints } from '../checkpoint.js';
 import { CompiledStep } from '../compiled-step.js';
+import type { Resized } from '../control.js';
 import { DataColumnError, type PartitionData } from '../data.js';
 import { syncWeights } from '../tfjs.js';
-import { FitModelError } from './errors.js';
+import { FitModelError, ResizeRequestedError } from './errors.js';
 import { epochOrder, stepRange, stepsPerEpoch } from './plan.js';
 import { loadFitState, saveFitState } from './state.js';
 
@@ -93,6 +94,10 @@ export interface FitRuntime {
   fitIndex: number;
   /** A line for the run's log (ctx.log). */
   log?(line: string): void;
+  /** Whether the driver asks this stage to end at the next epoch's end for a larger ring (--min-workers). */
+  resizeRequested?(): boolean;
+  /** This stage follows an elastic resize (ctx.resized). */
+  resized?: Resized | null;
 }
 
 /** How often, at most, a long epoch reports its running loss. */
@@ -202,6 +207,15 @@ async function evaluate(tf: Tf, ring: Ring, model: tfTypes.LayersModel, c: Compi
   return logs;
 }
 
+/** What an elastic resize (ctx.resized) does to this fit's steps: nothing in full batch, else the global batch. */
+function resizedLine(r: Resized, batchSize: number, largestPartition: number): string {
+  const how =
+    batchSize >= largestPartition
+      ? 'each step still takes every row (full batch)'
+      : `a step takes up to ${r.to} x ${batchSize} rows now, ${r.from} x ${batchSize} before`;
+  return `fit: the ring went ${r.from} -> ${r.to} ranks (${r.why}); ${how}`;
+}
+
 async function each(callbacks: FitCallback[], call: (cb: FitCallback) => unknown): Promise<void> {
   for (const cb of callbacks) await call(cb);
 }
@@ -230,6 +244,7 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
   const totalRows = rowsPerRank.reduce((a, b) => a + b, 0);
   if (totalRows === 0)
     throw new FitModelError('fit: no worker has a row to train on (is the data, or the where() selection, empty?)');
+  if (rt.resized && ring.rank === 0) rt.log?.(resizedLine(rt.resized, batchSize, Math.max(...rowsPerRank)));
   const history: Record<string, number[]> = {};
   let start = 0;
   const resumed = await loadFitState(tf, ring, rt.checkpoints, { fit: fitIndex, attempt: rt.attempt });
@@ -341,13 +356,20 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
       }
     }
     await each(callbacks, (cb) => cb.onEpochEnd?.(epoch, { ...logs }));
-    // A callback (early stopping) may stop training; any rank's stop stops every rank.
-    const [stop] = await ring.allreduce(new Int32Array([model.stopTraining ? 1 : 0]), 'max');
-    if ((o.checkpoint ?? true) && ring.rank === 0) {
+    // A callback (early stopping) may stop training; any rank's stop stops every rank. Rank 0 also
+    // passes on the driver's ask for a larger ring, which only a checkpointed run can honour.
+    const checkpoint = o.checkpoint ?? true;
+    const grow = checkpoint && ring.rank === 0 && epoch + 1 < epochs && rt.resizeRequested?.() === true ? 1 : 0;
+    const [stop, resize] = await ring.allreduce(new Int32Array([model.stopTraining ? 1 : 0, grow]), 'max');
+    if (checkpoint && ring.rank === 0) {
       const at = { fit: fitIndex, epochs: epoch + 1, stopped: stop === 1, history, reportedStep: rt.step() };
       await saveFitState(tf, rt.checkpoints, model, at);
     }
     if (stop) break;
+    if (resize) {
+      await ring.barrier(); // rank 0's checkpoint is written before any rank ends its task
+      throw new ResizeRequestedError(epoch + 1);
+    }
   }
   await each(callbacks, (cb) => cb.onTrainEnd?.());
   return { epoch: epochList, history, params };
