@@ -42,12 +42,15 @@ class Resize:
         }
 
     @property
+    def lost(self) -> str:
+        """`host H (rank r)`, or `a worker` where the failure named no host."""
+        if not self.lost_host:
+            return "a worker"
+        return f"host {self.lost_host}" + (f" (rank {self.lost_rank})" if self.lost_rank is not None else "")
+
+    @property
     def why(self) -> str:
-        if self.to_workers > self.from_workers:
-            return "executors returned"
-        if self.lost_host:
-            return f"lost host {self.lost_host}" + (f" (rank {self.lost_rank})" if self.lost_rank is not None else "")
-        return "a worker was lost"
+        return "executors returned" if self.to_workers > self.from_workers else f"lost {self.lost}"
 
     def worker_note(self) -> dict[str, Any]:
         """What the next stage's workers get as ctx.resized (runtime/control.ts)."""
@@ -59,9 +62,8 @@ class Resize:
                 f"workers {self.from_workers} -> {self.to_workers}: executors returned; the ranks checkpointed at an "
                 "epoch's end and the run goes on from there"
             )
-        lost = f"host {self.lost_host} (rank {self.lost_rank}) was lost" if self.lost_host else "a worker was lost"
         return (
-            f"workers {self.from_workers} -> {self.to_workers}: {lost} and the cluster did not give its slots back "
+            f"workers {self.from_workers} -> {self.to_workers}: {self.lost} was lost and the cluster did not give its slots back "
             f"within {REGAIN_WAIT_S:g} s; going on from the last checkpoint (--min-workers {min_workers})"
         )
 
