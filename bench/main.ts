@@ -9,7 +9,9 @@ import { positiveInt } from '../src/cli/args.js';
 import type { HalfFormat } from '../src/collective/half-precision.js';
 import { allreduceBench, DATA_PLANES, type DataPlane } from './allreduce.js';
 import { chaosBench, FAULTS, type Fault, KINDS, type Kind } from './chaos.js';
+import { type ChaosPhase, chaosHostsBench, HOST_FAULTS, type HostFault, PHASES } from './chaos-hosts.js';
 import { connectBench } from './connect.js';
+import { elasticBench } from './elastic.js';
 import { handoffBench } from './handoff.js';
 import { hostsAllreduceBench } from './hosts-allreduce.js';
 import { hpoBench } from './hpo.js';
@@ -208,6 +210,27 @@ program
   .action(async (o: { workers: number; rounds: number; json?: boolean }) => emit(await retryBench(o, log), o.json));
 
 program
+  .command('elastic')
+  .description(
+    'seconds of training a host loss costs: --min-workers (shrink, grow back) beside a retry at the same size, 3 namespaced hosts',
+  )
+  .option('--rounds <n>', 'rounds of each mode, alternating (medians are reported)', positiveInt('--rounds'), 1)
+  .option('--epochs <n>', 'epochs of each run (the host is lost after the third)', positiveInt('--epochs'), 16)
+  .option('--epoch-ms <n>', 'pause at each epoch end, a stand-in for an epoch of work', positiveInt('--epoch-ms'), 1000)
+  .option(
+    '--worker-timeout-s <n>',
+    "the master's spark.worker.timeout: how soon a lost host's cores are free for replacements",
+    positiveInt('--worker-timeout-s'),
+    60,
+  )
+  .option('--verbose', "each run's progress after the loss, with ms since the loss")
+  .option('--json', 'print one JSON object on stdout')
+  .action(
+    async (o: { rounds: number; epochs: number; epochMs: number; workerTimeoutS: number; verbose?: boolean; json?: boolean }) =>
+      emit(await elasticBench(o, log), o.json),
+  );
+
+program
   .command('handoff')
   .description('rows/s from a Spark DataFrame into Node workers, beside a no-op mapInArrow')
   .option('--workers <n>', 'workers', positiveInt('--workers'), 2)
@@ -230,18 +253,25 @@ program
 program
   .command('chaos')
   .description(
-    'allreduce runs and searches with a random fault each (kill -9, Redis restart, SIGSTOP): right, lost, hung, left behind',
+    'runs with a random fault each (kill -9, Redis restart, SIGSTOP; with --hosts: links, whole hosts, phases): right, lost, hung, left behind',
   )
   .option('--runs <n>', 'runs', positiveInt('--runs'), 10)
-  .option('--faults <names>', `faults to draw from (${FAULTS.join(',')})`, list(oneOf('--faults', FAULTS)))
+  .option('--hosts', 'ctx.fit on 2 namespaced hosts x 2 workers (--min-workers 2), host faults at random phases')
+  .option('--faults <names>', `faults to draw from (${FAULTS.join(',')}; with --hosts ${HOST_FAULTS.join(',')})`, list(String))
+  .option('--phases <names>', `with --hosts, phases to draw from (${PHASES.join(',')})`, list(oneOf('--phases', PHASES)))
   .option('--kinds <names>', `run kinds to draw from (${KINDS.join(',')})`, list(oneOf('--kinds', KINDS)))
   .option('--json', 'print one JSON object on stdout')
-  .action(async (o: { runs: number; faults?: Fault[]; kinds?: Kind[]; json?: boolean }) => {
-    const result = await chaosBench(o, log);
-    if (o.json) return emit(result, true);
-    const { records: _records, ...summary } = result;
-    emit(summary, false);
-  });
+  .action(
+    async (o: { runs: number; hosts?: boolean; faults?: string[]; phases?: ChaosPhase[]; kinds?: Kind[]; json?: boolean }) => {
+      const faults = o.faults?.map((f) => oneOf('--faults', o.hosts ? HOST_FAULTS : FAULTS)(f));
+      const result = o.hosts
+        ? await chaosHostsBench({ runs: o.runs, faults: faults as HostFault[] | undefined, phases: o.phases }, log)
+        : await chaosBench({ runs: o.runs, faults: faults as Fault[] | undefined, kinds: o.kinds }, log);
+      if (o.json) return emit(result, true);
+      const { records: _records, ...summary } = result;
+      emit(summary, false);
+    },
+  );
 
 program
   .command('train')

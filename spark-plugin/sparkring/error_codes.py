@@ -34,6 +34,8 @@ CODES: dict[str, CodeRule] = {
     "SR_HANDOFF_SPACE": {"kind": "worker", "final": False},
     "SR_EXECUTOR_LOST": {"kind": "worker", "final": False},
     "SR_WORKER_SILENT": {"kind": "worker", "final": False},
+    "SR_PHASE_TIMEOUT": {"kind": "worker", "final": False},
+    "SR_HOST_LOST": {"kind": "worker", "final": False},
     "SR_RUNTIME_MISSING": {"kind": "setup", "final": True},
     "SR_EXPERIMENTS_NOT_SHARED": {"kind": "setup", "final": True},
     "SR_DATA_PATH": {"kind": "input", "final": True},
@@ -56,6 +58,7 @@ RESIZE = "SR_RESIZE"
 HANDOFF_SPACE = "SR_HANDOFF_SPACE"
 EXECUTOR_LOST = "SR_EXECUTOR_LOST"
 WORKER_SILENT = "SR_WORKER_SILENT"
+HOST_LOST = "SR_HOST_LOST"
 RUNTIME_MISSING = "SR_RUNTIME_MISSING"
 EXPERIMENTS_NOT_SHARED = "SR_EXPERIMENTS_NOT_SHARED"
 DATA_PATH = "SR_DATA_PATH"

@@ -26,6 +26,9 @@ class WorkerFailure:
     code: str = ENTRY_FAILED
     # The ring peer this worker lost ({"rank", "host"}), where that is why it failed.
     lost_peer: Optional[dict[str, Any]] = None
+    # Where the worker ran, and what it was doing (src/runtime/phase.ts), where known.
+    host: Optional[str] = None
+    phase: Optional[str] = None
 
 
 class SparkringWorkerError(RuntimeError):
@@ -50,6 +53,8 @@ def find_failure(text: str) -> Optional[WorkerFailure]:
                 str(d.get("log_tail", "")),
                 known(d.get("code")),
                 lost_peer(lost),
+                text_or_none(d.get("host")),
+                text_or_none(d.get("phase")),
             )
         except (ValueError, KeyError, TypeError):
             continue
@@ -61,6 +66,10 @@ def lost_peer(value: object) -> Optional[dict[str, Any]]:
     if isinstance(value, dict) and isinstance(value.get("rank"), int) and isinstance(value.get("host"), str):
         return {"rank": value["rank"], "host": value["host"]}
     return None
+
+
+def text_or_none(value: object) -> Optional[str]:
+    return value if isinstance(value, str) and value else None
 
 
 def known(code: object) -> str:

@@ -12,6 +12,9 @@ export class RunError extends Error {
       /** The cause's code, where the run got as far as a driver or a worker (src/errors/codes.ts). */
       code?: ErrorCode;
       rank?: number;
+      /** The failed worker's host, and what it was doing then (runtime/phase.ts), where known. */
+      host?: string;
+      phase?: string;
       workerStack?: string;
       logTail?: string;
       dir?: string;

@@ -40,6 +40,8 @@ export const ERROR_CODES = {
   SR_HANDOFF_SPACE: { kind: 'worker', final: false }, // the partition did not fit the handoff directory
   SR_EXECUTOR_LOST: { kind: 'worker', final: false }, // Spark lost a task's executor or Python worker
   SR_WORKER_SILENT: { kind: 'worker', final: false }, // a worker still training sent no heartbeat for the timeout
+  SR_PHASE_TIMEOUT: { kind: 'worker', final: false }, // a checkpoint write or a teardown outlived its deadline (runtime/phase.ts)
+  SR_HOST_LOST: { kind: 'worker', final: false }, // a host of the attempt's executors stopped answering (cut off, powered off)
   SR_RUNTIME_MISSING: { kind: 'setup', final: true }, // an executor has no Node, or not the shipped runtime
   SR_EXPERIMENTS_NOT_SHARED: { kind: 'setup', final: true }, // executor hosts do not see --experiments
   SR_DATA_PATH: { kind: 'input', final: true }, // --data cannot be read by the executors

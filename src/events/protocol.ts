@@ -67,6 +67,8 @@ const runEventSchema = z.discriminatedUnion('type', [
     stack: z.string().nullish(),
     name: z.string().nullish(),
     code: z.string().nullish(),
+    /** What the worker was doing (runtime/phase.ts). */
+    phase: z.string().nullish(),
   }),
 ]);
 

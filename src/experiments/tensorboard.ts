@@ -76,6 +76,23 @@ export class EventWriter {
   }
 
   /**
+   * A text summary at `step` (the text plugin: a scalar DT_STRING tensor), as tf.summary.text
+   * writes it: shown on TensorBoard's Text tab.
+   */
+  text(tag: string, value: string, step: number): void {
+    const metadata = proto().message(1, proto().string(1, 'text'));
+    const DT_STRING = 7;
+    const tensor = proto().uint(1, DT_STRING).message(2, proto()).bytes(8, Buffer.from(value, 'utf8'));
+    const summary = proto().message(1, proto().string(1, tag).message(9, metadata).message(8, tensor));
+    this.event(
+      proto()
+        .double(1, Date.now() / 1000)
+        .uint(2, step)
+        .message(5, summary),
+    );
+  }
+
+  /**
    * The hparams plugin's session-start info (HParamsPluginData{version: 0, session_start_info}),
    * so TensorBoard's HParams dashboard shows this run with its hyperparameters.
    */

@@ -6,6 +6,7 @@
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { CHECKPOINT_DEADLINE_MS, during } from './phase.js';
 
 const TYPED = '__sparkring_typed__';
 const CTORS = { Float32Array, Float64Array, Int32Array, Uint8Array } as const;
@@ -52,25 +53,29 @@ export class Checkpoints {
    */
   async save(state: unknown, reportedStep: number): Promise<void> {
     if (this.rank !== 0) return;
-    await mkdir(this.dir, { recursive: true });
-    const file = join(this.dir, 'state.json');
-    const saved: Saved = { state, reportedStep };
-    await writeFile(`${file}.tmp`, JSON.stringify(saved, encode));
-    await rename(`${file}.tmp`, file);
+    await during('checkpoint', CHECKPOINT_DEADLINE_MS, async () => {
+      await mkdir(this.dir, { recursive: true });
+      const file = join(this.dir, 'state.json');
+      const saved: Saved = { state, reportedStep };
+      await writeFile(`${file}.tmp`, JSON.stringify(saved, encode));
+      await rename(`${file}.tmp`, file);
+    });
   }
 
   /** Saves `state` as save() does, after `bytes` under `name` (a name not used before). */
   async saveWithBytes(state: unknown, reportedStep: number, name: string, bytes: Uint8Array): Promise<void> {
     if (this.rank !== 0) return;
-    await mkdir(this.dir, { recursive: true });
-    const previous = (await this.load().catch(() => undefined))?.state as { bytes?: unknown } | undefined;
-    const file = join(this.dir, name);
-    await writeFile(`${file}.tmp`, bytes);
-    await rename(`${file}.tmp`, file);
-    await this.save({ ...(state as object), bytes: name }, reportedStep);
-    if (typeof previous?.bytes === 'string' && previous.bytes !== name) {
-      await rm(join(this.dir, previous.bytes), { force: true });
-    }
+    await during('checkpoint', CHECKPOINT_DEADLINE_MS, async () => {
+      await mkdir(this.dir, { recursive: true });
+      const previous = (await this.load().catch(() => undefined))?.state as { bytes?: unknown } | undefined;
+      const file = join(this.dir, name);
+      await writeFile(`${file}.tmp`, bytes);
+      await rename(`${file}.tmp`, file);
+      await this.save({ ...(state as object), bytes: name }, reportedStep);
+      if (typeof previous?.bytes === 'string' && previous.bytes !== name) {
+        await rm(join(this.dir, previous.bytes), { force: true });
+      }
+    });
   }
 
   /** The binary part a state saved with saveWithBytes names. */

@@ -113,7 +113,15 @@ export function createContext(o: {
   mkdirSync(logdir, { recursive: true });
   const board = new EventWriter(logdir);
   if (o.attempt > 0) board.sessionStart(o.resumedStep + 1);
-  if (o.rank === 0) board.hparams(o.hparams, o.trial?.group);
+  if (o.rank === 0) {
+    board.hparams(o.hparams, o.trial?.group);
+    // Each stage's size where it starts, so a resize (--min-workers) shows as a step in the curve,
+    // and its cause as text at that step.
+    board.scalars({ 'sparkring/workers': o.worldSize }, o.resumedStep);
+    if (o.resized) {
+      board.text('sparkring/resized', `workers ${o.resized.from} -> ${o.resized.to}: ${o.resized.why}`, o.resumedStep);
+    }
+  }
   const signal = o.trial?.stop ?? new AbortController().signal;
   let loadedTf: Tf | undefined = typeof o.tf === 'function' ? undefined : o.tf;
   const tf = (): Tf => {

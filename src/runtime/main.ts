@@ -21,6 +21,7 @@ import { createContext } from './context.js';
 import { ControlChannel, initMessage, partitionMessage, ringMessage, type WorkerResultMessage } from './control.js';
 import { PartitionData } from './data.js';
 import { loadEntry } from './entry.js';
+import { during, phases, TEARDOWN_DEADLINE_MS } from './phase.js';
 import { chooseRingAddress } from './ring-address.js';
 import { withoutTurbofan } from './tiering.js';
 import { warmArrowReader } from './warm-up.js';
@@ -51,12 +52,16 @@ arrow.catch(() => undefined); // awaited (and its failure reported) once the par
 let ring: Ring | undefined;
 let events: EventSender | undefined;
 let rank = -1;
+let host: string | undefined;
 try {
   const init = await control.next(initMessage);
   rank = init.rank;
+  phases.follow((phase) => control.send({ type: 'phase', phase }));
+  phases.enter('formation');
   events = await EventSender.connect(init.redis, init.secret, `worker-${rank}`, rank, init.attempt);
   const train = await loadEntry(init.entry);
   const address = chooseRingAddress(init.ringHost, init.ringInterface);
+  host = address.host;
   const member = await listen({
     jobId: init.runId,
     rank,
@@ -96,6 +101,7 @@ try {
   ring = await member.join(peers);
   const ringFormedAt = Date.now();
   control.send({ type: 'joined' });
+  phases.enter('data');
   events.send('ring', { rank, formedAt: ringFormedAt });
   const nextRange = async () => {
     const m = await control.next(partitionMessage);
@@ -131,6 +137,7 @@ try {
     resumedStep,
   });
   ring.markTrainStart();
+  phases.enter('training');
   const trainStartAt = Date.now();
   // A failed ring ends this worker even when train() awaits something that never settles (a
   // stuck rank gets the others' collective timeout this way, instead of hanging the task).
@@ -140,6 +147,7 @@ try {
   const result = await Promise.race([train(ctx), ringFailed]);
   const trainEndAt = Date.now();
   closeContext();
+  phases.enter('result');
   await ring.finish();
   done = true;
   const message: WorkerResultMessage = {
@@ -159,8 +167,12 @@ try {
   };
   control.send(message);
   events.send('done', { rank });
-  await ring.close();
-  await events.close();
+  phases.enter('teardown');
+  const closing = [ring, events];
+  // The result is out: a close that hangs (a stream to a Redis that went away) delays nothing past the deadline.
+  await during('teardown', TEARDOWN_DEADLINE_MS, () => Promise.all(closing.map((c) => c.close()))).catch((err: Error) =>
+    process.stderr.write(`sparkring runtime: ${err.message}; exiting with the result sent\n`),
+  );
   process.exit(0);
 } catch (err) {
   const e = err instanceof Error ? err : new Error(String(err));
@@ -168,15 +180,16 @@ try {
   // A lost peer is a consequence: give the worker that failed first the time to be the one
   // Spark reports (Spark ends this task as soon as it does).
   const code = codeOf(e);
+  const phase = phases.current;
   if (code === 'SR_PEER_LOST') await new Promise((r) => setTimeout(r, 3000));
-  events?.send('error', { rank, name: e.name, code, message: `${e.name}: ${e.message}`, stack: e.stack });
+  events?.send('error', { rank, name: e.name, code, message: `${e.name}: ${e.message}`, stack: e.stack, phase });
   events?.send('done', { rank });
   process.stderr.write(`${e.stack ?? e.message}\n`);
   try {
     // A lost ring peer, for the driver's next stage (elastic runs give up that host's workers).
     const lostPeer =
       e instanceof PeerFailedError ? { rank: e.peerRank, host: e.peerHost ?? splitAddress(e.peerAddress).host } : undefined;
-    control.send({ type: 'error', code, message: `${e.name}: ${e.message}`, stack: e.stack ?? '', lostPeer });
+    control.send({ type: 'error', code, message: `${e.name}: ${e.message}`, stack: e.stack ?? '', lostPeer, phase, host });
   } catch {
     // the task is gone already
   }

@@ -25,6 +25,20 @@ describe('TensorBoard event files', () => {
     expect(got.hparams).toEqual({ lr: 0.05, optimizer: 'sgd', shuffle: true });
   });
 
+  it('text summaries are read back by the text plugin at their steps', () => {
+    const dir = tempDir('tb-text');
+    const w = new EventWriter(dir);
+    w.text('sparkring/resized', 'workers 4 -> 2: lost host 10.0.0.2 (rank 2)', 30);
+    w.text('sparkring/resized', 'workers 2 -> 4: executors returned ✓', 60);
+    w.close();
+    expect(readTensorBoard(dir).texts).toEqual({
+      'sparkring/resized': [
+        [30, 'workers 4 -> 2: lost host 10.0.0.2 (rank 2)'],
+        [60, 'workers 2 -> 4: executors returned ✓'],
+      ],
+    });
+  });
+
   it('a resumed attempt replaces the steps the failed one wrote past its checkpoint', async () => {
     const dir = tempDir('tb-resume');
     const failed = new EventWriter(dir, '.attempt-0');

@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { listProcesses, type Proc } from '../../cluster/processes.js';
 
+export { rankOf } from '../../cluster/processes.js';
+
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const PYTHON = join(ROOT, '.venv', 'bin', 'python');
 export const FIXTURES = join(ROOT, 'test', 'fixtures');
@@ -82,16 +84,6 @@ export function processes(): Proc[] {
 }
 
 /** The rank of a Node worker, from its environment (SPARKRING_RANK). */
-export function rankOf(pid: number): number | undefined {
-  try {
-    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-    const rank = env.find((v) => v.startsWith('SPARKRING_RANK='));
-    return rank ? Number(rank.slice('SPARKRING_RANK='.length)) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The pid of the first process whose command line matches. */
 export function pidOf(pattern: RegExp): number | undefined {
   return processes().find((p) => pattern.test(`${p.pid} ${p.args}`))?.pid;

@@ -10,6 +10,8 @@ export function readTensorBoard(logdir: string): {
   experiment: { hparams: Record<string, unknown[]>; metrics: string[] } | null;
   /** The hparams plugin's session end status (1 success, 2 failure), when written. */
   sessionEnd: number | null;
+  /** Text summaries by tag: [step, text] pairs. */
+  texts: Record<string, Array<[number, string]>>;
 } {
   // TensorBoard's reader imports TensorFlow where the venv has it (make setup installs it), whose
   // start-up banners go to stderr whatever TF_CPP_MIN_LOG_LEVEL says; they are kept off the test output.

@@ -7,7 +7,7 @@
  * With the host back (its link up, its Spark worker started again) the ring grows back to 4 at an
  * epoch's end, and the weights are the same again.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Host, removeStaleClusters } from '../../cluster/hosts.js';
@@ -15,6 +15,7 @@ import { SparkOnHosts } from '../../cluster/spark.js';
 import { allreduce } from '../../src/index.js';
 import { FIT_INITIAL, fullBatchFit } from '../helpers/linear-reference.js';
 import { PYTHON, rankOf, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
+import { readTensorBoard } from '../helpers/tensorboard.js';
 
 const ROWS = 400;
 const EPOCHS = 8;
@@ -32,7 +33,7 @@ export default async function train(ctx: TrainContext) {
   const history = await ctx.fit(model, {
     label: 'y',
     features: ['x0', 'x1', 'x2', 'x3'],
-    batchSize: ${ROWS},
+    batchSize: Number(ctx.hparams.batch ?? ${ROWS}),
     epochs: Number(ctx.hparams.epochs),
     shuffle: false,
     callbacks: { onEpochEnd: () => new Promise((r) => setTimeout(r, 1500)) },
@@ -77,6 +78,7 @@ async function loseAHost(
   epochs: number,
   whenShrunk?: (lost: Host) => void,
   more: Partial<Parameters<typeof allreduce>[0]> = { minWorkers: 2 },
+  o: { batch?: number; executorEnv?: Record<string, string> } = {},
 ) {
   const lines: string[] = [];
   let lost: Host | undefined;
@@ -86,7 +88,7 @@ async function loseAHost(
     workers: 4,
     master: cluster.masterUrl,
     data: writeTable(dir, 'linear', ROWS),
-    hparams: { epochs },
+    hparams: { epochs, ...(o.batch ? { batch: o.batch } : {}) },
     experiments: join(dir, 'experiments'),
     peerTimeoutMs: 5000,
     slotWaitSeconds: 60,
@@ -99,6 +101,7 @@ async function loseAHost(
       'spark.network.timeout': '30s',
       'spark.network.timeoutInterval': '5s',
       'spark.executor.heartbeatInterval': '3s',
+      ...Object.fromEntries(Object.entries(o.executorEnv ?? {}).map(([k, v]) => [`spark.executorEnv.${k}`, v])),
     },
     ...more,
     onProgress: (line) => {
@@ -191,5 +194,58 @@ it('the lost host back while the run trains: the ring grows back to 4 at an epoc
   expect(lines.some((l) => l.startsWith('sparkring: workers 2 -> 4: executors returned'))).toBe(true);
   expect(result.resized).toEqual({ from: 2, to: 4, why: 'executors returned' });
   expect(lines.some((l) => /failed: .*ResizeRequested/.test(l))).toBe(false);
+  // TensorBoard: the workers of each stage where it starts, and each change's cause as text.
+  const board = readTensorBoard(join(r.dir, 'tensorboard', 'worker-0'));
+  expect((board.scalars['sparkring/workers'] ?? []).map(([, w]) => w)).toEqual([4, 2, 4]);
+  expect((board.texts['sparkring/resized'] ?? []).map(([, t]) => t)).toEqual([
+    expect.stringMatching(`^workers 4 -> 2: lost host ${lost.address} \\(rank \\d\\)$`),
+    'workers 2 -> 4: executors returned',
+  ]);
   await expectFullBatchWeights(result, epochs);
+}, 400_000);
+
+it('mini-batch with a row-id column: every completed epoch took every row id once, across 4 -> 2 -> 4', async () => {
+  const epochs = 24;
+  const batch = 50;
+  const rowsDir = join(dir, 'rows');
+  mkdirSync(rowsDir);
+  let back: Promise<void> | undefined;
+  const { r, lines, lost } = await loseAHost(
+    epochs,
+    (host) => {
+      back = cluster.bringBack(host);
+    },
+    { minWorkers: 2 },
+    { batch, executorEnv: { SPARKRING_TEST_FIT_ROWS: `id:${rowsDir}` } },
+  );
+  await back;
+  expect(r.resizes.map((x) => [x.fromWorkers, x.toWorkers])).toEqual([
+    [4, 2],
+    [2, 4],
+  ]);
+  expect(lines).toContainEqual(
+    expect.stringMatching(
+      `^\\[worker 0\\] fit: the ring went 4 -> 2 ranks \\(lost host ${lost.address} \\(rank \\d\\)\\); a step takes up to 2 x ${batch} rows now, 4 x ${batch} before$`,
+    ),
+  );
+  // The rows each rank took, by attempt and epoch (fit.ts's test hook); an epoch is complete in an
+  // attempt where every rank of that attempt's ring recorded it.
+  const taken = new Map<string, { worldSize: number; ids: number[][] }>();
+  for (const f of readdirSync(rowsDir)) {
+    const [, a, e] = /^a(\d+)-e(\d+)-r\d+\.json$/.exec(f) ?? [];
+    const rec = JSON.parse(readFileSync(join(rowsDir, f), 'utf8')) as { worldSize: number; ids: number[] };
+    const key = `${a}/${e}`;
+    const at = taken.get(key) ?? { worldSize: rec.worldSize, ids: [] };
+    at.ids.push(rec.ids);
+    taken.set(key, at);
+  }
+  const complete = [...taken].filter(([, t]) => t.ids.length === t.worldSize);
+  const allIds = Array.from({ length: ROWS }, (_, i) => i);
+  for (const [key, t] of complete) {
+    expect({ key, ids: t.ids.flat().sort((x, y) => x - y) }).toEqual({ key, ids: allIds });
+  }
+  const epochsDone = new Set(complete.map(([key]) => Number(key.split('/')[1])));
+  expect([...epochsDone].sort((x, y) => x - y)).toEqual(Array.from({ length: epochs }, (_, i) => i));
+  // Epochs ran at both sizes.
+  expect(new Set(complete.map(([, t]) => t.worldSize))).toEqual(new Set([2, 4]));
 }, 400_000);

@@ -18,7 +18,7 @@ from sparkring.driver.spark_session import DriverSpark
 
 # How long the cluster has to give a lost host's slots back (an executor replaced elsewhere, which
 # Spark starts in a few seconds where it has room) before the run goes on with fewer workers.
-REGAIN_WAIT_S = 3.0
+REGAIN_WAIT_S = 2.0
 
 
 @dataclass(frozen=True)

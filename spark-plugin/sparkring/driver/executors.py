@@ -85,16 +85,21 @@ def give_up_host(sc: Any, host: str, timeout_s: float = 1.0) -> list[str]:
     """Removes from the application the executors on `host` that no longer answer on their port (a
     host gone: powered off, cut off): Spark itself keeps them, idle, until their heartbeats time out
     (spark.network.timeout, 120 s unless set), and would place the next barrier stage's tasks on
-    them. Executors that still answer (only a worker died there) are kept. Each is killed as Spark
-    kills a failed executor (killAndReplaceExecutor, private to Spark's Scala but callable here): the
-    application's target stays, so a cluster with room elsewhere starts a replacement. Returns the
-    ids given up."""
+    them. Executors that still answer (only a worker died there) are kept; the others are given up
+    (give_up_executors). Returns the ids given up."""
     on_host = [(i, hp) for i, hp in executor_hosts(sc).items() if i != "driver" and hp.rpartition(":")[0].strip("[]") == host]
     if not on_host:
         return []
     with ThreadPoolExecutor(len(on_host)) as pool:  # asked at once: a host gone makes each wait the timeout
         answered = list(pool.map(lambda e: answers(e[1], timeout_s), on_host))
     gone = [i for (i, _), ok in zip(on_host, answered) if not ok]
-    for i in gone:
-        sc._jsc.sc().killAndReplaceExecutor(i)
+    give_up_executors(sc, gone)
     return gone
+
+
+def give_up_executors(sc: Any, ids: list[str]) -> None:
+    """Kills executors as Spark kills a failed one (killAndReplaceExecutor, private to Spark's Scala
+    but callable here): the application's target stays, so a cluster with room elsewhere starts
+    replacements."""
+    for i in ids:
+        sc._jsc.sc().killAndReplaceExecutor(i)

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 from dataclasses import replace
 from typing import Any, Callable, Optional
 
 from sparkring.error_codes import DYNAMIC_ALLOCATION, RESIZE, SLOTS, is_final
 from sparkring.failures import JobError
-from sparkring.driver.elastic import GrowWatch, give_up_lost_host, grown, resize_request, shrunk, unplaceable_hint
+from sparkring.driver.elastic import REGAIN_WAIT_S, GrowWatch, give_up_lost_host, grown, resize_request, shrunk, unplaceable_hint
 from sparkring.driver.envelope import job_envelope
 from sparkring.driver.run_files import experiment_dir, write_json
 from sparkring.driver.shared_dir import leave_token, remove_token
@@ -142,9 +143,12 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
             last_error = outcome.error
             if attempt_failed_for_good(outcome) or (counted >= spec.max_attempts and not spec.min_workers):
                 break
-            given_up = give_up_lost_host(driver, outcome.error)
+            lost_host = outcome.lost_host
+            given_up = lost_host.executors if lost_host else give_up_lost_host(driver, outcome.error)
             need = slot_need(driver, workers)
-            resize = shrunk(driver, need, spec.min_workers, outcome.error, given_up) if spec.min_workers else None
+            # The cluster's time to give the slots back runs from the loss, where the host watch saw it.
+            wait_s = max(0.0, REGAIN_WAIT_S - (time.time() - lost_host.at)) if lost_host else REGAIN_WAIT_S
+            resize = shrunk(driver, need, spec.min_workers, outcome.error, given_up, wait_s) if spec.min_workers else None
             follows_resize = resize is not None
             if resize is not None:
                 counted -= 1  # a shrink is not a retry: the run goes on

@@ -18,20 +18,25 @@ class LostTask:
     error: str
 
 
-def failed_tasks(sc: Any, job_group: str) -> list[LostTask]:
-    """The failed tasks of the jobs of `job_group`, read from Spark's status store."""
+def tasks_of_group(sc: Any, job_group: str, status: str) -> list[Any]:
+    """The tasks (Spark's TaskData) of the jobs of `job_group` with `status` (FAILED, RUNNING),
+    read from Spark's status store."""
     store = sc._jsc.sc().statusStore()
-    lost: list[LostTask] = []
+    found: list[Any] = []
     for job in sc.statusTracker().getJobIdsForGroup(job_group):
         info = sc.statusTracker().getJobInfo(job)
         for stage in info.stageIds if info else []:
             tasks = store.taskList(stage, 0, 10_000)
-            for i in range(tasks.size()):
-                t = tasks.apply(i)
-                if t.status() != "FAILED":
-                    continue
-                err = t.errorMessage()
-                lost.append(LostTask(int(t.index()), str(t.executorId()), str(t.host()), str(err.get()) if err.isDefined() else ""))
+            found.extend(t for t in (tasks.apply(i) for i in range(tasks.size())) if t.status() == status)
+    return found
+
+
+def failed_tasks(sc: Any, job_group: str) -> list[LostTask]:
+    """The failed tasks of the jobs of `job_group`."""
+    lost: list[LostTask] = []
+    for t in tasks_of_group(sc, job_group, "FAILED"):
+        err = t.errorMessage()
+        lost.append(LostTask(int(t.index()), str(t.executorId()), str(t.host()), str(err.get()) if err.isDefined() else ""))
     return lost
 
 

@@ -27,8 +27,16 @@ import zipfile
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional, Protocol
 
-from sparkring.driver.executors import Release, executor_ids, give_up_host, release_executors
-from sparkring.driver.lost import LostTask, first_lost
+from sparkring.driver.executors import (
+    Release,
+    executor_hosts,
+    executor_ids,
+    give_up_executors,
+    give_up_host,
+    release_executors,
+)
+from sparkring.driver.host_watch import PlacedTask
+from sparkring.driver.lost import LostTask, first_lost, tasks_of_group
 from sparkring.driver.slots import SlotNeed, local_cluster_shape, local_slots, wait_for_slots
 
 # The sparkring package: this module sits in its driver/ room.
@@ -83,6 +91,15 @@ class DriverSpark(Protocol):
 
     def give_up_host(self, host: str) -> list[str]:
         """Removes the executors on `host` that no longer answer (executors.py); their ids."""
+        ...
+
+    def placed_tasks(self, tag: str) -> Optional[list[PlacedTask]]:
+        """The running tasks of `tag`'s jobs, with their executors' host:port (host_watch.py); None
+        where this session cannot see them."""
+        ...
+
+    def give_up_executors(self, ids: list[str]) -> None:
+        """Removes executors (a host gone), replaced where the cluster has room."""
         ...
 
     def release_executors(self) -> Optional[Release]:
@@ -173,6 +190,16 @@ class ClassicSpark(_JobScopes):
 
     def give_up_host(self, host: str) -> list[str]:
         return give_up_host(self.sc, host)
+
+    def placed_tasks(self, tag: str) -> Optional[list[PlacedTask]]:
+        ports = executor_hosts(self.sc)
+        return [
+            PlacedTask(int(t.index()), str(t.executorId()), str(t.host()), ports.get(str(t.executorId()), ""))
+            for t in tasks_of_group(self.sc, tag, "RUNNING")
+        ]
+
+    def give_up_executors(self, ids: list[str]) -> None:
+        give_up_executors(self.sc, ids)
 
     def release_executors(self) -> Optional[Release]:
         return release_executors(self.sc)
@@ -315,6 +342,12 @@ class ConnectSpark(_JobScopes):
 
     def give_up_host(self, host: str) -> list[str]:
         return []  # a Connect client cannot remove executors: Spark drops them after their heartbeats stop
+
+    def placed_tasks(self, tag: str) -> Optional[list[PlacedTask]]:
+        return None  # no status store here: the ring's peer timeout finds a lost host
+
+    def give_up_executors(self, ids: list[str]) -> None:
+        pass
 
     def release_executors(self) -> Optional[Release]:
         return Release(0, {}, left_to=CONNECT_RELEASE_LINE)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 from sparkring.error_codes import DATA_COLUMN, DATA_PATH, EXECUTOR_LOST, SPARK, WORKER_SILENT
 from sparkring.failures import JOB_WIDE, JobError, error_report, find_failure
 from sparkring.driver.heartbeats import HeartbeatWatch
+from sparkring.driver.host_watch import HostWatch, LostHost
 from sparkring.driver.lost import LostTask, describe
 from sparkring.driver.spark_session import DriverSpark
 from sparkring.driver.spec import JobSpec
@@ -29,6 +30,8 @@ class AttemptOutcome:
     heard_codes: tuple[str, ...] = ()
     started: float = 0.0
     finished: float = 0.0
+    # The host the host watch found gone (its executors removed already), where that ended the attempt.
+    lost_host: Optional[LostHost] = None
 
 
 def unreadable_data(data: Optional[str], text: str) -> Optional[str]:
@@ -59,6 +62,8 @@ def stage_error(text: str, data: Optional[str], lost: Callable[[], Optional[Lost
             stack=failure.stack,
             logTail=failure.log_tail,
             lostPeer=failure.lost_peer,
+            host=failure.host,
+            phase=failure.phase,
         )
     unread = unreadable_data(data, text)
     if unread is not None:
@@ -116,6 +121,11 @@ def run_attempt(driver: DriverSpark, frame: Any, spec: JobSpec, task: Any, job_g
         if spec.redis is not None
         else None
     )
+    hosts = (
+        HostWatch(lambda: driver.placed_tasks(job_group) or [], driver.give_up_executors, lambda: driver.cancel(job_group))
+        if driver.placed_tasks(job_group) is not None
+        else None
+    )
     started = time.time()
     try:
         with driver.job_scope(job_group, f"sparkring {spec.name} attempt {spec.attempt + 1}"):
@@ -126,7 +136,10 @@ def run_attempt(driver: DriverSpark, frame: Any, spec: JobSpec, task: Any, job_g
         return AttemptOutcome(False, error=error_report(e.code, str(e)), started=started, finished=time.time())
     except Exception as e:  # the barrier stage failed: find the worker's own report
         silent = watch.silent if watch is not None else None
-        if silent is not None:
+        lost_host = hosts.lost if hosts is not None else None
+        if lost_host is not None:
+            error = lost_host.error()
+        elif silent is not None:
             rank, seconds = silent
             error = error_report(WORKER_SILENT, f"worker {rank} sent no heartbeat for {round(seconds)} s", rank=rank)
         else:
@@ -138,8 +151,15 @@ def run_attempt(driver: DriverSpark, frame: Any, spec: JobSpec, task: Any, job_g
                 lines[0] if lines else type(e).__name__,
             )
         return AttemptOutcome(
-            False, error=error, heard_codes=tuple(watch.codes) if watch else (), started=started, finished=time.time()
+            False,
+            error=error,
+            heard_codes=tuple(watch.codes) if watch else (),
+            started=started,
+            finished=time.time(),
+            lost_host=lost_host,
         )
     finally:
         if watch is not None:
             watch.stop()
+        if hosts is not None:
+            hosts.stop()

@@ -69,6 +69,7 @@ def main(argv: list[str]) -> int:
     if not result.get("ok"):
         error = result.get("error") or {}
         who = f"worker {error['rank']} failed: " if "rank" in error else ""
+        where = ", ".join(x for x in (f"on host {error['host']}" if error.get("host") else "", f"during {error['phase']}" if error.get("phase") else "") if x)
         # One line for whoever reads only the driver's output (a Livy batch's log).
-        print(f"sparkring: {who}{error.get('message', 'the job failed')}", file=sys.stderr)
+        print(f"sparkring: {who}{error.get('message', 'the job failed')}{f' ({where})' if who and where else ''}", file=sys.stderr)
     return 0 if result.get("ok") else 1

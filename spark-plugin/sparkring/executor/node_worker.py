@@ -67,6 +67,8 @@ class NodeWorker:
         self.rank = rank
         # The executor's host as Spark names it, for the line that says where a worker died.
         self.host = host or socket.gethostname()
+        # What the worker last said it was doing (its control `phase` messages; src/runtime/phase.ts).
+        self.phase = "start"
         control_r, control_w = os.pipe()
         env = dict(os.environ)
         env["CUDA_VISIBLE_DEVICES"] = visible_devices(gpus, os.environ.get("CUDA_VISIBLE_DEVICES"))
@@ -107,15 +109,28 @@ class NodeWorker:
         self.proc.stdin.flush()
 
     def receive(self) -> dict[str, Any]:
-        """The next control message; a worker error or exit becomes SparkringWorkerError."""
-        line = self.control.readline()
-        if not line:
-            code = self.proc.wait(timeout=30)
-            self._pump.join(timeout=5)
-            raise SparkringWorkerError(
-                WorkerFailure(self.rank, exit_description(code, self.proc.pid, self.host), "", self.log_tail(), WORKER_EXIT)
-            )
-        msg: dict[str, Any] = json.loads(line)
+        """The next control message but `phase` (kept as self.phase); a worker error or exit becomes
+        SparkringWorkerError."""
+        while True:
+            line = self.control.readline()
+            if not line:
+                code = self.proc.wait(timeout=30)
+                self._pump.join(timeout=5)
+                raise SparkringWorkerError(
+                    WorkerFailure(
+                        self.rank,
+                        exit_description(code, self.proc.pid, self.host),
+                        "",
+                        self.log_tail(),
+                        WORKER_EXIT,
+                        host=self.host,
+                        phase=self.phase,
+                    )
+                )
+            msg: dict[str, Any] = json.loads(line)
+            if msg.get("type") != "phase":
+                break
+            self.phase = str(msg.get("phase"))
         if msg.get("type") == "error":
             self.proc.wait(timeout=30)
             self._pump.join(timeout=5)
@@ -127,6 +142,8 @@ class NodeWorker:
                     self.log_tail(),
                     known(msg.get("code")),
                     lost_peer(msg.get("lostPeer")),
+                    host=self.host,
+                    phase=str(msg.get("phase") or self.phase),
                 )
             )
         return msg

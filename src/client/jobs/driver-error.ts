@@ -13,6 +13,8 @@ export interface DriverError {
   message: string;
   /** Set where a worker failed: the message then names it. */
   rank?: number;
+  host?: string;
+  phase?: string;
   stack?: string;
   logTail?: string;
   detail?: string;
@@ -26,6 +28,13 @@ export interface HeardError {
   code?: string;
 }
 
+/** ` (on host H, during training)` where the driver knows them of the failed rank. */
+function where(e: DriverError, rank: number): string {
+  if (rank !== e.rank) return '';
+  const parts = [e.host ? `on host ${e.host}` : '', e.phase ? `during ${e.phase}` : ''].filter(Boolean);
+  return parts.length ? ` (${parts.join(', ')})` : '';
+}
+
 export function driverError(e: DriverError, heard: readonly HeardError[], dir?: string): RunError {
   if (!isErrorCode(e.code)) {
     return new RunError(
@@ -35,20 +44,29 @@ export function driverError(e: DriverError, heard: readonly HeardError[], dir?: 
     );
   }
   const finalHeard = heard.some((x) => isErrorCode(x.code) && ERROR_CODES[x.code].final);
-  if (e.rank === undefined || e.code === 'SR_WORKER_SILENT') {
-    // A silent worker's line names it already; the others' errors came after it went quiet.
+  if (e.rank === undefined || e.code === 'SR_WORKER_SILENT' || e.code === 'SR_HOST_LOST') {
+    // A silent worker's or a lost host's line names it already; the others' errors came after.
     const rule = ERROR_CODES[e.code];
-    return new RunError(rule.kind, e.message, { dir, code: e.code, final: rule.final || finalHeard, rank: e.rank });
+    return new RunError(rule.kind, e.message, {
+      dir,
+      code: e.code,
+      final: rule.final || finalHeard,
+      rank: e.rank,
+      host: e.host,
+      phase: e.phase,
+    });
   }
   // Prefer the worker that failed first over the ones that lost it as a peer.
   const root = heard.find((x) => x.code !== 'SR_PEER_LOST');
   const code: ErrorCode = root && isErrorCode(root.code) ? root.code : e.code;
   const rule = ERROR_CODES[code];
   const rank = root?.rank ?? e.rank;
-  return new RunError(rule.kind, `worker ${rank} failed: ${root?.message ?? e.message}`, {
+  return new RunError(rule.kind, `worker ${rank} failed: ${root?.message ?? e.message}${where(e, rank)}`, {
     code,
     final: rule.final || finalHeard,
     rank,
+    host: e.host,
+    phase: e.phase,
     workerStack: root?.stack ?? e.stack,
     logTail: e.logTail,
     dir,

@@ -14,6 +14,9 @@ export const driverErrorSchema = z.object({
   message: z.string(),
   /** Set where a worker failed: the message then names it. */
   rank: z.number().int().optional(),
+  /** The failed worker's host and what it was doing (runtime/phase.ts), where known. */
+  host: z.string().optional(),
+  phase: z.string().optional(),
   stack: z.string().optional(),
   logTail: z.string().optional(),
   detail: z.string().optional(),

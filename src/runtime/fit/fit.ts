@@ -9,6 +9,8 @@
  * summed across ranks, so they are the metrics of the whole data set. Rank 0's weights are
  * broadcast first; per-epoch checkpoints (state.ts) let a retried attempt resume.
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { Ring } from '../../collective/index.js';
 import type { Tf } from '../backend.js';
@@ -216,6 +218,29 @@ function resizedLine(r: Resized, batchSize: number, largestPartition: number): s
   return `fit: the ring went ${r.from} -> ${r.to} ranks (${r.why}); ${how}`;
 }
 
+/**
+ * A test hook: with SPARKRING_TEST_FIT_ROWS=column:dir in the worker's environment, each rank
+ * writes the `column` values of the rows it took in an epoch's steps to
+ * dir/a{attempt}-e{epoch}-r{rank}.json (test/multihost/elastic.test.ts checks that every completed
+ * epoch took every row once, across resizes).
+ */
+function rowRecorder(data: PartitionData, attempt: number, rank: number, worldSize: number) {
+  const hook = process.env.SPARKRING_TEST_FIT_ROWS;
+  if (!hook) return undefined;
+  const [column, dir] = [hook.slice(0, hook.indexOf(':')), hook.slice(hook.indexOf(':') + 1)];
+  const ids = data.column(column).values;
+  let taken: number[] = [];
+  return {
+    took(order: Int32Array, from: number, to: number): void {
+      for (let i = from; i < to; i++) taken.push(ids[order[i] as number] as number);
+    },
+    epochEnded(epoch: number): void {
+      writeFileSync(join(dir, `a${attempt}-e${epoch}-r${rank}.json`), JSON.stringify({ worldSize, ids: taken }));
+      taken = [];
+    },
+  };
+}
+
 async function each(callbacks: FitCallback[], call: (cb: FitCallback) => unknown): Promise<void> {
   for (const cb of callbacks) await call(cb);
 }
@@ -275,6 +300,7 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
   model.stopTraining = false;
   await each(callbacks, (cb) => cb.onTrainBegin?.());
   const epochList = Array.from({ length: resumed?.manifest.epochs ?? 0 }, (_, i) => i);
+  const recorder = rowRecorder(data, rt.attempt, ring.rank, ring.worldSize);
 
   for (let epoch = start; epoch < epochs; epoch++) {
     await each(callbacks, (cb) => cb.onEpochBegin?.(epoch));
@@ -292,6 +318,7 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
         return sum + b - a;
       }, 0);
       let kept: tfTypes.Tensor[] = [];
+      recorder?.took(order, from, to);
       if (n > 0) {
         const { x, y } = gather(tf, train, c, order, from, to);
         // n and stepRows are constants of the step's graph: a short last step is a signature of its own.
@@ -331,6 +358,7 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
       }
     }
     await ring.allreduceInPlace(sums, 'sum');
+    recorder?.epochEnded(epoch);
     const logs: Logs = { loss: (sums[0] as number) / totalRows };
     c.metrics.forEach((m, i) => {
       logs[m.name] = (sums[1 + i] as number) / totalRows;
