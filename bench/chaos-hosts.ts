@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Host, removeStaleClusters } from '../cluster/hosts.js';
 import { listProcesses } from '../cluster/processes.js';
-import { SparkOnHosts } from '../cluster/spark.js';
+import { hostLossConf, SparkOnHosts } from '../cluster/spark.js';
 import { RunError } from '../src/client/errors.js';
 import { allreduce } from '../src/client/jobs/train.js';
 import { packageFile } from '../src/util/package-file.js';
@@ -30,10 +30,10 @@ export const PHASES = ['formation', 'step', 'checkpoint', 'teardown'] as const;
 export type ChaosPhase = (typeof PHASES)[number];
 
 const ROWS = 400;
-const EPOCHS = 8;
+const EPOCHS = 6;
 const PEER_TIMEOUT_MS = 5000;
 const COLLECTIVE_TIMEOUT_MS = 5000;
-/** A run's deadline: formation, 8 epochs and two recoveries, with room for a 2-core machine. */
+/** A run's deadline: formation, 6 epochs and two recoveries, with room for a 2-core machine. */
 const RUN_DEADLINE_MS = 240_000;
 const HANG_MS = RUN_DEADLINE_MS + 30_000;
 
@@ -50,7 +50,7 @@ export default async function train(ctx) {
     shuffle: false,
     callbacks: {
       onEpochEnd: async (epoch) => {
-        await new Promise((r) => setTimeout(r, 700));
+        await new Promise((r) => setTimeout(r, 500));
         if (ctx.rank === 0) ctx.log('epoch ' + (epoch + 1) + ' ends: checkpoint');
       },
     },
@@ -214,14 +214,7 @@ async function oneRun(
     collectiveTimeoutMs: COLLECTIVE_TIMEOUT_MS,
     slotWaitSeconds: 60,
     signal: abort.signal,
-    sparkConf: {
-      'spark.executor.cores': '1',
-      'spark.cores.max': '4',
-      'spark.executor.memory': '512m',
-      'spark.network.timeout': '30s',
-      'spark.network.timeoutInterval': '5s',
-      'spark.executor.heartbeatInterval': '3s',
-    },
+    sparkConf: hostLossConf(4),
     onProgress: (line) => lines.push(line),
   }).finally(() => {
     ended = true;

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Host, removeStaleClusters } from '../cluster/hosts.js';
 import { rankOf } from '../cluster/processes.js';
-import { SparkOnHosts } from '../cluster/spark.js';
+import { hostLossConf, SparkOnHosts } from '../cluster/spark.js';
 import { allreduce } from '../src/client/jobs/train.js';
 import { packageFile } from '../src/util/package-file.js';
 import { median } from './lib/spark.js';
@@ -61,14 +61,7 @@ async function oneRun(
     experiments: join(dir, 'experiments'),
     slotWaitSeconds: 90,
     ...(mode === 'elastic' ? { minWorkers: 2 } : { maxAttempts: 3 }),
-    sparkConf: {
-      'spark.executor.cores': '1',
-      'spark.cores.max': '4',
-      'spark.executor.memory': '512m',
-      'spark.network.timeout': '30s',
-      'spark.network.timeoutInterval': '5s',
-      'spark.executor.heartbeatInterval': '3s',
-    },
+    sparkConf: hostLossConf(4),
     onProgress: (line) => {
       if (lost && o.verbose) o.log(`  +${Date.now() - lostAt} ms ${line}`);
       if (lost && /^sparkring: (stage \d+|attempt \d+ of)/.test(line)) nextStage = true;

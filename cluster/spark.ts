@@ -20,6 +20,22 @@ export interface SparkClusterOptions extends ClusterOptions {
   workerTimeoutSeconds?: number;
 }
 
+/**
+ * An application's settings for runs on these hosts that lose hosts: `executors` executors of one
+ * core. The lost host's executors, which the driver removes, leave Spark's lists once their
+ * heartbeats time out: 30 s rather than 120 s, for the release at the end.
+ */
+export function hostLossConf(executors: number): Record<string, string> {
+  return {
+    'spark.executor.cores': '1',
+    'spark.cores.max': String(executors),
+    'spark.executor.memory': '512m',
+    'spark.network.timeout': '30s',
+    'spark.network.timeoutInterval': '5s',
+    'spark.executor.heartbeatInterval': '3s',
+  };
+}
+
 export class SparkOnHosts {
   private constructor(
     readonly hosts: HostCluster,

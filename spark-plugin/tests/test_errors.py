@@ -57,3 +57,10 @@ def test_a_python_task_failure_names_the_exception_and_the_fix() -> None:
     line = describe(LostTask(1, "1", "10.0.0.2", text))
     assert line.startswith("its Spark task on 10.0.0.2 (executor 1) failed: the executors' Python cannot import it")
     assert "No module named 'pyarrow'" in line and "PYSPARK_PYTHON" in line
+
+
+def test_a_worker_failure_carries_its_host_and_phase_into_the_report() -> None:
+    failure = WorkerFailure(2, "PhaseTimeoutError: checkpoint ...", code="SR_PHASE_TIMEOUT", host="10.0.0.12", phase="checkpoint")
+    error = stage_error(spark_text(failure), None, no_lost_task, "Job aborted")
+    assert error["rank"] == 2 and error["host"] == "10.0.0.12" and error["phase"] == "checkpoint"
+    assert error["code"] == "SR_PHASE_TIMEOUT" and error["kind"] == "worker"

@@ -117,7 +117,7 @@ describe('sparkring allreduce --livy', () => {
     const r = await viaLivy('throws.ts', ['--workers', '2']);
     expect(r.exitCode).not.toBe(0);
     expect(r.stderr).toMatch(/sparkring: Livy batch \d+ is dead; the end of its log:/);
-    expect(r.stderr).toMatch(/^ {2}sparkring: worker 1 failed: Error: boom from rank 1$/m);
+    expect(r.stderr).toMatch(/^ {2}sparkring: worker 1 failed: Error: boom from rank 1 \(on host \S+, during training\)$/m);
   }, 240_000);
 
   it('launch: a search as a Livy batch', async () => {

@@ -106,7 +106,7 @@ describe('a run that loses a worker or an executor resumes from its checkpoint',
     [
       'a Node worker',
       /node .*runtime\/main\.js/,
-      /^sparkring: attempt 1 failed: worker \d failed: the Node worker \(pid \d+\) on \S+ was killed by signal 9 \(SIGKILL\) before reporting; retrying from the last checkpoint/,
+      /^sparkring: attempt 1 failed: worker \d failed: the Node worker \(pid \d+\) on \S+ was killed by signal 9 \(SIGKILL\) before reporting \(on host \S+, during \w+\); retrying from the last checkpoint/,
     ],
     [
       'an executor JVM',

@@ -42,6 +42,36 @@ describe('driverError', () => {
     });
   });
 
+  it("names the failed worker's host and phase where the driver or its error event knows them", () => {
+    const boom = {
+      code: 'SR_ENTRY_FAILED',
+      kind: 'worker',
+      rank: 1,
+      message: 'Error: boom',
+      host: '10.0.0.2',
+      phase: 'training',
+    };
+    expect(driverError(boom, [])).toMatchObject({
+      message: 'worker 1 failed: Error: boom (on host 10.0.0.2, during training)',
+      detail: { rank: 1, host: '10.0.0.2', phase: 'training' },
+    });
+    // The first failure came from another rank: its own phase, from its error event; its host is not known here.
+    const lost = {
+      code: 'SR_PEER_LOST',
+      kind: 'worker',
+      rank: 1,
+      message: 'PeerFailedError: ...',
+      host: '10.0.0.2',
+      phase: 'training',
+    };
+    expect(
+      driverError(lost, [{ rank: 0, code: 'SR_PHASE_TIMEOUT', message: 'PhaseTimeoutError: ...', phase: 'checkpoint' }]),
+    ).toMatchObject({
+      message: 'worker 0 failed: PhaseTimeoutError: ... (during checkpoint)',
+      detail: { rank: 0, host: undefined, phase: 'checkpoint' },
+    });
+  });
+
   it('a lost peer alone is retried; a final code heard from any rank is not', () => {
     const lost = { code: 'SR_PEER_LOST', kind: 'worker', rank: 1, message: 'PeerFailedError: ...' } as const;
     expect(driverError(lost, [{ rank: 1, code: 'SR_PEER_LOST', message: 'PeerFailedError: ...' }])).toMatchObject({

@@ -11,7 +11,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Host, removeStaleClusters } from '../../cluster/hosts.js';
-import { SparkOnHosts } from '../../cluster/spark.js';
+import { hostLossConf, SparkOnHosts } from '../../cluster/spark.js';
 import { allreduce } from '../../src/index.js';
 import { FIT_INITIAL, fullBatchFit } from '../helpers/linear-reference.js';
 import { PYTHON, rankOf, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
@@ -93,14 +93,7 @@ async function loseAHost(
     peerTimeoutMs: 5000,
     slotWaitSeconds: 60,
     sparkConf: {
-      'spark.executor.cores': '1',
-      'spark.cores.max': '4',
-      'spark.executor.memory': '512m',
-      // The lost host's executors, removed by the driver, leave Spark's lists once their heartbeats
-      // time out: 30 s rather than 120 s, for the release at the end.
-      'spark.network.timeout': '30s',
-      'spark.network.timeoutInterval': '5s',
-      'spark.executor.heartbeatInterval': '3s',
+      ...hostLossConf(4),
       ...Object.fromEntries(Object.entries(o.executorEnv ?? {}).map(([k, v]) => [`spark.executorEnv.${k}`, v])),
     },
     ...more,

@@ -68,17 +68,25 @@ def release_executors(sc: Any, timeout_s: float = 60) -> Optional[Release]:
     return Release((time.time() - started) * 1000, {i: hosts.get(i, "") for i in left})
 
 
-def answers(host_port: str, timeout_s: float) -> bool:
-    """Whether something accepts a TCP connection at host:port within `timeout_s` (True where no
-    port is known: nothing says the executor is gone)."""
+def probe(host_port: str, timeout_s: float) -> str:
+    """A TCP connection to host:port: "open" (accepted, or no port known: nothing says the executor
+    is gone), "refused" (the host says nothing listens there) or "silent" (a timeout, an unreachable
+    host or network)."""
     host, _, port = host_port.rpartition(":")
     if not host or not port.isdigit():
-        return True
+        return "open"
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            return True
+            return "open"
+    except ConnectionRefusedError:
+        return "refused"
     except OSError:
-        return False
+        return "silent"
+
+
+def answers(host_port: str, timeout_s: float) -> bool:
+    """Whether something accepts a TCP connection at host:port within `timeout_s`."""
+    return probe(host_port, timeout_s) == "open"
 
 
 def give_up_host(sc: Any, host: str, timeout_s: float = 1.0) -> list[str]:

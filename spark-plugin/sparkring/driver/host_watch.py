@@ -9,7 +9,6 @@ loss."""
 
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
@@ -17,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from sparkring.driver.executors import probe
 from sparkring.error_codes import HOST_LOST
 from sparkring.failures import error_report
 
@@ -61,16 +61,7 @@ class LostHost:
 def reachable(host_port: str, timeout_s: float) -> bool:
     """Whether the host of host:port is there: a connection made, or refused (nothing listens, but
     the host said so). Not a timeout, nor an unreachable host or network."""
-    host, _, port = host_port.rpartition(":")
-    if not host or not port.isdigit():
-        return True
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
-            return True
-    except ConnectionRefusedError:
-        return True
-    except OSError:
-        return False
+    return probe(host_port, timeout_s) != "silent"
 
 
 class HostWatch:

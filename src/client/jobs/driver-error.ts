@@ -26,12 +26,12 @@ export interface HeardError {
   message: string;
   stack?: string;
   code?: string;
+  phase?: string;
 }
 
-/** ` (on host H, during training)` where the driver knows them of the failed rank. */
-function where(e: DriverError, rank: number): string {
-  if (rank !== e.rank) return '';
-  const parts = [e.host ? `on host ${e.host}` : '', e.phase ? `during ${e.phase}` : ''].filter(Boolean);
+/** ` (on host H, during training)`, where known. */
+function where(host: string | undefined, phase: string | undefined): string {
+  const parts = [host ? `on host ${host}` : '', phase ? `during ${phase}` : ''].filter(Boolean);
   return parts.length ? ` (${parts.join(', ')})` : '';
 }
 
@@ -61,12 +61,15 @@ export function driverError(e: DriverError, heard: readonly HeardError[], dir?: 
   const code: ErrorCode = root && isErrorCode(root.code) ? root.code : e.code;
   const rule = ERROR_CODES[code];
   const rank = root?.rank ?? e.rank;
-  return new RunError(rule.kind, `worker ${rank} failed: ${root?.message ?? e.message}${where(e, rank)}`, {
+  // The driver's host and phase are of its rank's failure; a root heard from another rank has its own phase.
+  const host = rank === e.rank ? e.host : undefined;
+  const phase = rank === e.rank ? (e.phase ?? root?.phase) : root?.phase;
+  return new RunError(rule.kind, `worker ${rank} failed: ${root?.message ?? e.message}${where(host, phase)}`, {
     code,
     final: rule.final || finalHeard,
     rank,
-    host: e.host,
-    phase: e.phase,
+    host,
+    phase,
     workerStack: root?.stack ?? e.stack,
     logTail: e.logTail,
     dir,

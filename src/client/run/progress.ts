@@ -2,7 +2,7 @@
 import type { RunEvent } from '../../events/protocol.js';
 import type { MetricRecord } from '../../experiments/layout.js';
 import { printable } from '../../util/terminal.js';
-import { type DriverError, driverError } from '../jobs/driver-error.js';
+import { type DriverError, driverError, type HeardError } from '../jobs/driver-error.js';
 
 const isDriverError = (v: unknown): v is DriverError =>
   typeof v === 'object' && v !== null && typeof (v as DriverError).message === 'string';
@@ -16,7 +16,7 @@ export class Progress {
   readonly ringFormedAt = new Map<number, number>();
   /** Each worker's TensorFlow backend, as it reported it (runtime/backend.ts). */
   readonly backends = new Map<number, string>();
-  readonly errors: Array<{ rank: number; message: string; stack?: string; code?: string }> = [];
+  readonly errors: HeardError[] = [];
   /** Every metrics event, in arrival order, with the attempt it came from. */
   readonly records: Array<MetricRecord & { attempt: number }> = [];
   /** The run directory, once the driver said it. */
@@ -125,6 +125,7 @@ export class Progress {
           message: e.message,
           stack: e.stack ?? undefined,
           code: e.code ?? undefined,
+          phase: e.phase ?? undefined,
         });
         return;
     }
