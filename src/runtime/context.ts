@@ -9,6 +9,7 @@ import type { Resized } from './control.js';
 import type { PartitionData } from './data.js';
 import { type FitOptions, fit as fitModel, type History } from './fit/fit.js';
 import { type SaveModelOptions, saveModel } from './fit/save-model.js';
+import { resizePoint } from './resize-point.js';
 import { type DistributedOptimizer, distributedOptimizer, syncWeights, type Tf, type Weighted } from './tfjs.js';
 
 export interface TrainContext {
@@ -39,6 +40,14 @@ export interface TrainContext {
   report(metrics: Record<string, number>, step?: number): void;
   readonly checkpoint: { save(state: unknown): Promise<void>; load<T = unknown>(): Promise<T | undefined> };
   log(...args: unknown[]): void;
+  /**
+   * For a custom loop in an elastic run (--min-workers): call it on every rank right after
+   * ctx.checkpoint.save() (it is a collective). While the run is shrunk and the driver has slots
+   * for more workers again, it ends this stage (SR_RESIZE, not a failure), and train() starts again
+   * in a larger one, which resumes from that checkpoint; otherwise it returns at once. ctx.fit does
+   * this at each epoch's end by itself.
+   */
+  resizePoint(): Promise<void>;
   distributedOptimizer(optimizer: import('@tensorflow/tfjs').Optimizer): DistributedOptimizer;
   syncWeights(target: Weighted): Promise<void>;
   /**
@@ -135,6 +144,7 @@ export function createContext(o: {
     samples += n;
   };
   const ring = o.ring;
+  const resizeRequested = () => o.resizeRequest !== undefined && existsSync(o.resizeRequest);
   let lastFit: { features?: string[]; label: string } | undefined;
   let fitCalls = 0;
   const ctx: TrainContext = {
@@ -173,6 +183,7 @@ export function createContext(o: {
       process.stdout.write(`${line}\n`);
       o.events.send('log', { rank: o.rank, line });
     },
+    resizePoint: () => resizePoint(ring, resizeRequested, `step ${step}`),
     distributedOptimizer: (opt) => distributedOptimizer(tf(), ring, opt),
     syncWeights: (target) => syncWeights(tf(), ring, target),
     fit: (model, options) => {
@@ -192,7 +203,7 @@ export function createContext(o: {
           step: () => step,
           fitIndex,
           log: (line) => ctx.log(line),
-          resizeRequested: () => o.resizeRequest !== undefined && existsSync(o.resizeRequest),
+          resizeRequested,
           resized: o.resized ?? null,
         },
         model,

@@ -5,7 +5,8 @@
  * Spark application, with the 2 workers of the other host from the last checkpoint, ends with the
  * weights of tfjs's model.fit on all the rows in one process, and says 4 -> 2 naming the lost host.
  * With the host back (its link up, its Spark worker started again) the ring grows back to 4 at an
- * epoch's end, and the weights are the same again.
+ * epoch's end, and the weights are the same again. A mini-batch run takes every row once in each
+ * completed epoch across both changes, and a custom loop grows at its ctx.resizePoint().
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Host, removeStaleClusters } from '../../cluster/hosts.js';
 import { hostLossConf, SparkOnHosts } from '../../cluster/spark.js';
 import { allreduce } from '../../src/index.js';
+import { rowOf } from '../fixtures/entries/linear-model.js';
 import { FIT_INITIAL, fullBatchFit } from '../helpers/linear-reference.js';
 import { PYTHON, rankOf, tempDir, waitForNoLeftovers, writeTable } from '../helpers/spark.js';
 import { readTensorBoard } from '../helpers/tensorboard.js';
@@ -43,11 +45,58 @@ export default async function train(ctx: TrainContext) {
 }
 `;
 
+const LOOP_STEPS = 20;
+/** A custom loop: full-batch gradient descent by hand, a checkpoint and a resize point every step. */
+const LOOP = `import type { TrainContext } from 'sparkring';
+
+export default async function train(ctx: TrainContext) {
+  const saved = await ctx.checkpoint.load<{ step: number; w: number[] }>();
+  const w = Float64Array.from(saved?.w ?? [0, 0, 0, 0, 0]);
+  const { xs, ys } = ctx.data.toArrays({ features: ['x0', 'x1', 'x2', 'x3'], label: 'y' });
+  for (let s = (saved?.step ?? 0) + 1; s <= ${LOOP_STEPS}; s++) {
+    const g = new Float64Array(6);
+    for (let i = 0; i < ys.length; i++) {
+      let e = w[4] - ys[i];
+      for (let j = 0; j < 4; j++) e += w[j] * xs[i * 4 + j];
+      for (let j = 0; j < 4; j++) g[j] += e * xs[i * 4 + j];
+      g[4] += e;
+    }
+    g[5] = ys.length;
+    const sum = await ctx.allreduce(g, 'sum');
+    for (let j = 0; j < 5; j++) w[j] -= (0.05 * sum[j]) / sum[5];
+    ctx.report({ bias: w[4] }, s);
+    await ctx.checkpoint.save({ step: s, w: Array.from(w) });
+    await ctx.resizePoint();
+    await new Promise((r) => setTimeout(r, 1500));
+  }
+  return { w: Array.from(w), worldSize: ctx.worldSize, resized: ctx.resized };
+}
+`;
+
+/** LOOP's weights in one process over all the rows. */
+function loopReference(): number[] {
+  const rows = Array.from({ length: ROWS }, (_, i) => rowOf(i));
+  const w = [0, 0, 0, 0, 0];
+  for (let s = 1; s <= LOOP_STEPS; s++) {
+    const g = [0, 0, 0, 0, 0];
+    for (const { x, y } of rows) {
+      const e = (w[4] as number) - y + x.reduce((a, v, j) => a + (w[j] as number) * v, 0);
+      x.forEach((v, j) => {
+        g[j] = (g[j] as number) + e * v;
+      });
+      g[4] = (g[4] as number) + e;
+    }
+    for (let j = 0; j < 5; j++) w[j] = (w[j] as number) - (0.05 * (g[j] as number)) / ROWS;
+  }
+  return w;
+}
+
 beforeAll(async () => {
   removeStaleClusters();
   cluster = await SparkOnHosts.start({ hosts: 2, coresPerWorker: 2, memoryPerWorker: '1500m', python: PYTHON });
   dir = tempDir('elastic');
   writeFileSync(join(dir, 'train.ts'), TRAIN);
+  writeFileSync(join(dir, 'loop.ts'), LOOP);
 }, 150_000);
 
 afterAll(async () => {
@@ -78,13 +127,13 @@ async function loseAHost(
   epochs: number,
   whenShrunk?: (lost: Host) => void,
   more: Partial<Parameters<typeof allreduce>[0]> = { minWorkers: 2 },
-  o: { batch?: number; executorEnv?: Record<string, string> } = {},
+  o: { batch?: number; executorEnv?: Record<string, string>; entry?: string } = {},
 ) {
   const lines: string[] = [];
   let lost: Host | undefined;
   let shrunk = false;
   const r = await allreduce({
-    entry: join(dir, 'train.ts'),
+    entry: join(dir, o.entry ?? 'train.ts'),
     workers: 4,
     master: cluster.masterUrl,
     data: writeTable(dir, 'linear', ROWS),
@@ -241,4 +290,28 @@ it('mini-batch with a row-id column: every completed epoch took every row id onc
   expect([...epochsDone].sort((x, y) => x - y)).toEqual(Array.from({ length: epochs }, (_, i) => i));
   // Epochs ran at both sizes.
   expect(new Set(complete.map(([, t]) => t.worldSize))).toEqual(new Set([2, 4]));
+}, 400_000);
+
+it('a custom loop grows back where it calls ctx.resizePoint(), 4 -> 2 -> 4, with the weights of one process', async () => {
+  let back: Promise<void> | undefined;
+  const { r, lost } = await loseAHost(
+    LOOP_STEPS,
+    (host) => {
+      back = cluster.bringBack(host);
+    },
+    { minWorkers: 2 },
+    { entry: 'loop.ts' },
+  );
+  await back;
+  expect(r.resizes.map((x) => [x.fromWorkers, x.toWorkers])).toEqual([
+    [4, 2],
+    [2, 4],
+  ]);
+  expect(r.resizes[0]?.lostHost).toBe(lost.address);
+  const result = r.result as { w: number[]; worldSize: number; resized: unknown };
+  expect(result.worldSize).toBe(4);
+  expect(result.resized).toEqual({ from: 2, to: 4, why: 'executors returned' });
+  loopReference().forEach((w, i) => {
+    expect(result.w[i]).toBeCloseTo(w, 9);
+  });
 }, 400_000);

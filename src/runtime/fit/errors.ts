@@ -6,12 +6,14 @@ export class FitModelError extends Error {
 
 /**
  * Not a failure: the driver asked for a larger ring (--min-workers, executors returned), and every
- * rank ended its stage at this epoch's end, after its checkpoint; the next stage resumes from it.
+ * rank ended its stage at a resize point (ctx.fit: an epoch's end), after its checkpoint; the next
+ * stage resumes from it.
  */
 export class ResizeRequestedError extends Error {
   override readonly name = 'ResizeRequestedError';
   readonly code = 'SR_RESIZE';
-  constructor(readonly epochs: number) {
-    super(`the ranks ended their stage after epoch ${epochs} for a larger one, which resumes from its checkpoint`);
+  /** `after`: where the ranks ended (`epoch 3`, `step 40`). */
+  constructor(readonly after: string) {
+    super(`the ranks ended their stage after ${after} for a larger one, which resumes from its checkpoint`);
   }
 }

@@ -396,7 +396,7 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
     if (stop) break;
     if (resize) {
       await ring.barrier(); // rank 0's checkpoint is written before any rank ends its task
-      throw new ResizeRequestedError(epoch + 1);
+      throw new ResizeRequestedError(`epoch ${epoch + 1}`);
     }
   }
   await each(callbacks, (cb) => cb.onTrainEnd?.());
