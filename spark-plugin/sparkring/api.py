@@ -283,6 +283,7 @@ def allreduce(
     progress: Optional[bool] = None,
     wire_precision: Optional[str] = None,
     min_workers: Optional[int] = None,
+    max_workers: Optional[int] = None,
 ) -> Run:
     """Trains `entry` (a .ts or .js module whose default export is train(ctx)) on `num_workers`
     Spark executors of the active SparkSession, in one barrier stage per attempt, with `df`'s rows
@@ -296,7 +297,9 @@ def allreduce(
     `progress=False`: lines only, no notebook table. `wire_precision`: "fp16" or "bf16" sends the
     gradients of ctx.fit (and compileStep) on the ring in half the bytes, with error feedback;
     default "fp32". `min_workers`: when a host is lost and the cluster does not give its slots back,
-    the run goes on with the workers that are free, at least this many, from the last checkpoint."""
+    the run goes on with the workers that are free, at least this many, from the last checkpoint.
+    `max_workers`: with `min_workers`, the ring grows up to this many at an epoch's end when the
+    application gains executors (default `num_workers`)."""
     spark = active_session(df, spark, "sparkring.allreduce")
     shown = progress_for(progress)
     options = _job_options(entry, spark, experiments, name, tf_backend, redis, ship)
@@ -310,6 +313,7 @@ def allreduce(
             heartbeatTimeoutMs=None if heartbeat_timeout_s is None else int(heartbeat_timeout_s * 1000),
             wirePrecision=wire_precision,
             minWorkers=min_workers,
+            maxWorkers=max_workers,
         ),
     )
     if partition_by is not None:

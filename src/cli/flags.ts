@@ -43,6 +43,7 @@ export const allreduceFlags = jobFlags.extend({
   gpusPerWorker: z.number().nonnegative(),
   maxAttempts: z.number().int().positive(),
   minWorkers: z.number().int().positive().optional(),
+  maxWorkers: z.number().int().positive().optional(),
   heartbeatTimeout: z.number().positive(),
   collectiveTimeout: z.number().positive(),
   peerTimeout: z.number().positive(),

@@ -252,6 +252,11 @@ withJobOptions(
       positiveInt('--min-workers'),
     )
     .option(
+      '--max-workers <m>',
+      'elastic: grow the ring up to M workers at an epoch end when the application gains executors (default --workers; needs --min-workers)',
+      positiveInt('--max-workers'),
+    )
+    .option(
       '--heartbeat-timeout <seconds>',
       'a worker silent this long fails its attempt',
       positiveInt('--heartbeat-timeout'),
@@ -306,6 +311,7 @@ withJobOptions(
       gpusPerWorker: f.gpusPerWorker,
       maxAttempts: f.maxAttempts,
       minWorkers: f.minWorkers,
+      maxWorkers: f.maxWorkers,
       heartbeatTimeoutMs: f.heartbeatTimeout * 1000,
       collectiveTimeoutMs: f.collectiveTimeout * 1000,
       peerTimeoutMs: f.peerTimeout * 1000,

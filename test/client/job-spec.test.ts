@@ -54,6 +54,30 @@ describe('the job spec', () => {
     });
   });
 
+  it('--min-workers and --max-workers around --workers: each refusal names the flags and the fix', () => {
+    const base = { entry: '/tmp/train.ts', workers: 4 };
+    expect(() => resolveAllreduceOptions({ ...base, minWorkers: 5 })).toThrow(
+      /--min-workers 5 is more than --workers 4: .*lower --min-workers to 4 or less/,
+    );
+    expect(() => resolveAllreduceOptions({ ...base, maxWorkers: 3, minWorkers: 2 })).toThrow(
+      /--max-workers 3 is less than --workers 4: .*raise --max-workers to 4 or more/,
+    );
+    expect(() => resolveAllreduceOptions({ ...base, maxWorkers: 6 })).toThrow(
+      /--max-workers 6 needs --min-workers: .*add --min-workers 4 to start at --workers 4 and grow from there/,
+    );
+    const o = resolveAllreduceOptions({ ...base, minWorkers: 2, maxWorkers: 6 });
+    const spec = jobSpec(o, sparkPaths(), {
+      runId: 'r1',
+      secret: 's',
+      attempt: 0,
+      resultPath: '/tmp/r.json',
+      redis: { url: 'redis://10.0.0.1:6379', stream: 'sparkring:run:r1:events' },
+      runDir: '/tmp/x/run.1/train',
+      entry: '/tmp/stage/entry.mjs',
+    });
+    expect(readInPython('sparkring.driver.spec', 'JobSpec', spec)).toMatchObject({ workers: 4, min_workers: 2, max_workers: 6 });
+  });
+
   it('a search spec fits its schema, and search_rounds.py reads it', () => {
     const spec: SearchSpec = {
       kind: 'search',

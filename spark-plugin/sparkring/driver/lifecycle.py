@@ -74,6 +74,7 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
         # Where the run directory was made: over Spark Connect, this client's machine.
         driver_host = socket.gethostname() if driver.connect else driver.conf("spark.driver.host", socket.gethostname())
         workers = spec.workers
+        grow_to = spec.max_workers or spec.workers  # --max-workers
         resizes: list[dict[str, Any]] = []
         # Attempts that count against max_attempts: each stage but those that follow a shrink.
         counted = spec.attempt
@@ -99,12 +100,12 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
             token = leave_token(run_dir, attempt)
             watch = (
                 GrowWatch(
-                    lambda: driver.free_slots(slot_need(driver, spec.workers)),
+                    lambda: driver.free_slots(slot_need(driver, grow_to)),
                     workers,
-                    spec.workers,
+                    grow_to,
                     resize_request(run_dir, attempt),
                 )
-                if spec.min_workers and workers < spec.workers
+                if spec.min_workers and workers < grow_to
                 else None
             )
             try:
@@ -129,7 +130,7 @@ def run_job(spark: Any, make_frame: Callable[[], Any], spec: JobSpec) -> dict[st
                 result["ok"] = True
                 break
             if watch is not None and (outcome.error or {}).get("code") == RESIZE:
-                grow = grown(workers, spec.workers, driver.free_slots(slot_need(driver, spec.workers)))
+                grow = grown(workers, grow_to, driver.free_slots(slot_need(driver, grow_to)))
                 counted -= 1  # growing is never a failure
                 follows_resize = True
                 workers = grow.to_workers

@@ -56,6 +56,8 @@ class JobSpec:
     max_attempts: int
     # --min-workers: a stage after a lost host may start with fewer workers, down to this many; None: never.
     min_workers: Optional[int]
+    # --max-workers: the most workers an elastic run grows to (its first stage has `workers`); None: workers.
+    max_workers: Optional[int]
     # A worker still training that sends no heartbeat for this long fails its attempt.
     heartbeat_timeout_ms: float
 
@@ -86,6 +88,7 @@ class JobSpec:
             run_dir=d["runDir"],
             max_attempts=int(d["maxAttempts"]),
             min_workers=None if d.get("minWorkers") is None else int(d["minWorkers"]),
+            max_workers=None if d.get("maxWorkers") is None else int(d["maxWorkers"]),
             heartbeat_timeout_ms=float(d["heartbeatTimeoutMs"]),
         )
 

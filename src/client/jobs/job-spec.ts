@@ -50,6 +50,8 @@ export const jobSpecSchema = z.object({
   maxAttempts: positiveInt,
   /** --min-workers: a lost host's workers may be given up, down to this many (lifecycle.py); null: never. */
   minWorkers: positiveInt.nullable().default(null),
+  /** --max-workers: the most workers an elastic run grows to; null: --workers. */
+  maxWorkers: positiveInt.nullable().default(null),
   heartbeatTimeoutMs: positiveInt,
 });
 export type JobSpec = z.infer<typeof jobSpecSchema>;
@@ -94,6 +96,7 @@ export function jobSpec(
     hparams: o.hparams,
     gpusPerWorker: o.gpusPerWorker,
     minWorkers: o.minWorkers ?? null,
+    maxWorkers: o.maxWorkers ?? null,
     slotWaitSeconds: o.slotWaitSeconds,
     redis: run.redis ? specRedis(run.redis) : null,
     worker: {

@@ -109,6 +109,12 @@ export const allreduceOptionsSchema = z.object({
    * all its workers).
    */
   minWorkers: z.number().int().positive().optional(),
+  /**
+   * Elastic training: the most workers the ring grows to, at an epoch's end (ctx.resizePoint() in
+   * a custom loop), when the application has slots for more than it runs with. Default: workers.
+   * Needs minWorkers.
+   */
+  maxWorkers: z.number().int().positive().optional(),
   /** How long to wait for executors to offer the task slots before failing. */
   slotWaitSeconds: z.number().positive().default(30),
   /** The ring's peer, formation and collective timeouts (collective/options.ts, declared once). */
@@ -181,6 +187,18 @@ export function resolveAllreduceOptions(input: AllreduceOptions): ResolvedAllred
     throw new RunError(
       'input',
       `--min-workers ${o.minWorkers} is more than --workers ${o.workers}: a run goes on with at least --min-workers of its --workers; lower --min-workers to ${o.workers} or less`,
+    );
+  }
+  if (o.maxWorkers !== undefined && o.maxWorkers < o.workers) {
+    throw new RunError(
+      'input',
+      `--max-workers ${o.maxWorkers} is less than --workers ${o.workers}: the ring starts at --workers and grows up to --max-workers; raise --max-workers to ${o.workers} or more`,
+    );
+  }
+  if (o.maxWorkers !== undefined && o.maxWorkers > o.workers && o.minWorkers === undefined) {
+    throw new RunError(
+      'input',
+      `--max-workers ${o.maxWorkers} needs --min-workers: only an elastic run changes its size; add --min-workers ${o.workers} to start at --workers ${o.workers} and grow from there`,
     );
   }
   return {

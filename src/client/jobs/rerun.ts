@@ -115,6 +115,7 @@ export async function rerun(
     gpusPerWorker: given(spec.gpusPerWorker),
     maxAttempts: given(spec.maxAttempts),
     minWorkers: given(spec.minWorkers),
+    maxWorkers: given(spec.maxWorkers),
     slotWaitSeconds: given(spec.slotWaitSeconds),
     heartbeatTimeoutMs: given(spec.heartbeatTimeoutMs),
     releaseExecutors: given(spec.releaseExecutors),
