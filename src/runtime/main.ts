@@ -167,7 +167,6 @@ try {
   };
   control.send(message);
   events.send('done', { rank });
-  phases.enter('teardown');
   const closing = [ring, events];
   // The result is out: a close that hangs (a stream to a Redis that went away) delays nothing past the deadline.
   await during('teardown', TEARDOWN_DEADLINE_MS, () => Promise.all(closing.map((c) => c.close()))).catch((err: Error) =>

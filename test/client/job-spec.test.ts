@@ -17,6 +17,16 @@ function readInPython(module: string, cls: string, spec: unknown): Record<string
   return JSON.parse(execFileSync(PYTHON, ['-c', script, JSON.stringify(spec)], { cwd: `${ROOT}spark-plugin`, encoding: 'utf8' }));
 }
 
+/** Where a run goes (the part of jobSpec's input that is not the options). */
+const RUN = {
+  runId: 'r1',
+  secret: 's',
+  resultPath: '/tmp/r.json',
+  redis: { url: 'redis://10.0.0.1:6379', stream: 'sparkring:run:r1:events' },
+  runDir: '/tmp/x/run.1/train',
+  entry: '/tmp/stage/entry.mjs',
+};
+
 describe('the job spec', () => {
   it('the schema files are the schemas as they are now (else: npm run spec-schema)', () => {
     for (const [name, schema] of Object.entries({ ...specJsonSchemas(), ...resultJsonSchemas() })) {
@@ -26,15 +36,7 @@ describe('the job spec', () => {
 
   it('what the client writes fits the schema, and spec.py reads every field it needs from it', () => {
     const o = resolveAllreduceOptions({ entry: '/tmp/train.ts', ringInterface: 'eth1', peerTimeoutMs: 5000 });
-    const spec = jobSpec(o, sparkPaths(), {
-      runId: 'r1',
-      secret: 's',
-      attempt: 1,
-      resultPath: '/tmp/r.json',
-      redis: { url: 'redis://10.0.0.1:6379', stream: 'sparkring:run:r1:events' },
-      runDir: '/tmp/x/run.1/train',
-      entry: '/tmp/stage/entry.mjs',
-    });
+    const spec = jobSpec(o, sparkPaths(), { ...RUN, attempt: 1 });
     expect(jobSpecSchema.parse(spec)).toEqual(spec);
     const read = readInPython('sparkring.driver.spec', 'JobSpec', spec);
     expect(read).toMatchObject({
@@ -66,15 +68,7 @@ describe('the job spec', () => {
       /--max-workers 6 needs --min-workers: .*add --min-workers 4 to start at --workers 4 and grow from there/,
     );
     const o = resolveAllreduceOptions({ ...base, minWorkers: 2, maxWorkers: 6 });
-    const spec = jobSpec(o, sparkPaths(), {
-      runId: 'r1',
-      secret: 's',
-      attempt: 0,
-      resultPath: '/tmp/r.json',
-      redis: { url: 'redis://10.0.0.1:6379', stream: 'sparkring:run:r1:events' },
-      runDir: '/tmp/x/run.1/train',
-      entry: '/tmp/stage/entry.mjs',
-    });
+    const spec = jobSpec(o, sparkPaths(), { ...RUN, attempt: 0 });
     expect(readInPython('sparkring.driver.spec', 'JobSpec', spec)).toMatchObject({ workers: 4, min_workers: 2, max_workers: 6 });
   });
 

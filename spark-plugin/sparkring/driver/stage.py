@@ -123,7 +123,7 @@ def run_attempt(driver: DriverSpark, frame: Any, spec: JobSpec, task: Any, job_g
     )
     hosts = (
         HostWatch(lambda: driver.placed_tasks(job_group) or [], driver.give_up_executors, lambda: driver.cancel(job_group))
-        if driver.placed_tasks(job_group) is not None
+        if not driver.connect  # a Connect client has no status store to see the tasks' placement in
         else None
     )
     started = time.time()
