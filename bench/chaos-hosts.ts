@@ -14,7 +14,7 @@
  * hosts (processes, /dev/shm files); a lost or cut host is then brought back for the next run.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Host, removeStaleClusters } from '../cluster/hosts.js';
@@ -297,7 +297,7 @@ async function oneRun(
 }
 
 export async function chaosHostsBench(
-  o: { runs: number; faults?: readonly HostFault[]; phases?: readonly ChaosPhase[] },
+  o: { runs: number; faults?: readonly HostFault[]; phases?: readonly ChaosPhase[]; records?: string },
   log: (line: string) => void,
 ) {
   removeStaleClusters();
@@ -321,6 +321,7 @@ export async function chaosHostsBench(
       const phase = pick(o.phases ?? PHASES);
       const { rec } = await oneRun(n, cluster, dir, data, fault, phase, reference.weights);
       records.push(rec);
+      if (o.records) await appendFile(o.records, `${JSON.stringify(rec)}\n`);
       log(
         `run ${n}: ${fault} at ${phase}${rec.injected ? '' : ' (not injected: the run ended first)'}: ${
           rec.right ? 'right' : rec.hung ? 'HUNG' : 'WRONG'

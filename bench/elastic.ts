@@ -87,7 +87,7 @@ async function oneRun(
 }
 
 export async function elasticBench(
-  o: { rounds: number; epochs: number; epochMs: number; workerTimeoutS: number; verbose?: boolean },
+  o: { rounds: number; epochs: number; epochMs: number; workerTimeoutS: number; modes?: Mode[]; verbose?: boolean },
   log: (line: string) => void,
 ): Promise<{ bench: 'elastic'; workerTimeoutS: number; rows: ElasticRow[] }> {
   removeStaleClusters();
@@ -107,10 +107,11 @@ export async function elasticBench(
     python,
     workerTimeoutSeconds: o.workerTimeoutS,
   });
-  const runs = new Map<Mode, OneRun[]>(MODES.map((m) => [m, []]));
+  const modes = o.modes ?? [...MODES];
+  const runs = new Map<Mode, OneRun[]>(modes.map((m) => [m, []]));
   try {
     for (let round = 0; round < o.rounds; round++) {
-      for (const mode of MODES) {
+      for (const mode of modes) {
         const run = await oneRun(cluster, dir, data, mode, { ...o, log });
         runs.get(mode)?.push(run);
         log(
@@ -122,8 +123,8 @@ export async function elasticBench(
     await cluster.stop();
     await rm(dir, { recursive: true, force: true });
   }
-  const baseline = median((runs.get('none') ?? []).map((r) => r.wallS));
-  const rows = MODES.map((mode): ElasticRow => {
+  const baseline = runs.has('none') ? median((runs.get('none') ?? []).map((r) => r.wallS)) : null;
+  const rows = modes.map((mode): ElasticRow => {
     const rs = runs.get(mode) ?? [];
     const again = rs.map((r) => r.againS).filter((x): x is number => x !== null);
     const wall = median(rs.map((r) => r.wallS));
@@ -131,7 +132,7 @@ export async function elasticBench(
       mode,
       training_again_s: again.length ? Number(median(again).toFixed(2)) : null,
       wall_s: Number(wall.toFixed(2)),
-      lost_s: mode === 'none' ? null : Number((wall - baseline).toFixed(2)),
+      lost_s: mode === 'none' || baseline === null ? null : Number((wall - baseline).toFixed(2)),
       attempts: rs.at(-1)?.attempts ?? 0,
       sizes: rs.at(-1)?.sizes ?? '',
     };

@@ -11,7 +11,7 @@ import { allreduceBench, DATA_PLANES, type DataPlane } from './allreduce.js';
 import { chaosBench, FAULTS, type Fault, KINDS, type Kind } from './chaos.js';
 import { type ChaosPhase, chaosHostsBench, HOST_FAULTS, type HostFault, PHASES } from './chaos-hosts.js';
 import { connectBench } from './connect.js';
-import { elasticBench } from './elastic.js';
+import { elasticBench, MODES, type Mode } from './elastic.js';
 import { handoffBench } from './handoff.js';
 import { hostsAllreduceBench } from './hosts-allreduce.js';
 import { hpoBench } from './hpo.js';
@@ -223,11 +223,19 @@ program
     positiveInt('--worker-timeout-s'),
     60,
   )
+  .option('--modes <names>', `comma-separated (${MODES.join(',')})`, list(oneOf('--modes', MODES)), [...MODES])
   .option('--verbose', "each run's progress after the loss, with ms since the loss")
   .option('--json', 'print one JSON object on stdout')
   .action(
-    async (o: { rounds: number; epochs: number; epochMs: number; workerTimeoutS: number; verbose?: boolean; json?: boolean }) =>
-      emit(await elasticBench(o, log), o.json),
+    async (o: {
+      rounds: number;
+      epochs: number;
+      epochMs: number;
+      workerTimeoutS: number;
+      modes: Mode[];
+      verbose?: boolean;
+      json?: boolean;
+    }) => emit(await elasticBench(o, log), o.json),
   );
 
 program
@@ -260,12 +268,24 @@ program
   .option('--faults <names>', `faults to draw from (${FAULTS.join(',')}; with --hosts ${HOST_FAULTS.join(',')})`, list(String))
   .option('--phases <names>', `with --hosts, phases to draw from (${PHASES.join(',')})`, list(oneOf('--phases', PHASES)))
   .option('--kinds <names>', `run kinds to draw from (${KINDS.join(',')})`, list(oneOf('--kinds', KINDS)))
+  .option('--records <file>', "with --hosts, append each run's record to this file as one JSON line, as the run ends")
   .option('--json', 'print one JSON object on stdout')
   .action(
-    async (o: { runs: number; hosts?: boolean; faults?: string[]; phases?: ChaosPhase[]; kinds?: Kind[]; json?: boolean }) => {
+    async (o: {
+      runs: number;
+      hosts?: boolean;
+      faults?: string[];
+      phases?: ChaosPhase[];
+      kinds?: Kind[];
+      records?: string;
+      json?: boolean;
+    }) => {
       const faults = o.faults?.map((f) => oneOf('--faults', o.hosts ? HOST_FAULTS : FAULTS)(f));
       const result = o.hosts
-        ? await chaosHostsBench({ runs: o.runs, faults: faults as HostFault[] | undefined, phases: o.phases }, log)
+        ? await chaosHostsBench(
+            { runs: o.runs, faults: faults as HostFault[] | undefined, phases: o.phases, records: o.records },
+            log,
+          )
         : await chaosBench({ runs: o.runs, faults: faults as Fault[] | undefined, kinds: o.kinds }, log);
       if (o.json) return emit(result, true);
       const { records: _records, ...summary } = result;

@@ -24,6 +24,7 @@ class Release:
     ms: float
     remaining: dict[str, str]
     left_to: Optional[str] = None
+    given_up: tuple[str, ...] = ()
 
     @property
     def released_ms(self) -> Optional[float]:
@@ -34,11 +35,19 @@ class Release:
         if self.left_to:
             return self.left_to
         if not self.remaining:
-            return f"executors released in {self.ms:.0f} ms"
+            return f"executors released in {self.ms:.0f} ms{self._given_up_note()}"
         which = ", ".join(f"executor {i} ({h})" if h else f"executor {i}" for i, h in self.remaining.items())
         return (
             f"executors not all released after {self.ms / 1000:.0f} s: {which} still listed; Spark drops an"
             " executor it cannot reach after spark.network.timeout (120 s unless set)"
+        ) + self._given_up_note()
+
+    def _given_up_note(self) -> str:
+        if not self.given_up:
+            return ""
+        return (
+            f"; not waited for: executor{'s' if len(self.given_up) > 1 else ''} {', '.join(self.given_up)} of a lost host,"
+            " given up during the run (Spark lists them until spark.network.timeout)"
         )
 
 
@@ -51,21 +60,24 @@ def executor_hosts(sc: Any) -> dict[str, str]:
         return {}
 
 
-def release_executors(sc: Any, timeout_s: float = 60) -> Optional[Release]:
+def release_executors(sc: Any, timeout_s: float = 60, given_up: frozenset[str] = frozenset()) -> Optional[Release]:
     """Kills every executor of this application (barrier jobs cannot use dynamic allocation, so
     we give them back ourselves) and waits up to `timeout_s` for Spark to report them gone; None if
-    there were none."""
+    there were none. Executors in `given_up` (a lost host's, already killed during the run) are not
+    waited for: nothing on their host answers, so Spark lists them until their heartbeats time out."""
     ids = executor_ids(sc)
     if not ids:
         return None
     hosts = executor_hosts(sc)
     started = time.time()
     sc._jsc.sc().killExecutors(sc._jvm.PythonUtils.toSeq(ids))
-    left = ids
+    waited = [i for i in ids if i not in given_up]
+    left = waited
     while left and time.time() - started < timeout_s:
         time.sleep(0.02)
-        left = executor_ids(sc)
-    return Release((time.time() - started) * 1000, {i: hosts.get(i, "") for i in left})
+        left = [i for i in executor_ids(sc) if i not in given_up]
+    unreached = tuple(i for i in ids if i in given_up)
+    return Release((time.time() - started) * 1000, {i: hosts.get(i, "") for i in left}, given_up=unreached)
 
 
 def probe(host_port: str, timeout_s: float) -> str:
@@ -89,20 +101,18 @@ def answers(host_port: str, timeout_s: float) -> bool:
     return probe(host_port, timeout_s) == "open"
 
 
-def give_up_host(sc: Any, host: str, timeout_s: float = 1.0) -> list[str]:
+def silent_executors(sc: Any, host: str, timeout_s: float = 1.0) -> list[str]:
     """Removes from the application the executors on `host` that no longer answer on their port (a
     host gone: powered off, cut off): Spark itself keeps them, idle, until their heartbeats time out
     (spark.network.timeout, 120 s unless set), and would place the next barrier stage's tasks on
-    them. Executors that still answer (only a worker died there) are kept; the others are given up
-    (give_up_executors). Returns the ids given up."""
+    them. Executors that still answer (only a worker died there) are kept; the others are to be given up
+    by the caller (give_up_executors). Returns the ids that no longer answer."""
     on_host = [(i, hp) for i, hp in executor_hosts(sc).items() if i != "driver" and hp.rpartition(":")[0].strip("[]") == host]
     if not on_host:
         return []
     with ThreadPoolExecutor(len(on_host)) as pool:  # asked at once: a host gone makes each wait the timeout
         answered = list(pool.map(lambda e: answers(e[1], timeout_s), on_host))
-    gone = [i for (i, _), ok in zip(on_host, answered) if not ok]
-    give_up_executors(sc, gone)
-    return gone
+    return [i for (i, _), ok in zip(on_host, answered) if not ok]
 
 
 def give_up_executors(sc: Any, ids: list[str]) -> None:

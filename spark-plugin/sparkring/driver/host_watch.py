@@ -1,11 +1,13 @@
 """The driver's watch over the hosts of one attempt's tasks. A host that is cut off or powered off
 closes no connection: its ring peers see it only when their peer timeout ends (30 s unless set),
 and Spark only when the executors' heartbeats time out (spark.network.timeout, 120 s unless set).
-The watch connects to each running task's executor every POLL_S; a host none of whose executors
-answers twice in a row (a timeout or an unreachable network: a refused connection is a process
-gone on a live host, which Spark sees itself) is lost. Its executors are then removed (and replaced
-where the cluster has room, as give_up_host does) and the attempt is cancelled, seconds after the
-loss."""
+The watch starts a connection to each running task's executor every POLL_S, without waiting for
+the ones still trying (so a loss is seen LOST_AFTER_S after the last answer, not after rounds of
+timeouts). A host is lost when none of its executors has answered for LOST_AFTER_S and at least
+MISSES tries begun since have timed out (a refused connection is a process gone on a live host,
+which Spark sees itself; a watch that could not run its tries judges nothing). Its executors are
+then removed (and replaced where the cluster has room, as give_up_host does) and the attempt is
+cancelled, seconds after the loss."""
 
 from __future__ import annotations
 
@@ -20,9 +22,12 @@ from sparkring.driver.executors import probe
 from sparkring.error_codes import HOST_LOST
 from sparkring.failures import error_report
 
-POLL_S = 0.5
+POLL_S = 0.25
 # Above the first SYN retransmission (1 s), so that one lost packet on a lossy link is no miss.
 CONNECT_TIMEOUT_S = 1.5
+# The tries begun in the LOST_AFTER_S - CONNECT_TIMEOUT_S before a judgement (four) must all have
+# timed out: on a link that drops 5% of packets, about one chance in 10^8.
+LOST_AFTER_S = 2.5
 MISSES = 2
 
 
@@ -51,7 +56,7 @@ class LostHost:
         return error_report(
             HOST_LOST,
             f"host {self.host} ({noun} {ranks}) stopped answering: none of its executors "
-            f"({', '.join(self.executors)}) accepted a connection in {MISSES} tries of {CONNECT_TIMEOUT_S:g} s; "
+            f"({', '.join(self.executors)}) accepted a connection for {LOST_AFTER_S:g} s; "
             "the attempt was ended rather than left to wait out the ring's peer timeout",
             rank=self.ranks[0],
             lostPeer={"rank": self.ranks[0], "host": self.host},
@@ -76,26 +81,34 @@ class HostWatch:
         on_lost: Callable[[], None],
         check: Callable[[str, float], bool] = reachable,
         poll_s: float = POLL_S,
+        lost_after_s: float = LOST_AFTER_S,
     ) -> None:
         self._placed = placed
         self._give_up = give_up
         self._on_lost = on_lost
         self._check = check
         self._poll_s = poll_s
+        self._lost_after_s = lost_after_s
         self.lost: Optional[LostHost] = None
+        self._lock = threading.Lock()
+        # By host: when (monotonic) the last try that it answered began, and the tries begun since that timed out.
+        self._answered_at: dict[str, float] = {}
         self._misses: dict[str, int] = {}
+        self._in_flight: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="sparkring-host-watch", daemon=True)
         self._thread.start()
 
     def _watch(self) -> None:
-        with ThreadPoolExecutor(8, thread_name_prefix="sparkring-host-check") as pool:
+        pool = ThreadPoolExecutor(32, thread_name_prefix="sparkring-host-check")
+        try:
             while not self._stop.wait(self._poll_s):
                 try:
                     tasks = self._placed()
                 except Exception:  # noqa: BLE001 - the status store is best effort; the stage may be ending
                     continue
-                lost = self._round(tasks, pool)
+                self._try_all(tasks, pool)
+                lost = self._judge(tasks)
                 if lost is not None and not self._stop.is_set():
                     self.lost = lost
                     try:
@@ -104,25 +117,44 @@ class HostWatch:
                         print(f"sparkring: could not remove the executors of host {lost.host}: {e}", file=sys.stderr)
                     self._on_lost()
                     return
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # tries still connecting end by their timeout
 
-    def _round(self, tasks: list[PlacedTask], pool: ThreadPoolExecutor) -> Optional[LostHost]:
-        by_host: dict[str, list[PlacedTask]] = {}
-        for t in tasks:
-            by_host.setdefault(t.host, []).append(t)
-        ports = sorted({t.host_port for t in tasks})
-        answered = dict(zip(ports, pool.map(lambda hp: self._check(hp, CONNECT_TIMEOUT_S), ports)))
-        for host, on_host in sorted(by_host.items()):
-            if any(answered[t.host_port] for t in on_host):
-                self._misses[host] = 0
-                continue
-            self._misses[host] = self._misses.get(host, 0) + 1
-            if self._misses[host] >= MISSES:
-                return LostHost(
-                    host,
-                    tuple(sorted(t.rank for t in on_host)),
-                    tuple(sorted({t.executor for t in on_host})),
-                    time.time(),
-                )
+    def _try_all(self, tasks: list[PlacedTask], pool: ThreadPoolExecutor) -> None:
+        now = time.monotonic()
+        # A try may last CONNECT_TIMEOUT_S; more at once than that covers would only queue.
+        most = int(CONNECT_TIMEOUT_S / self._poll_s) + 1
+        for host, port in sorted({(t.host, t.host_port) for t in tasks}):
+            with self._lock:
+                self._answered_at.setdefault(host, now)  # first seen: given LOST_AFTER_S from now
+                if self._in_flight.get(port, 0) >= most:
+                    continue
+                self._in_flight[port] = self._in_flight.get(port, 0) + 1
+            pool.submit(self._try, host, port, now)
+
+    def _try(self, host: str, port: str, begun: float) -> None:
+        answered = self._check(port, CONNECT_TIMEOUT_S)
+        with self._lock:
+            self._in_flight[port] -= 1
+            if answered:
+                if begun >= self._answered_at.get(host, 0.0):
+                    self._answered_at[host] = begun
+                    self._misses[host] = 0
+            elif begun >= self._answered_at.get(host, 0.0):
+                self._misses[host] = self._misses.get(host, 0) + 1
+
+    def _judge(self, tasks: list[PlacedTask]) -> Optional[LostHost]:
+        now = time.monotonic()
+        with self._lock:
+            for host in sorted({t.host for t in tasks}):
+                if now - self._answered_at.get(host, now) >= self._lost_after_s and self._misses.get(host, 0) >= MISSES:
+                    on_host = [t for t in tasks if t.host == host]
+                    return LostHost(
+                        host,
+                        tuple(sorted(t.rank for t in on_host)),
+                        tuple(sorted({t.executor for t in on_host})),
+                        time.time(),
+                    )
         return None
 
     def stop(self) -> None:

@@ -24,7 +24,7 @@ import tempfile
 import threading
 import urllib.request
 import zipfile
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Iterator, Optional, Protocol
 
 from sparkring.driver.executors import (
@@ -32,10 +32,11 @@ from sparkring.driver.executors import (
     executor_hosts,
     executor_ids,
     give_up_executors,
-    give_up_host,
+    silent_executors,
     release_executors,
 )
 from sparkring.driver.host_watch import PlacedTask
+from sparkring.driver.locality import no_locality_wait
 from sparkring.driver.lost import LostTask, first_lost, tasks_of_group
 from sparkring.driver.slots import SlotNeed, local_cluster_shape, local_slots, wait_for_slots
 
@@ -120,14 +121,19 @@ class _JobScopes:
 
     @contextmanager
     def job_scope(self, tag: str, description: str) -> Iterator[None]:
-        self._scope(tag, description)
-        try:
-            yield
-        except KeyboardInterrupt:
-            self.cancel(tag)
-            raise
-        finally:
-            self._unscope(tag)
+        with self._scheduling():
+            self._scope(tag, description)
+            try:
+                yield
+            except KeyboardInterrupt:
+                self.cancel(tag)
+                raise
+            finally:
+                self._unscope(tag)
+
+    def _scheduling(self) -> AbstractContextManager[None]:
+        """How the kind's scheduler is set while the scope's jobs run (locality.py); as it is by default."""
+        return nullcontext()
 
     def _scope(self, tag: str, description: str) -> None:
         raise NotImplementedError
@@ -145,6 +151,7 @@ class ClassicSpark(_JobScopes):
     def __init__(self, spark: Any) -> None:
         self.spark = spark
         self.sc = spark.sparkContext
+        self.given_up: set[str] = set()  # executors of lost hosts: killed, but Spark lists them a while
 
     @property
     def app_id(self) -> str:
@@ -175,6 +182,9 @@ class ClassicSpark(_JobScopes):
     def _unscope(self, tag: str) -> None:
         self.sc._jsc.clearJobGroup()
 
+    def _scheduling(self) -> AbstractContextManager[None]:
+        return no_locality_wait(self.sc)
+
     def cancel(self, tag: str) -> None:
         self.sc.cancelJobGroup(tag)
 
@@ -189,7 +199,9 @@ class ClassicSpark(_JobScopes):
         return int(jsc.maxNumConcurrentTasks(jsc.resourceProfileManager().defaultResourceProfile()))
 
     def give_up_host(self, host: str) -> list[str]:
-        return give_up_host(self.sc, host)
+        gone = silent_executors(self.sc, host)
+        self.give_up_executors(gone)
+        return gone
 
     def placed_tasks(self, tag: str) -> Optional[list[PlacedTask]]:
         ports = executor_hosts(self.sc)
@@ -200,9 +212,10 @@ class ClassicSpark(_JobScopes):
 
     def give_up_executors(self, ids: list[str]) -> None:
         give_up_executors(self.sc, ids)
+        self.given_up.update(ids)
 
     def release_executors(self) -> Optional[Release]:
-        return release_executors(self.sc)
+        return release_executors(self.sc, given_up=frozenset(self.given_up))
 
     def add_archive(self, path: str) -> None:
         self.sc.addArchive(path)
