@@ -59,7 +59,8 @@ async function oneRun(
     data,
     hparams: { epochs: o.epochs, rows: ROWS, epochMs: o.epochMs },
     experiments: join(dir, 'experiments'),
-    slotWaitSeconds: 90,
+    // A retry waits for the master to drop the lost worker (spark.worker.timeout, checked every quarter of it) and for replacements.
+    slotWaitSeconds: 180,
     ...(mode === 'elastic' ? { minWorkers: 2 } : { maxAttempts: 3 }),
     sparkConf: hostLossConf(4),
     onProgress: (line) => {

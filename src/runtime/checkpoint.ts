@@ -62,18 +62,23 @@ export class Checkpoints {
     });
   }
 
-  /** Saves `state` as save() does, after `bytes` under `name` (a name not used before). */
-  async saveWithBytes(state: unknown, reportedStep: number, name: string, bytes: Uint8Array): Promise<void> {
+  /**
+   * Saves `state` as save() does, after `bytes` under `name` (a name not used before). The files
+   * the previous state named go, but for those in `keep` (an earlier binary part the new state
+   * still refers to).
+   */
+  async saveWithBytes(state: unknown, reportedStep: number, name: string, bytes: Uint8Array, keep: string[] = []): Promise<void> {
     if (this.rank !== 0) return;
     await during('checkpoint', CHECKPOINT_DEADLINE_MS, async () => {
       await mkdir(this.dir, { recursive: true });
-      const previous = (await this.load().catch(() => undefined))?.state as { bytes?: unknown } | undefined;
+      const previous = (await this.load().catch(() => undefined))?.state as { bytes?: unknown; keeps?: unknown } | undefined;
       const file = join(this.dir, name);
       await writeFile(`${file}.tmp`, bytes);
       await rename(`${file}.tmp`, file);
-      await this.save({ ...(state as object), bytes: name }, reportedStep);
-      if (typeof previous?.bytes === 'string' && previous.bytes !== name) {
-        await rm(join(this.dir, previous.bytes), { force: true });
+      await this.save({ ...(state as object), bytes: name, keeps: keep }, reportedStep);
+      const named = [previous?.bytes, ...(Array.isArray(previous?.keeps) ? previous.keeps : [])];
+      for (const old of named) {
+        if (typeof old === 'string' && old !== name && !keep.includes(old)) await rm(join(this.dir, old), { force: true });
       }
     });
   }

@@ -2,6 +2,8 @@
  * ctx.fit over an in-process ring: equal steps and every row once on uneven partitions, full-batch
  * equivalence with tfjs's own model.fit on all rows in one process, and resuming from a checkpoint.
  */
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { Table, vectorFromArray } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -61,8 +63,9 @@ async function fitAll(
   rings: Ring[],
   data: PartitionData[],
   o: { runDir: string; attempt?: number; models: tf.LayersModel[]; options: Omit<FitOptions, 'label'> },
-): Promise<{ histories: History[]; batches: Array<Array<number>>; counted: number[] }> {
+): Promise<{ histories: History[]; batches: Array<Array<number>>; counted: number[]; logs: string[] }> {
   const batches = rings.map(() => [] as number[]);
+  const logs: string[] = [];
   const counted = rings.map(() => 0);
   const histories = await Promise.all(
     rings.map((ring, rank) =>
@@ -79,6 +82,7 @@ async function fitAll(
           },
           step: () => 0,
           fitIndex: 0,
+          log: (line) => logs.push(line),
         },
         o.models[rank] as tf.LayersModel,
         {
@@ -93,7 +97,7 @@ async function fitAll(
       ),
     ),
   );
-  return { histories, batches, counted };
+  return { histories, batches, counted, logs };
 }
 
 describe('fit plan', () => {
@@ -208,6 +212,100 @@ describe('fit over a ring', () => {
     expect(histories[0]?.history.loss).toHaveLength(4);
     expect(batches[0]).toHaveLength(2 * 13); // only the epochs left
     expect(await weightsOf(retried[2] as tf.LayersModel)).toEqual(await weightsOf(unbroken[2] as tf.LayersModel));
+  });
+
+  it('goes on from a checkpoint inside an epoch (checkpointEverySteps) on the same rows, to the unbroken run', async () => {
+    const data = partitions(UNEVEN);
+    const initial = linearModel().getWeights();
+    const fresh = () =>
+      rings.map(() => {
+        const m = linearModel('adam');
+        m.setWeights(initial);
+        return m;
+      });
+    const options = { batchSize: 100, shuffle: true, seed: 3, epochs: 3, checkpointEverySteps: 4 };
+    const unbroken = fresh();
+    const whole = await fitAll(rings, data, { runDir: tempDir('fit'), models: unbroken, options });
+
+    const runDir = tempDir('fit');
+    // Every rank dies after step 10 of epoch 2 (13 steps an epoch): the last checkpoint is after its step 8.
+    let epochNow = 0;
+    const dies = {
+      onEpochBegin: (epoch: number) => {
+        epochNow = epoch;
+      },
+      onBatchEnd: (k: number) => {
+        if (epochNow === 1 && k === 9) throw new Error('the attempt dies here');
+      },
+    };
+    await expect(fitAll(rings, data, { runDir, models: fresh(), options: { ...options, callbacks: dies } })).rejects.toThrow(
+      'the attempt dies here',
+    );
+    const retried = fresh();
+    const { histories, batches } = await fitAll(rings, data, { runDir, attempt: 1, models: retried, options });
+    expect(histories[0]?.params.resumedFromEpoch).toBe(1);
+    expect(histories[0]?.params.resumedFromStep).toBe(8);
+    expect(batches[0]).toHaveLength(13 - 8 + 13);
+    // The epoch's loss sums went on from the checkpoint: the history is the unbroken run's.
+    expect(histories[0]?.history.loss).toEqual(whole.histories[0]?.history.loss);
+    expect(await weightsOf(retried[2] as tf.LayersModel)).toEqual(await weightsOf(unbroken[2] as tf.LayersModel));
+    // The checkpoints inside epochs, and the epochs' starts they kept, are gone with the last epoch's.
+    expect(readdirSync(join(runDir, 'checkpoint')).sort()).toEqual(['fit-0-epoch-3.bin', 'state.json']);
+  });
+
+  it('resumes from the start of the epoch when the rows were dealt again over other ranks', async () => {
+    const two = await ringInProcess(2);
+    try {
+      const redealt = [partition(0, 1009), partition(1009, 1000)]; // the same 2009 rows, over 2 ranks
+      const initial = linearModel().getWeights();
+      const fresh = (ranks: number) =>
+        Array.from({ length: ranks }, () => {
+          const m = linearModel();
+          m.setWeights(initial);
+          return m;
+        });
+      const options = { batchSize: 100, shuffle: false, epochs: 3, checkpointEverySteps: 4 };
+      // The reference: epoch 1 on 3 ranks, then epochs 2 and 3 on 2.
+      const refDir = tempDir('fit');
+      await fitAll(rings, partitions(UNEVEN), { runDir: refDir, models: fresh(3), options: { ...options, epochs: 1 } });
+      const reference = fresh(2);
+      await fitAll(two, redealt, { runDir: refDir, attempt: 1, models: reference, options });
+
+      const runDir = tempDir('fit');
+      let epochNow = 0;
+      const dies = {
+        onEpochBegin: (epoch: number) => {
+          epochNow = epoch;
+        },
+        onBatchEnd: (k: number) => {
+          if (epochNow === 1 && k === 9) throw new Error('the host is lost here');
+        },
+      };
+      await expect(
+        fitAll(rings, partitions(UNEVEN), { runDir, models: fresh(3), options: { ...options, callbacks: dies } }),
+      ).rejects.toThrow('the host is lost here');
+      const resized = fresh(2);
+      const { histories, batches, logs } = await fitAll(two, redealt, { runDir, attempt: 1, models: resized, options });
+      expect(histories[0]?.params.resumedFromEpoch).toBe(1);
+      expect(histories[0]?.params.resumedFromStep).toBeUndefined();
+      expect(batches[0]).toHaveLength(2 * 11); // 1009 rows a rank at 100 a step: 11 steps, both epochs whole
+      expect(logs).toContain(
+        'fit: resumed from the start of epoch 2, not from its step 8: the rows were dealt again over 2 ranks (a checkpoint inside an epoch holds only for the ranks that wrote it)',
+      );
+      expect(await weightsOf(resized[0] as tf.LayersModel)).toEqual(await weightsOf(reference[0] as tf.LayersModel));
+    } finally {
+      await Promise.all(two.map((r) => r.close()));
+    }
+  });
+
+  it('refuses a checkpointEverySteps that is not a positive integer', async () => {
+    await expect(
+      fitAll(rings, partitions(UNEVEN), {
+        runDir: tempDir('fit'),
+        models: rings.map(() => linearModel()),
+        options: { batchSize: 100, checkpointEverySteps: 0 },
+      }),
+    ).rejects.toThrow('fit: checkpointEverySteps must be a positive integer (steps), not 0');
   });
 
   it('stops every rank when a callback stops one, and a retry stays stopped', async () => {

@@ -7,7 +7,8 @@
  * the union of the ranks' rows, however uneven the partitions (plan.ts makes the steps equal).
  * A rank without rows in a step sends zeros. Epoch metrics and validation are sums over rows,
  * summed across ranks, so they are the metrics of the whole data set. Rank 0's weights are
- * broadcast first; per-epoch checkpoints (state.ts) let a retried attempt resume.
+ * broadcast first; per-epoch checkpoints (state.ts) let a retried attempt resume, and with
+ * checkpointEverySteps, checkpoints inside an epoch too.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +22,7 @@ import { DataColumnError, type PartitionData } from '../data.js';
 import { syncWeights } from '../tfjs.js';
 import { FitModelError, ResizeRequestedError } from './errors.js';
 import { epochOrder, stepRange, stepsPerEpoch } from './plan.js';
-import { loadFitState, saveFitState } from './state.js';
+import { type Dealt, type FitManifest, loadFitState, saveFitState } from './state.js';
 
 type Logs = Record<string, number>;
 
@@ -61,6 +62,12 @@ export interface FitOptions {
   compile?: boolean;
   /** Checkpoint every epoch, so that a retried attempt resumes (default true). */
   checkpoint?: boolean;
+  /**
+   * Also checkpoint every N steps inside an epoch. A retry on the same ranks and rows goes on from
+   * the last one; a stage whose rows were dealt again (an elastic resize) resumes from the start
+   * of that epoch, so that each epoch takes every row once.
+   */
+  checkpointEverySteps?: number;
 }
 
 /** What fit returns, as tf.History holds it. */
@@ -73,6 +80,8 @@ export interface History {
     rows: number;
     batchSize: number;
     resumedFromEpoch: number;
+    /** The step of that epoch it went on from, where a checkpoint inside the epoch held (checkpointEverySteps). */
+    resumedFromStep?: number;
     /** How the steps ran once decided (options.compile): as TensorFlow functions, op by op, or both. */
     stepMode?: 'compiled' | 'eager' | 'mixed';
     /** Why steps ran op by op, when some did. */
@@ -254,6 +263,9 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new RangeError(`fit: batchSize must be a positive integer, not ${batchSize}`);
   if (!Number.isInteger(epochs) || epochs < 0) throw new RangeError(`fit: epochs must be a whole number, not ${epochs}`);
+  const everySteps = o.checkpointEverySteps;
+  if (everySteps !== undefined && !(Number.isInteger(everySteps) && everySteps > 0))
+    throw new RangeError(`fit: checkpointEverySteps must be a positive integer (steps), not ${everySteps}`);
   if (typeof o.label !== 'string')
     throw new FitModelError('fit: options.label names the label column (fit({ label: "y", ... }))');
   const data = o.data ?? rt.data;
@@ -272,7 +284,14 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
   if (rt.resized && ring.rank === 0) rt.log?.(resizedLine(rt.resized, batchSize, Math.max(...rowsPerRank)));
   const history: Record<string, number[]> = {};
   let start = 0;
-  const resumed = await loadFitState(tf, ring, rt.checkpoints, { fit: fitIndex, attempt: rt.attempt });
+  const checkpoint = o.checkpoint ?? true;
+  const dealt: Dealt = { worldSize: ring.worldSize, rowsPerRank };
+  const resumed = await loadFitState(tf, ring, rt.checkpoints, { fit: fitIndex, attempt: rt.attempt, dealt });
+  // Where the first epoch run here starts, inside it (a checkpoint written within an epoch).
+  let startStep = 0;
+  let resumedSums: number[] | undefined;
+  // The last checkpoint at an epoch's end (or at the start), which those within the next epoch keep.
+  let epochStart: FitManifest | undefined;
   if (resumed) {
     model.setWeights(resumed.weights);
     if (resumed.optimizerWeights.length > 0) await model.optimizer.setWeights(resumed.optimizerWeights);
@@ -281,8 +300,28 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
     // A run stopped early (a callback's decision) stays stopped.
     start = resumed.manifest.stopped ? epochs : resumed.manifest.epochs;
     Object.assign(history, resumed.manifest.history);
+    const within = resumed.manifest.within;
+    startStep = within?.steps ?? 0;
+    resumedSums = within?.sums[ring.rank];
+    epochStart = within ? within.epochStart : resumed.manifest;
+    if (resumed.passedOver && ring.rank === 0) {
+      const { epochs: e, steps: k } = resumed.passedOver;
+      rt.log?.(
+        `fit: resumed from the start of epoch ${e + 1}, not from its step ${k}: the rows were dealt again over ${ring.worldSize} ranks (a checkpoint inside an epoch holds only for the ranks that wrote it)`,
+      );
+    }
   } else {
     await syncWeights(tf, ring, model);
+    if (everySteps !== undefined && checkpoint && ring.rank === 0) {
+      // The weights at the start, for checkpoints inside the first epoch to fall back to.
+      epochStart = await saveFitState(tf, rt.checkpoints, model, {
+        fit: fitIndex,
+        epochs: 0,
+        stopped: false,
+        history,
+        reportedStep: rt.step(),
+      });
+    }
   }
 
   const vars = model.trainableWeights.map((w) => w.read() as tfTypes.Variable);
@@ -292,7 +331,14 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
     eager,
     allreduce: ring.worldSize > 1 ? (grads) => ring.allreduceGradients(grads, 'sum') : undefined,
   });
-  const params: History['params'] = { epochs, steps, rows: totalRows, batchSize, resumedFromEpoch: start };
+  const params: History['params'] = {
+    epochs,
+    steps,
+    rows: totalRows,
+    batchSize,
+    resumedFromEpoch: start,
+    ...(startStep > 0 ? { resumedFromStep: startStep } : {}),
+  };
   for (const cb of callbacks) {
     cb.setModel?.(model);
     cb.setParams?.({ ...params, samples: totalRows, metrics: ['loss', ...c.metrics.map((m) => m.name)] });
@@ -301,16 +347,35 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
   await each(callbacks, (cb) => cb.onTrainBegin?.());
   const epochList = Array.from({ length: resumed?.manifest.epochs ?? 0 }, (_, i) => i);
   const recorder = rowRecorder(data, rt.attempt, ring.rank, ring.worldSize);
+  /** The checkpoint after `done` steps of `epoch`: every rank's running sums go to rank 0, which writes it. */
+  const saveWithinEpoch = async (done: number, sums: Float64Array, epoch: number): Promise<void> => {
+    const all = new Float64Array(ring.worldSize * sums.length);
+    all.set(sums, ring.rank * sums.length);
+    await ring.allreduceInPlace(all, 'sum'); // zeros but each rank's own sums: they arrive exact
+    if (ring.rank !== 0 || epochStart === undefined) return;
+    const width = sums.length;
+    const byRank = Array.from({ length: ring.worldSize }, (_, r) => Array.from(all.subarray(r * width, (r + 1) * width)));
+    await saveFitState(tf, rt.checkpoints, model, {
+      fit: fitIndex,
+      epochs: epoch,
+      stopped: false,
+      history,
+      reportedStep: rt.step(),
+      within: { steps: done, dealt, sums: byRank, epochStart },
+    });
+  };
 
   for (let epoch = start; epoch < epochs; epoch++) {
     await each(callbacks, (cb) => cb.onEpochBegin?.(epoch));
     const order = epochOrder(train.rows, { shuffle, seed, epoch, rank: ring.rank });
     // [loss, ...metrics] summed over this rank's rows
     const sums = new Float64Array(1 + c.metrics.length + 1);
+    const first = epoch === start ? startStep : 0;
+    if (first > 0 && resumedSums) sums.set(resumedSums);
     let lastReport = Date.now();
     let batchLoss = 0;
     let batchRows = 0;
-    for (let k = 0; k < steps; k++) {
+    for (let k = first; k < steps; k++) {
       const [from, to] = stepRange(train.rows, steps, k);
       const n = to - from;
       const stepRows = rowsPerRank.reduce((sum, rows) => {
@@ -356,6 +421,9 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
         batchLoss = 0;
         batchRows = 0;
       }
+      if (everySteps !== undefined && checkpoint && (k + 1) % everySteps === 0 && k + 1 < steps) {
+        await saveWithinEpoch(k + 1, sums, epoch);
+      }
     }
     await ring.allreduceInPlace(sums, 'sum');
     recorder?.epochEnded(epoch);
@@ -386,12 +454,11 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
     await each(callbacks, (cb) => cb.onEpochEnd?.(epoch, { ...logs }));
     // A callback (early stopping) may stop training; any rank's stop stops every rank. Rank 0 also
     // passes on the driver's ask for a larger ring, which only a checkpointed run can honour.
-    const checkpoint = o.checkpoint ?? true;
     const grow = checkpoint && ring.rank === 0 && epoch + 1 < epochs && rt.resizeRequested?.() === true ? 1 : 0;
     const [stop, resize] = await ring.allreduce(new Int32Array([model.stopTraining ? 1 : 0, grow]), 'max');
     if (checkpoint && ring.rank === 0) {
       const at = { fit: fitIndex, epochs: epoch + 1, stopped: stop === 1, history, reportedStep: rt.step() };
-      await saveFitState(tf, rt.checkpoints, model, at);
+      epochStart = await saveFitState(tf, rt.checkpoints, model, at);
     }
     if (stop) break;
     if (resize) {

@@ -3,6 +3,12 @@
  * format (tf.io.encodeWeights), and a small JSON manifest that names them, the epochs done and the
  * history so far. Rank 0 writes it each epoch; a retried attempt resumes from it, with rank 0
  * handing it to the other ranks over the ring (no rank but 0 needs to read the file).
+ *
+ * With checkpointEverySteps, rank 0 also writes one inside an epoch: the steps of the epoch done,
+ * each rank's running sums, how the rows were dealt, and the checkpoint at the epoch's start (kept
+ * with it). Only ranks that hold the same rows can go on from the step; a stage whose rows were
+ * dealt again (another world size) resumes from the epoch's start, so that each epoch still takes
+ * every row once.
  */
 import type * as tfTypes from '@tensorflow/tfjs';
 import type { Ring } from '../../collective/index.js';
@@ -26,12 +32,36 @@ export interface FitManifest {
   byteLength: number;
   /** The file checkpoint.ts keeps the bytes in. */
   bytes?: string;
+  /** Inside an epoch (checkpointEverySteps): where in epoch `epochs` it was written. */
+  within?: WithinEpoch;
+}
+
+/** The rows of each rank, by rank: ranks with the same rows can go on from inside an epoch. */
+export interface Dealt {
+  worldSize: number;
+  rowsPerRank: number[];
+}
+
+export interface WithinEpoch {
+  /** Steps of the epoch done. */
+  steps: number;
+  dealt: Dealt;
+  /** Each rank's running sums of the epoch's loss and metrics and its rows, by rank. */
+  sums: number[][];
+  /** The checkpoint at the epoch's start, whose bytes are kept beside this one's. */
+  epochStart: FitManifest;
+}
+
+export function sameDealing(a: Dealt, b: Dealt): boolean {
+  return a.worldSize === b.worldSize && a.rowsPerRank.every((n, i) => n === b.rowsPerRank[i]);
 }
 
 export interface FitState {
   manifest: FitManifest;
   weights: tfTypes.Tensor[];
   optimizerWeights: Array<{ name: string; tensor: tfTypes.Tensor }>;
+  /** On rank 0: the checkpoint inside an epoch passed over for that epoch's start (rows dealt otherwise). */
+  passedOver?: { epochs: number; steps: number };
   /** Restores the optimizer's variables beyond its weights; call after optimizer.setWeights. */
   restoreOptimizerFields(optimizer: tfTypes.Optimizer): void;
 }
@@ -47,13 +77,23 @@ function optimizerFields(tf: Tf, optimizer: tfTypes.Optimizer, weights: tfTypes.
     .map(([name, tensor]) => ({ name, tensor: tensor as tfTypes.Variable }));
 }
 
-/** Saves the model's and the optimizer's weights after `epochs` epochs (rank 0 writes). */
+/**
+ * Saves the model's and the optimizer's weights after `epochs` epochs, or `within` the next one
+ * (rank 0 writes); the manifest as saved (rank 0's is the one that counts).
+ */
 export async function saveFitState(
   tf: Tf,
   checkpoints: Checkpoints,
   model: tfTypes.LayersModel,
-  o: { fit: number; epochs: number; stopped: boolean; history: Record<string, number[]>; reportedStep: number },
-): Promise<void> {
+  o: {
+    fit: number;
+    epochs: number;
+    stopped: boolean;
+    history: Record<string, number[]>;
+    reportedStep: number;
+    within?: WithinEpoch;
+  },
+): Promise<FitManifest> {
   const optimizerWeights = await model.optimizer.getWeights();
   const fields = optimizerFields(
     tf,
@@ -78,24 +118,34 @@ export async function saveFitState(
     optimizerNames: optimizerWeights.map((w) => w.name),
     optimizerFields: fields.map((f) => f.name),
     byteLength: data.byteLength,
+    ...(o.within ? { within: o.within } : {}),
   };
-  await checkpoints.saveWithBytes(manifest, o.reportedStep, `fit-${o.fit}-epoch-${o.epochs}.bin`, new Uint8Array(data));
+  const name = `fit-${o.fit}-epoch-${o.epochs}${o.within ? `-step-${o.within.steps}` : ''}.bin`;
+  const keep = o.within?.epochStart.bytes ? [o.within.epochStart.bytes] : [];
+  await checkpoints.saveWithBytes(manifest, o.reportedStep, name, new Uint8Array(data), keep);
+  return { ...manifest, bytes: name };
 }
 
 /**
  * The checkpoint of fit call `fit` on every rank, or undefined (a first attempt, or no checkpoint
- * of this call yet): rank 0 reads it and broadcasts it.
+ * of this call yet): rank 0 reads it and broadcasts it. One written inside an epoch by ranks dealt
+ * otherwise than `dealt` gives way to the checkpoint at that epoch's start.
  */
 export async function loadFitState(
   tf: Tf,
   ring: Ring,
   checkpoints: Checkpoints,
-  o: { fit: number; attempt: number },
+  o: { fit: number; attempt: number; dealt: Dealt },
 ): Promise<FitState | undefined> {
   let manifest: FitManifest | null = null;
   let bytes: Uint8Array | undefined;
+  let passedOver: FitState['passedOver'];
   if (ring.rank === 0 && o.attempt > 0) {
-    const saved = (await checkpoints.load())?.state as FitManifest | undefined;
+    let saved = (await checkpoints.load())?.state as FitManifest | undefined;
+    if (saved?.within && !sameDealing(saved.within.dealt, o.dealt)) {
+      passedOver = { epochs: saved.epochs, steps: saved.within.steps };
+      saved = saved.within.epochStart;
+    }
     if (saved?.kind === 'sparkring.fit' && saved.fit === o.fit && saved.bytes) {
       manifest = saved;
       bytes = await checkpoints.loadBytes(saved.bytes);
@@ -127,5 +177,5 @@ export async function loadFitState(
       tensor.dispose();
     }
   };
-  return { manifest, weights, optimizerWeights, restoreOptimizerFields };
+  return { manifest, weights, optimizerWeights, restoreOptimizerFields, ...(passedOver ? { passedOver } : {}) };
 }
