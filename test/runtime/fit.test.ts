@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Ring } from '../../src/collective/index.js';
 import { Checkpoints } from '../../src/runtime/checkpoint.js';
 import { PartitionData } from '../../src/runtime/data.js';
-import { type FitOptions, fit as fitModel, type History } from '../../src/runtime/fit/fit.js';
+import { type FitCallback, type FitOptions, fit as fitModel, type History } from '../../src/runtime/fit/fit.js';
 import { epochOrder, stepRange, stepsPerEpoch } from '../../src/runtime/fit/plan.js';
 import { FEATURES, rowOf } from '../fixtures/entries/linear-model.js';
 import { ringInProcess } from '../helpers/ring.js';
@@ -54,8 +54,32 @@ function linearModel(optimizer: 'sgd' | 'adam' = 'sgd'): tf.LayersModel {
   return model;
 }
 
+/** Models for `ranks` ranks, each call new ones, all starting from the same weights. */
+function sameStart(ranks: number, optimizer: 'sgd' | 'adam'): () => tf.LayersModel[] {
+  const initial = linearModel().getWeights();
+  return () =>
+    Array.from({ length: ranks }, () => {
+      const m = linearModel(optimizer);
+      m.setWeights(initial);
+      return m;
+    });
+}
+
 async function weightsOf(model: tf.LayersModel): Promise<number[]> {
   return (await Promise.all(model.getWeights().map((w) => w.data()))).flatMap((d) => [...d]);
+}
+
+/** A callback that throws `message` on every rank at the end of step `step` of epoch `epoch` (0-based). */
+function diesAfter(epoch: number, step: number, message: string): FitCallback {
+  let now = 0;
+  return {
+    onEpochBegin: (e: number) => {
+      now = e;
+    },
+    onBatchEnd: (k: number) => {
+      if (now === epoch && k === step) throw new Error(message);
+    },
+  };
 }
 
 /** fit on every rank of `rings` at once, each with its own model, data and checkpoints. */
@@ -186,13 +210,7 @@ describe('fit over a ring', () => {
 
   it('resumes a retried attempt from the last epoch, weights and Adam state, to the same result', async () => {
     const data = partitions(UNEVEN);
-    const initial = linearModel().getWeights();
-    const fresh = () =>
-      rings.map(() => {
-        const m = linearModel('adam');
-        m.setWeights(initial);
-        return m;
-      });
+    const fresh = sameStart(rings.length, 'adam');
     const options = { batchSize: 100, shuffle: true, seed: 7 };
     const unbroken = fresh();
     await fitAll(rings, data, { runDir: tempDir('fit'), models: unbroken, options: { ...options, epochs: 4 } });
@@ -216,31 +234,20 @@ describe('fit over a ring', () => {
 
   it('goes on from a checkpoint inside an epoch (checkpointEverySteps) on the same rows, to the unbroken run', async () => {
     const data = partitions(UNEVEN);
-    const initial = linearModel().getWeights();
-    const fresh = () =>
-      rings.map(() => {
-        const m = linearModel('adam');
-        m.setWeights(initial);
-        return m;
-      });
+    const fresh = sameStart(rings.length, 'adam');
     const options = { batchSize: 100, shuffle: true, seed: 3, epochs: 3, checkpointEverySteps: 4 };
     const unbroken = fresh();
     const whole = await fitAll(rings, data, { runDir: tempDir('fit'), models: unbroken, options });
 
     const runDir = tempDir('fit');
     // Every rank dies after step 10 of epoch 2 (13 steps an epoch): the last checkpoint is after its step 8.
-    let epochNow = 0;
-    const dies = {
-      onEpochBegin: (epoch: number) => {
-        epochNow = epoch;
-      },
-      onBatchEnd: (k: number) => {
-        if (epochNow === 1 && k === 9) throw new Error('the attempt dies here');
-      },
-    };
-    await expect(fitAll(rings, data, { runDir, models: fresh(), options: { ...options, callbacks: dies } })).rejects.toThrow(
-      'the attempt dies here',
-    );
+    await expect(
+      fitAll(rings, data, {
+        runDir,
+        models: fresh(),
+        options: { ...options, callbacks: diesAfter(1, 9, 'the attempt dies here') },
+      }),
+    ).rejects.toThrow('the attempt dies here');
     const retried = fresh();
     const { histories, batches } = await fitAll(rings, data, { runDir, attempt: 1, models: retried, options });
     expect(histories[0]?.params.resumedFromEpoch).toBe(1);
@@ -257,13 +264,8 @@ describe('fit over a ring', () => {
     const two = await ringInProcess(2);
     try {
       const redealt = [partition(0, 1009), partition(1009, 1000)]; // the same 2009 rows, over 2 ranks
-      const initial = linearModel().getWeights();
-      const fresh = (ranks: number) =>
-        Array.from({ length: ranks }, () => {
-          const m = linearModel();
-          m.setWeights(initial);
-          return m;
-        });
+      const start = sameStart(3, 'sgd');
+      const fresh = (ranks: number) => start().slice(0, ranks);
       const options = { batchSize: 100, shuffle: false, epochs: 3, checkpointEverySteps: 4 };
       // The reference: epoch 1 on 3 ranks, then epochs 2 and 3 on 2.
       const refDir = tempDir('fit');
@@ -272,15 +274,7 @@ describe('fit over a ring', () => {
       await fitAll(two, redealt, { runDir: refDir, attempt: 1, models: reference, options });
 
       const runDir = tempDir('fit');
-      let epochNow = 0;
-      const dies = {
-        onEpochBegin: (epoch: number) => {
-          epochNow = epoch;
-        },
-        onBatchEnd: (k: number) => {
-          if (epochNow === 1 && k === 9) throw new Error('the host is lost here');
-        },
-      };
+      const dies = diesAfter(1, 9, 'the host is lost here');
       await expect(
         fitAll(rings, partitions(UNEVEN), { runDir, models: fresh(3), options: { ...options, callbacks: dies } }),
       ).rejects.toThrow('the host is lost here');
