@@ -102,11 +102,10 @@ def answers(host_port: str, timeout_s: float) -> bool:
 
 
 def silent_executors(sc: Any, host: str, timeout_s: float = 1.0) -> list[str]:
-    """Removes from the application the executors on `host` that no longer answer on their port (a
-    host gone: powered off, cut off): Spark itself keeps them, idle, until their heartbeats time out
-    (spark.network.timeout, 120 s unless set), and would place the next barrier stage's tasks on
-    them. Executors that still answer (only a worker died there) are kept; the others are to be given up
-    by the caller (give_up_executors). Returns the ids that no longer answer."""
+    """The executors on `host` that no longer answer on their port (a host gone: powered off, cut
+    off), for the caller to give up (give_up_executors): Spark itself keeps them, idle, until their
+    heartbeats time out (spark.network.timeout, 120 s unless set), and would place the next barrier
+    stage's tasks on them. Executors that still answer (only a worker died there) are not listed."""
     on_host = [(i, hp) for i, hp in executor_hosts(sc).items() if i != "driver" and hp.rpartition(":")[0].strip("[]") == host]
     if not on_host:
         return []

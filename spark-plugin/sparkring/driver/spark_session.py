@@ -32,8 +32,8 @@ from sparkring.driver.executors import (
     executor_hosts,
     executor_ids,
     give_up_executors,
-    silent_executors,
     release_executors,
+    silent_executors,
 )
 from sparkring.driver.host_watch import PlacedTask
 from sparkring.driver.locality import no_locality_wait
