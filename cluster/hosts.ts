@@ -14,7 +14,7 @@
  *   host i (i = 1..3): netns srK-h<i>, eth0 at 10.213.K.(10+i)/24, veth srK-v<i> on the bridge
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -178,6 +178,9 @@ export class HostCluster {
   /** A process of the cluster outside the hosts (the Spark master): stop() ends it too. */
   adopt(child: ChildProcess): void {
     this.processes.push(child);
+    // Written down, so that removeStaleClusters() ends it if this process is killed before stop().
+    const started = child.pid === undefined ? undefined : startTime(child.pid);
+    if (started !== undefined) appendFileSync(join(this.root, 'adopted'), `${child.pid} ${started}\n`);
   }
 
   /** Starts a long-running process on `host`; stop() ends it. */
@@ -315,7 +318,32 @@ function killNamespace(netns: string): void {
   }
 }
 
+/** A process's start time (clock ticks since boot, /proc/PID/stat field 22): a pid with another is another process. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Kills the root-namespace processes a cluster adopted (its Spark master), where they still run. */
+function killAdopted(root: string): void {
+  let lines: string[] = [];
+  try {
+    lines = readFileSync(join(root, 'adopted'), 'utf8').split('\n');
+  } catch {
+    return;
+  }
+  for (const line of lines) {
+    const [pid, started] = line.split(' ');
+    if (pid && started && startTime(Number(pid)) === started) quietly(() => process.kill(Number(pid), 'SIGKILL'));
+  }
+}
+
 function removeCluster(id: number): void {
+  killAdopted(join(STATE_DIR, String(id)));
   const spaces = ip('netns', 'list')
     .split('\n')
     .map((l) => l.split(' ')[0] ?? '')
