@@ -34,15 +34,20 @@ class _FakeScheduler:
     """SparkContext's executor list as the JVM gives it: the killed ones go, those of a host that
     no longer answers stay listed."""
 
-    def __init__(self, ids: list[str], unreachable: set[str]) -> None:
+    def __init__(self, ids: list[str], unreachable: set[str], replacements: tuple[str, ...] = ()) -> None:
         self.ids = ids
         self.unreachable = unreachable
+        self.replacements = list(replacements)  # register one by one after the first kill
+        self.kills: list[list[str]] = []
 
     def getExecutorIds(self) -> list[str]:  # noqa: N802 - the JVM's name
+        if self.kills and self.replacements:
+            self.ids.append(self.replacements.pop(0))
         return list(self.ids)
 
     def killExecutors(self, ids: list[str]) -> None:  # noqa: N802 - the JVM's name
-        self.ids = [i for i in self.ids if i in self.unreachable]
+        self.kills.append(list(ids))
+        self.ids = [i for i in self.ids if i in self.unreachable or i not in ids]
 
     def statusStore(self) -> None:  # noqa: N802 - the JVM's name
         raise RuntimeError("no status store in this fake")
@@ -65,4 +70,15 @@ def test_the_release_does_not_wait_for_executors_given_up_during_the_run() -> No
     assert release is not None
     assert release.remaining == {}
     assert release.given_up == ("2", "3")
+    assert release.ms < 5000
+
+
+def test_replacements_that_register_during_the_release_are_killed_too() -> None:
+    # The lost host came back (a link down for 3 s): Spark's replacements for its executors register late.
+    scheduler = _FakeScheduler(["0", "1", "2", "3"], unreachable={"0", "1"}, replacements=("4", "5"))
+    release = release_executors(_FakeContext(scheduler), timeout_s=30, given_up=frozenset({"0", "1"}))
+    assert release is not None
+    assert release.remaining == {}
+    assert scheduler.kills[0] == ["0", "1", "2", "3"]
+    assert sorted(i for kill in scheduler.kills[1:] for i in kill) == ["4", "5"]
     assert release.ms < 5000

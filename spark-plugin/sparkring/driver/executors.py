@@ -64,18 +64,26 @@ def release_executors(sc: Any, timeout_s: float = 60, given_up: frozenset[str] =
     """Kills every executor of this application (barrier jobs cannot use dynamic allocation, so
     we give them back ourselves) and waits up to `timeout_s` for Spark to report them gone; None if
     there were none. Executors in `given_up` (a lost host's, already killed during the run) are not
-    waited for: nothing on their host answers, so Spark lists them until their heartbeats time out."""
+    waited for: nothing on their host answers, so Spark lists them until their heartbeats time out.
+    Their replacements may register while this waits (the host came back, or another had room):
+    those are killed as they appear."""
     ids = executor_ids(sc)
     if not ids:
         return None
     hosts = executor_hosts(sc)
     started = time.time()
     sc._jsc.sc().killExecutors(sc._jvm.PythonUtils.toSeq(ids))
-    waited = [i for i in ids if i not in given_up]
-    left = waited
+    killed = set(ids)
+    left = [i for i in ids if i not in given_up]
     while left and time.time() - started < timeout_s:
         time.sleep(0.02)
-        left = [i for i in executor_ids(sc) if i not in given_up]
+        listed = executor_ids(sc)
+        newcomers = [i for i in listed if i not in killed and i not in given_up]
+        if newcomers:
+            hosts.update(executor_hosts(sc))
+            sc._jsc.sc().killExecutors(sc._jvm.PythonUtils.toSeq(newcomers))
+            killed.update(newcomers)
+        left = [i for i in listed if i not in given_up]
     unreached = tuple(i for i in ids if i in given_up)
     return Release((time.time() - started) * 1000, {i: hosts.get(i, "") for i in left}, given_up=unreached)
 
