@@ -317,3 +317,18 @@ def test_run_keys_are_hkdf_sha256_as_node_derives_them() -> None:
     # The same vector as test/client/event-stream.test.ts (node:crypto hkdfSync).
     assert run_key("ab12", "events").hex() == "33303ac2a0b3ee1e70963a160264e9a7c5c05a5f04ff1540447fb031778f9d51"
     assert run_key("ab12", "result") != run_key("ab12", "events")
+
+
+def test_a_data_read_error_names_the_jvms_cause_not_py4js_call() -> None:
+    from sparkring.driver.train_job import cause_line
+
+    py4j = (
+        "An error occurred while calling o274.load.\n"
+        ": org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage 0.0 failed 4 times\n"
+        "\tat org.apache.spark.scheduler.DAGScheduler.failJobAndIndependentStages(DAGScheduler.scala:2898)"
+    )
+    assert cause_line(py4j) == (
+        "org.apache.spark.SparkException: Job aborted due to stage failure: Task 0 in stage 0.0 failed 4 times"
+    )
+    assert cause_line("[PATH_NOT_FOUND] Path does not exist: file:/x.parquet.") == "[PATH_NOT_FOUND] Path does not exist: file:/x.parquet."
+    assert cause_line("") == ""

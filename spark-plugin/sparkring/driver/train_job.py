@@ -37,8 +37,17 @@ def read_data(spark: Any, path: str, flag: str = "--data") -> Any:
         unread = unreadable_data(path, str(e))
         if unread is not None:
             raise JobError(unread, DATA_PATH) from None
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise JobError(f"cannot read {flag} {path}: {first}", DATA_PATH) from None
+        raise JobError(f"cannot read {flag} {path}: {cause_line(str(e)) or type(e).__name__}", DATA_PATH) from None
+
+
+def cause_line(text: str) -> str:
+    """The line of an error's text that says why: past Py4J's own "An error occurred while calling
+    o274.load." (a Java exception: the JVM's message follows, after ": "), else the first line."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for ln in lines:
+        if not ln.startswith("An error occurred while calling"):
+            return ln.removeprefix(": ").strip()
+    return lines[0] if lines else ""
 
 
 def run(spec: JobSpec) -> dict[str, Any]:
