@@ -271,13 +271,16 @@ async function oneRun(
   for (const h of cluster.hosts.hosts) {
     for (const pid of pidsOn(cluster, h, /runtime\/main\.js/)) signal(pid, 'SIGKILL');
   }
-  // A cut host's worker may have been dropped by the master meanwhile: the next run needs it.
+  // A cut host's worker may have been dropped by the master meanwhile, or its process be gone (which
+  // the master counts as alive for spark.worker.timeout): the next run needs every worker, idle.
   for (const h of cluster.hosts.hosts) {
-    if (!(await cluster.aliveWorkers()).includes(h.address)) {
+    const running = pidsOn(cluster, h, /deploy\.worker\.Worker/).length > 0;
+    if (!running || !(await cluster.aliveWorkers()).includes(h.address)) {
       cluster.hosts.lose(h);
       await cluster.bringBack(h);
     }
   }
+  await waitUntil(() => cluster.idle(), 60_000);
   return {
     rec: {
       run: n,

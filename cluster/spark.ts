@@ -140,9 +140,17 @@ export class SparkOnHosts {
     return (await this.workers()).filter((w) => w.state === 'ALIVE').map((w) => w.host);
   }
 
-  private async workers(): Promise<Array<{ id: string; host: string; state: string }>> {
+  /** Whether every host's worker is ALIVE to the master with all its cores free (no executor of an earlier application left). */
+  async idle(): Promise<boolean> {
+    const workers = await this.workers();
+    return this.hosts.hosts.every((h) =>
+      workers.some((w) => w.host === h.address && w.state === 'ALIVE' && w.coresused === 0),
+    );
+  }
+
+  private async workers(): Promise<Array<{ id: string; host: string; state: string; coresused?: number }>> {
     const r = await fetch(`${this.webUi}/json/`);
-    const j = (await r.json()) as { workers?: Array<{ id: string; host: string; state: string }> };
+    const j = (await r.json()) as { workers?: Array<{ id: string; host: string; state: string; coresused?: number }> };
     return j.workers ?? [];
   }
 
