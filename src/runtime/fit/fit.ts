@@ -362,6 +362,7 @@ export async function fit(rt: FitRuntime, model: tfTypes.LayersModel, o: FitOpti
       history,
       reportedStep: rt.step(),
       within: { steps: done, dealt, sums: byRank, epochStart },
+      attempt: rt.attempt,
     });
   };
 

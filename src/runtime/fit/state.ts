@@ -92,6 +92,8 @@ export async function saveFitState(
     history: Record<string, number[]>;
     reportedStep: number;
     within?: WithinEpoch;
+    /** The attempt that writes it: a stage after a resize may reach the same step again, under a new name. */
+    attempt?: number;
   },
 ): Promise<FitManifest> {
   const optimizerWeights = await model.optimizer.getWeights();
@@ -120,7 +122,7 @@ export async function saveFitState(
     byteLength: data.byteLength,
     ...(o.within ? { within: o.within } : {}),
   };
-  const name = `fit-${o.fit}-epoch-${o.epochs}${o.within ? `-step-${o.within.steps}` : ''}.bin`;
+  const name = `fit-${o.fit}-epoch-${o.epochs}${o.within ? `-step-${o.within.steps}-attempt-${o.attempt ?? 0}` : ''}.bin`;
   const keep = o.within?.epochStart.bytes ? [o.within.epochStart.bytes] : [];
   await checkpoints.saveWithBytes(manifest, o.reportedStep, name, new Uint8Array(data), keep);
   return { ...manifest, bytes: name };
