@@ -124,7 +124,8 @@ export async function elasticBench(
     await cluster.stop();
     await rm(dir, { recursive: true, force: true });
   }
-  const baseline = runs.has('none') ? median((runs.get('none') ?? []).map((r) => r.wallS)) : null;
+  const none = runs.get('none');
+  const baseline = none ? median(none.map((r) => r.wallS)) : null;
   const rows = modes.map((mode): ElasticRow => {
     const rs = runs.get(mode) ?? [];
     const again = rs.map((r) => r.againS).filter((x): x is number => x !== null);

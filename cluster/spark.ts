@@ -36,6 +36,14 @@ export function hostLossConf(executors: number): Record<string, string> {
   };
 }
 
+/** A worker as the master's /json/ lists it. */
+interface MasterWorker {
+  id: string;
+  host: string;
+  state: string;
+  coresused?: number;
+}
+
 export class SparkOnHosts {
   private constructor(
     readonly hosts: HostCluster,
@@ -148,9 +156,9 @@ export class SparkOnHosts {
     );
   }
 
-  private async workers(): Promise<Array<{ id: string; host: string; state: string; coresused?: number }>> {
+  private async workers(): Promise<MasterWorker[]> {
     const r = await fetch(`${this.webUi}/json/`);
-    const j = (await r.json()) as { workers?: Array<{ id: string; host: string; state: string; coresused?: number }> };
+    const j = (await r.json()) as { workers?: MasterWorker[] };
     return j.workers ?? [];
   }
 
